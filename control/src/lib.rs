@@ -1,0 +1,1 @@
+//! Control-protocol types shared by `stratad` and `stratactl`.

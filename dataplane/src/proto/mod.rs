@@ -1,0 +1,6 @@
+//! Sans-IO protocol cores: bytes and time in, values, events and bytes out.
+//! Nothing here opens a socket, spawns a thread or reads a clock.
+
+pub mod amf0;
+pub mod amf3;
+pub mod rtmp;

@@ -1,0 +1,1 @@
+//! RTMP: handshake, chunk stream, protocol control messages and commands.
