@@ -1,1 +1,4 @@
 //! RTMP: handshake, chunk stream, protocol control messages and commands.
+
+pub mod message;
+pub use message::{csid, msg_type, Message};
