@@ -4,3 +4,4 @@
 pub mod amf0;
 pub mod amf3;
 pub mod rtmp;
+pub mod command;

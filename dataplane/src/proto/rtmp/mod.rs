@@ -2,3 +2,4 @@
 
 pub mod message;
 pub use message::{csid, msg_type, Message};
+pub mod session;
