@@ -11,8 +11,14 @@ use crate::proto::rtmp::handshake::ServerHandshake;
 /// bytes, or everything at once for 0), so split C0/C1/C2 are exercised; after the handshake
 /// the rest goes to a chunk decoder, as a connection would.
 pub fn rtmp_handshake(data: &[u8]) {
-    let Some((&step, data)) = data.split_first() else { return };
-    let step = if step == 0 { data.len().max(1) } else { usize::from(step) };
+    let Some((&step, data)) = data.split_first() else {
+        return;
+    };
+    let step = if step == 0 {
+        data.len().max(1)
+    } else {
+        usize::from(step)
+    };
     let mut hs = ServerHandshake::new(&mut StdRng::seed_from_u64(0), 0);
     let mut out = Vec::new();
     let mut rest = data;
@@ -38,8 +44,14 @@ pub fn rtmp_handshake(data: &[u8]) {
 /// (low nibble picks the message size limit, high nibble the chunk stream limit), so the limit
 /// paths are reached without megabytes of input.
 pub fn rtmp_chunk_decode(data: &[u8]) {
-    let [step, limits, data @ ..] = data else { return };
-    let step = if *step == 0 { data.len().max(1) } else { usize::from(*step) };
+    let [step, limits, data @ ..] = data else {
+        return;
+    };
+    let step = if *step == 0 {
+        data.len().max(1)
+    } else {
+        usize::from(*step)
+    };
     let limits = DecoderLimits {
         max_message_size: 1 << (limits & 0x0f).min(23),
         max_chunk_streams: usize::from(limits >> 4) + 1,
@@ -61,10 +73,15 @@ pub fn rtmp_chunk_decode(data: &[u8]) {
 /// that the control types are hit often), the rest the payload; a decoded message must
 /// re-encode to a payload that decodes to itself.
 pub fn rtmp_message(data: &[u8]) {
-    let Some((&t, payload)) = data.split_first() else { return };
+    let Some((&t, payload)) = data.split_first() else {
+        return;
+    };
     let type_id = if t & 0x80 == 0 { t & 0x07 } else { t };
     if let Ok(m) = ControlMessage::decode(type_id, payload) {
         let again = m.to_message();
-        assert_eq!(ControlMessage::decode(again.type_id, &again.payload).ok(), Some(m));
+        assert_eq!(
+            ControlMessage::decode(again.type_id, &again.payload).ok(),
+            Some(m)
+        );
     }
 }
