@@ -7,6 +7,8 @@
 pub mod app;
 pub mod config;
 pub mod engine;
+pub mod media;
+pub mod proto;
 pub mod proto;
 
 #[doc(hidden)]
