@@ -9,7 +9,6 @@ pub mod config;
 pub mod engine;
 pub mod media;
 pub mod proto;
-pub mod proto;
 
 #[doc(hidden)]
 pub mod fuzzing;

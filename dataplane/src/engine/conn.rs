@@ -64,10 +64,6 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn conn_ref(&self, slot: u32) -> ConnRef {
-        ConnRef { slot, generation: self.generation }
-    }
-
     pub fn viewer_mut(&mut self, stream_id: u32) -> Option<&mut Viewer> {
         self.plays.iter_mut().find(|v| v.stream_id == stream_id)
     }
@@ -138,10 +134,6 @@ impl Slots {
         } else {
             None
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.live
     }
 
     pub fn is_empty(&self) -> bool {

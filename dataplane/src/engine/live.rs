@@ -7,7 +7,6 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 
 use super::cross::MediaMessage;
-use crate::app::StreamKey;
 use crate::media::gop_cache::{CachedFrame, GopCache, GopCacheLimits};
 use crate::media::tag::{self, FrameKind};
 use crate::proto::rtmp::chunk_encoder::{encode_message, encoded_len};
@@ -82,7 +81,6 @@ pub enum Source {
 }
 
 pub struct LiveStream {
-    pub key: StreamKey,
     pub source: Source,
     pub gop: GopCache<FrameRef>,
     /// Local viewers: connection and the message stream id they play on.
@@ -92,9 +90,8 @@ pub struct LiveStream {
 }
 
 impl LiveStream {
-    pub fn new(key: StreamKey) -> Self {
+    pub fn new() -> Self {
         LiveStream {
-            key,
             source: Source::None,
             gop: GopCache::new(GopCacheLimits::default()),
             viewers: Vec::new(),

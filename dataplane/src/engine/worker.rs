@@ -527,7 +527,7 @@ impl Worker {
                 if let Some(c) = self.conns.get_mut(r) {
                     c.publishing.push(Publishing { stream_id, key: key.clone(), publish_id });
                 }
-                let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new(key.clone()));
+                let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
                 stream.source = Source::Local { publisher: r, publish_id };
                 stream.gop.clear();
                 stream.remote_workers = remote_workers.clone();
@@ -594,7 +594,7 @@ impl Worker {
         let Some(c) = self.conns.get(r) else { return };
         info!(peer = %c.peer, app = %c.nc.app, stream = key_name(&key), start = params.start, "play started");
         let joined = self.shared.registry.join(&key, self.id);
-        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new(key.clone()));
+        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
         stream.viewers.push((r, stream_id));
         let live_here = stream.is_live();
         if let Some((pub_worker, _)) = joined.publisher {
@@ -807,7 +807,7 @@ impl Worker {
             unsafe { self.io.push(e) };
         }
         for r in self.conns.refs() {
-            self.close(r, "server shutting down", true);
+            self.close(r, "server shutting down", false);
         }
     }
 
