@@ -154,7 +154,8 @@ impl ChunkDecoder {
                 match self.parse_header(&buf[..had + take])? {
                     Some(h) => {
                         self.header_len = 0;
-                        pos += h.len - had;
+                        // `had` bytes were too few for this header, so h.len > had.
+                        pos += h.len.saturating_sub(had);
                         h
                     }
                     None => {
