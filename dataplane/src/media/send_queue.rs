@@ -567,6 +567,28 @@ mod tests {
     }
 
     #[test]
+    fn fast_start_burst_of_a_long_gop_is_not_dropped_with_default_limits() {
+        // A new viewer is sent headers from long ago, then an 8 s GOP (30 fps video, AAC)
+        // at once, then live: the burst reads as 8 s of lag until it drains.
+        let mut q = SendQueue::new(QueueLimits::default());
+        q.push_media(item(1, 300), 0, Metadata);
+        q.push_media(item(2, 40), 0, VideoHeader);
+        q.push_media(item(3, 4), 0, AudioHeader);
+        let start = 3_600_000;
+        for i in 0..240u32 {
+            let kind = if i == 0 { VideoKey } else { VideoInter };
+            let ts = start + i * 33;
+            assert_eq!(q.push_media(item(4, 20_000), ts, kind), PushOutcome::Queued);
+            assert_eq!(
+                q.push_media(item(5, 400), ts + 10, Audio),
+                PushOutcome::Queued
+            );
+        }
+        assert!(q.lag_ms() < QueueLimits::DEFAULT_DROP_LAG_MS);
+        assert_eq!(q.dropped_frames(), 0);
+    }
+
+    #[test]
     fn headers_are_queued_even_for_a_stuck_viewer() {
         let mut q = SendQueue::new(LIMITS);
         let mut iov = Vec::new();
