@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -87,20 +87,22 @@ impl Default for ServerConfig {
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        LiveConfig { gop_cache: true, drop_lag_ms: 3_000, max_lag_ms: 10_000, max_queue_bytes: 16 * 1024 * 1024 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { server: ServerConfig::default(), live: LiveConfig::default(), applications: Vec::new() }
+        LiveConfig {
+            gop_cache: true,
+            drop_lag_ms: 3_000,
+            max_lag_ms: 10_000,
+            max_queue_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {message}")]
@@ -109,15 +111,22 @@ pub enum ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: origin.to_string(), message })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
         Ok(config)
     }
 
@@ -127,10 +136,16 @@ impl Config {
             return Err("server.listen needs at least one address".into());
         }
         if !(128..=0x7FFF_FFFF).contains(&s.chunk_size) {
-            return Err(format!("server.chunk_size {} is outside 128..=2147483647", s.chunk_size));
+            return Err(format!(
+                "server.chunk_size {} is outside 128..=2147483647",
+                s.chunk_size
+            ));
         }
         if s.max_message_size == 0 || s.max_message_size > 0xFF_FFFF {
-            return Err("server.max_message_size must be between 1 and 16777215 (the RTMP header's limit)".into());
+            return Err(
+                "server.max_message_size must be between 1 and 16777215 (the RTMP header's limit)"
+                    .into(),
+            );
         }
         if s.max_chunk_streams < 8 {
             return Err("server.max_chunk_streams below 8 would refuse real clients".into());
@@ -141,7 +156,10 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for app in &self.applications {
             if app.name.is_empty() || app.name.contains('/') {
-                return Err(format!("application name {:?} must be non-empty and contain no '/'", app.name));
+                return Err(format!(
+                    "application name {:?} must be non-empty and contain no '/'",
+                    app.name
+                ));
             }
             if !seen.insert(app.name.as_str()) {
                 return Err(format!("application {:?} is defined twice", app.name));
@@ -156,13 +174,16 @@ impl Config {
         if self.applications.is_empty() {
             return Some(AppPolicy::open(&self.live));
         }
-        self.applications.iter().find(|a| a.name == name).map(|a| AppPolicy {
-            publish: a.publish,
-            play: a.play,
-            max_streams: a.max_streams,
-            drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
-            max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
-        })
+        self.applications
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| AppPolicy {
+                publish: a.publish,
+                play: a.play,
+                max_streams: a.max_streams,
+                drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
+                max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
+            })
     }
 }
 
@@ -178,7 +199,13 @@ pub struct AppPolicy {
 
 impl AppPolicy {
     fn open(live: &LiveConfig) -> Self {
-        AppPolicy { publish: true, play: true, max_streams: 0, drop_lag_ms: live.drop_lag_ms, max_lag_ms: live.max_lag_ms }
+        AppPolicy {
+            publish: true,
+            play: true,
+            max_streams: 0,
+            drop_lag_ms: live.drop_lag_ms,
+            max_lag_ms: live.max_lag_ms,
+        }
     }
 }
 
@@ -195,7 +222,11 @@ mod tests {
 
     #[test]
     fn listed_applications_restrict_the_rest() {
-        let c = Config::parse("[[application]]\nname = \"live\"\nmax_lag_ms = 20000\n", "t").expect("config");
+        let c = Config::parse(
+            "[[application]]\nname = \"live\"\nmax_lag_ms = 20000\n",
+            "t",
+        )
+        .expect("config");
         assert!(c.application("other").is_none());
         let live = c.application("live").expect("live");
         assert_eq!(live.max_lag_ms, 20_000);
@@ -207,7 +238,11 @@ mod tests {
         assert!(Config::parse("[server]\nlisen = []\n", "t").is_err());
         assert!(Config::parse("[server]\nchunk_size = 0\n", "t").is_err());
         assert!(Config::parse("[live]\ndrop_lag_ms = 9\nmax_lag_ms = 1\n", "t").is_err());
-        assert!(Config::parse("[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n", "t").is_err());
+        assert!(Config::parse(
+            "[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n",
+            "t"
+        )
+        .is_err());
     }
 
     #[test]

@@ -11,7 +11,11 @@ use dataplane::config::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "stratad", version, about = "Strata data plane: live RTMP fan-out on a thread-per-core io_uring engine")]
+#[command(
+    name = "stratad",
+    version,
+    about = "Strata data plane: live RTMP fan-out on a thread-per-core io_uring engine"
+)]
 struct Args {
     /// Address to accept RTMP on (repeatable); overrides server.listen in the config.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -28,7 +32,8 @@ fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         // Colour codes would break every grep of the log; only a terminal gets them.

@@ -103,7 +103,10 @@ impl Slots {
             slot.generation = slot.generation.wrapping_add(1) & 0xFF_FFFF;
             (i, slot.generation)
         } else {
-            self.slots.push(Slot { generation: 0, conn: None });
+            self.slots.push(Slot {
+                generation: 0,
+                conn: None,
+            });
             ((self.slots.len() - 1) as u32, 0)
         }
     }
@@ -127,7 +130,10 @@ impl Slots {
 
     pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
         let s = self.slots.get_mut(r.slot as usize)?;
-        if s.conn.as_ref().is_some_and(|c| c.generation == r.generation) {
+        if s.conn
+            .as_ref()
+            .is_some_and(|c| c.generation == r.generation)
+        {
             self.free.push(r.slot);
             self.live -= 1;
             s.conn.take()
@@ -144,7 +150,12 @@ impl Slots {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.conn.as_ref().map(|c| ConnRef { slot: i as u32, generation: c.generation }))
+            .filter_map(|(i, s)| {
+                s.conn.as_ref().map(|c| ConnRef {
+                    slot: i as u32,
+                    generation: c.generation,
+                })
+            })
             .collect()
     }
 }

@@ -16,12 +16,29 @@ pub struct MediaMessage {
 #[derive(Debug)]
 pub enum WorkerMsg {
     /// To the publisher's worker: `worker` now has viewers of `key`.
-    Subscribe { key: StreamKey, worker: usize },
+    Subscribe {
+        key: StreamKey,
+        worker: usize,
+    },
     /// To the publisher's worker: `worker` has no viewers of `key` left.
-    Unsubscribe { key: StreamKey, worker: usize },
+    Unsubscribe {
+        key: StreamKey,
+        worker: usize,
+    },
     /// To a viewers' worker: `key` is live, here is what a new viewer needs first.
-    StreamStarted { key: StreamKey, publish_id: u64, snapshot: Vec<MediaMessage> },
-    Media { key: StreamKey, publish_id: u64, message: MediaMessage },
-    StreamStopped { key: StreamKey, publish_id: u64 },
+    StreamStarted {
+        key: StreamKey,
+        publish_id: u64,
+        snapshot: Vec<MediaMessage>,
+    },
+    Media {
+        key: StreamKey,
+        publish_id: u64,
+        message: MediaMessage,
+    },
+    StreamStopped {
+        key: StreamKey,
+        publish_id: u64,
+    },
     Shutdown,
 }

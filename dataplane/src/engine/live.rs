@@ -27,16 +27,29 @@ pub type FrameRef = Rc<Frame>;
 impl Frame {
     pub fn new(m: MediaMessage) -> FrameRef {
         let kind = tag::classify(m.type_id, &m.payload);
-        Rc::new(Frame { timestamp: m.timestamp, type_id: m.type_id, kind, payload: m.payload, chunked: RefCell::new(Vec::new()) })
+        Rc::new(Frame {
+            timestamp: m.timestamp,
+            type_id: m.type_id,
+            kind,
+            payload: m.payload,
+            chunked: RefCell::new(Vec::new()),
+        })
     }
 
     pub fn message(&self) -> MediaMessage {
-        MediaMessage { timestamp: self.timestamp, type_id: self.type_id, payload: self.payload.clone() }
+        MediaMessage {
+            timestamp: self.timestamp,
+            type_id: self.type_id,
+            payload: self.payload.clone(),
+        }
     }
 
     pub fn chunked(&self, chunk_size: u32, stream_id: u32) -> Bytes {
         let mut cache = self.chunked.borrow_mut();
-        if let Some((_, _, b)) = cache.iter().find(|(c, s, _)| *c == chunk_size && *s == stream_id) {
+        if let Some((_, _, b)) = cache
+            .iter()
+            .find(|(c, s, _)| *c == chunk_size && *s == stream_id)
+        {
             return b.clone();
         }
         let csid = match self.type_id {
@@ -44,7 +57,13 @@ impl Frame {
             msg_type::VIDEO => csid::VIDEO,
             _ => csid::DATA,
         };
-        let msg = Message { csid, timestamp: self.timestamp, type_id: self.type_id, stream_id, payload: self.payload.clone() };
+        let msg = Message {
+            csid,
+            timestamp: self.timestamp,
+            type_id: self.type_id,
+            stream_id,
+            payload: self.payload.clone(),
+        };
         let mut out = BytesMut::with_capacity(encoded_len(&msg, chunk_size));
         encode_message(&msg, chunk_size, &mut out);
         let bytes = out.freeze();
@@ -76,8 +95,14 @@ pub struct ConnRef {
 pub enum Source {
     /// Nobody publishes (viewers wait for PublishNotify).
     None,
-    Local { publisher: ConnRef, publish_id: u64 },
-    Remote { worker: usize, publish_id: u64 },
+    Local {
+        publisher: ConnRef,
+        publish_id: u64,
+    },
+    Remote {
+        worker: usize,
+        publish_id: u64,
+    },
 }
 
 pub struct LiveStream {
@@ -106,7 +131,9 @@ impl LiveStream {
     pub fn publish_id(&self) -> Option<u64> {
         match self.source {
             Source::None => None,
-            Source::Local { publish_id, .. } | Source::Remote { publish_id, .. } => Some(publish_id),
+            Source::Local { publish_id, .. } | Source::Remote { publish_id, .. } => {
+                Some(publish_id)
+            }
         }
     }
 

@@ -57,7 +57,9 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 pub fn run(opts: Options) -> Result<(), String> {
     let config = Arc::new(opts.config);
     let workers = match config.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     };
     // Fail once, clearly, before any thread starts.
@@ -85,7 +87,11 @@ pub fn run(opts: Options) -> Result<(), String> {
     for (id, rx) in receivers.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
         let listen = listen.clone();
-        let core = if cores.is_empty() { None } else { cores.get(id % cores.len()).copied() };
+        let core = if cores.is_empty() {
+            None
+        } else {
+            cores.get(id % cores.len()).copied()
+        };
         let ready = ready_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("strata-w{id}"))

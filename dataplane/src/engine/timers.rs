@@ -33,7 +33,9 @@ impl Timers {
     }
 
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap.peek().map(|Reverse(t)| t.at.saturating_duration_since(now))
+        self.heap
+            .peek()
+            .map(|Reverse(t)| t.at.saturating_duration_since(now))
     }
 
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {

@@ -78,9 +78,17 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(id: usize, shared: Arc<Shared>, mailbox: MailboxReceiver<WorkerMsg>, listen: &[SocketAddr]) -> std::io::Result<Self> {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        mailbox: MailboxReceiver<WorkerMsg>,
+        listen: &[SocketAddr],
+    ) -> std::io::Result<Self> {
         let io = Io::new()?;
-        let listeners = listen.iter().map(|a| super::listener::tcp_listener(*a)).collect::<Result<Vec<_>, _>>()?;
+        let listeners = listen
+            .iter()
+            .map(|a| super::listener::tcp_listener(*a))
+            .collect::<Result<Vec<_>, _>>()?;
         let workers = shared.mailboxes.len();
         Ok(Worker {
             id,
@@ -111,7 +119,10 @@ impl Worker {
         let mut completions = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let wait = self.timers.next_timeout(now).map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+            let wait = self
+                .timers
+                .next_timeout(now)
+                .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
             if let Err(e) = self.io.submit_and_wait(Some(wait)) {
                 warn!(worker = self.id, error = %e, "io_uring wait failed; worker stops");
                 break;
@@ -126,7 +137,9 @@ impl Worker {
             self.flush_dirty();
             self.wake_peers();
             if let Some(since) = self.shutting_down {
-                if self.conns.is_empty() || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300) {
+                if self.conns.is_empty()
+                    || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
+                {
                     break;
                 }
             }
@@ -143,7 +156,9 @@ impl Worker {
     // ---- ring submissions -------------------------------------------------------------
 
     fn arm_accept(&mut self, i: usize) {
-        let Some(l) = self.listeners.get(i) else { return };
+        let Some(l) = self.listeners.get(i) else {
+            return;
+        };
         let token = Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0);
         let e = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
@@ -156,25 +171,33 @@ impl Worker {
     fn arm_mailbox(&mut self) {
         let token = Token::new(OpKind::Mailbox, 0, 0);
         let buf: *mut u64 = &mut *self.mailbox.read_buf;
-        let e = opcode::Read::new(types::Fd(self.mailbox.fd()), buf.cast(), 8).build().user_data(token.to_user_data());
+        let e = opcode::Read::new(types::Fd(self.mailbox.fd()), buf.cast(), 8)
+            .build()
+            .user_data(token.to_user_data());
         // SAFETY: the read buffer is boxed in the receiver, which lives as long as the worker.
         unsafe { self.io.push(e) };
     }
 
     fn arm_recv(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.recv_armed || c.closing == Closing::ShutDown {
             return;
         }
         c.recv_armed = true;
         let token = Token::new(OpKind::Recv, r.slot, r.generation);
-        let e = opcode::RecvMulti::new(types::Fd(c.fd), self.io.bufs.bgid).build().user_data(token.to_user_data());
+        let e = opcode::RecvMulti::new(types::Fd(c.fd), self.io.bufs.bgid)
+            .build()
+            .user_data(token.to_user_data());
         // SAFETY: the kernel writes into provided buffers owned by `Io`.
         unsafe { self.io.push(e) };
     }
 
     fn start_send(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.send_in_flight || c.queue.is_empty() || c.closing == Closing::ShutDown {
             return;
         }
@@ -187,7 +210,10 @@ impl Worker {
         c.send_in_flight = true;
         let token = Token::new(OpKind::Send, r.slot, r.generation);
         let hdr: *const libc::msghdr = &*c.msghdr;
-        let e = opcode::SendMsg::new(types::Fd(c.fd), hdr).flags(libc::MSG_NOSIGNAL as u32).build().user_data(token.to_user_data());
+        let e = opcode::SendMsg::new(types::Fd(c.fd), hdr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(token.to_user_data());
         // SAFETY: the msghdr is boxed in the connection, the iovecs live in `c.iov` and point
         // into Bytes held by the send queue; none is touched or freed while the send is in
         // flight (a connection is freed only once `send_in_flight` is false).
@@ -196,7 +222,9 @@ impl Worker {
 
     fn cancel(&mut self, r: ConnRef, kind: OpKind) {
         let target = Token::new(kind, r.slot, r.generation).to_user_data();
-        let e = opcode::AsyncCancel::new(target).build().user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+        let e = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
         // SAFETY: no buffers.
         unsafe { self.io.push(e) };
     }
@@ -204,7 +232,9 @@ impl Worker {
     // ---- completions ------------------------------------------------------------------
 
     fn on_completion(&mut self, c: Completion) {
-        let Some(token) = Token::from_user_data(c.user_data) else { return };
+        let Some(token) = Token::from_user_data(c.user_data) else {
+            return;
+        };
         match token.kind {
             OpKind::Accept => self.on_accept(token, c),
             OpKind::Recv => self.on_recv(token, c),
@@ -236,7 +266,10 @@ impl Worker {
         set_nodelay(fd);
         let cfg = &self.shared.config;
         let session_config = SessionConfig {
-            limits: DecoderLimits { max_message_size: cfg.server.max_message_size, max_chunk_streams: cfg.server.max_chunk_streams },
+            limits: DecoderLimits {
+                max_message_size: cfg.server.max_message_size,
+                max_chunk_streams: cfg.server.max_chunk_streams,
+            },
             chunk_size: cfg.server.chunk_size,
             window_ack_size: cfg.server.window_ack_size,
             peer_bandwidth: cfg.server.peer_bandwidth,
@@ -271,7 +304,8 @@ impl Worker {
         let r = ConnRef { slot, generation };
         debug!(worker = self.id, %peer, "connection accepted");
         self.timers.arm(Timer {
-            at: Instant::now() + Duration::from_millis(self.shared.config.server.connect_timeout_ms),
+            at: Instant::now()
+                + Duration::from_millis(self.shared.config.server.connect_timeout_ms),
             slot,
             generation,
             kind: TimerKind::Connect,
@@ -280,7 +314,10 @@ impl Worker {
     }
 
     fn on_recv(&mut self, token: Token, c: Completion) {
-        let r = ConnRef { slot: token.slot, generation: token.generation };
+        let r = ConnRef {
+            slot: token.slot,
+            generation: token.generation,
+        };
         let bid = Io::buffer_id(c.flags);
         let more = Io::more(c.flags);
         let mut events = std::mem::take(&mut self.events);
@@ -328,8 +365,13 @@ impl Worker {
     }
 
     fn on_send(&mut self, token: Token, c: Completion) {
-        let r = ConnRef { slot: token.slot, generation: token.generation };
-        let Some(conn) = self.conns.get_mut(r) else { return };
+        let r = ConnRef {
+            slot: token.slot,
+            generation: token.generation,
+        };
+        let Some(conn) = self.conns.get_mut(r) else {
+            return;
+        };
         conn.send_in_flight = false;
         if c.result < 0 {
             conn.queue.complete(0);
@@ -368,7 +410,11 @@ impl Worker {
                     debug!(peer = %c.peer, ?kind, "handshake done");
                 }
             }
-            SessionEvent::Command { stream_id, amf3, command } => {
+            SessionEvent::Command {
+                stream_id,
+                amf3,
+                command,
+            } => {
                 let config = Arc::clone(&self.shared.config);
                 let mut actions = std::mem::take(&mut self.actions);
                 if let Some(c) = self.conns.get_mut(r) {
@@ -385,14 +431,28 @@ impl Worker {
                 self.actions = actions;
             }
             SessionEvent::Media { message } => {
-                let Some(key) = self.conns.get(r).and_then(|c| c.publishing_on(message.stream_id)).map(|p| p.key.clone()) else {
+                let Some(key) = self
+                    .conns
+                    .get(r)
+                    .and_then(|c| c.publishing_on(message.stream_id))
+                    .map(|p| p.key.clone())
+                else {
                     return;
                 };
-                let m = MediaMessage { timestamp: message.timestamp, type_id: message.type_id, payload: message.payload };
+                let m = MediaMessage {
+                    timestamp: message.timestamp,
+                    type_id: message.type_id,
+                    payload: message.payload,
+                };
                 self.publish_frame(&key, m, true);
             }
             SessionEvent::Data { message } => {
-                let Some(key) = self.conns.get(r).and_then(|c| c.publishing_on(message.stream_id)).map(|p| p.key.clone()) else {
+                let Some(key) = self
+                    .conns
+                    .get(r)
+                    .and_then(|c| c.publishing_on(message.stream_id))
+                    .map(|p| p.key.clone())
+                else {
                     return;
                 };
                 let amf3 = message.type_id == msg_type::DATA_AMF3;
@@ -409,7 +469,11 @@ impl Worker {
                     _ => (values, false),
                 };
                 let payload = bytes::Bytes::from(command::encode_values(false, &values));
-                let m = MediaMessage { timestamp: message.timestamp, type_id: msg_type::DATA_AMF0, payload };
+                let m = MediaMessage {
+                    timestamp: message.timestamp,
+                    type_id: msg_type::DATA_AMF0,
+                    payload,
+                };
                 self.publish_frame(&key, m, keep);
             }
             SessionEvent::BufferLength { stream_id, ms } => {
@@ -421,17 +485,32 @@ impl Worker {
     }
 
     fn reply(&mut self, r: ConnRef, stream_id: u32, values: &[Amf0Value]) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if !c.preamble_sent {
             // The preamble carries Set Chunk Size: nothing larger may precede it.
             c.session.write_connect_preamble(&mut c.out);
             c.preamble_sent = true;
         }
-        c.session.write_command(stream_id, c.amf3, values, &mut c.out);
+        c.session
+            .write_command(stream_id, c.amf3, values, &mut c.out);
     }
 
-    fn status(&mut self, r: ConnRef, stream_id: u32, level: Level, code: &str, description: &str, details: &str) {
-        self.reply(r, stream_id, &status::on_status(level, code, description, Some(details)));
+    fn status(
+        &mut self,
+        r: ConnRef,
+        stream_id: u32,
+        level: Level,
+        code: &str,
+        description: &str,
+        details: &str,
+    ) {
+        self.reply(
+            r,
+            stream_id,
+            &status::on_status(level, code, description, Some(details)),
+        );
     }
 
     fn user_control(&mut self, r: ConnRef, event: UserControl) {
@@ -442,7 +521,9 @@ impl Worker {
 
     /// Moves what the protocol wrote for `r` into its send queue.
     fn flush_out(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if !c.out.is_empty() {
             let bytes = c.out.split().freeze();
             c.queue.push_control(bytes);
@@ -456,17 +537,43 @@ impl Worker {
             Action::Accepted { reply } => {
                 self.reply(r, 0, &reply);
             }
-            Action::StartPublish { stream_id, key, mode } => self.start_publish(r, stream_id, key, mode),
+            Action::StartPublish {
+                stream_id,
+                key,
+                mode,
+            } => self.start_publish(r, stream_id, key, mode),
             Action::StopPublish { stream_id, key } => {
                 self.stop_publish(r, stream_id, &key);
-                self.status(r, stream_id, Level::Status, "NetStream.Unpublish.Success", "Stopped publishing.", key_name(&key));
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Status,
+                    "NetStream.Unpublish.Success",
+                    "Stopped publishing.",
+                    key_name(&key),
+                );
             }
-            Action::StartPlay { stream_id, key, params } => self.start_play(r, stream_id, key, params),
+            Action::StartPlay {
+                stream_id,
+                key,
+                params,
+            } => self.start_play(r, stream_id, key, params),
             Action::StopPlay { stream_id, key } => {
                 self.stop_play(r, stream_id, &key);
-                self.status(r, stream_id, Level::Status, "NetStream.Play.Stop", "Stopped playing.", key_name(&key));
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Status,
+                    "NetStream.Play.Stop",
+                    "Stopped playing.",
+                    key_name(&key),
+                );
             }
-            Action::SetReceive { stream_id, audio, video } => {
+            Action::SetReceive {
+                stream_id,
+                audio,
+                video,
+            } => {
                 if let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) {
                     if let Some(a) = audio {
                         v.audio = a;
@@ -478,14 +585,30 @@ impl Worker {
                 }
             }
             Action::Pause { stream_id, pause } => {
-                let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) else { return };
+                let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) else {
+                    return;
+                };
                 v.paused = pause;
                 v.need_key |= !pause;
                 let name = key_name(&v.key).to_string();
                 if pause {
-                    self.status(r, stream_id, Level::Status, "NetStream.Pause.Notify", "Paused live stream.", &name);
+                    self.status(
+                        r,
+                        stream_id,
+                        Level::Status,
+                        "NetStream.Pause.Notify",
+                        "Paused live stream.",
+                        &name,
+                    );
                 } else {
-                    self.status(r, stream_id, Level::Status, "NetStream.Unpause.Notify", "Unpaused live stream.", &name);
+                    self.status(
+                        r,
+                        stream_id,
+                        Level::Status,
+                        "NetStream.Unpause.Notify",
+                        "Unpaused live stream.",
+                        &name,
+                    );
                 }
             }
             Action::Close { reason } => self.close(r, &reason, false),
@@ -497,23 +620,46 @@ impl Worker {
         let peer = c.peer;
         let app = c.nc.app.clone();
         let limit = c.nc.policy.as_ref().map(|p| p.max_streams).unwrap_or(0);
-        let publish_id = self.shared.next_publish_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self.shared.registry.publish(&key, self.id, publish_id, Some((app.as_str(), limit))) {
+        let publish_id = self
+            .shared
+            .next_publish_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self
+            .shared
+            .registry
+            .publish(&key, self.id, publish_id, Some((app.as_str(), limit)))
+        {
             Err(refused) => {
                 if let Some(c) = self.conns.get_mut(r) {
                     c.nc.publish_refused(stream_id);
                 }
                 let why = match refused {
                     PublishRefused::NameInUse => "Stream name is already in use.",
-                    PublishRefused::TooManyStreams => "This application publishes as many streams as it may.",
+                    PublishRefused::TooManyStreams => {
+                        "This application publishes as many streams as it may."
+                    }
                 };
                 info!(%peer, %app, stream = key_name(&key), reason = why, "publish refused");
-                self.status(r, stream_id, Level::Error, "NetStream.Publish.BadName", why, key_name(&key));
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Error,
+                    "NetStream.Publish.BadName",
+                    why,
+                    key_name(&key),
+                );
             }
             Ok(remote_workers) => {
                 info!(%peer, %app, stream = key_name(&key), "publish started");
                 self.user_control(r, UserControl::StreamBegin(stream_id));
-                self.status(r, stream_id, Level::Status, "NetStream.Publish.Start", "Publishing.", key_name(&key));
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Status,
+                    "NetStream.Publish.Start",
+                    "Publishing.",
+                    key_name(&key),
+                );
                 if mode != PublishMode::Live {
                     self.status(
                         r,
@@ -525,14 +671,31 @@ impl Worker {
                     );
                 }
                 if let Some(c) = self.conns.get_mut(r) {
-                    c.publishing.push(Publishing { stream_id, key: key.clone(), publish_id });
+                    c.publishing.push(Publishing {
+                        stream_id,
+                        key: key.clone(),
+                        publish_id,
+                    });
                 }
-                let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
-                stream.source = Source::Local { publisher: r, publish_id };
+                let stream = self
+                    .streams
+                    .entry(key.clone())
+                    .or_insert_with(LiveStream::new);
+                stream.source = Source::Local {
+                    publisher: r,
+                    publish_id,
+                };
                 stream.gop.clear();
                 stream.remote_workers = remote_workers.clone();
                 for w in remote_workers {
-                    self.post(w, WorkerMsg::StreamStarted { key: key.clone(), publish_id, snapshot: Vec::new() });
+                    self.post(
+                        w,
+                        WorkerMsg::StreamStarted {
+                            key: key.clone(),
+                            publish_id,
+                            snapshot: Vec::new(),
+                        },
+                    );
                 }
                 self.went_live(&key);
             }
@@ -541,15 +704,28 @@ impl Worker {
 
     /// The stream just went live on this worker: waiting viewers get PublishNotify.
     fn went_live(&mut self, key: &StreamKey) {
-        let Some(stream) = self.streams.get(key) else { return };
+        let Some(stream) = self.streams.get(key) else {
+            return;
+        };
         let viewers = stream.viewers.clone();
         for (v, stream_id) in viewers {
-            let notify = self.conns.get_mut(v).and_then(|c| c.viewer_mut(stream_id)).map(|vw| {
-                vw.need_key = true;
-                std::mem::replace(&mut vw.notify_on_publish, false)
-            });
+            let notify = self
+                .conns
+                .get_mut(v)
+                .and_then(|c| c.viewer_mut(stream_id))
+                .map(|vw| {
+                    vw.need_key = true;
+                    std::mem::replace(&mut vw.notify_on_publish, false)
+                });
             if notify == Some(true) {
-                self.status(v, stream_id, Level::Status, "NetStream.Play.PublishNotify", "Stream is now published.", key_name(key));
+                self.status(
+                    v,
+                    stream_id,
+                    Level::Status,
+                    "NetStream.Play.PublishNotify",
+                    "Stream is now published.",
+                    key_name(key),
+                );
             }
             self.send_snapshot(v, stream_id, key);
             self.flush_out(v);
@@ -557,20 +733,36 @@ impl Worker {
     }
 
     fn stop_publish(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
-        let Some(c) = self.conns.get_mut(r) else { return };
-        let Some(pos) = c.publishing.iter().position(|p| p.stream_id == stream_id && p.key == *key) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        let Some(pos) = c
+            .publishing
+            .iter()
+            .position(|p| p.stream_id == stream_id && p.key == *key)
+        else {
+            return;
+        };
         let p = c.publishing.remove(pos);
         info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "publish stopped");
         let remote = self.shared.registry.unpublish(key, p.publish_id);
         for w in remote {
-            self.post(w, WorkerMsg::StreamStopped { key: key.clone(), publish_id: p.publish_id });
+            self.post(
+                w,
+                WorkerMsg::StreamStopped {
+                    key: key.clone(),
+                    publish_id: p.publish_id,
+                },
+            );
         }
         self.went_offline(key);
     }
 
     /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.
     fn went_offline(&mut self, key: &StreamKey) {
-        let Some(stream) = self.streams.get_mut(key) else { return };
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
         stream.source = Source::None;
         stream.gop.clear();
         stream.remote_workers.clear();
@@ -585,7 +777,14 @@ impl Worker {
                 vw.need_key = true;
             }
             self.user_control(v, UserControl::StreamEof(stream_id));
-            self.status(v, stream_id, Level::Status, "NetStream.Play.UnpublishNotify", "Stream is now unpublished.", key_name(key));
+            self.status(
+                v,
+                stream_id,
+                Level::Status,
+                "NetStream.Play.UnpublishNotify",
+                "Stream is now unpublished.",
+                key_name(key),
+            );
             self.flush_out(v);
         }
     }
@@ -594,12 +793,21 @@ impl Worker {
         let Some(c) = self.conns.get(r) else { return };
         info!(peer = %c.peer, app = %c.nc.app, stream = key_name(&key), start = params.start, "play started");
         let joined = self.shared.registry.join(&key, self.id);
-        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
+        let stream = self
+            .streams
+            .entry(key.clone())
+            .or_insert_with(LiveStream::new);
         stream.viewers.push((r, stream_id));
         let live_here = stream.is_live();
         if let Some((pub_worker, _)) = joined.publisher {
             if pub_worker != self.id && joined.first_on_worker {
-                self.post(pub_worker, WorkerMsg::Subscribe { key: key.clone(), worker: self.id });
+                self.post(
+                    pub_worker,
+                    WorkerMsg::Subscribe {
+                        key: key.clone(),
+                        worker: self.id,
+                    },
+                );
             }
         }
         if let Some(c) = self.conns.get_mut(r) {
@@ -616,11 +824,33 @@ impl Worker {
         }
         self.user_control(r, UserControl::StreamBegin(stream_id));
         if params.reset {
-            self.status(r, stream_id, Level::Status, "NetStream.Play.Reset", "Playing and resetting.", key_name(&key));
+            self.status(
+                r,
+                stream_id,
+                Level::Status,
+                "NetStream.Play.Reset",
+                "Playing and resetting.",
+                key_name(&key),
+            );
         }
-        self.status(r, stream_id, Level::Status, "NetStream.Play.Start", "Started playing.", key_name(&key));
+        self.status(
+            r,
+            stream_id,
+            Level::Status,
+            "NetStream.Play.Start",
+            "Started playing.",
+            key_name(&key),
+        );
         if let Some(c) = self.conns.get_mut(r) {
-            c.session.write_data(stream_id, &[Amf0Value::string("|RtmpSampleAccess"), Amf0Value::Boolean(true), Amf0Value::Boolean(true)], &mut c.out);
+            c.session.write_data(
+                stream_id,
+                &[
+                    Amf0Value::string("|RtmpSampleAccess"),
+                    Amf0Value::Boolean(true),
+                    Amf0Value::Boolean(true),
+                ],
+                &mut c.out,
+            );
         }
         if live_here {
             self.send_snapshot(r, stream_id, &key);
@@ -630,27 +860,38 @@ impl Worker {
 
     /// Metadata, codec headers and the current GOP, so the viewer starts on a key frame.
     fn send_snapshot(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
-        let Some(stream) = self.streams.get(key) else { return };
+        let Some(stream) = self.streams.get(key) else {
+            return;
+        };
         let frames: Vec<FrameRef> = stream.gop.snapshot().cloned().collect();
         for f in frames {
-            self.deliver(r, stream_id, &f);
+            self.deliver(r, stream_id, &f, true);
         }
     }
 
     fn stop_play(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
         if let Some(c) = self.conns.get_mut(r) {
-            c.plays.retain(|v| !(v.stream_id == stream_id && v.key == *key));
+            c.plays
+                .retain(|v| !(v.stream_id == stream_id && v.key == *key));
             info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "play stopped");
         }
         if let Some(stream) = self.streams.get_mut(key) {
-            stream.viewers.retain(|(v, s)| !(*v == r && *s == stream_id));
+            stream
+                .viewers
+                .retain(|(v, s)| !(*v == r && *s == stream_id));
             if stream.is_unused() {
                 self.streams.remove(key);
             }
         }
         if let Some(pub_worker) = self.shared.registry.leave(key, self.id) {
             if pub_worker != self.id {
-                self.post(pub_worker, WorkerMsg::Unsubscribe { key: key.clone(), worker: self.id });
+                self.post(
+                    pub_worker,
+                    WorkerMsg::Unsubscribe {
+                        key: key.clone(),
+                        worker: self.id,
+                    },
+                );
             }
         }
     }
@@ -659,43 +900,67 @@ impl Worker {
     /// GOP cache (if `cache`), to every local viewer, and, for a local publisher, once to
     /// each other worker with viewers.
     fn publish_frame(&mut self, key: &StreamKey, m: MediaMessage, cache: bool) {
-        let Some(stream) = self.streams.get_mut(key) else { return };
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
         let frame = Frame::new(m);
         if cache && self.shared.config.live.gop_cache {
             stream.gop.push(&frame);
-        } else if cache && frame.kind() != FrameKind::VideoKey && frame.kind() != FrameKind::VideoInter {
+        } else if cache
+            && frame.kind() != FrameKind::VideoKey
+            && frame.kind() != FrameKind::VideoInter
+        {
             // Without a GOP cache, metadata and codec headers are still kept.
             stream.gop.push(&frame);
         }
         if let Source::Local { publish_id, .. } = stream.source {
             let remote = stream.remote_workers.clone();
             for w in remote {
-                self.post(w, WorkerMsg::Media { key: key.clone(), publish_id, message: frame.message() });
+                self.post(
+                    w,
+                    WorkerMsg::Media {
+                        key: key.clone(),
+                        publish_id,
+                        message: frame.message(),
+                    },
+                );
             }
         }
-        let Some(stream) = self.streams.get(key) else { return };
+        let Some(stream) = self.streams.get(key) else {
+            return;
+        };
         // A reused scratch list: delivering may close viewers, which edits the stream's list.
         let mut viewers = std::mem::take(&mut self.fanout);
         viewers.clear();
         viewers.extend_from_slice(&stream.viewers);
         for (v, stream_id) in &viewers {
-            self.deliver(*v, *stream_id, &frame);
+            self.deliver(*v, *stream_id, &frame, false);
         }
         self.fanout = viewers;
     }
 
     /// Queues one frame for one viewer, honouring its receive flags, pause and key-frame wait.
-    fn deliver(&mut self, r: ConnRef, stream_id: u32, frame: &FrameRef) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+    /// Snapshot frames (the cached GOP a viewer starts with) are queued as never dropped and
+    /// not counted as lag: a GOP is seconds old by design, and dropping it would defeat fast
+    /// start for streams whose GOP is longer than `drop_lag_ms`.
+    fn deliver(&mut self, r: ConnRef, stream_id: u32, frame: &FrameRef, snapshot: bool) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.closing != Closing::Open {
             return;
         }
         let chunk_size = c.session.config().chunk_size;
-        let Some(v) = c.viewer_mut(stream_id) else { return };
+        let Some(v) = c.viewer_mut(stream_id) else {
+            return;
+        };
         let kind = frame.kind;
         let is_video = frame.type_id == msg_type::VIDEO;
         let is_audio = frame.type_id == msg_type::AUDIO;
-        let header_or_meta = matches!(kind, FrameKind::Metadata | FrameKind::AudioHeader | FrameKind::VideoHeader);
+        let header_or_meta = matches!(
+            kind,
+            FrameKind::Metadata | FrameKind::AudioHeader | FrameKind::VideoHeader
+        );
         if !header_or_meta {
             if v.paused || (is_video && !v.video) || (is_audio && !v.audio) {
                 return;
@@ -710,7 +975,7 @@ impl Worker {
             }
         }
         let bytes = frame.chunked(chunk_size, stream_id);
-        let outcome = if header_or_meta {
+        let outcome = if header_or_meta || snapshot {
             c.queue.push_control(bytes);
             PushOutcome::Queued
         } else {
@@ -719,11 +984,27 @@ impl Worker {
         self.dirty.push(r);
         if let PushOutcome::TooSlow = outcome {
             let lag = c.queue.lag_ms();
-            let max = c.nc.policy.as_ref().map_or(self.shared.config.live.max_lag_ms, |p| p.max_lag_ms);
+            let max =
+                c.nc.policy
+                    .as_ref()
+                    .map_or(self.shared.config.live.max_lag_ms, |p| p.max_lag_ms);
             let name = key_name(&frame_key_of(c, stream_id)).to_string();
-            self.status(r, stream_id, Level::Warning, "NetStream.Play.InsufficientBW", "The client is too slow for this stream.", &name);
+            self.status(
+                r,
+                stream_id,
+                Level::Warning,
+                "NetStream.Play.InsufficientBW",
+                "The client is too slow for this stream.",
+                &name,
+            );
             self.flush_out(r);
-            self.close(r, &format!("viewer lag {lag} ms over max_lag_ms {max} (NetStream.Play.InsufficientBW)"), true);
+            self.close(
+                r,
+                &format!(
+                    "viewer lag {lag} ms over max_lag_ms {max} (NetStream.Play.InsufficientBW)"
+                ),
+                true,
+            );
         }
     }
 
@@ -751,33 +1032,59 @@ impl Worker {
     fn on_worker_msg(&mut self, msg: WorkerMsg) {
         match msg {
             WorkerMsg::Subscribe { key, worker } => {
-                let Some(stream) = self.streams.get_mut(&key) else { return };
-                let Source::Local { publish_id, .. } = stream.source else { return };
+                let Some(stream) = self.streams.get_mut(&key) else {
+                    return;
+                };
+                let Source::Local { publish_id, .. } = stream.source else {
+                    return;
+                };
                 if !stream.remote_workers.contains(&worker) {
                     stream.remote_workers.push(worker);
                 }
                 let snapshot = stream.gop.snapshot().map(|f| f.message()).collect();
-                self.post(worker, WorkerMsg::StreamStarted { key, publish_id, snapshot });
+                self.post(
+                    worker,
+                    WorkerMsg::StreamStarted {
+                        key,
+                        publish_id,
+                        snapshot,
+                    },
+                );
             }
             WorkerMsg::Unsubscribe { key, worker } => {
                 if let Some(stream) = self.streams.get_mut(&key) {
                     stream.remote_workers.retain(|w| *w != worker);
                 }
             }
-            WorkerMsg::StreamStarted { key, publish_id, snapshot } => {
-                let Some(stream) = self.streams.get_mut(&key) else { return };
+            WorkerMsg::StreamStarted {
+                key,
+                publish_id,
+                snapshot,
+            } => {
+                let Some(stream) = self.streams.get_mut(&key) else {
+                    return;
+                };
                 if stream.viewers.is_empty() || matches!(stream.source, Source::Local { .. }) {
                     return;
                 }
-                stream.source = Source::Remote { worker: usize::MAX, publish_id };
+                stream.source = Source::Remote {
+                    worker: usize::MAX,
+                    publish_id,
+                };
                 stream.gop.clear();
                 for m in snapshot {
                     stream.gop.push(&Frame::new(m));
                 }
                 self.went_live(&key);
             }
-            WorkerMsg::Media { key, publish_id, message } => {
-                let Some(stream) = self.streams.get(&key) else { return };
+            WorkerMsg::Media {
+                key,
+                publish_id,
+                message,
+            } => {
+                let Some(stream) = self.streams.get(&key) else {
+                    return;
+                };
                 if let Source::Remote { publish_id: id, .. } = stream.source {
                     if id == publish_id {
                         let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
@@ -786,8 +1093,12 @@ impl Worker {
                 }
             }
             WorkerMsg::StreamStopped { key, publish_id } => {
-                let Some(stream) = self.streams.get(&key) else { return };
-                if stream.publish_id() == Some(publish_id) && matches!(stream.source, Source::Remote { .. }) {
+                let Some(stream) = self.streams.get(&key) else {
+                    return;
+                };
+                if stream.publish_id() == Some(publish_id)
+                    && matches!(stream.source, Source::Remote { .. })
+                {
                     self.went_offline(&key);
                 }
             }
@@ -802,7 +1113,9 @@ impl Worker {
         self.shutting_down = Some(Instant::now());
         for i in 0..self.listeners.len() {
             let token = Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0).to_user_data();
-            let e = opcode::AsyncCancel::new(token).build().user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+            let e = opcode::AsyncCancel::new(token)
+                .build()
+                .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
             // SAFETY: no buffers.
             unsafe { self.io.push(e) };
         }
@@ -816,13 +1129,20 @@ impl Worker {
     fn run_timers(&mut self) {
         let now = Instant::now();
         while let Some(t) = self.timers.pop_due(now) {
-            let r = ConnRef { slot: t.slot, generation: t.generation };
+            let r = ConnRef {
+                slot: t.slot,
+                generation: t.generation,
+            };
             let Some(c) = self.conns.get(r) else { continue };
             match t.kind {
                 TimerKind::Connect => {
                     if !c.nc.is_connected() && c.closing == Closing::Open {
                         let secs = self.shared.config.server.connect_timeout_ms as f64 / 1000.0;
-                        self.close(r, &format!("no handshake and connect within {secs} s"), false);
+                        self.close(
+                            r,
+                            &format!("no handshake and connect within {secs} s"),
+                            false,
+                        );
                     }
                 }
                 TimerKind::CloseFlush => {
@@ -837,7 +1157,11 @@ impl Worker {
 
     fn rearm_receives(&mut self) {
         for r in std::mem::take(&mut self.rearm) {
-            if self.conns.get(r).is_some_and(|c| c.closing == Closing::Open) {
+            if self
+                .conns
+                .get(r)
+                .is_some_and(|c| c.closing == Closing::Open)
+            {
                 self.arm_recv(r);
             }
         }
@@ -854,7 +1178,9 @@ impl Worker {
     /// Closes a connection: its streams are released at once (others are not kept waiting),
     /// then what is queued is flushed for up to `CLOSE_FLUSH` before the socket shuts down.
     fn close(&mut self, r: ConnRef, reason: &str, error: bool) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.closing != Closing::Open {
             return;
         }
@@ -874,16 +1200,25 @@ impl Worker {
                 _ => {}
             }
         }
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.queue.is_empty() && !c.send_in_flight {
             self.shutdown(r);
         } else {
-            self.timers.arm(Timer { at: Instant::now() + CLOSE_FLUSH, slot: r.slot, generation: r.generation, kind: TimerKind::CloseFlush });
+            self.timers.arm(Timer {
+                at: Instant::now() + CLOSE_FLUSH,
+                slot: r.slot,
+                generation: r.generation,
+                kind: TimerKind::CloseFlush,
+            });
         }
     }
 
     fn shutdown(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if c.closing == Closing::ShutDown {
             return;
         }
@@ -891,7 +1226,9 @@ impl Worker {
             // Not through `close`: release its streams first.
             self.close(r, "closed", false);
         }
-        let Some(c) = self.conns.get_mut(r) else { return };
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         c.closing = Closing::ShutDown;
         // SAFETY: shutting down a socket this connection owns; it wakes any operation the
         // ring has in progress on it, which then completes and is handed back.
@@ -919,13 +1256,21 @@ impl Worker {
 }
 
 fn frame_key_of(c: &Conn, stream_id: u32) -> StreamKey {
-    c.plays.iter().find(|v| v.stream_id == stream_id).map(|v| v.key.clone()).unwrap_or_else(|| StreamKey::new("-", "-", "-"))
+    c.plays
+        .iter()
+        .find(|v| v.stream_id == stream_id)
+        .map(|v| v.key.clone())
+        .unwrap_or_else(|| StreamKey::new("-", "-", "-"))
 }
 
 fn is_metadata(m: &MediaMessage) -> bool {
     command::decode_data(false, &m.payload)
         .ok()
-        .and_then(|v| v.first().and_then(Amf0Value::as_str).map(|s| s == "onMetaData"))
+        .and_then(|v| {
+            v.first()
+                .and_then(Amf0Value::as_str)
+                .map(|s| s == "onMetaData")
+        })
         .unwrap_or(false)
 }
 
@@ -953,6 +1298,12 @@ fn set_nodelay(fd: RawFd) {
     // SAFETY: setsockopt with a pointer to a live c_int of the size given. Failure only
     // costs latency, so it is not an error.
     unsafe {
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, std::ptr::addr_of!(one).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::addr_of!(one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
