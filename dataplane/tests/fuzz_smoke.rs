@@ -83,21 +83,20 @@ fn connect_values() -> Vec<Amf0Value> {
 fn session_stream() -> Vec<u8> {
     let mut enc = ChunkEncoder::new(128);
     let mut out = BytesMut::new();
-    let mut cmd =
-        |values: &[Amf0Value], stream_id: u32, out: &mut BytesMut, enc: &mut ChunkEncoder| {
-            let mut body = Vec::new();
-            amf0::encode_all(values, &mut body);
-            enc.encode(
-                &Message {
-                    csid: 3,
-                    timestamp: 0,
-                    type_id: msg_type::COMMAND_AMF0,
-                    stream_id,
-                    payload: Bytes::from(body),
-                },
-                out,
-            );
-        };
+    let cmd = |values: &[Amf0Value], stream_id: u32, out: &mut BytesMut, enc: &mut ChunkEncoder| {
+        let mut body = Vec::new();
+        amf0::encode_all(values, &mut body);
+        enc.encode(
+            &Message {
+                csid: 3,
+                timestamp: 0,
+                type_id: msg_type::COMMAND_AMF0,
+                stream_id,
+                payload: Bytes::from(body),
+            },
+            out,
+        );
+    };
     cmd(&connect_values()[..3], 0, &mut out, &mut enc);
     enc.encode(&ControlMessage::SetChunkSize(4096).to_message(), &mut out);
     enc.set_chunk_size(4096);

@@ -4,13 +4,14 @@
 mod buf_ring;
 mod conn;
 pub mod cross;
-mod io;
+pub mod io;
 pub mod listener;
 mod live;
 mod mailbox;
 pub mod registry;
 mod timers;
 pub mod token;
+pub mod udp;
 mod worker;
 
 use std::net::SocketAddr;
