@@ -16,7 +16,7 @@ fn bytes_of(v: &Amf0Value) -> Vec<u8> {
     out
 }
 
-/// A `connect` command body exactly as ffmpeg 5.1 sends it (first four properties).
+/// A `connect` command body in the shape ffmpeg sends when it publishes.
 const FFMPEG_CONNECT: &[u8] = b"\x02\x00\x07connect\
 \x00\x3f\xf0\x00\x00\x00\x00\x00\x00\
 \x03\
@@ -167,6 +167,22 @@ fn nesting_beyond_the_limit_is_rejected() {
     assert!(decode_all(&deep(64)).is_ok());
     assert_eq!(decode_all(&deep(65)), Err(AmfError::TooDeep));
     assert_eq!(AmfError::TooDeep.to_string(), "AMF nesting deeper than 64");
+}
+
+#[test]
+fn amf3_values_in_one_message_share_the_decode_budget() {
+    // One AMF3 value expanding to about 70,000 nodes through references: four levels of
+    // arrays of 16 references to the level below.
+    let mut amf3 = vec![0x11, 0x09, 0x0b, 0x01, 0x09, 0x03, 0x01, 0x01];
+    for level in 0..4u8 {
+        amf3.extend_from_slice(&[0x09, 0x21, 0x01]);
+        for _ in 0..16 {
+            amf3.extend_from_slice(&[0x09, (level + 1) << 1]);
+        }
+    }
+    assert!(decode_all(&amf3).is_ok());
+    let message = amf3.repeat(20);
+    assert_eq!(decode_all(&message), Err(AmfError::TooManyNodes));
 }
 
 #[test]
