@@ -23,14 +23,15 @@ pub fn decode_all(mut input: &[u8]) -> Result<Vec<Amf0Value>, AmfError> {
 
 #[derive(Default)]
 struct Decoder {
-    /// Spent only by embedded AMF3 values: AMF0 references are not expanded, so plain
-    /// AMF0 cannot decode to more than its input.
+    /// AMF0 references are not expanded, but a one-byte value still decodes to a whole
+    /// `Amf0Value`, so AMF0 values count against the node budget as AMF3 ones do.
     budget: DecodeBudget,
     depth: usize,
 }
 
 impl Decoder {
     fn value(&mut self, input: &mut &[u8]) -> Result<Amf0Value, AmfError> {
+        self.budget.nodes(1)?;
         let m = read::u8(input)?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(read::f64(input)?),

@@ -186,6 +186,14 @@ fn amf3_values_in_one_message_share_the_decode_budget() {
 }
 
 #[test]
+fn a_million_tiny_values_exceed_the_node_budget() {
+    // Each null is one byte on the wire but a whole value in memory.
+    let mut bytes = b"\x0a\x00\x10\x00\x00".to_vec();
+    bytes.resize(bytes.len() + 0x10_0000, 0x05);
+    assert_eq!(decode_all(&bytes), Err(AmfError::TooManyNodes));
+}
+
+#[test]
 fn string_longer_than_64k_encodes_as_long_string() {
     let long = "x".repeat(70_000);
     let bytes = bytes_of(&Amf0Value::String(long.clone()));

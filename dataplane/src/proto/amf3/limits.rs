@@ -8,9 +8,10 @@ use crate::proto::AmfError;
 pub const MAX_DEPTH: usize = 64;
 
 /// Most values one message may decode to, counting copies made for AMF3 references and for
-/// the object table: references let a few bytes stand for a large subtree, so the size of
-/// the input bounds nothing. A million values (~100 MB at worst) is far above any real
-/// command or metadata object and still bounded.
+/// the object table: references let a few bytes stand for a large subtree, and even without
+/// them a one-byte null becomes a 128-byte value. A million values (128 MiB at worst, plus
+/// payload) is far above any real command or metadata object (a three-hour file's keyframe
+/// index is some 10,000) and still bounded.
 pub const MAX_NODES: usize = 1_000_000;
 
 /// Most string, byte-array and vector payload bytes one message may decode to, copies
