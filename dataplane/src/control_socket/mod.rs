@@ -368,6 +368,17 @@ impl ControlServer {
         self.send(token, &line);
     }
 
+    fn respond_done(&mut self, token: u64, id: u64) {
+        self.respond(
+            token,
+            id,
+            Reply::Done {
+                done: true,
+                message: None,
+            },
+        );
+    }
+
     fn respond_error(&mut self, token: u64, id: u64, code: &str, message: &str) {
         let error = ErrorBody {
             code: code.into(),
@@ -491,14 +502,7 @@ impl ControlServer {
                 if let Some(c) = self.clients.get_mut(&token) {
                     c.subscribed = true;
                 }
-                self.respond(
-                    token,
-                    id,
-                    Reply::Done {
-                        done: true,
-                        message: None,
-                    },
-                );
+                self.respond_done(token, id);
             }
             Call::AuthRegister => {
                 self.auth_owner = Some(token);
@@ -506,14 +510,7 @@ impl ControlServer {
                 if let Some(c) = self.clients.get(&token) {
                     info!(uid = c.uid, "auth manager registered");
                 }
-                self.respond(
-                    token,
-                    id,
-                    Reply::Done {
-                        done: true,
-                        message: None,
-                    },
-                );
+                self.respond_done(token, id);
             }
             Call::AuthReply {
                 request,
@@ -529,14 +526,7 @@ impl ControlServer {
                             reason,
                         },
                     );
-                    self.respond(
-                        token,
-                        id,
-                        Reply::Done {
-                            done: true,
-                            message: None,
-                        },
-                    );
+                    self.respond_done(token, id);
                 }
                 None => self.respond_error(
                     token,
@@ -668,14 +658,7 @@ impl ControlServer {
                 clients.sort_by_key(|c| c.id);
                 self.respond(p.client, p.id, Reply::Clients { clients });
             }
-            PendingKind::Found { found: true, .. } => self.respond(
-                p.client,
-                p.id,
-                Reply::Done {
-                    done: true,
-                    message: None,
-                },
-            ),
+            PendingKind::Found { found: true, .. } => self.respond_done(p.client, p.id),
             PendingKind::Found { found: false, what } => {
                 self.respond_error(p.client, p.id, "not_found", &what)
             }
