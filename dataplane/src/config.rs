@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub struct Config {
     pub server: ServerConfig,
     pub live: LiveConfig,
+    pub control: ControlConfig,
+    pub auth: AuthConfig,
     #[serde(rename = "application")]
     pub applications: Vec<ApplicationConfig>,
 }
@@ -34,6 +36,66 @@ pub struct ServerConfig {
     pub max_chunk_streams: usize,
     /// Handshake plus connect must finish within this.
     pub connect_timeout_ms: u64,
+    /// Clients served at once (all workers); stratad raises RLIMIT_NOFILE to its hard limit
+    /// and warns at start when that is below this.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The Unix socket managers (stratactl) connect to; `--control-socket` overrides it.
+    pub socket: std::path::PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: control::protocol::DEFAULT_SOCKET.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthAction {
+    Connect,
+    Publish,
+    Play,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthDefault {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// What stratad asks the manager about before allowing it. Empty: nothing.
+    pub on: Vec<AuthAction>,
+    /// Applied when no manager is registered or it does not answer within `timeout_ms`:
+    /// a dead manager must never stop the edge from streaming, unless told so.
+    pub default: AuthDefault,
+    pub timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            on: Vec::new(),
+            default: AuthDefault::Allow,
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn asks(&self, action: AuthAction) -> bool {
+        self.on.contains(&action)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -81,6 +143,7 @@ impl Default for ServerConfig {
             max_message_size: 8 * 1024 * 1024,
             max_chunk_streams: 64,
             connect_timeout_ms: 10_000,
+            max_connections: 100_000,
         }
     }
 }
@@ -149,6 +212,9 @@ impl Config {
         }
         if s.max_chunk_streams < 8 {
             return Err("server.max_chunk_streams below 8 would refuse real clients".into());
+        }
+        if self.auth.timeout_ms == 0 || self.auth.timeout_ms > 60_000 {
+            return Err("auth.timeout_ms must be between 1 and 60000".into());
         }
         if self.live.drop_lag_ms > self.live.max_lag_ms {
             return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());

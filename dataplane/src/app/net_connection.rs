@@ -37,6 +37,8 @@ pub enum Action {
         stream_id: u32,
         key: StreamKey,
         mode: PublishMode,
+        /// The query of the published name (`name?key=...`), for auth hooks.
+        query: Option<String>,
     },
     StopPublish {
         stream_id: u32,
@@ -72,9 +74,19 @@ pub struct NetConnection {
     pub app: String,
     pub instance: String,
     pub policy: Option<AppPolicy>,
+    pub tc_url: Option<String>,
+    /// The query part of the application path or tcUrl (`?key=...`), for auth hooks.
+    pub connect_query: Option<String>,
     pub object_encoding: f64,
     streams: Vec<(u32, StreamState)>,
     next_stream_id: u32,
+}
+
+/// The part after `?`, if any and non-empty.
+pub fn query_of(s: &str) -> Option<String> {
+    s.split_once('?')
+        .map(|(_, q)| q.to_string())
+        .filter(|q| !q.is_empty())
 }
 
 fn split_app_path(path: &str) -> (String, String) {
@@ -109,8 +121,8 @@ impl NetConnection {
             .map(|(_, s)| s)
     }
 
-    /// The worker refused a publish (name in use, limit): the stream is idle again.
-    pub fn publish_refused(&mut self, stream_id: u32) {
+    /// The worker refused a publish or play (name in use, limit, auth): the stream is idle.
+    pub fn stream_refused(&mut self, stream_id: u32) {
         if let Some(s) = self.stream_mut(stream_id) {
             *s = StreamState::Created;
         }
@@ -254,6 +266,9 @@ impl NetConnection {
                 self.app = app;
                 self.instance = instance;
                 self.policy = Some(policy);
+                self.connect_query = query_of(&params.app_path)
+                    .or_else(|| params.tc_url.as_deref().and_then(query_of));
+                self.tc_url = params.tc_url;
                 self.object_encoding = params.object_encoding;
                 out.push(Action::Accepted {
                     reply: status::connect_success(tid, params.object_encoding),
@@ -295,7 +310,7 @@ impl NetConnection {
         if !allowed {
             let values = status::on_status(
                 Level::Error,
-                "NetStream.Publish.Denied",
+                "NetStream.Publish.BadName",
                 "Publishing is not allowed in this application.",
                 Some(&name),
             );
@@ -313,10 +328,12 @@ impl NetConnection {
             return;
         }
         *state = StreamState::Publishing(key.clone());
+        let query = query_of(&name);
         out.push(Action::StartPublish {
             stream_id,
             key,
             mode,
+            query,
         });
     }
 

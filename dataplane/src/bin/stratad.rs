@@ -23,9 +23,13 @@ struct Args {
     /// Worker threads, one per core by default; overrides server.workers.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// Configuration file (TOML); see strata.example.toml.
+    /// Configuration file (TOML); see strata.example.toml. SIGHUP or `stratactl reload`
+    /// re-reads it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Unix socket for stratactl; overrides control.socket (default /run/strata/stratad.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
 }
 
 fn main() {
@@ -49,13 +53,23 @@ fn main() {
         },
         None => Config::default(),
     };
+    let overrides = dataplane::control_socket::Overrides {
+        listen: args.listen.clone(),
+        workers: args.workers,
+    };
     if !args.listen.is_empty() {
         config.server.listen = args.listen;
     }
     if let Some(n) = args.workers {
         config.server.workers = n;
     }
-    if let Err(e) = dataplane::engine::run(dataplane::engine::Options { config }) {
+    let options = dataplane::engine::Options {
+        config,
+        config_path: args.config,
+        control_socket: args.control_socket,
+        overrides,
+    };
+    if let Err(e) = dataplane::engine::run(options) {
         eprintln!("stratad: {e}");
         std::process::exit(1);
     }

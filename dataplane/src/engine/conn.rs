@@ -1,14 +1,15 @@
 //! One client connection on a worker, and the slots connections live in.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
 use super::live::ConnRef;
-use crate::app::{NetConnection, StreamKey};
+use crate::app::{Action, NetConnection, StreamKey};
 use crate::media::send_queue::SendQueue;
-use crate::proto::rtmp::session::ServerSession;
+use crate::proto::rtmp::session::{ServerSession, SessionEvent};
 
 /// What a connection does with one NetStream it plays.
 #[derive(Debug, Clone)]
@@ -40,7 +41,20 @@ pub enum Closing {
     ShutDown,
 }
 
+/// A command waiting for the manager's answer (auth hooks).
+pub struct PendingAuth {
+    pub request: u64,
+    pub action: Action,
+}
+
+/// Messages a client may send while a command waits for authorization; more is abuse.
+pub const MAX_DEFERRED: usize = 1024;
+
 pub struct Conn {
+    /// Unique across workers, for the control socket (kick, events).
+    pub id: u64,
+    /// Unix time of the accept.
+    pub since: f64,
     pub fd: RawFd,
     pub peer: SocketAddr,
     pub generation: u32,
@@ -61,6 +75,10 @@ pub struct Conn {
     pub plays: Vec<Viewer>,
     pub publishing: Vec<Publishing>,
     pub bytes_out: u64,
+    pub pending_auth: Option<PendingAuth>,
+    /// Session events and actions that arrived behind a command waiting for authorization.
+    pub deferred: VecDeque<SessionEvent>,
+    pub deferred_actions: VecDeque<Action>,
 }
 
 impl Conn {

@@ -112,6 +112,59 @@ pub struct LiveStream {
     pub viewers: Vec<(ConnRef, u32)>,
     /// Other workers with viewers (only while the publisher is local).
     pub remote_workers: Vec<usize>,
+    pub stats: StreamStats,
+}
+
+/// What the control socket reports about a stream; rates are refreshed once a second.
+#[derive(Debug, Default, Clone)]
+pub struct StreamStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rate_in: f64,
+    pub rate_out: f64,
+    last_in: u64,
+    last_out: u64,
+    /// Unix time the current publish started.
+    pub since: f64,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    /// Client id and address of a local publisher.
+    pub publisher: Option<(u64, String)>,
+}
+
+impl StreamStats {
+    /// Fresh statistics for a publish that starts now.
+    pub fn published(since: f64, publisher: Option<(u64, String)>) -> Self {
+        StreamStats {
+            since,
+            publisher,
+            ..Default::default()
+        }
+    }
+
+    pub fn tick(&mut self, secs: f64) {
+        if secs > 0.0 {
+            self.rate_in = (self.bytes_in - self.last_in) as f64 * 8.0 / secs;
+            self.rate_out = (self.bytes_out - self.last_out) as f64 * 8.0 / secs;
+        }
+        self.last_in = self.bytes_in;
+        self.last_out = self.bytes_out;
+    }
+
+    /// Codec names from sequence headers, as they arrive.
+    pub fn note_codecs(&mut self, frame: &Frame) {
+        match frame.kind {
+            FrameKind::VideoHeader => {
+                self.video_codec =
+                    tag::video_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            FrameKind::AudioHeader => {
+                self.audio_codec =
+                    tag::audio_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            _ => {}
+        }
+    }
 }
 
 impl LiveStream {
@@ -121,6 +174,7 @@ impl LiveStream {
             gop: GopCache::new(GopCacheLimits::default()),
             viewers: Vec::new(),
             remote_workers: Vec::new(),
+            stats: StreamStats::default(),
         }
     }
 

@@ -112,6 +112,14 @@ impl Registry {
         others
     }
 
+    /// Streams with a publisher right now, for status.
+    pub fn published(&self) -> u64 {
+        self.lock()
+            .values()
+            .filter(|e| e.publisher.is_some())
+            .count() as u64
+    }
+
     pub fn join(&self, key: &StreamKey, worker: usize) -> Joined {
         let mut map = self.lock();
         let workers = self.workers;

@@ -12,6 +12,8 @@ pub enum TimerKind {
     Connect,
     /// A closing connection gets this long to flush its last messages.
     CloseFlush,
+    /// The manager has not answered this auth request in time.
+    Auth(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

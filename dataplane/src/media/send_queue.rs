@@ -137,6 +137,12 @@ impl SendQueue {
     }
 
     /// Never dropped: commands, status messages, control, metadata, sequence headers.
+    /// Per-application limits are known only once the client has said which application
+    /// it connects to; they apply from the next push on.
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
     pub fn push_control(&mut self, bytes: Bytes) {
         self.enqueue(bytes, Class::Control);
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +14,17 @@ use io_uring::{opcode, types};
 use socket2::Socket;
 use tracing::{debug, info, warn};
 
-use super::conn::{Closing, Conn, Publishing, Slots, Viewer};
-use super::cross::{MediaMessage, WorkerMsg};
+mod control;
+mod session;
+mod streams;
+
+use super::conn::{Closing, Conn, PendingAuth, Publishing, Slots, Viewer, MAX_DEFERRED};
+use super::cross::{Answer, ControlInbound, MediaMessage, Query, WorkerMsg};
 use super::io::{Completion, Io};
-use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source};
+use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source, StreamStats};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::registry::{PublishRefused, Registry};
+use super::stats::WorkerStats;
 use super::timers::{Timer, TimerKind, Timers};
 use super::token::{OpKind, Token};
 use crate::app::net_connection::Action;
@@ -47,19 +53,48 @@ const CLOSE_FLUSH: Duration = Duration::from_millis(1000);
 /// The longest the loop sleeps with nothing to do, so shutdown and timers stay responsive.
 const MAX_WAIT: Duration = Duration::from_millis(500);
 
+/// What all workers and the control thread share. Nothing here is touched per media
+/// message except each worker's own counters.
 pub struct Shared {
-    pub config: Arc<Config>,
     pub registry: Registry,
     pub mailboxes: Vec<Mailbox<WorkerMsg>>,
-    pub next_publish_id: std::sync::atomic::AtomicU64,
+    pub control: Mailbox<ControlInbound>,
+    pub stats: Vec<WorkerStats>,
+    pub next_publish_id: AtomicU64,
+    pub next_client_id: AtomicU64,
+    pub next_auth_id: AtomicU64,
+    /// A manager has registered to answer auth requests.
+    pub auth_manager: AtomicBool,
+}
+
+/// How often stream rates are refreshed.
+const TICK: Duration = Duration::from_secs(1);
+
+struct Listener {
+    addr: SocketAddr,
+    socket: Socket,
+}
+
+/// Now as Unix time in seconds, for events and `since` fields.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 pub struct Worker {
     id: usize,
     io: Io,
     shared: Arc<Shared>,
+    /// This worker's copy of the configuration, replaced on reload. Connections keep what
+    /// they resolved at connect time: changed limits apply to new clients.
+    config: Arc<Config>,
     mailbox: MailboxReceiver<WorkerMsg>,
-    listeners: Vec<Socket>,
+    /// Indexed by the listener slot in accept tokens; a removed listener leaves `None`.
+    listeners: Vec<Option<Listener>>,
+    /// Connections waiting for the manager, by auth request id.
+    pending_auth: HashMap<u64, ConnRef>,
+    last_tick: Instant,
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
     timers: Timers,
@@ -81,21 +116,27 @@ impl Worker {
     pub fn new(
         id: usize,
         shared: Arc<Shared>,
+        config: Arc<Config>,
         mailbox: MailboxReceiver<WorkerMsg>,
-        listen: &[SocketAddr],
     ) -> std::io::Result<Self> {
         let io = Io::new()?;
-        let listeners = listen
-            .iter()
-            .map(|a| super::listener::tcp_listener(*a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut listeners = Vec::new();
+        for addr in &config.server.listen {
+            listeners.push(Some(Listener {
+                addr: *addr,
+                socket: super::listener::tcp_listener(*addr)?,
+            }));
+        }
         let workers = shared.mailboxes.len();
         Ok(Worker {
             id,
             io,
             shared,
+            config,
             mailbox,
             listeners,
+            pending_auth: HashMap::new(),
+            last_tick: Instant::now(),
             conns: Slots::default(),
             streams: HashMap::new(),
             timers: Timers::default(),
@@ -127,6 +168,7 @@ impl Worker {
                 warn!(worker = self.id, error = %e, "io_uring wait failed; worker stops");
                 break;
             }
+            let busy_since = Instant::now();
             self.io.drain(&mut completions);
             for c in completions.drain(..) {
                 self.on_completion(c);
@@ -136,6 +178,13 @@ impl Worker {
             self.rearm_receives();
             self.flush_dirty();
             self.wake_peers();
+            if busy_since.duration_since(self.last_tick) >= TICK {
+                self.tick(busy_since);
+            }
+            WorkerStats::add(
+                &self.stats().busy_ns,
+                busy_since.elapsed().as_nanos() as u64,
+            );
             if let Some(since) = self.shutting_down {
                 if self.conns.is_empty()
                     || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
@@ -153,14 +202,24 @@ impl Worker {
         debug!(worker = self.id, "worker stopped");
     }
 
-    // ---- ring submissions -------------------------------------------------------------
+    fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id]
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let secs = now.duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        for s in self.streams.values_mut() {
+            s.stats.tick(secs);
+        }
+    }
 
     fn arm_accept(&mut self, i: usize) {
-        let Some(l) = self.listeners.get(i) else {
+        let Some(Some(l)) = self.listeners.get(i) else {
             return;
         };
         let token = Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0);
-        let e = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+        let e = opcode::AcceptMulti::new(types::Fd(l.socket.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
             .user_data(token.to_user_data());
@@ -229,8 +288,6 @@ impl Worker {
         unsafe { self.io.push(e) };
     }
 
-    // ---- completions ------------------------------------------------------------------
-
     fn on_completion(&mut self, c: Completion) {
         let Some(token) = Token::from_user_data(c.user_data) else {
             return;
@@ -246,7 +303,8 @@ impl Worker {
 
     fn on_accept(&mut self, token: Token, c: Completion) {
         let index = (token.slot - LISTENER_SLOT_BASE) as usize;
-        if !Io::more(c.flags) && self.shutting_down.is_none() {
+        let listening = matches!(self.listeners.get(index), Some(Some(_)));
+        if !Io::more(c.flags) && self.shutting_down.is_none() && listening {
             self.arm_accept(index);
         }
         if c.result < 0 {
@@ -257,14 +315,14 @@ impl Worker {
             return;
         }
         let fd: RawFd = c.result;
-        if self.shutting_down.is_some() {
+        if self.shutting_down.is_some() || !listening {
             // SAFETY: a descriptor the kernel just gave us.
             unsafe { libc::close(fd) };
             return;
         }
         let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         set_nodelay(fd);
-        let cfg = &self.shared.config;
+        let cfg = &self.config;
         let session_config = SessionConfig {
             limits: DecoderLimits {
                 max_message_size: cfg.server.max_message_size,
@@ -277,6 +335,8 @@ impl Worker {
         let epoch = self.started.elapsed().as_millis() as u32;
         let (slot, generation) = self.conns.reserve();
         let conn = Conn {
+            id: self.shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            since: unix_now(),
             fd,
             peer,
             generation,
@@ -299,13 +359,16 @@ impl Worker {
             plays: Vec::new(),
             publishing: Vec::new(),
             bytes_out: 0,
+            pending_auth: None,
+            deferred: Default::default(),
+            deferred_actions: Default::default(),
         };
         self.conns.insert(slot, conn);
+        WorkerStats::add(&self.stats().connections, 1);
         let r = ConnRef { slot, generation };
         debug!(worker = self.id, %peer, "connection accepted");
         self.timers.arm(Timer {
-            at: Instant::now()
-                + Duration::from_millis(self.shared.config.server.connect_timeout_ms),
+            at: Instant::now() + Duration::from_millis(self.config.server.connect_timeout_ms),
             slot,
             generation,
             kind: TimerKind::Connect,
@@ -329,6 +392,7 @@ impl Worker {
                     conn.recv_armed = false;
                 }
                 if c.result > 0 {
+                    WorkerStats::add(&self.shared.stats[self.id].bytes_in, c.result as u64);
                     if let Some(bid) = bid {
                         if conn.closing == Closing::Open {
                             let data = self.io.bufs.buffer(bid, c.result as usize);
@@ -354,7 +418,7 @@ impl Worker {
             self.io.bufs.recycle(bid);
         }
         for ev in events.drain(..) {
-            self.on_session_event(r, ev);
+            self.on_event_or_defer(r, ev);
         }
         self.events = events;
         self.flush_out(r);
@@ -384,6 +448,7 @@ impl Worker {
         } else {
             conn.queue.complete(c.result as usize);
             conn.bytes_out += c.result as u64;
+            WorkerStats::add(&self.shared.stats[self.id].bytes_out, c.result as u64);
             if conn.closing == Closing::Flushing && conn.queue.is_empty() {
                 self.shutdown(r);
             } else {
@@ -400,615 +465,6 @@ impl Worker {
             self.on_worker_msg(msg);
         }
     }
-
-    // ---- protocol events --------------------------------------------------------------
-
-    fn on_session_event(&mut self, r: ConnRef, ev: SessionEvent) {
-        match ev {
-            SessionEvent::HandshakeDone(kind) => {
-                if let Some(c) = self.conns.get(r) {
-                    debug!(peer = %c.peer, ?kind, "handshake done");
-                }
-            }
-            SessionEvent::Command {
-                stream_id,
-                amf3,
-                command,
-            } => {
-                let config = Arc::clone(&self.shared.config);
-                let mut actions = std::mem::take(&mut self.actions);
-                if let Some(c) = self.conns.get_mut(r) {
-                    c.amf3 |= amf3;
-                    let was_connected = c.nc.is_connected();
-                    c.nc.on_command(stream_id, &command, &config, &mut actions);
-                    if !was_connected && c.nc.is_connected() {
-                        info!(peer = %c.peer, app = %c.nc.app, instance = %c.nc.instance, "client connected");
-                    }
-                }
-                for a in actions.drain(..) {
-                    self.apply(r, a);
-                }
-                self.actions = actions;
-            }
-            SessionEvent::Media { message } => {
-                let Some(key) = self
-                    .conns
-                    .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
-                else {
-                    return;
-                };
-                let m = MediaMessage {
-                    timestamp: message.timestamp,
-                    type_id: message.type_id,
-                    payload: message.payload,
-                };
-                self.publish_frame(&key, m, true);
-            }
-            SessionEvent::Data { message } => {
-                let Some(key) = self
-                    .conns
-                    .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
-                else {
-                    return;
-                };
-                let amf3 = message.type_id == msg_type::DATA_AMF3;
-                let Ok(values) = command::decode_data(amf3, &message.payload) else {
-                    if let Some(c) = self.conns.get(r) {
-                        debug!(peer = %c.peer, "undecodable data message ignored");
-                    }
-                    return;
-                };
-                // `@setDataFrame` asks the server to keep what follows for new viewers.
-                let (values, keep) = match values.first().and_then(Amf0Value::as_str) {
-                    Some("@setDataFrame") => (values[1..].to_vec(), true),
-                    Some("onMetaData") => (values, true),
-                    _ => (values, false),
-                };
-                let payload = bytes::Bytes::from(command::encode_values(false, &values));
-                let m = MediaMessage {
-                    timestamp: message.timestamp,
-                    type_id: msg_type::DATA_AMF0,
-                    payload,
-                };
-                self.publish_frame(&key, m, keep);
-            }
-            SessionEvent::BufferLength { stream_id, ms } => {
-                if let Some(c) = self.conns.get(r) {
-                    debug!(peer = %c.peer, stream_id, ms, "client buffer length");
-                }
-            }
-        }
-    }
-
-    fn reply(&mut self, r: ConnRef, stream_id: u32, values: &[Amf0Value]) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.preamble_sent {
-            // The preamble carries Set Chunk Size: nothing larger may precede it.
-            c.session.write_connect_preamble(&mut c.out);
-            c.preamble_sent = true;
-        }
-        c.session
-            .write_command(stream_id, c.amf3, values, &mut c.out);
-    }
-
-    fn status(
-        &mut self,
-        r: ConnRef,
-        stream_id: u32,
-        level: Level,
-        code: &str,
-        description: &str,
-        details: &str,
-    ) {
-        self.reply(
-            r,
-            stream_id,
-            &status::on_status(level, code, description, Some(details)),
-        );
-    }
-
-    fn user_control(&mut self, r: ConnRef, event: UserControl) {
-        if let Some(c) = self.conns.get_mut(r) {
-            c.session.write_user_control(event, &mut c.out);
-        }
-    }
-
-    /// Moves what the protocol wrote for `r` into its send queue.
-    fn flush_out(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.out.is_empty() {
-            let bytes = c.out.split().freeze();
-            c.queue.push_control(bytes);
-            self.dirty.push(r);
-        }
-    }
-
-    fn apply(&mut self, r: ConnRef, action: Action) {
-        match action {
-            Action::Reply { stream_id, values } => self.reply(r, stream_id, &values),
-            Action::Accepted { reply } => {
-                self.reply(r, 0, &reply);
-            }
-            Action::StartPublish {
-                stream_id,
-                key,
-                mode,
-            } => self.start_publish(r, stream_id, key, mode),
-            Action::StopPublish { stream_id, key } => {
-                self.stop_publish(r, stream_id, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Unpublish.Success",
-                    "Stopped publishing.",
-                    key_name(&key),
-                );
-            }
-            Action::StartPlay {
-                stream_id,
-                key,
-                params,
-            } => self.start_play(r, stream_id, key, params),
-            Action::StopPlay { stream_id, key } => {
-                self.stop_play(r, stream_id, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Play.Stop",
-                    "Stopped playing.",
-                    key_name(&key),
-                );
-            }
-            Action::SetReceive {
-                stream_id,
-                audio,
-                video,
-            } => {
-                if let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) {
-                    if let Some(a) = audio {
-                        v.audio = a;
-                    }
-                    if let Some(on) = video {
-                        v.need_key |= on && !v.video;
-                        v.video = on;
-                    }
-                }
-            }
-            Action::Pause { stream_id, pause } => {
-                let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) else {
-                    return;
-                };
-                v.paused = pause;
-                v.need_key |= !pause;
-                let name = key_name(&v.key).to_string();
-                if pause {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Pause.Notify",
-                        "Paused live stream.",
-                        &name,
-                    );
-                } else {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Unpause.Notify",
-                        "Unpaused live stream.",
-                        &name,
-                    );
-                }
-            }
-            Action::Close { reason } => self.close(r, &reason, false),
-        }
-    }
-
-    fn start_publish(&mut self, r: ConnRef, stream_id: u32, key: StreamKey, mode: PublishMode) {
-        let Some(c) = self.conns.get(r) else { return };
-        let peer = c.peer;
-        let app = c.nc.app.clone();
-        let limit = c.nc.policy.as_ref().map(|p| p.max_streams).unwrap_or(0);
-        let publish_id = self
-            .shared
-            .next_publish_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self
-            .shared
-            .registry
-            .publish(&key, self.id, publish_id, Some((app.as_str(), limit)))
-        {
-            Err(refused) => {
-                if let Some(c) = self.conns.get_mut(r) {
-                    c.nc.publish_refused(stream_id);
-                }
-                let why = match refused {
-                    PublishRefused::NameInUse => "Stream name is already in use.",
-                    PublishRefused::TooManyStreams => {
-                        "This application publishes as many streams as it may."
-                    }
-                };
-                info!(%peer, %app, stream = key_name(&key), reason = why, "publish refused");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Publish.BadName",
-                    why,
-                    key_name(&key),
-                );
-            }
-            Ok(remote_workers) => {
-                info!(%peer, %app, stream = key_name(&key), "publish started");
-                self.user_control(r, UserControl::StreamBegin(stream_id));
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Publish.Start",
-                    "Publishing.",
-                    key_name(&key),
-                );
-                if mode != PublishMode::Live {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Warning,
-                        "NetStream.Record.NoAccess",
-                        "Recording is not available on this server yet; the stream is published live only.",
-                        key_name(&key),
-                    );
-                }
-                if let Some(c) = self.conns.get_mut(r) {
-                    c.publishing.push(Publishing {
-                        stream_id,
-                        key: key.clone(),
-                        publish_id,
-                    });
-                }
-                let stream = self
-                    .streams
-                    .entry(key.clone())
-                    .or_insert_with(LiveStream::new);
-                stream.source = Source::Local {
-                    publisher: r,
-                    publish_id,
-                };
-                stream.gop.clear();
-                stream.remote_workers = remote_workers.clone();
-                for w in remote_workers {
-                    self.post(
-                        w,
-                        WorkerMsg::StreamStarted {
-                            key: key.clone(),
-                            publish_id,
-                            snapshot: Vec::new(),
-                        },
-                    );
-                }
-                self.went_live(&key);
-            }
-        }
-    }
-
-    /// The stream just went live on this worker: waiting viewers get PublishNotify.
-    fn went_live(&mut self, key: &StreamKey) {
-        let Some(stream) = self.streams.get(key) else {
-            return;
-        };
-        let viewers = stream.viewers.clone();
-        for (v, stream_id) in viewers {
-            let notify = self
-                .conns
-                .get_mut(v)
-                .and_then(|c| c.viewer_mut(stream_id))
-                .map(|vw| {
-                    vw.need_key = true;
-                    std::mem::replace(&mut vw.notify_on_publish, false)
-                });
-            if notify == Some(true) {
-                self.status(
-                    v,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Play.PublishNotify",
-                    "Stream is now published.",
-                    key_name(key),
-                );
-            }
-            self.send_snapshot(v, stream_id, key);
-            self.flush_out(v);
-        }
-    }
-
-    fn stop_publish(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        let Some(pos) = c
-            .publishing
-            .iter()
-            .position(|p| p.stream_id == stream_id && p.key == *key)
-        else {
-            return;
-        };
-        let p = c.publishing.remove(pos);
-        info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "publish stopped");
-        let remote = self.shared.registry.unpublish(key, p.publish_id);
-        for w in remote {
-            self.post(
-                w,
-                WorkerMsg::StreamStopped {
-                    key: key.clone(),
-                    publish_id: p.publish_id,
-                },
-            );
-        }
-        self.went_offline(key);
-    }
-
-    /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.
-    fn went_offline(&mut self, key: &StreamKey) {
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        stream.source = Source::None;
-        stream.gop.clear();
-        stream.remote_workers.clear();
-        let viewers = stream.viewers.clone();
-        let unused = stream.is_unused();
-        if unused {
-            self.streams.remove(key);
-        }
-        for (v, stream_id) in viewers {
-            if let Some(vw) = self.conns.get_mut(v).and_then(|c| c.viewer_mut(stream_id)) {
-                vw.notify_on_publish = true;
-                vw.need_key = true;
-            }
-            self.user_control(v, UserControl::StreamEof(stream_id));
-            self.status(
-                v,
-                stream_id,
-                Level::Status,
-                "NetStream.Play.UnpublishNotify",
-                "Stream is now unpublished.",
-                key_name(key),
-            );
-            self.flush_out(v);
-        }
-    }
-
-    fn start_play(&mut self, r: ConnRef, stream_id: u32, key: StreamKey, params: PlayParams) {
-        let Some(c) = self.conns.get(r) else { return };
-        info!(peer = %c.peer, app = %c.nc.app, stream = key_name(&key), start = params.start, "play started");
-        let joined = self.shared.registry.join(&key, self.id);
-        let stream = self
-            .streams
-            .entry(key.clone())
-            .or_insert_with(LiveStream::new);
-        stream.viewers.push((r, stream_id));
-        let live_here = stream.is_live();
-        if let Some((pub_worker, _)) = joined.publisher {
-            if pub_worker != self.id && joined.first_on_worker {
-                self.post(
-                    pub_worker,
-                    WorkerMsg::Subscribe {
-                        key: key.clone(),
-                        worker: self.id,
-                    },
-                );
-            }
-        }
-        if let Some(c) = self.conns.get_mut(r) {
-            c.plays.retain(|v| v.stream_id != stream_id);
-            c.plays.push(Viewer {
-                stream_id,
-                key: key.clone(),
-                audio: true,
-                video: true,
-                paused: false,
-                need_key: true,
-                notify_on_publish: joined.publisher.is_none(),
-            });
-        }
-        self.user_control(r, UserControl::StreamBegin(stream_id));
-        if params.reset {
-            self.status(
-                r,
-                stream_id,
-                Level::Status,
-                "NetStream.Play.Reset",
-                "Playing and resetting.",
-                key_name(&key),
-            );
-        }
-        self.status(
-            r,
-            stream_id,
-            Level::Status,
-            "NetStream.Play.Start",
-            "Started playing.",
-            key_name(&key),
-        );
-        if let Some(c) = self.conns.get_mut(r) {
-            c.session.write_data(
-                stream_id,
-                &[
-                    Amf0Value::string("|RtmpSampleAccess"),
-                    Amf0Value::Boolean(true),
-                    Amf0Value::Boolean(true),
-                ],
-                &mut c.out,
-            );
-        }
-        if live_here {
-            self.send_snapshot(r, stream_id, &key);
-        }
-        self.flush_out(r);
-    }
-
-    /// Metadata, codec headers and the current GOP, so the viewer starts on a key frame.
-    fn send_snapshot(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
-        let Some(stream) = self.streams.get(key) else {
-            return;
-        };
-        let frames: Vec<FrameRef> = stream.gop.snapshot().cloned().collect();
-        for f in frames {
-            self.deliver(r, stream_id, &f, true);
-        }
-    }
-
-    fn stop_play(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
-        if let Some(c) = self.conns.get_mut(r) {
-            c.plays
-                .retain(|v| !(v.stream_id == stream_id && v.key == *key));
-            info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "play stopped");
-        }
-        if let Some(stream) = self.streams.get_mut(key) {
-            stream
-                .viewers
-                .retain(|(v, s)| !(*v == r && *s == stream_id));
-            if stream.is_unused() {
-                self.streams.remove(key);
-            }
-        }
-        if let Some(pub_worker) = self.shared.registry.leave(key, self.id) {
-            if pub_worker != self.id {
-                self.post(
-                    pub_worker,
-                    WorkerMsg::Unsubscribe {
-                        key: key.clone(),
-                        worker: self.id,
-                    },
-                );
-            }
-        }
-    }
-
-    /// A message from this stream's source (local publisher or another worker): into the
-    /// GOP cache (if `cache`), to every local viewer, and, for a local publisher, once to
-    /// each other worker with viewers.
-    fn publish_frame(&mut self, key: &StreamKey, m: MediaMessage, cache: bool) {
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        let frame = Frame::new(m);
-        if cache && self.shared.config.live.gop_cache {
-            stream.gop.push(&frame);
-        } else if cache
-            && frame.kind() != FrameKind::VideoKey
-            && frame.kind() != FrameKind::VideoInter
-        {
-            // Without a GOP cache, metadata and codec headers are still kept.
-            stream.gop.push(&frame);
-        }
-        if let Source::Local { publish_id, .. } = stream.source {
-            let remote = stream.remote_workers.clone();
-            for w in remote {
-                self.post(
-                    w,
-                    WorkerMsg::Media {
-                        key: key.clone(),
-                        publish_id,
-                        message: frame.message(),
-                    },
-                );
-            }
-        }
-        let Some(stream) = self.streams.get(key) else {
-            return;
-        };
-        // A reused scratch list: delivering may close viewers, which edits the stream's list.
-        let mut viewers = std::mem::take(&mut self.fanout);
-        viewers.clear();
-        viewers.extend_from_slice(&stream.viewers);
-        for (v, stream_id) in &viewers {
-            self.deliver(*v, *stream_id, &frame, false);
-        }
-        self.fanout = viewers;
-    }
-
-    /// Queues one frame for one viewer, honouring its receive flags, pause and key-frame wait.
-    /// Snapshot frames (the cached GOP a viewer starts with) are queued as never dropped and
-    /// not counted as lag: a GOP is seconds old by design, and dropping it would defeat fast
-    /// start for streams whose GOP is longer than `drop_lag_ms`.
-    fn deliver(&mut self, r: ConnRef, stream_id: u32, frame: &FrameRef, snapshot: bool) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if c.closing != Closing::Open {
-            return;
-        }
-        let chunk_size = c.session.config().chunk_size;
-        let Some(v) = c.viewer_mut(stream_id) else {
-            return;
-        };
-        let kind = frame.kind;
-        let is_video = frame.type_id == msg_type::VIDEO;
-        let is_audio = frame.type_id == msg_type::AUDIO;
-        let header_or_meta = matches!(
-            kind,
-            FrameKind::Metadata | FrameKind::AudioHeader | FrameKind::VideoHeader
-        );
-        if !header_or_meta {
-            if v.paused || (is_video && !v.video) || (is_audio && !v.audio) {
-                return;
-            }
-            if is_video {
-                if v.need_key && kind != FrameKind::VideoKey {
-                    return;
-                }
-                if kind == FrameKind::VideoKey {
-                    v.need_key = false;
-                }
-            }
-        }
-        let bytes = frame.chunked(chunk_size, stream_id);
-        let outcome = if header_or_meta || snapshot {
-            c.queue.push_control(bytes);
-            PushOutcome::Queued
-        } else {
-            c.queue.push_media(bytes, frame.timestamp, kind)
-        };
-        self.dirty.push(r);
-        if let PushOutcome::TooSlow = outcome {
-            let lag = c.queue.lag_ms();
-            let max =
-                c.nc.policy
-                    .as_ref()
-                    .map_or(self.shared.config.live.max_lag_ms, |p| p.max_lag_ms);
-            let name = key_name(&frame_key_of(c, stream_id)).to_string();
-            self.status(
-                r,
-                stream_id,
-                Level::Warning,
-                "NetStream.Play.InsufficientBW",
-                "The client is too slow for this stream.",
-                &name,
-            );
-            self.flush_out(r);
-            self.close(
-                r,
-                &format!(
-                    "viewer lag {lag} ms over max_lag_ms {max} (NetStream.Play.InsufficientBW)"
-                ),
-                true,
-            );
-        }
-    }
-
-    // ---- cross-worker -----------------------------------------------------------------
 
     fn post(&mut self, worker: usize, msg: WorkerMsg) {
         if let Some(m) = self.shared.mailboxes.get(worker) {
@@ -1102,6 +558,13 @@ impl Worker {
                     self.went_offline(&key);
                 }
             }
+            WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
+            WorkerMsg::Reload(config) => self.reload(config),
+            WorkerMsg::AuthDecision {
+                request,
+                allow,
+                reason,
+            } => self.auth_decided(request, allow, reason),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -1124,8 +587,6 @@ impl Worker {
         }
     }
 
-    // ---- timers and closing -----------------------------------------------------------
-
     fn run_timers(&mut self) {
         let now = Instant::now();
         while let Some(t) = self.timers.pop_due(now) {
@@ -1137,7 +598,7 @@ impl Worker {
             match t.kind {
                 TimerKind::Connect => {
                     if !c.nc.is_connected() && c.closing == Closing::Open {
-                        let secs = self.shared.config.server.connect_timeout_ms as f64 / 1000.0;
+                        let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
                             r,
                             &format!("no handshake and connect within {secs} s"),
@@ -1145,6 +606,7 @@ impl Worker {
                         );
                     }
                 }
+                TimerKind::Auth(request) => self.auth_timed_out(r, request),
                 TimerKind::CloseFlush => {
                     if c.closing == Closing::Flushing {
                         self.shutdown(r);
@@ -1185,6 +647,13 @@ impl Worker {
             return;
         }
         let (peer, app) = (c.peer, c.app().to_string());
+        self.emit("disconnect", r, None, Some(reason));
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if let Some(p) = c.pending_auth.take() {
+            self.pending_auth.remove(&p.request);
+        }
         if error {
             warn!(%peer, %app, reason, "connection closed");
         } else {
@@ -1250,6 +719,7 @@ impl Worker {
             if let Some(c) = self.conns.remove(r) {
                 // SAFETY: no operation of the ring refers to this descriptor any more.
                 unsafe { libc::close(c.fd) };
+                WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
             }
         }
     }
