@@ -4,6 +4,10 @@
 //! `media` (live streams, GOP cache, fan-out), `app` (NetConnection/NetStream semantics),
 //! `engine` (io_uring workers, the only code that touches sockets).
 
+pub mod app;
+pub mod config;
+pub mod engine;
+pub mod media;
 pub mod proto;
 
 #[doc(hidden)]

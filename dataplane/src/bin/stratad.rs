@@ -1,4 +1,57 @@
+//! stratad: the Strata data plane. With no arguments, a live RTMP server on 0.0.0.0:1935
+//! that accepts any application.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use dataplane::config::Config;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {}
+#[derive(Parser)]
+#[command(name = "stratad", version, about = "Strata data plane: live RTMP fan-out on a thread-per-core io_uring engine")]
+struct Args {
+    /// Address to accept RTMP on (repeatable); overrides server.listen in the config.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Worker threads, one per core by default; overrides server.workers.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Configuration file (TOML); see strata.example.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        // Colour codes would break every grep of the log; only a terminal gets them.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("stratad: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if !args.listen.is_empty() {
+        config.server.listen = args.listen;
+    }
+    if let Some(n) = args.workers {
+        config.server.workers = n;
+    }
+    if let Err(e) = dataplane::engine::run(dataplane::engine::Options { config }) {
+        eprintln!("stratad: {e}");
+        std::process::exit(1);
+    }
+}

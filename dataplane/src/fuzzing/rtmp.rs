@@ -1,1 +1,87 @@
 //! Fuzz entry points for the RTMP handshake, chunk stream and messages.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::proto::rtmp::chunk_decoder::{ChunkDecoder, DecoderLimits};
+use crate::proto::rtmp::control::ControlMessage;
+use crate::proto::rtmp::handshake::ServerHandshake;
+
+/// Server handshake on arbitrary client bytes. The first byte picks the feed size (1..=256
+/// bytes, or everything at once for 0), so split C0/C1/C2 are exercised; after the handshake
+/// the rest goes to a chunk decoder, as a connection would.
+pub fn rtmp_handshake(data: &[u8]) {
+    let Some((&step, data)) = data.split_first() else {
+        return;
+    };
+    let step = if step == 0 {
+        data.len().max(1)
+    } else {
+        usize::from(step)
+    };
+    let mut hs = ServerHandshake::new(&mut StdRng::seed_from_u64(0), 0);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() && !hs.is_done() {
+        let n = step.min(rest.len());
+        match hs.feed(&rest[..n], &mut out) {
+            Ok(used) => {
+                assert!(used <= n, "handshake consumed more than it was given");
+                if used == 0 && !hs.is_done() {
+                    panic!("handshake made no progress on {n} bytes");
+                }
+                rest = &rest[used..];
+            }
+            Err(_) => return,
+        }
+    }
+    if hs.is_done() {
+        let _ = ChunkDecoder::default().feed(rest, &mut Vec::new());
+    }
+}
+
+/// Chunk decoder on arbitrary bytes. Byte 0: feed size (0 = all at once); byte 1: the limits
+/// (low nibble picks the message size limit, high nibble the chunk stream limit), so the limit
+/// paths are reached without megabytes of input.
+pub fn rtmp_chunk_decode(data: &[u8]) {
+    let [step, limits, data @ ..] = data else {
+        return;
+    };
+    let step = if *step == 0 {
+        data.len().max(1)
+    } else {
+        usize::from(*step)
+    };
+    let limits = DecoderLimits {
+        max_message_size: 1 << (limits & 0x0f).min(23),
+        max_chunk_streams: usize::from(limits >> 4) + 1,
+    };
+    let mut d = ChunkDecoder::new(limits);
+    let mut out = Vec::new();
+    for piece in data.chunks(step) {
+        if d.feed(piece, &mut out).is_err() {
+            return;
+        }
+        for m in &out {
+            assert!(m.payload.len() as u64 <= u64::from(limits.max_message_size));
+        }
+        out.clear();
+    }
+}
+
+/// Control message decoding: byte 0 is the message type (folded onto 0..=7 half the time so
+/// that the control types are hit often), the rest the payload; a decoded message must
+/// re-encode to a payload that decodes to itself.
+pub fn rtmp_message(data: &[u8]) {
+    let Some((&t, payload)) = data.split_first() else {
+        return;
+    };
+    let type_id = if t & 0x80 == 0 { t & 0x07 } else { t };
+    if let Ok(m) = ControlMessage::decode(type_id, payload) {
+        let again = m.to_message();
+        assert_eq!(
+            ControlMessage::decode(again.type_id, &again.payload).ok(),
+            Some(m)
+        );
+    }
+}

@@ -16,10 +16,16 @@ pub enum Amf0Value {
     EcmaArray(Vec<(String, Amf0Value)>),
     StrictArray(Vec<Amf0Value>),
     /// Milliseconds since the epoch and the (unused, but preserved) time-zone field.
-    Date { millis: f64, time_zone: i16 },
+    Date {
+        millis: f64,
+        time_zone: i16,
+    },
     LongString(String),
     XmlDocument(String),
-    TypedObject { class_name: String, properties: Vec<(String, Amf0Value)> },
+    TypedObject {
+        class_name: String,
+        properties: Vec<(String, Amf0Value)>,
+    },
     /// The 0x11 marker: the rest of this value is AMF3.
     Amf3(Amf3Value),
 }
@@ -61,7 +67,10 @@ impl Amf0Value {
 
     /// A property of an object-like value, by name (first match).
     pub fn get(&self, key: &str) -> Option<&Amf0Value> {
-        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.properties()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     pub fn is_null_or_undefined(&self) -> bool {

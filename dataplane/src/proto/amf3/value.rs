@@ -22,7 +22,10 @@ pub enum Amf3Value {
     XmlDocument(String),
     /// Milliseconds since the epoch.
     Date(f64),
-    Array { associative: Vec<(String, Amf3Value)>, dense: Vec<Amf3Value> },
+    Array {
+        associative: Vec<(String, Amf3Value)>,
+        dense: Vec<Amf3Value>,
+    },
     Object {
         traits: Amf3Traits,
         sealed: Vec<Amf3Value>,
@@ -33,11 +36,27 @@ pub enum Amf3Value {
     },
     Xml(String),
     ByteArray(Vec<u8>),
-    VectorInt { fixed: bool, items: Vec<i32> },
-    VectorUint { fixed: bool, items: Vec<u32> },
-    VectorDouble { fixed: bool, items: Vec<f64> },
-    VectorObject { fixed: bool, type_name: String, items: Vec<Amf3Value> },
-    Dictionary { weak_keys: bool, entries: Vec<(Amf3Value, Amf3Value)> },
+    VectorInt {
+        fixed: bool,
+        items: Vec<i32>,
+    },
+    VectorUint {
+        fixed: bool,
+        items: Vec<u32>,
+    },
+    VectorDouble {
+        fixed: bool,
+        items: Vec<f64>,
+    },
+    VectorObject {
+        fixed: bool,
+        type_name: String,
+        items: Vec<Amf3Value>,
+    },
+    Dictionary {
+        weak_keys: bool,
+        entries: Vec<(Amf3Value, Amf3Value)>,
+    },
 }
 
 impl Amf3Value {

@@ -1,4 +1,9 @@
 //! RTMP: handshake, chunk stream, protocol control messages and commands.
 
+pub mod chunk_decoder;
+pub mod chunk_encoder;
+pub mod control;
+pub mod handshake;
 pub mod message;
+pub mod session;
 pub use message::{csid, msg_type, Message};

@@ -1,0 +1,318 @@
+//! One client's NetConnection: what its calls mean, independent of how they arrived.
+//! It answers what it can by itself and asks the worker (through `Action`s) for what needs
+//! the shared stream registry: publishing and playing.
+
+use super::request::{ConnectParams, PlayParams, PublishMode, Request};
+use super::status::{self, Level};
+use super::stream_key::StreamKey;
+use crate::config::{AppPolicy, Config};
+use crate::proto::amf0::Amf0Value;
+use crate::proto::command::Command;
+
+/// The instance a URL without one gets, as in AMS.
+pub const DEFAULT_INSTANCE: &str = "_definst_";
+/// NetStreams one connection may create; players use one, publishers one or two.
+const MAX_STREAMS_PER_CONNECTION: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamState {
+    Created,
+    Publishing(StreamKey),
+    Playing(StreamKey),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A command or data message for the client on this message stream.
+    Reply { stream_id: u32, values: Vec<Amf0Value> },
+    /// Connect accepted: the transport sends its preamble (window, bandwidth, chunk size),
+    /// then `reply`.
+    Accepted { reply: Vec<Amf0Value> },
+    StartPublish { stream_id: u32, key: StreamKey, mode: PublishMode },
+    StopPublish { stream_id: u32, key: StreamKey },
+    StartPlay { stream_id: u32, key: StreamKey, params: PlayParams },
+    StopPlay { stream_id: u32, key: StreamKey },
+    SetReceive { stream_id: u32, audio: Option<bool>, video: Option<bool> },
+    Pause { stream_id: u32, pause: bool },
+    /// Flush what is queued, then close.
+    Close { reason: String },
+}
+
+#[derive(Debug, Default)]
+pub struct NetConnection {
+    connected: bool,
+    pub app: String,
+    pub instance: String,
+    pub policy: Option<AppPolicy>,
+    pub object_encoding: f64,
+    streams: Vec<(u32, StreamState)>,
+    next_stream_id: u32,
+}
+
+fn split_app_path(path: &str) -> (String, String) {
+    let path = path.split('?').next().unwrap_or(path).trim_matches('/');
+    match path.split_once('/') {
+        Some((app, inst)) if !inst.is_empty() => (app.to_string(), inst.to_string()),
+        Some((app, _)) => (app.to_string(), DEFAULT_INSTANCE.to_string()),
+        None => (path.to_string(), DEFAULT_INSTANCE.to_string()),
+    }
+}
+
+impl NetConnection {
+    pub fn new() -> Self {
+        NetConnection { next_stream_id: 1, ..Default::default() }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &(u32, StreamState)> {
+        self.streams.iter()
+    }
+
+    fn stream_mut(&mut self, id: u32) -> Option<&mut StreamState> {
+        self.streams.iter_mut().find(|(i, _)| *i == id).map(|(_, s)| s)
+    }
+
+    /// The worker refused a publish (name in use, limit): the stream is idle again.
+    pub fn publish_refused(&mut self, stream_id: u32) {
+        if let Some(s) = self.stream_mut(stream_id) {
+            *s = StreamState::Created;
+        }
+    }
+
+    fn key(&self, name: &str) -> StreamKey {
+        StreamKey::new(&self.app, &self.instance, name)
+    }
+
+    /// Stops whatever `stream_id` is doing (publish or play), leaving it created.
+    fn stop(&mut self, stream_id: u32, out: &mut Vec<Action>) {
+        if let Some(state) = self.stream_mut(stream_id) {
+            match std::mem::replace(state, StreamState::Created) {
+                StreamState::Publishing(key) => out.push(Action::StopPublish { stream_id, key }),
+                StreamState::Playing(key) => out.push(Action::StopPlay { stream_id, key }),
+                StreamState::Created => {}
+            }
+        }
+    }
+
+    pub fn on_command(&mut self, stream_id: u32, cmd: &Command, config: &Config, out: &mut Vec<Action>) {
+        let request = Request::from_command(cmd);
+        let tid = cmd.transaction_id;
+        if !self.connected {
+            match request {
+                Request::Connect(params) => self.connect(tid, params, config, out),
+                _ => out.push(Action::Close { reason: format!("{:?} before connect", cmd.name) }),
+            }
+            return;
+        }
+        let reply = |values| Action::Reply { stream_id, values };
+        match request {
+            Request::Connect(_) => {
+                out.push(reply(status::error(tid, "NetConnection.Call.Failed", "Already connected.")))
+            }
+            Request::CreateStream => {
+                if self.streams.len() >= MAX_STREAMS_PER_CONNECTION {
+                    out.push(reply(status::error(tid, "NetConnection.Call.Failed", "Too many streams.")));
+                    return;
+                }
+                let id = self.next_stream_id;
+                self.next_stream_id = self.next_stream_id.wrapping_add(1).max(1);
+                self.streams.push((id, StreamState::Created));
+                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Number(f64::from(id)))));
+            }
+            Request::DeleteStream { stream_id: id } => {
+                self.stop(id, out);
+                self.streams.retain(|(i, _)| *i != id);
+            }
+            Request::CloseStream => self.stop(stream_id, out),
+            Request::ReleaseStream { .. } => {
+                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)))
+            }
+            Request::FcPublish { name } => {
+                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)));
+                let info = status::info(Level::Status, "NetStream.Publish.Start", &name);
+                out.push(reply(status::call("onFCPublish", info)));
+            }
+            Request::FcUnpublish { name } => {
+                let key = self.key(&name);
+                let publishing: Vec<u32> = self
+                    .streams
+                    .iter()
+                    .filter(|(_, s)| *s == StreamState::Publishing(key.clone()))
+                    .map(|(i, _)| *i)
+                    .collect();
+                for id in publishing {
+                    self.stop(id, out);
+                }
+                let info = status::info(Level::Status, "NetStream.Unpublish.Success", &name);
+                out.push(reply(status::call("onFCUnpublish", info)));
+                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)));
+            }
+            Request::Publish { name, mode } => self.publish(stream_id, name, mode, out),
+            Request::Play(params) => self.play(stream_id, params, out),
+            Request::ReceiveAudio(on) => out.push(Action::SetReceive { stream_id, audio: Some(on), video: None }),
+            Request::ReceiveVideo(on) => out.push(Action::SetReceive { stream_id, audio: None, video: Some(on) }),
+            Request::Pause { pause, .. } => out.push(Action::Pause { stream_id, pause }),
+            Request::GetStreamLength { .. } => {
+                // Live streams have no length.
+                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Number(0.0))))
+            }
+            Request::Ping => out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Null))),
+            Request::Ignorable => {}
+            Request::Unknown => out.push(reply(status::error(
+                tid,
+                "NetConnection.Call.Failed",
+                &format!("Method not found ({}).", cmd.name),
+            ))),
+            Request::Invalid(why) => out.push(reply(status::error(tid, "NetConnection.Call.Failed", why))),
+        }
+    }
+
+    fn connect(&mut self, tid: f64, params: ConnectParams, config: &Config, out: &mut Vec<Action>) {
+        let (app, instance) = split_app_path(&params.app_path);
+        match config.application(&app) {
+            Some(policy) if !app.is_empty() => {
+                self.connected = true;
+                self.app = app;
+                self.instance = instance;
+                self.policy = Some(policy);
+                self.object_encoding = params.object_encoding;
+                out.push(Action::Accepted { reply: status::connect_success(tid, params.object_encoding) });
+            }
+            _ => {
+                let why = format!("Application {app:?} is not served here.");
+                let mut reply = status::error(tid, "NetConnection.Connect.Rejected", &why);
+                if let Some(Amf0Value::Object(props)) = reply.get_mut(3) {
+                    props.push(("objectEncoding".into(), Amf0Value::Number(params.object_encoding)));
+                }
+                out.push(Action::Reply { stream_id: 0, values: reply });
+                out.push(Action::Close { reason: format!("application {app:?} rejected") });
+            }
+        }
+    }
+
+    fn publish(&mut self, stream_id: u32, name: String, mode: PublishMode, out: &mut Vec<Action>) {
+        let allowed = self.policy.as_ref().is_some_and(|p| p.publish);
+        let key = self.key(&name);
+        let Some(state) = self.stream_mut(stream_id) else {
+            let values = status::on_status(Level::Error, "NetStream.Publish.BadName", "No such stream; call createStream first.", Some(&name));
+            out.push(Action::Reply { stream_id, values });
+            return;
+        };
+        if !allowed {
+            let values = status::on_status(Level::Error, "NetStream.Publish.Denied", "Publishing is not allowed in this application.", Some(&name));
+            out.push(Action::Reply { stream_id, values });
+            return;
+        }
+        if *state != StreamState::Created {
+            let values = status::on_status(Level::Error, "NetStream.Publish.BadName", "This stream is already publishing or playing.", Some(&name));
+            out.push(Action::Reply { stream_id, values });
+            return;
+        }
+        *state = StreamState::Publishing(key.clone());
+        out.push(Action::StartPublish { stream_id, key, mode });
+    }
+
+    fn play(&mut self, stream_id: u32, params: PlayParams, out: &mut Vec<Action>) {
+        let allowed = self.policy.as_ref().is_some_and(|p| p.play);
+        let key = self.key(&params.name);
+        let Some(state) = self.stream_mut(stream_id) else {
+            let values = status::on_status(Level::Error, "NetStream.Play.Failed", "No such stream; call createStream first.", Some(&params.name));
+            out.push(Action::Reply { stream_id, values });
+            return;
+        };
+        if !allowed {
+            let values = status::on_status(Level::Error, "NetStream.Play.Failed", "Playing is not allowed in this application.", Some(&params.name));
+            out.push(Action::Reply { stream_id, values });
+            return;
+        }
+        // A second play on the same NetStream replaces the first, as in Flash.
+        let previous = std::mem::replace(state, StreamState::Playing(key.clone()));
+        match previous {
+            StreamState::Playing(old) => out.push(Action::StopPlay { stream_id, key: old }),
+            StreamState::Publishing(old) => out.push(Action::StopPublish { stream_id, key: old }),
+            StreamState::Created => {}
+        }
+        out.push(Action::StartPlay { stream_id, key, params });
+    }
+
+    /// Everything this connection publishes or plays, for cleanup when it goes away.
+    pub fn close_all(&mut self, out: &mut Vec<Action>) {
+        let ids: Vec<u32> = self.streams.iter().map(|(i, _)| *i).collect();
+        for id in ids {
+            self.stop(id, out);
+        }
+        self.streams.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(name: &str, tid: f64, obj: Amf0Value, args: Vec<Amf0Value>) -> Command {
+        Command { name: name.into(), transaction_id: tid, command_object: obj, args }
+    }
+
+    fn connected(config: &Config) -> NetConnection {
+        let mut nc = NetConnection::new();
+        let mut out = Vec::new();
+        let obj = Amf0Value::object([("app", Amf0Value::string("live/room1"))]);
+        nc.on_command(0, &cmd("connect", 1.0, obj, vec![]), config, &mut out);
+        assert!(matches!(out[0], Action::Accepted { .. }), "{out:?}");
+        nc
+    }
+
+    #[test]
+    fn connect_splits_app_and_instance() {
+        assert_eq!(split_app_path("live"), ("live".into(), "_definst_".into()));
+        assert_eq!(split_app_path("live/room1?x=1"), ("live".into(), "room1".into()));
+        let nc = connected(&Config::default());
+        assert_eq!((nc.app.as_str(), nc.instance.as_str()), ("live", "room1"));
+    }
+
+    #[test]
+    fn unlisted_application_is_rejected() {
+        let config = Config::parse("[[application]]\nname = \"vod\"\n", "t").expect("config");
+        let mut nc = NetConnection::new();
+        let mut out = Vec::new();
+        let obj = Amf0Value::object([("app", Amf0Value::string("live"))]);
+        nc.on_command(0, &cmd("connect", 1.0, obj, vec![]), &config, &mut out);
+        assert!(!nc.is_connected());
+        assert!(matches!(&out[1], Action::Close { .. }));
+    }
+
+    #[test]
+    fn publish_then_play_on_created_streams() {
+        let config = Config::default();
+        let mut nc = connected(&config);
+        let mut out = Vec::new();
+        nc.on_command(0, &cmd("createStream", 2.0, Amf0Value::Null, vec![]), &config, &mut out);
+        nc.on_command(1, &cmd("publish", 0.0, Amf0Value::Null, vec![Amf0Value::string("cam")]), &config, &mut out);
+        assert!(out.iter().any(|a| matches!(a, Action::StartPublish { stream_id: 1, .. })));
+        out.clear();
+        nc.on_command(0, &cmd("deleteStream", 3.0, Amf0Value::Null, vec![Amf0Value::Number(1.0)]), &config, &mut out);
+        assert!(matches!(&out[0], Action::StopPublish { stream_id: 1, .. }));
+    }
+
+    #[test]
+    fn unknown_call_gets_call_failed() {
+        let config = Config::default();
+        let mut nc = connected(&config);
+        let mut out = Vec::new();
+        nc.on_command(0, &cmd("fooBar", 7.0, Amf0Value::Null, vec![]), &config, &mut out);
+        let Action::Reply { values, .. } = &out[0] else { panic!("{out:?}") };
+        assert_eq!(values[0].as_str(), Some("_error"));
+        assert_eq!(values[3].get("code").and_then(Amf0Value::as_str), Some("NetConnection.Call.Failed"));
+    }
+
+    #[test]
+    fn commands_before_connect_close() {
+        let mut nc = NetConnection::new();
+        let mut out = Vec::new();
+        nc.on_command(0, &cmd("play", 0.0, Amf0Value::Null, vec![]), &Config::default(), &mut out);
+        assert!(matches!(&out[0], Action::Close { .. }));
+    }
+}

@@ -1,0 +1,218 @@
+//! The configuration file (TOML), validated once at load. Every key is optional: an empty
+//! file, or none at all, is a working live server on 0.0.0.0:1935 for any application.
+//! `strata.example.toml` at the top of the repository documents every key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub live: LiveConfig,
+    #[serde(rename = "application")]
+    pub applications: Vec<ApplicationConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    /// 0: one worker per core.
+    pub workers: usize,
+    /// The chunk size the server sends with. Large chunks mean fewer headers and fewer
+    /// iovecs per message; 4096 is what AMS sends and every client accepts.
+    pub chunk_size: u32,
+    pub window_ack_size: u32,
+    pub peer_bandwidth: u32,
+    /// A message announcing more than this closes the connection (the check happens at the
+    /// chunk header, before anything is allocated).
+    pub max_message_size: u32,
+    /// Real clients use a handful of chunk streams; thousands is an attack on memory.
+    pub max_chunk_streams: usize,
+    /// Handshake plus connect must finish within this.
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Keep each stream's current GOP so a new viewer starts on a key frame at once.
+    pub gop_cache: bool,
+    /// A viewer this far behind drops to the next key frame.
+    pub drop_lag_ms: u32,
+    /// A viewer this far behind is closed with NetStream.Play.InsufficientBW.
+    pub max_lag_ms: u32,
+    /// A viewer's send queue over this many bytes also counts as lagging.
+    pub max_queue_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationConfig {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub publish: bool,
+    #[serde(default = "yes")]
+    pub play: bool,
+    /// 0: no limit.
+    #[serde(default)]
+    pub max_streams: usize,
+    pub drop_lag_ms: Option<u32>,
+    pub max_lag_ms: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub const DEFAULT_PORT: u16 = 1935;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
+            workers: 0,
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            peer_bandwidth: 2_500_000,
+            max_message_size: 8 * 1024 * 1024,
+            max_chunk_streams: 64,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig { gop_cache: true, drop_lag_ms: 3_000, max_lag_ms: 10_000, max_queue_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { server: ServerConfig::default(), live: LiveConfig::default(), applications: Vec::new() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: origin.to_string(), message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.server;
+        if s.listen.is_empty() {
+            return Err("server.listen needs at least one address".into());
+        }
+        if !(128..=0x7FFF_FFFF).contains(&s.chunk_size) {
+            return Err(format!("server.chunk_size {} is outside 128..=2147483647", s.chunk_size));
+        }
+        if s.max_message_size == 0 || s.max_message_size > 0xFF_FFFF {
+            return Err("server.max_message_size must be between 1 and 16777215 (the RTMP header's limit)".into());
+        }
+        if s.max_chunk_streams < 8 {
+            return Err("server.max_chunk_streams below 8 would refuse real clients".into());
+        }
+        if self.live.drop_lag_ms > self.live.max_lag_ms {
+            return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.applications {
+            if app.name.is_empty() || app.name.contains('/') {
+                return Err(format!("application name {:?} must be non-empty and contain no '/'", app.name));
+            }
+            if !seen.insert(app.name.as_str()) {
+                return Err(format!("application {:?} is defined twice", app.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The application's settings, or None when the configuration restricts applications and
+    /// this one is not among them.
+    pub fn application(&self, name: &str) -> Option<AppPolicy> {
+        if self.applications.is_empty() {
+            return Some(AppPolicy::open(&self.live));
+        }
+        self.applications.iter().find(|a| a.name == name).map(|a| AppPolicy {
+            publish: a.publish,
+            play: a.play,
+            max_streams: a.max_streams,
+            drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
+            max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
+        })
+    }
+}
+
+/// What one application allows, resolved from the configuration at connect time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppPolicy {
+    pub publish: bool,
+    pub play: bool,
+    pub max_streams: usize,
+    pub drop_lag_ms: u32,
+    pub max_lag_ms: u32,
+}
+
+impl AppPolicy {
+    fn open(live: &LiveConfig) -> Self {
+        AppPolicy { publish: true, play: true, max_streams: 0, drop_lag_ms: live.drop_lag_ms, max_lag_ms: live.max_lag_ms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_an_open_server() {
+        let c = Config::parse("", "t").expect("empty config");
+        assert_eq!(c, Config::default());
+        assert!(c.application("anything").is_some());
+    }
+
+    #[test]
+    fn listed_applications_restrict_the_rest() {
+        let c = Config::parse("[[application]]\nname = \"live\"\nmax_lag_ms = 20000\n", "t").expect("config");
+        assert!(c.application("other").is_none());
+        let live = c.application("live").expect("live");
+        assert_eq!(live.max_lag_ms, 20_000);
+        assert!(live.publish && live.play);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::parse("[server]\nlisen = []\n", "t").is_err());
+        assert!(Config::parse("[server]\nchunk_size = 0\n", "t").is_err());
+        assert!(Config::parse("[live]\ndrop_lag_ms = 9\nmax_lag_ms = 1\n", "t").is_err());
+        assert!(Config::parse("[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n", "t").is_err());
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../strata.example.toml");
+        Config::parse(text, "strata.example.toml").expect("example config is valid");
+    }
+}

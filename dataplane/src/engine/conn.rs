@@ -1,0 +1,150 @@
+//! One client connection on a worker, and the slots connections live in.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use bytes::BytesMut;
+
+use super::live::ConnRef;
+use crate::app::{NetConnection, StreamKey};
+use crate::media::send_queue::SendQueue;
+use crate::proto::rtmp::session::ServerSession;
+
+/// What a connection does with one NetStream it plays.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub stream_id: u32,
+    pub key: StreamKey,
+    pub audio: bool,
+    pub video: bool,
+    pub paused: bool,
+    /// Video waits for a key frame (start, after drops, after receiveVideo(true), unpause).
+    pub need_key: bool,
+    /// PublishNotify is due when the stream goes live (it was not live at play time).
+    pub notify_on_publish: bool,
+}
+
+pub struct Publishing {
+    pub stream_id: u32,
+    pub key: StreamKey,
+    pub publish_id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    Open,
+    /// Flushing the last messages; the socket is shut down when the queue empties or the
+    /// flush timer fires.
+    Flushing,
+    /// Shut down; waiting for the ring to hand back in-flight operations.
+    ShutDown,
+}
+
+pub struct Conn {
+    pub fd: RawFd,
+    pub peer: SocketAddr,
+    pub generation: u32,
+    pub session: ServerSession,
+    pub nc: NetConnection,
+    pub queue: SendQueue,
+    /// Bytes the protocol writes (handshake, control, commands) before they join the queue.
+    pub out: BytesMut,
+    pub iov: Vec<libc::iovec>,
+    /// Boxed: its address goes to the kernel and must not move with the slot vector.
+    pub msghdr: Box<libc::msghdr>,
+    pub recv_armed: bool,
+    pub send_in_flight: bool,
+    pub closing: Closing,
+    pub preamble_sent: bool,
+    /// The client sends commands framed as AMF3 (type 17); replies use the same framing.
+    pub amf3: bool,
+    pub plays: Vec<Viewer>,
+    pub publishing: Vec<Publishing>,
+    pub bytes_out: u64,
+}
+
+impl Conn {
+    pub fn viewer_mut(&mut self, stream_id: u32) -> Option<&mut Viewer> {
+        self.plays.iter_mut().find(|v| v.stream_id == stream_id)
+    }
+
+    pub fn publishing_on(&self, stream_id: u32) -> Option<&Publishing> {
+        self.publishing.iter().find(|p| p.stream_id == stream_id)
+    }
+
+    pub fn app(&self) -> &str {
+        if self.nc.app.is_empty() {
+            "-"
+        } else {
+            &self.nc.app
+        }
+    }
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// Connection storage with generation-checked references: a stale reference (to a slot
+/// freed and reused) finds nothing.
+#[derive(Default)]
+pub struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Slots {
+    /// Reserves a slot; returns its index and the generation the new connection must carry.
+    pub fn reserve(&mut self) -> (u32, u32) {
+        if let Some(i) = self.free.pop() {
+            let slot = &mut self.slots[i as usize];
+            slot.generation = slot.generation.wrapping_add(1) & 0xFF_FFFF;
+            (i, slot.generation)
+        } else {
+            self.slots.push(Slot { generation: 0, conn: None });
+            ((self.slots.len() - 1) as u32, 0)
+        }
+    }
+
+    pub fn insert(&mut self, slot: u32, conn: Conn) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.conn = Some(conn);
+            self.live += 1;
+        }
+    }
+
+    pub fn get(&self, r: ConnRef) -> Option<&Conn> {
+        let s = self.slots.get(r.slot as usize)?;
+        s.conn.as_ref().filter(|c| c.generation == r.generation)
+    }
+
+    pub fn get_mut(&mut self, r: ConnRef) -> Option<&mut Conn> {
+        let s = self.slots.get_mut(r.slot as usize)?;
+        s.conn.as_mut().filter(|c| c.generation == r.generation)
+    }
+
+    pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
+        let s = self.slots.get_mut(r.slot as usize)?;
+        if s.conn.as_ref().is_some_and(|c| c.generation == r.generation) {
+            self.free.push(r.slot);
+            self.live -= 1;
+            s.conn.take()
+        } else {
+            None
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn refs(&self) -> Vec<ConnRef> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.conn.as_ref().map(|c| ConnRef { slot: i as u32, generation: c.generation }))
+            .collect()
+    }
+}

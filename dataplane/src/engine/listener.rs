@@ -1,0 +1,31 @@
+//! Listening sockets: one per worker and address, with SO_REUSEPORT so the kernel spreads
+//! new connections across workers without a shared accept lock.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Deep enough for a burst of viewers joining at once (a popular stream going live).
+const ACCEPT_BACKLOG: i32 = 4096;
+
+pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(ACCEPT_BACKLOG)?;
+    Ok(socket)
+}
+
+/// Binds and closes each address once before the workers start, so a port in use is
+/// reported once, clearly, instead of by every worker.
+pub fn check_bindable(addrs: &[SocketAddr]) -> Result<(), String> {
+    for addr in addrs {
+        tcp_listener(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}

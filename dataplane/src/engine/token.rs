@@ -1,0 +1,66 @@
+//! What a completion belongs to, packed into the ring's 64-bit user_data.
+//!
+//! Connection slots are reused, so a token carries the slot's generation: a completion that
+//! arrives for a slot that has since been freed and reused is recognised and ignored.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OpKind {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Mailbox = 4,
+    Cancel = 5,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub kind: OpKind,
+    pub slot: u32,
+    pub generation: u32,
+}
+
+const GENERATION_BITS: u32 = 24;
+const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+
+impl Token {
+    pub fn new(kind: OpKind, slot: u32, generation: u32) -> Self {
+        Token { kind, slot, generation: generation & GENERATION_MASK as u32 }
+    }
+
+    pub fn to_user_data(self) -> u64 {
+        (u64::from(self.kind as u8) << 56)
+            | (u64::from(self.slot) << GENERATION_BITS)
+            | (u64::from(self.generation) & GENERATION_MASK)
+    }
+
+    pub fn from_user_data(data: u64) -> Option<Self> {
+        let kind = match (data >> 56) as u8 {
+            1 => OpKind::Accept,
+            2 => OpKind::Recv,
+            3 => OpKind::Send,
+            4 => OpKind::Mailbox,
+            5 => OpKind::Cancel,
+            _ => return None,
+        };
+        let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
+        Some(Token { kind, slot, generation: (data & GENERATION_MASK) as u32 })
+    }
+
+    /// Generations wrap within 24 bits; compare through this.
+    pub fn same_generation(generation: u32, other: u32) -> bool {
+        (u64::from(generation) & GENERATION_MASK) == (u64::from(other) & GENERATION_MASK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_user_data() {
+        let t = Token::new(OpKind::Send, 123_456, 0xFF_FFFF);
+        assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));
+        assert_eq!(Token::from_user_data(0), None);
+    }
+}
