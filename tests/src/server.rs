@@ -1,9 +1,11 @@
 //! Starting `stratad` for one test: a free port, captured logs, and a kill-on-Drop guard.
 
 use crate::scratch_dir::ScratchDir;
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long the server may take to accept connections after it is spawned.
@@ -272,10 +274,22 @@ fn wait_accepting(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// A local address whose port was free a moment ago.
+/// Ports already handed out in this test process. stratad listens with SO_REUSEPORT, so two
+/// servers given the same port would both bind it and share its connections silently; the
+/// kernel may hand out a just-released port again, so never reuse one here.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A local address whose port was free a moment ago and is not given to any other server of
+/// this test process.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr")
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr");
+        if handed_out.insert(addr.port()) {
+            return addr;
+        }
+    }
 }
 
 fn tail(text: &str, lines: usize) -> String {
