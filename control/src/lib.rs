@@ -1,1 +1,3 @@
 //! Control-protocol types shared by `stratad` and `stratactl`.
+
+pub mod protocol;

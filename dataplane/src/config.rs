@@ -7,11 +7,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
     pub live: LiveConfig,
+    pub control: ControlConfig,
+    pub auth: AuthConfig,
     #[serde(rename = "application")]
     pub applications: Vec<ApplicationConfig>,
 }
@@ -34,6 +36,66 @@ pub struct ServerConfig {
     pub max_chunk_streams: usize,
     /// Handshake plus connect must finish within this.
     pub connect_timeout_ms: u64,
+    /// Clients served at once (all workers); stratad raises RLIMIT_NOFILE to its hard limit
+    /// and warns at start when that is below this.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The Unix socket managers (stratactl) connect to; `--control-socket` overrides it.
+    pub socket: std::path::PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: control::protocol::DEFAULT_SOCKET.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthAction {
+    Connect,
+    Publish,
+    Play,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthDefault {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// What stratad asks the manager about before allowing it. Empty: nothing.
+    pub on: Vec<AuthAction>,
+    /// Applied when no manager is registered or it does not answer within `timeout_ms`:
+    /// a dead manager must never stop the edge from streaming, unless told so.
+    pub default: AuthDefault,
+    pub timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            on: Vec::new(),
+            default: AuthDefault::Allow,
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn asks(&self, action: AuthAction) -> bool {
+        self.on.contains(&action)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -81,26 +143,29 @@ impl Default for ServerConfig {
             max_message_size: 8 * 1024 * 1024,
             max_chunk_streams: 64,
             connect_timeout_ms: 10_000,
+            max_connections: 100_000,
         }
     }
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        LiveConfig { gop_cache: true, drop_lag_ms: 3_000, max_lag_ms: 10_000, max_queue_bytes: 16 * 1024 * 1024 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { server: ServerConfig::default(), live: LiveConfig::default(), applications: Vec::new() }
+        LiveConfig {
+            gop_cache: true,
+            drop_lag_ms: 3_000,
+            max_lag_ms: 10_000,
+            max_queue_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {message}")]
@@ -109,15 +174,22 @@ pub enum ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: origin.to_string(), message })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
         Ok(config)
     }
 
@@ -127,13 +199,22 @@ impl Config {
             return Err("server.listen needs at least one address".into());
         }
         if !(128..=0x7FFF_FFFF).contains(&s.chunk_size) {
-            return Err(format!("server.chunk_size {} is outside 128..=2147483647", s.chunk_size));
+            return Err(format!(
+                "server.chunk_size {} is outside 128..=2147483647",
+                s.chunk_size
+            ));
         }
         if s.max_message_size == 0 || s.max_message_size > 0xFF_FFFF {
-            return Err("server.max_message_size must be between 1 and 16777215 (the RTMP header's limit)".into());
+            return Err(
+                "server.max_message_size must be between 1 and 16777215 (the RTMP header's limit)"
+                    .into(),
+            );
         }
         if s.max_chunk_streams < 8 {
             return Err("server.max_chunk_streams below 8 would refuse real clients".into());
+        }
+        if self.auth.timeout_ms == 0 || self.auth.timeout_ms > 60_000 {
+            return Err("auth.timeout_ms must be between 1 and 60000".into());
         }
         if self.live.drop_lag_ms > self.live.max_lag_ms {
             return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());
@@ -141,7 +222,10 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for app in &self.applications {
             if app.name.is_empty() || app.name.contains('/') {
-                return Err(format!("application name {:?} must be non-empty and contain no '/'", app.name));
+                return Err(format!(
+                    "application name {:?} must be non-empty and contain no '/'",
+                    app.name
+                ));
             }
             if !seen.insert(app.name.as_str()) {
                 return Err(format!("application {:?} is defined twice", app.name));
@@ -156,13 +240,16 @@ impl Config {
         if self.applications.is_empty() {
             return Some(AppPolicy::open(&self.live));
         }
-        self.applications.iter().find(|a| a.name == name).map(|a| AppPolicy {
-            publish: a.publish,
-            play: a.play,
-            max_streams: a.max_streams,
-            drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
-            max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
-        })
+        self.applications
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| AppPolicy {
+                publish: a.publish,
+                play: a.play,
+                max_streams: a.max_streams,
+                drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
+                max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
+            })
     }
 }
 
@@ -178,7 +265,13 @@ pub struct AppPolicy {
 
 impl AppPolicy {
     fn open(live: &LiveConfig) -> Self {
-        AppPolicy { publish: true, play: true, max_streams: 0, drop_lag_ms: live.drop_lag_ms, max_lag_ms: live.max_lag_ms }
+        AppPolicy {
+            publish: true,
+            play: true,
+            max_streams: 0,
+            drop_lag_ms: live.drop_lag_ms,
+            max_lag_ms: live.max_lag_ms,
+        }
     }
 }
 
@@ -195,7 +288,11 @@ mod tests {
 
     #[test]
     fn listed_applications_restrict_the_rest() {
-        let c = Config::parse("[[application]]\nname = \"live\"\nmax_lag_ms = 20000\n", "t").expect("config");
+        let c = Config::parse(
+            "[[application]]\nname = \"live\"\nmax_lag_ms = 20000\n",
+            "t",
+        )
+        .expect("config");
         assert!(c.application("other").is_none());
         let live = c.application("live").expect("live");
         assert_eq!(live.max_lag_ms, 20_000);
@@ -207,7 +304,11 @@ mod tests {
         assert!(Config::parse("[server]\nlisen = []\n", "t").is_err());
         assert!(Config::parse("[server]\nchunk_size = 0\n", "t").is_err());
         assert!(Config::parse("[live]\ndrop_lag_ms = 9\nmax_lag_ms = 1\n", "t").is_err());
-        assert!(Config::parse("[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n", "t").is_err());
+        assert!(Config::parse(
+            "[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n",
+            "t"
+        )
+        .is_err());
     }
 
     #[test]

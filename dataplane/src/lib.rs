@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod control_socket;
 pub mod engine;
 pub mod media;
 pub mod proto;

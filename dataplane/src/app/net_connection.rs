@@ -24,18 +24,48 @@ pub enum StreamState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// A command or data message for the client on this message stream.
-    Reply { stream_id: u32, values: Vec<Amf0Value> },
+    Reply {
+        stream_id: u32,
+        values: Vec<Amf0Value>,
+    },
     /// Connect accepted: the transport sends its preamble (window, bandwidth, chunk size),
     /// then `reply`.
-    Accepted { reply: Vec<Amf0Value> },
-    StartPublish { stream_id: u32, key: StreamKey, mode: PublishMode },
-    StopPublish { stream_id: u32, key: StreamKey },
-    StartPlay { stream_id: u32, key: StreamKey, params: PlayParams },
-    StopPlay { stream_id: u32, key: StreamKey },
-    SetReceive { stream_id: u32, audio: Option<bool>, video: Option<bool> },
-    Pause { stream_id: u32, pause: bool },
+    Accepted {
+        reply: Vec<Amf0Value>,
+    },
+    StartPublish {
+        stream_id: u32,
+        key: StreamKey,
+        mode: PublishMode,
+        /// The query of the published name (`name?key=...`), for auth hooks.
+        query: Option<String>,
+    },
+    StopPublish {
+        stream_id: u32,
+        key: StreamKey,
+    },
+    StartPlay {
+        stream_id: u32,
+        key: StreamKey,
+        params: PlayParams,
+    },
+    StopPlay {
+        stream_id: u32,
+        key: StreamKey,
+    },
+    SetReceive {
+        stream_id: u32,
+        audio: Option<bool>,
+        video: Option<bool>,
+    },
+    Pause {
+        stream_id: u32,
+        pause: bool,
+    },
     /// Flush what is queued, then close.
-    Close { reason: String },
+    Close {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -44,9 +74,19 @@ pub struct NetConnection {
     pub app: String,
     pub instance: String,
     pub policy: Option<AppPolicy>,
+    pub tc_url: Option<String>,
+    /// The query part of the application path or tcUrl (`?key=...`), for auth hooks.
+    pub connect_query: Option<String>,
     pub object_encoding: f64,
     streams: Vec<(u32, StreamState)>,
     next_stream_id: u32,
+}
+
+/// The part after `?`, if any and non-empty.
+pub fn query_of(s: &str) -> Option<String> {
+    s.split_once('?')
+        .map(|(_, q)| q.to_string())
+        .filter(|q| !q.is_empty())
 }
 
 fn split_app_path(path: &str) -> (String, String) {
@@ -60,7 +100,10 @@ fn split_app_path(path: &str) -> (String, String) {
 
 impl NetConnection {
     pub fn new() -> Self {
-        NetConnection { next_stream_id: 1, ..Default::default() }
+        NetConnection {
+            next_stream_id: 1,
+            ..Default::default()
+        }
     }
 
     pub fn is_connected(&self) -> bool {
@@ -72,11 +115,14 @@ impl NetConnection {
     }
 
     fn stream_mut(&mut self, id: u32) -> Option<&mut StreamState> {
-        self.streams.iter_mut().find(|(i, _)| *i == id).map(|(_, s)| s)
+        self.streams
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .map(|(_, s)| s)
     }
 
-    /// The worker refused a publish (name in use, limit): the stream is idle again.
-    pub fn publish_refused(&mut self, stream_id: u32) {
+    /// The worker refused a publish or play (name in use, limit, auth): the stream is idle.
+    pub fn stream_refused(&mut self, stream_id: u32) {
         if let Some(s) = self.stream_mut(stream_id) {
             *s = StreamState::Created;
         }
@@ -97,41 +143,65 @@ impl NetConnection {
         }
     }
 
-    pub fn on_command(&mut self, stream_id: u32, cmd: &Command, config: &Config, out: &mut Vec<Action>) {
+    pub fn on_command(
+        &mut self,
+        stream_id: u32,
+        cmd: &Command,
+        config: &Config,
+        out: &mut Vec<Action>,
+    ) {
         let request = Request::from_command(cmd);
         let tid = cmd.transaction_id;
         if !self.connected {
             match request {
                 Request::Connect(params) => self.connect(tid, params, config, out),
-                _ => out.push(Action::Close { reason: format!("{:?} before connect", cmd.name) }),
+                _ => out.push(Action::Close {
+                    reason: format!("{:?} before connect", cmd.name),
+                }),
             }
             return;
         }
         let reply = |values| Action::Reply { stream_id, values };
         match request {
-            Request::Connect(_) => {
-                out.push(reply(status::error(tid, "NetConnection.Call.Failed", "Already connected.")))
-            }
+            Request::Connect(_) => out.push(reply(status::error(
+                tid,
+                "NetConnection.Call.Failed",
+                "Already connected.",
+            ))),
             Request::CreateStream => {
                 if self.streams.len() >= MAX_STREAMS_PER_CONNECTION {
-                    out.push(reply(status::error(tid, "NetConnection.Call.Failed", "Too many streams.")));
+                    out.push(reply(status::error(
+                        tid,
+                        "NetConnection.Call.Failed",
+                        "Too many streams.",
+                    )));
                     return;
                 }
                 let id = self.next_stream_id;
                 self.next_stream_id = self.next_stream_id.wrapping_add(1).max(1);
                 self.streams.push((id, StreamState::Created));
-                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Number(f64::from(id)))));
+                out.push(reply(status::result(
+                    tid,
+                    Amf0Value::Null,
+                    Amf0Value::Number(f64::from(id)),
+                )));
             }
             Request::DeleteStream { stream_id: id } => {
                 self.stop(id, out);
                 self.streams.retain(|(i, _)| *i != id);
             }
             Request::CloseStream => self.stop(stream_id, out),
-            Request::ReleaseStream { .. } => {
-                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)))
-            }
+            Request::ReleaseStream { .. } => out.push(reply(status::result(
+                tid,
+                Amf0Value::Null,
+                Amf0Value::Undefined,
+            ))),
             Request::FcPublish { name } => {
-                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)));
+                out.push(reply(status::result(
+                    tid,
+                    Amf0Value::Null,
+                    Amf0Value::Undefined,
+                )));
                 let info = status::info(Level::Status, "NetStream.Publish.Start", &name);
                 out.push(reply(status::call("onFCPublish", info)));
             }
@@ -148,16 +218,32 @@ impl NetConnection {
                 }
                 let info = status::info(Level::Status, "NetStream.Unpublish.Success", &name);
                 out.push(reply(status::call("onFCUnpublish", info)));
-                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Undefined)));
+                out.push(reply(status::result(
+                    tid,
+                    Amf0Value::Null,
+                    Amf0Value::Undefined,
+                )));
             }
             Request::Publish { name, mode } => self.publish(stream_id, name, mode, out),
             Request::Play(params) => self.play(stream_id, params, out),
-            Request::ReceiveAudio(on) => out.push(Action::SetReceive { stream_id, audio: Some(on), video: None }),
-            Request::ReceiveVideo(on) => out.push(Action::SetReceive { stream_id, audio: None, video: Some(on) }),
+            Request::ReceiveAudio(on) => out.push(Action::SetReceive {
+                stream_id,
+                audio: Some(on),
+                video: None,
+            }),
+            Request::ReceiveVideo(on) => out.push(Action::SetReceive {
+                stream_id,
+                audio: None,
+                video: Some(on),
+            }),
             Request::Pause { pause, .. } => out.push(Action::Pause { stream_id, pause }),
             Request::GetStreamLength { .. } => {
                 // Live streams have no length.
-                out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Number(0.0))))
+                out.push(reply(status::result(
+                    tid,
+                    Amf0Value::Null,
+                    Amf0Value::Number(0.0),
+                )))
             }
             Request::Ping => out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Null))),
             Request::Ignorable => {}
@@ -166,7 +252,9 @@ impl NetConnection {
                 "NetConnection.Call.Failed",
                 &format!("Method not found ({}).", cmd.name),
             ))),
-            Request::Invalid(why) => out.push(reply(status::error(tid, "NetConnection.Call.Failed", why))),
+            Request::Invalid(why) => {
+                out.push(reply(status::error(tid, "NetConnection.Call.Failed", why)))
+            }
         }
     }
 
@@ -178,17 +266,30 @@ impl NetConnection {
                 self.app = app;
                 self.instance = instance;
                 self.policy = Some(policy);
+                self.connect_query = query_of(&params.app_path)
+                    .or_else(|| params.tc_url.as_deref().and_then(query_of));
+                self.tc_url = params.tc_url;
                 self.object_encoding = params.object_encoding;
-                out.push(Action::Accepted { reply: status::connect_success(tid, params.object_encoding) });
+                out.push(Action::Accepted {
+                    reply: status::connect_success(tid, params.object_encoding),
+                });
             }
             _ => {
                 let why = format!("Application {app:?} is not served here.");
                 let mut reply = status::error(tid, "NetConnection.Connect.Rejected", &why);
                 if let Some(Amf0Value::Object(props)) = reply.get_mut(3) {
-                    props.push(("objectEncoding".into(), Amf0Value::Number(params.object_encoding)));
+                    props.push((
+                        "objectEncoding".into(),
+                        Amf0Value::Number(params.object_encoding),
+                    ));
                 }
-                out.push(Action::Reply { stream_id: 0, values: reply });
-                out.push(Action::Close { reason: format!("application {app:?} rejected") });
+                out.push(Action::Reply {
+                    stream_id: 0,
+                    values: reply,
+                });
+                out.push(Action::Close {
+                    reason: format!("application {app:?} rejected"),
+                });
             }
         }
     }
@@ -197,45 +298,86 @@ impl NetConnection {
         let allowed = self.policy.as_ref().is_some_and(|p| p.publish);
         let key = self.key(&name);
         let Some(state) = self.stream_mut(stream_id) else {
-            let values = status::on_status(Level::Error, "NetStream.Publish.BadName", "No such stream; call createStream first.", Some(&name));
+            let values = status::on_status(
+                Level::Error,
+                "NetStream.Publish.BadName",
+                "No such stream; call createStream first.",
+                Some(&name),
+            );
             out.push(Action::Reply { stream_id, values });
             return;
         };
         if !allowed {
-            let values = status::on_status(Level::Error, "NetStream.Publish.Denied", "Publishing is not allowed in this application.", Some(&name));
+            let values = status::on_status(
+                Level::Error,
+                "NetStream.Publish.BadName",
+                "Publishing is not allowed in this application.",
+                Some(&name),
+            );
             out.push(Action::Reply { stream_id, values });
             return;
         }
         if *state != StreamState::Created {
-            let values = status::on_status(Level::Error, "NetStream.Publish.BadName", "This stream is already publishing or playing.", Some(&name));
+            let values = status::on_status(
+                Level::Error,
+                "NetStream.Publish.BadName",
+                "This stream is already publishing or playing.",
+                Some(&name),
+            );
             out.push(Action::Reply { stream_id, values });
             return;
         }
         *state = StreamState::Publishing(key.clone());
-        out.push(Action::StartPublish { stream_id, key, mode });
+        let query = query_of(&name);
+        out.push(Action::StartPublish {
+            stream_id,
+            key,
+            mode,
+            query,
+        });
     }
 
     fn play(&mut self, stream_id: u32, params: PlayParams, out: &mut Vec<Action>) {
         let allowed = self.policy.as_ref().is_some_and(|p| p.play);
         let key = self.key(&params.name);
         let Some(state) = self.stream_mut(stream_id) else {
-            let values = status::on_status(Level::Error, "NetStream.Play.Failed", "No such stream; call createStream first.", Some(&params.name));
+            let values = status::on_status(
+                Level::Error,
+                "NetStream.Play.Failed",
+                "No such stream; call createStream first.",
+                Some(&params.name),
+            );
             out.push(Action::Reply { stream_id, values });
             return;
         };
         if !allowed {
-            let values = status::on_status(Level::Error, "NetStream.Play.Failed", "Playing is not allowed in this application.", Some(&params.name));
+            let values = status::on_status(
+                Level::Error,
+                "NetStream.Play.Failed",
+                "Playing is not allowed in this application.",
+                Some(&params.name),
+            );
             out.push(Action::Reply { stream_id, values });
             return;
         }
         // A second play on the same NetStream replaces the first, as in Flash.
         let previous = std::mem::replace(state, StreamState::Playing(key.clone()));
         match previous {
-            StreamState::Playing(old) => out.push(Action::StopPlay { stream_id, key: old }),
-            StreamState::Publishing(old) => out.push(Action::StopPublish { stream_id, key: old }),
+            StreamState::Playing(old) => out.push(Action::StopPlay {
+                stream_id,
+                key: old,
+            }),
+            StreamState::Publishing(old) => out.push(Action::StopPublish {
+                stream_id,
+                key: old,
+            }),
             StreamState::Created => {}
         }
-        out.push(Action::StartPlay { stream_id, key, params });
+        out.push(Action::StartPlay {
+            stream_id,
+            key,
+            params,
+        });
     }
 
     /// Everything this connection publishes or plays, for cleanup when it goes away.
@@ -253,7 +395,12 @@ mod tests {
     use super::*;
 
     fn cmd(name: &str, tid: f64, obj: Amf0Value, args: Vec<Amf0Value>) -> Command {
-        Command { name: name.into(), transaction_id: tid, command_object: obj, args }
+        Command {
+            name: name.into(),
+            transaction_id: tid,
+            command_object: obj,
+            args,
+        }
     }
 
     fn connected(config: &Config) -> NetConnection {
@@ -268,7 +415,10 @@ mod tests {
     #[test]
     fn connect_splits_app_and_instance() {
         assert_eq!(split_app_path("live"), ("live".into(), "_definst_".into()));
-        assert_eq!(split_app_path("live/room1?x=1"), ("live".into(), "room1".into()));
+        assert_eq!(
+            split_app_path("live/room1?x=1"),
+            ("live".into(), "room1".into())
+        );
         let nc = connected(&Config::default());
         assert_eq!((nc.app.as_str(), nc.instance.as_str()), ("live", "room1"));
     }
@@ -289,11 +439,38 @@ mod tests {
         let config = Config::default();
         let mut nc = connected(&config);
         let mut out = Vec::new();
-        nc.on_command(0, &cmd("createStream", 2.0, Amf0Value::Null, vec![]), &config, &mut out);
-        nc.on_command(1, &cmd("publish", 0.0, Amf0Value::Null, vec![Amf0Value::string("cam")]), &config, &mut out);
-        assert!(out.iter().any(|a| matches!(a, Action::StartPublish { stream_id: 1, .. })));
+        nc.on_command(
+            0,
+            &cmd("createStream", 2.0, Amf0Value::Null, vec![]),
+            &config,
+            &mut out,
+        );
+        nc.on_command(
+            1,
+            &cmd(
+                "publish",
+                0.0,
+                Amf0Value::Null,
+                vec![Amf0Value::string("cam")],
+            ),
+            &config,
+            &mut out,
+        );
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::StartPublish { stream_id: 1, .. })));
         out.clear();
-        nc.on_command(0, &cmd("deleteStream", 3.0, Amf0Value::Null, vec![Amf0Value::Number(1.0)]), &config, &mut out);
+        nc.on_command(
+            0,
+            &cmd(
+                "deleteStream",
+                3.0,
+                Amf0Value::Null,
+                vec![Amf0Value::Number(1.0)],
+            ),
+            &config,
+            &mut out,
+        );
         assert!(matches!(&out[0], Action::StopPublish { stream_id: 1, .. }));
     }
 
@@ -302,17 +479,32 @@ mod tests {
         let config = Config::default();
         let mut nc = connected(&config);
         let mut out = Vec::new();
-        nc.on_command(0, &cmd("fooBar", 7.0, Amf0Value::Null, vec![]), &config, &mut out);
-        let Action::Reply { values, .. } = &out[0] else { panic!("{out:?}") };
+        nc.on_command(
+            0,
+            &cmd("fooBar", 7.0, Amf0Value::Null, vec![]),
+            &config,
+            &mut out,
+        );
+        let Action::Reply { values, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(values[0].as_str(), Some("_error"));
-        assert_eq!(values[3].get("code").and_then(Amf0Value::as_str), Some("NetConnection.Call.Failed"));
+        assert_eq!(
+            values[3].get("code").and_then(Amf0Value::as_str),
+            Some("NetConnection.Call.Failed")
+        );
     }
 
     #[test]
     fn commands_before_connect_close() {
         let mut nc = NetConnection::new();
         let mut out = Vec::new();
-        nc.on_command(0, &cmd("play", 0.0, Amf0Value::Null, vec![]), &Config::default(), &mut out);
+        nc.on_command(
+            0,
+            &cmd("play", 0.0, Amf0Value::Null, vec![]),
+            &Config::default(),
+            &mut out,
+        );
         assert!(matches!(&out[0], Action::Close { .. }));
     }
 }

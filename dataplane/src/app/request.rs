@@ -34,17 +34,33 @@ pub struct PlayParams {
 pub enum Request {
     Connect(ConnectParams),
     CreateStream,
-    DeleteStream { stream_id: u32 },
+    DeleteStream {
+        stream_id: u32,
+    },
     CloseStream,
-    ReleaseStream { name: String },
-    FcPublish { name: String },
-    FcUnpublish { name: String },
-    Publish { name: String, mode: PublishMode },
+    ReleaseStream {
+        name: String,
+    },
+    FcPublish {
+        name: String,
+    },
+    FcUnpublish {
+        name: String,
+    },
+    Publish {
+        name: String,
+        mode: PublishMode,
+    },
     Play(PlayParams),
     ReceiveAudio(bool),
     ReceiveVideo(bool),
-    Pause { pause: bool, ms: f64 },
-    GetStreamLength { name: String },
+    Pause {
+        pause: bool,
+        ms: f64,
+    },
+    GetStreamLength {
+        name: String,
+    },
     Ping,
     /// `_checkbw` (FMLE) and replies a client sends us: acknowledged, nothing else.
     Ignorable,
@@ -69,20 +85,31 @@ impl Request {
                         app_path,
                         tc_url: text("tcUrl"),
                         flash_ver: text("flashVer"),
-                        object_encoding: obj.get("objectEncoding").and_then(Amf0Value::as_f64).unwrap_or(0.0),
+                        object_encoding: obj
+                            .get("objectEncoding")
+                            .and_then(Amf0Value::as_f64)
+                            .unwrap_or(0.0),
                     }),
                     None => Request::Invalid("connect without an app"),
                 }
             }
             "createStream" => Request::CreateStream,
             "deleteStream" => match cmd.arg(0).and_then(Amf0Value::as_f64) {
-                Some(id) if id >= 0.0 && id <= f64::from(u32::MAX) => Request::DeleteStream { stream_id: id as u32 },
+                Some(id) if id >= 0.0 && id <= f64::from(u32::MAX) => Request::DeleteStream {
+                    stream_id: id as u32,
+                },
                 _ => Request::Invalid("deleteStream without a stream id"),
             },
             "closeStream" => Request::CloseStream,
-            "releaseStream" => Request::ReleaseStream { name: str_arg(cmd, 0).unwrap_or_default() },
-            "FCPublish" => Request::FcPublish { name: str_arg(cmd, 0).unwrap_or_default() },
-            "FCUnpublish" => Request::FcUnpublish { name: str_arg(cmd, 0).unwrap_or_default() },
+            "releaseStream" => Request::ReleaseStream {
+                name: str_arg(cmd, 0).unwrap_or_default(),
+            },
+            "FCPublish" => Request::FcPublish {
+                name: str_arg(cmd, 0).unwrap_or_default(),
+            },
+            "FCUnpublish" => Request::FcUnpublish {
+                name: str_arg(cmd, 0).unwrap_or_default(),
+            },
             "publish" => match str_arg(cmd, 0) {
                 Some(name) if !name.is_empty() => {
                     let mode = match str_arg(cmd, 1).as_deref() {
@@ -103,15 +130,23 @@ impl Request {
                 }),
                 _ => Request::Invalid("play without a stream name"),
             },
-            "receiveAudio" => Request::ReceiveAudio(cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true)),
-            "receiveVideo" => Request::ReceiveVideo(cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true)),
+            "receiveAudio" => {
+                Request::ReceiveAudio(cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true))
+            }
+            "receiveVideo" => {
+                Request::ReceiveVideo(cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true))
+            }
             "pause" => Request::Pause {
                 pause: cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true),
                 ms: cmd.arg(1).and_then(Amf0Value::as_f64).unwrap_or(0.0),
             },
-            "getStreamLength" => Request::GetStreamLength { name: str_arg(cmd, 0).unwrap_or_default() },
+            "getStreamLength" => Request::GetStreamLength {
+                name: str_arg(cmd, 0).unwrap_or_default(),
+            },
             "ping" => Request::Ping,
-            "_checkbw" | "_result" | "_error" | "onStatus" | "onBWDone" | "onBWCheck" => Request::Ignorable,
+            "_checkbw" | "_result" | "_error" | "onStatus" | "onBWDone" | "onBWCheck" => {
+                Request::Ignorable
+            }
             _ => Request::Unknown,
         }
     }
@@ -122,24 +157,52 @@ mod tests {
     use super::*;
 
     fn cmd(name: &str, args: Vec<Amf0Value>) -> Command {
-        Command { name: name.into(), transaction_id: 4.0, command_object: Amf0Value::Null, args }
+        Command {
+            name: name.into(),
+            transaction_id: 4.0,
+            command_object: Amf0Value::Null,
+            args,
+        }
     }
 
     #[test]
     fn play_defaults_follow_the_flash_api() {
         let r = Request::from_command(&cmd("play", vec![Amf0Value::string("cam")]));
-        assert_eq!(r, Request::Play(PlayParams { name: "cam".into(), start: -2.0, duration: -1.0, reset: true }));
+        assert_eq!(
+            r,
+            Request::Play(PlayParams {
+                name: "cam".into(),
+                start: -2.0,
+                duration: -1.0,
+                reset: true
+            })
+        );
     }
 
     #[test]
     fn publish_modes() {
-        let r = Request::from_command(&cmd("publish", vec![Amf0Value::string("cam"), Amf0Value::string("record")]));
-        assert_eq!(r, Request::Publish { name: "cam".into(), mode: PublishMode::Record });
-        assert_eq!(Request::from_command(&cmd("publish", vec![])), Request::Invalid("publish without a stream name"));
+        let r = Request::from_command(&cmd(
+            "publish",
+            vec![Amf0Value::string("cam"), Amf0Value::string("record")],
+        ));
+        assert_eq!(
+            r,
+            Request::Publish {
+                name: "cam".into(),
+                mode: PublishMode::Record
+            }
+        );
+        assert_eq!(
+            Request::from_command(&cmd("publish", vec![])),
+            Request::Invalid("publish without a stream name")
+        );
     }
 
     #[test]
     fn unknown_calls_are_unknown() {
-        assert_eq!(Request::from_command(&cmd("fooBar", vec![])), Request::Unknown);
+        assert_eq!(
+            Request::from_command(&cmd("fooBar", vec![])),
+            Request::Unknown
+        );
     }
 }

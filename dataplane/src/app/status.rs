@@ -36,16 +36,31 @@ pub fn info(level: Level, code: &str, description: &str) -> Amf0Value {
 }
 
 /// `onStatus` on a NetStream (transaction 0, null command object).
-pub fn on_status(level: Level, code: &str, description: &str, details: Option<&str>) -> Vec<Amf0Value> {
+pub fn on_status(
+    level: Level,
+    code: &str,
+    description: &str,
+    details: Option<&str>,
+) -> Vec<Amf0Value> {
     let mut props = info_props(level, code, description);
     if let Some(d) = details {
         props.push(("details".into(), Amf0Value::string(d)));
     }
-    vec![Amf0Value::string("onStatus"), Amf0Value::Number(0.0), Amf0Value::Null, Amf0Value::Object(props)]
+    vec![
+        Amf0Value::string("onStatus"),
+        Amf0Value::Number(0.0),
+        Amf0Value::Null,
+        Amf0Value::Object(props),
+    ]
 }
 
 pub fn result(transaction_id: f64, command_object: Amf0Value, value: Amf0Value) -> Vec<Amf0Value> {
-    vec![Amf0Value::string("_result"), Amf0Value::Number(transaction_id), command_object, value]
+    vec![
+        Amf0Value::string("_result"),
+        Amf0Value::Number(transaction_id),
+        command_object,
+        value,
+    ]
 }
 
 pub fn error(transaction_id: f64, code: &str, description: &str) -> Vec<Amf0Value> {
@@ -64,7 +79,11 @@ pub fn connect_success(transaction_id: f64, object_encoding: f64) -> Vec<Amf0Val
         ("capabilities", Amf0Value::Number(CAPABILITIES)),
         ("mode", Amf0Value::Number(1.0)),
     ]);
-    let mut info_props = info_props(Level::Status, "NetConnection.Connect.Success", "Connection succeeded.");
+    let mut info_props = info_props(
+        Level::Status,
+        "NetConnection.Connect.Success",
+        "Connection succeeded.",
+    );
     info_props.push(("objectEncoding".into(), Amf0Value::Number(object_encoding)));
     info_props.push((
         "data".into(),
@@ -75,5 +94,10 @@ pub fn connect_success(transaction_id: f64, object_encoding: f64) -> Vec<Amf0Val
 
 /// A named call to the client (`onFCPublish`, `onFCUnpublish`, ...).
 pub fn call(name: &str, info_obj: Amf0Value) -> Vec<Amf0Value> {
-    vec![Amf0Value::string(name), Amf0Value::Number(0.0), Amf0Value::Null, info_obj]
+    vec![
+        Amf0Value::string(name),
+        Amf0Value::Number(0.0),
+        Amf0Value::Null,
+        info_obj,
+    ]
 }

@@ -31,7 +31,13 @@ mod tests {
 
     #[test]
     fn query_is_not_identity() {
-        assert_eq!(StreamKey::new("live", "_definst_", "cam?token=1"), StreamKey::new("live", "_definst_", "cam"));
-        assert_ne!(StreamKey::new("live", "a", "cam"), StreamKey::new("live", "b", "cam"));
+        assert_eq!(
+            StreamKey::new("live", "_definst_", "cam?token=1"),
+            StreamKey::new("live", "_definst_", "cam")
+        );
+        assert_ne!(
+            StreamKey::new("live", "a", "cam"),
+            StreamKey::new("live", "b", "cam")
+        );
     }
 }

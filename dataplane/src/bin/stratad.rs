@@ -11,7 +11,11 @@ use dataplane::config::Config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "stratad", version, about = "Strata data plane: live RTMP fan-out on a thread-per-core io_uring engine")]
+#[command(
+    name = "stratad",
+    version,
+    about = "Strata data plane: live RTMP fan-out on a thread-per-core io_uring engine"
+)]
 struct Args {
     /// Address to accept RTMP on (repeatable); overrides server.listen in the config.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -19,16 +23,21 @@ struct Args {
     /// Worker threads, one per core by default; overrides server.workers.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// Configuration file (TOML); see strata.example.toml.
+    /// Configuration file (TOML); see strata.example.toml. SIGHUP or `stratactl reload`
+    /// re-reads it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Unix socket for stratactl; overrides control.socket (default /run/strata/stratad.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         // Colour codes would break every grep of the log; only a terminal gets them.
@@ -44,13 +53,23 @@ fn main() {
         },
         None => Config::default(),
     };
+    let overrides = dataplane::control_socket::Overrides {
+        listen: args.listen.clone(),
+        workers: args.workers,
+    };
     if !args.listen.is_empty() {
         config.server.listen = args.listen;
     }
     if let Some(n) = args.workers {
         config.server.workers = n;
     }
-    if let Err(e) = dataplane::engine::run(dataplane::engine::Options { config }) {
+    let options = dataplane::engine::Options {
+        config,
+        config_path: args.config,
+        control_socket: args.control_socket,
+        overrides,
+    };
+    if let Err(e) = dataplane::engine::run(options) {
         eprintln!("stratad: {e}");
         std::process::exit(1);
     }

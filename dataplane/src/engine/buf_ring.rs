@@ -22,21 +22,39 @@ impl BufRing {
     /// `entries` must be a power of two (a kernel rule).
     pub fn new(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
         if !entries.is_power_of_two() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "buffer ring size must be a power of two"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "buffer ring size must be a power of two",
+            ));
         }
-        let ring_layout = Layout::from_size_align(usize::from(entries) * std::mem::size_of::<BufRingEntry>(), 4096)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let ring_layout = Layout::from_size_align(
+            usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
+            4096,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: the layout has a non-zero size.
         let ring_ptr = unsafe { alloc::alloc_zeroed(ring_layout) }.cast::<BufRingEntry>();
         if ring_ptr.is_null() {
-            return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer ring allocation failed"));
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "buffer ring allocation failed",
+            ));
         }
         let bufs = vec![0u8; usize::from(entries) * buf_size].into_boxed_slice();
-        let mut this = BufRing { ring: ring_ptr, ring_layout, entries, buf_size, bufs, tail: 0, bgid };
+        let mut this = BufRing {
+            ring: ring_ptr,
+            ring_layout,
+            entries,
+            buf_size,
+            bufs,
+            tail: 0,
+            bgid,
+        };
         // SAFETY: the ring memory lives as long as `this`, and `Io` unregisters it before
         // dropping it (see `Io::drop`).
         unsafe {
-            ring.submitter().register_buf_ring_with_flags(ring_ptr as u64, entries, bgid, 0)?;
+            ring.submitter()
+                .register_buf_ring_with_flags(ring_ptr as u64, entries, bgid, 0)?;
         }
         for bid in 0..entries {
             this.push(bid);

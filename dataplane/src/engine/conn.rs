@@ -1,14 +1,15 @@
 //! One client connection on a worker, and the slots connections live in.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
 use super::live::ConnRef;
-use crate::app::{NetConnection, StreamKey};
+use crate::app::{Action, NetConnection, StreamKey};
 use crate::media::send_queue::SendQueue;
-use crate::proto::rtmp::session::ServerSession;
+use crate::proto::rtmp::session::{ServerSession, SessionEvent};
 
 /// What a connection does with one NetStream it plays.
 #[derive(Debug, Clone)]
@@ -40,7 +41,20 @@ pub enum Closing {
     ShutDown,
 }
 
+/// A command waiting for the manager's answer (auth hooks).
+pub struct PendingAuth {
+    pub request: u64,
+    pub action: Action,
+}
+
+/// Messages a client may send while a command waits for authorization; more is abuse.
+pub const MAX_DEFERRED: usize = 1024;
+
 pub struct Conn {
+    /// Unique across workers, for the control socket (kick, events).
+    pub id: u64,
+    /// Unix time of the accept.
+    pub since: f64,
     pub fd: RawFd,
     pub peer: SocketAddr,
     pub generation: u32,
@@ -61,6 +75,10 @@ pub struct Conn {
     pub plays: Vec<Viewer>,
     pub publishing: Vec<Publishing>,
     pub bytes_out: u64,
+    pub pending_auth: Option<PendingAuth>,
+    /// Session events and actions that arrived behind a command waiting for authorization.
+    pub deferred: VecDeque<SessionEvent>,
+    pub deferred_actions: VecDeque<Action>,
 }
 
 impl Conn {
@@ -103,7 +121,10 @@ impl Slots {
             slot.generation = slot.generation.wrapping_add(1) & 0xFF_FFFF;
             (i, slot.generation)
         } else {
-            self.slots.push(Slot { generation: 0, conn: None });
+            self.slots.push(Slot {
+                generation: 0,
+                conn: None,
+            });
             ((self.slots.len() - 1) as u32, 0)
         }
     }
@@ -127,7 +148,10 @@ impl Slots {
 
     pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
         let s = self.slots.get_mut(r.slot as usize)?;
-        if s.conn.as_ref().is_some_and(|c| c.generation == r.generation) {
+        if s.conn
+            .as_ref()
+            .is_some_and(|c| c.generation == r.generation)
+        {
             self.free.push(r.slot);
             self.live -= 1;
             s.conn.take()
@@ -144,7 +168,12 @@ impl Slots {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.conn.as_ref().map(|c| ConnRef { slot: i as u32, generation: c.generation }))
+            .filter_map(|(i, s)| {
+                s.conn.as_ref().map(|c| ConnRef {
+                    slot: i as u32,
+                    generation: c.generation,
+                })
+            })
             .collect()
     }
 }

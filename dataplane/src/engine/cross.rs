@@ -1,9 +1,13 @@
 //! What workers tell each other. A media message crosses to each worker with viewers once,
 //! as refcounted bytes; that worker fans it out locally.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use crate::app::StreamKey;
+use crate::config::Config;
 
 /// One audio, video or data message as the publisher sent it.
 #[derive(Debug, Clone)]
@@ -16,12 +20,73 @@ pub struct MediaMessage {
 #[derive(Debug)]
 pub enum WorkerMsg {
     /// To the publisher's worker: `worker` now has viewers of `key`.
-    Subscribe { key: StreamKey, worker: usize },
+    Subscribe {
+        key: StreamKey,
+        worker: usize,
+    },
     /// To the publisher's worker: `worker` has no viewers of `key` left.
-    Unsubscribe { key: StreamKey, worker: usize },
+    Unsubscribe {
+        key: StreamKey,
+        worker: usize,
+    },
     /// To a viewers' worker: `key` is live, here is what a new viewer needs first.
-    StreamStarted { key: StreamKey, publish_id: u64, snapshot: Vec<MediaMessage> },
-    Media { key: StreamKey, publish_id: u64, message: MediaMessage },
-    StreamStopped { key: StreamKey, publish_id: u64 },
+    StreamStarted {
+        key: StreamKey,
+        publish_id: u64,
+        snapshot: Vec<MediaMessage>,
+    },
+    Media {
+        key: StreamKey,
+        publish_id: u64,
+        message: MediaMessage,
+    },
+    StreamStopped {
+        key: StreamKey,
+        publish_id: u64,
+    },
+    /// From the control thread: answer with `ControlInbound::Answer { query, .. }`.
+    Query {
+        query: u64,
+        ask: Query,
+    },
+    /// From the control thread: a validated new configuration.
+    Reload(Arc<Config>),
+    /// From the control thread: the manager's answer to an auth request.
+    AuthDecision {
+        request: u64,
+        allow: bool,
+        reason: Option<String>,
+    },
     Shutdown,
+}
+
+#[derive(Debug, Clone)]
+pub enum Query {
+    Streams,
+    Clients,
+    Kick { client: u64 },
+    StopStream { key: StreamKey },
+}
+
+#[derive(Debug)]
+pub enum Answer {
+    Streams(Vec<StreamInfo>),
+    Clients(Vec<ClientInfo>),
+    Found(bool),
+}
+
+/// What workers tell the control thread.
+#[derive(Debug)]
+pub enum ControlInbound {
+    Answer {
+        query: u64,
+        answer: Answer,
+    },
+    Event(Event),
+    Auth {
+        worker: usize,
+        request: AuthRequest,
+    },
+    /// SIGHUP: re-read the configuration file, as `reload` does.
+    ReloadSignal,
 }

@@ -57,11 +57,18 @@ impl Io {
             (opcode::AsyncCancel::CODE, "cancel"),
         ] {
             if !probe.is_supported(code) {
-                return Err(io::Error::new(io::ErrorKind::Unsupported, format!("the kernel's io_uring lacks {name}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("the kernel's io_uring lacks {name}"),
+                ));
             }
         }
         let bufs = BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_SIZE, BUFFER_GROUP)?;
-        Ok(Io { ring, backlog: VecDeque::new(), bufs })
+        Ok(Io {
+            ring,
+            backlog: VecDeque::new(),
+            bufs,
+        })
     }
 
     /// Queues a submission; a full submission queue is a normal state: the entry waits in the
@@ -124,7 +131,11 @@ impl Io {
     /// handlers never run inside the ring's borrow).
     pub fn drain(&mut self, out: &mut Vec<Completion>) {
         for cqe in self.ring.completion() {
-            out.push(Completion { user_data: cqe.user_data(), result: cqe.result(), flags: cqe.flags() });
+            out.push(Completion {
+                user_data: cqe.user_data(),
+                result: cqe.result(),
+                flags: cqe.flags(),
+            });
         }
     }
 

@@ -27,16 +27,29 @@ pub type FrameRef = Rc<Frame>;
 impl Frame {
     pub fn new(m: MediaMessage) -> FrameRef {
         let kind = tag::classify(m.type_id, &m.payload);
-        Rc::new(Frame { timestamp: m.timestamp, type_id: m.type_id, kind, payload: m.payload, chunked: RefCell::new(Vec::new()) })
+        Rc::new(Frame {
+            timestamp: m.timestamp,
+            type_id: m.type_id,
+            kind,
+            payload: m.payload,
+            chunked: RefCell::new(Vec::new()),
+        })
     }
 
     pub fn message(&self) -> MediaMessage {
-        MediaMessage { timestamp: self.timestamp, type_id: self.type_id, payload: self.payload.clone() }
+        MediaMessage {
+            timestamp: self.timestamp,
+            type_id: self.type_id,
+            payload: self.payload.clone(),
+        }
     }
 
     pub fn chunked(&self, chunk_size: u32, stream_id: u32) -> Bytes {
         let mut cache = self.chunked.borrow_mut();
-        if let Some((_, _, b)) = cache.iter().find(|(c, s, _)| *c == chunk_size && *s == stream_id) {
+        if let Some((_, _, b)) = cache
+            .iter()
+            .find(|(c, s, _)| *c == chunk_size && *s == stream_id)
+        {
             return b.clone();
         }
         let csid = match self.type_id {
@@ -44,7 +57,13 @@ impl Frame {
             msg_type::VIDEO => csid::VIDEO,
             _ => csid::DATA,
         };
-        let msg = Message { csid, timestamp: self.timestamp, type_id: self.type_id, stream_id, payload: self.payload.clone() };
+        let msg = Message {
+            csid,
+            timestamp: self.timestamp,
+            type_id: self.type_id,
+            stream_id,
+            payload: self.payload.clone(),
+        };
         let mut out = BytesMut::with_capacity(encoded_len(&msg, chunk_size));
         encode_message(&msg, chunk_size, &mut out);
         let bytes = out.freeze();
@@ -76,8 +95,14 @@ pub struct ConnRef {
 pub enum Source {
     /// Nobody publishes (viewers wait for PublishNotify).
     None,
-    Local { publisher: ConnRef, publish_id: u64 },
-    Remote { worker: usize, publish_id: u64 },
+    Local {
+        publisher: ConnRef,
+        publish_id: u64,
+    },
+    Remote {
+        worker: usize,
+        publish_id: u64,
+    },
 }
 
 pub struct LiveStream {
@@ -87,6 +112,59 @@ pub struct LiveStream {
     pub viewers: Vec<(ConnRef, u32)>,
     /// Other workers with viewers (only while the publisher is local).
     pub remote_workers: Vec<usize>,
+    pub stats: StreamStats,
+}
+
+/// What the control socket reports about a stream; rates are refreshed once a second.
+#[derive(Debug, Default, Clone)]
+pub struct StreamStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rate_in: f64,
+    pub rate_out: f64,
+    last_in: u64,
+    last_out: u64,
+    /// Unix time the current publish started.
+    pub since: f64,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    /// Client id and address of a local publisher.
+    pub publisher: Option<(u64, String)>,
+}
+
+impl StreamStats {
+    /// Fresh statistics for a publish that starts now.
+    pub fn published(since: f64, publisher: Option<(u64, String)>) -> Self {
+        StreamStats {
+            since,
+            publisher,
+            ..Default::default()
+        }
+    }
+
+    pub fn tick(&mut self, secs: f64) {
+        if secs > 0.0 {
+            self.rate_in = (self.bytes_in - self.last_in) as f64 * 8.0 / secs;
+            self.rate_out = (self.bytes_out - self.last_out) as f64 * 8.0 / secs;
+        }
+        self.last_in = self.bytes_in;
+        self.last_out = self.bytes_out;
+    }
+
+    /// Codec names from sequence headers, as they arrive.
+    pub fn note_codecs(&mut self, frame: &Frame) {
+        match frame.kind {
+            FrameKind::VideoHeader => {
+                self.video_codec =
+                    tag::video_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            FrameKind::AudioHeader => {
+                self.audio_codec =
+                    tag::audio_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            _ => {}
+        }
+    }
 }
 
 impl LiveStream {
@@ -96,6 +174,7 @@ impl LiveStream {
             gop: GopCache::new(GopCacheLimits::default()),
             viewers: Vec::new(),
             remote_workers: Vec::new(),
+            stats: StreamStats::default(),
         }
     }
 
@@ -106,7 +185,9 @@ impl LiveStream {
     pub fn publish_id(&self) -> Option<u64> {
         match self.source {
             Source::None => None,
-            Source::Local { publish_id, .. } | Source::Remote { publish_id, .. } => Some(publish_id),
+            Source::Local { publish_id, .. } | Source::Remote { publish_id, .. } => {
+                Some(publish_id)
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 pub struct Mailbox<T> {
     tx: Sender<T>,
@@ -27,7 +27,14 @@ pub fn mailbox<T>() -> io::Result<(Mailbox<T>, MailboxReceiver<T>)> {
     // SAFETY: `fd` is a fresh descriptor we own.
     let efd = unsafe { OwnedFd::from_raw_fd(fd) };
     let (tx, rx) = crossbeam_channel::unbounded();
-    Ok((Mailbox { tx, efd }, MailboxReceiver { rx, efd: fd, read_buf: Box::new(0) }))
+    Ok((
+        Mailbox { tx, efd },
+        MailboxReceiver {
+            rx,
+            efd: fd,
+            read_buf: Box::new(0),
+        },
+    ))
 }
 
 impl<T> Mailbox<T> {
@@ -51,9 +58,6 @@ impl<T> MailboxReceiver<T> {
     }
 
     pub fn try_recv(&self) -> Option<T> {
-        match self.rx.try_recv() {
-            Ok(m) => Some(m),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.try_recv().ok()
     }
 }

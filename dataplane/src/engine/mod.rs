@@ -4,30 +4,43 @@
 mod buf_ring;
 mod conn;
 pub mod cross;
-mod io;
+pub mod io;
 pub mod listener;
 mod live;
-mod mailbox;
+pub mod mailbox;
 pub mod registry;
+pub mod stats;
 mod timers;
 pub mod token;
+pub mod udp;
 mod worker;
 
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+pub use worker::Shared;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use worker::{Shared, Worker};
+use crate::control_socket::{ControlServer, Overrides, Settings};
+use cross::ControlInbound;
+use stats::WorkerStats;
+use worker::Worker;
 
 /// How long workers get to close their clients after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Options {
     pub config: Config,
+    /// The file the configuration came from, for `reload` and SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// `--control-socket`: overrides `control.socket`, and failing to serve it is fatal.
+    pub control_socket: Option<PathBuf>,
+    /// What the command line fixed, kept across reloads.
+    pub overrides: Overrides,
 }
 
 fn block_signals() -> libc::sigset_t {
@@ -38,6 +51,7 @@ fn block_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         // A peer that resets a connection must not kill the process.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
@@ -52,17 +66,51 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
     sig
 }
 
+/// Every connection is a descriptor: raise the soft limit to the hard one, and say so when
+/// even that is below what the configuration means to serve.
+fn raise_nofile(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit on a live struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    // Listeners, rings, eventfds and the control socket need a few descriptors of their own.
+    let needed = max_connections as u64 + 64;
+    if lim.rlim_cur < needed {
+        warn!(
+            limit = lim.rlim_cur,
+            max_connections,
+            "RLIMIT_NOFILE is below server.max_connections: raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd)"
+        );
+    } else {
+        info!(limit = lim.rlim_cur, "file descriptor limit");
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM. Errors are for the operator: they say what
 /// failed and what to check.
 pub fn run(opts: Options) -> Result<(), String> {
     let config = Arc::new(opts.config);
     let workers = match config.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     };
     // Fail once, clearly, before any thread starts.
     drop(io::Io::new().map_err(|e| io::unavailable(&e))?);
     listener::check_bindable(&config.server.listen)?;
+    raise_nofile(config.server.max_connections);
 
     let signals = block_signals();
     let mut receivers = Vec::new();
@@ -72,20 +120,52 @@ pub fn run(opts: Options) -> Result<(), String> {
         mailboxes.push(tx);
         receivers.push(rx);
     }
+    let (control_tx, control_rx) = mailbox::mailbox::<ControlInbound>()
+        .map_err(|e| format!("cannot create an eventfd: {e}"))?;
     let shared = Arc::new(Shared {
-        config: Arc::clone(&config),
         registry: registry::Registry::new(workers),
         mailboxes,
+        control: control_tx,
+        stats: (0..workers).map(|_| WorkerStats::default()).collect(),
         next_publish_id: AtomicU64::new(1),
+        next_client_id: AtomicU64::new(1),
+        next_auth_id: AtomicU64::new(1),
+        auth_manager: AtomicBool::new(false),
     });
+
+    let settings = Settings {
+        socket: opts
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| config.control.socket.clone()),
+        explicit: opts.control_socket.is_some(),
+        config_path: opts.config_path,
+        overrides: opts.overrides,
+    };
+    let stop_control = Arc::new(AtomicBool::new(false));
+    let control = ControlServer::new(
+        settings,
+        Arc::clone(&shared),
+        Arc::clone(&config),
+        control_rx,
+        Arc::clone(&stop_control),
+    )?;
+    let control_thread = std::thread::Builder::new()
+        .name("strata-control".into())
+        .spawn(move || control.run())
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let listen: Vec<SocketAddr> = config.server.listen.clone();
     let mut handles = Vec::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for (id, rx) in receivers.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
-        let listen = listen.clone();
-        let core = if cores.is_empty() { None } else { cores.get(id % cores.len()).copied() };
+        let config = Arc::clone(&config);
+        let core = if cores.is_empty() {
+            None
+        } else {
+            cores.get(id % cores.len()).copied()
+        };
         let ready = ready_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("strata-w{id}"))
@@ -95,7 +175,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                         warn!(worker = id, "could not pin to a core; running unpinned");
                     }
                 }
-                match Worker::new(id, shared, rx, &listen) {
+                match Worker::new(id, shared, config, rx) {
                     Ok(w) => {
                         let _ = ready.send(Ok(()));
                         w.run();
@@ -110,23 +190,29 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     drop(ready_tx);
     for _ in 0..workers {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                stop_workers(&shared);
-                return Err(e);
-            }
-            Err(_) => {
-                stop_workers(&shared);
-                return Err("a worker thread died while starting".into());
-            }
+        let started = match ready_rx.recv() {
+            Ok(r) => r,
+            Err(_) => Err("a worker thread died while starting".into()),
+        };
+        if let Err(e) = started {
+            stop_workers(&shared);
+            stop_control.store(true, Ordering::Relaxed);
+            return Err(e);
         }
     }
-    let addrs: Vec<String> = listen.iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = config.server.listen.iter().map(|a| a.to_string()).collect();
     info!(listen = %addrs.join(","), workers, "stratad listening");
 
-    let sig = wait_for_signal(&signals);
-    info!(signal = sig, "shutting down: closing clients");
+    loop {
+        let sig = wait_for_signal(&signals);
+        if sig == libc::SIGHUP {
+            shared.control.post(ControlInbound::ReloadSignal);
+            shared.control.wake();
+            continue;
+        }
+        info!(signal = sig, "shutting down: closing clients");
+        break;
+    }
     stop_workers(&shared);
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     for h in handles {
@@ -141,6 +227,8 @@ pub fn run(opts: Options) -> Result<(), String> {
             warn!("a worker did not stop within the grace period");
         }
     }
+    stop_control.store(true, Ordering::Relaxed);
+    let _ = control_thread.join();
     info!("stopped");
     Ok(())
 }

@@ -36,7 +36,10 @@ pub struct Joined {
 
 impl Registry {
     pub fn new(workers: usize) -> Self {
-        Registry { streams: Mutex::new(HashMap::new()), workers }
+        Registry {
+            streams: Mutex::new(HashMap::new()),
+            workers,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Entry>> {
@@ -47,44 +50,83 @@ impl Registry {
 
     /// Claims `key` for a publisher on `worker`. Returns the publish id and the other workers
     /// that already have viewers waiting.
-    pub fn publish(&self, key: &StreamKey, worker: usize, publish_id: u64, app_limit: Option<(&str, usize)>) -> Result<Vec<usize>, PublishRefused> {
+    pub fn publish(
+        &self,
+        key: &StreamKey,
+        worker: usize,
+        publish_id: u64,
+        app_limit: Option<(&str, usize)>,
+    ) -> Result<Vec<usize>, PublishRefused> {
         let mut map = self.lock();
         if map.get(key).is_some_and(|e| e.publisher.is_some()) {
             return Err(PublishRefused::NameInUse);
         }
         if let Some((app, limit)) = app_limit.filter(|(_, l)| *l > 0) {
             let prefix = format!("{app}/");
-            let live = map.iter().filter(|(k, e)| e.publisher.is_some() && k.as_str().starts_with(&prefix)).count();
+            let live = map
+                .iter()
+                .filter(|(k, e)| e.publisher.is_some() && k.as_str().starts_with(&prefix))
+                .count();
             if live >= limit {
                 return Err(PublishRefused::TooManyStreams);
             }
         }
         let workers = self.workers;
-        let entry = map.entry(key.clone()).or_insert_with(|| Entry { publisher: None, viewers: vec![0; workers] });
+        let entry = map.entry(key.clone()).or_insert_with(|| Entry {
+            publisher: None,
+            viewers: vec![0; workers],
+        });
         entry.publisher = Some((worker, publish_id));
-        Ok(entry.viewers.iter().enumerate().filter(|(w, n)| *w != worker && **n > 0).map(|(w, _)| w).collect())
+        Ok(entry
+            .viewers
+            .iter()
+            .enumerate()
+            .filter(|(w, n)| *w != worker && **n > 0)
+            .map(|(w, _)| w)
+            .collect())
     }
 
     /// Releases `key` if `publish_id` still holds it; returns the other workers with viewers.
     pub fn unpublish(&self, key: &StreamKey, publish_id: u64) -> Vec<usize> {
         let mut map = self.lock();
-        let Some(entry) = map.get_mut(key) else { return Vec::new() };
-        let Some((worker, id)) = entry.publisher else { return Vec::new() };
+        let Some(entry) = map.get_mut(key) else {
+            return Vec::new();
+        };
+        let Some((worker, id)) = entry.publisher else {
+            return Vec::new();
+        };
         if id != publish_id {
             return Vec::new();
         }
         entry.publisher = None;
-        let others = entry.viewers.iter().enumerate().filter(|(w, n)| *w != worker && **n > 0).map(|(w, _)| w).collect();
+        let others = entry
+            .viewers
+            .iter()
+            .enumerate()
+            .filter(|(w, n)| *w != worker && **n > 0)
+            .map(|(w, _)| w)
+            .collect();
         if entry.viewers.iter().all(|n| *n == 0) {
             map.remove(key);
         }
         others
     }
 
+    /// Streams with a publisher right now, for status.
+    pub fn published(&self) -> u64 {
+        self.lock()
+            .values()
+            .filter(|e| e.publisher.is_some())
+            .count() as u64
+    }
+
     pub fn join(&self, key: &StreamKey, worker: usize) -> Joined {
         let mut map = self.lock();
         let workers = self.workers;
-        let entry = map.entry(key.clone()).or_insert_with(|| Entry { publisher: None, viewers: vec![0; workers] });
+        let entry = map.entry(key.clone()).or_insert_with(|| Entry {
+            publisher: None,
+            viewers: vec![0; workers],
+        });
         let first_on_worker = match entry.viewers.get_mut(worker) {
             Some(n) => {
                 *n += 1;
@@ -92,7 +134,10 @@ impl Registry {
             }
             None => false,
         };
-        Joined { publisher: entry.publisher, first_on_worker }
+        Joined {
+            publisher: entry.publisher,
+            first_on_worker,
+        }
     }
 
     /// Returns the publisher's worker when `worker` just lost its last viewer of `key`.
@@ -132,8 +177,20 @@ mod tests {
     fn waiting_viewers_are_reported_to_the_publisher() {
         let r = Registry::new(2);
         let k = StreamKey::new("live", "_definst_", "cam");
-        assert_eq!(r.join(&k, 1), Joined { publisher: None, first_on_worker: true });
-        assert_eq!(r.join(&k, 1), Joined { publisher: None, first_on_worker: false });
+        assert_eq!(
+            r.join(&k, 1),
+            Joined {
+                publisher: None,
+                first_on_worker: true
+            }
+        );
+        assert_eq!(
+            r.join(&k, 1),
+            Joined {
+                publisher: None,
+                first_on_worker: false
+            }
+        );
         assert_eq!(r.publish(&k, 0, 7, None), Ok(vec![1]));
         assert_eq!(r.leave(&k, 1), None);
         assert_eq!(r.leave(&k, 1), Some(0));
@@ -145,6 +202,9 @@ mod tests {
         let a = StreamKey::new("live", "_definst_", "a");
         let b = StreamKey::new("live", "_definst_", "b");
         assert!(r.publish(&a, 0, 1, Some(("live", 1))).is_ok());
-        assert_eq!(r.publish(&b, 0, 2, Some(("live", 1))), Err(PublishRefused::TooManyStreams));
+        assert_eq!(
+            r.publish(&b, 0, 2, Some(("live", 1))),
+            Err(PublishRefused::TooManyStreams)
+        );
     }
 }

@@ -12,6 +12,8 @@ pub enum TimerKind {
     Connect,
     /// A closing connection gets this long to flush its last messages.
     CloseFlush,
+    /// The manager has not answered this auth request in time.
+    Auth(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -33,7 +35,9 @@ impl Timers {
     }
 
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap.peek().map(|Reverse(t)| t.at.saturating_duration_since(now))
+        self.heap
+            .peek()
+            .map(|Reverse(t)| t.at.saturating_duration_since(now))
     }
 
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {

@@ -25,7 +25,11 @@ const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 impl Token {
     pub fn new(kind: OpKind, slot: u32, generation: u32) -> Self {
-        Token { kind, slot, generation: generation & GENERATION_MASK as u32 }
+        Token {
+            kind,
+            slot,
+            generation: generation & GENERATION_MASK as u32,
+        }
     }
 
     pub fn to_user_data(self) -> u64 {
@@ -44,7 +48,11 @@ impl Token {
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
-        Some(Token { kind, slot, generation: (data & GENERATION_MASK) as u32 })
+        Some(Token {
+            kind,
+            slot,
+            generation: (data & GENERATION_MASK) as u32,
+        })
     }
 
     /// Generations wrap within 24 bits; compare through this.

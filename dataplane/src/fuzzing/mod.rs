@@ -3,6 +3,8 @@
 
 mod amf;
 mod rtmp;
+mod session;
 
 pub use amf::*;
 pub use rtmp::*;
+pub use session::rtmp_session;

@@ -74,7 +74,8 @@ pub enum PushOutcome {
     /// Discarded by the lag policy (counted in [`SendQueue::dropped_frames`]).
     Dropped,
     /// The viewer is past `max_lag_ms`: close it with NetStream.Play.InsufficientBW. The item
-    /// was not queued.
+    /// was not queued (only audio and video answer this; metadata and headers are always
+    /// queued).
     TooSlow,
 }
 
@@ -136,6 +137,12 @@ impl SendQueue {
     }
 
     /// Never dropped: commands, status messages, control, metadata, sequence headers.
+    /// Per-application limits are known only once the client has said which application
+    /// it connects to; they apply from the next push on.
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
     pub fn push_control(&mut self, bytes: Bytes) {
         self.enqueue(bytes, Class::Control);
     }
@@ -154,12 +161,10 @@ impl SendQueue {
             self.seen_video = true;
         }
         if !kind.is_droppable() {
+            // Always queued, and never the trigger for closing: its timestamp is not media
+            // progress. A stuck viewer is caught by the next audio or video push.
             self.enqueue(bytes, Class::Essential);
-            return if self.lag_ms() > self.limits.max_lag_ms {
-                PushOutcome::TooSlow
-            } else {
-                PushOutcome::Queued
-            };
+            return PushOutcome::Queued;
         }
         self.newest_ts = Some(timestamp);
         if self.lag_ms() > self.limits.max_lag_ms {
@@ -565,6 +570,49 @@ mod tests {
             PushOutcome::Queued
         );
         assert_eq!(q.lag_ms(), 400);
+    }
+
+    #[test]
+    fn fast_start_burst_of_a_long_gop_is_not_dropped_with_default_limits() {
+        // A new viewer is sent headers from long ago, then an 8 s GOP (30 fps video, AAC)
+        // at once, then live: the burst reads as 8 s of lag until it drains.
+        let mut q = SendQueue::new(QueueLimits::default());
+        q.push_media(item(1, 300), 0, Metadata);
+        q.push_media(item(2, 40), 0, VideoHeader);
+        q.push_media(item(3, 4), 0, AudioHeader);
+        let start = 3_600_000;
+        for i in 0..240u32 {
+            let kind = if i == 0 { VideoKey } else { VideoInter };
+            let ts = start + i * 33;
+            assert_eq!(q.push_media(item(4, 20_000), ts, kind), PushOutcome::Queued);
+            assert_eq!(
+                q.push_media(item(5, 400), ts + 10, Audio),
+                PushOutcome::Queued
+            );
+        }
+        assert!(q.lag_ms() < QueueLimits::DEFAULT_DROP_LAG_MS);
+        assert_eq!(q.dropped_frames(), 0);
+    }
+
+    #[test]
+    fn headers_are_queued_even_for_a_stuck_viewer() {
+        let mut q = SendQueue::new(LIMITS);
+        let mut iov = Vec::new();
+        q.push_media(item(1, 10), 0, VideoKey);
+        q.next_batch(&mut iov, 16, 1 << 16);
+        assert_eq!(
+            q.push_media(item(2, 10), 6_000, VideoInter),
+            PushOutcome::TooSlow
+        );
+        assert_eq!(
+            q.push_media(item(3, 10), 6_000, VideoHeader),
+            PushOutcome::Queued
+        );
+        assert_eq!(
+            q.push_media(item(4, 10), 6_033, VideoInter),
+            PushOutcome::TooSlow
+        );
+        assert_eq!(q.queued_bytes(), 20);
     }
 
     #[test]

@@ -38,7 +38,12 @@ impl Command {
         };
         let transaction_id = values.next().and_then(|v| v.as_f64()).unwrap_or(0.0);
         let command_object = values.next().unwrap_or(Amf0Value::Null);
-        Ok(Command { name, transaction_id, command_object, args: values.collect() })
+        Ok(Command {
+            name,
+            transaction_id,
+            command_object,
+            args: values.collect(),
+        })
     }
 
     /// The argument at `i` (after the command object), if present.
@@ -82,7 +87,10 @@ mod tests {
             let cmd = Command::decode(framed, &bytes).expect("decodes");
             assert_eq!(cmd.name, "connect");
             assert_eq!(cmd.transaction_id, 1.0);
-            assert_eq!(cmd.command_object.get("app").and_then(|v| v.as_str()), Some("live"));
+            assert_eq!(
+                cmd.command_object.get("app").and_then(|v| v.as_str()),
+                Some("live")
+            );
         }
     }
 

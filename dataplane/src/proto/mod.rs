@@ -5,5 +5,5 @@ pub mod amf0;
 pub mod amf3;
 mod amf_error;
 pub use amf_error::AmfError;
-pub mod rtmp;
 pub mod command;
+pub mod rtmp;

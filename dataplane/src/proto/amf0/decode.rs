@@ -23,14 +23,15 @@ pub fn decode_all(mut input: &[u8]) -> Result<Vec<Amf0Value>, AmfError> {
 
 #[derive(Default)]
 struct Decoder {
-    /// Spent only by embedded AMF3 values: AMF0 references are not expanded, so plain
-    /// AMF0 cannot decode to more than its input.
+    /// AMF0 references are not expanded, but a one-byte value still decodes to a whole
+    /// `Amf0Value`, so AMF0 values count against the node budget as AMF3 ones do.
     budget: DecodeBudget,
     depth: usize,
 }
 
 impl Decoder {
     fn value(&mut self, input: &mut &[u8]) -> Result<Amf0Value, AmfError> {
+        self.budget.nodes(1)?;
         let m = read::u8(input)?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(read::f64(input)?),
@@ -41,9 +42,11 @@ impl Decoder {
             marker::UNDEFINED => Amf0Value::Undefined,
             marker::REFERENCE => Amf0Value::Reference(read::u16(input)?),
             marker::ECMA_ARRAY => {
-                // The count is only a hint (encoders get it wrong); the end marker rules.
+                // The count is only a hint (encoders get it wrong); the end marker rules,
+                // except that some encoders end the message without it (ffmpeg's FLV
+                // demuxer tolerates such onMetaData arrays, so we do too).
                 let _count = read::u32(input)?;
-                Amf0Value::EcmaArray(self.nest(|d| d.properties(input))?)
+                Amf0Value::EcmaArray(self.nest(|d| d.properties_or_end_of_input(input))?)
             }
             marker::OBJECT_END => return Err(AmfError::UnexpectedObjectEnd),
             marker::STRICT_ARRAY => {
@@ -100,19 +103,42 @@ impl Decoder {
         result
     }
 
+    /// Like [`Self::properties`], but the end of the input may stand for the end marker.
+    fn properties_or_end_of_input(
+        &mut self,
+        input: &mut &[u8],
+    ) -> Result<Vec<(String, Amf0Value)>, AmfError> {
+        let mut properties = Vec::new();
+        loop {
+            if input.is_empty() {
+                return Ok(properties);
+            }
+            match self.property(input)? {
+                Some(property) => properties.push(property),
+                None => return Ok(properties),
+            }
+        }
+    }
+
     /// Name/value pairs up to the empty name and the object-end marker.
     fn properties(&mut self, input: &mut &[u8]) -> Result<Vec<(String, Amf0Value)>, AmfError> {
         let mut properties = Vec::new();
-        loop {
-            let key = read::short_string(input)?;
-            if key.is_empty() {
-                return match read::u8(input)? {
-                    marker::OBJECT_END => Ok(properties),
-                    _ => Err(AmfError::MissingObjectEnd),
-                };
-            }
-            let value = self.value(input)?;
-            properties.push((key, value));
+        while let Some(property) = self.property(input)? {
+            properties.push(property);
         }
+        Ok(properties)
+    }
+
+    /// One name/value pair, or `None` at the empty name and object-end marker.
+    fn property(&mut self, input: &mut &[u8]) -> Result<Option<(String, Amf0Value)>, AmfError> {
+        let key = read::short_string(input)?;
+        if key.is_empty() {
+            return match read::u8(input)? {
+                marker::OBJECT_END => Ok(None),
+                _ => Err(AmfError::MissingObjectEnd),
+            };
+        }
+        let value = self.value(input)?;
+        Ok(Some((key, value)))
     }
 }

@@ -335,7 +335,6 @@ impl Amf3Decoder {
         let slot = self.reserve();
         let value = match m {
             marker::VECTOR_INT => {
-                self.budget.bytes(count.saturating_mul(4))?;
                 let mut items = Vec::with_capacity(capacity(count, input.len(), 4));
                 for _ in 0..count {
                     items.push(read::i32(input)?);
@@ -343,7 +342,6 @@ impl Amf3Decoder {
                 Amf3Value::VectorInt { fixed, items }
             }
             marker::VECTOR_UINT => {
-                self.budget.bytes(count.saturating_mul(4))?;
                 let mut items = Vec::with_capacity(capacity(count, input.len(), 4));
                 for _ in 0..count {
                     items.push(read::u32(input)?);
@@ -351,7 +349,6 @@ impl Amf3Decoder {
                 Amf3Value::VectorUint { fixed, items }
             }
             marker::VECTOR_DOUBLE => {
-                self.budget.bytes(count.saturating_mul(8))?;
                 let mut items = Vec::with_capacity(capacity(count, input.len(), 8));
                 for _ in 0..count {
                     items.push(read::f64(input)?);

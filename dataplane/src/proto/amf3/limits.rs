@@ -8,14 +8,22 @@ use crate::proto::AmfError;
 pub const MAX_DEPTH: usize = 64;
 
 /// Most values one message may decode to, counting copies made for AMF3 references and for
-/// the object table: references let a few bytes stand for a large subtree, so the size of
-/// the input bounds nothing. A million values (~100 MB at worst) is far above any real
-/// command or metadata object and still bounded.
+/// the object table: references let a few bytes stand for a large subtree, and even without
+/// them a one-byte null becomes a 128-byte value. A million values (128 MiB at worst, plus
+/// payload) is far above any real command or metadata object (a three-hour file's keyframe
+/// index is some 10,000) and still bounded.
 pub const MAX_NODES: usize = 1_000_000;
 
 /// Most string, byte-array and vector payload bytes one message may decode to, copies
-/// included: an RTMP message length is 24 bits, so no honest message carries more inline.
-pub const MAX_PAYLOAD_BYTES: usize = 1 << 24;
+/// included. An RTMP message carries at most 16 MiB (24-bit length); the object table
+/// holds a copy of every complex value, so nested data counts once per enclosing
+/// container: four times the largest message leaves room for that.
+pub const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+
+/// Most items reserved up front for one array, vector or dictionary: beyond that the
+/// vector grows as items actually decode, so a declared count cannot make a short or
+/// failing message allocate much (nested containers each reserve at once).
+pub const MAX_PREALLOCATED_ITEMS: usize = 1024;
 
 /// What is left of the limits above while one message is decoded.
 #[derive(Debug, Clone)]
@@ -48,5 +56,7 @@ impl DecodeBudget {
 /// Never reserve room for more items than the rest of the input could encode, whatever
 /// count the input declares: each item takes at least `min_item_len` bytes.
 pub(crate) fn capacity(declared: usize, remaining_input: usize, min_item_len: usize) -> usize {
-    declared.min(remaining_input / min_item_len.max(1))
+    declared
+        .min(remaining_input / min_item_len.max(1))
+        .min(MAX_PREALLOCATED_ITEMS)
 }

@@ -356,6 +356,21 @@ fn arb_traits() -> impl Strategy<Value = Amf3Traits> {
         })
 }
 
+/// An externalizable Flex ArrayCollection wrapping `inner`, as the decoder represents it.
+fn array_collection(inner: &Amf3Value) -> Amf3Value {
+    Amf3Value::Object {
+        traits: Amf3Traits {
+            class_name: "flex.messaging.io.ArrayCollection".into(),
+            dynamic: false,
+            externalizable: true,
+            sealed_names: vec![],
+        },
+        sealed: vec![],
+        dynamic: vec![],
+        external: Some(bytes_of(inner)),
+    }
+}
+
 pub(crate) fn arb_amf3() -> impl Strategy<Value = Amf3Value> {
     let leaf = prop_oneof![
         Just(Amf3Value::Undefined),
@@ -404,9 +419,10 @@ pub(crate) fn arb_amf3() -> impl Strategy<Value = Amf3Value> {
                 }),
             (
                 any::<bool>(),
-                prop::collection::vec((inner.clone(), inner), 0..3)
+                prop::collection::vec((inner.clone(), inner.clone()), 0..3)
             )
                 .prop_map(|(weak_keys, entries)| Amf3Value::Dictionary { weak_keys, entries }),
+            inner.prop_map(|v| array_collection(&v)),
         ]
     })
 }

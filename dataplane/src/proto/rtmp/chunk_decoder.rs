@@ -19,7 +19,8 @@ const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderLimits {
     /// Largest message accepted; checked at the header, before the payload buffer is
-    /// allocated, so a peer cannot make us reserve 16 MiB per chunk stream.
+    /// allocated, so a peer cannot make us reserve 16 MiB per chunk stream. Unfinished
+    /// messages together may announce at most twice this (see `PENDING_FACTOR`).
     pub max_message_size: u32,
     /// Most distinct chunk streams one peer may use; each keeps a header and maybe a
     /// partial message.
@@ -51,6 +52,8 @@ pub enum ChunkError {
     ShortSetChunkSize(usize),
     #[error("abort message of {0} bytes, needs 4")]
     ShortAbort(usize),
+    #[error("unfinished messages would hold {size} bytes, over the limit of {limit}")]
+    PendingTooLarge { size: u64, limit: u64 },
 }
 
 /// What the decoder remembers about one chunk stream.
@@ -97,7 +100,15 @@ pub struct ChunkDecoder {
     header_len: usize,
     /// Inside a chunk's payload: index in `streams` and bytes left in this chunk.
     reading: Option<(usize, u32)>,
+    /// Sum of the announced lengths of unfinished messages. Buffers are reserved at the
+    /// header, so without this bound a peer could reserve `max_chunk_streams` times
+    /// `max_message_size` (512 MiB by default) with a few hundred bytes of headers.
+    pending: u64,
 }
+
+/// Unfinished messages may together announce this many times `max_message_size`: room for a
+/// maximal video frame interleaved with audio and data, far below the per-stream worst case.
+const PENDING_FACTOR: u64 = 2;
 
 impl Default for ChunkDecoder {
     fn default() -> Self {
@@ -114,6 +125,7 @@ impl ChunkDecoder {
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             reading: None,
+            pending: 0,
         }
     }
 
@@ -306,6 +318,21 @@ impl ChunkDecoder {
                     limit,
                 });
             }
+            // The partial message being replaced (if any) no longer counts as pending.
+            let dropped = if s.partial.take().is_some() {
+                u64::from(s.length)
+            } else {
+                0
+            };
+            let pending = self.pending.saturating_sub(dropped) + u64::from(h.length);
+            let pending_limit = u64::from(limit) * PENDING_FACTOR;
+            if pending > pending_limit {
+                return Err(ChunkError::PendingTooLarge {
+                    size: pending,
+                    limit: pending_limit,
+                });
+            }
+            self.pending = pending;
             s.timestamp = match h.fmt {
                 0 => h.timestamp,
                 _ => s.timestamp.wrapping_add(h.timestamp),
@@ -361,6 +388,7 @@ impl ChunkDecoder {
     fn complete(&mut self, idx: usize, out: &mut Vec<Message>) -> Result<(), ChunkError> {
         let s = &mut self.streams[idx];
         let payload = s.partial.take().unwrap_or_default().freeze();
+        self.pending = self.pending.saturating_sub(u64::from(s.length));
         let msg = Message {
             csid: s.csid,
             timestamp: s.timestamp,
@@ -381,7 +409,10 @@ impl ChunkDecoder {
             msg_type::ABORT => {
                 let target = word(&msg.payload).ok_or(ChunkError::ShortAbort(msg.payload.len()))?;
                 if let Some(i) = self.find(target) {
-                    self.streams[i].partial = None;
+                    let t = &mut self.streams[i];
+                    if t.partial.take().is_some() {
+                        self.pending = self.pending.saturating_sub(u64::from(t.length));
+                    }
                 }
             }
             _ => {}

@@ -399,3 +399,53 @@ proptest! {
         let _ = feed_split(&mut d, &data, &cuts, &mut Vec::new());
     }
 }
+
+#[test]
+fn headers_alone_cannot_reserve_unbounded_memory() {
+    // Three chunk streams each announcing a 1000-byte message under a 1000-byte limit: the
+    // third would make 3000 bytes pending, over twice the message limit.
+    let limits = DecoderLimits {
+        max_message_size: 1000,
+        max_chunk_streams: 64,
+    };
+    let mut b = Vec::new();
+    for csid in 3..6u8 {
+        b.extend_from_slice(&[csid, 0, 0, 0, 0, 0x03, 0xE8, 9, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0xAB; 128]);
+    }
+    let (_, e) = decode_err(limits, &b);
+    assert_eq!(
+        e.to_string(),
+        "unfinished messages would hold 3000 bytes, over the limit of 2000"
+    );
+}
+
+#[test]
+fn finished_and_aborted_messages_stop_counting_as_pending() {
+    let limits = DecoderLimits {
+        max_message_size: 1000,
+        max_chunk_streams: 64,
+    };
+    let mut d = ChunkDecoder::new(limits);
+    let mut out = Vec::new();
+    let mut b = Vec::new();
+    for _ in 0..5 {
+        encode_message(&msg(3, 0, 9, 1, &[1u8; 1000]), DEFAULT_CHUNK_SIZE, &mut b);
+    }
+    // A partial 1000-byte message on csid 4 (one 128-byte chunk), aborted, five times over.
+    for _ in 0..5 {
+        b.extend_from_slice(&[0x04, 0, 0, 0, 0, 0x03, 0xE8, 9, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0xAB; 128]);
+        b.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 4]);
+    }
+    d.feed(&b, &mut out).unwrap();
+    assert_eq!(out.len(), 5 + 5);
+}
+
+#[test]
+fn full_header_mid_message_starts_over() {
+    let mut b = vec![0x04, 0, 0, 0, 0, 0, 200, 8, 1, 0, 0, 0];
+    b.extend_from_slice(&[1u8; 128]);
+    b.extend_from_slice(&[0x04, 0, 0, 9, 0, 0, 2, 8, 1, 0, 0, 0, 0xAA, 0xBB]);
+    assert_eq!(decode_all(&b), vec![msg(4, 9, 8, 1, &[0xAA, 0xBB])]);
+}

@@ -3,7 +3,7 @@
 //! send. Sans-IO: bytes in, bytes out; randomness and the epoch are passed in.
 
 mod client;
-mod digest;
+pub(crate) mod digest;
 mod server;
 
 pub use client::ClientHandshake;

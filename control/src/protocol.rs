@@ -1,0 +1,239 @@
+//! The control protocol between `stratad` and its managers (`stratactl`), over a Unix
+//! socket: one JSON object per line, UTF-8, each side may send at any time.
+//!
+//! Version 1. A client sends `Request`s, each with an id it chooses; the server answers
+//! each with exactly one `Response` carrying that id, in any order. After `subscribe` the
+//! server also sends `Event` lines; after `auth_register` it sends `AuthRequest` lines,
+//! which the client answers with `auth_reply` requests. Unknown fields are ignored (so
+//! later versions may add fields); an unknown method gets an `unknown_method` error.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Where stratad listens when `--control-socket` is not given.
+pub const DEFAULT_SOCKET: &str = "/run/strata/stratad.sock";
+/// A request line longer than this is refused (and the connection closed): the protocol has
+/// no large requests, and an unbounded line is a memory attack.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A line from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The protocol version the client speaks.
+    #[serde(default = "version")]
+    pub v: u32,
+    pub id: u64,
+    #[serde(flatten)]
+    pub call: Call,
+}
+
+fn version() -> u32 {
+    PROTOCOL_VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Call {
+    Status,
+    Streams,
+    Clients,
+    Kick {
+        client: u64,
+    },
+    /// Disconnects the stream's publisher; viewers get UnpublishNotify.
+    StopStream {
+        stream: String,
+    },
+    /// Re-reads the configuration file stratad was started with.
+    Reload,
+    /// Starts the event stream on this connection.
+    Subscribe,
+    /// Makes this connection the one stratad asks on connect, publish and play.
+    AuthRegister,
+    AuthReply {
+        request: u64,
+        allow: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// A line from stratad: a response, an event or an auth request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerLine {
+    Response(Response),
+    Event(Event),
+    Auth(AuthRequestLine),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// One of: bad_request, unknown_method, unsupported_version, not_found, invalid_config,
+    /// busy, internal.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Status(ServerStatus),
+    Streams {
+        streams: Vec<StreamInfo>,
+    },
+    Clients {
+        clients: Vec<ClientInfo>,
+    },
+    Done {
+        done: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+    pub uptime_s: f64,
+    pub workers: Vec<WorkerStatus>,
+    pub connections: u64,
+    pub streams: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Over the last few seconds.
+    pub bits_in_per_s: f64,
+    pub bits_out_per_s: f64,
+    pub dropped_frames: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub id: usize,
+    pub connections: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Share of the last interval the worker spent handling work rather than waiting (0..1).
+    pub load: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    pub app: String,
+    pub instance: String,
+    pub name: String,
+    pub publisher: Option<String>,
+    pub publisher_client: Option<u64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub bitrate_in: f64,
+    pub bitrate_out: f64,
+    pub viewers: u64,
+    /// Frames in the cached group of pictures.
+    pub gop_frames: u64,
+    /// Unix time (seconds) the current publish started.
+    pub since: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub protocol: String,
+    pub app: Option<String>,
+    pub worker: usize,
+    pub publishing: Vec<String>,
+    pub playing: Vec<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Milliseconds the client's send queue is behind the live edge.
+    pub lag_ms: u64,
+    pub since: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// connect, disconnect, publish_start, publish_stop, play_start, play_stop.
+    pub event: String,
+    /// Unix time in seconds.
+    pub ts: f64,
+    pub client: u64,
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRequestLine {
+    pub auth: AuthRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    /// Answer with `auth_reply { request: this }`.
+    pub request: u64,
+    /// connect, publish or play.
+    pub action: String,
+    pub client: u64,
+    pub addr: String,
+    pub app: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The query string of the stream name or tcUrl (`key=...`), without the `?`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_round_trip() {
+        for line in [
+            r#"{"v":1,"id":1,"method":"status"}"#,
+            r#"{"v":1,"id":2,"method":"kick","params":{"client":17}}"#,
+            r#"{"v":1,"id":3,"method":"stop_stream","params":{"stream":"live/_definst_/cam"}}"#,
+            r#"{"v":1,"id":4,"method":"auth_reply","params":{"request":9,"allow":false,"reason":"bad key"}}"#,
+        ] {
+            let r: Request = serde_json::from_str(line).expect(line);
+            assert_eq!(serde_json::to_string(&r).expect("encode"), line);
+        }
+    }
+
+    #[test]
+    fn server_lines_are_told_apart() {
+        let ev = r#"{"event":"connect","ts":1.5,"client":3,"addr":"127.0.0.1:5"}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerLine>(ev),
+            Ok(ServerLine::Event(_))
+        ));
+        let auth = r#"{"auth":{"request":1,"action":"publish","client":3,"addr":"a","app":"live","stream":"cam"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerLine>(auth),
+            Ok(ServerLine::Auth(_))
+        ));
+        let err = r#"{"id":4,"error":{"code":"not_found","message":"no client 4"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<ServerLine>(err),
+            Ok(ServerLine::Response(_))
+        ));
+    }
+}

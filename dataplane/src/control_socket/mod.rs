@@ -1,0 +1,841 @@
+//! The control socket: a thread of its own, off the media path, serving the versioned
+//! JSON-lines protocol of `control::protocol` to managers (`stratactl`). Workers are asked
+//! through their mailboxes and answer when they get to it; a slow or absent answer never
+//! blocks a worker, and a flood of requests is refused with `busy` past a bound.
+
+mod client;
+mod peer;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control::protocol::{
+    Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus, StreamInfo, WorkerStatus,
+    PROTOCOL_VERSION,
+};
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use crate::app::net_connection::DEFAULT_INSTANCE;
+use crate::app::StreamKey;
+use crate::config::{AuthDefault, Config};
+use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
+use crate::engine::listener;
+use crate::engine::mailbox::MailboxReceiver;
+use crate::engine::stats::WorkerStats;
+use crate::engine::Shared;
+use client::{Client, ReadOutcome};
+
+/// Worker answers are awaited this long; then the reply goes out with what arrived.
+const QUERY_DEADLINE: Duration = Duration::from_secs(1);
+/// Queries waiting for workers at once; past this, requests get `busy`. Bounds the work a
+/// request flood can push onto the workers.
+const MAX_PENDING_QUERIES: usize = 64;
+/// A client that neither asks anything nor subscribes for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_CLIENTS: usize = 256;
+const POLL_INTERVAL_MS: i32 = 200;
+
+/// What the command line fixed, which a reload of the file must not undo.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Vec<std::net::SocketAddr>,
+    pub workers: Option<usize>,
+}
+
+pub struct Settings {
+    pub socket: PathBuf,
+    /// The socket path was given explicitly: failing to create it is fatal.
+    pub explicit: bool,
+    pub config_path: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+enum PendingKind {
+    Streams(HashMap<(String, String, String), StreamInfo>),
+    Clients(Vec<ClientInfo>),
+    Found { found: bool, what: String },
+}
+
+struct PendingQuery {
+    client: u64,
+    id: u64,
+    remaining: usize,
+    deadline: Instant,
+    kind: PendingKind,
+}
+
+pub struct ControlServer {
+    listener: Option<UnixListener>,
+    path: Option<PathBuf>,
+    socket_gid: Option<u32>,
+    inbound: MailboxReceiver<ControlInbound>,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    settings: Settings,
+    clients: HashMap<u64, Client>,
+    next_client: u64,
+    pending: HashMap<u64, PendingQuery>,
+    next_query: u64,
+    auth_owner: Option<u64>,
+    /// Auth request id → the worker waiting for the answer.
+    auth_waiting: HashMap<u64, usize>,
+    started: Instant,
+    sample: Sample,
+    stop: Arc<AtomicBool>,
+}
+
+/// The last totals, to turn counters into rates and busy time into load.
+struct Sample {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    busy: Vec<u64>,
+    rate_in: f64,
+    rate_out: f64,
+    load: Vec<f64>,
+}
+
+fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another stratad is serving this socket",
+            ));
+        }
+        // A stale socket from a process that did not exit cleanly.
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+impl ControlServer {
+    pub fn new(
+        settings: Settings,
+        shared: Arc<Shared>,
+        config: Arc<Config>,
+        inbound: MailboxReceiver<ControlInbound>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, String> {
+        let (listener, path) = match bind(&settings.socket) {
+            Ok(l) => {
+                info!(socket = %settings.socket.display(), "control socket ready");
+                (Some(l), Some(settings.socket.clone()))
+            }
+            Err(e) if !settings.explicit => {
+                warn!(
+                    socket = %settings.socket.display(),
+                    error = %e,
+                    "control socket disabled (pass --control-socket PATH to serve it elsewhere)"
+                );
+                (None, None)
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot serve the control socket at {}: {e}",
+                    settings.socket.display()
+                ))
+            }
+        };
+        let socket_gid = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.gid());
+        let workers = shared.mailboxes.len();
+        Ok(ControlServer {
+            listener,
+            path,
+            socket_gid,
+            inbound,
+            shared,
+            config,
+            settings,
+            clients: HashMap::new(),
+            next_client: 1,
+            pending: HashMap::new(),
+            next_query: 1,
+            auth_owner: None,
+            auth_waiting: HashMap::new(),
+            started: Instant::now(),
+            sample: Sample {
+                at: Instant::now(),
+                bytes_in: 0,
+                bytes_out: 0,
+                busy: vec![0; workers],
+                rate_in: 0.0,
+                rate_out: 0.0,
+                load: vec![0.0; workers],
+            },
+            stop,
+        })
+    }
+
+    pub fn run(mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            self.poll_once();
+            self.expire();
+        }
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    fn poll_once(&mut self) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.clients.len() + 2);
+        let pollin = |fd: RawFd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        fds.push(pollin(self.inbound.fd()));
+        if let Some(l) = &self.listener {
+            fds.push(pollin(l.as_raw_fd()));
+        }
+        let base = fds.len();
+        let tokens: Vec<u64> = self.clients.keys().copied().collect();
+        for t in &tokens {
+            if let Some(c) = self.clients.get(t) {
+                let mut events = libc::POLLIN;
+                if c.wants_write() {
+                    events |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd {
+                    fd: c.stream.as_raw_fd(),
+                    events,
+                    revents: 0,
+                });
+            }
+        }
+        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                POLL_INTERVAL_MS,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        if fds[0].revents != 0 {
+            let mut counter = 0u64;
+            // SAFETY: reads the 8-byte eventfd counter into a live u64; poll said it is readable.
+            unsafe { libc::read(self.inbound.fd(), std::ptr::addr_of_mut!(counter).cast(), 8) };
+            while let Some(msg) = self.inbound.try_recv() {
+                self.on_inbound(msg);
+            }
+        }
+        if self.listener.is_some() && fds[1].revents != 0 {
+            self.accept();
+        }
+        for (i, t) in tokens.iter().enumerate() {
+            let Some(pfd) = fds.get(base + i) else {
+                continue;
+            };
+            if pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                self.read_client(*t);
+            }
+        }
+        self.flush_clients();
+    }
+
+    fn accept(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let Some(cred) = peer::credentials(&stream) else {
+                        continue;
+                    };
+                    if !peer::allowed(cred, self.socket_gid) {
+                        warn!(uid = cred.uid, pid = cred.pid, "control socket: client refused (not root, stratad's user or the socket's group)");
+                        continue;
+                    }
+                    if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
+                        warn!(uid = cred.uid, "control socket: too many clients; refused");
+                        continue;
+                    }
+                    let token = self.next_client;
+                    self.next_client += 1;
+                    debug!(
+                        uid = cred.uid,
+                        pid = cred.pid,
+                        token,
+                        "control client connected"
+                    );
+                    self.clients.insert(token, Client::new(stream, cred.uid));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "control socket accept failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn read_client(&mut self, token: u64) {
+        let Some(c) = self.clients.get_mut(&token) else {
+            return;
+        };
+        match c.read_lines() {
+            ReadOutcome::Closed => self.drop_client(token),
+            ReadOutcome::LineTooLong => {
+                warn!(token, "control client sent an over-long line; closed");
+                self.respond_error(token, 0, "bad_request", "line too long");
+                let _ = self.clients.get_mut(&token).map(Client::flush);
+                self.drop_client(token);
+            }
+            ReadOutcome::Lines(lines) => {
+                for line in lines.iter().filter(|l| !l.is_empty()) {
+                    if let Some(c) = self.clients.get_mut(&token) {
+                        c.last_request = Instant::now();
+                    }
+                    self.on_line(token, line);
+                }
+            }
+        }
+    }
+
+    fn drop_client(&mut self, token: u64) {
+        if self.clients.remove(&token).is_some() {
+            debug!(token, "control client gone");
+        }
+        if self.auth_owner == Some(token) {
+            self.auth_owner = None;
+            self.shared.auth_manager.store(false, Ordering::Relaxed);
+            info!("auth manager gone: the configured default applies");
+            // Whoever waits gets the default now rather than at their timeout.
+            let allow = self.config.auth.default == AuthDefault::Allow;
+            for (request, worker) in std::mem::take(&mut self.auth_waiting) {
+                self.post(
+                    worker,
+                    WorkerMsg::AuthDecision {
+                        request,
+                        allow,
+                        reason: Some("the manager went away; default applied".into()),
+                    },
+                );
+            }
+        }
+    }
+
+    fn flush_clients(&mut self) {
+        let mut dead = Vec::new();
+        for (t, c) in &mut self.clients {
+            if c.wants_write() && c.flush().is_err() {
+                dead.push(*t);
+            }
+        }
+        for t in dead {
+            self.drop_client(t);
+        }
+    }
+
+    fn send(&mut self, token: u64, line: &str) {
+        let Some(c) = self.clients.get_mut(&token) else {
+            return;
+        };
+        if !c.send_line(line) {
+            warn!(token, "control client is not reading its replies; closed");
+            self.drop_client(token);
+        }
+    }
+
+    fn respond(&mut self, token: u64, id: u64, result: Reply) {
+        let line = serde_json::to_string(&Response {
+            id,
+            result: Some(result),
+            error: None,
+        })
+        .unwrap_or_default();
+        self.send(token, &line);
+    }
+
+    fn respond_done(&mut self, token: u64, id: u64) {
+        self.respond(
+            token,
+            id,
+            Reply::Done {
+                done: true,
+                message: None,
+            },
+        );
+    }
+
+    fn respond_error(&mut self, token: u64, id: u64, code: &str, message: &str) {
+        let error = ErrorBody {
+            code: code.into(),
+            message: message.into(),
+        };
+        let line = serde_json::to_string(&Response {
+            id,
+            result: None,
+            error: Some(error),
+        })
+        .unwrap_or_default();
+        self.send(token, &line);
+    }
+
+    fn on_line(&mut self, token: u64, line: &str) {
+        let value: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.respond_error(token, 0, "bad_request", &format!("not JSON: {e}"))
+            }
+        };
+        let id = value.get("id").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(v) = value.get("v").and_then(Value::as_u64) {
+            if v > u64::from(PROTOCOL_VERSION) {
+                let msg = format!(
+                    "protocol version {v} requested; this stratad speaks {PROTOCOL_VERSION}"
+                );
+                return self.respond_error(token, id, "unsupported_version", &msg);
+            }
+        }
+        let request: Request = match serde_json::from_value(value.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let method = value
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let known = method.as_deref().is_some_and(|m| {
+                    [
+                        "status",
+                        "streams",
+                        "clients",
+                        "kick",
+                        "stop_stream",
+                        "reload",
+                        "subscribe",
+                        "auth_register",
+                        "auth_reply",
+                    ]
+                    .contains(&m)
+                });
+                return match method {
+                    Some(m) if !known => self.respond_error(
+                        token,
+                        id,
+                        "unknown_method",
+                        &format!("unknown method {m:?}"),
+                    ),
+                    _ => self.respond_error(token, id, "bad_request", &e.to_string()),
+                };
+            }
+        };
+        self.on_request(token, request);
+    }
+
+    fn on_request(&mut self, token: u64, request: Request) {
+        let id = request.id;
+        match request.call {
+            Call::Status => {
+                let status = self.status();
+                self.respond(token, id, Reply::Status(status));
+            }
+            Call::Streams => self.ask_workers(
+                token,
+                id,
+                Query::Streams,
+                PendingKind::Streams(HashMap::new()),
+            ),
+            Call::Clients => {
+                self.ask_workers(token, id, Query::Clients, PendingKind::Clients(Vec::new()))
+            }
+            Call::Kick { client } => {
+                let kind = PendingKind::Found {
+                    found: false,
+                    what: format!("no client {client}"),
+                };
+                self.ask_workers(token, id, Query::Kick { client }, kind)
+            }
+            Call::StopStream { stream } => {
+                let parts: Vec<&str> = stream.split('/').filter(|p| !p.is_empty()).collect();
+                let key = match parts.as_slice() {
+                    [app, name] => StreamKey::new(app, DEFAULT_INSTANCE, name),
+                    [app, instance, name] => StreamKey::new(app, instance, name),
+                    _ => {
+                        return self.respond_error(
+                            token,
+                            id,
+                            "bad_request",
+                            "stream must be app/name or app/instance/name",
+                        )
+                    }
+                };
+                let kind = PendingKind::Found {
+                    found: false,
+                    what: format!("no stream {key} is published"),
+                };
+                self.ask_workers(token, id, Query::StopStream { key }, kind)
+            }
+            Call::Reload => match self.reload() {
+                Ok(message) => self.respond(
+                    token,
+                    id,
+                    Reply::Done {
+                        done: true,
+                        message: Some(message),
+                    },
+                ),
+                Err(message) => self.respond_error(token, id, "invalid_config", &message),
+            },
+            Call::Subscribe => {
+                if let Some(c) = self.clients.get_mut(&token) {
+                    c.subscribed = true;
+                }
+                self.respond_done(token, id);
+            }
+            Call::AuthRegister => {
+                self.auth_owner = Some(token);
+                self.shared.auth_manager.store(true, Ordering::Relaxed);
+                if let Some(c) = self.clients.get(&token) {
+                    info!(uid = c.uid, "auth manager registered");
+                }
+                self.respond_done(token, id);
+            }
+            Call::AuthReply {
+                request,
+                allow,
+                reason,
+            } => match self.auth_waiting.remove(&request) {
+                Some(worker) => {
+                    self.post(
+                        worker,
+                        WorkerMsg::AuthDecision {
+                            request,
+                            allow,
+                            reason,
+                        },
+                    );
+                    self.respond_done(token, id);
+                }
+                None => self.respond_error(
+                    token,
+                    id,
+                    "not_found",
+                    &format!("no auth request {request} is waiting (answered or timed out)"),
+                ),
+            },
+        }
+    }
+
+    fn post(&self, worker: usize, msg: WorkerMsg) {
+        if let Some(m) = self.shared.mailboxes.get(worker) {
+            m.post(msg);
+            m.wake();
+        }
+    }
+
+    fn ask_workers(&mut self, token: u64, id: u64, ask: Query, kind: PendingKind) {
+        if self.pending.len() >= MAX_PENDING_QUERIES {
+            return self.respond_error(
+                token,
+                id,
+                "busy",
+                "too many requests in progress; try again",
+            );
+        }
+        let query = self.next_query;
+        self.next_query += 1;
+        let workers = self.shared.mailboxes.len();
+        for w in 0..workers {
+            self.post(
+                w,
+                WorkerMsg::Query {
+                    query,
+                    ask: ask.clone(),
+                },
+            );
+        }
+        self.pending.insert(
+            query,
+            PendingQuery {
+                client: token,
+                id,
+                remaining: workers,
+                deadline: Instant::now() + QUERY_DEADLINE,
+                kind,
+            },
+        );
+    }
+
+    fn on_inbound(&mut self, msg: ControlInbound) {
+        match msg {
+            ControlInbound::Answer { query, answer } => {
+                let Some(p) = self.pending.get_mut(&query) else {
+                    return;
+                };
+                p.remaining = p.remaining.saturating_sub(1);
+                match (&mut p.kind, answer) {
+                    (PendingKind::Streams(acc), Answer::Streams(list)) => {
+                        for s in list {
+                            merge_stream(acc, s);
+                        }
+                    }
+                    (PendingKind::Clients(acc), Answer::Clients(list)) => acc.extend(list),
+                    (PendingKind::Found { found, .. }, Answer::Found(f)) => *found |= f,
+                    _ => {}
+                }
+                if p.remaining == 0 {
+                    self.finish(query);
+                }
+            }
+            ControlInbound::Event(event) => {
+                let line = serde_json::to_string(&event).unwrap_or_default();
+                let subscribers: Vec<u64> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.subscribed)
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in subscribers {
+                    self.send(t, &line);
+                }
+            }
+            ControlInbound::Auth { worker, request } => {
+                let id = request.request;
+                match self.auth_owner {
+                    Some(owner) => {
+                        let line = serde_json::to_string(&control::protocol::AuthRequestLine {
+                            auth: request,
+                        })
+                        .unwrap_or_default();
+                        self.auth_waiting.insert(id, worker);
+                        self.send(owner, &line);
+                    }
+                    None => {
+                        let allow = self.config.auth.default == AuthDefault::Allow;
+                        self.post(
+                            worker,
+                            WorkerMsg::AuthDecision {
+                                request: id,
+                                allow,
+                                reason: Some("no manager is registered; default applied".into()),
+                            },
+                        );
+                    }
+                }
+            }
+            ControlInbound::ReloadSignal => match self.reload() {
+                Ok(message) => info!(%message, "configuration reloaded (SIGHUP)"),
+                Err(message) => warn!(%message, "reload refused; the running configuration stays"),
+            },
+        }
+    }
+
+    fn finish(&mut self, query: u64) {
+        let Some(p) = self.pending.remove(&query) else {
+            return;
+        };
+        match p.kind {
+            PendingKind::Streams(map) => {
+                let mut streams: Vec<StreamInfo> = map.into_values().collect();
+                streams.sort_by(|a, b| {
+                    (&a.app, &a.instance, &a.name).cmp(&(&b.app, &b.instance, &b.name))
+                });
+                self.respond(p.client, p.id, Reply::Streams { streams });
+            }
+            PendingKind::Clients(mut clients) => {
+                clients.sort_by_key(|c| c.id);
+                self.respond(p.client, p.id, Reply::Clients { clients });
+            }
+            PendingKind::Found { found: true, .. } => self.respond_done(p.client, p.id),
+            PendingKind::Found { found: false, what } => {
+                self.respond_error(p.client, p.id, "not_found", &what)
+            }
+        }
+    }
+
+    /// Deadlines: worker answers that are late, clients that say nothing, rate samples.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(q, _)| *q)
+            .collect();
+        for q in late {
+            self.finish(q);
+        }
+        let idle: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(t, c)| {
+                !c.subscribed
+                    && self.auth_owner != Some(**t)
+                    && now.duration_since(c.last_request) > IDLE_TIMEOUT
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        for t in idle {
+            debug!(token = t, "control client idle; closed");
+            self.respond_error(t, 0, "timeout", "no request within 30 s");
+            let _ = self.clients.get_mut(&t).map(Client::flush);
+            self.drop_client(t);
+        }
+        if now.duration_since(self.sample.at) >= Duration::from_secs(2) {
+            self.resample(now);
+        }
+    }
+
+    fn resample(&mut self, now: Instant) {
+        let secs = now.duration_since(self.sample.at).as_secs_f64();
+        let stats = &self.shared.stats;
+        let bytes_in: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_in)).sum();
+        let bytes_out: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_out)).sum();
+        self.sample.rate_in = (bytes_in.saturating_sub(self.sample.bytes_in)) as f64 * 8.0 / secs;
+        self.sample.rate_out =
+            (bytes_out.saturating_sub(self.sample.bytes_out)) as f64 * 8.0 / secs;
+        for (i, s) in stats.iter().enumerate() {
+            let busy = WorkerStats::get(&s.busy_ns);
+            if let (Some(prev), Some(load)) =
+                (self.sample.busy.get_mut(i), self.sample.load.get_mut(i))
+            {
+                *load = (busy.saturating_sub(*prev) as f64 / 1e9 / secs).clamp(0.0, 1.0);
+                *prev = busy;
+            }
+        }
+        self.sample.at = now;
+        self.sample.bytes_in = bytes_in;
+        self.sample.bytes_out = bytes_out;
+    }
+
+    fn status(&self) -> ServerStatus {
+        let stats = &self.shared.stats;
+        let workers: Vec<WorkerStatus> = stats
+            .iter()
+            .enumerate()
+            .map(|(id, s)| WorkerStatus {
+                id,
+                connections: WorkerStats::get(&s.connections),
+                bytes_in: WorkerStats::get(&s.bytes_in),
+                bytes_out: WorkerStats::get(&s.bytes_out),
+                load: self.sample.load.get(id).copied().unwrap_or(0.0),
+            })
+            .collect();
+        ServerStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            connections: workers.iter().map(|w| w.connections).sum(),
+            streams: self.shared.registry.published(),
+            bytes_in: workers.iter().map(|w| w.bytes_in).sum(),
+            bytes_out: workers.iter().map(|w| w.bytes_out).sum(),
+            bits_in_per_s: self.sample.rate_in,
+            bits_out_per_s: self.sample.rate_out,
+            dropped_frames: stats
+                .iter()
+                .map(|s| WorkerStats::get(&s.dropped_frames))
+                .sum(),
+            workers,
+        }
+    }
+
+    /// Re-reads the configuration file. On any error the running configuration stays and
+    /// the error says why; on success workers switch at their next loop turn.
+    fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.settings.config_path.clone() else {
+            return Err("stratad was started without --config: there is no file to reload".into());
+        };
+        let mut new = Config::load(&path).map_err(|e| e.to_string())?;
+        let o = &self.settings.overrides;
+        if !o.listen.is_empty() {
+            new.server.listen = o.listen.clone();
+        }
+        if let Some(w) = o.workers {
+            new.server.workers = w;
+        }
+        let old = &self.config;
+        let added: Vec<_> = new
+            .server
+            .listen
+            .iter()
+            .filter(|a| !old.server.listen.contains(a))
+            .copied()
+            .collect();
+        let removed: Vec<_> = old
+            .server
+            .listen
+            .iter()
+            .filter(|a| !new.server.listen.contains(a))
+            .copied()
+            .collect();
+        listener::check_bindable(&added)?;
+        let mut notes = Vec::new();
+        if new.server.workers != old.server.workers {
+            notes.push("the worker count changes only at restart".to_string());
+            new.server.workers = old.server.workers;
+        }
+        if new.control.socket != old.control.socket {
+            notes.push("the control socket path changes only at restart".to_string());
+        }
+        let apps: Vec<&str> = new.applications.iter().map(|a| a.name.as_str()).collect();
+        let mut message = format!(
+            "reloaded {}: applications {}, listeners added {:?}, removed {:?}",
+            path.display(),
+            if apps.is_empty() {
+                "any".to_string()
+            } else {
+                apps.join(",")
+            },
+            added,
+            removed
+        );
+        if !notes.is_empty() {
+            message.push_str("; ");
+            message.push_str(&notes.join("; "));
+        }
+        let new = Arc::new(new);
+        for w in 0..self.shared.mailboxes.len() {
+            self.post(w, WorkerMsg::Reload(Arc::clone(&new)));
+        }
+        self.config = new;
+        info!(%message, "configuration reloaded");
+        Ok(message)
+    }
+}
+
+/// Streams from different workers are the same stream: the publisher's worker knows the
+/// source, every worker knows its own viewers.
+fn merge_stream(acc: &mut HashMap<(String, String, String), StreamInfo>, s: StreamInfo) {
+    let key = (s.app.clone(), s.instance.clone(), s.name.clone());
+    match acc.get_mut(&key) {
+        None => {
+            acc.insert(key, s);
+        }
+        Some(a) => {
+            a.viewers += s.viewers;
+            a.bitrate_out += s.bitrate_out;
+            a.bitrate_in += s.bitrate_in;
+            if s.publisher.is_some() {
+                a.publisher = s.publisher;
+                a.publisher_client = s.publisher_client;
+                a.since = s.since;
+            }
+            a.video_codec = a.video_codec.take().or(s.video_codec);
+            a.audio_codec = a.audio_codec.take().or(s.audio_codec);
+            a.gop_frames = a.gop_frames.max(s.gop_frames);
+        }
+    }
+}

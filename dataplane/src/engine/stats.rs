@@ -1,0 +1,30 @@
+//! Per-worker counters the control thread reads: plain relaxed atomics, each written by one
+//! worker only, so the media path pays an uncontended add and nothing else.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub connections: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Nanoseconds spent handling completions (not waiting in the ring).
+    pub busy_ns: AtomicU64,
+    pub dropped_frames: AtomicU64,
+    /// Streams published on this worker.
+    pub streams: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,362 @@
+//! The worker's side of the control socket: events, answers to queries, reload, and the
+//! auth hooks (a command waits for the manager while the rest of the worker streams on).
+
+use ::control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
+
+use super::*;
+use crate::config::{AuthAction, AuthDefault};
+
+impl Worker {
+    /// Tells the control thread (and any subscribed manager) what happened to a client.
+    pub(super) fn emit(&self, event: &str, r: ConnRef, stream: Option<&str>, reason: Option<&str>) {
+        let Some(c) = self.conns.get(r) else {
+            return;
+        };
+        self.shared.control.post(ControlInbound::Event(Event {
+            event: event.to_string(),
+            ts: unix_now(),
+            client: c.id,
+            addr: c.peer.to_string(),
+            app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+            stream: stream.map(str::to_string),
+            reason: reason.map(str::to_string),
+        }));
+        self.shared.control.wake();
+    }
+
+    /// Session events go to the application unless a command of this connection waits for
+    /// authorization: then they wait too, in order.
+    pub(super) fn on_event_or_defer(&mut self, r: ConnRef, ev: SessionEvent) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.pending_auth.is_none() {
+            self.on_session_event(r, ev);
+            return;
+        }
+        if c.deferred.len() >= MAX_DEFERRED {
+            self.close(
+                r,
+                "too many messages while a command waits for authorization",
+                true,
+            );
+            return;
+        }
+        c.deferred.push_back(ev);
+    }
+
+    pub(super) fn answer_query(&mut self, query: u64, ask: Query) {
+        let answer = match ask {
+            Query::Streams => Answer::Streams(self.stream_infos()),
+            Query::Clients => Answer::Clients(self.client_infos()),
+            Query::Kick { client } => {
+                let target = self
+                    .conns
+                    .refs()
+                    .into_iter()
+                    .find(|r| self.conns.get(*r).is_some_and(|c| c.id == client));
+                if let Some(r) = target {
+                    self.close(r, "kicked by operator", false);
+                    self.maybe_free(r);
+                }
+                Answer::Found(target.is_some())
+            }
+            Query::StopStream { key } => {
+                let publisher = self.streams.get(&key).and_then(|s| match s.source {
+                    Source::Local { publisher, .. } => Some(publisher),
+                    _ => None,
+                });
+                if let Some(r) = publisher {
+                    self.close(r, "stream stopped by operator", false);
+                    self.maybe_free(r);
+                }
+                Answer::Found(publisher.is_some())
+            }
+        };
+        self.shared
+            .control
+            .post(ControlInbound::Answer { query, answer });
+        self.shared.control.wake();
+    }
+
+    fn stream_infos(&self) -> Vec<StreamInfo> {
+        self.streams
+            .iter()
+            .map(|(key, s)| {
+                let mut parts = key.as_str().splitn(3, '/');
+                let (app, instance, name) = (parts.next(), parts.next(), parts.next());
+                let local = matches!(s.source, Source::Local { .. });
+                StreamInfo {
+                    app: app.unwrap_or_default().to_string(),
+                    instance: instance.unwrap_or_default().to_string(),
+                    name: name.unwrap_or_default().to_string(),
+                    publisher: s
+                        .stats
+                        .publisher
+                        .as_ref()
+                        .filter(|_| local)
+                        .map(|(_, a)| a.clone()),
+                    publisher_client: s
+                        .stats
+                        .publisher
+                        .as_ref()
+                        .filter(|_| local)
+                        .map(|(id, _)| *id),
+                    video_codec: s.stats.video_codec.clone(),
+                    audio_codec: s.stats.audio_codec.clone(),
+                    bitrate_in: if local { s.stats.rate_in } else { 0.0 },
+                    bitrate_out: s.stats.rate_out,
+                    viewers: s.viewers.len() as u64,
+                    gop_frames: s.gop.gop_len().0 as u64,
+                    since: if local { s.stats.since } else { 0.0 },
+                }
+            })
+            .collect()
+    }
+
+    fn client_infos(&self) -> Vec<ClientInfo> {
+        self.conns
+            .refs()
+            .into_iter()
+            .filter_map(|r| self.conns.get(r))
+            .map(|c| ClientInfo {
+                id: c.id,
+                addr: c.peer.to_string(),
+                protocol: "rtmp".into(),
+                app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+                worker: self.id,
+                publishing: c.publishing.iter().map(|p| p.key.to_string()).collect(),
+                playing: c.plays.iter().map(|v| v.key.to_string()).collect(),
+                bytes_in: c.session.bytes_in(),
+                bytes_out: c.bytes_out,
+                lag_ms: u64::from(c.queue.lag_ms()),
+                since: c.since,
+            })
+            .collect()
+    }
+
+    /// A new configuration: new clients see it at once; listeners follow `server.listen`;
+    /// existing connections keep what they resolved at connect time.
+    pub(super) fn reload(&mut self, config: Arc<Config>) {
+        let wanted = &config.server.listen;
+        for i in 0..self.listeners.len() {
+            let remove = matches!(&self.listeners[i], Some(l) if !wanted.contains(&l.addr));
+            if remove {
+                if let Some(l) = self.listeners[i].take() {
+                    info!(worker = self.id, addr = %l.addr, "listener removed");
+                }
+                let token =
+                    Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0).to_user_data();
+                let e = opcode::AsyncCancel::new(token)
+                    .build()
+                    .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+                // SAFETY: no buffers. The kernel keeps the listening socket alive until the
+                // cancelled accept completes, so dropping our descriptor now is safe.
+                unsafe { self.io.push(e) };
+            }
+        }
+        for addr in wanted {
+            if self.listeners.iter().flatten().any(|l| l.addr == *addr) {
+                continue;
+            }
+            match super::super::listener::tcp_listener(*addr) {
+                Ok(socket) => {
+                    self.listeners.push(Some(Listener {
+                        addr: *addr,
+                        socket,
+                    }));
+                    self.arm_accept(self.listeners.len() - 1);
+                    info!(worker = self.id, %addr, "listener added");
+                }
+                Err(e) => warn!(worker = self.id, %addr, error = %e, "cannot add listener"),
+            }
+        }
+        self.config = config;
+    }
+
+    /// Runs `action` now, or first asks the manager when the configuration says so.
+    pub(super) fn apply(&mut self, r: ConnRef, action: Action) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.pending_auth.is_some() {
+            c.deferred_actions.push_back(action);
+            return;
+        }
+        let needs = match &action {
+            Action::Accepted { .. } => Some(AuthAction::Connect),
+            Action::StartPublish { .. } => Some(AuthAction::Publish),
+            Action::StartPlay { .. } => Some(AuthAction::Play),
+            _ => None,
+        };
+        match needs.filter(|a| self.config.auth.asks(*a)) {
+            Some(kind) => self.request_auth(r, kind, action),
+            None => self.apply_now(r, action),
+        }
+    }
+
+    fn request_auth(&mut self, r: ConnRef, kind: AuthAction, action: Action) {
+        let default_allows = self.config.auth.default == AuthDefault::Allow;
+        if !self.shared.auth_manager.load(Ordering::Relaxed) {
+            return self.auth_resolved(
+                r,
+                action,
+                default_allows,
+                "no manager is registered; default applied",
+            );
+        }
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        let (stream, query) = match &action {
+            Action::StartPublish { key, query, .. } => {
+                (Some(key_name(key).to_string()), query.clone())
+            }
+            Action::StartPlay { key, params, .. } => (
+                Some(key_name(key).to_string()),
+                crate::app::net_connection::query_of(&params.name),
+            ),
+            _ => (None, c.nc.connect_query.clone()),
+        };
+        let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
+        let auth = AuthRequest {
+            request,
+            action: match kind {
+                AuthAction::Connect => "connect",
+                AuthAction::Publish => "publish",
+                AuthAction::Play => "play",
+            }
+            .to_string(),
+            client: c.id,
+            addr: c.peer.to_string(),
+            app: c.nc.app.clone(),
+            stream,
+            query,
+            tc_url: c.nc.tc_url.clone(),
+        };
+        c.pending_auth = Some(PendingAuth { request, action });
+        self.pending_auth.insert(request, r);
+        self.timers.arm(Timer {
+            at: Instant::now() + Duration::from_millis(self.config.auth.timeout_ms),
+            slot: r.slot,
+            generation: r.generation,
+            kind: TimerKind::Auth(request),
+        });
+        self.shared.control.post(ControlInbound::Auth {
+            worker: self.id,
+            request: auth,
+        });
+        self.shared.control.wake();
+    }
+
+    pub(super) fn auth_decided(&mut self, request: u64, allow: bool, reason: Option<String>) {
+        let Some(r) = self.pending_auth.remove(&request) else {
+            return;
+        };
+        let Some(pending) = self.conns.get_mut(r).and_then(|c| c.pending_auth.take()) else {
+            return;
+        };
+        let reason = reason.unwrap_or_else(|| {
+            if allow {
+                "allowed"
+            } else {
+                "denied by the manager"
+            }
+            .into()
+        });
+        self.auth_resolved(r, pending.action, allow, &reason);
+    }
+
+    pub(super) fn auth_timed_out(&mut self, r: ConnRef, request: u64) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.pending_auth.as_ref().is_none_or(|p| p.request != request) {
+            return;
+        }
+        let Some(pending) = c.pending_auth.take() else {
+            return;
+        };
+        self.pending_auth.remove(&request);
+        let allow = self.config.auth.default == AuthDefault::Allow;
+        self.auth_resolved(
+            r,
+            pending.action,
+            allow,
+            "the manager did not answer in time; default applied",
+        );
+    }
+
+    /// Carries out (or refuses) the waiting command, then what queued up behind it.
+    fn auth_resolved(&mut self, r: ConnRef, action: Action, allow: bool, reason: &str) {
+        if allow {
+            self.apply_now(r, action);
+        } else {
+            self.refuse(r, action, reason);
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(r) else {
+                return;
+            };
+            if c.pending_auth.is_some() || c.closing != Closing::Open {
+                break;
+            }
+            if let Some(a) = c.deferred_actions.pop_front() {
+                self.apply(r, a);
+            } else if let Some(ev) = c.deferred.pop_front() {
+                self.on_session_event(r, ev);
+            } else {
+                break;
+            }
+        }
+        self.flush_out(r);
+    }
+
+    fn refuse(&mut self, r: ConnRef, action: Action, reason: &str) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        let peer = c.peer;
+        match action {
+            Action::Accepted { reply } => {
+                let tid = reply.get(1).and_then(Amf0Value::as_f64).unwrap_or(1.0);
+                info!(%peer, reason, "connect refused");
+                let description = format!("Connection refused: {reason}.");
+                self.reply(
+                    r,
+                    0,
+                    &status::error(tid, "NetConnection.Connect.Rejected", &description),
+                );
+                self.flush_out(r);
+                self.close(r, &format!("connect refused: {reason}"), false);
+            }
+            Action::StartPublish { stream_id, key, .. } => {
+                c.nc.stream_refused(stream_id);
+                info!(%peer, stream = key_name(&key), reason, "publish refused");
+                let description = format!("Publishing refused: {reason}.");
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Error,
+                    "NetStream.Publish.BadName",
+                    &description,
+                    key_name(&key),
+                );
+            }
+            Action::StartPlay { stream_id, key, .. } => {
+                c.nc.stream_refused(stream_id);
+                info!(%peer, stream = key_name(&key), reason, "play refused");
+                let description = format!("Playing refused: {reason}.");
+                self.status(
+                    r,
+                    stream_id,
+                    Level::Error,
+                    "NetStream.Play.Failed",
+                    &description,
+                    key_name(&key),
+                );
+            }
+            other => self.apply_now(r, other),
+        }
+    }
+}

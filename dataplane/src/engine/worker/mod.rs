@@ -1,0 +1,779 @@
+//! One worker: a thread pinned to a core with its own io_uring, listeners, connections and
+//! live streams. Completions are reaped first and handled afterwards; sends are started once
+//! per loop turn for every connection that has something new to send.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use io_uring::{opcode, types};
+use socket2::Socket;
+use tracing::{debug, info, warn};
+
+mod control;
+mod session;
+mod streams;
+
+use super::conn::{Closing, Conn, PendingAuth, Publishing, Slots, Viewer, MAX_DEFERRED};
+use super::cross::{Answer, ControlInbound, MediaMessage, Query, WorkerMsg};
+use super::io::{Completion, Io};
+use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source, StreamStats};
+use super::mailbox::{Mailbox, MailboxReceiver};
+use super::registry::{PublishRefused, Registry};
+use super::stats::WorkerStats;
+use super::timers::{Timer, TimerKind, Timers};
+use super::token::{OpKind, Token};
+use crate::app::net_connection::Action;
+use crate::app::request::{PlayParams, PublishMode};
+use crate::app::status::{self, Level};
+use crate::app::{NetConnection, StreamKey};
+use crate::config::Config;
+use crate::media::gop_cache::CachedFrame;
+use crate::media::send_queue::{PushOutcome, QueueLimits, SendQueue};
+use crate::media::tag::FrameKind;
+use crate::proto::amf0::Amf0Value;
+use crate::proto::command;
+use crate::proto::rtmp::chunk_decoder::DecoderLimits;
+use crate::proto::rtmp::control::UserControl;
+use crate::proto::rtmp::msg_type;
+use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
+
+/// Slots for listeners sit above any connection slot.
+const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
+/// iovecs and bytes per send: enough to drain a GOP burst in a few sends without one send
+/// holding the ring for long.
+const MAX_IOV: usize = 64;
+const MAX_SEND_BYTES: usize = 512 * 1024;
+/// How long a closing connection may take to flush its last messages.
+const CLOSE_FLUSH: Duration = Duration::from_millis(1000);
+/// The longest the loop sleeps with nothing to do, so shutdown and timers stay responsive.
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// What all workers and the control thread share. Nothing here is touched per media
+/// message except each worker's own counters.
+pub struct Shared {
+    pub registry: Registry,
+    pub mailboxes: Vec<Mailbox<WorkerMsg>>,
+    pub control: Mailbox<ControlInbound>,
+    pub stats: Vec<WorkerStats>,
+    pub next_publish_id: AtomicU64,
+    pub next_client_id: AtomicU64,
+    pub next_auth_id: AtomicU64,
+    /// A manager has registered to answer auth requests.
+    pub auth_manager: AtomicBool,
+}
+
+/// How often stream rates are refreshed.
+const TICK: Duration = Duration::from_secs(1);
+
+struct Listener {
+    addr: SocketAddr,
+    socket: Socket,
+}
+
+/// Now as Unix time in seconds, for events and `since` fields.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+pub struct Worker {
+    id: usize,
+    io: Io,
+    shared: Arc<Shared>,
+    /// This worker's copy of the configuration, replaced on reload. Connections keep what
+    /// they resolved at connect time: changed limits apply to new clients.
+    config: Arc<Config>,
+    mailbox: MailboxReceiver<WorkerMsg>,
+    /// Indexed by the listener slot in accept tokens; a removed listener leaves `None`.
+    listeners: Vec<Option<Listener>>,
+    /// Connections waiting for the manager, by auth request id.
+    pending_auth: HashMap<u64, ConnRef>,
+    last_tick: Instant,
+    conns: Slots,
+    streams: HashMap<StreamKey, LiveStream>,
+    timers: Timers,
+    /// Connections with something new to send this turn.
+    dirty: Vec<ConnRef>,
+    /// Connections whose multishot receive ended and must be armed again.
+    rearm: Vec<ConnRef>,
+    /// Other workers posted to this turn (woken once at the end of the turn).
+    wake: Vec<bool>,
+    events: Vec<SessionEvent>,
+    actions: Vec<Action>,
+    fanout: Vec<(ConnRef, u32)>,
+    rng: rand::rngs::ThreadRng,
+    started: Instant,
+    shutting_down: Option<Instant>,
+}
+
+impl Worker {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        config: Arc<Config>,
+        mailbox: MailboxReceiver<WorkerMsg>,
+    ) -> std::io::Result<Self> {
+        let io = Io::new()?;
+        let mut listeners = Vec::new();
+        for addr in &config.server.listen {
+            listeners.push(Some(Listener {
+                addr: *addr,
+                socket: super::listener::tcp_listener(*addr)?,
+            }));
+        }
+        let workers = shared.mailboxes.len();
+        Ok(Worker {
+            id,
+            io,
+            shared,
+            config,
+            mailbox,
+            listeners,
+            pending_auth: HashMap::new(),
+            last_tick: Instant::now(),
+            conns: Slots::default(),
+            streams: HashMap::new(),
+            timers: Timers::default(),
+            dirty: Vec::new(),
+            rearm: Vec::new(),
+            wake: vec![false; workers],
+            events: Vec::new(),
+            actions: Vec::new(),
+            fanout: Vec::new(),
+            rng: rand::thread_rng(),
+            started: Instant::now(),
+            shutting_down: None,
+        })
+    }
+
+    pub fn run(mut self) {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        self.arm_mailbox();
+        let mut completions = Vec::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let wait = self
+                .timers
+                .next_timeout(now)
+                .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+            if let Err(e) = self.io.submit_and_wait(Some(wait)) {
+                warn!(worker = self.id, error = %e, "io_uring wait failed; worker stops");
+                break;
+            }
+            let busy_since = Instant::now();
+            self.io.drain(&mut completions);
+            for c in completions.drain(..) {
+                self.on_completion(c);
+            }
+            self.io.bufs.publish();
+            self.run_timers();
+            self.rearm_receives();
+            self.flush_dirty();
+            self.wake_peers();
+            if busy_since.duration_since(self.last_tick) >= TICK {
+                self.tick(busy_since);
+            }
+            WorkerStats::add(
+                &self.stats().busy_ns,
+                busy_since.elapsed().as_nanos() as u64,
+            );
+            if let Some(since) = self.shutting_down {
+                if self.conns.is_empty()
+                    || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
+                {
+                    break;
+                }
+            }
+        }
+        for r in self.conns.refs() {
+            if let Some(c) = self.conns.remove(r) {
+                // SAFETY: closing a descriptor this worker owns; the ring is dropped next.
+                unsafe { libc::close(c.fd) };
+            }
+        }
+        debug!(worker = self.id, "worker stopped");
+    }
+
+    fn stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.id]
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let secs = now.duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        for s in self.streams.values_mut() {
+            s.stats.tick(secs);
+        }
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let Some(Some(l)) = self.listeners.get(i) else {
+            return;
+        };
+        let token = Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0);
+        let e = opcode::AcceptMulti::new(types::Fd(l.socket.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(token.to_user_data());
+        // SAFETY: no buffers; the listener outlives the ring's use of it (closed at exit).
+        unsafe { self.io.push(e) };
+    }
+
+    fn arm_mailbox(&mut self) {
+        let token = Token::new(OpKind::Mailbox, 0, 0);
+        let buf: *mut u64 = &mut *self.mailbox.read_buf;
+        let e = opcode::Read::new(types::Fd(self.mailbox.fd()), buf.cast(), 8)
+            .build()
+            .user_data(token.to_user_data());
+        // SAFETY: the read buffer is boxed in the receiver, which lives as long as the worker.
+        unsafe { self.io.push(e) };
+    }
+
+    fn arm_recv(&mut self, r: ConnRef) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.recv_armed || c.closing == Closing::ShutDown {
+            return;
+        }
+        c.recv_armed = true;
+        let token = Token::new(OpKind::Recv, r.slot, r.generation);
+        let e = opcode::RecvMulti::new(types::Fd(c.fd), self.io.bufs.bgid)
+            .build()
+            .user_data(token.to_user_data());
+        // SAFETY: the kernel writes into provided buffers owned by `Io`.
+        unsafe { self.io.push(e) };
+    }
+
+    fn start_send(&mut self, r: ConnRef) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.send_in_flight || c.queue.is_empty() || c.closing == Closing::ShutDown {
+            return;
+        }
+        let n = c.queue.next_batch(&mut c.iov, MAX_IOV, MAX_SEND_BYTES);
+        if n == 0 {
+            return;
+        }
+        c.msghdr.msg_iov = c.iov.as_mut_ptr();
+        c.msghdr.msg_iovlen = c.iov.len() as _;
+        c.send_in_flight = true;
+        let token = Token::new(OpKind::Send, r.slot, r.generation);
+        let hdr: *const libc::msghdr = &*c.msghdr;
+        let e = opcode::SendMsg::new(types::Fd(c.fd), hdr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(token.to_user_data());
+        // SAFETY: the msghdr is boxed in the connection, the iovecs live in `c.iov` and point
+        // into Bytes held by the send queue; none is touched or freed while the send is in
+        // flight (a connection is freed only once `send_in_flight` is false).
+        unsafe { self.io.push(e) };
+    }
+
+    fn cancel(&mut self, r: ConnRef, kind: OpKind) {
+        let target = Token::new(kind, r.slot, r.generation).to_user_data();
+        let e = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+        // SAFETY: no buffers.
+        unsafe { self.io.push(e) };
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        let Some(token) = Token::from_user_data(c.user_data) else {
+            return;
+        };
+        match token.kind {
+            OpKind::Accept => self.on_accept(token, c),
+            OpKind::Recv => self.on_recv(token, c),
+            OpKind::Send => self.on_send(token, c),
+            OpKind::Mailbox => self.on_mailbox(c),
+            OpKind::Cancel => {}
+        }
+    }
+
+    fn on_accept(&mut self, token: Token, c: Completion) {
+        let index = (token.slot - LISTENER_SLOT_BASE) as usize;
+        let listening = matches!(self.listeners.get(index), Some(Some(_)));
+        if !Io::more(c.flags) && self.shutting_down.is_none() && listening {
+            self.arm_accept(index);
+        }
+        if c.result < 0 {
+            let err = std::io::Error::from_raw_os_error(-c.result);
+            if -c.result != libc::ECANCELED {
+                warn!(worker = self.id, error = %err, "accept failed");
+            }
+            return;
+        }
+        let fd: RawFd = c.result;
+        if self.shutting_down.is_some() || !listening {
+            // SAFETY: a descriptor the kernel just gave us.
+            unsafe { libc::close(fd) };
+            return;
+        }
+        let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        set_nodelay(fd);
+        let cfg = &self.config;
+        let session_config = SessionConfig {
+            limits: DecoderLimits {
+                max_message_size: cfg.server.max_message_size,
+                max_chunk_streams: cfg.server.max_chunk_streams,
+            },
+            chunk_size: cfg.server.chunk_size,
+            window_ack_size: cfg.server.window_ack_size,
+            peer_bandwidth: cfg.server.peer_bandwidth,
+        };
+        let epoch = self.started.elapsed().as_millis() as u32;
+        let (slot, generation) = self.conns.reserve();
+        let conn = Conn {
+            id: self.shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            since: unix_now(),
+            fd,
+            peer,
+            generation,
+            session: ServerSession::new(session_config, &mut self.rng, epoch),
+            nc: NetConnection::new(),
+            queue: SendQueue::new(QueueLimits {
+                drop_lag_ms: cfg.live.drop_lag_ms,
+                max_lag_ms: cfg.live.max_lag_ms,
+                max_bytes: cfg.live.max_queue_bytes,
+            }),
+            out: BytesMut::new(),
+            iov: Vec::with_capacity(MAX_IOV),
+            // SAFETY: msghdr is plain old data; all-zero is its empty value.
+            msghdr: Box::new(unsafe { std::mem::zeroed() }),
+            recv_armed: false,
+            send_in_flight: false,
+            closing: Closing::Open,
+            preamble_sent: false,
+            amf3: false,
+            plays: Vec::new(),
+            publishing: Vec::new(),
+            bytes_out: 0,
+            pending_auth: None,
+            deferred: Default::default(),
+            deferred_actions: Default::default(),
+        };
+        self.conns.insert(slot, conn);
+        WorkerStats::add(&self.stats().connections, 1);
+        let r = ConnRef { slot, generation };
+        debug!(worker = self.id, %peer, "connection accepted");
+        self.timers.arm(Timer {
+            at: Instant::now() + Duration::from_millis(self.config.server.connect_timeout_ms),
+            slot,
+            generation,
+            kind: TimerKind::Connect,
+        });
+        self.arm_recv(r);
+    }
+
+    fn on_recv(&mut self, token: Token, c: Completion) {
+        let r = ConnRef {
+            slot: token.slot,
+            generation: token.generation,
+        };
+        let bid = Io::buffer_id(c.flags);
+        let more = Io::more(c.flags);
+        let mut events = std::mem::take(&mut self.events);
+        let mut failure: Option<(String, bool)> = None;
+        match self.conns.get_mut(r) {
+            None => {}
+            Some(conn) => {
+                if !more {
+                    conn.recv_armed = false;
+                }
+                if c.result > 0 {
+                    WorkerStats::add(&self.shared.stats[self.id].bytes_in, c.result as u64);
+                    if let Some(bid) = bid {
+                        if conn.closing == Closing::Open {
+                            let data = self.io.bufs.buffer(bid, c.result as usize);
+                            if let Err(e) = conn.session.feed(data, &mut conn.out, &mut events) {
+                                failure = Some((e.to_string(), false));
+                            }
+                        }
+                    }
+                } else if c.result == 0 {
+                    failure = Some(("client closed the connection".into(), true));
+                } else if -c.result == libc::ENOBUFS {
+                    // Every receive buffer was in use; armed again once this turn returns them.
+                } else if -c.result != libc::ECANCELED {
+                    let e = std::io::Error::from_raw_os_error(-c.result);
+                    failure = Some((format!("receive failed: {e}"), true));
+                }
+                if !more && conn.closing == Closing::Open && failure.is_none() {
+                    self.rearm.push(r);
+                }
+            }
+        }
+        if let Some(bid) = bid {
+            self.io.bufs.recycle(bid);
+        }
+        for ev in events.drain(..) {
+            self.on_event_or_defer(r, ev);
+        }
+        self.events = events;
+        self.flush_out(r);
+        if let Some((reason, normal)) = failure {
+            self.close(r, &reason, !normal);
+        }
+        self.maybe_free(r);
+    }
+
+    fn on_send(&mut self, token: Token, c: Completion) {
+        let r = ConnRef {
+            slot: token.slot,
+            generation: token.generation,
+        };
+        let Some(conn) = self.conns.get_mut(r) else {
+            return;
+        };
+        conn.send_in_flight = false;
+        if c.result < 0 {
+            conn.queue.complete(0);
+            if conn.closing == Closing::Open {
+                let e = std::io::Error::from_raw_os_error(-c.result);
+                self.close(r, &format!("send failed: {e}"), false);
+            } else {
+                self.shutdown(r);
+            }
+        } else {
+            conn.queue.complete(c.result as usize);
+            conn.bytes_out += c.result as u64;
+            WorkerStats::add(&self.shared.stats[self.id].bytes_out, c.result as u64);
+            if conn.closing == Closing::Flushing && conn.queue.is_empty() {
+                self.shutdown(r);
+            } else {
+                self.dirty.push(r);
+            }
+        }
+        self.maybe_free(r);
+    }
+
+    fn on_mailbox(&mut self, c: Completion) {
+        let _ = c;
+        self.arm_mailbox();
+        while let Some(msg) = self.mailbox.try_recv() {
+            self.on_worker_msg(msg);
+        }
+    }
+
+    fn post(&mut self, worker: usize, msg: WorkerMsg) {
+        if let Some(m) = self.shared.mailboxes.get(worker) {
+            m.post(msg);
+            if let Some(w) = self.wake.get_mut(worker) {
+                *w = true;
+            }
+        }
+    }
+
+    fn wake_peers(&mut self) {
+        for (i, w) in self.wake.iter_mut().enumerate() {
+            if std::mem::replace(w, false) {
+                if let Some(m) = self.shared.mailboxes.get(i) {
+                    m.wake();
+                }
+            }
+        }
+    }
+
+    fn on_worker_msg(&mut self, msg: WorkerMsg) {
+        match msg {
+            WorkerMsg::Subscribe { key, worker } => {
+                let Some(stream) = self.streams.get_mut(&key) else {
+                    return;
+                };
+                let Source::Local { publish_id, .. } = stream.source else {
+                    return;
+                };
+                if !stream.remote_workers.contains(&worker) {
+                    stream.remote_workers.push(worker);
+                }
+                let snapshot = stream.gop.snapshot().map(|f| f.message()).collect();
+                self.post(
+                    worker,
+                    WorkerMsg::StreamStarted {
+                        key,
+                        publish_id,
+                        snapshot,
+                    },
+                );
+            }
+            WorkerMsg::Unsubscribe { key, worker } => {
+                if let Some(stream) = self.streams.get_mut(&key) {
+                    stream.remote_workers.retain(|w| *w != worker);
+                }
+            }
+            WorkerMsg::StreamStarted {
+                key,
+                publish_id,
+                snapshot,
+            } => {
+                let Some(stream) = self.streams.get_mut(&key) else {
+                    return;
+                };
+                if stream.viewers.is_empty() || matches!(stream.source, Source::Local { .. }) {
+                    return;
+                }
+                stream.source = Source::Remote {
+                    worker: usize::MAX,
+                    publish_id,
+                };
+                stream.gop.clear();
+                for m in snapshot {
+                    stream.gop.push(&Frame::new(m));
+                }
+                self.went_live(&key);
+            }
+            WorkerMsg::Media {
+                key,
+                publish_id,
+                message,
+            } => {
+                let Some(stream) = self.streams.get(&key) else {
+                    return;
+                };
+                if let Source::Remote { publish_id: id, .. } = stream.source {
+                    if id == publish_id {
+                        let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
+                        self.publish_frame(&key, message, cache);
+                    }
+                }
+            }
+            WorkerMsg::StreamStopped { key, publish_id } => {
+                let Some(stream) = self.streams.get(&key) else {
+                    return;
+                };
+                if stream.publish_id() == Some(publish_id)
+                    && matches!(stream.source, Source::Remote { .. })
+                {
+                    self.went_offline(&key);
+                }
+            }
+            WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
+            WorkerMsg::Reload(config) => self.reload(config),
+            WorkerMsg::AuthDecision {
+                request,
+                allow,
+                reason,
+            } => self.auth_decided(request, allow, reason),
+            WorkerMsg::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        self.shutting_down = Some(Instant::now());
+        for i in 0..self.listeners.len() {
+            let token = Token::new(OpKind::Accept, LISTENER_SLOT_BASE + i as u32, 0).to_user_data();
+            let e = opcode::AsyncCancel::new(token)
+                .build()
+                .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+            // SAFETY: no buffers.
+            unsafe { self.io.push(e) };
+        }
+        for r in self.conns.refs() {
+            self.close(r, "server shutting down", false);
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(t) = self.timers.pop_due(now) {
+            let r = ConnRef {
+                slot: t.slot,
+                generation: t.generation,
+            };
+            let Some(c) = self.conns.get(r) else { continue };
+            match t.kind {
+                TimerKind::Connect => {
+                    if !c.nc.is_connected() && c.closing == Closing::Open {
+                        let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
+                        self.close(
+                            r,
+                            &format!("no handshake and connect within {secs} s"),
+                            false,
+                        );
+                    }
+                }
+                TimerKind::Auth(request) => self.auth_timed_out(r, request),
+                TimerKind::CloseFlush => {
+                    if c.closing == Closing::Flushing {
+                        self.shutdown(r);
+                    }
+                }
+            }
+            self.maybe_free(r);
+        }
+    }
+
+    fn rearm_receives(&mut self) {
+        for r in std::mem::take(&mut self.rearm) {
+            if self
+                .conns
+                .get(r)
+                .is_some_and(|c| c.closing == Closing::Open)
+            {
+                self.arm_recv(r);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for r in dirty.drain(..) {
+            self.start_send(r);
+        }
+        self.dirty = dirty;
+    }
+
+    /// Closes a connection: its streams are released at once (others are not kept waiting),
+    /// then what is queued is flushed for up to `CLOSE_FLUSH` before the socket shuts down.
+    fn close(&mut self, r: ConnRef, reason: &str, error: bool) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.closing != Closing::Open {
+            return;
+        }
+        let (peer, app) = (c.peer, c.app().to_string());
+        self.emit("disconnect", r, None, Some(reason));
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if let Some(p) = c.pending_auth.take() {
+            self.pending_auth.remove(&p.request);
+        }
+        if error {
+            warn!(%peer, %app, reason, "connection closed");
+        } else {
+            info!(%peer, %app, reason, "connection closed");
+        }
+        let mut actions = Vec::new();
+        c.nc.close_all(&mut actions);
+        c.closing = Closing::Flushing;
+        for a in actions {
+            match a {
+                Action::StopPublish { stream_id, key } => self.stop_publish(r, stream_id, &key),
+                Action::StopPlay { stream_id, key } => self.stop_play(r, stream_id, &key),
+                _ => {}
+            }
+        }
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.queue.is_empty() && !c.send_in_flight {
+            self.shutdown(r);
+        } else {
+            self.timers.arm(Timer {
+                at: Instant::now() + CLOSE_FLUSH,
+                slot: r.slot,
+                generation: r.generation,
+                kind: TimerKind::CloseFlush,
+            });
+        }
+    }
+
+    fn shutdown(&mut self, r: ConnRef) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.closing == Closing::ShutDown {
+            return;
+        }
+        if c.closing == Closing::Open {
+            // Not through `close`: release its streams first.
+            self.close(r, "closed", false);
+        }
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        c.closing = Closing::ShutDown;
+        // SAFETY: shutting down a socket this connection owns; it wakes any operation the
+        // ring has in progress on it, which then completes and is handed back.
+        unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
+        let (recv, send) = (c.recv_armed, c.send_in_flight);
+        if recv {
+            self.cancel(r, OpKind::Recv);
+        }
+        if send {
+            self.cancel(r, OpKind::Send);
+        }
+        self.maybe_free(r);
+    }
+
+    /// Frees a shut-down connection once the ring holds nothing of it.
+    fn maybe_free(&mut self, r: ConnRef) {
+        let Some(c) = self.conns.get(r) else { return };
+        if c.closing == Closing::ShutDown && !c.recv_armed && !c.send_in_flight {
+            if let Some(c) = self.conns.remove(r) {
+                // SAFETY: no operation of the ring refers to this descriptor any more.
+                unsafe { libc::close(c.fd) };
+                WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
+            }
+        }
+    }
+}
+
+fn frame_key_of(c: &Conn, stream_id: u32) -> StreamKey {
+    c.plays
+        .iter()
+        .find(|v| v.stream_id == stream_id)
+        .map(|v| v.key.clone())
+        .unwrap_or_else(|| StreamKey::new("-", "-", "-"))
+}
+
+fn is_metadata(m: &MediaMessage) -> bool {
+    command::decode_data(false, &m.payload)
+        .ok()
+        .and_then(|v| {
+            v.first()
+                .and_then(Amf0Value::as_str)
+                .map(|s| s == "onMetaData")
+        })
+        .unwrap_or(false)
+}
+
+/// The stream name part of a key, for status details and logs.
+fn key_name(key: &StreamKey) -> &str {
+    key.as_str().rsplit('/').next().unwrap_or(key.as_str())
+}
+
+fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data; getpeername fills at most `len` bytes.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: pointers to live locals of the right sizes.
+    let rc = unsafe { libc::getpeername(fd, std::ptr::addr_of_mut!(storage).cast(), &mut len) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled a sockaddr of `len` bytes.
+    let addr = unsafe { socket2::SockAddr::new(storage, len) };
+    addr.as_socket()
+}
+
+fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int of the size given. Failure only
+    // costs latency, so it is not an error.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::addr_of!(one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

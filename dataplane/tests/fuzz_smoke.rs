@@ -1,0 +1,230 @@
+//! Fuzz smoke: every cargo-fuzz entry point runs over valid seed inputs and thousands of
+//! seeded mutations of them (bit flips, truncations, splices, inserted bytes). Deterministic
+//! and quick, so it runs with every `cargo test`; the real fuzzing is `cargo fuzz run`.
+
+use bytes::{Bytes, BytesMut};
+use dataplane::fuzzing;
+use dataplane::proto::amf0::{self, Amf0Value};
+use dataplane::proto::amf3::{self, Amf3Value};
+use dataplane::proto::rtmp::chunk_encoder::ChunkEncoder;
+use dataplane::proto::rtmp::control::{ControlMessage, UserControl};
+use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
+use dataplane::proto::rtmp::{msg_type, Message};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const MUTATIONS_PER_SEED: usize = 3000;
+
+fn mutate(rng: &mut StdRng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..rng.gen_range(1..6) {
+        match rng.gen_range(0..5) {
+            0 if !v.is_empty() => {
+                let i = rng.gen_range(0..v.len());
+                v[i] ^= 1 << rng.gen_range(0..8);
+            }
+            1 if !v.is_empty() => {
+                let n = rng.gen_range(0..v.len());
+                v.truncate(n);
+            }
+            2 => {
+                let i = rng.gen_range(0..=v.len());
+                v.insert(i, rng.gen());
+            }
+            3 if !v.is_empty() => {
+                let i = rng.gen_range(0..v.len());
+                v[i] = [0x00, 0x01, 0x7F, 0x80, 0xFF][rng.gen_range(0..5)];
+            }
+            _ if v.len() > 2 => {
+                // Duplicate a slice: repeated headers and references.
+                let a = rng.gen_range(0..v.len());
+                let b = rng.gen_range(a..v.len());
+                let piece = v[a..b].to_vec();
+                let at = rng.gen_range(0..=v.len());
+                v.splice(at..at, piece);
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+fn run(target: fn(&[u8]), seeds: &[Vec<u8>], salt: u64) {
+    let mut rng = StdRng::seed_from_u64(0x5eed ^ salt);
+    for seed in seeds {
+        target(seed);
+        for _ in 0..MUTATIONS_PER_SEED {
+            target(&mutate(&mut rng, seed));
+        }
+    }
+}
+
+fn connect_values() -> Vec<Amf0Value> {
+    vec![
+        Amf0Value::string("connect"),
+        Amf0Value::Number(1.0),
+        Amf0Value::object([
+            ("app", Amf0Value::string("live")),
+            ("tcUrl", Amf0Value::string("rtmp://127.0.0.1/live")),
+            ("objectEncoding", Amf0Value::Number(3.0)),
+        ]),
+        Amf0Value::EcmaArray(vec![(
+            "a".into(),
+            Amf0Value::StrictArray(vec![Amf0Value::Boolean(true), Amf0Value::Null]),
+        )]),
+        Amf0Value::Amf3(Amf3Value::Array {
+            associative: vec![],
+            dense: vec![Amf3Value::Integer(5), Amf3Value::String("x".into())],
+        }),
+    ]
+}
+
+/// A publisher's session bytes after the handshake: chunk size, commands, metadata, media.
+fn session_stream() -> Vec<u8> {
+    let mut enc = ChunkEncoder::new(128);
+    let mut out = BytesMut::new();
+    let cmd = |values: &[Amf0Value], stream_id: u32, out: &mut BytesMut, enc: &mut ChunkEncoder| {
+        let mut body = Vec::new();
+        amf0::encode_all(values, &mut body);
+        enc.encode(
+            &Message {
+                csid: 3,
+                timestamp: 0,
+                type_id: msg_type::COMMAND_AMF0,
+                stream_id,
+                payload: Bytes::from(body),
+            },
+            out,
+        );
+    };
+    cmd(&connect_values()[..3], 0, &mut out, &mut enc);
+    enc.encode(&ControlMessage::SetChunkSize(4096).to_message(), &mut out);
+    enc.set_chunk_size(4096);
+    cmd(
+        &[
+            Amf0Value::string("createStream"),
+            Amf0Value::Number(2.0),
+            Amf0Value::Null,
+        ],
+        0,
+        &mut out,
+        &mut enc,
+    );
+    cmd(
+        &[
+            Amf0Value::string("publish"),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            Amf0Value::string("cam"),
+        ],
+        1,
+        &mut out,
+        &mut enc,
+    );
+    enc.encode(
+        &ControlMessage::UserControl(UserControl::SetBufferLength {
+            stream_id: 1,
+            ms: 3000,
+        })
+        .to_message(),
+        &mut out,
+    );
+    for (ts, type_id, body) in [
+        (0u32, msg_type::VIDEO, vec![0x17, 0, 0, 0, 0, 1, 2]),
+        (0, msg_type::AUDIO, vec![0xAF, 0, 0x12, 0x10]),
+        (0x01FF_FFFF, msg_type::VIDEO, vec![0x27; 300]),
+    ] {
+        enc.encode(
+            &Message {
+                csid: if type_id == msg_type::VIDEO { 6 } else { 4 },
+                timestamp: ts,
+                type_id,
+                stream_id: 1,
+                payload: Bytes::from(body),
+            },
+            &mut out,
+        );
+    }
+    out.to_vec()
+}
+
+#[test]
+fn amf0_decode_survives_mutations() {
+    let mut seed = Vec::new();
+    amf0::encode_all(&connect_values(), &mut seed);
+    run(
+        fuzzing::amf0_decode,
+        &[seed, vec![0x03, 0, 0, 9], vec![0x10, 0, 1, b'C', 0, 0, 9]],
+        1,
+    );
+}
+
+#[test]
+fn amf3_decode_survives_mutations() {
+    let mut seed = Vec::new();
+    amf3::encode(
+        &Amf3Value::Array {
+            associative: vec![("k".into(), Amf3Value::Double(1.5))],
+            dense: vec![
+                Amf3Value::String("k".into()),
+                Amf3Value::ByteArray(vec![1, 2, 3]),
+                Amf3Value::VectorInt {
+                    fixed: false,
+                    items: vec![1, -1],
+                },
+            ],
+        },
+        &mut seed,
+    );
+    run(fuzzing::amf3_decode, &[seed], 2);
+}
+
+#[test]
+fn handshake_survives_mutations() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut seeds = Vec::new();
+    for kind in [HandshakeKind::Simple, HandshakeKind::Digest] {
+        let mut c0c1 = vec![0u8]; // feed everything at once
+        let _client = ClientHandshake::new(&mut rng, 0, kind, &mut c0c1);
+        c0c1.extend_from_slice(&[0u8; 1536]); // a C2
+        seeds.push(c0c1);
+    }
+    run(fuzzing::rtmp_handshake, &seeds, 3);
+}
+
+#[test]
+fn chunk_decoder_survives_mutations() {
+    let mut seed = vec![0u8, 0xFF];
+    seed.extend(session_stream());
+    let mut split = vec![7u8, 0x3A];
+    split.extend(session_stream());
+    run(fuzzing::rtmp_chunk_decode, &[seed, split], 4);
+}
+
+#[test]
+fn control_messages_survive_mutations() {
+    let seeds: Vec<Vec<u8>> = [
+        ControlMessage::SetChunkSize(4096),
+        ControlMessage::WindowAckSize(2_500_000),
+        ControlMessage::SetPeerBandwidth { size: 1, limit: 2 },
+        ControlMessage::UserControl(UserControl::PingRequest(9)),
+    ]
+    .iter()
+    .map(|c| {
+        let m = c.to_message();
+        let mut v = vec![m.type_id];
+        v.extend_from_slice(&m.payload);
+        v
+    })
+    .collect();
+    run(fuzzing::rtmp_message, &seeds, 5);
+}
+
+#[test]
+fn whole_session_survives_mutations() {
+    let mut seed = vec![0u8];
+    seed.extend(session_stream());
+    let mut split = vec![13u8];
+    split.extend(session_stream());
+    run(fuzzing::rtmp_session, &[seed, split], 6);
+}
