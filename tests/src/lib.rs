@@ -1,1 +1,27 @@
 //! Helpers for the end-to-end tests: starting stratad, running real clients.
+//!
+//! One concept per file: [`server`] (stratad with a free port, captured log, kill-on-Drop),
+//! [`tools`] (ffmpeg/ffprobe/rtmpdump children), [`sample_media`] and [`publisher`] (what is
+//! published), [`media_probe`] (what ffprobe sees), [`recorder`] (a viewer that must keep
+//! receiving), [`live_fixture`] (server + publisher + viewer), [`rtmp_client`] (our own blocking
+//! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files).
+
+pub mod live_fixture;
+pub mod media_probe;
+pub mod publisher;
+pub mod raw_chunk;
+pub mod recorder;
+pub mod rtmp_client;
+pub mod sample_media;
+pub mod scratch_dir;
+pub mod server;
+pub mod tools;
+
+/// Every wait in the suite is bounded; these are the common bounds.
+pub mod bounds {
+    use std::time::Duration;
+    /// A publisher's stream becomes playable.
+    pub const STREAM_UP: Duration = Duration::from_secs(15);
+    /// A status message or media message arrives.
+    pub const MESSAGE: Duration = Duration::from_secs(10);
+}
