@@ -259,3 +259,36 @@ fn auth_hook_denies_a_key_allows_another_and_the_default_applies_when_the_hook_i
         "NetStream.Publish.Start"
     );
 }
+
+#[test]
+fn malformed_and_unknown_requests_get_errors_and_a_silent_client_blocks_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let dir = ScratchDir::new("control-hostile");
+    let (mut server, socket) = server_with_socket(&dir, "");
+    let url = server.url("live/cam");
+    let _publisher = publish_sample(&url);
+    let mut viewer = Recorder::start(&url);
+    viewer.assert_keeps_receiving(bounds::STREAM_UP);
+
+    let _silent = UnixStream::connect(&socket).expect("silent client");
+    let conn = UnixStream::connect(&socket).expect("control client");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut writer = conn.try_clone().expect("clone");
+    let mut reader = BufReader::new(conn);
+    for (line, code) in [
+        ("this is not json", "bad_request"),
+        (r#"{"v":1,"id":5,"method":"frobnicate"}"#, "unknown_method"),
+    ] {
+        writeln!(writer, "{line}").expect("send");
+        let mut answer = String::new();
+        reader.read_line(&mut answer).expect("an answer");
+        let v: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+        assert_eq!(v["error"]["code"], code, "{line} -> {answer}");
+    }
+    // With the silent client still connected, others are served and media flows.
+    assert!(matches!(call(&socket, Call::Status), Reply::Status(_)));
+    viewer.assert_keeps_receiving(Duration::from_secs(10));
+    server.assert_alive();
+}
