@@ -40,7 +40,7 @@ use crate::proto::command;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
 use crate::proto::rtmp::control::UserControl;
 use crate::proto::rtmp::msg_type;
-use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
+use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent, MAX_COMMAND_SIZE};
 
 /// Slots for listeners sit above any connection slot.
 const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;

@@ -52,6 +52,13 @@ impl Worker {
                     return;
                 };
                 let amf3 = message.type_id == msg_type::DATA_AMF3;
+                if message.payload.len() > MAX_COMMAND_SIZE {
+                    // Metadata is small; a huge data message is not decoded (see MAX_COMMAND_SIZE).
+                    if let Some(c) = self.conns.get(r) {
+                        debug!(peer = %c.peer, bytes = message.payload.len(), "oversized data message ignored");
+                    }
+                    return;
+                }
                 let Ok(values) = command::decode_data(amf3, &message.payload) else {
                     if let Some(c) = self.conns.get(r) {
                         debug!(peer = %c.peer, "undecodable data message ignored");

@@ -12,6 +12,10 @@ use super::message::{csid, msg_type, Message};
 use crate::proto::amf0::Amf0Value;
 use crate::proto::command::{self, Command, CommandError};
 
+/// Commands are a few hundred bytes; a large one is an attempt to make the AMF decoder build
+/// a huge tree (up to its node budget) from one message.
+pub const MAX_COMMAND_SIZE: usize = 64 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub limits: DecoderLimits,
@@ -56,6 +60,8 @@ pub enum SessionError {
     Control(#[from] ControlError),
     #[error("aggregate message: {0}")]
     Aggregate(&'static str),
+    #[error("command message of {0} bytes over the limit of {MAX_COMMAND_SIZE}")]
+    CommandTooLarge(usize),
 }
 
 pub struct ServerSession {
@@ -145,6 +151,9 @@ impl ServerSession {
             }
             msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
                 let amf3 = message.type_id == msg_type::COMMAND_AMF3;
+                if message.payload.len() > MAX_COMMAND_SIZE {
+                    return Err(SessionError::CommandTooLarge(message.payload.len()));
+                }
                 let command = Command::decode(amf3, &message.payload)?;
                 events.push(SessionEvent::Command {
                     stream_id: message.stream_id,

@@ -1,0 +1,97 @@
+//! Reload through the control socket while a real player plays (issue 4, point 4): a new
+//! application appears, a limit changes, a broken file is refused, and the player never
+//! notices.
+
+use control::client::ControlClient;
+use control::protocol::{Call, Reply};
+use e2e::bounds;
+use e2e::publisher::publish_sample;
+use e2e::recorder::Recorder;
+use e2e::rtmp_client::RtmpClient;
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{Server, ServerOptions};
+use std::path::Path;
+use std::time::Duration;
+
+fn config(socket: &Path, apps: &[&str], max_lag_ms: u32) -> String {
+    let mut text = format!(
+        "[control]\nsocket = {:?}\n[live]\ndrop_lag_ms = 3000\nmax_lag_ms = {max_lag_ms}\n",
+        socket.display().to_string()
+    );
+    for app in apps {
+        text.push_str(&format!("[[application]]\nname = \"{app}\"\n"));
+    }
+    text
+}
+
+fn reload(socket: &Path) -> Result<Reply, String> {
+    let mut client = ControlClient::connect(socket).map_err(|e| e.to_string())?;
+    client.request(Call::Reload).map_err(|e| e.to_string())
+}
+
+#[test]
+fn reload_adds_an_application_while_a_player_plays() {
+    let dir = ScratchDir::new("reload");
+    let socket = dir.join("stratad.sock");
+    let server = Server::start_with(ServerOptions {
+        config: Some(config(&socket, &["live"], 10_000)),
+        ..ServerOptions::default()
+    });
+    let url = server.url("live/test");
+    let mut publisher = publish_sample(&url);
+    let mut viewer = Recorder::start(&url);
+    viewer.assert_keeps_receiving(bounds::STREAM_UP);
+
+    // Before the reload the second application does not exist.
+    let refused = RtmpClient::connected(server.addr(), "other");
+    assert!(
+        refused.is_err(),
+        "an unlisted application was accepted before the reload"
+    );
+
+    // The file stratad was started with, rewritten: one application more, a longer lag limit.
+    let config_path = server.dir().join("stratad.toml");
+    std::fs::write(&config_path, config(&socket, &["live", "other"], 20_000))
+        .expect("rewrite config");
+    match reload(&socket) {
+        Ok(Reply::Done {
+            done: true,
+            message,
+        }) => {
+            let message = message.unwrap_or_default();
+            assert!(
+                message.contains("other"),
+                "reload message does not name the new application: {message}"
+            );
+        }
+        other => panic!("reload answered {other:?}"),
+    }
+
+    viewer.assert_keeps_receiving(Duration::from_secs(10));
+    let mut client = RtmpClient::connected(server.addr(), "other")
+        .expect("the new application accepts clients after reload");
+    client.shutdown();
+
+    // A broken file is refused and the running configuration stays.
+    std::fs::write(&config_path, "[server]\nchunk_size = 0\n").expect("break config");
+    let err = reload(&socket).expect_err("a broken configuration was accepted");
+    assert!(
+        err.contains("chunk_size"),
+        "the error does not say what is wrong: {err}"
+    );
+    let mut client =
+        RtmpClient::connected(server.addr(), "other").expect("the running configuration stayed");
+    client.shutdown();
+
+    viewer.assert_keeps_receiving(Duration::from_secs(10));
+    assert!(
+        viewer.child.is_running(),
+        "the player stopped during the reloads:\n{}",
+        viewer.child.stderr()
+    );
+    assert!(
+        publisher.is_running(),
+        "the publisher stopped during the reloads:\n{}",
+        publisher.stderr()
+    );
+}
