@@ -110,3 +110,62 @@ fn unknown_call_gets_call_failed_and_connection_stays_up() {
     assert_eq!(reply.name, "_result", "{reply:?}");
     server.assert_alive();
 }
+
+#[test]
+fn play_with_a_duration_stops_after_that_much_media() {
+    let mut server = Server::start();
+    let _publisher = publish_sample(&server.url("live/test"));
+    let mut client = RtmpClient::open(server.addr()).expect("open");
+    client
+        .connect("live", &server.tc_url("live"))
+        .expect("connect");
+    let sid = client.create_stream().expect("createStream");
+    // play(name, start = -2, duration = 2 s)
+    let args = [
+        Amf0Value::string("test"),
+        Amf0Value::Number(-2.0),
+        Amf0Value::Number(2.0),
+    ];
+    client
+        .send_command(sid, "play", Amf0Value::Null, &args)
+        .expect("play");
+
+    let (mut first, mut last) = (None::<u32>, 0u32);
+    let deadline = std::time::Instant::now() + bounds::STREAM_UP;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NetStream.Play.Stop within {:?}",
+            bounds::STREAM_UP
+        );
+        let msg = client.read_message(bounds::MESSAGE).expect("message");
+        if msg.type_id == dataplane::proto::rtmp::msg_type::VIDEO {
+            first.get_or_insert(msg.timestamp);
+            last = msg.timestamp;
+        }
+        let stopped = e2e::rtmp_client::decode_command(&msg)
+            .is_some_and(|c| info_code(&c).as_deref() == Some("NetStream.Play.Stop"));
+        if stopped {
+            break;
+        }
+    }
+    let span = last.wrapping_sub(first.expect("video before the stop"));
+    assert!(
+        (1_800..=2_100).contains(&span),
+        "played {span} ms of video for a 2 s duration"
+    );
+    // Nothing more on that stream, and the connection stays usable.
+    let more = client.wait_media(
+        dataplane::proto::rtmp::msg_type::VIDEO,
+        Duration::from_secs(1),
+    );
+    assert!(more.is_err(), "video kept coming after NetStream.Play.Stop");
+    client
+        .call(
+            "getStreamLength",
+            &[Amf0Value::string("test")],
+            bounds::MESSAGE,
+        )
+        .expect("the connection stays up");
+    server.assert_alive();
+}

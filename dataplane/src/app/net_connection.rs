@@ -121,8 +121,9 @@ impl NetConnection {
             .map(|(_, s)| s)
     }
 
-    /// The worker refused a publish or play (name in use, limit, auth): the stream is idle.
-    pub fn stream_refused(&mut self, stream_id: u32) {
+    /// The worker refused or ended a publish or play (name in use, limit, auth, play
+    /// duration reached): the stream is idle again.
+    pub fn stream_idle(&mut self, stream_id: u32) {
         if let Some(s) = self.stream_mut(stream_id) {
             *s = StreamState::Created;
         }

@@ -23,6 +23,9 @@ pub struct Viewer {
     pub need_key: bool,
     /// PublishNotify is due when the stream goes live (it was not live at play time).
     pub notify_on_publish: bool,
+    /// `play`'s duration for a live stream: stop after this many milliseconds of media,
+    /// counted from the first media frame sent (the timestamp is set then).
+    pub duration: Option<(Option<u32>, u32)>,
 }
 
 pub struct Publishing {

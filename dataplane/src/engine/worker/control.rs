@@ -331,7 +331,7 @@ impl Worker {
                 self.close(r, &format!("connect refused: {reason}"), false);
             }
             Action::StartPublish { stream_id, key, .. } => {
-                c.nc.stream_refused(stream_id);
+                c.nc.stream_idle(stream_id);
                 info!(%peer, stream = key_name(&key), reason, "publish refused");
                 let description = format!("Publishing refused: {reason}.");
                 self.status(
@@ -344,7 +344,7 @@ impl Worker {
                 );
             }
             Action::StartPlay { stream_id, key, .. } => {
-                c.nc.stream_refused(stream_id);
+                c.nc.stream_idle(stream_id);
                 info!(%peer, stream = key_name(&key), reason, "play refused");
                 let description = format!("Playing refused: {reason}.");
                 self.status(

@@ -25,7 +25,7 @@ impl Worker {
         {
             Err(refused) => {
                 if let Some(c) = self.conns.get_mut(r) {
-                    c.nc.stream_refused(stream_id);
+                    c.nc.stream_idle(stream_id);
                 }
                 let why = match refused {
                     PublishRefused::NameInUse => "Stream name is already in use.",
@@ -226,6 +226,14 @@ impl Worker {
                 paused: false,
                 need_key: true,
                 notify_on_publish: joined.publisher.is_none(),
+                // Flash: -1 (or absent) plays to the end; a live stream has no "single frame"
+                // for 0, so 0 counts as to the end too.
+                duration: (params.duration > 0.0).then(|| {
+                    (
+                        None,
+                        (params.duration * 1000.0).min(f64::from(u32::MAX)) as u32,
+                    )
+                }),
             });
         }
         self.user_control(r, UserControl::StreamBegin(stream_id));
@@ -392,6 +400,26 @@ impl Worker {
                 }
                 if kind == FrameKind::VideoKey {
                     v.need_key = false;
+                }
+            }
+        }
+        if !header_or_meta {
+            if let Some((first, limit)) = &mut v.duration {
+                let start = *first.get_or_insert(frame.timestamp);
+                if frame.timestamp.wrapping_sub(start) >= *limit {
+                    let key = v.key.clone();
+                    c.nc.stream_idle(stream_id);
+                    self.stop_play(r, stream_id, &key);
+                    self.status(
+                        r,
+                        stream_id,
+                        Level::Status,
+                        "NetStream.Play.Stop",
+                        "Play duration reached.",
+                        key_name(&key),
+                    );
+                    self.flush_out(r);
+                    return false;
                 }
             }
         }
