@@ -98,8 +98,12 @@ pub struct Worker {
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
     timers: Timers,
-    /// Connections with something new to send this turn.
+    /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
+    /// Viewers with new media, sent together once `media_flush_at` passes: several
+    /// messages per send instead of one (see `live.send_batch_ms`).
+    media_dirty: Vec<ConnRef>,
+    media_flush_at: Option<Instant>,
     /// Connections whose multishot receive ended and must be armed again.
     rearm: Vec<ConnRef>,
     /// Other workers posted to this turn (woken once at the end of the turn).
@@ -141,6 +145,8 @@ impl Worker {
             streams: HashMap::new(),
             timers: Timers::default(),
             dirty: Vec::new(),
+            media_dirty: Vec::new(),
+            media_flush_at: None,
             rearm: Vec::new(),
             wake: vec![false; workers],
             events: Vec::new(),
@@ -160,10 +166,13 @@ impl Worker {
         let mut completions = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let wait = self
+            let mut wait = self
                 .timers
                 .next_timeout(now)
                 .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+            if let Some(at) = self.media_flush_at {
+                wait = wait.min(at.saturating_duration_since(now));
+            }
             if let Err(e) = self.io.submit_and_wait(Some(wait)) {
                 warn!(worker = self.id, error = %e, "io_uring wait failed; worker stops");
                 break;
@@ -635,6 +644,14 @@ impl Worker {
             self.start_send(r);
         }
         self.dirty = dirty;
+        if self.media_flush_at.is_some_and(|at| at <= Instant::now()) {
+            self.media_flush_at = None;
+            let mut dirty = std::mem::take(&mut self.media_dirty);
+            for r in dirty.drain(..) {
+                self.start_send(r);
+            }
+            self.media_dirty = dirty;
+        }
     }
 
     /// Closes a connection: its streams are released at once (others are not kept waiting),

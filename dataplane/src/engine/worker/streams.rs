@@ -430,7 +430,17 @@ impl Worker {
         } else {
             c.queue.push_media(bytes, frame.timestamp, kind)
         };
-        self.dirty.push(r);
+        if snapshot || header_or_meta {
+            self.dirty.push(r);
+        } else {
+            // Sent with the next media flush, at most `send_batch_ms` after the first
+            // message waiting.
+            self.media_dirty.push(r);
+            if self.media_flush_at.is_none() {
+                let batch = Duration::from_millis(u64::from(self.config.live.send_batch_ms));
+                self.media_flush_at = Some(Instant::now() + batch);
+            }
+        }
         if let PushOutcome::Dropped = outcome {
             WorkerStats::add(&self.shared.stats[self.id].dropped_frames, 1);
         }
