@@ -1,0 +1,208 @@
+//! The manager's HTTP surface: a JSON admin API under /api/v1/ mapping to control calls,
+//! and Prometheus text at /metrics.
+//!
+//! | method and path              | control call   |
+//! | ---------------------------- | -------------- |
+//! | GET  /api/v1/status          | status         |
+//! | GET  /api/v1/streams         | streams        |
+//! | GET  /api/v1/clients         | clients        |
+//! | POST /api/v1/kick/{id}       | kick           |
+//! | POST /api/v1/stop/{stream}   | stop_stream    |
+//! | POST /api/v1/reload          | reload         |
+//! | GET  /api/v1/manager         | (the manager's own state) |
+//!
+//! A success is 200 with the reply's `result` as the body. Errors are
+//! `{"error": {"code", "message"}}`: 503 when stratad cannot be reached, 504 when it does not
+//! answer, 404/400/409 for its `not_found`/`bad_request`/`invalid_config` errors.
+
+use crate::client::{ClientError, ControlClient};
+use crate::manager::Shared;
+use crate::metrics;
+use crate::protocol::{Call, Reply};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tiny_http::{Header, Method, Request, Response};
+
+/// How long one admin or metrics request waits for stratad.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn handle(shared: &Shared, req: Request) {
+    let method = req.method().clone();
+    let url = req.url().to_string();
+    let path = url.split('?').next().unwrap_or("").to_string();
+    let (status, content_type, body) = route(shared, &method, &path);
+    let mut resp = Response::from_string(body).with_status_code(status);
+    if let Ok(h) = Header::from_bytes("Content-Type", content_type) {
+        resp = resp.with_header(h);
+    }
+    if let Err(e) = req.respond(resp) {
+        tracing::debug!("HTTP client went away: {e}");
+    }
+}
+
+type Answer = (u16, &'static str, String);
+
+const JSON: &str = "application/json";
+
+fn route(shared: &Shared, method: &Method, path: &str) -> Answer {
+    if path == "/metrics" {
+        return match method {
+            Method::Get | Method::Head => (200, metrics::CONTENT_TYPE, scrape(shared)),
+            _ => not_allowed(),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return error(404, "not_found", &format!("no such path: {path}"));
+    };
+    let get = matches!(method, Method::Get);
+    let post = matches!(method, Method::Post);
+    match rest.split_once('/') {
+        None => match (rest, get, post) {
+            ("status", true, _) => control(shared, Call::Status),
+            ("streams", true, _) => control(shared, Call::Streams),
+            ("clients", true, _) => control(shared, Call::Clients),
+            ("reload", _, true) => control(shared, Call::Reload),
+            ("manager", true, _) => manager_state(shared),
+            ("status" | "streams" | "clients" | "reload" | "manager", _, _) => not_allowed(),
+            _ => error(404, "not_found", &format!("no such path: {path}")),
+        },
+        Some(("kick", id)) if post => match id.parse::<u64>() {
+            Ok(client) => control(shared, Call::Kick { client }),
+            Err(_) => error(400, "bad_request", &format!("not a client id: {id:?}")),
+        },
+        Some(("stop", stream)) if post => {
+            let stream = percent_decode(stream);
+            if stream.is_empty() {
+                error(400, "bad_request", "no stream named")
+            } else {
+                control(shared, Call::StopStream { stream })
+            }
+        }
+        Some(("kick" | "stop", _)) => not_allowed(),
+        _ => error(404, "not_found", &format!("no such path: {path}")),
+    }
+}
+
+fn not_allowed() -> Answer {
+    error(405, "method_not_allowed", "wrong method for this path")
+}
+
+fn error(status: u16, code: &str, message: &str) -> Answer {
+    (
+        status,
+        JSON,
+        json!({"error": {"code": code, "message": message}}).to_string(),
+    )
+}
+
+fn call(shared: &Shared, call: Call) -> Result<Reply, ClientError> {
+    ControlClient::connect_with_timeout(&shared.opts.socket, CONTROL_TIMEOUT)?.request(call)
+}
+
+fn control(shared: &Shared, c: Call) -> Answer {
+    match call(shared, c) {
+        Ok(reply) => match serde_json::to_string(&reply) {
+            Ok(body) => (200, JSON, body),
+            Err(e) => error(500, "internal", &e.to_string()),
+        },
+        Err(e) => client_error(&e),
+    }
+}
+
+fn client_error(e: &ClientError) -> Answer {
+    let msg = e.to_string();
+    match e {
+        ClientError::NoStratad { .. } | ClientError::PermissionDenied { .. } => {
+            error(503, "unavailable", &msg)
+        }
+        ClientError::Timeout { .. } => error(504, "timeout", &msg),
+        ClientError::Server(body) => {
+            let status = match body.code.as_str() {
+                "not_found" => 404,
+                "bad_request" | "unknown_method" | "unsupported_version" => 400,
+                "invalid_config" => 409,
+                "busy" => 503,
+                _ => 502,
+            };
+            error(status, &body.code, &body.message)
+        }
+        _ => error(502, "bad_gateway", &msg),
+    }
+}
+
+fn manager_state(shared: &Shared) -> Answer {
+    let c = shared.counters();
+    let body = json!({
+        "socket": shared.opts.socket,
+        "connected": shared.connected.load(Ordering::Relaxed),
+        "reconnects": c.reconnects,
+        "events": c.events.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "auth_defaulted": c.auth_defaulted,
+    });
+    (200, JSON, body.to_string())
+}
+
+fn scrape(shared: &Shared) -> String {
+    let counters = shared.counters();
+    let fetched = (|| -> Result<_, ClientError> {
+        let mut client = ControlClient::connect_with_timeout(&shared.opts.socket, CONTROL_TIMEOUT)?;
+        let status = match client.request(Call::Status)? {
+            Reply::Status(s) => s,
+            other => {
+                return Err(ClientError::Protocol {
+                    path: shared.opts.socket.clone(),
+                    message: format!("status answered with {other:?}"),
+                })
+            }
+        };
+        let streams = match client.request(Call::Streams)? {
+            Reply::Streams { streams } => streams,
+            _ => Vec::new(),
+        };
+        Ok((status, streams))
+    })();
+    match fetched {
+        Ok((status, streams)) => metrics::render(Some((&status, &streams)), &counters),
+        Err(e) => {
+            tracing::debug!("metrics scrape without stratad: {e}");
+            metrics::render(None, &counters)
+        }
+    }
+}
+
+/// Decodes %XX escapes in a path segment (stream names may hold '/' as %2F or plainly).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn stream_paths_decode() {
+        assert_eq!(
+            percent_decode("live%2F_definst_%2Fcam"),
+            "live/_definst_/cam"
+        );
+        assert_eq!(percent_decode("live/cam"), "live/cam");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("a%zz"), "a%zz");
+    }
+}

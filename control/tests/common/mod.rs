@@ -1,0 +1,411 @@
+//! Test support: an in-process fake stratad (a Unix socket speaking the control protocol in
+//! threads), a tiny hook server, and scratch paths. Everything stops on drop.
+#![allow(dead_code)]
+
+use control::line_reader::{Line, LineReader};
+use control::protocol::*;
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(20);
+
+/// A fresh directory under the temp dir, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "strata-ctl-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` until it returns Some, at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+pub fn status() -> ServerStatus {
+    ServerStatus {
+        version: "0.1.0-fake".into(),
+        protocol: PROTOCOL_VERSION,
+        pid: 4242,
+        uptime_s: 3725.0,
+        workers: vec![
+            WorkerStatus {
+                id: 0,
+                connections: 3,
+                bytes_in: 1_000,
+                bytes_out: 9_000,
+                load: 0.25,
+            },
+            WorkerStatus {
+                id: 1,
+                connections: 1,
+                bytes_in: 500,
+                bytes_out: 3_000,
+                load: 0.5,
+            },
+        ],
+        connections: 4,
+        streams: 1,
+        bytes_in: 1_500,
+        bytes_out: 12_000,
+        bits_in_per_s: 1_000_000.0,
+        bits_out_per_s: 3_000_000.0,
+        dropped_frames: 7,
+    }
+}
+
+pub fn streams() -> Vec<StreamInfo> {
+    vec![StreamInfo {
+        app: "live".into(),
+        instance: "_definst_".into(),
+        name: "cam1".into(),
+        publisher: Some("127.0.0.1:40000".into()),
+        publisher_client: Some(1),
+        video_codec: Some("h264".into()),
+        audio_codec: Some("aac".into()),
+        bitrate_in: 1_000_000.0,
+        bitrate_out: 3_000_000.0,
+        viewers: 3,
+        gop_frames: 50,
+        since: 0.0,
+    }]
+}
+
+pub fn clients() -> Vec<ClientInfo> {
+    (1..=4)
+        .map(|id| ClientInfo {
+            id,
+            addr: format!("127.0.0.1:{}", 40000 + id),
+            protocol: "rtmp".into(),
+            app: Some("live".into()),
+            worker: (id % 2) as usize,
+            publishing: if id == 1 { vec!["cam1".into()] } else { vec![] },
+            playing: if id == 1 { vec![] } else { vec!["cam1".into()] },
+            bytes_in: 100,
+            bytes_out: 200,
+            lag_ms: 5,
+            since: 0.0,
+        })
+        .collect()
+}
+
+/// What the fake saw.
+#[derive(Default)]
+pub struct Seen {
+    pub calls: Vec<Call>,
+    /// (request, allow) of each auth_reply.
+    pub auth_replies: Vec<(u64, bool)>,
+    /// Lines that did not parse as requests.
+    pub bad_lines: usize,
+}
+
+struct Inner {
+    stop: AtomicBool,
+    seen: Mutex<Seen>,
+    /// Write halves of subscribed / auth-registered connections.
+    subscribers: Mutex<Vec<UnixStream>>,
+    /// A delay before every response (to test timeouts).
+    delay_ms: AtomicU64,
+}
+
+pub struct FakeStratad {
+    pub path: PathBuf,
+    inner: Arc<Inner>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FakeStratad {
+    pub fn start(path: &Path) -> FakeStratad {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).expect("bind fake stratad");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let inner = Arc::new(Inner {
+            stop: AtomicBool::new(false),
+            seen: Mutex::new(Seen::default()),
+            subscribers: Mutex::new(Vec::new()),
+            delay_ms: AtomicU64::new(0),
+        });
+        let i = inner.clone();
+        let accept = std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !i.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let i = i.clone();
+                        conns.push(std::thread::spawn(move || serve_conn(&i, s)));
+                    }
+                    Err(_) => std::thread::sleep(POLL),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        FakeStratad {
+            path: path.to_path_buf(),
+            inner,
+            accept: Some(accept),
+        }
+    }
+
+    pub fn set_delay(&self, d: Duration) {
+        self.inner
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
+        f(&self.inner.seen.lock().expect("seen"))
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.inner.subscribers.lock().expect("subs").len()
+    }
+
+    /// Sends a raw line (plus newline) to every subscribed connection.
+    pub fn broadcast(&self, line: &[u8]) {
+        for s in self.inner.subscribers.lock().expect("subs").iter_mut() {
+            let _ = s.write_all(line).and_then(|_| s.write_all(b"\n"));
+        }
+    }
+
+    pub fn send_auth(&self, request: u64, action: &str, stream: &str, query: &str) {
+        let line = serde_json::to_string(&AuthRequestLine {
+            auth: AuthRequest {
+                request,
+                action: action.into(),
+                client: request,
+                addr: "127.0.0.1:50000".into(),
+                app: "live".into(),
+                stream: Some(stream.into()),
+                query: Some(query.into()),
+                tc_url: Some("rtmp://127.0.0.1/live".into()),
+            },
+        })
+        .expect("encode");
+        self.broadcast(line.as_bytes());
+    }
+
+    /// The allow flag of the reply to auth request `request`, waiting up to `timeout`.
+    pub fn auth_reply(&self, request: u64, timeout: Duration) -> Option<bool> {
+        wait_for(timeout, || {
+            self.seen(|s| {
+                s.auth_replies
+                    .iter()
+                    .find(|(r, _)| *r == request)
+                    .map(|(_, a)| *a)
+            })
+        })
+    }
+}
+
+impl Drop for FakeStratad {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        for s in self.inner.subscribers.lock().expect("subs").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve_conn(inner: &Inner, stream: UnixStream) {
+    stream.set_read_timeout(Some(POLL)).expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = LineReader::new(stream);
+    while !inner.stop.load(Ordering::Relaxed) {
+        let line = match reader.read_line() {
+            Ok(Line::Text(t)) => t,
+            Ok(Line::NotUtf8) => continue,
+            Ok(_) => return,
+            Err(e) if control::line_reader::is_timeout(&e) => continue,
+            Err(_) => return,
+        };
+        let delay = inner.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                inner.seen.lock().expect("seen").bad_lines += 1;
+                let _ = writeln!(
+                    writer,
+                    r#"{{"id":0,"error":{{"code":"bad_request","message":{}}}}}"#,
+                    serde_json::to_string(&e.to_string()).expect("str")
+                );
+                continue;
+            }
+        };
+        inner
+            .seen
+            .lock()
+            .expect("seen")
+            .calls
+            .push(req.call.clone());
+        let done = |message: Option<&str>| {
+            Some(Reply::Done {
+                done: true,
+                message: message.map(String::from),
+            })
+        };
+        let (result, error) = match &req.call {
+            Call::Status => (Some(Reply::Status(status())), None),
+            Call::Streams => (Some(Reply::Streams { streams: streams() }), None),
+            Call::Clients => (Some(Reply::Clients { clients: clients() }), None),
+            Call::Kick { client } if (1..=4).contains(client) => {
+                (done(Some(&format!("client {client} disconnected"))), None)
+            }
+            Call::Kick { client } => (
+                None,
+                Some(ErrorBody {
+                    code: "not_found".into(),
+                    message: format!("no client {client}"),
+                }),
+            ),
+            Call::StopStream { .. } | Call::Reload => (done(None), None),
+            Call::Subscribe | Call::AuthRegister => {
+                let mut subs = inner.subscribers.lock().expect("subs");
+                if matches!(req.call, Call::Subscribe) {
+                    subs.push(writer.try_clone().expect("clone"));
+                }
+                (done(None), None)
+            }
+            Call::AuthReply { request, allow, .. } => {
+                inner
+                    .seen
+                    .lock()
+                    .expect("seen")
+                    .auth_replies
+                    .push((*request, *allow));
+                (done(None), None)
+            }
+        };
+        let resp = Response {
+            id: req.id,
+            result,
+            error,
+        };
+        let mut line = serde_json::to_vec(&resp).expect("encode");
+        line.push(b'\n');
+        let _ = writer.write_all(&line);
+    }
+}
+
+/// A hook endpoint in the style of nginx-rtmp's on_publish targets: 200 for `key=good`, 403
+/// for anything else, and for `key=slow` a 200 after `slow` (too late for the manager).
+pub struct HookServer {
+    pub url: String,
+    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl HookServer {
+    pub fn start(slow: Duration) -> HookServer {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("hook server"));
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (s, st, b) = (server.clone(), stop.clone(), bodies.clone());
+        let thread = std::thread::spawn(move || {
+            let mut handlers = Vec::new();
+            while !st.load(Ordering::Relaxed) {
+                let Ok(Some(mut req)) = s.recv_timeout(POLL) else {
+                    continue;
+                };
+                let b = b.clone();
+                let st = st.clone();
+                handlers.push(std::thread::spawn(move || {
+                    let mut body = String::new();
+                    let _ = req.as_reader().read_to_string(&mut body);
+                    b.lock().expect("bodies").push(body.clone());
+                    let fields: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect();
+                    let key = fields
+                        .iter()
+                        .find(|(k, _)| k == "key")
+                        .map(|(_, v)| v.as_str());
+                    let code = match key {
+                        Some("good") => 200,
+                        Some("slow") => {
+                            let deadline = Instant::now() + slow;
+                            while Instant::now() < deadline && !st.load(Ordering::Relaxed) {
+                                std::thread::sleep(POLL);
+                            }
+                            200
+                        }
+                        _ => 403,
+                    };
+                    let _ = req.respond(tiny_http::Response::empty(code));
+                }));
+            }
+            for h in handlers {
+                let _ = h.join();
+            }
+        });
+        HookServer {
+            url: format!("http://127.0.0.1:{port}/auth"),
+            server,
+            stop,
+            thread: Some(thread),
+            bodies,
+        }
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A loopback URL where nothing listens.
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    format!("http://127.0.0.1:{port}/auth")
+}
