@@ -51,6 +51,7 @@ fn late_viewer_starts_on_key_frame() {
             .0;
     }
     let elapsed = sent.elapsed();
+    eprintln!("late viewer: first key frame {elapsed:?} after play");
     assert!(
         is_avc_key_frame(&frame.payload),
         "the first coded video frame is not a key frame: header byte {:#04x}",
