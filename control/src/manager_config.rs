@@ -186,4 +186,13 @@ mod tests {
         assert!(ManagerConfig::parse("[hooks]\non_publsh = \"http://x\"").is_err());
         assert!(ManagerConfig::parse("[hooks]\non_play = \"https://x\"").is_err());
     }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../../stratactl.example.toml");
+        let c = ManagerConfig::parse(text).expect("stratactl.example.toml is valid");
+        assert_eq!(c.hooks, HookConfig::default());
+        assert_eq!(c.reconnect, ReconnectConfig::default());
+        assert_eq!(c.http.as_deref(), Some(DEFAULT_HTTP));
+    }
 }
