@@ -15,4 +15,5 @@ pub mod publisher;
 pub mod report;
 pub mod run;
 pub mod skim;
+pub mod table;
 pub mod url;

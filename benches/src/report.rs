@@ -1,12 +1,12 @@
 //! The report of a run: a human table and JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::publisher::PublishStats;
 use crate::run::RunConfig;
 
 /// p50, p99 and max of a set of samples (milliseconds), nearest-rank.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     pub count: usize,
     pub p50: f64,
@@ -31,7 +31,7 @@ impl Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublisherReport {
     pub tags_sent: u64,
     pub bytes_sent: u64,
@@ -50,7 +50,7 @@ impl From<PublishStats> for PublisherReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub url: String,
     pub players: usize,

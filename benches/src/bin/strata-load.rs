@@ -76,6 +76,10 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Print the comparison table of a directory of SERVER-N.json reports (benches/compare).
+    Table { dir: PathBuf },
+    /// Print a free TCP port of 127.0.0.1 (for scripts).
+    FreePort,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,21 +88,38 @@ enum Hs {
     Digest,
 }
 
+fn subcommand(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::GenMedia {
+            out,
+            seconds,
+            force,
+        } => {
+            let out = out.unwrap_or_else(|| benches::media::default_dir().join("bench.flv"));
+            let p = benches::media::generate(&out, seconds, force)?;
+            println!("{}", p.display());
+        }
+        Cmd::Table { dir } => {
+            print!(
+                "{}",
+                benches::table::render(&benches::table::load_dir(&dir)?)
+            );
+        }
+        Cmd::FreePort => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            println!("{port}");
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Args::parse();
-    if let Some(Cmd::GenMedia {
-        out,
-        seconds,
-        force,
-    }) = args.cmd
-    {
-        let out = out.unwrap_or_else(|| benches::media::default_dir().join("bench.flv"));
-        match benches::media::generate(&out, seconds, force) {
-            Ok(p) => println!("{}", p.display()),
-            Err(e) => {
-                eprintln!("strata-load: {e}");
-                std::process::exit(1);
-            }
+    if let Some(cmd) = args.cmd {
+        if let Err(e) = subcommand(cmd) {
+            eprintln!("strata-load: {e}");
+            std::process::exit(1);
         }
         return;
     }
