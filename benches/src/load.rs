@@ -249,6 +249,7 @@ pub fn run_thread(
     for mut c in conns {
         if c.state != ConnState::Closed {
             c.player.stats_mut().close_at(end);
+            c.player.note_phase();
         }
         result.players.push(c.player.stats().clone());
     }
@@ -288,6 +289,7 @@ fn fail(c: &mut Conn, ep: &Epoll, counters: &Counters, shared: &Shared, why: Str
     }
     c.state = ConnState::Closed;
     c.player.stats_mut().close_at(now);
+    c.player.note_phase();
     counters.failed.fetch_add(1, Ordering::Relaxed);
     shared.note_error(why);
 }

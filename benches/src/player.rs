@@ -61,9 +61,17 @@ pub struct PlayerStats {
     pub first_video: Option<Instant>,
     pub last_media: Option<Instant>,
     pub media_messages: u64,
+    pub video_pictures: u64,
     pub bytes_in: u64,
     pub stalls: u32,
     pub max_gap: Duration,
+    pub last_video: Option<Instant>,
+    /// Gaps over `STALL_GAP` between video pictures: a frozen picture even while audio
+    /// plays (a server dropping to the next key frame makes these).
+    pub video_stalls: u32,
+    pub max_video_gap: Duration,
+    /// Where the player was when the run ended or it failed (for the report's diagnosis).
+    pub phase: &'static str,
 }
 
 impl PlayerStats {
@@ -89,6 +97,13 @@ impl PlayerStats {
                 self.stalls += 1;
             }
             self.max_gap = self.max_gap.max(gap);
+        }
+        if let Some(last) = self.last_video {
+            let gap = now.saturating_duration_since(last);
+            if gap > STALL_GAP {
+                self.video_stalls += 1;
+            }
+            self.max_video_gap = self.max_video_gap.max(gap);
         }
     }
 }
@@ -159,6 +174,18 @@ impl Player {
             .started
             .map_or(0, |s| now.saturating_duration_since(s).as_millis() as u32);
         self.handshake = Some(ClientHandshake::new(rng, epoch, kind, out));
+    }
+
+    /// Records the phase reached into the stats (called when the player ends).
+    pub fn note_phase(&mut self) {
+        self.state.stats.phase = match (self.state.phase, self.handshake.is_some()) {
+            (Phase::Handshake, false) => "tcp connect",
+            (Phase::Handshake, true) => "handshake",
+            (Phase::Connecting, _) => "connect sent",
+            (Phase::CreatingStream, _) => "createStream sent",
+            (Phase::PlayRequested, _) => "play sent",
+            (Phase::Playing, _) => "playing",
+        };
     }
 
     pub fn is_playing(&self) -> bool {
@@ -290,13 +317,20 @@ impl State {
         s.last_media = Some(now);
         s.media_messages += 1;
         s.first_media.get_or_insert(now);
-        if s.first_video.is_none()
-            && matches!(
-                classify(type_id, head),
-                FrameKind::VideoKey | FrameKind::VideoInter
-            )
-        {
-            s.first_video = Some(now);
+        if matches!(
+            classify(type_id, head),
+            FrameKind::VideoKey | FrameKind::VideoInter
+        ) {
+            s.first_video.get_or_insert(now);
+            s.video_pictures += 1;
+            if let Some(last) = s.last_video {
+                let gap = now.saturating_duration_since(last);
+                if gap > STALL_GAP {
+                    s.video_stalls += 1;
+                }
+                s.max_video_gap = s.max_video_gap.max(gap);
+            }
+            s.last_video = Some(now);
         }
         if self.phase == Phase::PlayRequested {
             // Some servers send media before (or without) NetStream.Play.Start.

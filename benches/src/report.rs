@@ -72,6 +72,20 @@ pub struct Report {
     pub stalls: u64,
     pub players_with_stalls: usize,
     pub max_gap_ms: f64,
+    #[serde(default)]
+    pub video_stalls: u64,
+    #[serde(default)]
+    pub players_with_video_stalls: usize,
+    #[serde(default)]
+    pub max_video_gap_ms: f64,
+    /// Video pictures a second per player, from its first picture to the end (the stream's
+    /// frame rate when nothing is dropped).
+    #[serde(default)]
+    pub video_fps: Option<f64>,
+    #[serde(default)]
+    pub audio_per_s: Option<f64>,
+    /// Steady-window delivery divided by the players playing.
+    pub mbps_per_viewer: Option<f64>,
     pub server_pid: Option<u32>,
     pub server_cpu_pct: Option<f64>,
     pub gbps_per_core: Option<f64>,
@@ -83,6 +97,9 @@ pub struct Report {
     pub publisher: Option<PublisherReport>,
     pub publisher_error: Option<String>,
     pub errors: Vec<String>,
+    /// Players not playing at the end, by the phase they were stuck in.
+    #[serde(default)]
+    pub not_playing_by_phase: std::collections::BTreeMap<String, usize>,
 }
 
 impl Report {
@@ -109,6 +126,12 @@ impl Report {
             stalls: 0,
             players_with_stalls: 0,
             max_gap_ms: 0.0,
+            video_stalls: 0,
+            players_with_video_stalls: 0,
+            max_video_gap_ms: 0.0,
+            mbps_per_viewer: None,
+            video_fps: None,
+            audio_per_s: None,
             server_pid: cfg.server_pid,
             server_cpu_pct: None,
             gbps_per_core: None,
@@ -119,6 +142,7 @@ impl Report {
             publisher: None,
             publisher_error: None,
             errors: Vec::new(),
+            not_playing_by_phase: Default::default(),
         }
     }
 
@@ -168,7 +192,21 @@ impl Report {
                         .map(|s| format!(" (all joined after {s:.1} s)"))
                         .unwrap_or_default(),
             ),
-            ("delivered", opt(self.delivered_mbps, " Mbit/s", 1)),
+            (
+                "delivered",
+                match (self.delivered_mbps, self.mbps_per_viewer) {
+                    (Some(t), Some(v)) => format!("{t:.1} Mbit/s ({v:.3} Mbit/s per viewer)"),
+                    _ => "-".into(),
+                },
+            ),
+            (
+                "received per player",
+                format!(
+                    "{} video pictures/s, {} audio frames/s",
+                    opt(self.video_fps, "", 1),
+                    opt(self.audio_per_s, "", 1)
+                ),
+            ),
             ("connect -> first video", pct(&self.first_video_ms)),
             ("play -> first video", pct(&self.play_to_first_video_ms)),
             ("connect -> first media", pct(&self.first_media_ms)),
@@ -177,6 +215,13 @@ impl Report {
                 format!(
                     "{} in {} player(s), longest gap {:.0} ms",
                     self.stalls, self.players_with_stalls, self.max_gap_ms
+                ),
+            ),
+            (
+                "video stalls (> 500 ms)",
+                format!(
+                    "{} in {} player(s), longest gap {:.0} ms",
+                    self.video_stalls, self.players_with_video_stalls, self.max_video_gap_ms
                 ),
             ),
         ];
@@ -216,6 +261,9 @@ impl Report {
         }
         if let Some(e) = &self.publisher_error {
             rows.push(("publisher error", e.clone()));
+        }
+        for (phase, n) in &self.not_playing_by_phase {
+            rows.push(("not playing", format!("{n} stuck at {phase}")));
         }
         for e in &self.errors {
             rows.push(("error (sample)", e.clone()));

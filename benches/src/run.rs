@@ -75,7 +75,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         }
         Ok(all)
     })?;
-    report.finish(&results, &shared);
+    report.finish(&results, &shared, Instant::now().min(deadline));
     if let Some(h) = publisher {
         match h.join() {
             Ok(Ok(p)) => report.publisher = Some(p.into()),
@@ -169,7 +169,25 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
 }
 
 impl Report {
-    fn finish(&mut self, players: &[PlayerStats], shared: &Shared) {
+    fn finish(&mut self, players: &[PlayerStats], shared: &Shared, end: Instant) {
+        let (mut video_secs, mut media_secs) = (0.0, 0.0);
+        let (mut video, mut audio) = (0u64, 0u64);
+        for p in players {
+            if let Some(first) = p.first_video {
+                video_secs += end.saturating_duration_since(first).as_secs_f64();
+                video += p.video_pictures;
+            }
+            if let Some(first) = p.first_media {
+                media_secs += end.saturating_duration_since(first).as_secs_f64();
+                audio += p.media_messages - p.video_pictures;
+            }
+        }
+        if video_secs > 0.0 {
+            self.video_fps = Some(video as f64 / video_secs);
+        }
+        if media_secs > 0.0 {
+            self.audio_per_s = Some(audio as f64 / media_secs);
+        }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         self.connected = players.iter().filter(|p| p.tcp_connected.is_some()).count();
         self.playing = players.iter().filter(|p| p.play_started.is_some()).count();
@@ -177,6 +195,15 @@ impl Report {
         self.failed = shared.sum(|c| &c.failed) as usize;
         self.stalls = players.iter().map(|p| u64::from(p.stalls)).sum();
         self.players_with_stalls = players.iter().filter(|p| p.stalls > 0).count();
+        self.video_stalls = players.iter().map(|p| u64::from(p.video_stalls)).sum();
+        self.players_with_video_stalls = players.iter().filter(|p| p.video_stalls > 0).count();
+        self.max_video_gap_ms = players
+            .iter()
+            .map(|p| ms(p.max_video_gap))
+            .fold(0.0, f64::max);
+        if let Some(m) = self.delivered_mbps {
+            self.mbps_per_viewer = Some(m / self.playing.max(1) as f64);
+        }
         self.max_gap_ms = players.iter().map(|p| ms(p.max_gap)).fold(0.0, f64::max);
         self.first_video_ms = Percentiles::of(
             players
@@ -201,6 +228,12 @@ impl Report {
             if cpu > 0.0 {
                 self.gbps_per_core = Some(mbps / 1e3 / (cpu / 100.0));
             }
+        }
+        for p in players.iter().filter(|p| p.phase != "playing") {
+            *self
+                .not_playing_by_phase
+                .entry(p.phase.to_string())
+                .or_default() += 1;
         }
         self.errors = shared.errors.lock().map(|v| v.clone()).unwrap_or_default();
     }

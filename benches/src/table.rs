@@ -84,6 +84,10 @@ pub fn render(by_n: &BTreeMap<usize, Vec<(String, Report)>>) -> String {
                 f(r.first_video_ms.map(|p| p.p50), 0),
                 f(r.first_video_ms.map(|p| p.p99), 0),
                 r.stalls.to_string(),
+                format!(
+                    "{} ({} players)",
+                    r.video_stalls, r.players_with_video_stalls
+                ),
                 f(r.load_cpu_pct, 1),
             ]);
         }
@@ -110,6 +114,7 @@ pub fn render(by_n: &BTreeMap<usize, Vec<(String, Report)>>) -> String {
                     a.first_video_ms.map(|p| p.p99),
                     b.first_video_ms.map(|p| p.p99),
                 ),
+                String::new(),
                 String::new(),
                 String::new(),
             ]);
@@ -142,6 +147,7 @@ pub fn render(by_n: &BTreeMap<usize, Vec<(String, Report)>>) -> String {
             out += " |\n";
         }
     }
-    out += "ttfv: connect to first video picture, ms. KiB/viewer: RSS growth / players playing.\n";
+    out += "ttfv: connect to first video picture, ms. KiB/viewer: RSS growth / players playing.\n\
+         stalls: gaps > 500 ms in a player's media; video stalls: between its video pictures.\n";
     out
 }
