@@ -20,6 +20,9 @@ pub struct RunConfig {
     /// Settling time between the last player joining and the start of the steady window (the
     /// fast-start bursts drain, the server's memory stops growing).
     pub warmup: Duration,
+    /// After the last player started, how long to wait for all to play before the steady
+    /// window starts anyway (with those playing; the rest are reported by phase).
+    pub settle_timeout: Duration,
     /// Per-second lines go to stderr instead of stdout (with `--json`).
     pub lines_to_stderr: bool,
 }
@@ -137,9 +140,11 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
             line += " [steady]";
         }
         let _ = writeln!(out, "{line}");
-        // Everyone has joined and settled (playing or failed): the steady window starts
-        // after the warm-up.
-        if steady_from.is_none() && started >= n && playing + failed >= n {
+        // Everyone has joined and settled (playing or failed), or the stragglers are given
+        // up on: the steady window starts after the warm-up.
+        let all_started_at = t0 + cfg.load.start_offset(cfg.load.players.saturating_sub(1));
+        let given_up = sample.at >= all_started_at + cfg.settle_timeout;
+        if steady_from.is_none() && started >= n && (playing + failed >= n || given_up) {
             steady_from = Some(sample.at + cfg.warmup);
             report.all_joined_after_s = Some(sample.at.duration_since(t0).as_secs_f64());
         }

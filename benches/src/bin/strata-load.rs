@@ -40,6 +40,10 @@ struct Args {
     /// Seconds after everyone joined before the steady window starts.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Seconds after the last player started to wait for all to play before measuring
+    /// the steady window anyway.
+    #[arg(long, default_value_t = 8.0)]
+    settle_timeout: f64,
     /// Also publish this FLV file to the stream (real time, looping).
     #[arg(long, value_name = "FILE.flv")]
     publish: Option<PathBuf>,
@@ -166,6 +170,7 @@ fn main() {
         publish: args.publish,
         server_pid: args.server_pid,
         warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
+        settle_timeout: Duration::from_secs_f64(args.settle_timeout.max(0.0)),
         lines_to_stderr: args.json,
     };
     match run(&cfg) {
