@@ -59,6 +59,10 @@ struct Args {
     /// SO_RCVBUF of each player socket in bytes (0: kernel autotuning).
     #[arg(long, default_value_t = 0)]
     rcvbuf: usize,
+    /// SO_RCVLOWAT in bytes once a player has its first picture (0: off); fewer wake-ups
+    /// against servers that write each message separately.
+    #[arg(long, default_value_t = 0)]
+    rcvlowat: usize,
     /// Pin player threads to these cores (comma-separated).
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
@@ -164,6 +168,7 @@ fn main() {
                 Hs::Digest => HandshakeKind::Digest,
             },
             rcvbuf: args.rcvbuf,
+            rcvlowat: args.rcvlowat,
             cpus: args.cpus,
         },
         duration: Duration::from_secs_f64(args.duration),
