@@ -1,1 +1,19 @@
-//! Criterion benchmarks and the load tool live here (see BENCHMARKS.md).
+//! Criterion benchmarks and the `strata-load` load tool (see BENCHMARKS.md).
+//!
+//! The load tool's parts: [`url`] (what to connect to), [`skim`] (a chunk parser that does
+//! not reassemble media), [`player`] (one player, sans-IO), [`load`] (the epoll loop that runs
+//! thousands of them per thread), [`flv`] and [`publisher`] (a real-time FLV publisher),
+//! [`procstat`] (the server's CPU and memory), [`run`] and [`report`], and [`media`] (the
+//! benchmark stream, made with ffmpeg).
+
+pub mod flv;
+pub mod load;
+pub mod media;
+pub mod player;
+pub mod procstat;
+pub mod publisher;
+pub mod report;
+pub mod run;
+pub mod skim;
+pub mod table;
+pub mod url;

@@ -1,0 +1,197 @@
+//! strata-load: N RTMP players (and optionally a real-time FLV publisher) against one stream,
+//! with a line a second and a report at the end. See BENCHMARKS.md.
+//!
+//!   strata-load rtmp://127.0.0.1:1935/app/stream -n 2000 --server-pid PID
+//!   strata-load rtmp://127.0.0.1:1935/app/stream -n 0 --publish bench.flv --duration 600
+//!   strata-load gen-media [--out FILE] [--seconds 60]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use benches::load::LoadConfig;
+use benches::run::{run, RunConfig};
+use benches::url::RtmpUrl;
+use clap::{Parser, Subcommand, ValueEnum};
+use dataplane::proto::rtmp::handshake::HandshakeKind;
+
+#[derive(Parser)]
+#[command(
+    name = "strata-load",
+    about = "RTMP load tool: N players (and a real-time FLV publisher) against one stream",
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// rtmp://HOST:PORT/APP/STREAM
+    url: Option<String>,
+    /// Players.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    players: usize,
+    /// Player threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Players started per second (0: all at once).
+    #[arg(long, default_value_t = 0.0)]
+    ramp: f64,
+    /// Run time in seconds, players' joining included; the tool always stops after it.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds after everyone joined before the steady window starts.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds after the last player started to wait for all to play before measuring
+    /// the steady window anyway.
+    #[arg(long, default_value_t = 8.0)]
+    settle_timeout: f64,
+    /// Also publish this FLV file to the stream (real time, looping).
+    #[arg(long, value_name = "FILE.flv")]
+    publish: Option<PathBuf>,
+    /// The server's pid: its CPU and RSS are sampled from /proc.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Print the final report as JSON (per-second lines go to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Handshake the players use.
+    #[arg(long, value_enum, default_value_t = Hs::Simple)]
+    handshake: Hs,
+    /// SO_RCVBUF of each player socket in bytes (0: kernel autotuning).
+    #[arg(long, default_value_t = 0)]
+    rcvbuf: usize,
+    /// SO_RCVLOWAT in bytes once a player has its first picture (0: off); fewer wake-ups
+    /// against servers that write each message separately.
+    #[arg(long, default_value_t = 0)]
+    rcvlowat: usize,
+    /// Pin player threads to these cores (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Allow a host other than 127.0.0.1/localhost (traffic leaves the machine).
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make the benchmark stream with ffmpeg (H.264 + AAC, ~2.15 Mbit/s, 2 s GOP).
+    GenMedia {
+        /// Output file [default: target/bench-media/bench.flv]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Make it again even if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the comparison table of a directory of SERVER-N.json reports (benches/compare).
+    Table { dir: PathBuf },
+    /// Print a free TCP port of 127.0.0.1 (for scripts).
+    FreePort,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Hs {
+    Simple,
+    Digest,
+}
+
+fn subcommand(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::GenMedia {
+            out,
+            seconds,
+            force,
+        } => {
+            let out = out.unwrap_or_else(|| benches::media::default_dir().join("bench.flv"));
+            let p = benches::media::generate(&out, seconds, force)?;
+            println!("{}", p.display());
+        }
+        Cmd::Table { dir } => {
+            print!(
+                "{}",
+                benches::table::render(&benches::table::load_dir(&dir)?)
+            );
+        }
+        Cmd::FreePort => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            println!("{port}");
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(cmd) = args.cmd {
+        if let Err(e) = subcommand(cmd) {
+            eprintln!("strata-load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let Some(url) = args.url.as_deref() else {
+        eprintln!("strata-load: give rtmp://HOST:PORT/APP/STREAM (or `gen-media`); see --help");
+        std::process::exit(2);
+    };
+    let url = match RtmpUrl::parse(url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("strata-load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let local = matches!(
+        url.host.as_str(),
+        "127.0.0.1" | "localhost" | "::1" | "[::1]"
+    );
+    if !local && !args.allow_remote {
+        eprintln!(
+            "strata-load: {} is not this machine; pass --allow-remote to load it",
+            url.host
+        );
+        std::process::exit(2);
+    }
+    if args.duration.is_nan() || args.duration <= 0.0 {
+        eprintln!("strata-load: --duration must be positive");
+        std::process::exit(2);
+    }
+    let cfg = RunConfig {
+        load: LoadConfig {
+            url,
+            players: args.players,
+            threads: args.threads.max(1),
+            ramp: args.ramp.max(0.0),
+            handshake: match args.handshake {
+                Hs::Simple => HandshakeKind::Simple,
+                Hs::Digest => HandshakeKind::Digest,
+            },
+            rcvbuf: args.rcvbuf,
+            rcvlowat: args.rcvlowat,
+            cpus: args.cpus,
+        },
+        duration: Duration::from_secs_f64(args.duration),
+        publish: args.publish,
+        server_pid: args.server_pid,
+        warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
+        settle_timeout: Duration::from_secs_f64(args.settle_timeout.max(0.0)),
+        lines_to_stderr: args.json,
+    };
+    match run(&cfg) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
+            if report.publisher_error.is_some() {
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("strata-load: {e}");
+            std::process::exit(1);
+        }
+    }
+}
