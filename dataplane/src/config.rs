@@ -36,6 +36,10 @@ pub struct ServerConfig {
     pub max_chunk_streams: usize,
     /// Handshake plus connect must finish within this.
     pub connect_timeout_ms: u64,
+    /// TCP_NOTSENT_LOWAT for client sockets, in bytes (0: the kernel's default): keeps the
+    /// unsent part of each socket's kernel queue short, so a slow viewer's backlog stays in
+    /// stratad's queue, where the lag policy sees it, instead of in kernel memory.
+    pub tcp_notsent_lowat: u32,
     /// Clients served at once (all workers); stratad raises RLIMIT_NOFILE to its hard limit
     /// and warns at start when that is below this.
     pub max_connections: usize,
@@ -147,6 +151,7 @@ impl Default for ServerConfig {
             max_message_size: 8 * 1024 * 1024,
             max_chunk_streams: 64,
             connect_timeout_ms: 10_000,
+            tcp_notsent_lowat: 0,
             max_connections: 100_000,
         }
     }

@@ -95,3 +95,97 @@ fn reload_adds_an_application_while_a_player_plays() {
         publisher.stderr()
     );
 }
+
+/// A stratad started with its listeners from the file alone (the harness's `--listen` is a
+/// command-line override, which a reload deliberately keeps), killed by pid on drop.
+struct FileConfiguredServer(std::process::Child);
+
+impl Drop for FileConfiguredServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn listen_config(socket: &Path, addr: std::net::SocketAddr) -> String {
+    format!(
+        "[server]\nlisten = [\"{addr}\"]\n[control]\nsocket = {:?}\n",
+        socket.display().to_string()
+    )
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reload_moves_listeners_without_dropping_connections() {
+    let dir = ScratchDir::new("reload-listen");
+    let socket = dir.join("stratad.sock");
+    let config_path = dir.join("stratad.toml");
+    let (a, b) = (e2e::server::free_addr(), e2e::server::free_addr());
+    std::fs::write(&config_path, listen_config(&socket, a)).expect("write config");
+    let log = std::fs::File::create(dir.join("stratad.log")).expect("log");
+    let child = std::process::Command::new(e2e::server::stratad_bin())
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--workers")
+        .arg("2")
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .spawn()
+        .expect("start stratad");
+    let _server = FileConfiguredServer(child);
+    let accepts =
+        |addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+    wait_for(
+        "stratad accepts on the first address",
+        Duration::from_secs(10),
+        || accepts(a),
+    );
+
+    let url = format!("rtmp://{a}/live/test");
+    let mut publisher = publish_sample(&url);
+    let mut viewer = Recorder::start(&url);
+    viewer.assert_keeps_receiving(bounds::STREAM_UP);
+
+    std::fs::write(&config_path, listen_config(&socket, b)).expect("rewrite config");
+    match reload(&socket) {
+        Ok(Reply::Done {
+            done: true,
+            message,
+        }) => {
+            let message = message.unwrap_or_default();
+            assert!(
+                message.contains(&b.to_string()) && message.contains(&a.to_string()),
+                "{message}"
+            );
+        }
+        other => panic!("reload answered {other:?}"),
+    }
+    wait_for("the new address accepts", Duration::from_secs(5), || {
+        accepts(b)
+    });
+    wait_for(
+        "the removed address refuses",
+        Duration::from_secs(5),
+        || !accepts(a),
+    );
+    let mut client = RtmpClient::connected(b, "live").expect("RTMP on the new address");
+    client.shutdown();
+
+    // Connections made through the removed listener carry on.
+    viewer.assert_keeps_receiving(Duration::from_secs(10));
+    assert!(
+        publisher.is_running(),
+        "the publisher was dropped:\n{}",
+        publisher.stderr()
+    );
+}

@@ -331,6 +331,9 @@ impl Worker {
         }
         let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         set_nodelay(fd);
+        if self.config.server.tcp_notsent_lowat > 0 {
+            set_notsent_lowat(fd, self.config.server.tcp_notsent_lowat);
+        }
         let cfg = &self.config;
         let session_config = SessionConfig {
             limits: DecoderLimits {
@@ -790,6 +793,21 @@ fn set_nodelay(fd: RawFd) {
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             std::ptr::addr_of!(one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+fn set_notsent_lowat(fd: RawFd, bytes: u32) {
+    let value = bytes as libc::c_int;
+    // SAFETY: setsockopt with a pointer to a live c_int of the size given. Failure leaves
+    // the kernel's default, which is not an error.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            std::ptr::addr_of!(value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
