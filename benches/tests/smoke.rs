@@ -96,6 +96,8 @@ fn players_get_video_from_stratad() {
     let server = Kill(
         Command::new(stratad)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
+            .arg("--control-socket")
+            .arg(dir.join("stratad.sock"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -114,6 +114,16 @@ impl Server {
             if let Some(path) = &config_path {
                 cmd.arg("--config").arg(path);
             }
+            // Each server its own control socket: as root the default path would be shared
+            // by every server of a parallel test run. A config naming one keeps it.
+            if !opts
+                .config
+                .as_ref()
+                .is_some_and(|c| c.contains("[control]"))
+            {
+                cmd.arg("--control-socket")
+                    .arg(dir.join(&format!("control-{attempt}.sock")));
+            }
             cmd.env("RUST_LOG", &opts.rust_log)
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())

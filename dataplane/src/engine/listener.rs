@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Deep enough for a burst of viewers joining at once (a popular stream going live).
 const ACCEPT_BACKLOG: i32 = 4096;
 
-pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
+fn bound(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),
@@ -21,15 +21,22 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
         socket.set_only_v6(false)?;
     }
     socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = bound(addr)?;
     socket.listen(ACCEPT_BACKLOG)?;
     Ok(socket)
 }
 
-/// Binds and closes each address once before the workers start, so a port in use is
-/// reported once, clearly, instead of by every worker.
+/// Binds (without listening) and closes each address once before the workers start, so a
+/// port in use is reported once, clearly, instead of by every worker. Not listening matters:
+/// a listening socket would accept, then reset, connections made before the workers are
+/// ready, and a client probing for readiness would believe the server up too early.
 pub fn check_bindable(addrs: &[SocketAddr]) -> Result<(), String> {
     for addr in addrs {
-        tcp_listener(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        bound(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }
     Ok(())
 }
