@@ -256,16 +256,7 @@ impl Server {
 
     /// Waits (bounded) for the process to exit; its status, or None at the timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::tools::wait_timeout(&mut self.child, timeout)
     }
 
     /// The scratch directory of this server (its log and config live there).
