@@ -479,12 +479,7 @@ impl Worker {
     }
 
     fn post(&mut self, worker: usize, msg: WorkerMsg) {
-        if let Some(m) = self.shared.mailboxes.get(worker) {
-            m.post(msg);
-            if let Some(w) = self.wake.get_mut(worker) {
-                *w = true;
-            }
-        }
+        post_to(&self.shared.mailboxes, &mut self.wake, worker, msg);
     }
 
     fn wake_peers(&mut self) {
@@ -741,6 +736,18 @@ impl Worker {
                 unsafe { libc::close(c.fd) };
                 WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
             }
+        }
+    }
+}
+
+/// Queues `msg` for `worker`, which is woken once at the end of this loop turn. A free
+/// function over the two fields it needs, so callers can hold other parts of the worker
+/// (the fan-out borrows a stream's worker list while it posts).
+fn post_to(mailboxes: &[Mailbox<WorkerMsg>], wake: &mut [bool], worker: usize, msg: WorkerMsg) {
+    if let Some(m) = mailboxes.get(worker) {
+        m.post(msg);
+        if let Some(w) = wake.get_mut(worker) {
+            *w = true;
         }
     }
 }

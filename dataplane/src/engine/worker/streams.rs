@@ -333,16 +333,14 @@ impl Worker {
             stream.gop.push(&frame);
         }
         if let Source::Local { publish_id, .. } = stream.source {
-            let remote = stream.remote_workers.clone();
-            for w in remote {
-                self.post(
-                    w,
-                    WorkerMsg::Media {
-                        key: key.clone(),
-                        publish_id,
-                        message: frame.message(),
-                    },
-                );
+            for &w in &stream.remote_workers {
+                let message = frame.message();
+                let msg = WorkerMsg::Media {
+                    key: key.clone(),
+                    publish_id,
+                    message,
+                };
+                post_to(&self.shared.mailboxes, &mut self.wake, w, msg);
             }
         }
         let Some(stream) = self.streams.get(key) else {
