@@ -11,13 +11,11 @@
 //! data) are small and rare; they are reassembled into a per-chunk-stream buffer that is
 //! reused, so steady state allocates nothing.
 
+use dataplane::proto::rtmp::chunk_framer::{ChunkFramer, FrameError, Framed, MessageInfo};
 use dataplane::proto::rtmp::msg_type;
 
-/// Chunk size until the peer sends Set Chunk Size.
-pub const DEFAULT_CHUNK_SIZE: u32 = 128;
-/// 3-byte basic header, 11-byte type-0 header, 4-byte extended timestamp.
-const MAX_HEADER_LEN: usize = 3 + 11 + 4;
-const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
+pub use dataplane::proto::rtmp::chunk_framer::DEFAULT_CHUNK_SIZE;
+
 /// Bytes kept from the front of each media payload: enough for `media::classify` on legacy
 /// and Enhanced RTMP headers (a FourCC after a ModEx/multitrack prefix).
 pub const MEDIA_HEAD_LEN: usize = 16;
@@ -29,10 +27,8 @@ const MAX_CHUNK_STREAMS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkimError {
-    #[error("chunk type {fmt} on chunk stream {csid} with no previous header")]
-    NoPreviousHeader { fmt: u8, csid: u32 },
-    #[error("more than {MAX_CHUNK_STREAMS} chunk streams")]
-    TooManyChunkStreams,
+    #[error("{0}")]
+    Frame(#[from] FrameError),
     #[error("non-media message of {0} bytes")]
     TooLarge(u32),
     #[error("bad set chunk size")]
@@ -59,32 +55,12 @@ pub enum Skimmed<'a> {
     },
 }
 
+/// What the skimmer keeps per chunk-stream slot of the framer.
 #[derive(Debug)]
-struct ChunkStream {
-    csid: u32,
-    timestamp: u32,
-    delta: u32,
-    length: u32,
-    type_id: u8,
-    stream_id: u32,
-    extended: bool,
-    /// A message is in progress and this many of its bytes have been received.
-    have: Option<u32>,
+struct Kept {
     /// Reassembly buffer for non-media messages (reused).
     buf: Vec<u8>,
     head: [u8; MEDIA_HEAD_LEN],
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Header {
-    fmt: u8,
-    csid: u32,
-    timestamp: u32,
-    extended: bool,
-    length: u32,
-    type_id: u8,
-    stream_id: u32,
-    len: usize,
 }
 
 fn is_media(type_id: u8) -> bool {
@@ -93,11 +69,8 @@ fn is_media(type_id: u8) -> bool {
 
 #[derive(Debug)]
 pub struct Skimmer {
-    chunk_size: u32,
-    streams: Vec<ChunkStream>,
-    header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
-    reading: Option<(usize, u32)>,
+    framer: ChunkFramer,
+    kept: Vec<Kept>,
 }
 
 impl Default for Skimmer {
@@ -109,16 +82,13 @@ impl Default for Skimmer {
 impl Skimmer {
     pub fn new() -> Self {
         Skimmer {
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            streams: Vec::new(),
-            header: [0; MAX_HEADER_LEN],
-            header_len: 0,
-            reading: None,
+            framer: ChunkFramer::new(MAX_CHUNK_STREAMS),
+            kept: Vec::new(),
         }
     }
 
     pub fn chunk_size(&self) -> u32 {
-        self.chunk_size
+        self.framer.chunk_size()
     }
 
     /// Parses `input`, calling `on` for each message completed. Set Chunk Size and Abort take
@@ -129,257 +99,94 @@ impl Skimmer {
         on: &mut impl FnMut(Skimmed<'_>),
     ) -> Result<(), SkimError> {
         let mut pos = 0;
-        while pos < input.len() {
-            if let Some((idx, left)) = self.reading {
-                pos += self.read_payload(idx, left, &input[pos..], on)?;
-                continue;
-            }
-            let header = if self.header_len == 0 {
-                match self.parse_header(&input[pos..])? {
-                    Some(h) => {
-                        pos += h.len;
-                        h
+        loop {
+            let (n, step) = self.framer.next(&input[pos..])?;
+            pos += n;
+            match step {
+                None => return Ok(()),
+                Some(Framed::Start { slot, message, .. }) => {
+                    if !is_media(message.type_id) && message.length > MAX_BUFFERED_MESSAGE {
+                        return Err(SkimError::TooLarge(message.length));
                     }
-                    None => {
-                        let rest = &input[pos..];
-                        self.header[..rest.len()].copy_from_slice(rest);
-                        self.header_len = rest.len();
-                        return Ok(());
+                    if self.kept.len() <= slot {
+                        self.kept.resize_with(slot + 1, || Kept {
+                            buf: Vec::new(),
+                            head: [0; MEDIA_HEAD_LEN],
+                        });
+                    }
+                    self.kept[slot].buf.clear();
+                }
+                Some(Framed::Payload {
+                    slot,
+                    message,
+                    offset,
+                    bytes,
+                    last,
+                }) => {
+                    let Some(k) = self.kept.get_mut(slot) else {
+                        continue;
+                    };
+                    if is_media(message.type_id) {
+                        let at = offset as usize;
+                        if at < MEDIA_HEAD_LEN {
+                            let take = (MEDIA_HEAD_LEN - at).min(bytes.len());
+                            k.head[at..at + take].copy_from_slice(&bytes[..take]);
+                        }
+                    } else {
+                        k.buf.extend_from_slice(bytes);
+                    }
+                    if last {
+                        self.complete(slot, message, on)?;
                     }
                 }
-            } else {
-                let had = self.header_len;
-                let take = (MAX_HEADER_LEN - had).min(input.len() - pos);
-                self.header[had..had + take].copy_from_slice(&input[pos..pos + take]);
-                let buf = self.header;
-                match self.parse_header(&buf[..had + take])? {
-                    Some(h) => {
-                        self.header_len = 0;
-                        pos += h.len.saturating_sub(had);
-                        h
-                    }
-                    None => {
-                        self.header_len = had + take;
-                        return Ok(());
-                    }
-                }
-            };
-            self.start_chunk(header, on)?;
-        }
-        Ok(())
-    }
-
-    fn find(&self, csid: u32) -> Option<usize> {
-        self.streams.iter().position(|s| s.csid == csid)
-    }
-
-    fn parse_header(&self, b: &[u8]) -> Result<Option<Header>, SkimError> {
-        let Some(&b0) = b.first() else {
-            return Ok(None);
-        };
-        let fmt = b0 >> 6;
-        let (csid, mut at) = match b0 & 0x3f {
-            0 => match b.get(1) {
-                Some(&x) => (64 + u32::from(x), 2),
-                None => return Ok(None),
-            },
-            1 => match (b.get(1), b.get(2)) {
-                (Some(&lo), Some(&hi)) => (64 + u32::from(lo) + 256 * u32::from(hi), 3),
-                _ => return Ok(None),
-            },
-            n => (u32::from(n), 1),
-        };
-        let prev = self.find(csid).map(|i| &self.streams[i]);
-        if fmt == 3 {
-            let Some(prev) = prev else {
-                return Err(SkimError::NoPreviousHeader { fmt, csid });
-            };
-            let mut h = Header {
-                fmt,
-                csid,
-                timestamp: prev.delta,
-                extended: prev.extended,
-                length: prev.length,
-                type_id: prev.type_id,
-                stream_id: prev.stream_id,
-                len: at,
-            };
-            if prev.extended {
-                let Some(ext) = b.get(at..at + 4) else {
-                    return Ok(None);
-                };
-                h.timestamp = u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]);
-                at += 4;
-                h.len = at;
             }
-            return Ok(Some(h));
         }
-        let size = [11, 7, 3][usize::from(fmt)];
-        let Some(m) = b.get(at..at + size) else {
-            return Ok(None);
-        };
-        let be24 = |s: &[u8]| u32::from_be_bytes([0, s[0], s[1], s[2]]);
-        let field = be24(&m[0..3]);
-        let (length, type_id, stream_id) = match (fmt, prev) {
-            (0, _) => (
-                be24(&m[3..6]),
-                m[6],
-                u32::from_le_bytes([m[7], m[8], m[9], m[10]]),
-            ),
-            (1, Some(p)) => (be24(&m[3..6]), m[6], p.stream_id),
-            (_, Some(p)) => (p.length, p.type_id, p.stream_id),
-            (_, None) => return Err(SkimError::NoPreviousHeader { fmt, csid }),
-        };
-        let mut len = at + size;
-        let extended = field == EXTENDED_TIMESTAMP;
-        let timestamp = if extended {
-            let Some(ext) = b.get(len..len + 4) else {
-                return Ok(None);
-            };
-            len += 4;
-            u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]])
-        } else {
-            field
-        };
-        Ok(Some(Header {
-            fmt,
-            csid,
-            timestamp,
-            extended,
-            length,
-            type_id,
-            stream_id,
-            len,
-        }))
     }
 
-    fn start_chunk(
+    fn complete(
         &mut self,
-        h: Header,
+        slot: usize,
+        info: MessageInfo,
         on: &mut impl FnMut(Skimmed<'_>),
     ) -> Result<(), SkimError> {
-        let idx = match self.find(h.csid) {
-            Some(i) => i,
-            None => {
-                if self.streams.len() >= MAX_CHUNK_STREAMS {
-                    return Err(SkimError::TooManyChunkStreams);
-                }
-                self.streams.push(ChunkStream {
-                    csid: h.csid,
-                    timestamp: 0,
-                    delta: 0,
-                    length: 0,
-                    type_id: 0,
-                    stream_id: 0,
-                    extended: false,
-                    have: None,
-                    buf: Vec::new(),
-                    head: [0; MEDIA_HEAD_LEN],
-                });
-                self.streams.len() - 1
-            }
+        let Some(k) = self.kept.get(slot) else {
+            return Ok(());
         };
-        let s = &mut self.streams[idx];
-        let continuing = h.fmt == 3 && s.have.is_some();
-        if !continuing {
-            if !is_media(h.type_id) && h.length > MAX_BUFFERED_MESSAGE {
-                return Err(SkimError::TooLarge(h.length));
-            }
-            s.timestamp = match h.fmt {
-                0 => h.timestamp,
-                _ => s.timestamp.wrapping_add(h.timestamp),
-            };
-            s.delta = h.timestamp;
-            if h.fmt != 3 {
-                s.extended = h.extended;
-            }
-            s.length = h.length;
-            s.type_id = h.type_id;
-            s.stream_id = h.stream_id;
-            s.have = Some(0);
-            s.buf.clear();
+        if is_media(info.type_id) {
+            let head_len = (info.length as usize).min(MEDIA_HEAD_LEN);
+            on(Skimmed::Media {
+                type_id: info.type_id,
+                timestamp: info.timestamp,
+                len: info.length,
+                head: &k.head[..head_len],
+            });
+            return Ok(());
         }
-        let have = s.have.unwrap_or(0);
-        let left = (s.length - have).min(self.chunk_size);
-        if left == 0 {
-            return self.complete(idx, on);
-        }
-        self.reading = Some((idx, left));
-        Ok(())
-    }
-
-    fn read_payload(
-        &mut self,
-        idx: usize,
-        left: u32,
-        input: &[u8],
-        on: &mut impl FnMut(Skimmed<'_>),
-    ) -> Result<usize, SkimError> {
-        let n = (left as usize).min(input.len());
-        let s = &mut self.streams[idx];
-        let have = s.have.unwrap_or(0);
-        let bytes = &input[..n];
-        if is_media(s.type_id) {
-            let h = have as usize;
-            if h < MEDIA_HEAD_LEN {
-                let k = (MEDIA_HEAD_LEN - h).min(n);
-                s.head[h..h + k].copy_from_slice(&bytes[..k]);
-            }
-        } else {
-            s.buf.extend_from_slice(bytes);
-        }
-        let have = have + n as u32;
-        s.have = Some(have);
-        let done = have == s.length;
-        let left = left - n as u32;
-        self.reading = (left > 0).then_some((idx, left));
-        if done {
-            self.complete(idx, on)?;
-        }
-        Ok(n)
-    }
-
-    fn complete(&mut self, idx: usize, on: &mut impl FnMut(Skimmed<'_>)) -> Result<(), SkimError> {
         let word = |p: &[u8]| {
             p.get(..4)
                 .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
         };
-        let s = &mut self.streams[idx];
-        s.have = None;
-        let type_id = s.type_id;
-        if is_media(type_id) {
-            let head_len = (s.length as usize).min(MEDIA_HEAD_LEN);
-            on(Skimmed::Media {
-                type_id,
-                timestamp: s.timestamp,
-                len: s.length,
-                head: &s.head[..head_len],
-            });
-            return Ok(());
-        }
-        match type_id {
+        match info.type_id {
             msg_type::SET_CHUNK_SIZE => {
-                let n = word(&s.buf).ok_or(SkimError::BadChunkSize)?;
+                let n = word(&k.buf).ok_or(SkimError::BadChunkSize)?;
                 if n == 0 || n > 0x7FFF_FFFF {
                     return Err(SkimError::BadChunkSize);
                 }
-                self.chunk_size = n;
+                self.framer.set_chunk_size(n);
             }
             msg_type::ABORT => {
-                if let Some(target) = word(&s.buf) {
-                    if let Some(i) = self.find(target) {
-                        self.streams[i].have = None;
-                    }
+                if let Some(target) = word(&k.buf) {
+                    self.framer.abort(target);
                 }
             }
             _ => {}
         }
-        let s = &self.streams[idx];
+        let k = &self.kept[slot];
         on(Skimmed::Message {
-            type_id,
-            stream_id: s.stream_id,
-            timestamp: s.timestamp,
-            payload: &s.buf,
+            type_id: info.type_id,
+            stream_id: info.stream_id,
+            timestamp: info.timestamp,
+            payload: &k.buf,
         });
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 pub mod chunk_decoder;
 pub mod chunk_encoder;
+pub mod chunk_framer;
 pub mod control;
 pub mod handshake;
 pub mod message;
