@@ -3,9 +3,13 @@
 //! The load tool's parts: [`url`] (what to connect to), [`skim`] (a chunk parser that does
 //! not reassemble media), [`player`] (one player, sans-IO), [`load`] (the epoll loop that runs
 //! thousands of them per thread), [`flv`] and [`publisher`] (a real-time FLV publisher),
-//! [`procstat`] (the server's CPU and memory), [`run`] and [`report`], and [`media`] (the
-//! benchmark stream, made with ffmpeg).
+//! [`procstat`] (CPU and memory from /proc), [`run`] and [`report`], and [`media`] (the
+//! benchmark stream, made with ffmpeg). [`ceiling`] measures what the simplest possible
+//! server (the same bytes written to N sockets) costs on this machine; [`epoll`] is the
+//! epoll wrapper the players and the ceiling share.
 
+pub mod ceiling;
+pub mod epoll;
 pub mod flv;
 pub mod load;
 pub mod media;

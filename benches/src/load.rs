@@ -11,6 +11,7 @@ use dataplane::proto::rtmp::handshake::HandshakeKind;
 use rand::SeedableRng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::epoll::{Epoll, ERR, IN, OUT};
 use crate::player::{Player, PlayerStats};
 use crate::url::RtmpUrl;
 
@@ -120,48 +121,6 @@ struct Conn {
     token: u64,
     lowat_set: bool,
 }
-
-struct Epoll(i32);
-
-impl Epoll {
-    fn new() -> std::io::Result<Self> {
-        // SAFETY: plain syscall; the descriptor is owned by the returned value.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Epoll(fd))
-    }
-
-    fn ctl(&self, op: i32, fd: i32, events: u32, token: u64) -> std::io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: `ev` outlives the call; the kernel copies it.
-        let r = unsafe { libc::epoll_ctl(self.0, op, fd, &mut ev) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
-        // SAFETY: the buffer is valid for `events.len()` entries.
-        let n = unsafe {
-            libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, timeout_ms)
-        };
-        n.max(0) as usize
-    }
-}
-
-impl Drop for Epoll {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-const IN: u32 = libc::EPOLLIN as u32;
-const OUT: u32 = libc::EPOLLOUT as u32;
-const ERR: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
 
 /// Runs thread `t`'s share of the players (`i % threads == t`) until `deadline` or `stop`.
 pub fn run_thread(

@@ -1,10 +1,26 @@
-//! The server's CPU time and resident memory, from /proc.
+//! CPU time (of the server, of our threads, of a core) and resident memory, from /proc.
 
 use std::time::Instant;
 
 /// CPU time (user + system) of a process, in seconds, from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) of one of our threads, in seconds, from
+/// /proc/self/task/TID/stat.
+pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {
+    stat_cpu_seconds(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// The calling thread's id, for [`thread_cpu_seconds`].
+pub fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+fn stat_cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -12,6 +28,25 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) as f64 / clock_ticks())
+}
+
+/// Seconds core `cpu` has been busy (user, nice, system, irq and softirq, whoever ran), from
+/// /proc/stat. Softirq work that the kernel charges to no task (ksoftirqd aside, or kernels
+/// with CONFIG_IRQ_TIME_ACCOUNTING) shows up here and not in any thread's stat.
+pub fn core_busy_seconds(cpu: usize) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let label = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq: guest time is already inside user.
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
+    Some(busy as f64 / clock_ticks())
 }
 
 fn clock_ticks() -> f64 {
@@ -75,5 +110,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_kib(pid).is_some_and(|kb| kb > 0));
+        assert!(thread_cpu_seconds(current_tid()).is_some());
+        assert!(core_busy_seconds(0).is_some());
     }
 }

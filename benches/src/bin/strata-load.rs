@@ -4,6 +4,7 @@
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 2000 --server-pid PID
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 0 --publish bench.flv --duration 600
 //!   strata-load gen-media [--out FILE] [--seconds 60]
+//!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,6 +89,39 @@ enum Cmd {
     Table { dir: PathBuf },
     /// Print a free TCP port of 127.0.0.1 (for scripts).
     FreePort,
+    /// The ceiling: one pinned thread writing the same bytes to N loopback sockets with plain
+    /// write(2), a sink reading them on another core; its CPU per Gbit/s is the baseline
+    /// stratad's is compared with.
+    Ceiling {
+        /// Sockets.
+        #[arg(short = 'n', long, default_value_t = 2000)]
+        sockets: usize,
+        /// Per socket, one write per interval (0: unpaced, --write-size bytes per write as
+        /// fast as the sockets take them).
+        #[arg(long, default_value_t = 2.16)]
+        rate_mbps: f64,
+        /// Paced mode: each socket gets one write of rate x interval bytes per interval.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Unpaced mode: bytes per write.
+        #[arg(long, default_value_t = 65536)]
+        write_size: usize,
+        /// Run time in seconds, connecting included; the tool always stops after it.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Seconds after every socket connected before the steady window starts.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// Core the writer is pinned to.
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+        /// Core the sink (the reading side) is pinned to.
+        #[arg(long, default_value_t = 1)]
+        sink_cpu: usize,
+        /// Print the report as JSON (per-second lines go to stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +146,43 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                 "{}",
                 benches::table::render(&benches::table::load_dir(&dir)?)
             );
+        }
+        Cmd::Ceiling {
+            sockets,
+            rate_mbps,
+            interval_ms,
+            write_size,
+            duration,
+            warmup,
+            cpu,
+            sink_cpu,
+            json,
+        } => {
+            let secs = |v: f64, name: &str| {
+                Duration::try_from_secs_f64(v)
+                    .map_err(|_| format!("--{name} must be a number of seconds"))
+            };
+            let cfg = benches::ceiling::CeilingConfig {
+                sockets,
+                rate_mbps,
+                interval: Duration::from_millis(interval_ms),
+                write_size,
+                duration: secs(duration, "duration")?,
+                warmup: secs(warmup, "warmup")?,
+                writer_cpu: Some(cpu),
+                sink_cpu: Some(sink_cpu),
+                progress: if json {
+                    benches::ceiling::Progress::Stderr
+                } else {
+                    benches::ceiling::Progress::Stdout
+                },
+            };
+            let report = benches::ceiling::run(&cfg)?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
         }
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
