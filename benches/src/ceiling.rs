@@ -66,6 +66,9 @@ pub enum Progress {
     Off,
 }
 
+/// Most pieces a write may be split into (stratad sends at most 64 iovecs at a time).
+const MAX_IOVECS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct CeilingConfig {
     pub sockets: usize,
@@ -75,6 +78,9 @@ pub struct CeilingConfig {
     pub interval: Duration,
     /// Unpaced mode: bytes per write.
     pub write_size: usize,
+    /// Pieces each write's bytes are split into (writev when above 1), to price the
+    /// iovecs a server that sends queued messages without joining them pays.
+    pub iovecs: usize,
     /// Whole run, connecting included.
     pub duration: Duration,
     /// From every socket connected to the start of the steady window.
@@ -93,6 +99,7 @@ impl Default for CeilingConfig {
             rate_mbps: 2.16,
             interval: Duration::from_millis(100),
             write_size: 65536,
+            iovecs: 1,
             duration: Duration::from_secs(20),
             warmup: Duration::from_secs(3),
             writer_cpu: Some(0),
@@ -129,6 +136,9 @@ impl CeilingConfig {
     fn validate(&self) -> Result<(), String> {
         if self.sockets == 0 {
             return Err("-n must be at least 1".into());
+        }
+        if !(1..=MAX_IOVECS).contains(&self.iovecs) {
+            return Err(format!("--iovecs must be 1 to {MAX_IOVECS}"));
         }
         if !self.rate_mbps.is_finite() || self.rate_mbps < 0.0 {
             return Err("--rate-mbps must be 0 (unpaced) or positive".into());
@@ -168,6 +178,9 @@ pub struct CeilingReport {
     pub interval_ms: f64,
     /// Bytes one write is meant to carry.
     pub write_bytes: usize,
+    /// Pieces each write is split into (1: write, more: writev).
+    #[serde(default = "one")]
+    pub iovecs: usize,
     pub duration_s: f64,
     pub warmup_s: f64,
     pub writer_core: Option<usize>,
@@ -220,6 +233,10 @@ struct Shared {
     short_writes: AtomicU64,
     backlog: AtomicU64,
     bytes_read: AtomicU64,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Sets the flag when dropped, so the sink learns that the writer is gone even if it panics.
@@ -495,7 +512,7 @@ fn writer(
     if cfg.paced() {
         paced(cfg, &socks, payload, deadline, shared, &mut c)
     } else {
-        unpaced(&socks, payload, deadline, shared, &mut c)
+        unpaced(cfg.iovecs, &socks, payload, deadline, shared, &mut c)
     }
 }
 
@@ -526,7 +543,7 @@ fn paced(
         for (s, o) in socks.iter().zip(owed.iter_mut()) {
             *o += chunk;
             let want = (*o).min(payload.len());
-            if let Some(n) = write_once(s.as_raw_fd(), &payload[..want], c, shared)? {
+            if let Some(n) = write_once(s.as_raw_fd(), &payload[..want], cfg.iovecs, c, shared)? {
                 *o -= n;
             }
         }
@@ -539,6 +556,7 @@ fn paced(
 /// Round robin as fast as the sockets take it. Sockets that would block wait for their
 /// edge-triggered EPOLLOUT; when all of them do, the writer sleeps in epoll_wait.
 fn unpaced(
+    iovecs: usize,
     socks: &[TcpStream],
     payload: &[u8],
     deadline: Instant,
@@ -569,7 +587,7 @@ fn unpaced(
             }
             // A short write also leaves the socket flagged as out of space, so its EPOLLOUT
             // edge will come as surely as after EAGAIN.
-            match write_once(s.as_raw_fd(), payload, c, shared)? {
+            match write_once(s.as_raw_fd(), payload, iovecs, c, shared)? {
                 Some(n) if n == payload.len() => {}
                 _ => {
                     *r = false;
@@ -607,11 +625,12 @@ fn unpaced(
 fn write_once(
     fd: RawFd,
     buf: &[u8],
+    iovecs: usize,
     c: &mut WriteCounters,
     shared: &Shared,
 ) -> Result<Option<usize>, String> {
     loop {
-        match write_fd(fd, buf) {
+        match write_fd(fd, buf, iovecs) {
             Ok(n) => {
                 c.bytes += n as u64;
                 c.writes += 1;
@@ -633,11 +652,28 @@ fn write_once(
 }
 
 /// Plain write(2), not send(2): the baseline is the simplest server, and std's `write` on a
-/// socket is a send() with flags.
-fn write_fd(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `fd` is an open socket the caller borrows for the whole call, and `buf` is
-    // valid for `buf.len()` bytes, which the kernel only reads.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+/// socket is a send() with flags. With `iovecs` above 1, writev(2) of that many equal pieces.
+fn write_fd(fd: RawFd, buf: &[u8], iovecs: usize) -> std::io::Result<usize> {
+    let n = if iovecs <= 1 {
+        // SAFETY: `fd` is an open socket the caller borrows for the whole call, and `buf` is
+        // valid for `buf.len()` bytes, which the kernel only reads.
+        unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
+    } else {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        let piece = buf.len().div_ceil(iovecs).max(1);
+        let mut count = 0;
+        for (slot, part) in iov.iter_mut().zip(buf.chunks(piece)) {
+            slot.iov_base = part.as_ptr().cast_mut().cast();
+            slot.iov_len = part.len();
+            count += 1;
+        }
+        // SAFETY: the first `count` iovecs point into `buf`, valid for the whole call and
+        // only read by the kernel.
+        unsafe { libc::writev(fd, iov.as_ptr(), count as libc::c_int) }
+    };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -795,6 +831,7 @@ fn report(cfg: &CeilingConfig, w: &Window, backlog_bytes: u64) -> CeilingReport 
         rate_mbps: cfg.rate_mbps,
         interval_ms: cfg.interval.as_secs_f64() * 1e3,
         write_bytes: cfg.write_bytes(),
+        iovecs: cfg.iovecs,
         duration_s: cfg.duration.as_secs_f64(),
         warmup_s: cfg.warmup.as_secs_f64(),
         writer_core: cfg.writer_cpu,
@@ -851,6 +888,11 @@ impl CeilingReport {
                 "unpaced: writes of {} B, round robin, as fast as they go",
                 self.write_bytes
             )
+        };
+        let mode = if self.iovecs > 1 {
+            format!("{mode}, writev of {} pieces", self.iovecs)
+        } else {
+            mode
         };
         let rows = [
             ("mode", mode),
@@ -964,6 +1006,14 @@ mod tests {
             },
             CeilingConfig {
                 duration: Duration::ZERO,
+                ..CeilingConfig::default()
+            },
+            CeilingConfig {
+                iovecs: 0,
+                ..CeilingConfig::default()
+            },
+            CeilingConfig {
+                iovecs: MAX_IOVECS + 1,
                 ..CeilingConfig::default()
             },
             CeilingConfig {

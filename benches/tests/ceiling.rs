@@ -12,6 +12,7 @@ fn tiny(rate_mbps: f64, interval_ms: u64) -> CeilingConfig {
         rate_mbps,
         interval: Duration::from_millis(interval_ms),
         write_size: 65536,
+        iovecs: 1,
         duration: Duration::from_millis(1500),
         warmup: Duration::from_millis(300),
         // Tests share the machine with whatever else runs: no pinning.
@@ -55,7 +56,13 @@ fn check_consistent(r: &CeilingReport) {
 fn paced_delivers_the_rate() {
     // 8 Mbit/s per socket in 20 ms turns: 20,000 B per write, 64 Mbit/s in all; a 1 s
     // window holds ~50 turns, so the window's edges are worth ~2 %.
-    let r = run(&tiny(8.0, 20)).expect("ceiling run");
+    // In 7 uneven pieces, so the writev path is the one checked here.
+    let cfg = CeilingConfig {
+        iovecs: 7,
+        ..tiny(8.0, 20)
+    };
+    let r = run(&cfg).expect("ceiling run");
+    assert_eq!(r.iovecs, 7);
     check_consistent(&r);
     assert_eq!(r.mode, "paced");
     assert_eq!(r.write_bytes, 20_000);

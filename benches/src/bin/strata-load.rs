@@ -106,6 +106,10 @@ enum Cmd {
         /// Unpaced mode: bytes per write.
         #[arg(long, default_value_t = 65536)]
         write_size: usize,
+        /// Pieces each write is split into (writev when above 1): what sending queued
+        /// messages without joining them costs.
+        #[arg(long, default_value_t = 1)]
+        iovecs: usize,
         /// Run time in seconds, connecting included; the tool always stops after it.
         #[arg(long, default_value_t = 20.0)]
         duration: f64,
@@ -152,6 +156,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             rate_mbps,
             interval_ms,
             write_size,
+            iovecs,
             duration,
             warmup,
             cpu,
@@ -167,6 +172,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                 rate_mbps,
                 interval: Duration::from_millis(interval_ms),
                 write_size,
+                iovecs,
                 duration: secs(duration, "duration")?,
                 warmup: secs(warmup, "warmup")?,
                 writer_cpu: Some(cpu),
