@@ -117,7 +117,20 @@ pub struct LiveConfig {
     /// messages per send: fewer, larger sends cost far less CPU per viewer. 0 sends each
     /// message at once. Commands and status messages are never delayed.
     pub send_batch_ms: u32,
+    /// Send viewers' batches with zero-copy sends (IORING_OP_SENDMSG_ZC): the kernel reads
+    /// the payload from stratad's buffers instead of copying it. Off by default: each such
+    /// send costs a second completion and pins pages, and on loopback the kernel copies
+    /// anyway; it may pay on a real NIC. Where the kernel lacks it, stratad warns and sends
+    /// normally. Like `send_batch_ms`, a reload applies it to every send from then on.
+    pub send_zerocopy: bool,
+    /// With `send_zerocopy`, only sends of at least this many bytes go zero-copy: below it
+    /// the extra completion and page pinning cost more than the copy saves.
+    pub send_zerocopy_min_bytes: u32,
 }
+
+/// The most bytes one send carries (the engine's batch limit), so the largest
+/// `live.send_zerocopy_min_bytes` that can still apply.
+pub const MAX_SEND_BYTES: u32 = 512 * 1024;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -167,6 +180,8 @@ impl Default for LiveConfig {
             // Measured (BENCHMARKS.md): 2,000 viewers cost ~45 % of a core at 0 and ~29 %
             // at 100 ms; fast start is unaffected (a new viewer's GOP is sent at once).
             send_batch_ms: 100,
+            send_zerocopy: false,
+            send_zerocopy_min_bytes: 16 * 1024,
         }
     }
 }
@@ -232,6 +247,12 @@ impl Config {
             return Err(
                 "live.send_batch_ms above 1000 would delay media by more than a second".into(),
             );
+        }
+        if self.live.send_zerocopy_min_bytes > MAX_SEND_BYTES {
+            return Err(format!(
+                "live.send_zerocopy_min_bytes above {MAX_SEND_BYTES} (the largest send) would \
+                 never send zero-copy"
+            ));
         }
         if self.live.drop_lag_ms > self.live.max_lag_ms {
             return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());
@@ -321,6 +342,16 @@ mod tests {
         assert!(Config::parse("[server]\nlisen = []\n", "t").is_err());
         assert!(Config::parse("[server]\nchunk_size = 0\n", "t").is_err());
         assert!(Config::parse("[live]\ndrop_lag_ms = 9\nmax_lag_ms = 1\n", "t").is_err());
+        assert!(Config::parse("[live]\nsend_zerocopy = 1\n", "t").is_err());
+        assert!(Config::parse("[live]\nsend_zerocopy_min_bytes = -1\n", "t").is_err());
+        assert!(Config::parse("[live]\nsend_zerocopy_min_bytes = 524289\n", "t").is_err());
+        let zc = Config::parse(
+            "[live]\nsend_zerocopy = true\nsend_zerocopy_min_bytes = 0\n",
+            "t",
+        )
+        .expect("zero-copy config");
+        assert!(zc.live.send_zerocopy);
+        assert_eq!(zc.live.send_zerocopy_min_bytes, 0);
         assert!(Config::parse(
             "[[application]]\nname = \"a\"\n[[application]]\nname = \"a\"\n",
             "t"

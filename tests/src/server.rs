@@ -84,6 +84,8 @@ pub struct Server {
     child: Child,
     addr: SocketAddr,
     log_path: PathBuf,
+    /// The control socket given with `--control-socket` (None: the config names one).
+    control_socket: Option<PathBuf>,
     dir: ScratchDir,
 }
 
@@ -116,13 +118,13 @@ impl Server {
             }
             // Each server its own control socket: as root the default path would be shared
             // by every server of a parallel test run. A config naming one keeps it.
-            if !opts
+            let control_socket = (!opts
                 .config
                 .as_ref()
-                .is_some_and(|c| c.contains("[control]"))
-            {
-                cmd.arg("--control-socket")
-                    .arg(dir.join(&format!("control-{attempt}.sock")));
+                .is_some_and(|c| c.contains("[control]")))
+            .then(|| dir.join(&format!("control-{attempt}.sock")));
+            if let Some(path) = &control_socket {
+                cmd.arg("--control-socket").arg(path);
             }
             cmd.env("RUST_LOG", &opts.rust_log)
                 .env("NO_COLOR", "1")
@@ -138,6 +140,7 @@ impl Server {
                         child,
                         addr,
                         log_path,
+                        control_socket,
                         dir,
                     }
                 }
@@ -257,6 +260,11 @@ impl Server {
     /// Waits (bounded) for the process to exit; its status, or None at the timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         crate::tools::wait_timeout(&mut self.child, timeout)
+    }
+
+    /// The control socket this server was started with, unless its config names one.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.control_socket.as_deref()
     }
 
     /// The scratch directory of this server (its log and config live there).

@@ -1,6 +1,8 @@
 //! Bad input closes only the connection that sent it, with a log line naming the client and
 //! the reason, while a real ffmpeg viewer of a live stream keeps receiving.
 
+use control::client::ControlClient;
+use control::protocol::{Call, Reply};
 use e2e::live_fixture::LiveFixture;
 use e2e::raw_chunk::{set_chunk_size, single_chunk_message, type0_header};
 use e2e::rtmp_client::{wait_closed, RtmpClient};
@@ -8,7 +10,7 @@ use e2e::server::ServerOptions;
 use rand::RngCore;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the server may take to close a connection after bad input.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,9 +90,21 @@ fn thousands_of_chunk_streams_close_only_that_connection() {
 
 #[test]
 fn viewer_that_stops_reading_is_closed_for_lag() {
-    let config = "[live]\ngop_cache = true\ndrop_lag_ms = 500\nmax_lag_ms = 3000\n";
+    stopped_reader_is_closed_for_lag("");
+}
+
+/// With zero-copy sends the kernel holds the viewer's unacknowledged data until the peer
+/// acknowledges it, which this one never does: the server must still let go.
+#[test]
+fn viewer_that_stops_reading_is_closed_for_lag_with_zero_copy_sends() {
+    stopped_reader_is_closed_for_lag("send_zerocopy = true\nsend_zerocopy_min_bytes = 0\n");
+}
+
+/// `live` is extra `[live]` settings.
+fn stopped_reader_is_closed_for_lag(live: &str) {
+    let config = format!("[live]\ngop_cache = true\ndrop_lag_ms = 500\nmax_lag_ms = 3000\n{live}");
     let mut fx = LiveFixture::start_with(ServerOptions {
-        config: Some(config.to_string()),
+        config: Some(config),
         ..ServerOptions::default()
     });
     // A tiny receive buffer, set before connect so the window stays small.
@@ -123,6 +137,25 @@ fn viewer_that_stops_reading_is_closed_for_lag() {
     );
     fx.server
         .assert_closed_with_reason(peer, &["InsufficientBW", "lag"]);
+    // Freed (descriptor closed, memory released) although it still reads nothing: the
+    // fixture's publisher and viewer are all that is left.
+    let socket = fx.server.control_socket().expect("a control socket");
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    loop {
+        let connections =
+            match ControlClient::connect(socket).and_then(|mut c| c.request(Call::Status)) {
+                Ok(Reply::Status(status)) => status.connections,
+                other => panic!("status answered {other:?}"),
+            };
+        if connections == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{connections} connections {CLOSE_TIMEOUT:?} after the slow viewer was closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     slow.wait_closed(CLOSE_TIMEOUT)
         .expect("the slow viewer's connection is closed");
     fx.assert_others_unaffected();

@@ -4,7 +4,7 @@ use e2e::media_probe::{assert_monotonic, of_type, probe_packets, probe_streams};
 use e2e::publisher::publish_live_encoder;
 use e2e::sample_media::{FPS, HEIGHT, WIDTH};
 use e2e::scratch_dir::ScratchDir;
-use e2e::server::Server;
+use e2e::server::{Server, ServerOptions};
 use e2e::tools::ffmpeg;
 use std::time::Duration;
 
@@ -46,6 +46,58 @@ fn ffprobe_sees_h264_and_aac_at_640x360_on_the_play_url() {
 #[test]
 fn ffmpeg_recording_has_full_frame_rate_starts_on_key_frame_and_is_monotonic() {
     let mut server = Server::start();
+    record_and_check(&mut server);
+}
+
+/// The same recording with every send zero-copy (`live.send_zerocopy`, from the handshake
+/// on): the bytes a send points into must outlive it until the kernel's notification, or
+/// the recording would not be the same.
+#[test]
+fn ffmpeg_recording_is_the_same_with_zero_copy_sends() {
+    let mut server = Server::start_with(ServerOptions {
+        config: Some(ZERO_COPY.into()),
+        ..ServerOptions::default()
+    });
+    record_and_check(&mut server);
+
+    // Each worker says at exit how many sends went zero-copy.
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.wait_exit(Duration::from_secs(10)).is_some(),
+        "stratad did not exit"
+    );
+    let log = server.log();
+    if log.contains("lacks zero-copy sends") {
+        eprintln!("this kernel has no zero-copy sends: the plain path was tested");
+        return;
+    }
+    let count = |field: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("zero-copy sends"))
+            .filter_map(|l| field_value(l, field))
+            .sum()
+    };
+    let (sends, notifications) = (count("sends"), count("notifications"));
+    assert!(sends > 0, "no zero-copy sends logged:\n{log}");
+    // A clean exit frees every connection, which waits for every notification.
+    assert_eq!(sends, notifications, "{log}");
+}
+
+/// Every send zero-copy, however small.
+const ZERO_COPY: &str = "[live]\nsend_zerocopy = true\nsend_zerocopy_min_bytes = 0\n";
+
+/// `name=value` from a log line, as a number.
+fn field_value(line: &str, name: &str) -> Option<u64> {
+    let key = format!("{name}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key.as_str()))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Records RECORD_SECONDS of a live encoder's stream through `server` with ffmpeg and checks
+/// the recording: video and audio, starting on a key frame, at the full frame rate, with
+/// monotonic timestamps.
+fn record_and_check(server: &mut Server) {
     let url = server.url("live/test");
     let _publisher = publish_live_encoder(&url);
 

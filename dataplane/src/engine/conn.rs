@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use bytes::BytesMut;
 
 use super::live::ConnRef;
+use super::zerocopy::ZeroCopy;
 use crate::app::{Action, NetConnection, StreamKey};
 use crate::media::send_queue::SendQueue;
 use crate::proto::rtmp::session::{ServerSession, SessionEvent};
@@ -71,6 +72,8 @@ pub struct Conn {
     pub msghdr: Box<libc::msghdr>,
     pub recv_armed: bool,
     pub send_in_flight: bool,
+    /// Zero-copy sends' notifications and the bytes they keep alive.
+    pub zc: ZeroCopy,
     pub closing: Closing,
     pub preamble_sent: bool,
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.

@@ -28,6 +28,10 @@ pub struct Io {
     ring: IoUring,
     backlog: VecDeque<squeue::Entry>,
     pub bufs: BufRing,
+    /// The kernel has IORING_OP_SENDMSG_ZC (6.1 and later); optional, unlike the rest.
+    pub send_zc: bool,
+    /// Zero-copy sends may ask whether the kernel copied after all (6.2 and later).
+    pub zc_usage: bool,
 }
 
 /// Why the engine cannot start, in words an operator can act on.
@@ -42,7 +46,7 @@ pub fn unavailable(err: &io::Error) -> String {
 
 impl Io {
     pub fn new() -> io::Result<Self> {
-        let ring = IoUring::builder()
+        let mut ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
             .setup_cqsize(RING_ENTRIES * 4)
@@ -63,11 +67,15 @@ impl Io {
                 ));
             }
         }
+        let send_zc = probe.is_supported(opcode::SendMsgZc::CODE);
+        let zc_usage = send_zc && probe_zc_usage(&mut ring);
         let bufs = BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_SIZE, BUFFER_GROUP)?;
         Ok(Io {
             ring,
             backlog: VecDeque::new(),
             bufs,
+            send_zc,
+            zc_usage,
         })
     }
 
@@ -146,6 +154,59 @@ impl Io {
     pub fn more(flags: u32) -> bool {
         cqueue::more(flags)
     }
+
+    /// A zero-copy send's second completion: the kernel no longer reads the send's memory.
+    pub fn notif(flags: u32) -> bool {
+        cqueue::notif(flags)
+    }
+}
+
+/// user_data of the start-up probe's completions: no token decodes from 0, so one that
+/// arrived late would be ignored.
+const PROBE_USER_DATA: u64 = 0;
+/// The probe fails at once; this only bounds a wait that should never be needed.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the kernel takes IORING_SEND_ZC_REPORT_USAGE (6.1 has zero-copy sends but refuses
+/// the flag). Found by trying, on the fresh ring: a zero-copy send on no descriptor fails at
+/// preparation (EINVAL) when the flag is unknown, else at issue (EBADF). Anything unexpected
+/// reads as no: the report only feeds statistics.
+fn probe_zc_usage(ring: &mut IoUring) -> bool {
+    // SAFETY: msghdr is plain old data; all-zero is its empty value (no iovecs).
+    let hdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+    let entry = opcode::SendMsgZc::new(types::Fd(-1), &*hdr)
+        .ioprio(super::zerocopy::REPORT_USAGE)
+        .build()
+        .user_data(PROBE_USER_DATA);
+    // SAFETY: `hdr` lives until the kernel is done with the operation: it is freed below
+    // only once every completion of the send has been seen, and leaked otherwise.
+    if unsafe { ring.submission().push(&entry) }.is_err() {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + PROBE_WAIT;
+    let mut result = None;
+    let mut done = false;
+    while !done && std::time::Instant::now() < deadline {
+        let ts = types::Timespec::from(Duration::from_millis(50));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let _ = ring.submitter().submit_with_args(1, &args);
+        for cqe in ring.completion() {
+            if cqe.user_data() != PROBE_USER_DATA {
+                continue;
+            }
+            if cqueue::notif(cqe.flags()) {
+                done = result.is_some();
+            } else {
+                result = Some(cqe.result());
+                done = !cqueue::more(cqe.flags());
+            }
+        }
+    }
+    if !done {
+        // The kernel may still read it: a few bytes lost beat a use after free.
+        Box::leak(hdr);
+    }
+    result.is_some_and(|r| r != -libc::EINVAL)
 }
 
 impl Drop for Io {

@@ -14,6 +14,7 @@ mod timers;
 pub mod token;
 pub mod udp;
 mod worker;
+mod zerocopy;
 
 pub use worker::Shared;
 

@@ -13,6 +13,13 @@ pub struct WorkerStats {
     pub dropped_frames: AtomicU64,
     /// Streams published on this worker.
     pub streams: AtomicU64,
+    /// Zero-copy sends submitted (`live.send_zerocopy`).
+    pub zc_sends: AtomicU64,
+    /// Their notifications (the kernel no longer reads the memory).
+    pub zc_notifs: AtomicU64,
+    /// Notifications that said the kernel copied after all (loopback, a device without
+    /// scatter-gather); counted where the kernel reports it, Linux 6.2 and later.
+    pub zc_copied: AtomicU64,
 }
 
 impl WorkerStats {

@@ -14,6 +14,9 @@ pub enum TimerKind {
     CloseFlush,
     /// The manager has not answered this auth request in time.
     Auth(u64),
+    /// A shut-down connection still waits for zero-copy notifications: past this its
+    /// socket is reset, which makes the kernel let go of the data.
+    NotifWait,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,6 +8,8 @@
 //! The engine sends one batch at a time: [`SendQueue::next_batch`] fills iovecs from the
 //! current send offset and marks those bytes in flight; [`SendQueue::complete`] reports how
 //! many were written (possibly fewer), and the next batch resumes at the right byte.
+//! [`SendQueue::complete_into`] is the same for zero-copy sends: fully sent items go to the
+//! caller, who keeps them alive until the kernel says it no longer reads them.
 //!
 //! Policy. Lag is the newest media timestamp pushed minus the timestamp of the oldest media
 //! item not completely sent (in flight included), wrapping-aware. Past `drop_lag_ms` (or past
@@ -231,6 +233,26 @@ impl SendQueue {
     /// too: the unwritten rest is no longer in flight, and the next batch starts from it.
     /// `n` beyond the batch is clamped (the kernel cannot write more than it was given).
     pub fn complete(&mut self, n: usize) {
+        self.complete_with(n, drop);
+    }
+
+    /// [`complete`](Self::complete) for zero-copy sends, where the kernel may read the
+    /// memory after the send completes: every item now fully sent is moved into `held`
+    /// (whose owner keeps it until the kernel is done) instead of being dropped. A partly
+    /// sent item stays queued, as with `complete`, and moves only once it is fully sent.
+    /// Returns the bytes moved.
+    pub fn complete_into(&mut self, n: usize, held: &mut Vec<Bytes>) -> usize {
+        let mut moved = 0;
+        self.complete_with(n, |bytes| {
+            moved += bytes.len();
+            held.push(bytes);
+        });
+        moved
+    }
+
+    /// The one place a completion is applied: `sent` receives each item that is now fully
+    /// sent, in order.
+    fn complete_with(&mut self, n: usize, mut sent: impl FnMut(Bytes)) {
         if self.in_flight_items == 0 {
             return;
         }
@@ -244,7 +266,9 @@ impl SendQueue {
             };
             let rest = front.bytes.len() - self.sent_offset;
             if n >= rest {
-                self.items.pop_front();
+                if let Some(item) = self.items.pop_front() {
+                    sent(item.bytes);
+                }
                 self.sent_offset = 0;
                 n -= rest;
             } else {
@@ -380,13 +404,23 @@ mod tests {
 
     /// Sends everything queued, `chunk` bytes per send, and returns what was written.
     fn drain(q: &mut SendQueue, chunk: usize) -> Vec<u8> {
+        drain_with(q, chunk, None)
+    }
+
+    /// `drain`, completing into `held` (as zero-copy sends do) when given one.
+    fn drain_with(q: &mut SendQueue, chunk: usize, mut held: Option<&mut Vec<Bytes>>) -> Vec<u8> {
         let mut written = Vec::new();
         let mut out = Vec::new();
         while q.next_batch_bytes(&mut out, 8, chunk) > 0 {
             for b in &out {
                 written.extend_from_slice(b);
             }
-            q.complete(chunk);
+            match held.as_deref_mut() {
+                Some(held) => {
+                    q.complete_into(chunk, held);
+                }
+                None => q.complete(chunk),
+            }
         }
         assert!(q.is_empty());
         assert_eq!(q.queued_bytes(), 0);
@@ -460,6 +494,64 @@ mod tests {
         assert_eq!(iov[0].iov_base as usize, b.as_ptr() as usize + 7);
         q.complete(43);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn complete_into_holds_items_only_once_fully_sent() {
+        let mut q = SendQueue::new(LIMITS);
+        let (a, b, c) = (item(1, 100), item(2, 50), item(3, 30));
+        q.push_control(a.clone());
+        q.push_media(b.clone(), 0, VideoKey);
+        q.push_media(c.clone(), 10, VideoInter);
+        let mut iov = Vec::new();
+        let mut held = Vec::new();
+        assert_eq!(q.next_batch(&mut iov, 16, 1 << 16), 180);
+        // All of a and 20 bytes of b: only a is done with.
+        assert_eq!(q.complete_into(120, &mut held), 100);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].as_ptr(), a.as_ptr());
+        assert_eq!(held[0].len(), 100);
+        assert_eq!(q.queued_bytes(), 60);
+        // Another 10 bytes of b: still partly sent, so still queued and not held.
+        assert_eq!(q.next_batch(&mut iov, 16, 1 << 16), 60);
+        assert_eq!(iov[0].iov_base as usize, b.as_ptr() as usize + 20);
+        assert_eq!(q.complete_into(10, &mut held), 0);
+        assert_eq!(held.len(), 1);
+        // The rest: b and c are held whole, the very buffers that were queued.
+        assert_eq!(q.next_batch(&mut iov, 16, 1 << 16), 50);
+        assert_eq!(q.complete_into(50, &mut held), 80);
+        let held_ptrs: Vec<_> = held.iter().map(|h| (h.as_ptr(), h.len())).collect();
+        assert_eq!(
+            held_ptrs,
+            [(a.as_ptr(), 100), (b.as_ptr(), 50), (c.as_ptr(), 30)]
+        );
+        assert!(q.is_empty());
+        // Nothing in flight: nothing moves.
+        assert_eq!(q.complete_into(10, &mut held), 0);
+        assert_eq!(held.len(), 3);
+    }
+
+    #[test]
+    fn drops_never_touch_held_or_partly_sent_items() {
+        let mut q = SendQueue::new(LIMITS);
+        q.push_media(item(1, 100), 0, VideoKey);
+        q.push_media(item(2, 100), 10, VideoInter);
+        q.push_media(item(3, 100), 20, VideoInter);
+        let mut iov = Vec::new();
+        let mut held = Vec::new();
+        q.next_batch(&mut iov, 16, 1 << 16);
+        // Item 1 sent (held), half of item 2 sent (queued).
+        assert_eq!(q.complete_into(150, &mut held), 100);
+        assert_eq!(
+            q.push_media(item(4, 10), 1_100, VideoInter),
+            PushOutcome::Dropped
+        );
+        assert_eq!(q.dropped_frames(), 2);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0], item(1, 100));
+        // Item 2's second half still goes out whole, then moves to the holder.
+        assert_eq!(drain_with(&mut q, 7, Some(&mut held)), vec![2; 50]);
+        assert_eq!(held, [item(1, 100), item(2, 100)]);
     }
 
     #[test]
@@ -721,6 +813,7 @@ mod tests {
         fn written_stream_is_the_surviving_items_whole_and_in_order(
             start in any::<u32>(),
             use_iovecs in any::<bool>(),
+            hold in any::<bool>(),
             ops in proptest::collection::vec(op(), 0..300),
         ) {
             let limits = QueueLimits { drop_lag_ms: 500, max_lag_ms: 2_000, max_bytes: 2_000 };
@@ -733,6 +826,8 @@ mod tests {
             let mut written: Vec<u8> = Vec::new();
             let mut iov = Vec::new();
             let mut out = Vec::new();
+            // With `hold`, completions go through `complete_into`, as zero-copy sends do.
+            let mut held: Vec<Bytes> = Vec::new();
 
             // Turns the batch just filled into bytes: from `Bytes` handles, or by finding
             // the pushed item each iovec points into (pointer arithmetic only, no reads).
@@ -800,7 +895,20 @@ mod tests {
                         if q.in_flight() {
                             let n = batch.len() * per_mille as usize / 1000;
                             written.extend_from_slice(&batch[..n]);
-                            q.complete(n);
+                            if hold {
+                                let before = held.len();
+                                let moved = q.complete_into(n, &mut held);
+                                let lens: usize = held[before..].iter().map(Bytes::len).sum();
+                                prop_assert_eq!(moved, lens);
+                                // Held: exactly the items written whole; the rest of what
+                                // was written is the front item's sent part, still queued.
+                                prop_assert_eq!(
+                                    held.concat(),
+                                    &written[..written.len() - q.sent_offset]
+                                );
+                            } else {
+                                q.complete(n);
+                            }
                             batch.clear();
                             prop_assert!(!q.in_flight());
                         }
@@ -811,9 +919,16 @@ mod tests {
             if q.in_flight() {
                 written.extend_from_slice(&batch);
                 let n = batch.len();
-                q.complete(n);
+                if hold {
+                    q.complete_into(n, &mut held);
+                } else {
+                    q.complete(n);
+                }
             }
-            written.extend_from_slice(&drain(&mut q, 64));
+            written.extend_from_slice(&drain_with(&mut q, 64, hold.then_some(&mut held)));
+            if hold {
+                prop_assert_eq!(held.concat(), written.clone());
+            }
 
             // Cut the stream back into items.
             prop_assert_eq!(written.len() % 4, 0);

@@ -171,6 +171,13 @@ impl Worker {
                 Err(e) => warn!(worker = self.id, %addr, error = %e, "cannot add listener"),
             }
         }
+        if self.id == 0
+            && config.live.send_zerocopy
+            && !self.config.live.send_zerocopy
+            && !self.io.send_zc
+        {
+            warn_no_zerocopy();
+        }
         self.config = config;
     }
 

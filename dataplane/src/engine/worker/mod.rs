@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 use socket2::Socket;
 use tracing::{debug, info, warn};
 
@@ -27,6 +27,7 @@ use super::registry::{PublishRefused, Registry};
 use super::stats::WorkerStats;
 use super::timers::{Timer, TimerKind, Timers};
 use super::token::{OpKind, Token};
+use super::zerocopy::{self, ZeroCopy};
 use crate::app::net_connection::Action;
 use crate::app::request::{PlayParams, PublishMode};
 use crate::app::status::{self, Level};
@@ -48,6 +49,8 @@ const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
 /// holding the ring for long.
 const MAX_IOV: usize = 64;
 const MAX_SEND_BYTES: usize = 512 * 1024;
+// `live.send_zerocopy_min_bytes` is validated against this.
+const _: () = assert!(MAX_SEND_BYTES == crate::config::MAX_SEND_BYTES as usize);
 /// How long a closing connection may take to flush its last messages.
 const CLOSE_FLUSH: Duration = Duration::from_millis(1000);
 /// The longest the loop sleeps with nothing to do, so shutdown and timers stay responsive.
@@ -124,6 +127,9 @@ impl Worker {
         mailbox: MailboxReceiver<WorkerMsg>,
     ) -> std::io::Result<Self> {
         let io = Io::new()?;
+        if id == 0 && config.live.send_zerocopy && !io.send_zc {
+            warn_no_zerocopy();
+        }
         let mut listeners = Vec::new();
         for addr in &config.server.listen {
             listeners.push(Some(Listener {
@@ -204,10 +210,16 @@ impl Worker {
         }
         for r in self.conns.refs() {
             if let Some(c) = self.conns.remove(r) {
+                if c.zc.outstanding() {
+                    // Its bytes are dropped with it, here, while the kernel may still send
+                    // from them: reset first, so that no closing socket sends reused memory.
+                    abort_socket(c.fd);
+                }
                 // SAFETY: closing a descriptor this worker owns; the ring is dropped next.
                 unsafe { libc::close(c.fd) };
             }
         }
+        self.log_zerocopy();
         debug!(worker = self.id, "worker stopped");
     }
 
@@ -263,6 +275,7 @@ impl Worker {
     }
 
     fn start_send(&mut self, r: ConnRef) {
+        let zc_params = self.zerocopy();
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
@@ -278,14 +291,36 @@ impl Worker {
         c.send_in_flight = true;
         let token = Token::new(OpKind::Send, r.slot, r.generation);
         let hdr: *const libc::msghdr = &*c.msghdr;
-        let e = opcode::SendMsg::new(types::Fd(c.fd), hdr)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(token.to_user_data());
+        let zc = zc_params
+            .filter(|&(_, min_bytes)| n >= min_bytes && c.zc.has_room())
+            .map(|(flags, _)| flags);
+        if zc.is_some() {
+            c.zc.submitted();
+            WorkerStats::add(&self.shared.stats[self.id].zc_sends, 1);
+        }
+        let e = send_entry(types::Fd(c.fd), hdr, zc).user_data(token.to_user_data());
         // SAFETY: the msghdr is boxed in the connection, the iovecs live in `c.iov` and point
         // into Bytes held by the send queue; none is touched or freed while the send is in
-        // flight (a connection is freed only once `send_in_flight` is false).
+        // flight (a connection is freed only once `send_in_flight` is false). A zero-copy
+        // send's Bytes stay alive until its notification: the queue or `c.zc` holds them,
+        // and a connection with notifications outstanding is not freed.
         unsafe { self.io.push(e) };
+    }
+
+    /// Zero-copy sends' flags (SENDMSG_ZC's ioprio) and smallest batch, when
+    /// `live.send_zerocopy` is on and the kernel has them. Read per send, so that a reload
+    /// applies at once, as `send_batch_ms` does.
+    fn zerocopy(&self) -> Option<(u16, usize)> {
+        let live = &self.config.live;
+        if !live.send_zerocopy || !self.io.send_zc {
+            return None;
+        }
+        let flags = if self.io.zc_usage {
+            zerocopy::REPORT_USAGE
+        } else {
+            0
+        };
+        Some((flags, live.send_zerocopy_min_bytes as usize))
     }
 
     fn cancel(&mut self, r: ConnRef, kind: OpKind) {
@@ -365,6 +400,7 @@ impl Worker {
             msghdr: Box::new(unsafe { std::mem::zeroed() }),
             recv_armed: false,
             send_in_flight: false,
+            zc: ZeroCopy::default(),
             closing: Closing::Open,
             preamble_sent: false,
             amf3: false,
@@ -448,9 +484,17 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(r) else {
             return;
         };
+        if Io::notif(c.flags) {
+            // A zero-copy send's second completion: its send already completed.
+            conn.zc.notified();
+            self.count_notif(c.result);
+            self.maybe_free(r);
+            return;
+        }
         conn.send_in_flight = false;
+        let sent = usize::try_from(c.result).unwrap_or(0);
+        conn.zc.completed(&mut conn.queue, sent, Io::more(c.flags));
         if c.result < 0 {
-            conn.queue.complete(0);
             if conn.closing == Closing::Open {
                 let e = std::io::Error::from_raw_os_error(-c.result);
                 self.close(r, &format!("send failed: {e}"), false);
@@ -458,7 +502,6 @@ impl Worker {
                 self.shutdown(r);
             }
         } else {
-            conn.queue.complete(c.result as usize);
             conn.bytes_out += c.result as u64;
             WorkerStats::add(&self.shared.stats[self.id].bytes_out, c.result as u64);
             if conn.closing == Closing::Flushing && conn.queue.is_empty() {
@@ -619,6 +662,16 @@ impl Worker {
                         self.shutdown(r);
                     }
                 }
+                TimerKind::NotifWait => {
+                    if c.closing == Closing::ShutDown && c.zc.outstanding() {
+                        debug!(
+                            worker = self.id,
+                            peer = %c.peer,
+                            "zero-copy data still unacknowledged; resetting"
+                        );
+                        abort_socket(c.fd);
+                    }
+                }
             }
             self.maybe_free(r);
         }
@@ -718,6 +771,16 @@ impl Worker {
         // ring has in progress on it, which then completes and is handed back.
         unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
         let (recv, send) = (c.recv_armed, c.send_in_flight);
+        if c.zc.outstanding() {
+            // Notifications come when the peer acknowledges the data, which a peer that
+            // stopped reading never does: give a live one the time a flush gets.
+            self.timers.arm(Timer {
+                at: Instant::now() + CLOSE_FLUSH,
+                slot: r.slot,
+                generation: r.generation,
+                kind: TimerKind::NotifWait,
+            });
+        }
         if recv {
             self.cancel(r, OpKind::Recv);
         }
@@ -727,16 +790,98 @@ impl Worker {
         self.maybe_free(r);
     }
 
-    /// Frees a shut-down connection once the ring holds nothing of it.
+    /// Frees a shut-down connection once the ring holds nothing of it, and the kernel reads
+    /// none of its memory (zero-copy notifications).
     fn maybe_free(&mut self, r: ConnRef) {
         let Some(c) = self.conns.get(r) else { return };
-        if c.closing == Closing::ShutDown && !c.recv_armed && !c.send_in_flight {
+        if c.closing == Closing::ShutDown
+            && !c.recv_armed
+            && !c.send_in_flight
+            && !c.zc.outstanding()
+        {
             if let Some(c) = self.conns.remove(r) {
                 // SAFETY: no operation of the ring refers to this descriptor any more.
                 unsafe { libc::close(c.fd) };
                 WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
             }
         }
+    }
+
+    fn count_notif(&self, result: i32) {
+        let stats = self.stats();
+        WorkerStats::add(&stats.zc_notifs, 1);
+        // The result is the usage report's bits, not a byte count or an error.
+        if self.io.zc_usage && (result as u32) & zerocopy::USAGE_COPIED != 0 {
+            WorkerStats::add(&stats.zc_copied, 1);
+        }
+    }
+
+    /// For whoever measures `live.send_zerocopy`: how many sends went zero-copy, and how
+    /// many of those the kernel copied after all.
+    fn log_zerocopy(&self) {
+        let stats = self.stats();
+        let sends = WorkerStats::get(&stats.zc_sends);
+        if sends == 0 {
+            return;
+        }
+        let notifications = WorkerStats::get(&stats.zc_notifs);
+        if self.io.zc_usage {
+            let copied = WorkerStats::get(&stats.zc_copied);
+            info!(
+                worker = self.id,
+                sends, notifications, copied, "zero-copy sends"
+            );
+        } else {
+            info!(
+                worker = self.id,
+                sends,
+                notifications,
+                copied = "not reported",
+                "zero-copy sends"
+            );
+        }
+    }
+}
+
+/// The send for the batch in the msghdr: zero-copy with these flags (IORING_OP_SENDMSG_ZC's
+/// ioprio), or copying.
+fn send_entry(fd: types::Fd, hdr: *const libc::msghdr, zerocopy: Option<u16>) -> squeue::Entry {
+    let flags = libc::MSG_NOSIGNAL as u32;
+    match zerocopy {
+        Some(zc_flags) => opcode::SendMsgZc::new(fd, hdr)
+            .ioprio(zc_flags)
+            .flags(flags)
+            .build(),
+        None => opcode::SendMsg::new(fd, hdr).flags(flags).build(),
+    }
+}
+
+/// `live.send_zerocopy` is on but the kernel lacks it: said once (by worker 0), at start or
+/// when a reload turns it on.
+fn warn_no_zerocopy() {
+    warn!(
+        "live.send_zerocopy: this kernel's io_uring lacks zero-copy sends \
+         (IORING_OP_SENDMSG_ZC, Linux 6.1); sending normally"
+    );
+}
+
+/// Resets a TCP connection without closing its descriptor: connect(2) with AF_UNSPEC
+/// disconnects the socket, discarding what it still queues, so the kernel releases (and
+/// notifies) zero-copy data a peer will never acknowledge. The descriptor is closed as
+/// usual when the connection is freed.
+fn abort_socket(fd: RawFd) {
+    // SAFETY: sockaddr is plain old data; only its family is read for AF_UNSPEC.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: connect on a socket this worker owns, with a pointer to a live sockaddr of the
+    // size given. Failure leaves the socket as it was: the notifications then come when the
+    // kernel gives up on the peer.
+    unsafe {
+        libc::connect(
+            fd,
+            std::ptr::addr_of!(addr),
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        );
     }
 }
 
