@@ -187,6 +187,18 @@ pub fn render(
                 wk.bytes_out as f64,
             );
         }
+        w.family(
+            "strata_worker_sends_total",
+            "counter",
+            "Socket sends per worker (bytes out / sends = mean send size)",
+        );
+        for wk in &s.workers {
+            w.sample(
+                "strata_worker_sends_total",
+                &[("worker", &wk.id.to_string())],
+                wk.sends as f64,
+            );
+        }
 
         let labels = |st: &StreamInfo| {
             [
@@ -369,6 +381,7 @@ mod tests {
                 connections: 3,
                 bytes_in: 10,
                 bytes_out: 20,
+                sends: 2,
                 load: 0.25,
             }],
             connections: 3,

@@ -124,6 +124,10 @@ pub struct WorkerStatus {
     pub connections: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Socket sends so far; bytes_out / sends is the mean send, which batching keeps large.
+    /// Absent from older servers.
+    #[serde(default)]
+    pub sends: u64,
     /// Share of the last interval the worker spent handling work rather than waiting (0..1).
     pub load: f64,
 }

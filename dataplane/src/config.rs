@@ -177,9 +177,10 @@ impl Default for LiveConfig {
             drop_lag_ms: 3_000,
             max_lag_ms: 10_000,
             max_queue_bytes: 16 * 1024 * 1024,
-            // Measured (BENCHMARKS.md): 2,000 viewers cost ~45 % of a core at 0 and ~29 %
-            // at 100 ms; fast start is unaffected (a new viewer's GOP is sent at once).
-            send_batch_ms: 100,
+            // Measured (BENCHMARKS.md, 2,000 viewers of 2.16 Mbit/s, one worker): ~17 % of
+            // a core at 100 ms, ~14.7 % at 150, little less at 200. Fast start is unaffected
+            // (a new viewer's GOP is sent at once); SRS's default merge window is 350 ms.
+            send_batch_ms: 150,
             send_zerocopy: false,
             send_zerocopy_min_bytes: 16 * 1024,
         }

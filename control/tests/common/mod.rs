@@ -67,6 +67,7 @@ pub fn status() -> ServerStatus {
                 connections: 3,
                 bytes_in: 1_000,
                 bytes_out: 9_000,
+                sends: 3,
                 load: 0.25,
             },
             WorkerStatus {
@@ -74,6 +75,7 @@ pub fn status() -> ServerStatus {
                 connections: 1,
                 bytes_in: 500,
                 bytes_out: 3_000,
+                sends: 1,
                 load: 0.5,
             },
         ],

@@ -730,6 +730,7 @@ impl ControlServer {
                 connections: WorkerStats::get(&s.connections),
                 bytes_in: WorkerStats::get(&s.bytes_in),
                 bytes_out: WorkerStats::get(&s.bytes_out),
+                sends: WorkerStats::get(&s.sends),
                 load: self.sample.load.get(id).copied().unwrap_or(0.0),
             })
             .collect();

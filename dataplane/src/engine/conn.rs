@@ -74,6 +74,13 @@ pub struct Conn {
     pub send_in_flight: bool,
     /// Zero-copy sends' notifications and the bytes they keep alive.
     pub zc: ZeroCopy,
+    /// What is queued must go out as soon as the socket is free: a reply, a fast-start
+    /// burst, or media whose batch time has come. Media pushed meanwhile waits for the
+    /// next batch instead of leaving in a send of its own when the last one completes.
+    pub send_due: bool,
+    /// Listed in the worker's `media_dirty` for the next batch (listed once, however many
+    /// messages join the batch).
+    pub media_pending: bool,
     pub closing: Closing,
     pub preamble_sent: bool,
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.

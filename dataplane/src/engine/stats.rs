@@ -8,6 +8,8 @@ pub struct WorkerStats {
     pub connections: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Sends submitted to sockets: bytes_out / sends is how well batching works.
+    pub sends: AtomicU64,
     /// Nanoseconds spent handling completions (not waiting in the ring).
     pub busy_ns: AtomicU64,
     pub dropped_frames: AtomicU64,

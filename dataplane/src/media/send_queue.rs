@@ -282,6 +282,11 @@ impl SendQueue {
         self.in_flight_items > 0
     }
 
+    /// Bytes in the batch in flight (0: none).
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes
+    }
+
     /// Nothing queued or in flight.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()

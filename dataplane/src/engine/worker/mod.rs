@@ -274,6 +274,15 @@ impl Worker {
         unsafe { self.io.push(e) };
     }
 
+    /// Marks what `r` has queued as due and sends it this turn (or as soon as the send in
+    /// flight completes).
+    fn send_now(&mut self, r: ConnRef) {
+        if let Some(c) = self.conns.get_mut(r) {
+            c.send_due = true;
+            self.dirty.push(r);
+        }
+    }
+
     fn start_send(&mut self, r: ConnRef) {
         let zc_params = self.zerocopy();
         let Some(c) = self.conns.get_mut(r) else {
@@ -286,6 +295,8 @@ impl Worker {
         if n == 0 {
             return;
         }
+        // Still due if the batch could not take everything (a fast-start burst).
+        c.send_due = n < c.queue.queued_bytes();
         c.msghdr.msg_iov = c.iov.as_mut_ptr();
         c.msghdr.msg_iovlen = c.iov.len() as _;
         c.send_in_flight = true;
@@ -294,6 +305,7 @@ impl Worker {
         let zc = zc_params
             .filter(|&(_, min_bytes)| n >= min_bytes && c.zc.has_room())
             .map(|(flags, _)| flags);
+        WorkerStats::add(&self.shared.stats[self.id].sends, 1);
         if zc.is_some() {
             c.zc.submitted();
             WorkerStats::add(&self.shared.stats[self.id].zc_sends, 1);
@@ -401,6 +413,8 @@ impl Worker {
             recv_armed: false,
             send_in_flight: false,
             zc: ZeroCopy::default(),
+            send_due: false,
+            media_pending: false,
             closing: Closing::Open,
             preamble_sent: false,
             amf3: false,
@@ -493,6 +507,7 @@ impl Worker {
         }
         conn.send_in_flight = false;
         let sent = usize::try_from(c.result).unwrap_or(0);
+        let short = sent < conn.queue.in_flight_bytes();
         conn.zc.completed(&mut conn.queue, sent, Io::more(c.flags));
         if c.result < 0 {
             if conn.closing == Closing::Open {
@@ -506,7 +521,9 @@ impl Worker {
             WorkerStats::add(&self.shared.stats[self.id].bytes_out, c.result as u64);
             if conn.closing == Closing::Flushing && conn.queue.is_empty() {
                 self.shutdown(r);
-            } else {
+            } else if short || conn.send_due || conn.closing == Closing::Flushing {
+                // Media queued while this send was in flight is not due: it waits for its
+                // batch (see `live.send_batch_ms`), which is what keeps sends large.
                 self.dirty.push(r);
             }
         }
@@ -699,6 +716,10 @@ impl Worker {
             self.media_flush_at = None;
             let mut dirty = std::mem::take(&mut self.media_dirty);
             for r in dirty.drain(..) {
+                if let Some(c) = self.conns.get_mut(r) {
+                    c.media_pending = false;
+                    c.send_due = true;
+                }
                 self.start_send(r);
             }
             self.media_dirty = dirty;

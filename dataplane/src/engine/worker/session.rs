@@ -130,7 +130,7 @@ impl Worker {
         if !c.out.is_empty() {
             let bytes = c.out.split().freeze();
             c.queue.push_control(bytes);
-            self.dirty.push(r);
+            self.send_now(r);
         }
     }
 

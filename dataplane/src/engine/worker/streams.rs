@@ -429,11 +429,15 @@ impl Worker {
             c.queue.push_media(bytes, frame.timestamp, kind)
         };
         if snapshot || header_or_meta {
+            c.send_due = true;
             self.dirty.push(r);
         } else {
             // Sent with the next media flush, at most `send_batch_ms` after the first
             // message waiting.
-            self.media_dirty.push(r);
+            if !c.media_pending {
+                c.media_pending = true;
+                self.media_dirty.push(r);
+            }
             if self.media_flush_at.is_none() {
                 let batch = Duration::from_millis(u64::from(self.config.live.send_batch_ms));
                 self.media_flush_at = Some(Instant::now() + batch);
