@@ -109,13 +109,28 @@ pub fn status(s: &ServerStatus) -> String {
                 w.connections.to_string(),
                 bytes(w.bytes_in),
                 bytes(w.bytes_out),
+                w.sends.to_string(),
+                // Mean send: what batching buys (one large send per viewer per window).
+                if w.sends > 0 {
+                    bytes(w.bytes_out / w.sends)
+                } else {
+                    "-".into()
+                },
                 format!("{:.0}%", w.load * 100.0),
             ]
         })
         .collect();
     out.push('\n');
     out.push_str(&render(
-        &["WORKER", "CONNECTIONS", "IN", "OUT", "LOAD"],
+        &[
+            "WORKER",
+            "CONNECTIONS",
+            "IN",
+            "OUT",
+            "SENDS",
+            "PER SEND",
+            "LOAD",
+        ],
         &rows,
     ));
     out

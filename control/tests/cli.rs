@@ -36,6 +36,13 @@ fn status_prints_a_summary_and_a_worker_table() {
     assert!(stdout.contains("pid 4242, up 1h 2m"), "{stdout}");
     assert!(stdout.contains("WORKER  CONNECTIONS"), "{stdout}");
     assert!(stdout.contains("25%"), "{stdout}");
+    // Worker 0 of the fake: 9,000 bytes out in 3 sends.
+    assert!(stdout.contains("PER SEND"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("0 "))
+        .unwrap_or_else(|| panic!("no row for worker 0:\n{stdout}"));
+    assert!(row.contains(" 3 "), "{row}");
 }
 
 #[test]
