@@ -111,11 +111,9 @@ pub fn status(s: &ServerStatus) -> String {
                 bytes(w.bytes_out),
                 w.sends.to_string(),
                 // Mean send: what batching buys (one large send per viewer per window).
-                if w.sends > 0 {
-                    bytes(w.bytes_out / w.sends)
-                } else {
-                    "-".into()
-                },
+                w.bytes_out
+                    .checked_div(w.sends)
+                    .map_or_else(|| "-".into(), bytes),
                 format!("{:.0}%", w.load * 100.0),
             ]
         })
