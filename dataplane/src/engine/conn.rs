@@ -27,6 +27,9 @@ pub struct Viewer {
     /// `play`'s duration for a live stream: stop after this many milliseconds of media,
     /// counted from the first media frame sent (the timestamp is set then).
     pub duration: Option<(Option<u32>, u32)>,
+    /// The first of the stream's batched frames this viewer has not been given (see
+    /// `LiveStream::pending`): frames before it reached the viewer in its snapshot.
+    pub from_seq: u64,
 }
 
 pub struct Publishing {

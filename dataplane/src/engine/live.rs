@@ -113,6 +113,12 @@ pub struct LiveStream {
     /// Other workers with viewers (only while the publisher is local).
     pub remote_workers: Vec<usize>,
     pub stats: StreamStats,
+    /// Audio and video that arrived since the last media flush, numbered: at the flush,
+    /// every viewer that is caught up gets all of it as one shared buffer (one queue item,
+    /// one iovec) instead of one item per message.
+    pub pending: Vec<(u64, FrameRef)>,
+    /// The number the next pending frame gets.
+    pub next_seq: u64,
 }
 
 /// What the control socket reports about a stream; rates are refreshed once a second.
@@ -175,6 +181,8 @@ impl LiveStream {
             viewers: Vec::new(),
             remote_workers: Vec::new(),
             stats: StreamStats::default(),
+            pending: Vec::new(),
+            next_seq: 0,
         }
     }
 

@@ -107,6 +107,8 @@ pub struct Worker {
     /// messages per send instead of one (see `live.send_batch_ms`).
     media_dirty: Vec<ConnRef>,
     media_flush_at: Option<Instant>,
+    /// Streams with frames waiting for the media flush (see `LiveStream::pending`).
+    pending_streams: Vec<StreamKey>,
     /// Connections whose multishot receive ended and must be armed again.
     rearm: Vec<ConnRef>,
     /// Other workers posted to this turn (woken once at the end of the turn).
@@ -153,6 +155,7 @@ impl Worker {
             dirty: Vec::new(),
             media_dirty: Vec::new(),
             media_flush_at: None,
+            pending_streams: Vec::new(),
             rearm: Vec::new(),
             wake: vec![false; workers],
             events: Vec::new(),
@@ -713,6 +716,9 @@ impl Worker {
         }
         self.dirty = dirty;
         if self.media_flush_at.is_some_and(|at| at <= Instant::now()) {
+            for key in std::mem::take(&mut self.pending_streams) {
+                self.flush_stream(&key);
+            }
             self.media_flush_at = None;
             let mut dirty = std::mem::take(&mut self.media_dirty);
             for r in dirty.drain(..) {

@@ -1,6 +1,7 @@
 //! Live streams on this worker: publishing, playing, and the fan-out of each frame.
 
 use super::*;
+use bytes::Bytes;
 
 impl Worker {
     pub(super) fn start_publish(
@@ -159,6 +160,8 @@ impl Worker {
 
     /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.
     pub(super) fn went_offline(&mut self, key: &StreamKey) {
+        // The last media goes before UnpublishNotify.
+        self.flush_stream(key);
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -205,6 +208,7 @@ impl Worker {
             .or_insert_with(LiveStream::new);
         stream.viewers.push((r, stream_id));
         let live_here = stream.is_live();
+        let from_seq = stream.next_seq;
         if let Some((pub_worker, _)) = joined.publisher {
             if pub_worker != self.id && joined.first_on_worker {
                 self.post(
@@ -234,6 +238,7 @@ impl Worker {
                         (params.duration * 1000.0).min(f64::from(u32::MAX)) as u32,
                     )
                 }),
+                from_seq,
             });
         }
         self.user_control(r, UserControl::StreamBegin(stream_id));
@@ -278,6 +283,11 @@ impl Worker {
             return;
         };
         let frames: Vec<FrameRef> = stream.gop.snapshot().cloned().collect();
+        // The snapshot holds every cached frame, the pending ones included.
+        let next_seq = stream.next_seq;
+        if let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) {
+            v.from_seq = next_seq;
+        }
         for f in frames {
             self.deliver(r, stream_id, &f, true);
         }
@@ -343,6 +353,28 @@ impl Worker {
                 post_to(&self.shared.mailboxes, &mut self.wake, w, msg);
             }
         }
+        if frame.kind.is_droppable() {
+            // Audio and video wait for the media flush, where caught-up viewers get the
+            // whole batch as one buffer.
+            let Some(stream) = self.streams.get_mut(key) else {
+                return;
+            };
+            if stream.viewers.is_empty() {
+                return;
+            }
+            if stream.pending.is_empty() {
+                self.pending_streams.push(key.clone());
+            }
+            stream.pending.push((stream.next_seq, frame));
+            stream.next_seq += 1;
+            if self.media_flush_at.is_none() {
+                let batch = Duration::from_millis(u64::from(self.config.live.send_batch_ms));
+                self.media_flush_at = Some(Instant::now() + batch);
+            }
+            return;
+        }
+        // Metadata, headers and other data go out now, after what is pending (order holds).
+        self.flush_stream(key);
         let Some(stream) = self.streams.get(key) else {
             return;
         };
@@ -357,6 +389,94 @@ impl Worker {
         self.fanout = viewers;
         if let Some(stream) = self.streams.get_mut(key) {
             stream.stats.bytes_out += delivered * frame.payload.len() as u64;
+        }
+    }
+
+    /// Hands a stream's pending audio and video to its viewers (see `LiveStream::pending`).
+    /// A viewer that is caught up (nothing queued, not skipping, nothing in the batch
+    /// filtered out for it) gets the batch as one buffer shared with every viewer of the
+    /// same output format: one queue item, one refcount and one iovec per viewer per batch
+    /// instead of one per message. Any other viewer gets the frames one by one through
+    /// `deliver` and its policies. The bytes on the wire are the same either way.
+    pub(super) fn flush_stream(&mut self, key: &StreamKey) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        let pending = std::mem::take(&mut stream.pending);
+        let Some((first_seq, first)) = pending.first() else {
+            return;
+        };
+        let (first_seq, first_ts) = (*first_seq, first.timestamp);
+        let has_video = pending.iter().any(|(_, f)| f.kind.is_video());
+        let batch_payload: u64 = pending.iter().map(|(_, f)| f.payload.len() as u64).sum();
+        let mut viewers = std::mem::take(&mut self.fanout);
+        viewers.clear();
+        viewers.extend_from_slice(&stream.viewers);
+        // The joined batch, built once per output format (chunk size, message stream id).
+        let mut joined: Vec<(u32, u32, Bytes)> = Vec::new();
+        let mut delivered = 0u64;
+        for &(r, stream_id) in &viewers {
+            let Some(c) = self.conns.get_mut(r) else {
+                continue;
+            };
+            let chunk_size = c.session.config().chunk_size;
+            let open = c.closing == Closing::Open;
+            let idle = c.queue.is_empty() && !c.queue.is_skipping();
+            let Some(v) = c.viewer_mut(stream_id) else {
+                continue;
+            };
+            let from_seq = v.from_seq;
+            let takes_all = !v.paused
+                && v.audio
+                && v.video
+                && (!v.need_key || !has_video)
+                && v.duration.is_none()
+                && from_seq <= first_seq;
+            if !(open && idle && takes_all) {
+                for (seq, f) in &pending {
+                    if *seq >= from_seq && self.deliver(r, stream_id, f, false) {
+                        delivered += f.payload.len() as u64;
+                    }
+                }
+                continue;
+            }
+            let bytes = match joined
+                .iter()
+                .find(|(cs, sid, _)| *cs == chunk_size && *sid == stream_id)
+            {
+                Some((_, _, b)) => b.clone(),
+                None => {
+                    let parts: Vec<Bytes> = pending
+                        .iter()
+                        .map(|(_, f)| f.chunked(chunk_size, stream_id))
+                        .collect();
+                    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+                    for p in &parts {
+                        out.extend_from_slice(p);
+                    }
+                    let b = out.freeze();
+                    joined.push((chunk_size, stream_id, b.clone()));
+                    b
+                }
+            };
+            // Lag is measured from the batch's first frame. The queue was empty, so the
+            // push is never dropped; if the viewer falls behind later, the whole batch is
+            // droppable like any media item and the next batches take the slow path.
+            let kind = if has_video {
+                FrameKind::VideoInter
+            } else {
+                FrameKind::Audio
+            };
+            c.queue.push_media(bytes, first_ts, kind);
+            delivered += batch_payload;
+            if !c.media_pending {
+                c.media_pending = true;
+                self.media_dirty.push(r);
+            }
+        }
+        self.fanout = viewers;
+        if let Some(stream) = self.streams.get_mut(key) {
+            stream.stats.bytes_out += delivered;
         }
     }
 
