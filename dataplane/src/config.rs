@@ -177,8 +177,8 @@ impl Default for LiveConfig {
             drop_lag_ms: 3_000,
             max_lag_ms: 10_000,
             max_queue_bytes: 16 * 1024 * 1024,
-            // Measured (BENCHMARKS.md, 2,000 viewers of 2.16 Mbit/s, one worker): ~17 % of
-            // a core at 100 ms, ~14.7 % at 150, little less at 200. Fast start is unaffected
+            // Measured (BENCHMARKS.md, 2,000 viewers of 2.16 Mbit/s, one worker): ~14.7 % of
+            // a core at 100 ms, ~12.3 % at 150, ~11.5 % at 200. Fast start is unaffected
             // (a new viewer's GOP is sent at once); SRS's default merge window is 350 ms.
             send_batch_ms: 150,
             send_zerocopy: false,
