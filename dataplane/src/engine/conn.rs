@@ -81,7 +81,7 @@ pub struct Conn {
     /// burst, or media whose batch time has come. Media pushed meanwhile waits for the
     /// next batch instead of leaving in a send of its own when the last one completes.
     pub send_due: bool,
-    /// Listed in the worker's `media_dirty` for the next batch (listed once, however many
+    /// Listed in the worker's media flush (`MediaFlush`) for the next batch (once, however many
     /// messages join the batch).
     pub media_pending: bool,
     pub closing: Closing,

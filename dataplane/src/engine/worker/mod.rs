@@ -103,10 +103,8 @@ pub struct Worker {
     timers: Timers,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
-    /// Viewers with new media, sent together once `media_flush_at` passes: several
-    /// messages per send instead of one (see `live.send_batch_ms`).
-    media_dirty: Vec<ConnRef>,
-    media_flush_at: Option<Instant>,
+    /// Viewers with new media and when it goes (see `live.send_batch_ms`).
+    media: MediaFlush,
     /// Streams with frames waiting for the media flush (see `LiveStream::pending`).
     pending_streams: Vec<StreamKey>,
     /// Connections whose multishot receive ended and must be armed again.
@@ -153,8 +151,7 @@ impl Worker {
             streams: HashMap::new(),
             timers: Timers::default(),
             dirty: Vec::new(),
-            media_dirty: Vec::new(),
-            media_flush_at: None,
+            media: MediaFlush::default(),
             pending_streams: Vec::new(),
             rearm: Vec::new(),
             wake: vec![false; workers],
@@ -179,7 +176,7 @@ impl Worker {
                 .timers
                 .next_timeout(now)
                 .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
-            if let Some(at) = self.media_flush_at {
+            if let Some(at) = self.media.at {
                 wait = wait.min(at.saturating_duration_since(now));
             }
             if let Err(e) = self.io.submit_and_wait(Some(wait)) {
@@ -715,12 +712,12 @@ impl Worker {
             self.start_send(r);
         }
         self.dirty = dirty;
-        if self.media_flush_at.is_some_and(|at| at <= Instant::now()) {
+        if self.media.at.is_some_and(|at| at <= Instant::now()) {
             for key in std::mem::take(&mut self.pending_streams) {
                 self.flush_stream(&key);
             }
-            self.media_flush_at = None;
-            let mut dirty = std::mem::take(&mut self.media_dirty);
+            self.media.at = None;
+            let mut dirty = std::mem::take(&mut self.media.viewers);
             for r in dirty.drain(..) {
                 if let Some(c) = self.conns.get_mut(r) {
                     c.media_pending = false;
@@ -728,7 +725,7 @@ impl Worker {
                 }
                 self.start_send(r);
             }
-            self.media_dirty = dirty;
+            self.media.viewers = dirty;
         }
     }
 
@@ -909,6 +906,33 @@ fn abort_socket(fd: RawFd) {
             std::ptr::addr_of!(addr),
             std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
         );
+    }
+}
+
+/// Media waiting for the next flush: sent together once `at` passes, several messages per
+/// send instead of one (see `live.send_batch_ms`).
+#[derive(Default)]
+struct MediaFlush {
+    /// Viewers with media queued for the flush, each listed once.
+    viewers: Vec<ConnRef>,
+    at: Option<Instant>,
+}
+
+impl MediaFlush {
+    /// The flush goes `batch_ms` after the first message that waits for it.
+    fn arm(&mut self, batch_ms: u32) {
+        if self.at.is_none() {
+            self.at = Some(Instant::now() + Duration::from_millis(u64::from(batch_ms)));
+        }
+    }
+
+    /// Lists a viewer whose queue has media for the flush, once however many messages join.
+    fn list(&mut self, r: ConnRef, c: &mut Conn, batch_ms: u32) {
+        if !c.media_pending {
+            c.media_pending = true;
+            self.viewers.push(r);
+        }
+        self.arm(batch_ms);
     }
 }
 

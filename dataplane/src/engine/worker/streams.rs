@@ -367,10 +367,7 @@ impl Worker {
             }
             stream.pending.push((stream.next_seq, frame));
             stream.next_seq += 1;
-            if self.media_flush_at.is_none() {
-                let batch = Duration::from_millis(u64::from(self.config.live.send_batch_ms));
-                self.media_flush_at = Some(Instant::now() + batch);
-            }
+            self.media.arm(self.config.live.send_batch_ms);
             return;
         }
         // Metadata, headers and other data go out now, after what is pending (order holds).
@@ -469,10 +466,7 @@ impl Worker {
             };
             c.queue.push_media(bytes, first_ts, kind);
             delivered += batch_payload;
-            if !c.media_pending {
-                c.media_pending = true;
-                self.media_dirty.push(r);
-            }
+            self.media.list(r, c, self.config.live.send_batch_ms);
         }
         self.fanout = viewers;
         if let Some(stream) = self.streams.get_mut(key) {
@@ -554,14 +548,7 @@ impl Worker {
         } else {
             // Sent with the next media flush, at most `send_batch_ms` after the first
             // message waiting.
-            if !c.media_pending {
-                c.media_pending = true;
-                self.media_dirty.push(r);
-            }
-            if self.media_flush_at.is_none() {
-                let batch = Duration::from_millis(u64::from(self.config.live.send_batch_ms));
-                self.media_flush_at = Some(Instant::now() + batch);
-            }
+            self.media.list(r, c, self.config.live.send_batch_ms);
         }
         if let PushOutcome::Dropped = outcome {
             WorkerStats::add(&self.shared.stats[self.id].dropped_frames, 1);
