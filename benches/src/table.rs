@@ -1,13 +1,14 @@
 //! The comparison table of `benches/compare`: reads `SERVER-N.json` (or, with repeats,
 //! `SERVER-N-rK.json`) reports from a directory and prints one row per server and load, each
-//! figure the median over the repeats, with stratad/nginx ratios of those medians.
+//! figure the median over the repeats, with stratad/nginx and stratad/base ratios of those
+//! medians.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::report::Report;
 
-/// Reports by load (N), then by server (stratad first, nginx second), repeats together.
+/// Reports by load (N), then by server (stratad, base, nginx, others), repeats together.
 pub type Results = BTreeMap<usize, Vec<(String, Vec<Report>)>>;
 
 /// `nginx-2000` or `nginx-2000-r3` → ("nginx", 2000).
@@ -53,8 +54,9 @@ pub fn load_dir(dir: &Path) -> Result<Results, String> {
     }
     let rank = |s: &str| match s {
         "stratad" => 0,
-        "nginx" => 1,
-        _ => 2,
+        "base" => 1,
+        "nginx" => 2,
+        _ => 3,
     };
     for v in out.values_mut() {
         v.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
@@ -131,8 +133,13 @@ pub fn render(by_n: &Results) -> String {
             rows.push(row);
         }
         let get = |name: &str| servers.iter().find(|(s, _)| s == name).map(|(_, r)| r);
-        if let (Some(a), Some(b)) = (get("stratad"), get("nginx")) {
-            let mut row = vec![n.to_string(), "stratad/nginx".into(), String::new()];
+        // stratad against nginx-rtmp, and against `base` (benches/compare --base: the same
+        // server built from another commit, for before/after runs).
+        for other in ["nginx", "base"] {
+            let (Some(a), Some(b)) = (get("stratad"), get(other)) else {
+                continue;
+            };
+            let mut row = vec![n.to_string(), format!("stratad/{other}"), String::new()];
             row.extend(COLUMNS.iter().map(|(_, get, _, meaningful)| {
                 if *meaningful {
                     ratio(med(a, get), med(b, get))
