@@ -261,6 +261,34 @@ pub(crate) mod tests {
         panic!("nothing received");
     }
 
+    /// Sends `data` on `fd` with the ring's `sendmsg`, as a connection's send queue does.
+    fn send_through_ring(io: &mut Io, fd: RawFd, data: &[u8]) {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain old data; all-zero is its empty value.
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_iov = &mut iov;
+        hdr.msg_iovlen = 1;
+        let e = opcode::SendMsg::new(types::Fd(fd), &hdr)
+            .build()
+            .user_data(Token::new(OpKind::Send, 0, 0).to_user_data());
+        // SAFETY: `hdr`, `iov` and `data` outlive the send: this waits for its completion.
+        unsafe { io.push(e) };
+        let mut completions = Vec::new();
+        for _ in 0..100 {
+            io.submit_and_wait(Some(Duration::from_millis(50)))
+                .expect("wait");
+            io.drain(&mut completions);
+            if let Some(c) = completions.first() {
+                assert_eq!(c.result, data.len() as i32, "send failed or short");
+                return;
+            }
+        }
+        panic!("the send did not complete");
+    }
+
     /// A loopback listener that answers no new connection: its accept queue (backlog 0
     /// holds one) is full of connections nobody accepts, so the kernel drops further SYNs
     /// and a connect waits for a retransmission a second away. Nothing leaves the machine.
@@ -323,7 +351,7 @@ pub(crate) mod tests {
             recv_through_ring(&mut io, socket.as_raw_fd()),
             b"hello from the origin"
         );
-        (&socket).write_all(b"and back").expect("send");
+        send_through_ring(&mut io, socket.as_raw_fd(), b"and back");
         let mut buf = [0u8; 8];
         accepted.read_exact(&mut buf).expect("read");
         assert_eq!(&buf, b"and back");
