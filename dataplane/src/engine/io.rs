@@ -24,9 +24,17 @@ pub struct Completion {
     pub flags: u32,
 }
 
+/// What waits in the backlog: a lone entry, or a chain that must reach the submission
+/// queue whole (a link split across two submits would run its head unlinked and fail the
+/// rest).
+enum Submission {
+    One(squeue::Entry),
+    Linked([squeue::Entry; 2]),
+}
+
 pub struct Io {
     ring: IoUring,
-    backlog: VecDeque<squeue::Entry>,
+    backlog: VecDeque<Submission>,
     pub bufs: BufRing,
     /// The kernel has IORING_OP_SENDMSG_ZC (6.1 and later); optional, unlike the rest.
     pub send_zc: bool,
@@ -57,6 +65,9 @@ impl Io {
             (opcode::AcceptMulti::CODE, "accept"),
             (opcode::RecvMulti::CODE, "recv"),
             (opcode::SendMsg::CODE, "sendmsg"),
+            (opcode::RecvMsgMulti::CODE, "recvmsg"),
+            (opcode::Connect::CODE, "connect"),
+            (opcode::LinkTimeout::CODE, "link_timeout"),
             (opcode::Read::CODE, "read"),
             (opcode::AsyncCancel::CODE, "cancel"),
         ] {
@@ -87,13 +98,36 @@ impl Io {
     /// completion arrives.
     pub unsafe fn push(&mut self, entry: squeue::Entry) {
         if !self.backlog.is_empty() {
-            self.backlog.push_back(entry);
+            self.backlog.push_back(Submission::One(entry));
             return;
         }
         // SAFETY: forwarded to the caller.
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
-            self.backlog.push_back(entry);
+            self.backlog.push_back(Submission::One(entry));
         }
+    }
+
+    /// Queues two entries that must be submitted together, the first flagged `IO_LINK`
+    /// (an operation and its `LinkTimeout`): both enter the submission queue in one go, or
+    /// both wait in the backlog.
+    ///
+    /// # Safety
+    /// As for `push`, for both entries.
+    pub unsafe fn push_linked(&mut self, entries: [squeue::Entry; 2]) {
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(Submission::Linked(entries));
+            return;
+        }
+        // SAFETY: forwarded to the caller.
+        if unsafe { self.ring.submission().push_multiple(&entries) }.is_err() {
+            self.backlog.push_back(Submission::Linked(entries));
+        }
+    }
+
+    /// Entries the submission queue holds between two submits.
+    #[cfg(test)]
+    pub fn submission_capacity(&mut self) -> usize {
+        self.ring.submission().capacity()
     }
 
     /// Submits what is queued and waits for at least one completion or the timeout.
@@ -126,9 +160,14 @@ impl Io {
 
     fn flush_backlog(&mut self) {
         let mut sq = self.ring.submission();
-        while let Some(entry) = self.backlog.front() {
-            // SAFETY: entries were pushed through `push`, whose caller vouched for them.
-            if unsafe { sq.push(entry) }.is_err() {
+        while let Some(next) = self.backlog.front() {
+            // SAFETY: entries were queued through `push` or `push_linked`, whose callers
+            // vouched for them.
+            let pushed = match next {
+                Submission::One(entry) => unsafe { sq.push(entry) },
+                Submission::Linked(entries) => unsafe { sq.push_multiple(entries) },
+            };
+            if pushed.is_err() {
                 break;
             }
             self.backlog.pop_front();

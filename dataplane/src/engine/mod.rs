@@ -3,16 +3,19 @@
 
 mod buf_ring;
 mod conn;
+mod connect;
 pub mod cross;
 pub mod io;
 pub mod listener;
 mod live;
 pub mod mailbox;
+mod owner;
 pub mod registry;
+mod slab;
 pub mod stats;
 mod timers;
 pub mod token;
-pub mod udp;
+mod udp;
 mod worker;
 mod zerocopy;
 

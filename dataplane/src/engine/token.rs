@@ -10,7 +10,15 @@ pub enum OpKind {
     Recv = 2,
     Send = 3,
     Mailbox = 4,
+    /// Completions nobody waits for: cancellations, and the `LinkTimeout` beside a connect
+    /// (the connect's own completion says whether it timed out).
     Cancel = 5,
+    /// An outbound TCP connect (slot: its entry in `Connects`).
+    Connect = 6,
+    /// A UDP socket's multishot receive (slot: the socket in `UdpSockets`).
+    UdpRecv = 7,
+    /// One datagram's send (slot: its send buffer in `UdpSockets`).
+    UdpSend = 8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +29,7 @@ pub struct Token {
 }
 
 const GENERATION_BITS: u32 = 24;
-const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
+pub(crate) const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 impl Token {
     pub fn new(kind: OpKind, slot: u32, generation: u32) -> Self {
@@ -45,6 +53,9 @@ impl Token {
             3 => OpKind::Send,
             4 => OpKind::Mailbox,
             5 => OpKind::Cancel,
+            6 => OpKind::Connect,
+            7 => OpKind::UdpRecv,
+            8 => OpKind::UdpSend,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
@@ -70,5 +81,9 @@ mod tests {
         let t = Token::new(OpKind::Send, 123_456, 0xFF_FFFF);
         assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));
         assert_eq!(Token::from_user_data(0), None);
+        for kind in [OpKind::Connect, OpKind::UdpRecv, OpKind::UdpSend] {
+            let t = Token::new(kind, 7, 9);
+            assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));
+        }
     }
 }

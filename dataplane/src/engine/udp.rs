@@ -1,18 +1,39 @@
-//! UDP on the worker's ring, for RTMFP and multicast output: a socket per worker (with
-//! SO_REUSEPORT, so the kernel spreads peers over workers), multishot `recvmsg` into the
-//! shared provided buffers, and `sendmsg` of refcounted payloads.
+//! UDP sockets in the worker's loop, for RTMFP (and later multicast output): one socket per
+//! worker and address (SO_REUSEPORT, so the kernel spreads peers over workers as it does
+//! TCP connections), received with a multishot `recvmsg` into the worker's provided
+//! buffers, sent with one `sendmsg` per datagram, each completion routed by its token to the
+//! socket's owner.
+//!
+//! Why multishot `recvmsg` on the provided-buffer ring rather than one `recvmsg` re-armed
+//! per datagram: one submission serves every datagram until the buffers run short (no
+//! submission per datagram), and the buffers are the ones TCP receives already share, so an
+//! idle socket holds no memory of its own. The price: a datagram briefly takes a whole
+//! receive buffer (handed back in the same loop turn), and one larger than a buffer is
+//! dropped, which RTMFP, whose datagrams stay under the path MTU, never sends.
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
 use io_uring::{opcode, types};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tracing::{debug, warn};
 
-use super::io::Io;
+use super::io::{Completion, Io};
+use super::slab::{Slab, SlabRef};
+use super::token::{OpKind, Token};
 
-pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
+/// Datagrams a worker may have in the ring at once. Sends complete within a loop turn or
+/// two, so this is a turn's worth of output with room to spare; past it a sender is told
+/// `Full` (RTMFP treats that as loss and its congestion control slows down) rather than the
+/// worker queueing without bound.
+const MAX_SENDS_IN_FLIGHT: usize = 4096;
+
+/// Blocking, like every socket on the ring (see `engine::connect`): the ring never blocks
+/// the worker, and a send the kernel hands to io-wq then waits for room instead of failing
+/// with EAGAIN.
+fn bind(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::DGRAM.cloexec(),
@@ -20,174 +41,451 @@ pub fn bind(addr: SocketAddr) -> io::Result<Socket> {
     )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
     socket.bind(&addr.into())?;
     Ok(socket)
 }
 
 /// The msghdr a multishot recvmsg is armed with: it only tells the kernel how much room the
-/// source address gets in each buffer. Boxed: the kernel reads it at every completion.
-pub struct RecvTemplate {
+/// source address gets in each buffer, and tells us how to parse a buffer. Boxed: its
+/// address goes to the kernel.
+struct RecvTemplate {
     msghdr: Box<libc::msghdr>,
 }
 
-impl Default for RecvTemplate {
-    fn default() -> Self {
+impl RecvTemplate {
+    fn new() -> Self {
         // SAFETY: msghdr is plain old data; all-zero is its empty value.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         RecvTemplate { msghdr }
     }
-}
 
-/// Arms a multishot receive on `fd`; each datagram completes with a provided buffer.
-///
-/// # Safety
-/// `template` must outlive the receive (until a completion without the "more" flag).
-pub unsafe fn arm_recv(io: &mut Io, fd: RawFd, template: &RecvTemplate, user_data: u64) {
-    let e = opcode::RecvMsgMulti::new(types::Fd(fd), &*template.msghdr, io.bufs.bgid)
-        .build()
-        .user_data(user_data);
-    // SAFETY: forwarded to the caller; the buffers are the ring's own.
-    unsafe { io.push(e) };
-}
-
-/// The source address and payload of one received datagram, from its provided buffer.
-pub fn parse<'a>(buffer: &'a [u8], template: &RecvTemplate) -> Option<(SocketAddr, &'a [u8])> {
-    let out = types::RecvMsgOut::parse(buffer, &template.msghdr).ok()?;
-    if out.is_name_data_truncated() || out.is_payload_truncated() {
-        return None;
+    /// The source address and payload of one received datagram, from its provided buffer.
+    fn parse<'a>(&self, buffer: &'a [u8]) -> Result<(SocketAddr, &'a [u8]), Unreadable> {
+        let out = types::RecvMsgOut::parse(buffer, &self.msghdr).map_err(|()| Unreadable)?;
+        if out.is_name_data_truncated() || out.is_payload_truncated() {
+            return Err(Unreadable);
+        }
+        let name = out.name_data();
+        // SAFETY: sockaddr_storage is plain old data; we copy at most its size from `name`.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = name
+            .len()
+            .min(std::mem::size_of::<libc::sockaddr_storage>());
+        // SAFETY: both regions are valid for `len` bytes and do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                name.as_ptr(),
+                std::ptr::addr_of_mut!(storage).cast::<u8>(),
+                len,
+            )
+        };
+        // SAFETY: the kernel wrote a sockaddr of `len` bytes.
+        let addr = unsafe { SockAddr::new(storage, len as libc::socklen_t) };
+        // The payload lies inside `buffer`; re-slice it there so it outlives the header.
+        let payload = out.payload_data();
+        let start = (payload.as_ptr() as usize)
+            .checked_sub(buffer.as_ptr() as usize)
+            .ok_or(Unreadable)?;
+        let from = addr.as_socket().ok_or(Unreadable)?;
+        let payload = buffer.get(start..start + payload.len()).ok_or(Unreadable)?;
+        Ok((from, payload))
     }
-    let name = out.name_data();
-    // SAFETY: sockaddr_storage is plain old data; we copy at most its size from `name`.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = name
-        .len()
-        .min(std::mem::size_of::<libc::sockaddr_storage>());
-    // SAFETY: both regions are valid for `len` bytes and do not overlap.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            name.as_ptr(),
-            std::ptr::addr_of_mut!(storage).cast::<u8>(),
-            len,
-        )
-    };
-    // SAFETY: the kernel wrote a sockaddr of `len` bytes.
-    let addr = unsafe { SockAddr::new(storage, len as libc::socklen_t) };
-    // The payload lies inside `buffer`; re-slice it there so it outlives the parsed header.
-    let payload = out.payload_data();
-    let start = (payload.as_ptr() as usize).checked_sub(buffer.as_ptr() as usize)?;
-    Some((addr.as_socket()?, buffer.get(start..start + payload.len())?))
 }
 
-/// One datagram on its way out. Boxed by the caller and kept until the send completes:
-/// the kernel reads the header, the address and the payload in place.
-pub struct Outgoing {
+/// A datagram larger than a receive buffer, or from an address that is not IP.
+struct Unreadable;
+
+struct UdpSocket<O> {
+    socket: Socket,
+    local: SocketAddr,
+    owner: O,
+    template: RecvTemplate,
+    recv_armed: bool,
+    closing: bool,
+    sends_in_flight: u32,
+}
+
+/// One datagram on its way out, in a reusable send slot. Boxed: the kernel reads the
+/// header, the address and the payload in place until the send completes.
+struct Outgoing {
     addr: SockAddr,
     iov: libc::iovec,
     msghdr: libc::msghdr,
-    payload: Bytes,
+    /// Held until the send completes; `None` while the slot is free.
+    payload: Option<Bytes>,
+    socket: SlabRef,
+}
+
+/// A datagram for a socket's owner. The payload is borrowed from a receive buffer that goes
+/// back to the kernel when `on_recv` returns: the owner parses it there (RTMFP decrypts into
+/// its own buffer) or copies what it keeps.
+pub(crate) struct Datagram<'a, O> {
+    pub owner: O,
+    pub socket: SlabRef,
+    pub from: SocketAddr,
+    pub payload: &'a [u8],
+}
+
+/// How a send ended, for the socket's owner.
+pub(crate) struct Sent<O> {
+    pub owner: O,
+    pub socket: SlabRef,
+    pub result: io::Result<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UdpSendError {
+    #[error("too many datagrams in flight")]
+    Full,
+    #[error("the socket is closed")]
+    Closed,
+}
+
+/// A worker's UDP sockets and the send slots their datagrams go out in.
+pub(crate) struct UdpSockets<O> {
+    sockets: Slab<UdpSocket<O>>,
+    /// Boxed: the kernel holds pointers into each slot, which growing the vector must not
+    /// move.
+    #[expect(clippy::vec_box, reason = "the kernel reads each slot in place")]
+    sends: Vec<Box<Outgoing>>,
+    free_sends: Vec<u32>,
+}
+
+impl<O> Default for UdpSockets<O> {
+    fn default() -> Self {
+        UdpSockets {
+            sockets: Slab::default(),
+            sends: Vec::new(),
+            free_sends: Vec::new(),
+        }
+    }
+}
+
+impl<O: Copy> UdpSockets<O> {
+    /// Binds `addr` (with SO_REUSEPORT: every worker binds the same address) and starts
+    /// receiving; datagrams come back through `on_recv` for `owner`.
+    pub fn open(&mut self, io: &mut Io, addr: SocketAddr, owner: O) -> io::Result<SlabRef> {
+        let socket = bind(addr)?;
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))?;
+        let r = self.sockets.insert(UdpSocket {
+            socket,
+            local,
+            owner,
+            template: RecvTemplate::new(),
+            recv_armed: false,
+            closing: false,
+            sends_in_flight: 0,
+        });
+        self.arm_recv(io, r);
+        Ok(r)
+    }
+
+    fn arm_recv(&mut self, io: &mut Io, r: SlabRef) {
+        let Some(s) = self.sockets.get_mut(r) else {
+            return;
+        };
+        if s.recv_armed || s.closing {
+            return;
+        }
+        s.recv_armed = true;
+        let e = opcode::RecvMsgMulti::new(
+            types::Fd(s.socket.as_raw_fd()),
+            &*s.template.msghdr,
+            io.bufs.bgid,
+        )
+        .build()
+        .user_data(Token::new(OpKind::UdpRecv, r.slot, r.generation).to_user_data());
+        // SAFETY: the template is boxed in the socket's entry, which is freed only once the
+        // receive has ended (`recv_armed` false); the kernel writes into `io`'s buffers.
+        unsafe { io.push(e) };
+    }
+
+    /// Queues one datagram. It reaches the kernel with the loop turn's other submissions
+    /// (one `io_uring_enter` for all of them), which is the batching UDP gets today.
+    ///
+    /// UDP GSO would go here: datagrams of one size to one peer queued in the same turn
+    /// could share one `sendmsg` with a `UDP_SEGMENT` control message. It pays for runs of
+    /// full-size datagrams to one peer (RTMFP media to a viewer), so it waits for RTMFP.
+    pub fn send(
+        &mut self,
+        io: &mut Io,
+        r: SlabRef,
+        to: SocketAddr,
+        payload: Bytes,
+    ) -> Result<(), UdpSendError> {
+        let s = match self.sockets.get_mut(r) {
+            Some(s) if !s.closing => s,
+            _ => return Err(UdpSendError::Closed),
+        };
+        let index = match self.free_sends.pop() {
+            Some(i) => i,
+            None if self.sends.len() < MAX_SENDS_IN_FLIGHT => {
+                self.sends.push(Outgoing::empty());
+                (self.sends.len() - 1) as u32
+            }
+            None => return Err(UdpSendError::Full),
+        };
+        let Some(out) = self.sends.get_mut(index as usize) else {
+            return Err(UdpSendError::Full);
+        };
+        out.load(r, to, payload);
+        s.sends_in_flight += 1;
+        let e = opcode::SendMsg::new(types::Fd(s.socket.as_raw_fd()), &out.msghdr)
+            .build()
+            .user_data(Token::new(OpKind::UdpSend, index, 0).to_user_data());
+        // SAFETY: the send slot is boxed and neither reused nor dropped until this send's
+        // completion (`on_sent` frees it); the socket stays open while it has sends in
+        // flight.
+        unsafe { io.push(e) };
+        Ok(())
+    }
+
+    /// Handles a `UdpRecv` completion: each datagram goes to `deliver`, for the owner.
+    pub fn on_recv(
+        &mut self,
+        io: &mut Io,
+        token: Token,
+        c: Completion,
+        mut deliver: impl FnMut(Datagram<'_, O>),
+    ) {
+        let r = SlabRef::of(token);
+        let bid = Io::buffer_id(c.flags);
+        let Some(s) = self.sockets.get_mut(r) else {
+            if let Some(bid) = bid {
+                io.bufs.recycle(bid);
+            }
+            return;
+        };
+        let more = Io::more(c.flags);
+        if !more {
+            s.recv_armed = false;
+        }
+        if let Some(bid) = bid {
+            if c.result > 0 && !s.closing {
+                let buffer = io.bufs.buffer(bid, c.result as usize);
+                match s.template.parse(buffer) {
+                    Ok((from, payload)) => deliver(Datagram {
+                        owner: s.owner,
+                        socket: r,
+                        from,
+                        payload,
+                    }),
+                    Err(Unreadable) => debug!(
+                        local = %s.local,
+                        "datagram larger than a receive buffer, or not from IP; dropped"
+                    ),
+                }
+            }
+            io.bufs.recycle(bid);
+        } else if c.result < 0 && !matches!(-c.result, libc::ENOBUFS | libc::ECANCELED) {
+            // ENOBUFS: every buffer was in use; armed again below, after this turn returns
+            // them. ECANCELED: closing.
+            let e = io::Error::from_raw_os_error(-c.result);
+            warn!(local = %s.local, error = %e, "UDP receive failed; receiving again");
+        }
+        if !more {
+            self.arm_recv(io, r);
+            self.maybe_free(r);
+        }
+    }
+
+    /// Handles a `UdpSend` completion: frees its send slot and says how it went.
+    pub fn on_sent(&mut self, token: Token, c: Completion) -> Option<Sent<O>> {
+        let out = self.sends.get_mut(token.slot as usize)?;
+        // Dropping the payload here releases the bytes the kernel no longer reads.
+        out.payload.take()?;
+        let r = out.socket;
+        self.free_sends.push(token.slot);
+        let s = self.sockets.get_mut(r)?;
+        s.sends_in_flight = s.sends_in_flight.saturating_sub(1);
+        let sent = Sent {
+            owner: s.owner,
+            socket: r,
+            result: usize::try_from(c.result)
+                .map_err(|_| io::Error::from_raw_os_error(c.result.saturating_neg())),
+        };
+        self.maybe_free(r);
+        Some(sent)
+    }
+
+    /// Stops receiving and closes the socket once the ring holds nothing of it.
+    pub fn close(&mut self, io: &mut Io, r: SlabRef) {
+        let Some(s) = self.sockets.get_mut(r) else {
+            return;
+        };
+        s.closing = true;
+        if s.recv_armed {
+            let target = Token::new(OpKind::UdpRecv, r.slot, r.generation).to_user_data();
+            let e = opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(Token::new(OpKind::Cancel, 0, 0).to_user_data());
+            // SAFETY: no buffers.
+            unsafe { io.push(e) };
+        }
+        self.maybe_free(r);
+    }
+
+    /// Closes every socket (shutdown).
+    pub fn close_all(&mut self, io: &mut Io) {
+        for r in self.sockets.refs() {
+            self.close(io, r);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn sends_in_flight(&self) -> usize {
+        self.sends.len() - self.free_sends.len()
+    }
+
+    fn maybe_free(&mut self, r: SlabRef) {
+        if self
+            .sockets
+            .get(r)
+            .is_some_and(|s| s.closing && !s.recv_armed && s.sends_in_flight == 0)
+        {
+            // Dropping the socket closes it: no operation of the ring refers to it.
+            self.sockets.remove(r);
+        }
+    }
 }
 
 impl Outgoing {
-    pub fn new(to: SocketAddr, payload: Bytes) -> Box<Outgoing> {
-        // SAFETY: msghdr is plain old data; all-zero is its empty value.
-        let msghdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        let iov = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
+    fn empty() -> Box<Outgoing> {
         let mut out = Box::new(Outgoing {
-            addr: SockAddr::from(to),
-            iov,
-            msghdr,
-            payload,
+            addr: SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))),
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+            // SAFETY: msghdr is plain old data; all-zero is its empty value.
+            msghdr: unsafe { std::mem::zeroed() },
+            payload: None,
+            socket: SlabRef {
+                slot: 0,
+                generation: 0,
+            },
         });
-        out.iov.iov_base = out.payload.as_ptr() as *mut libc::c_void;
-        out.iov.iov_len = out.payload.len();
+        // The box does not move: these pointers hold for every use of the slot.
         out.msghdr.msg_name = out.addr.as_ptr() as *mut libc::c_void;
-        out.msghdr.msg_namelen = out.addr.len();
         out.msghdr.msg_iov = std::ptr::addr_of_mut!(out.iov);
         out.msghdr.msg_iovlen = 1;
         out
     }
-}
 
-/// Sends one datagram.
-///
-/// # Safety
-/// `datagram` must not be dropped or moved out of its box until the send completes.
-pub unsafe fn send(io: &mut Io, fd: RawFd, datagram: &Outgoing, user_data: u64) {
-    let e = opcode::SendMsg::new(types::Fd(fd), &datagram.msghdr)
-        .build()
-        .user_data(user_data);
-    // SAFETY: forwarded to the caller.
-    unsafe { io.push(e) };
+    fn load(&mut self, socket: SlabRef, to: SocketAddr, payload: Bytes) {
+        self.addr = SockAddr::from(to);
+        self.msghdr.msg_name = self.addr.as_ptr() as *mut libc::c_void;
+        self.msghdr.msg_namelen = self.addr.len();
+        self.iov.iov_base = payload.as_ptr() as *mut libc::c_void;
+        self.iov.iov_len = payload.len();
+        self.payload = Some(payload);
+        self.socket = socket;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use crate::engine::io::Completion;
+    /// One loop turn as the worker runs it: wait, reap, dispatch each completion by its
+    /// token, hand the receive buffers back.
+    fn turn(
+        io: &mut Io,
+        udp: &mut UdpSockets<u32>,
+        got: &mut Vec<(u32, SocketAddr, Vec<u8>)>,
+        sent: &mut Vec<(u32, usize)>,
+    ) {
+        let mut completions = Vec::new();
+        io.submit_and_wait(Some(Duration::from_millis(50)))
+            .expect("wait");
+        io.drain(&mut completions);
+        for c in completions {
+            let token = Token::from_user_data(c.user_data).expect("a token");
+            match token.kind {
+                OpKind::UdpRecv => udp.on_recv(io, token, c, |d| {
+                    got.push((d.owner, d.from, d.payload.to_vec()));
+                }),
+                OpKind::UdpSend => {
+                    let s = udp.on_sent(token, c).expect("a send in flight");
+                    sent.push((s.owner, s.result.expect("sent")));
+                }
+                OpKind::Cancel => {}
+                other => panic!("unexpected completion {other:?}"),
+            }
+        }
+        io.bufs.publish();
+    }
 
     #[test]
-    fn receives_and_sends_datagrams_through_the_ring() {
+    fn a_socket_in_the_loop_receives_datagrams_and_echoes_them() {
         let mut io = Io::new().expect("io_uring is required for the engine");
-        let socket = bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let local = socket
-            .local_addr()
-            .expect("local")
-            .as_socket()
-            .expect("inet");
-        let template = RecvTemplate::default();
-        // SAFETY: `template` lives until the end of the test, after the ring is done.
-        unsafe { arm_recv(&mut io, socket.as_raw_fd(), &template, 1) };
+        let mut udp = UdpSockets::default();
+        let r = udp
+            .open(&mut io, "127.0.0.1:0".parse().expect("addr"), 5)
+            .expect("open");
+        let local = udp.sockets.get(r).map(|s| s.local).expect("local");
 
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
         peer.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
+        let peer_addr = peer.local_addr().expect("peer addr");
         for i in 0..3u8 {
             peer.send_to(&[b'h', b'i', i], local).expect("send");
         }
-        let mut got = Vec::new();
-        let mut completions: Vec<Completion> = Vec::new();
-        for _ in 0..50 {
-            io.submit_and_wait(Some(Duration::from_millis(100)))
-                .expect("wait");
-            io.drain(&mut completions);
-            for c in completions.drain(..) {
-                assert_eq!(c.user_data, 1);
-                assert!(c.result >= 0, "recvmsg failed: {}", c.result);
-                let bid = Io::buffer_id(c.flags).expect("a provided buffer");
-                let (from, data) =
-                    parse(io.bufs.buffer(bid, c.result as usize), &template).expect("datagram");
-                assert_eq!(from, peer.local_addr().expect("peer addr"));
-                got.push(data.to_vec());
-                io.bufs.recycle(bid);
-            }
-            io.bufs.publish();
-            if got.len() == 3 {
-                break;
-            }
+        let (mut got, mut sent) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 3 && Instant::now() < deadline {
+            turn(&mut io, &mut udp, &mut got, &mut sent);
         }
         assert_eq!(
             got,
-            vec![b"hi\0".to_vec(), b"hi\x01".to_vec(), b"hi\x02".to_vec()]
+            (0..3u8)
+                .map(|i| (5, peer_addr, vec![b'h', b'i', i]))
+                .collect::<Vec<_>>()
         );
 
-        let reply = Outgoing::new(
-            peer.local_addr().expect("peer addr"),
-            Bytes::from_static(b"pong"),
+        for (_, from, data) in &got {
+            let mut reply = b"echo ".to_vec();
+            reply.extend_from_slice(data);
+            udp.send(&mut io, r, *from, Bytes::from(reply))
+                .expect("queued");
+        }
+        while sent.len() < 3 && Instant::now() < deadline {
+            turn(&mut io, &mut udp, &mut got, &mut sent);
+        }
+        assert_eq!(sent, vec![(5, 8); 3]);
+        for i in 0..3u8 {
+            let mut buf = [0u8; 16];
+            let (n, from) = peer.recv_from(&mut buf).expect("reply");
+            assert_eq!(
+                (&buf[..n], from),
+                (&[b'e', b'c', b'h', b'o', b' ', b'h', b'i', i][..], local)
+            );
+        }
+        // Send slots are reused, not allocated per datagram.
+        assert_eq!(udp.sends.len(), 3);
+        assert_eq!(udp.free_sends.len(), 3);
+
+        udp.close(&mut io, r);
+        while !udp.is_empty() && Instant::now() < deadline {
+            turn(&mut io, &mut udp, &mut got, &mut sent);
+        }
+        assert!(udp.is_empty(), "the socket is freed once its receive ends");
+        assert_eq!(
+            udp.send(&mut io, r, peer_addr, Bytes::from_static(b"late")),
+            Err(UdpSendError::Closed)
         );
-        // SAFETY: `reply` is kept until its completion below.
-        unsafe { send(&mut io, socket.as_raw_fd(), &reply, 2) };
-        io.submit_and_wait(Some(Duration::from_secs(1)))
-            .expect("wait");
-        let mut buf = [0u8; 16];
-        let (n, from) = peer.recv_from(&mut buf).expect("reply");
-        assert_eq!((&buf[..n], from), (&b"pong"[..], local));
-        drop(reply);
     }
 }

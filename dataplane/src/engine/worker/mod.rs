@@ -15,18 +15,24 @@ use socket2::Socket;
 use tracing::{debug, info, warn};
 
 mod control;
+mod outbound;
 mod session;
 mod streams;
+#[cfg(test)]
+mod testing;
 
 use super::conn::{Closing, Conn, PendingAuth, Publishing, Slots, Viewer, MAX_DEFERRED};
+use super::connect::Connects;
 use super::cross::{Answer, ControlInbound, MediaMessage, Query, WorkerMsg};
 use super::io::{Completion, Io};
 use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source, StreamStats};
 use super::mailbox::{Mailbox, MailboxReceiver};
+use super::owner::Owner;
 use super::registry::{PublishRefused, Registry};
 use super::stats::WorkerStats;
 use super::timers::{Timer, TimerKind, Timers};
 use super::token::{OpKind, Token};
+use super::udp::UdpSockets;
 use super::zerocopy::{self, ZeroCopy};
 use crate::app::net_connection::Action;
 use crate::app::request::{PlayParams, PublishMode};
@@ -101,6 +107,10 @@ pub struct Worker {
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
     timers: Timers,
+    /// Outbound TCP connects in flight and UDP sockets (see `outbound.rs`). Declared after
+    /// `io`, so the ring is gone before the memory it may still read.
+    connects: Connects<Owner>,
+    udp: UdpSockets<Owner>,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -150,6 +160,8 @@ impl Worker {
             conns: Slots::default(),
             streams: HashMap::new(),
             timers: Timers::default(),
+            connects: Connects::default(),
+            udp: UdpSockets::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -169,6 +181,8 @@ impl Worker {
             self.arm_accept(i);
         }
         self.arm_mailbox();
+        self.timers
+            .arm_for(Owner::Worker, Instant::now() + TICK, TimerKind::Tick);
         let mut completions = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -184,24 +198,17 @@ impl Worker {
                 break;
             }
             let busy_since = Instant::now();
-            self.io.drain(&mut completions);
-            for c in completions.drain(..) {
-                self.on_completion(c);
-            }
-            self.io.bufs.publish();
+            self.handle_completions(&mut completions);
             self.run_timers();
             self.rearm_receives();
             self.flush_dirty();
             self.wake_peers();
-            if busy_since.duration_since(self.last_tick) >= TICK {
-                self.tick(busy_since);
-            }
             WorkerStats::add(
                 &self.stats().busy_ns,
                 busy_since.elapsed().as_nanos() as u64,
             );
             if let Some(since) = self.shutting_down {
-                if self.conns.is_empty()
+                if (self.conns.is_empty() && self.outbound_idle())
                     || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
                 {
                     break;
@@ -344,6 +351,16 @@ impl Worker {
         unsafe { self.io.push(e) };
     }
 
+    /// Reaps what the ring completed, handles each by its token, then hands the receive
+    /// buffers that were used back to the kernel.
+    fn handle_completions(&mut self, completions: &mut Vec<Completion>) {
+        self.io.drain(completions);
+        for c in completions.drain(..) {
+            self.on_completion(c);
+        }
+        self.io.bufs.publish();
+    }
+
     fn on_completion(&mut self, c: Completion) {
         let Some(token) = Token::from_user_data(c.user_data) else {
             return;
@@ -353,6 +370,9 @@ impl Worker {
             OpKind::Recv => self.on_recv(token, c),
             OpKind::Send => self.on_send(token, c),
             OpKind::Mailbox => self.on_mailbox(c),
+            OpKind::Connect => self.on_connect(token, c),
+            OpKind::UdpRecv => self.on_udp_recv(token, c),
+            OpKind::UdpSend => self.on_udp_sent(token, c),
             OpKind::Cancel => {}
         }
     }
@@ -652,17 +672,22 @@ impl Worker {
         for r in self.conns.refs() {
             self.close(r, "server shutting down", false);
         }
+        self.stop_outbound();
     }
 
+    /// Runs the timers due now, each by its owner.
     fn run_timers(&mut self) {
         let now = Instant::now();
-        while let Some(t) = self.timers.pop_due(now) {
-            let r = ConnRef {
-                slot: t.slot,
-                generation: t.generation,
+        while let Some((owner, kind)) = self.timers.pop_due(now) {
+            let r = match owner {
+                Owner::Conn(r) => r,
+                Owner::Worker => {
+                    self.worker_timer(kind, now);
+                    continue;
+                }
             };
             let Some(c) = self.conns.get(r) else { continue };
-            match t.kind {
+            match kind {
                 TimerKind::Connect => {
                     if !c.nc.is_connected() && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
@@ -689,8 +714,26 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
+                TimerKind::Tick => debug_assert!(false, "the worker's tick armed for a connection"),
             }
             self.maybe_free(r);
+        }
+    }
+
+    /// The worker's own timers.
+    fn worker_timer(&mut self, kind: TimerKind, now: Instant) {
+        match kind {
+            TimerKind::Tick => {
+                self.tick(now);
+                self.timers
+                    .arm_for(Owner::Worker, now + TICK, TimerKind::Tick);
+            }
+            TimerKind::Connect
+            | TimerKind::CloseFlush
+            | TimerKind::Auth(_)
+            | TimerKind::NotifWait => {
+                debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
+            }
         }
     }
 

@@ -1,0 +1,16 @@
+//! Who a timer, an outbound connect or a UDP socket reports to. Small and `Copy`: it rides
+//! in every timer on the heap and is matched once per due timer or completion.
+//!
+//! An owner that joins the engine (a relay's upstream link, an RTMFP session, a live stream)
+//! adds its variant here, carrying a generation-checked reference like `ConnRef`; the
+//! compiler then lists every dispatch that must say what it does with it.
+
+use super::live::ConnRef;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A client connection.
+    Conn(ConnRef),
+    /// The worker itself: housekeeping, and what no narrower owner holds yet.
+    Worker,
+}

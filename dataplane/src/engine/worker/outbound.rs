@@ -1,0 +1,180 @@
+//! The worker's outbound verbs: TCP connections it opens and UDP sockets it binds, and the
+//! routing of their completions to the owner that asked. The ring work is in
+//! `engine::connect` and `engine::udp`; this file only joins them to the loop:
+//! `on_completion` hands `Connect`, `UdpRecv` and `UdpSend` completions here, and shutdown
+//! cancels connects in flight and closes the sockets.
+//!
+//! No owner uses them yet: relay links (origin and edge pulls) are the first to open
+//! connections, RTMFP sessions the first to take datagrams. Each adds its `Owner` variant
+//! and its arm in the routing below; until then an outcome is logged and let go.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::Worker;
+use crate::engine::connect::Connected;
+use crate::engine::io::Completion;
+use crate::engine::owner::Owner;
+use crate::engine::slab::SlabRef;
+use crate::engine::token::Token;
+use crate::engine::udp::UdpSendError;
+
+impl Worker {
+    /// Starts a TCP connect to `to` for `owner`, failing after `timeout`; the outcome goes
+    /// to the owner from `on_connect`.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "relay links are the first caller; tests drive it now"
+        )
+    )]
+    pub(crate) fn connect(
+        &mut self,
+        to: SocketAddr,
+        timeout: Duration,
+        owner: Owner,
+    ) -> io::Result<SlabRef> {
+        self.connects.start(&mut self.io, to, timeout, owner)
+    }
+
+    pub(super) fn on_connect(&mut self, token: Token, c: Completion) {
+        if let Some(done) = self.connects.complete(token, c) {
+            self.connected(done);
+        }
+    }
+
+    /// Hands a connect's outcome to its owner. A relay link takes the socket here and makes
+    /// it a connection in the client role: `socket.into_raw_fd()` becomes a `Conn` whose
+    /// receive and sends are armed exactly as for an accepted one (the ring does not care
+    /// who opened a socket). No owner takes one yet, so the socket is closed.
+    fn connected(&mut self, done: Connected<Owner>) {
+        match done.result {
+            Ok(socket) => {
+                debug!(worker = self.id, owner = ?done.owner, to = %done.to,
+                    "connected, but no owner takes outbound connections yet; closing");
+                drop(socket);
+            }
+            Err(e) => {
+                debug!(worker = self.id, owner = ?done.owner, to = %done.to, error = %e,
+                    "outbound connect failed");
+            }
+        }
+    }
+
+    /// Binds a UDP socket on `addr` for `owner` (every worker binds the same address:
+    /// SO_REUSEPORT spreads peers over them) and starts receiving.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "RTMFP is the first caller; tests drive it now")
+    )]
+    pub(crate) fn open_udp(&mut self, addr: SocketAddr, owner: Owner) -> io::Result<SlabRef> {
+        self.udp.open(&mut self.io, addr, owner)
+    }
+
+    /// Sends one datagram from a socket of this worker (with the turn's other submissions).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "RTMFP is the first caller; tests drive it now")
+    )]
+    pub(crate) fn send_datagram(
+        &mut self,
+        socket: SlabRef,
+        to: SocketAddr,
+        payload: Bytes,
+    ) -> Result<(), UdpSendError> {
+        self.udp.send(&mut self.io, socket, to, payload)
+    }
+
+    /// Routes each received datagram to its socket's owner.
+    pub(super) fn on_udp_recv(&mut self, token: Token, c: Completion) {
+        let id = self.id;
+        self.udp.on_recv(&mut self.io, token, c, |d| {
+            debug!(worker = id, owner = ?d.owner, socket = d.socket.slot, from = %d.from,
+                bytes = d.payload.len(), "datagram, but no owner takes datagrams yet; dropped");
+        });
+    }
+
+    pub(super) fn on_udp_sent(&mut self, token: Token, c: Completion) {
+        let Some(sent) = self.udp.on_sent(token, c) else {
+            return;
+        };
+        if let Err(e) = sent.result {
+            debug!(worker = self.id, owner = ?sent.owner, socket = sent.socket.slot,
+                error = %e, "datagram send failed");
+        }
+    }
+
+    /// Shutdown: connects in flight are cancelled (their completions still come) and the
+    /// UDP sockets closed once the ring lets go of them.
+    pub(super) fn stop_outbound(&mut self) {
+        self.connects.cancel_all(&mut self.io);
+        self.udp.close_all(&mut self.io);
+    }
+
+    pub(super) fn outbound_idle(&self) -> bool {
+        self.connects.is_empty() && self.udp.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::engine::connect::tests::unanswered_listener;
+    use crate::engine::worker::testing::{turn_until, worker};
+
+    #[test]
+    fn the_loop_routes_connects_and_datagrams_and_lets_go_of_them() {
+        let (mut w, _control) = worker();
+
+        // A connect completes through the worker's dispatch; with no owner to take it the
+        // socket is closed, not leaked: the far end sees the connection end.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let to = listener.local_addr().expect("addr");
+        w.connect(to, Duration::from_secs(5), Owner::Worker)
+            .expect("connect");
+        turn_until(&mut w, |w| w.connects.is_empty());
+        let (mut accepted, _) = listener.accept().expect("accept");
+        accepted
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        assert_eq!(accepted.read(&mut [0u8; 8]).expect("eof"), 0);
+
+        // A UDP socket in the loop: what it sends arrives, and its send completion comes
+        // back through the worker's dispatch.
+        let socket = w
+            .open_udp("127.0.0.1:0".parse().expect("addr"), Owner::Worker)
+            .expect("bind");
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        peer.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let peer_addr = peer.local_addr().expect("peer addr");
+        w.send_datagram(socket, peer_addr, Bytes::from_static(b"ping"))
+            .expect("queued");
+        turn_until(&mut w, |w| w.udp.sends_in_flight() == 0);
+        let mut buf = [0u8; 8];
+        let (n, _) = peer.recv_from(&mut buf).expect("datagram");
+        assert_eq!(&buf[..n], b"ping");
+
+        // Shutdown cancels a connect nobody answers (its timeout is far off) and closes the
+        // socket; the worker's exit waits for both.
+        let (_silent, silent_addr) = unanswered_listener();
+        w.connect(silent_addr, Duration::from_secs(30), Owner::Worker)
+            .expect("connect");
+        turn_until(&mut w, |_| true);
+        assert!(!w.outbound_idle());
+        w.begin_shutdown();
+        turn_until(&mut w, |w| w.outbound_idle());
+        assert_eq!(
+            w.send_datagram(socket, peer_addr, Bytes::from_static(b"late")),
+            Err(UdpSendError::Closed)
+        );
+    }
+}
