@@ -336,7 +336,7 @@ fn client_session_survives_mutations() {
     // With bit 7 the input brings the handshake too: a simple S0+S1 (zero version field, so
     // no digest to check) and any S2.
     let mut s0s1s2 = vec![3u8];
-    s0s1s2.extend(std::iter::repeat(0x5a).take(2 * PACKET_SIZE));
+    s0s1s2.resize(1 + 2 * PACKET_SIZE, 0x5a);
     s0s1s2[5..9].fill(0);
     run(
         fuzzing::rtmp_client_session,
