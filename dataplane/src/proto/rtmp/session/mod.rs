@@ -232,7 +232,7 @@ impl Session {
     /// The handshake part of `feed`, for a caller that reads the chunk stream itself (the
     /// load tool's players skim media without reassembling it): returns how many bytes of
     /// `input` the handshake took (0 once it is done); the rest is chunk stream, whose
-    /// messages go to `receive` and whose size to `received`.
+    /// messages go to `receive`. Such a caller counts what it read with `received`.
     pub fn feed_handshake(
         &mut self,
         input: &[u8],
@@ -261,8 +261,8 @@ impl Session {
         Ok(used)
     }
 
-    /// Counts `n` bytes of chunk stream received outside `feed`, acknowledging them as the
-    /// peer's window asks.
+    /// Counts `n` bytes read outside `feed` (handshake and chunk stream alike, as `feed`
+    /// counts them) and acknowledges as the peer's window asks.
     pub fn received(&mut self, n: usize, out: &mut impl BufMut) {
         self.bytes_in += n as u64;
         self.acknowledge(out);
