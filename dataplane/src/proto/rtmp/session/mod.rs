@@ -107,7 +107,8 @@ pub enum SessionEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("handshake: {0}")]
+    /// Its message says "handshake: ...".
+    #[error("{0}")]
     Handshake(#[from] HandshakeError),
     #[error("{0}")]
     Chunk(#[from] ChunkError),
