@@ -31,7 +31,7 @@ use transactions::Transactions;
 
 /// Commands are a few hundred bytes; a large one is an attempt to make the AMF decoder build
 /// a huge tree (up to its node budget) from one message.
-pub const MAX_COMMAND_SIZE: usize = 64 * 1024;
+pub(crate) const MAX_COMMAND_SIZE: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -190,12 +190,12 @@ impl Session {
         }
     }
 
-    pub fn config(&self) -> &SessionConfig {
+    pub(crate) fn config(&self) -> &SessionConfig {
         &self.config
     }
 
     /// Every byte received, the handshake's included.
-    pub fn bytes_in(&self) -> u64 {
+    pub(crate) fn bytes_in(&self) -> u64 {
         self.bytes_in
     }
 
@@ -300,7 +300,8 @@ impl Session {
             }
             msg_type::AGGREGATE => aggregate::split(&message, events)?,
             msg_type::SET_CHUNK_SIZE | msg_type::ABORT => {
-                // Applied by the decoder at the exact byte; validated there too.
+                // Applied where the chunk stream is framed (our decoder, or the caller's own
+                // framer), at the exact byte; validated there too.
             }
             msg_type::ACKNOWLEDGEMENT
             | msg_type::WINDOW_ACK_SIZE
@@ -332,22 +333,23 @@ impl Session {
         amf3: bool,
         command: Command,
     ) -> Result<SessionEvent, SessionError> {
-        let answer = match command.name.as_str() {
-            "_result" => Some(true),
-            "_error" => Some(false),
+        let from_peer = |command| SessionEvent::Command {
+            stream_id,
+            amf3,
+            command,
+        };
+        let ok = match command.name.as_str() {
+            "_result" => true,
+            "_error" => false,
             "onStatus" if self.role == Role::Client => {
                 return Ok(SessionEvent::Status { stream_id, command })
             }
-            _ => None,
+            _ => return Ok(from_peer(command)),
         };
-        let Some((ok, (transaction, call))) =
-            answer.and_then(|ok| Some((ok, self.calls.answer(command.transaction_id)?)))
-        else {
-            return Ok(SessionEvent::Command {
-                stream_id,
-                amf3,
-                command,
-            });
+        let Some((transaction, call)) = self.calls.answer(command.transaction_id) else {
+            // It answers nothing we asked (or something answered already): the application
+            // judges it as any other command.
+            return Ok(from_peer(command));
         };
         Ok(match (ok, call) {
             (true, CallKind::CreateStream) => SessionEvent::StreamCreated {
