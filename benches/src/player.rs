@@ -1,20 +1,21 @@
 //! One RTMP player, sans-IO: bytes and the time in, bytes out, and what the report needs
 //! (when it connected, when it started playing, when its first picture came, its stalls).
 //!
-//! Handshake with `dataplane`'s `ClientHandshake`; commands built with `dataplane`'s AMF0
-//! codec and `encode_message`; the incoming chunk stream read by [`Skimmer`], which does not
-//! reassemble media.
+//! The RTMP side is the client role of `dataplane`'s `Session` (handshake, calls and their
+//! answers, statuses, acknowledgements, pings); the incoming chunk stream is read by
+//! [`Skimmer`], which does not reassemble media, and hands the session the other messages.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dataplane::media::{classify, FrameKind};
-use dataplane::proto::amf0::Amf0Value;
-use dataplane::proto::command::{encode_values, Command};
-use dataplane::proto::rtmp::chunk_encoder::encode_message;
-use dataplane::proto::rtmp::control::{ControlMessage, UserControl};
-use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
-use dataplane::proto::rtmp::{csid, msg_type, Message};
+use dataplane::proto::command::Command;
+use dataplane::proto::rtmp::chunk_decoder::DEFAULT_CHUNK_SIZE;
+use dataplane::proto::rtmp::handshake::HandshakeKind;
+use dataplane::proto::rtmp::session::{
+    CallKind, Session, SessionConfig, SessionError, SessionEvent,
+};
+use dataplane::proto::rtmp::Message;
 
 use crate::skim::{Skimmed, Skimmer};
 use crate::url::RtmpUrl;
@@ -24,11 +25,8 @@ use crate::url::RtmpUrl;
 pub const STALL_GAP: Duration = Duration::from_millis(500);
 /// The buffer length players announce (ffmpeg announces 3 s).
 const BUFFER_MS: u32 = 3000;
-/// Chunk size we send with: we never announce another, so the protocol default.
-const OUR_CHUNK_SIZE: u32 = 128;
-
-const TX_CONNECT: f64 = 1.0;
-const TX_CREATE_STREAM: f64 = 2.0;
+/// The Flash Player version our connect announces (what ffmpeg sends).
+const FLASH_VER: &str = "LNX 9,0,124,2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -42,8 +40,8 @@ enum Phase {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlayerError {
-    #[error("handshake: {0}")]
-    Handshake(String),
+    #[error("{0}")]
+    Session(#[from] SessionError),
     #[error("chunk stream: {0}")]
     Skim(#[from] crate::skim::SkimError),
     #[error("server refused: {0}")]
@@ -109,20 +107,20 @@ impl PlayerStats {
 }
 
 pub struct Player {
-    handshake: Option<ClientHandshake>,
+    /// Made when TCP is up (it writes C0+C1 at once).
+    session: Option<Session>,
     skim: Skimmer,
+    /// The session's events, reused from read to read.
+    events: Vec<SessionEvent>,
     state: State,
 }
 
-/// Everything but the skimmer, so that the skimmer's callback can borrow it.
+/// Everything but the session and the skimmer, so that the skimmer's callback can borrow it.
 struct State {
     phase: Phase,
     url_app: String,
     tc_url: String,
     stream: String,
-    stream_id: u32,
-    window: u32,
-    acked: u64,
     stats: PlayerStats,
     error: Option<PlayerError>,
 }
@@ -140,16 +138,14 @@ impl Player {
     /// [`on_connected`](Self::on_connected).
     pub fn new(url: &RtmpUrl, started: Instant) -> Self {
         Player {
-            handshake: None,
+            session: None,
             skim: Skimmer::new(),
+            events: Vec::new(),
             state: State {
                 phase: Phase::Handshake,
                 url_app: url.app.clone(),
                 tc_url: url.tc_url(),
                 stream: url.stream.clone(),
-                stream_id: 0,
-                window: 0,
-                acked: 0,
                 stats: PlayerStats {
                     started: Some(started),
                     ..PlayerStats::default()
@@ -173,12 +169,13 @@ impl Player {
             .stats
             .started
             .map_or(0, |s| now.saturating_duration_since(s).as_millis() as u32);
-        self.handshake = Some(ClientHandshake::new(rng, epoch, kind, out));
+        let config = SessionConfig::client(DEFAULT_CHUNK_SIZE);
+        self.session = Some(Session::client(config, kind, rng, epoch, out));
     }
 
     /// Records the phase reached into the stats (called when the player ends).
     pub fn note_phase(&mut self) {
-        self.state.stats.phase = match (self.state.phase, self.handshake.is_some()) {
+        self.state.stats.phase = match (self.state.phase, self.session.is_some()) {
             (Phase::Handshake, false) => "tcp connect",
             (Phase::Handshake, true) => "handshake",
             (Phase::Connecting, _) => "connect sent",
@@ -204,104 +201,142 @@ impl Player {
     /// `out`.
     pub fn on_bytes(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), PlayerError> {
-        self.state.stats.bytes_in += input.len() as u64;
-        if self.state.phase == Phase::Handshake {
-            let Some(hs) = self.handshake.as_mut() else {
-                return Ok(());
-            };
-            let used = hs
-                .feed(input, out)
-                .map_err(|e| PlayerError::Handshake(e.to_string()))?;
-            input = &input[used..];
-            if !hs.is_done() {
-                return Ok(());
-            }
-            self.handshake = None;
-            self.state.phase = Phase::Connecting;
-            self.state.send_connect(out);
+        let Player {
+            session,
+            skim,
+            events,
+            state,
+        } = self;
+        state.stats.bytes_in += input.len() as u64;
+        let Some(session) = session.as_mut() else {
+            return Ok(());
+        };
+        let mut rest = input;
+        if !session.is_handshake_done() {
+            let used = session.feed_handshake(input, out, events)?;
+            rest = &input[used..];
+            state.on_events(session, events, now, out);
         }
-        let state = &mut self.state;
-        self.skim
-            .feed(input, &mut |m| state.on_message(m, now, out))?;
-        if let Some(e) = state.error.take() {
-            return Err(e);
+        // Media is skimmed here, never reassembled; the rest (control, commands, data: small
+        // and rare) goes to the session as whole messages.
+        let mut failed = None;
+        skim.feed(rest, &mut |m| match m {
+            Skimmed::Media { type_id, head, .. } => state.on_media(type_id, head, now),
+            Skimmed::Message {
+                csid,
+                type_id,
+                stream_id,
+                timestamp,
+                payload,
+            } => {
+                let message = Message {
+                    csid,
+                    timestamp,
+                    type_id,
+                    stream_id,
+                    payload: Bytes::copy_from_slice(payload),
+                };
+                if let Err(e) = session.receive(message, out, events) {
+                    failed.get_or_insert(e);
+                }
+                state.on_events(session, events, now, out);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
         }
         // Acknowledge per the server's window, counting every byte since the handshake
         // began, as the specification says (nginx-rtmp and stratad do not insist).
-        let total = state.stats.bytes_in;
-        if state.window > 0 && total - state.acked >= u64::from(state.window) {
-            state.acked = total;
-            let ack = ControlMessage::Acknowledgement(total as u32);
-            encode_message(&ack.to_message(), OUR_CHUNK_SIZE, out);
+        session.received(input.len(), out);
+        match state.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 impl State {
-    fn send_command(&self, stream_id: u32, values: &[Amf0Value], out: &mut Vec<u8>) {
-        let msg = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id,
-            payload: Bytes::from(encode_values(false, values)),
-        };
-        encode_message(&msg, OUR_CHUNK_SIZE, out);
+    /// Moves the player along on what the session reported.
+    fn on_events(
+        &mut self,
+        session: &mut Session,
+        events: &mut Vec<SessionEvent>,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) {
+        for event in events.drain(..) {
+            let written = match event {
+                SessionEvent::HandshakeDone(_) => {
+                    self.phase = Phase::Connecting;
+                    session
+                        .connect(&self.url_app, &self.tc_url, FLASH_VER, out)
+                        .map(drop)
+                }
+                SessionEvent::Result {
+                    call: CallKind::Connect,
+                    ..
+                } if self.phase == Phase::Connecting => {
+                    self.phase = Phase::CreatingStream;
+                    session.create_stream(out).map(drop)
+                }
+                SessionEvent::StreamCreated { stream_id, .. }
+                    if self.phase == Phase::CreatingStream =>
+                {
+                    self.phase = Phase::PlayRequested;
+                    self.stats.play_sent = Some(now);
+                    session.play(stream_id, &self.stream, out);
+                    session.set_buffer_length(stream_id, BUFFER_MS, out);
+                    Ok(())
+                }
+                SessionEvent::Error { command, .. } => {
+                    self.refused(&command);
+                    Ok(())
+                }
+                // An `_error` for a command that expects none (play carries transaction 0).
+                SessionEvent::Command { command, .. } if command.name == "_error" => {
+                    self.refused(&command);
+                    Ok(())
+                }
+                SessionEvent::Status { command, .. } => {
+                    self.on_status(&command, now);
+                    Ok(())
+                }
+                // Media inside an aggregate message, which the skimmer passes on whole.
+                SessionEvent::Media { message } => {
+                    self.on_media(message.type_id, &message.payload, now);
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = written {
+                self.error.get_or_insert(e.into());
+            }
+        }
     }
 
-    fn send_connect(&self, out: &mut Vec<u8>) {
-        let obj = Amf0Value::object([
-            ("app", Amf0Value::string(self.url_app.as_str())),
-            ("flashVer", Amf0Value::string("LNX 9,0,124,2")),
-            ("tcUrl", Amf0Value::string(self.tc_url.as_str())),
-            ("fpad", Amf0Value::Boolean(false)),
-            ("capabilities", Amf0Value::Number(15.0)),
-            ("audioCodecs", Amf0Value::Number(4071.0)),
-            ("videoCodecs", Amf0Value::Number(252.0)),
-            ("videoFunction", Amf0Value::Number(1.0)),
-        ]);
-        self.send_command(
-            0,
-            &[
-                Amf0Value::string("connect"),
-                Amf0Value::Number(TX_CONNECT),
-                obj,
-            ],
-            out,
-        );
+    fn refused(&mut self, command: &Command) {
+        let why = command
+            .info_str("code")
+            .or_else(|| command.info_str("description"))
+            .unwrap_or("_error");
+        self.error
+            .get_or_insert(PlayerError::Refused(why.to_string()));
     }
 
-    fn on_message(&mut self, m: Skimmed<'_>, now: Instant, out: &mut Vec<u8>) {
-        match m {
-            Skimmed::Media {
-                type_id,
-                head,
-                len: _,
-                timestamp: _,
-            } => self.on_media(type_id, head, now),
-            Skimmed::Message {
-                type_id, payload, ..
-            } => match type_id {
-                msg_type::WINDOW_ACK_SIZE
-                | msg_type::USER_CONTROL
-                | msg_type::SET_PEER_BANDWIDTH => {
-                    if let Ok(c) = ControlMessage::decode(type_id, payload) {
-                        self.on_control(c, out);
-                    }
-                }
-                msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                    match Command::decode(type_id == msg_type::COMMAND_AMF3, payload) {
-                        Ok(cmd) => self.on_command(cmd, now, out),
-                        Err(e) => self.error = Some(PlayerError::Refused(e.to_string())),
-                    }
-                }
-                _ => {}
-            },
+    fn on_status(&mut self, command: &Command, now: Instant) {
+        let code = command.info_str("code").unwrap_or("");
+        if code == "NetStream.Play.Start" {
+            self.phase = Phase::Playing;
+            self.stats.play_started.get_or_insert(now);
+        } else if command.info_str("level") == Some("error")
+            || code == "NetStream.Play.StreamNotFound"
+        {
+            self.error
+                .get_or_insert(PlayerError::Refused(code.to_string()));
         }
     }
 
@@ -336,85 +371,6 @@ impl State {
             // Some servers send media before (or without) NetStream.Play.Start.
             self.phase = Phase::Playing;
             self.stats.play_started.get_or_insert(now);
-        }
-    }
-
-    fn on_control(&mut self, c: ControlMessage, out: &mut Vec<u8>) {
-        match c {
-            ControlMessage::WindowAckSize(n) => self.window = n,
-            ControlMessage::UserControl(UserControl::PingRequest(t)) => {
-                let pong = ControlMessage::UserControl(UserControl::PingResponse(t));
-                encode_message(&pong.to_message(), OUR_CHUNK_SIZE, out);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_command(&mut self, cmd: Command, now: Instant, out: &mut Vec<u8>) {
-        match cmd.name.as_str() {
-            "_result" if cmd.transaction_id == TX_CONNECT && self.phase == Phase::Connecting => {
-                self.phase = Phase::CreatingStream;
-                self.send_command(
-                    0,
-                    &[
-                        Amf0Value::string("createStream"),
-                        Amf0Value::Number(TX_CREATE_STREAM),
-                        Amf0Value::Null,
-                    ],
-                    out,
-                );
-            }
-            "_result"
-                if cmd.transaction_id == TX_CREATE_STREAM
-                    && self.phase == Phase::CreatingStream =>
-            {
-                let sid = cmd.arg(0).and_then(Amf0Value::as_f64).unwrap_or(1.0);
-                self.stream_id = sid as u32;
-                self.phase = Phase::PlayRequested;
-                self.stats.play_sent = Some(now);
-                self.send_command(
-                    self.stream_id,
-                    &[
-                        Amf0Value::string("play"),
-                        Amf0Value::Number(0.0),
-                        Amf0Value::Null,
-                        Amf0Value::string(self.stream.as_str()),
-                    ],
-                    out,
-                );
-                let sbl = ControlMessage::UserControl(UserControl::SetBufferLength {
-                    stream_id: self.stream_id,
-                    ms: BUFFER_MS,
-                });
-                encode_message(&sbl.to_message(), OUR_CHUNK_SIZE, out);
-            }
-            "_error" => {
-                let desc = cmd
-                    .arg(0)
-                    .and_then(|i| i.get("code").or_else(|| i.get("description")))
-                    .and_then(Amf0Value::as_str)
-                    .unwrap_or("_error")
-                    .to_string();
-                self.error = Some(PlayerError::Refused(desc));
-            }
-            "onStatus" => {
-                let info = cmd.arg(0);
-                let code = info
-                    .and_then(|i| i.get("code"))
-                    .and_then(Amf0Value::as_str)
-                    .unwrap_or("");
-                let level = info
-                    .and_then(|i| i.get("level"))
-                    .and_then(Amf0Value::as_str)
-                    .unwrap_or("");
-                if code == "NetStream.Play.Start" {
-                    self.phase = Phase::Playing;
-                    self.stats.play_started.get_or_insert(now);
-                } else if level == "error" || code == "NetStream.Play.StreamNotFound" {
-                    self.error = Some(PlayerError::Refused(code.to_string()));
-                }
-            }
-            _ => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The publisher: sends an FLV file to an RTMP server in real time (by the tags'
-//! timestamps), looping, until a deadline. One blocking socket on its own thread; the few
-//! bytes the server sends back are drained between tags with non-blocking reads.
+//! timestamps), looping, until a deadline. One blocking socket on its own thread, driving the
+//! client role of `dataplane`'s RTMP `Session`; the few bytes the server sends back are
+//! drained between tags with non-blocking reads.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,12 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dataplane::media::{classify, FrameKind};
 use dataplane::proto::amf0::Amf0Value;
-use dataplane::proto::command::{encode_values, Command};
-use dataplane::proto::rtmp::chunk_decoder::ChunkDecoder;
-use dataplane::proto::rtmp::chunk_encoder::ChunkEncoder;
-use dataplane::proto::rtmp::control::{ControlMessage, UserControl};
-use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
-use dataplane::proto::rtmp::{csid, msg_type, Message};
+use dataplane::proto::command::encode_values;
+use dataplane::proto::rtmp::handshake::HandshakeKind;
+use dataplane::proto::rtmp::session::{Session, SessionConfig, SessionError, SessionEvent};
+use dataplane::proto::rtmp::{csid, Message};
 use rand::SeedableRng;
 
 use crate::flv::{tag_type, Tag};
@@ -27,6 +26,8 @@ pub const PUBLISH_CHUNK_SIZE: u32 = 4096;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Gap put between the last tag of one pass over the file and the first of the next.
 const LOOP_GAP_MS: u32 = 33;
+/// What our connect announces, as an encoder.
+const FLASH_VER: &str = "FMLE/3.0 (compatible; strata-load)";
 
 /// What the publisher did.
 #[derive(Debug, Default, Clone)]
@@ -40,72 +41,35 @@ pub struct PublishStats {
 
 struct Conn {
     sock: TcpStream,
-    decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    messages: Vec<Message>,
-    bytes_in: u64,
-    acked: u64,
-    window: u32,
+    session: Session,
+    /// Events not yet looked at.
+    events: Vec<SessionEvent>,
     out: Vec<u8>,
 }
 
 impl Conn {
-    fn send(&mut self, msg: &Message) -> std::io::Result<()> {
+    /// Sends what the session wrote.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let sent = self.sock.write_all(&self.out);
         self.out.clear();
-        self.encoder.encode(msg, &mut self.out);
-        self.sock.write_all(&self.out)
+        sent
     }
 
-    fn command(&mut self, stream_id: u32, values: &[Amf0Value]) -> std::io::Result<()> {
-        self.send(&Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id,
-            payload: Bytes::from(encode_values(false, values)),
-        })
+    fn send(&mut self, msg: &Message) -> std::io::Result<()> {
+        self.session.write_message(msg, &mut self.out);
+        self.flush()
     }
 
-    /// Handles what arrived: control messages (acknowledgements, pings) are answered; commands
-    /// are returned.
-    fn absorb(&mut self, input: &[u8], commands: &mut Vec<Command>) -> std::io::Result<()> {
-        self.bytes_in += input.len() as u64;
-        self.decoder
-            .feed(input, &mut self.messages)
-            .map_err(std::io::Error::other)?;
-        let msgs = std::mem::take(&mut self.messages);
-        for m in &msgs {
-            match m.type_id {
-                msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                    if let Ok(c) = Command::decode(m.type_id == msg_type::COMMAND_AMF3, &m.payload)
-                    {
-                        commands.push(c);
-                    }
-                }
-                t @ (msg_type::WINDOW_ACK_SIZE | msg_type::USER_CONTROL) => {
-                    match ControlMessage::decode(t, &m.payload) {
-                        Ok(ControlMessage::WindowAckSize(n)) => self.window = n,
-                        Ok(ControlMessage::UserControl(UserControl::PingRequest(x))) => {
-                            let pong = ControlMessage::UserControl(UserControl::PingResponse(x));
-                            self.send(&pong.to_message())?;
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.messages = msgs;
-        self.messages.clear();
-        if self.window > 0 && self.bytes_in - self.acked >= u64::from(self.window) {
-            self.acked = self.bytes_in;
-            self.send(&ControlMessage::Acknowledgement(self.bytes_in as u32).to_message())?;
-        }
-        Ok(())
+    /// Feeds what arrived to the session (which answers acknowledgements and pings); its
+    /// events join `events`.
+    fn absorb(&mut self, input: &[u8]) -> std::io::Result<()> {
+        let fed = self.session.feed(input, &mut self.out, &mut self.events);
+        self.flush()?;
+        fed.map_err(std::io::Error::other)
     }
 
     /// Reads whatever is there without blocking.
-    fn drain(&mut self, commands: &mut Vec<Command>) -> std::io::Result<()> {
+    fn drain(&mut self) -> std::io::Result<()> {
         let mut buf = [0u8; 16 << 10];
         loop {
             // SAFETY: `buf` is valid for its length; MSG_DONTWAIT keeps the socket blocking
@@ -129,78 +93,65 @@ impl Conn {
                     _ => Err(e),
                 };
             }
-            self.absorb(&buf[..n as usize], commands)?;
+            self.absorb(&buf[..n as usize])?;
         }
     }
 
-    /// Blocks until a command satisfying `want` arrives; an `_error` or an error-level
-    /// onStatus fails.
-    fn wait_for(&mut self, what: &str, want: impl Fn(&Command) -> bool) -> std::io::Result<()> {
-        let deadline = Instant::now() + SETUP_TIMEOUT;
+    /// Reads once, blocking until `deadline`.
+    fn read(&mut self, what: &str, deadline: Instant) -> std::io::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::other(format!("{what}: no answer")));
+        }
         let mut buf = [0u8; 16 << 10];
-        let mut commands = Vec::new();
+        self.sock.set_read_timeout(Some(left))?;
+        let n = self.sock.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!("{what}: connection closed")));
+        }
+        self.absorb(&buf[..n])
+    }
+
+    /// Blocks until an event satisfying `want` arrives; an `_error` or an error-level
+    /// onStatus fails.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        mut want: impl FnMut(&SessionEvent) -> bool,
+    ) -> std::io::Result<()> {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
         loop {
-            for c in commands.drain(..) {
-                if want(&c) {
+            for event in std::mem::take(&mut self.events) {
+                if want(&event) {
                     return Ok(());
                 }
-                if is_failure(&c) {
+                if let Some(why) = failure(&event) {
                     return Err(std::io::Error::other(format!(
-                        "{what}: server answered {} {:?}",
-                        c.name,
-                        status_code(&c).unwrap_or_default()
+                        "{what}: server answered {why}"
                     )));
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(std::io::Error::other(format!("{what}: no answer")));
-            }
-            self.sock.set_read_timeout(Some(left))?;
-            let n = self.sock.read(&mut buf)?;
-            if n == 0 {
-                return Err(std::io::Error::other(format!("{what}: connection closed")));
-            }
-            self.absorb(&buf[..n], &mut commands)?;
+            self.read(what, deadline)?;
         }
     }
 }
 
-fn status_code(c: &Command) -> Option<String> {
-    c.arg(0)?.get("code")?.as_str().map(str::to_string)
-}
-
-fn is_failure(c: &Command) -> bool {
-    c.name == "_error"
-        || (c.name == "onStatus"
-            && c.arg(0)
-                .and_then(|i| i.get("level"))
-                .and_then(Amf0Value::as_str)
-                == Some("error"))
-}
-
-fn handshake(sock: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut out = Vec::new();
-    let mut hs = ClientHandshake::new(&mut rng, 0, HandshakeKind::Digest, &mut out);
-    sock.write_all(&out)?;
-    sock.set_read_timeout(Some(SETUP_TIMEOUT))?;
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = sock.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::other("handshake: connection closed"));
-        }
-        out.clear();
-        let used = hs
-            .feed(&buf[..n], &mut out)
-            .map_err(std::io::Error::other)?;
-        sock.write_all(&out)?;
-        if hs.is_done() {
-            // Bytes after S2 belong to the chunk stream.
-            return Ok(buf[used..n].to_vec());
-        }
-    }
+/// What is wrong, if `event` says the server refused something.
+fn failure(event: &SessionEvent) -> Option<String> {
+    let (SessionEvent::Error { command, .. }
+    | SessionEvent::Status { command, .. }
+    | SessionEvent::Command { command, .. }) = event
+    else {
+        return None;
+    };
+    let refused = command.name == "_error" || command.info_str("level") == Some("error");
+    refused.then(|| {
+        format!(
+            "{} {:?}",
+            command.name,
+            command.info_str("code").unwrap_or_default()
+        )
+    })
 }
 
 /// Connects, publishes `url`'s stream, and sends `tags` in real time, looping, until
@@ -210,91 +161,64 @@ pub fn publish(url: &RtmpUrl, tags: &[Tag], deadline: Instant) -> std::io::Resul
         return Err(std::io::Error::other("the FLV file has no tags"));
     }
     let addr = url.resolve().map_err(std::io::Error::other)?;
-    let mut sock = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)?;
+    let sock = TcpStream::connect_timeout(&addr, SETUP_TIMEOUT)?;
     sock.set_nodelay(true)?;
-    let early = handshake(&mut sock)?;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let mut out = Vec::new();
+    let config = SessionConfig::client(PUBLISH_CHUNK_SIZE);
+    let session = Session::client(config, HandshakeKind::Digest, &mut rng, 0, &mut out);
     let mut c = Conn {
         sock,
-        decoder: ChunkDecoder::default(),
-        encoder: ChunkEncoder::new(128),
-        messages: Vec::new(),
-        bytes_in: 0,
-        acked: 0,
-        window: 0,
-        out: Vec::new(),
+        session,
+        events: Vec::new(),
+        out,
     };
-    let mut commands = Vec::new();
-    c.absorb(&early, &mut commands)?;
-    c.send(&ControlMessage::SetChunkSize(PUBLISH_CHUNK_SIZE).to_message())?;
-    c.encoder.set_chunk_size(PUBLISH_CHUNK_SIZE);
-    let tc_url = url.tc_url();
-    c.command(
-        0,
-        &[
-            Amf0Value::string("connect"),
-            Amf0Value::Number(1.0),
-            Amf0Value::object([
-                ("app", Amf0Value::string(url.app.as_str())),
-                ("type", Amf0Value::string("nonprivate")),
-                (
-                    "flashVer",
-                    Amf0Value::string("FMLE/3.0 (compatible; strata-load)"),
-                ),
-                ("tcUrl", Amf0Value::string(tc_url.as_str())),
-            ]),
-        ],
+    c.flush()?;
+    let handshake_deadline = Instant::now() + SETUP_TIMEOUT;
+    while !c.session.is_handshake_done() {
+        c.read("handshake", handshake_deadline)?;
+    }
+    let setup = |e: SessionError| std::io::Error::other(e.to_string());
+    let tx = c
+        .session
+        .connect(&url.app, &url.tc_url(), FLASH_VER, &mut c.out)
+        .map_err(setup)?;
+    c.flush()?;
+    c.wait_for(
+        "connect",
+        |e| matches!(e, SessionEvent::Result { transaction, .. } if *transaction == tx),
     )?;
-    c.wait_for("connect", |m| {
-        m.name == "_result" && m.transaction_id == 1.0
-    })?;
     let name = Amf0Value::string(url.stream.as_str());
-    c.command(
-        0,
-        &[
-            Amf0Value::string("releaseStream"),
-            Amf0Value::Number(2.0),
-            Amf0Value::Null,
-            name.clone(),
-        ],
-    )?;
-    c.command(
-        0,
-        &[
-            Amf0Value::string("FCPublish"),
-            Amf0Value::Number(3.0),
-            Amf0Value::Null,
-            name.clone(),
-        ],
-    )?;
-    c.command(
-        0,
-        &[
-            Amf0Value::string("createStream"),
-            Amf0Value::Number(4.0),
-            Amf0Value::Null,
-        ],
-    )?;
-    let sid = std::cell::Cell::new(1u32);
-    c.wait_for("createStream", |m| {
-        let ok = m.name == "_result" && m.transaction_id == 4.0;
-        if ok {
-            sid.set(m.arg(0).and_then(Amf0Value::as_f64).unwrap_or(1.0) as u32);
+    for call in ["releaseStream", "FCPublish"] {
+        c.session
+            .call(
+                0,
+                call,
+                Amf0Value::Null,
+                std::slice::from_ref(&name),
+                &mut c.out,
+            )
+            .map_err(setup)?;
+    }
+    let tx = c.session.create_stream(&mut c.out).map_err(setup)?;
+    c.flush()?;
+    let mut sid = None;
+    c.wait_for("createStream", |e| match e {
+        SessionEvent::StreamCreated {
+            transaction,
+            stream_id,
+        } if *transaction == tx => {
+            sid = Some(*stream_id);
+            true
         }
-        ok
+        _ => false,
     })?;
-    let sid = sid.get();
-    c.command(
-        sid,
-        &[
-            Amf0Value::string("publish"),
-            Amf0Value::Number(5.0),
-            Amf0Value::Null,
-            name,
-            Amf0Value::string("live"),
-        ],
-    )?;
-    c.wait_for("publish", |m| {
-        m.name == "onStatus" && status_code(m).as_deref() == Some("NetStream.Publish.Start")
+    let sid = sid.ok_or_else(|| std::io::Error::other("createStream: no stream id"))?;
+    c.session.publish(sid, &url.stream, "live", &mut c.out);
+    c.flush()?;
+    c.wait_for("publish", |e| {
+        matches!(e, SessionEvent::Status { command, .. }
+            if command.info_str("code") == Some("NetStream.Publish.Start"))
     })?;
     send_tags(&mut c, sid, tags, deadline)
 }
@@ -310,7 +234,6 @@ fn send_tags(
     let last_ts = tags.iter().map(|t| t.timestamp).max().unwrap_or(0);
     let pass_ms = last_ts - first_ts + LOOP_GAP_MS;
     let t0 = Instant::now();
-    let mut commands = Vec::new();
     for pass in 0u32.. {
         stats.loops = pass;
         for tag in tags {
@@ -338,14 +261,13 @@ fn send_tags(
             c.send(&msg)?;
             stats.tags_sent += 1;
             stats.bytes_sent += msg.payload.len() as u64;
-            c.drain(&mut commands)?;
-            if let Some(bad) = commands.iter().find(|m| is_failure(m)) {
+            c.drain()?;
+            if let Some(why) = c.events.iter().find_map(failure) {
                 return Err(std::io::Error::other(format!(
-                    "server stopped the publisher: {:?}",
-                    status_code(bad).unwrap_or_default()
+                    "server stopped the publisher: {why}"
                 )));
             }
-            commands.clear();
+            c.events.clear();
         }
     }
     Ok(stats)

@@ -48,6 +48,7 @@ pub enum Skimmed<'a> {
     },
     /// Any other message, reassembled.
     Message {
+        csid: u32,
         type_id: u8,
         stream_id: u32,
         timestamp: u32,
@@ -183,6 +184,7 @@ impl Skimmer {
         }
         let k = &self.kept[slot];
         on(Skimmed::Message {
+            csid: info.csid,
             type_id: info.type_id,
             stream_id: info.stream_id,
             timestamp: info.timestamp,

@@ -8,8 +8,9 @@ use dataplane::proto::amf0::{self, Amf0Value};
 use dataplane::proto::amf3::{self, Amf3Value};
 use dataplane::proto::rtmp::chunk_encoder::ChunkEncoder;
 use dataplane::proto::rtmp::control::{ControlMessage, UserControl};
-use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
-use dataplane::proto::rtmp::{msg_type, Message};
+use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind, PACKET_SIZE};
+use dataplane::proto::rtmp::session::{Session, SessionConfig};
+use dataplane::proto::rtmp::{csid, msg_type, Message};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -227,4 +228,119 @@ fn whole_session_survives_mutations() {
     let mut split = vec![13u8];
     split.extend(session_stream());
     run(fuzzing::rtmp_session, &[seed, split], 6);
+}
+
+fn info(level: &str, code: &str) -> Amf0Value {
+    Amf0Value::object([
+        ("level", Amf0Value::string(level)),
+        ("code", Amf0Value::string(code)),
+    ])
+}
+
+/// What a server sends a player after the handshake, written by our server session:
+/// preamble, connect's and createStream's `_result` and fooBar's `_error` (transactions 1, 2
+/// and 3, as the fuzz target's client numbers its calls), a status, a ping, data and media.
+fn server_answers() -> Vec<u8> {
+    let config = SessionConfig {
+        window_ack_size: 4096,
+        peer_bandwidth: 2_500_000,
+        ..SessionConfig::client(4096)
+    };
+    let mut server = Session::server(config, &mut StdRng::seed_from_u64(8), 0);
+    let mut out = BytesMut::new();
+    server.write_connect_preamble(&mut out);
+    let mut command = |stream_id: u32, values: &[Amf0Value], out: &mut BytesMut| {
+        server.write_command(stream_id, false, values, out)
+    };
+    command(
+        0,
+        &[
+            Amf0Value::string("_result"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([("fmsVer", Amf0Value::string("FMS/3,5,7,7009"))]),
+            info("status", "NetConnection.Connect.Success"),
+        ],
+        &mut out,
+    );
+    command(
+        0,
+        &[
+            Amf0Value::string("_result"),
+            Amf0Value::Number(2.0),
+            Amf0Value::Null,
+            Amf0Value::Number(1.0),
+        ],
+        &mut out,
+    );
+    command(
+        1,
+        &[
+            Amf0Value::string("onStatus"),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            info("status", "NetStream.Play.Start"),
+        ],
+        &mut out,
+    );
+    command(
+        0,
+        &[
+            Amf0Value::string("_error"),
+            Amf0Value::Number(3.0),
+            Amf0Value::Null,
+            info("error", "NetConnection.Call.Failed"),
+        ],
+        &mut out,
+    );
+    server.write_user_control(UserControl::PingRequest(5), &mut out);
+    server.write_data(
+        1,
+        &[
+            Amf0Value::string("|RtmpSampleAccess"),
+            Amf0Value::Boolean(true),
+            Amf0Value::Boolean(true),
+        ],
+        &mut out,
+    );
+    for (ts, type_id, body) in [
+        (0u32, msg_type::VIDEO, vec![0x17, 0, 0, 0, 0, 1, 2]),
+        (0, msg_type::AUDIO, vec![0xAF, 0, 0x12, 0x10]),
+        (0x01FF_FFFF, msg_type::VIDEO, vec![0x27; 5000]),
+    ] {
+        let csid = if type_id == msg_type::VIDEO {
+            csid::VIDEO
+        } else {
+            csid::AUDIO
+        };
+        let message = Message {
+            csid,
+            timestamp: ts,
+            type_id,
+            stream_id: 1,
+            payload: Bytes::from(body),
+        };
+        server.write_message(&message, &mut out);
+    }
+    out.to_vec()
+}
+
+#[test]
+fn client_session_survives_mutations() {
+    let answers = server_answers();
+    let seed = |ctl: u8, handshake: &[u8]| {
+        let mut v = vec![ctl];
+        v.extend_from_slice(handshake);
+        v.extend_from_slice(&answers);
+        v
+    };
+    // With bit 7 the input brings the handshake too: a simple S0+S1 (zero version field, so
+    // no digest to check) and any S2.
+    let mut s0s1s2 = vec![3u8];
+    s0s1s2.resize(1 + 2 * PACKET_SIZE, 0x5a);
+    s0s1s2[5..9].fill(0);
+    run(
+        fuzzing::rtmp_client_session,
+        &[seed(0, &[]), seed(11, &[]), seed(0x80, &s0s1s2)],
+        7,
+    );
 }

@@ -1,15 +1,13 @@
-//! A small blocking RTMP client for tests, over std::net, built on the project's sans-IO
-//! cores (handshake, chunk decoder/encoder, control messages, AMF0). Every read is bounded by
-//! a timeout; raw socket access is there for the bad-input tests.
+//! A small blocking RTMP client for tests, over std::net: the client role of the project's
+//! sans-IO `Session` behind a socket. Every read is bounded by a timeout; raw socket access
+//! is there for the bad-input tests.
 
-use bytes::Bytes;
-use dataplane::proto::amf0::{self, Amf0Value};
+use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::command::Command;
-use dataplane::proto::rtmp::chunk_decoder::{ChunkDecoder, DecoderLimits};
-use dataplane::proto::rtmp::chunk_encoder::ChunkEncoder;
-use dataplane::proto::rtmp::control::{ControlMessage, UserControl};
-use dataplane::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
-use dataplane::proto::rtmp::{csid, msg_type, Message};
+use dataplane::proto::rtmp::chunk_decoder::DEFAULT_CHUNK_SIZE;
+use dataplane::proto::rtmp::handshake::HandshakeKind;
+use dataplane::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
+use dataplane::proto::rtmp::{msg_type, Message};
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -19,10 +17,10 @@ use std::time::{Duration, Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on one write (a server that stops reading must not hang a test).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Chunk stream our NetStream commands go on (ffmpeg uses 8 for play/publish).
-const STREAM_COMMAND_CSID: u32 = 8;
 /// Buffer length announced after play, as Flash Player and ffmpeg do.
 const BUFFER_LENGTH_MS: u32 = 3000;
+/// The Flash Player version our connect announces (what ffmpeg sends).
+const FLASH_VER: &str = "LNX 9,0,124,2";
 const READ_BUF: usize = 64 * 1024;
 
 /// A command the server sent: `_result`, `_error`, `onStatus`, ...
@@ -31,16 +29,12 @@ pub type Reply = Command;
 pub struct RtmpClient {
     stream: TcpStream,
     local: SocketAddr,
-    decoder: ChunkDecoder,
-    encoder: ChunkEncoder,
-    inbox: VecDeque<Message>,
+    session: Session,
+    /// Events not yet taken by a `read_*` or `wait_*`.
+    inbox: VecDeque<SessionEvent>,
+    events: Vec<SessionEvent>,
     buf: Vec<u8>,
-    next_transaction: f64,
-    /// Bytes received since the handshake, and at the last Acknowledgement we sent.
-    bytes_in: u64,
-    acked: u64,
-    /// The server's Window Acknowledgement Size, once it sent one.
-    window: Option<u32>,
+    out: Vec<u8>,
     /// The NetStream from `create_stream`.
     pub stream_id: Option<u32>,
 }
@@ -48,6 +42,17 @@ pub struct RtmpClient {
 /// An error for "the deadline passed".
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(ErrorKind::TimedOut, format!("timed out waiting for {what}"))
+}
+
+/// The command an event carries, if it is one: a call, an answer or a status.
+fn command_of(event: SessionEvent) -> Option<Command> {
+    match event {
+        SessionEvent::Command { command, .. }
+        | SessionEvent::Result { command, .. }
+        | SessionEvent::Error { command, .. }
+        | SessionEvent::Status { command, .. } => Some(command),
+        _ => None,
+    }
 }
 
 impl RtmpClient {
@@ -65,43 +70,25 @@ impl RtmpClient {
     }
 
     /// Runs the handshake on a connected socket.
-    pub fn handshake(mut stream: TcpStream, kind: HandshakeKind) -> io::Result<RtmpClient> {
+    pub fn handshake(stream: TcpStream, kind: HandshakeKind) -> io::Result<RtmpClient> {
         let local = stream.local_addr()?;
         let mut out = Vec::with_capacity(2 * 1537);
-        let mut hs = ClientHandshake::new(&mut rand::thread_rng(), 0, kind, &mut out);
-        stream.write_all(&out)?;
-        out.clear();
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let mut buf = vec![0u8; READ_BUF];
-        let mut leftover = Vec::new();
-        while !hs.is_done() {
-            let n = read_until(&mut stream, &mut buf, deadline, "the handshake")?;
-            let used = hs
-                .feed(&buf[..n], &mut out)
-                .map_err(|e| io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
-            if !out.is_empty() {
-                stream.write_all(&out)?;
-                out.clear();
-            }
-            if hs.is_done() {
-                leftover.extend_from_slice(&buf[used..n]);
-            }
-        }
+        let config = SessionConfig::client(DEFAULT_CHUNK_SIZE);
+        let session = Session::client(config, kind, &mut rand::thread_rng(), 0, &mut out);
         let mut client = RtmpClient {
             stream,
             local,
-            decoder: ChunkDecoder::new(DecoderLimits::default()),
-            encoder: ChunkEncoder::new(128),
+            session,
             inbox: VecDeque::new(),
-            buf,
-            next_transaction: 1.0,
-            bytes_in: 0,
-            acked: 0,
-            window: None,
+            events: Vec::new(),
+            buf: vec![0u8; READ_BUF],
+            out,
             stream_id: None,
         };
-        if !leftover.is_empty() {
-            client.ingest(&leftover)?;
+        client.flush()?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while !client.session.is_handshake_done() {
+            client.read_some(deadline, "the handshake")?;
         }
         Ok(client)
     }
@@ -129,11 +116,17 @@ impl RtmpClient {
         self.stream.write_all(bytes)
     }
 
+    /// Sends what the session wrote.
+    fn flush(&mut self) -> io::Result<()> {
+        let sent = self.stream.write_all(&self.out);
+        self.out.clear();
+        sent
+    }
+
     /// Chunks and sends one message.
     pub fn send(&mut self, msg: &Message) -> io::Result<()> {
-        let mut out = Vec::with_capacity(msg.payload.len() + 64);
-        self.encoder.encode(msg, &mut out);
-        self.stream.write_all(&out)
+        self.session.write_message(msg, &mut self.out);
+        self.flush()
     }
 
     /// Sends a command (name, transaction id, command object, args) on a message stream;
@@ -145,46 +138,22 @@ impl RtmpClient {
         command_object: Amf0Value,
         args: &[Amf0Value],
     ) -> io::Result<f64> {
-        let transaction = self.next_transaction;
-        self.next_transaction += 1.0;
-        let mut values = vec![
-            Amf0Value::string(name),
-            Amf0Value::Number(transaction),
-            command_object,
-        ];
-        values.extend_from_slice(args);
-        let mut payload = Vec::new();
-        amf0::encode_all(values.iter(), &mut payload);
-        let chunk_stream = if stream_id == 0 {
-            csid::COMMAND
-        } else {
-            STREAM_COMMAND_CSID
-        };
-        self.send(&Message {
-            csid: chunk_stream,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id,
-            payload: Bytes::from(payload),
-        })?;
-        Ok(transaction)
+        let transaction = self
+            .session
+            .call(stream_id, name, command_object, args, &mut self.out)
+            .map_err(io::Error::other)?;
+        self.flush()?;
+        Ok(f64::from(transaction))
     }
 
     /// `connect`; waits for `_result` with NetConnection.Connect.Success.
     pub fn connect(&mut self, app: &str, tc_url: &str) -> io::Result<Reply> {
-        let object = Amf0Value::object([
-            ("app", Amf0Value::string(app)),
-            ("flashVer", Amf0Value::string("LNX 9,0,124,2")),
-            ("tcUrl", Amf0Value::string(tc_url)),
-            ("fpad", Amf0Value::Boolean(false)),
-            ("capabilities", Amf0Value::Number(15.0)),
-            ("audioCodecs", Amf0Value::Number(4071.0)),
-            ("videoCodecs", Amf0Value::Number(252.0)),
-            ("videoFunction", Amf0Value::Number(1.0)),
-            ("objectEncoding", Amf0Value::Number(0.0)),
-        ]);
-        let tx = self.send_command(0, "connect", object, &[])?;
-        let reply = self.wait_reply(tx, Duration::from_secs(10))?;
+        let tx = self
+            .session
+            .connect(app, tc_url, FLASH_VER, &mut self.out)
+            .map_err(io::Error::other)?;
+        self.flush()?;
+        let reply = self.wait_reply(f64::from(tx), Duration::from_secs(10))?;
         let code = info_code(&reply);
         if reply.name != "_result" || code.as_deref() != Some("NetConnection.Connect.Success") {
             return Err(io::Error::other(format!("connect refused: {reply:?}")));
@@ -192,18 +161,35 @@ impl RtmpClient {
         Ok(reply)
     }
 
-    /// `createStream`; waits for `_result` and remembers the stream id.
+    /// `createStream`; waits for its answer and remembers the stream id.
     pub fn create_stream(&mut self) -> io::Result<u32> {
-        let reply = self.call("createStream", &[], Duration::from_secs(10))?;
-        let id = reply
-            .args
-            .first()
-            .and_then(Amf0Value::as_f64)
-            .filter(|_| reply.name == "_result")
-            .ok_or_else(|| io::Error::other(format!("createStream failed: {reply:?}")))?;
-        let id = id as u32;
-        self.stream_id = Some(id);
-        Ok(id)
+        let tx = self
+            .session
+            .create_stream(&mut self.out)
+            .map_err(io::Error::other)?;
+        self.flush()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.next_event(deadline, "createStream's answer")? {
+                SessionEvent::StreamCreated {
+                    transaction,
+                    stream_id,
+                } if transaction == tx => {
+                    self.stream_id = Some(stream_id);
+                    return Ok(stream_id);
+                }
+                SessionEvent::Error {
+                    transaction,
+                    command,
+                    ..
+                } if transaction == tx => {
+                    return Err(io::Error::other(format!(
+                        "createStream failed: {command:?}"
+                    )))
+                }
+                _ => {}
+            }
+        }
     }
 
     fn netstream(&self) -> io::Result<u32> {
@@ -215,31 +201,18 @@ impl RtmpClient {
     /// Statuses and media follow through `read_message` and the `wait_*` helpers.
     pub fn play(&mut self, name: &str) -> io::Result<Instant> {
         let sid = self.netstream()?;
-        self.send_command(
-            sid,
-            "play",
-            Amf0Value::Null,
-            &[Amf0Value::string(name), Amf0Value::Number(-2.0)],
-        )?;
-        let sent = Instant::now();
-        let buffer = ControlMessage::UserControl(UserControl::SetBufferLength {
-            stream_id: sid,
-            ms: BUFFER_LENGTH_MS,
-        });
-        self.send(&buffer.to_message())?;
-        Ok(sent)
+        self.session.play(sid, name, &mut self.out);
+        self.session
+            .set_buffer_length(sid, BUFFER_LENGTH_MS, &mut self.out);
+        self.flush()?;
+        Ok(Instant::now())
     }
 
     /// `publish(name, "live")` on our NetStream (no media is sent).
     pub fn publish(&mut self, name: &str) -> io::Result<()> {
         let sid = self.netstream()?;
-        self.send_command(
-            sid,
-            "publish",
-            Amf0Value::Null,
-            &[Amf0Value::string(name), Amf0Value::string("live")],
-        )?;
-        Ok(())
+        self.session.publish(sid, name, "live", &mut self.out);
+        self.flush()
     }
 
     /// Calls a NetConnection method and waits for its `_result` or `_error`.
@@ -272,9 +245,8 @@ impl RtmpClient {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let msg = match self.read_message(remaining) {
-                Ok(msg) => msg,
+            let event = match self.next_event(deadline, what) {
+                Ok(event) => event,
                 Err(e) => {
                     return Err(io::Error::new(
                         e.kind(),
@@ -282,7 +254,7 @@ impl RtmpClient {
                     ))
                 }
             };
-            if let Some(command) = decode_command(&msg) {
+            if let Some(command) = command_of(event) {
                 if want(&command) {
                     return Ok(command);
                 }
@@ -308,59 +280,45 @@ impl RtmpClient {
         }
     }
 
-    /// The next message that is not protocol control: commands, data, audio, video.
-    /// Answers Ping Requests and sends Acknowledgements as the server's window requires.
+    /// The next audio, video or data message; commands and statuses before it are skipped
+    /// (`read_event` has them).
     pub fn read_message(&mut self, timeout: Duration) -> io::Result<Message> {
         let deadline = Instant::now() + timeout;
         loop {
-            while let Some(msg) = self.inbox.pop_front() {
-                if !self.handle_protocol(&msg)? {
-                    return Ok(msg);
+            match self.next_event(deadline, "a message")? {
+                SessionEvent::Media { message } | SessionEvent::Data { message } => {
+                    return Ok(message)
                 }
+                _ => {}
             }
-            let n = read_until(&mut self.stream, &mut self.buf, deadline, "a message")?;
-            let bytes = self.buf[..n].to_vec();
-            self.ingest(&bytes)?;
         }
     }
 
-    /// Feeds received bytes to the decoder and acknowledges past the window.
-    fn ingest(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.bytes_in += bytes.len() as u64;
-        let mut out = Vec::new();
-        self.decoder
-            .feed(bytes, &mut out)
-            .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("from server: {e}")))?;
-        self.inbox.extend(out);
-        if let Some(window) = self.window {
-            if self.bytes_in - self.acked >= u64::from(window) {
-                self.acked = self.bytes_in;
-                // The sequence number wraps at 2^32 by the specification.
-                let ack = ControlMessage::Acknowledgement(self.bytes_in as u32);
-                self.send(&ack.to_message())?;
-            }
-        }
-        Ok(())
+    /// The next thing the server said: a command, an answer, a status, data or media.
+    /// Protocol control (pings, acknowledgements) is handled by the session.
+    pub fn read_event(&mut self, timeout: Duration) -> io::Result<SessionEvent> {
+        self.next_event(Instant::now() + timeout, "a message")
     }
 
-    /// Acts on a protocol control message; false if `msg` is not one.
-    fn handle_protocol(&mut self, msg: &Message) -> io::Result<bool> {
-        match msg.type_id {
-            msg_type::SET_CHUNK_SIZE | msg_type::ABORT => Ok(true),
-            msg_type::ACKNOWLEDGEMENT | msg_type::SET_PEER_BANDWIDTH => Ok(true),
-            msg_type::WINDOW_ACK_SIZE | msg_type::USER_CONTROL => {
-                match ControlMessage::decode(msg.type_id, &msg.payload) {
-                    Ok(ControlMessage::WindowAckSize(n)) if n > 0 => self.window = Some(n),
-                    Ok(ControlMessage::UserControl(UserControl::PingRequest(t))) => {
-                        let pong = ControlMessage::UserControl(UserControl::PingResponse(t));
-                        self.send(&pong.to_message())?;
-                    }
-                    _ => {}
-                }
-                Ok(true)
+    fn next_event(&mut self, deadline: Instant, what: &str) -> io::Result<SessionEvent> {
+        loop {
+            if let Some(event) = self.inbox.pop_front() {
+                return Ok(event);
             }
-            _ => Ok(false),
+            self.read_some(deadline, what)?;
         }
+    }
+
+    /// Reads once and feeds the session; its events join the inbox and what it has to
+    /// send back (handshake, acknowledgements, ping replies) is sent.
+    fn read_some(&mut self, deadline: Instant, what: &str) -> io::Result<()> {
+        let n = read_until(&mut self.stream, &mut self.buf, deadline, what)?;
+        let fed = self
+            .session
+            .feed(&self.buf[..n], &mut self.out, &mut self.events);
+        self.inbox.extend(self.events.drain(..));
+        self.flush()?;
+        fed.map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("from server: {e}")))
     }
 
     /// Drains whatever the server still sends until it closes the connection (read returns 0
@@ -428,24 +386,9 @@ pub fn wait_closed(stream: &mut TcpStream, timeout: Duration) -> io::Result<()> 
     }
 }
 
-/// A command message (AMF0 or AMF3-framed) decoded, or None for anything else.
-pub fn decode_command(msg: &Message) -> Option<Command> {
-    match msg.type_id {
-        msg_type::COMMAND_AMF0 => Command::decode(false, &msg.payload).ok(),
-        msg_type::COMMAND_AMF3 => Command::decode(true, &msg.payload).ok(),
-        _ => None,
-    }
-}
-
-/// `info.code` of an onStatus / `_result` / `_error`: the first argument that has one.
+/// `info.code` of an onStatus / `_result` / `_error`.
 pub fn info_code(command: &Command) -> Option<String> {
-    std::iter::once(&command.command_object)
-        .chain(command.args.iter())
-        .find_map(|v| {
-            v.get("code")
-                .and_then(Amf0Value::as_str)
-                .map(str::to_string)
-        })
+    command.info_str("code").map(str::to_string)
 }
 
 /// Whether a video message payload starts a key frame of AVC (FLV VideoTagHeader: frame type

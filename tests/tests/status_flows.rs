@@ -1,6 +1,7 @@
 //! NetConnection/NetStream status flows as AMS clients expect them.
 
 use dataplane::proto::amf0::Amf0Value;
+use dataplane::proto::rtmp::session::SessionEvent;
 use e2e::bounds;
 use e2e::publisher::publish_sample;
 use e2e::rtmp_client::{info_code, RtmpClient};
@@ -138,13 +139,19 @@ fn play_with_a_duration_stops_after_that_much_media() {
             "no NetStream.Play.Stop within {:?}",
             bounds::STREAM_UP
         );
-        let msg = client.read_message(bounds::MESSAGE).expect("message");
-        if msg.type_id == dataplane::proto::rtmp::msg_type::VIDEO {
-            first.get_or_insert(msg.timestamp);
-            last = msg.timestamp;
-        }
-        let stopped = e2e::rtmp_client::decode_command(&msg)
-            .is_some_and(|c| info_code(&c).as_deref() == Some("NetStream.Play.Stop"));
+        let stopped = match client.read_event(bounds::MESSAGE).expect("message") {
+            SessionEvent::Media { message: msg }
+                if msg.type_id == dataplane::proto::rtmp::msg_type::VIDEO =>
+            {
+                first.get_or_insert(msg.timestamp);
+                last = msg.timestamp;
+                false
+            }
+            SessionEvent::Status { command: c, .. } => {
+                info_code(&c).as_deref() == Some("NetStream.Play.Stop")
+            }
+            _ => false,
+        };
         if stopped {
             break;
         }

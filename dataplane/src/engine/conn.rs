@@ -10,7 +10,7 @@ use super::live::ConnRef;
 use super::zerocopy::ZeroCopy;
 use crate::app::{Action, NetConnection, StreamKey};
 use crate::media::send_queue::SendQueue;
-use crate::proto::rtmp::session::{ServerSession, SessionEvent};
+use crate::proto::rtmp::session::{Session, SessionEvent};
 
 /// What a connection does with one NetStream it plays.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ pub struct Conn {
     pub fd: RawFd,
     pub peer: SocketAddr,
     pub generation: u32,
-    pub session: ServerSession,
+    pub session: Session,
     pub nc: NetConnection,
     pub queue: SendQueue,
     /// Bytes the protocol writes (handshake, control, commands) before they join the queue.

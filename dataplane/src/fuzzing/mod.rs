@@ -2,9 +2,11 @@
 //! property tests: each takes arbitrary bytes and must return without panicking.
 
 mod amf;
+mod client_session;
 mod rtmp;
 mod session;
 
 pub use amf::*;
+pub use client_session::rtmp_client_session;
 pub use rtmp::*;
 pub use session::rtmp_session;

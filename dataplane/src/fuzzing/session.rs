@@ -9,7 +9,7 @@ use crate::app::NetConnection;
 use crate::config::Config;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
 use crate::proto::rtmp::handshake::{ClientHandshake, HandshakeKind};
-use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
+use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
 
 /// Byte 0 picks the feed size (0 = everything at once); the rest is what the client sends
 /// after the handshake.
@@ -33,7 +33,7 @@ pub fn rtmp_session(data: &[u8]) {
         window_ack_size: 2_500_000,
         peer_bandwidth: 2_500_000,
     };
-    let mut session = ServerSession::new(session_config, &mut rng, 0);
+    let mut session = Session::server(session_config, &mut rng, 0);
     let mut c0c1 = Vec::new();
     let mut client = ClientHandshake::new(&mut rng, 0, HandshakeKind::Digest, &mut c0c1);
     let mut out = BytesMut::new();

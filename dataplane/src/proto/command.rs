@@ -50,6 +50,20 @@ impl Command {
     pub fn arg(&self, i: usize) -> Option<&Amf0Value> {
         self.args.get(i)
     }
+
+    /// The info object of an `onStatus`, `_result` or `_error`: the first of the command
+    /// object and the arguments that has a `code` (onStatus and `_error` carry it as their
+    /// argument, connect's `_result` after the server's properties).
+    pub fn info(&self) -> Option<&Amf0Value> {
+        std::iter::once(&self.command_object)
+            .chain(&self.args)
+            .find(|v| v.get("code").is_some())
+    }
+
+    /// A string field of the info object (`code`, `level`, `description`).
+    pub fn info_str(&self, key: &str) -> Option<&str> {
+        self.info()?.get(key)?.as_str()
+    }
 }
 
 /// Decodes a data message (`@setDataFrame`, `onMetaData`, `|RtmpSampleAccess`, ...).
@@ -92,6 +106,29 @@ mod tests {
                 Some("live")
             );
         }
+    }
+
+    #[test]
+    fn the_info_object_is_found_after_the_properties() {
+        let info = Amf0Value::object([
+            ("level", Amf0Value::string("status")),
+            ("code", Amf0Value::string("NetConnection.Connect.Success")),
+        ]);
+        let result = Command {
+            name: "_result".into(),
+            transaction_id: 1.0,
+            command_object: Amf0Value::object([("fmsVer", Amf0Value::string("FMS/3,5,7,7009"))]),
+            args: vec![info.clone()],
+        };
+        assert_eq!(result.info(), Some(&info));
+        assert_eq!(result.info_str("level"), Some("status"));
+        assert_eq!(result.info_str("description"), None);
+        let create = Command {
+            args: vec![Amf0Value::Number(1.0)],
+            command_object: Amf0Value::Null,
+            ..result
+        };
+        assert_eq!(create.info(), None);
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::proto::command;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
 use crate::proto::rtmp::control::UserControl;
 use crate::proto::rtmp::msg_type;
-use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent, MAX_COMMAND_SIZE};
+use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent, MAX_COMMAND_SIZE};
 
 /// Slots for listeners sit above any connection slot.
 const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
@@ -419,7 +419,7 @@ impl Worker {
             fd,
             peer,
             generation,
-            session: ServerSession::new(session_config, &mut self.rng, epoch),
+            session: Session::server(session_config, &mut self.rng, epoch),
             nc: NetConnection::new(),
             queue: SendQueue::new(QueueLimits {
                 drop_lag_ms: cfg.live.drop_lag_ms,

@@ -84,6 +84,16 @@ impl Worker {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
                 }
             }
+            // Answers to our calls: the server makes none yet (server-to-client RPC will).
+            // A status is a client-role event; a server gets a client's onStatus as a command.
+            answer @ (SessionEvent::Result { .. }
+            | SessionEvent::Error { .. }
+            | SessionEvent::StreamCreated { .. }
+            | SessionEvent::Status { .. }) => {
+                if let Some(c) = self.conns.get(r) {
+                    debug!(peer = %c.peer, ?answer, "answer to no call of ours ignored");
+                }
+            }
         }
     }
 

@@ -124,6 +124,15 @@ impl ClientHandshake {
         self.phase == Phase::Done
     }
 
+    /// The handshake both sides used: digest only if we asked for it and the server signed.
+    pub fn kind(&self) -> HandshakeKind {
+        if self.server_digest {
+            HandshakeKind::Digest
+        } else {
+            HandshakeKind::Simple
+        }
+    }
+
     /// Writes C2 for `s1`.
     fn answer(&mut self, s1: &[u8; PACKET_SIZE], out: &mut Vec<u8>) -> Result<(), HandshakeError> {
         // A server that puts a version in S1 claims the digest handshake; we only hold it to
