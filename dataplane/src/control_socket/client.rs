@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use control::protocol::MAX_LINE;
+use control_protocol::MAX_LINE;
 
 /// A subscriber that does not read its events is dropped past this, so a stuck manager
 /// costs bounded memory.

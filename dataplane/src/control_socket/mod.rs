@@ -1,5 +1,5 @@
 //! The control socket: a thread of its own, off the media path, serving the versioned
-//! JSON-lines protocol of `control::protocol` to managers (`stratactl`). Workers are asked
+//! JSON-lines protocol of `control_protocol` to managers (`stratactl`). Workers are asked
 //! through their mailboxes and answer when they get to it; a slow or absent answer never
 //! blocks a worker, and a flood of requests is refused with `busy` past a bound.
 
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::protocol::{
+use control_protocol::{
     Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus, StreamInfo, WorkerStatus,
     PROTOCOL_VERSION,
 };
@@ -615,7 +615,7 @@ impl ControlServer {
                 let id = request.request;
                 match self.auth_owner {
                     Some(owner) => {
-                        let line = serde_json::to_string(&control::protocol::AuthRequestLine {
+                        let line = serde_json::to_string(&control_protocol::AuthRequestLine {
                             auth: request,
                         })
                         .unwrap_or_default();
