@@ -17,17 +17,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control_protocol::{
-    Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus, StreamInfo, WorkerStatus,
-    PROTOCOL_VERSION,
+    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus,
+    StreamInfo, WorkerStatus, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
+use super::reload::RunningConfig;
 use crate::app::net_connection::DEFAULT_INSTANCE;
 use crate::app::StreamKey;
-use crate::config::{AuthDefault, Config};
+use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
-use crate::engine::listener;
 use crate::engine::mailbox::MailboxReceiver;
 use crate::engine::stats::WorkerStats;
 use crate::engine::Shared;
@@ -43,19 +43,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CLIENTS: usize = 256;
 const POLL_INTERVAL_MS: i32 = 200;
 
-/// What the command line fixed, which a reload of the file must not undo.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub listen: Vec<std::net::SocketAddr>,
-    pub workers: Option<usize>,
-}
-
-pub struct Settings {
-    pub socket: PathBuf,
+pub(super) struct Settings {
+    pub(super) socket: PathBuf,
     /// The socket path was given explicitly: failing to create it is fatal.
-    pub explicit: bool,
-    pub config_path: Option<PathBuf>,
-    pub overrides: Overrides,
+    pub(super) explicit: bool,
 }
 
 enum PendingKind {
@@ -72,14 +63,14 @@ struct PendingQuery {
     kind: PendingKind,
 }
 
-pub struct ControlServer {
+pub(super) struct ControlServer {
     listener: Option<UnixListener>,
     path: Option<PathBuf>,
     socket_gid: Option<u32>,
     inbound: MailboxReceiver<ControlInbound>,
     shared: Arc<Shared>,
-    config: Arc<Config>,
-    settings: Settings,
+    /// This thread performs every reload, for `reload` requests and SIGHUP alike.
+    config: RunningConfig,
     clients: HashMap<u64, Client>,
     next_client: u64,
     pending: HashMap<u64, PendingQuery>,
@@ -124,10 +115,10 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 impl ControlServer {
-    pub fn new(
+    pub(super) fn new(
         settings: Settings,
         shared: Arc<Shared>,
-        config: Arc<Config>,
+        config: RunningConfig,
         inbound: MailboxReceiver<ControlInbound>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, String> {
@@ -163,7 +154,6 @@ impl ControlServer {
             inbound,
             shared,
             config,
-            settings,
             clients: HashMap::new(),
             next_client: 1,
             pending: HashMap::new(),
@@ -184,7 +174,7 @@ impl ControlServer {
         })
     }
 
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         while !self.stop.load(Ordering::Relaxed) {
             self.poll_once();
             self.expire();
@@ -322,7 +312,7 @@ impl ControlServer {
             self.shared.auth_manager.store(false, Ordering::Relaxed);
             info!("auth manager gone: the configured default applies");
             // Whoever waits gets the default now rather than at their timeout.
-            let allow = self.config.auth.default == AuthDefault::Allow;
+            let allow = self.config.current().auth.default == AuthDefault::Allow;
             for (request, worker) in std::mem::take(&mut self.auth_waiting) {
                 self.post(
                     worker,
@@ -487,7 +477,7 @@ impl ControlServer {
                 };
                 self.ask_workers(token, id, Query::StopStream { key }, kind)
             }
-            Call::Reload => match self.reload() {
+            Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
                     id,
@@ -615,15 +605,13 @@ impl ControlServer {
                 let id = request.request;
                 match self.auth_owner {
                     Some(owner) => {
-                        let line = serde_json::to_string(&control_protocol::AuthRequestLine {
-                            auth: request,
-                        })
-                        .unwrap_or_default();
+                        let line = serde_json::to_string(&AuthRequestLine { auth: request })
+                            .unwrap_or_default();
                         self.auth_waiting.insert(id, worker);
                         self.send(owner, &line);
                     }
                     None => {
-                        let allow = self.config.auth.default == AuthDefault::Allow;
+                        let allow = self.config.current().auth.default == AuthDefault::Allow;
                         self.post(
                             worker,
                             WorkerMsg::AuthDecision {
@@ -635,7 +623,7 @@ impl ControlServer {
                     }
                 }
             }
-            ControlInbound::ReloadSignal => match self.reload() {
+            ControlInbound::ReloadSignal => match self.config.reload(&self.shared) {
                 Ok(message) => info!(%message, "configuration reloaded (SIGHUP)"),
                 Err(message) => warn!(%message, "reload refused; the running configuration stays"),
             },
@@ -751,69 +739,6 @@ impl ControlServer {
                 .sum(),
             workers,
         }
-    }
-
-    /// Re-reads the configuration file. On any error the running configuration stays and
-    /// the error says why; on success workers switch at their next loop turn.
-    fn reload(&mut self) -> Result<String, String> {
-        let Some(path) = self.settings.config_path.clone() else {
-            return Err("stratad was started without --config: there is no file to reload".into());
-        };
-        let mut new = Config::load(&path).map_err(|e| e.to_string())?;
-        let o = &self.settings.overrides;
-        if !o.listen.is_empty() {
-            new.server.listen = o.listen.clone();
-        }
-        if let Some(w) = o.workers {
-            new.server.workers = w;
-        }
-        let old = &self.config;
-        let added: Vec<_> = new
-            .server
-            .listen
-            .iter()
-            .filter(|a| !old.server.listen.contains(a))
-            .copied()
-            .collect();
-        let removed: Vec<_> = old
-            .server
-            .listen
-            .iter()
-            .filter(|a| !new.server.listen.contains(a))
-            .copied()
-            .collect();
-        listener::check_bindable(&added)?;
-        let mut notes = Vec::new();
-        if new.server.workers != old.server.workers {
-            notes.push("the worker count changes only at restart".to_string());
-            new.server.workers = old.server.workers;
-        }
-        if new.control.socket != old.control.socket {
-            notes.push("the control socket path changes only at restart".to_string());
-        }
-        let apps: Vec<&str> = new.applications.iter().map(|a| a.name.as_str()).collect();
-        let mut message = format!(
-            "reloaded {}: applications {}, listeners added {:?}, removed {:?}",
-            path.display(),
-            if apps.is_empty() {
-                "any".to_string()
-            } else {
-                apps.join(",")
-            },
-            added,
-            removed
-        );
-        if !notes.is_empty() {
-            message.push_str("; ");
-            message.push_str(&notes.join("; "));
-        }
-        let new = Arc::new(new);
-        for w in 0..self.shared.mailboxes.len() {
-            self.post(w, WorkerMsg::Reload(Arc::clone(&new)));
-        }
-        self.config = new;
-        info!(%message, "configuration reloaded");
-        Ok(message)
     }
 }
 
