@@ -5,6 +5,7 @@
 
 mod client;
 mod peer;
+mod status;
 
 use std::collections::HashMap;
 use std::io;
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control_protocol::{
-    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus,
-    StreamInfo, WorkerStatus, PROTOCOL_VERSION,
+    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, StreamInfo,
+    PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
@@ -29,9 +30,9 @@ use crate::app::StreamKey;
 use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
-use crate::engine::stats::WorkerStats;
 use crate::engine::Shared;
 use client::{Client, ReadOutcome};
+use status::Sampler;
 
 /// Worker answers are awaited this long; then the reply goes out with what arrived.
 const QUERY_DEADLINE: Duration = Duration::from_secs(1);
@@ -78,20 +79,8 @@ pub(super) struct ControlServer {
     auth_owner: Option<u64>,
     /// Auth request id → the worker waiting for the answer.
     auth_waiting: HashMap<u64, usize>,
-    started: Instant,
-    sample: Sample,
+    sampler: Sampler,
     stop: Arc<AtomicBool>,
-}
-
-/// The last totals, to turn counters into rates and busy time into load.
-struct Sample {
-    at: Instant,
-    bytes_in: u64,
-    bytes_out: u64,
-    busy: Vec<u64>,
-    rate_in: f64,
-    rate_out: f64,
-    load: Vec<f64>,
 }
 
 fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -160,16 +149,7 @@ impl ControlServer {
             next_query: 1,
             auth_owner: None,
             auth_waiting: HashMap::new(),
-            started: Instant::now(),
-            sample: Sample {
-                at: Instant::now(),
-                bytes_in: 0,
-                bytes_out: 0,
-                busy: vec![0; workers],
-                rate_in: 0.0,
-                rate_out: 0.0,
-                load: vec![0.0; workers],
-            },
+            sampler: Sampler::new(workers),
             stop,
         })
     }
@@ -438,7 +418,7 @@ impl ControlServer {
         let id = request.id;
         match request.call {
             Call::Status => {
-                let status = self.status();
+                let status = self.sampler.status(&self.shared);
                 self.respond(token, id, Reply::Status(status));
             }
             Call::Streams => self.ask_workers(
@@ -681,64 +661,7 @@ impl ControlServer {
             let _ = self.clients.get_mut(&t).map(Client::flush);
             self.drop_client(t);
         }
-        if now.duration_since(self.sample.at) >= Duration::from_secs(2) {
-            self.resample(now);
-        }
-    }
-
-    fn resample(&mut self, now: Instant) {
-        let secs = now.duration_since(self.sample.at).as_secs_f64();
-        let stats = &self.shared.stats;
-        let bytes_in: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_in)).sum();
-        let bytes_out: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_out)).sum();
-        self.sample.rate_in = (bytes_in.saturating_sub(self.sample.bytes_in)) as f64 * 8.0 / secs;
-        self.sample.rate_out =
-            (bytes_out.saturating_sub(self.sample.bytes_out)) as f64 * 8.0 / secs;
-        for (i, s) in stats.iter().enumerate() {
-            let busy = WorkerStats::get(&s.busy_ns);
-            if let (Some(prev), Some(load)) =
-                (self.sample.busy.get_mut(i), self.sample.load.get_mut(i))
-            {
-                *load = (busy.saturating_sub(*prev) as f64 / 1e9 / secs).clamp(0.0, 1.0);
-                *prev = busy;
-            }
-        }
-        self.sample.at = now;
-        self.sample.bytes_in = bytes_in;
-        self.sample.bytes_out = bytes_out;
-    }
-
-    fn status(&self) -> ServerStatus {
-        let stats = &self.shared.stats;
-        let workers: Vec<WorkerStatus> = stats
-            .iter()
-            .enumerate()
-            .map(|(id, s)| WorkerStatus {
-                id,
-                connections: WorkerStats::get(&s.connections),
-                bytes_in: WorkerStats::get(&s.bytes_in),
-                bytes_out: WorkerStats::get(&s.bytes_out),
-                sends: WorkerStats::get(&s.sends),
-                load: self.sample.load.get(id).copied().unwrap_or(0.0),
-            })
-            .collect();
-        ServerStatus {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            protocol: PROTOCOL_VERSION,
-            pid: std::process::id(),
-            uptime_s: self.started.elapsed().as_secs_f64(),
-            connections: workers.iter().map(|w| w.connections).sum(),
-            streams: self.shared.registry.published(),
-            bytes_in: workers.iter().map(|w| w.bytes_in).sum(),
-            bytes_out: workers.iter().map(|w| w.bytes_out).sum(),
-            bits_in_per_s: self.sample.rate_in,
-            bits_out_per_s: self.sample.rate_out,
-            dropped_frames: stats
-                .iter()
-                .map(|s| WorkerStats::get(&s.dropped_frames))
-                .sum(),
-            workers,
-        }
+        self.sampler.tick(&self.shared.stats, now);
     }
 }
 
