@@ -1,6 +1,6 @@
-//! Strata's management side: the control-protocol types shared with `stratad`, a client of
-//! its control socket, and the pieces of `stratactl` (tables, the manager with its admin
-//! API, metrics and auth hooks, and the sysctl tuning profiles).
+//! Strata's management side: a client of `stratad`'s control socket and the pieces of
+//! `stratactl` (tables, the manager with its admin API, metrics and auth hooks, and the
+//! sysctl tuning profiles).
 
 pub mod admin_api;
 pub mod client;
@@ -9,6 +9,9 @@ pub mod line_reader;
 pub mod manager;
 pub mod manager_config;
 pub mod metrics;
-pub mod protocol;
 pub mod table;
 pub mod tune;
+
+/// The control socket's wire types live in their own crate (`control/protocol`) so that
+/// `stratad` shares them without linking this crate's HTTP server and client.
+pub use control_protocol as protocol;

@@ -55,7 +55,7 @@ pub struct ControlConfig {
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
-            socket: control::protocol::DEFAULT_SOCKET.into(),
+            socket: control_protocol::DEFAULT_SOCKET.into(),
         }
     }
 }

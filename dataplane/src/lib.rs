@@ -2,14 +2,15 @@
 //!
 //! Layers, bottom up (see ARCHITECTURE.md): `proto` (sans-IO codecs and state machines),
 //! `media` (live streams, GOP cache, fan-out), `app` (NetConnection/NetStream semantics),
-//! `engine` (io_uring workers, the only code that touches sockets).
+//! `engine` (io_uring workers, the only code that touches the media sockets), `server`
+//! (the process: start-up, threads, signals, reload and the control socket).
 
 pub mod app;
 pub mod config;
-pub mod control_socket;
-pub mod engine;
+mod engine;
 pub mod media;
 pub mod proto;
+pub mod server;
 
 #[doc(hidden)]
 pub mod fuzzing;

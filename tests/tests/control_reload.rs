@@ -189,3 +189,37 @@ fn reload_moves_listeners_without_dropping_connections() {
         publisher.stderr()
     );
 }
+
+#[test]
+fn sighup_reloads_the_file_and_a_broken_one_is_refused() {
+    let dir = ScratchDir::new("reload-sighup");
+    let socket = dir.join("stratad.sock");
+    let mut server = Server::start_with(ServerOptions {
+        config: Some(config(&socket, &["live"], 10_000)),
+        ..ServerOptions::default()
+    });
+    assert!(
+        RtmpClient::connected(server.addr(), "other").is_err(),
+        "an unlisted application was accepted before the reload"
+    );
+
+    let config_path = server.dir().join("stratad.toml");
+    std::fs::write(&config_path, config(&socket, &["live", "other"], 20_000))
+        .expect("rewrite config");
+    server.signal(libc::SIGHUP);
+    let line = server.wait_log_line(&["configuration reloaded (SIGHUP)"], bounds::STREAM_UP);
+    let line = line.unwrap_or_else(|| panic!("no reload logged after SIGHUP:\n{}", server.log()));
+    assert!(line.contains("other"), "{line}");
+    let mut client = RtmpClient::connected(server.addr(), "other")
+        .expect("the new application accepts clients after SIGHUP");
+    client.shutdown();
+
+    std::fs::write(&config_path, "[server]\nchunk_size = 0\n").expect("break config");
+    server.signal(libc::SIGHUP);
+    let refused = server.wait_log_line(&["reload refused", "chunk_size"], bounds::STREAM_UP);
+    assert!(refused.is_some(), "no refusal logged:\n{}", server.log());
+    server.assert_alive();
+    let mut client =
+        RtmpClient::connected(server.addr(), "other").expect("the running configuration stayed");
+    client.shutdown();
+}

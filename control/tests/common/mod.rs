@@ -134,11 +134,30 @@ pub struct Seen {
     pub bad_lines: usize,
 }
 
+/// A connection's write half. The connection's thread (responses) and the test thread
+/// (`broadcast`) both write to it, so every line goes out whole, in one write under `lock`,
+/// as in stratad, where one thread writes each client's lines: two writers on one socket
+/// would otherwise splice a response into an event line, and the client would lose it.
+struct Writer {
+    stream: UnixStream,
+    lock: Mutex<()>,
+}
+
+impl Writer {
+    fn line(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut whole = Vec::with_capacity(line.len() + 1);
+        whole.extend_from_slice(line);
+        whole.push(b'\n');
+        let _one_writer = self.lock.lock().expect("writer");
+        (&self.stream).write_all(&whole)
+    }
+}
+
 struct Inner {
     stop: AtomicBool,
     seen: Mutex<Seen>,
-    /// Write halves of subscribed / auth-registered connections.
-    subscribers: Mutex<Vec<UnixStream>>,
+    /// Write halves of subscribed connections.
+    subscribers: Mutex<Vec<Arc<Writer>>>,
     /// A delay before every response (to test timeouts).
     delay_ms: AtomicU64,
 }
@@ -199,8 +218,8 @@ impl FakeStratad {
 
     /// Sends a raw line (plus newline) to every subscribed connection.
     pub fn broadcast(&self, line: &[u8]) {
-        for s in self.inner.subscribers.lock().expect("subs").iter_mut() {
-            let _ = s.write_all(line).and_then(|_| s.write_all(b"\n"));
+        for s in self.inner.subscribers.lock().expect("subs").iter() {
+            let _ = s.line(line);
         }
     }
 
@@ -238,7 +257,7 @@ impl Drop for FakeStratad {
     fn drop(&mut self) {
         self.inner.stop.store(true, Ordering::Relaxed);
         for s in self.inner.subscribers.lock().expect("subs").drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = s.stream.shutdown(std::net::Shutdown::Both);
         }
         if let Some(t) = self.accept.take() {
             let _ = t.join();
@@ -249,7 +268,10 @@ impl Drop for FakeStratad {
 
 fn serve_conn(inner: &Inner, stream: UnixStream) {
     stream.set_read_timeout(Some(POLL)).expect("timeout");
-    let mut writer = stream.try_clone().expect("clone");
+    let writer = Arc::new(Writer {
+        stream: stream.try_clone().expect("clone"),
+        lock: Mutex::new(()),
+    });
     let mut reader = LineReader::new(stream);
     while !inner.stop.load(Ordering::Relaxed) {
         let line = match reader.read_line() {
@@ -267,11 +289,11 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             Ok(r) => r,
             Err(e) => {
                 inner.seen.lock().expect("seen").bad_lines += 1;
-                let _ = writeln!(
-                    writer,
+                let line = format!(
                     r#"{{"id":0,"error":{{"code":"bad_request","message":{}}}}}"#,
                     serde_json::to_string(&e.to_string()).expect("str")
                 );
+                let _ = writer.line(line.as_bytes());
                 continue;
             }
         };
@@ -301,12 +323,7 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
                     message: format!("no client {client}"),
                 }),
             ),
-            Call::StopStream { .. } | Call::Reload => (done(None), None),
-            Call::Subscribe | Call::AuthRegister => {
-                let mut subs = inner.subscribers.lock().expect("subs");
-                if matches!(req.call, Call::Subscribe) {
-                    subs.push(writer.try_clone().expect("clone"));
-                }
+            Call::StopStream { .. } | Call::Reload | Call::Subscribe | Call::AuthRegister => {
                 (done(None), None)
             }
             Call::AuthReply { request, allow, .. } => {
@@ -324,9 +341,16 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             result,
             error,
         };
-        let mut line = serde_json::to_vec(&resp).expect("encode");
-        line.push(b'\n');
-        let _ = writer.write_all(&line);
+        let _ = writer.line(&serde_json::to_vec(&resp).expect("encode"));
+        // Events only after the answer to `subscribe`, as stratad sends them: a test that
+        // waits for `subscribers()` and then broadcasts knows the answer went first.
+        if matches!(req.call, Call::Subscribe) {
+            inner
+                .subscribers
+                .lock()
+                .expect("subs")
+                .push(Arc::clone(&writer));
+        }
     }
 }
 

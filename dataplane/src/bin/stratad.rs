@@ -43,7 +43,7 @@ fn main() {
         // Colour codes would break every grep of the log; only a terminal gets them.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut config = match &args.config {
+    let config = match &args.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
@@ -53,23 +53,16 @@ fn main() {
         },
         None => Config::default(),
     };
-    let overrides = dataplane::control_socket::Overrides {
-        listen: args.listen.clone(),
-        workers: args.workers,
-    };
-    if !args.listen.is_empty() {
-        config.server.listen = args.listen;
-    }
-    if let Some(n) = args.workers {
-        config.server.workers = n;
-    }
-    let options = dataplane::engine::Options {
+    let options = dataplane::server::Options {
         config,
         config_path: args.config,
         control_socket: args.control_socket,
-        overrides,
+        overrides: dataplane::server::Overrides {
+            listen: args.listen,
+            workers: args.workers,
+        },
     };
-    if let Err(e) = dataplane::engine::run(options) {
+    if let Err(e) = dataplane::server::run(options) {
         eprintln!("stratad: {e}");
         std::process::exit(1);
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
+use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use crate::app::StreamKey;
 use crate::config::Config;

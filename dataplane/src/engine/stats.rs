@@ -13,8 +13,6 @@ pub struct WorkerStats {
     /// Nanoseconds spent handling completions (not waiting in the ring).
     pub busy_ns: AtomicU64,
     pub dropped_frames: AtomicU64,
-    /// Streams published on this worker.
-    pub streams: AtomicU64,
     /// Zero-copy sends submitted (`live.send_zerocopy`).
     pub zc_sends: AtomicU64,
     /// Their notifications (the kernel no longer reads the memory).

@@ -65,11 +65,6 @@ impl Token {
             generation: (data & GENERATION_MASK) as u32,
         })
     }
-
-    /// Generations wrap within 24 bits; compare through this.
-    pub fn same_generation(generation: u32, other: u32) -> bool {
-        (u64::from(generation) & GENERATION_MASK) == (u64::from(other) & GENERATION_MASK)
-    }
 }
 
 #[cfg(test)]

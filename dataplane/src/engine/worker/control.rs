@@ -1,7 +1,7 @@
 //! The worker's side of the control socket: events, answers to queries, reload, and the
 //! auth hooks (a command waits for the manager while the rest of the worker streams on).
 
-use ::control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
+use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use super::*;
 use crate::config::{AuthAction, AuthDefault};

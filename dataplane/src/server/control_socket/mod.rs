@@ -1,10 +1,11 @@
 //! The control socket: a thread of its own, off the media path, serving the versioned
-//! JSON-lines protocol of `control::protocol` to managers (`stratactl`). Workers are asked
+//! JSON-lines protocol of `control_protocol` to managers (`stratactl`). Workers are asked
 //! through their mailboxes and answer when they get to it; a slow or absent answer never
 //! blocks a worker, and a flood of requests is refused with `busy` past a bound.
 
 mod client;
 mod peer;
+mod status;
 
 use std::collections::HashMap;
 use std::io;
@@ -16,22 +17,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::protocol::{
-    Call, ClientInfo, ErrorBody, Reply, Request, Response, ServerStatus, StreamInfo, WorkerStatus,
+use control_protocol::{
+    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, StreamInfo,
     PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
+use super::reload::RunningConfig;
 use crate::app::net_connection::DEFAULT_INSTANCE;
 use crate::app::StreamKey;
-use crate::config::{AuthDefault, Config};
+use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
-use crate::engine::listener;
 use crate::engine::mailbox::MailboxReceiver;
-use crate::engine::stats::WorkerStats;
 use crate::engine::Shared;
 use client::{Client, ReadOutcome};
+use status::Sampler;
 
 /// Worker answers are awaited this long; then the reply goes out with what arrived.
 const QUERY_DEADLINE: Duration = Duration::from_secs(1);
@@ -43,19 +44,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CLIENTS: usize = 256;
 const POLL_INTERVAL_MS: i32 = 200;
 
-/// What the command line fixed, which a reload of the file must not undo.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub listen: Vec<std::net::SocketAddr>,
-    pub workers: Option<usize>,
-}
-
-pub struct Settings {
-    pub socket: PathBuf,
+pub(super) struct Settings {
+    pub(super) socket: PathBuf,
     /// The socket path was given explicitly: failing to create it is fatal.
-    pub explicit: bool,
-    pub config_path: Option<PathBuf>,
-    pub overrides: Overrides,
+    pub(super) explicit: bool,
 }
 
 enum PendingKind {
@@ -72,14 +64,14 @@ struct PendingQuery {
     kind: PendingKind,
 }
 
-pub struct ControlServer {
+pub(super) struct ControlServer {
     listener: Option<UnixListener>,
     path: Option<PathBuf>,
     socket_gid: Option<u32>,
     inbound: MailboxReceiver<ControlInbound>,
     shared: Arc<Shared>,
-    config: Arc<Config>,
-    settings: Settings,
+    /// This thread performs every reload, for `reload` requests and SIGHUP alike.
+    config: RunningConfig,
     clients: HashMap<u64, Client>,
     next_client: u64,
     pending: HashMap<u64, PendingQuery>,
@@ -87,20 +79,8 @@ pub struct ControlServer {
     auth_owner: Option<u64>,
     /// Auth request id → the worker waiting for the answer.
     auth_waiting: HashMap<u64, usize>,
-    started: Instant,
-    sample: Sample,
+    sampler: Sampler,
     stop: Arc<AtomicBool>,
-}
-
-/// The last totals, to turn counters into rates and busy time into load.
-struct Sample {
-    at: Instant,
-    bytes_in: u64,
-    bytes_out: u64,
-    busy: Vec<u64>,
-    rate_in: f64,
-    rate_out: f64,
-    load: Vec<f64>,
 }
 
 fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -124,10 +104,10 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 impl ControlServer {
-    pub fn new(
+    pub(super) fn new(
         settings: Settings,
         shared: Arc<Shared>,
-        config: Arc<Config>,
+        config: RunningConfig,
         inbound: MailboxReceiver<ControlInbound>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, String> {
@@ -163,28 +143,18 @@ impl ControlServer {
             inbound,
             shared,
             config,
-            settings,
             clients: HashMap::new(),
             next_client: 1,
             pending: HashMap::new(),
             next_query: 1,
             auth_owner: None,
             auth_waiting: HashMap::new(),
-            started: Instant::now(),
-            sample: Sample {
-                at: Instant::now(),
-                bytes_in: 0,
-                bytes_out: 0,
-                busy: vec![0; workers],
-                rate_in: 0.0,
-                rate_out: 0.0,
-                load: vec![0.0; workers],
-            },
+            sampler: Sampler::new(workers),
             stop,
         })
     }
 
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         while !self.stop.load(Ordering::Relaxed) {
             self.poll_once();
             self.expire();
@@ -322,7 +292,7 @@ impl ControlServer {
             self.shared.auth_manager.store(false, Ordering::Relaxed);
             info!("auth manager gone: the configured default applies");
             // Whoever waits gets the default now rather than at their timeout.
-            let allow = self.config.auth.default == AuthDefault::Allow;
+            let allow = self.config.current().auth.default == AuthDefault::Allow;
             for (request, worker) in std::mem::take(&mut self.auth_waiting) {
                 self.post(
                     worker,
@@ -448,7 +418,7 @@ impl ControlServer {
         let id = request.id;
         match request.call {
             Call::Status => {
-                let status = self.status();
+                let status = self.sampler.status(&self.shared);
                 self.respond(token, id, Reply::Status(status));
             }
             Call::Streams => self.ask_workers(
@@ -487,7 +457,7 @@ impl ControlServer {
                 };
                 self.ask_workers(token, id, Query::StopStream { key }, kind)
             }
-            Call::Reload => match self.reload() {
+            Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
                     id,
@@ -615,15 +585,13 @@ impl ControlServer {
                 let id = request.request;
                 match self.auth_owner {
                     Some(owner) => {
-                        let line = serde_json::to_string(&control::protocol::AuthRequestLine {
-                            auth: request,
-                        })
-                        .unwrap_or_default();
+                        let line = serde_json::to_string(&AuthRequestLine { auth: request })
+                            .unwrap_or_default();
                         self.auth_waiting.insert(id, worker);
                         self.send(owner, &line);
                     }
                     None => {
-                        let allow = self.config.auth.default == AuthDefault::Allow;
+                        let allow = self.config.current().auth.default == AuthDefault::Allow;
                         self.post(
                             worker,
                             WorkerMsg::AuthDecision {
@@ -635,7 +603,7 @@ impl ControlServer {
                     }
                 }
             }
-            ControlInbound::ReloadSignal => match self.reload() {
+            ControlInbound::ReloadSignal => match self.config.reload(&self.shared) {
                 Ok(message) => info!(%message, "configuration reloaded (SIGHUP)"),
                 Err(message) => warn!(%message, "reload refused; the running configuration stays"),
             },
@@ -693,127 +661,7 @@ impl ControlServer {
             let _ = self.clients.get_mut(&t).map(Client::flush);
             self.drop_client(t);
         }
-        if now.duration_since(self.sample.at) >= Duration::from_secs(2) {
-            self.resample(now);
-        }
-    }
-
-    fn resample(&mut self, now: Instant) {
-        let secs = now.duration_since(self.sample.at).as_secs_f64();
-        let stats = &self.shared.stats;
-        let bytes_in: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_in)).sum();
-        let bytes_out: u64 = stats.iter().map(|s| WorkerStats::get(&s.bytes_out)).sum();
-        self.sample.rate_in = (bytes_in.saturating_sub(self.sample.bytes_in)) as f64 * 8.0 / secs;
-        self.sample.rate_out =
-            (bytes_out.saturating_sub(self.sample.bytes_out)) as f64 * 8.0 / secs;
-        for (i, s) in stats.iter().enumerate() {
-            let busy = WorkerStats::get(&s.busy_ns);
-            if let (Some(prev), Some(load)) =
-                (self.sample.busy.get_mut(i), self.sample.load.get_mut(i))
-            {
-                *load = (busy.saturating_sub(*prev) as f64 / 1e9 / secs).clamp(0.0, 1.0);
-                *prev = busy;
-            }
-        }
-        self.sample.at = now;
-        self.sample.bytes_in = bytes_in;
-        self.sample.bytes_out = bytes_out;
-    }
-
-    fn status(&self) -> ServerStatus {
-        let stats = &self.shared.stats;
-        let workers: Vec<WorkerStatus> = stats
-            .iter()
-            .enumerate()
-            .map(|(id, s)| WorkerStatus {
-                id,
-                connections: WorkerStats::get(&s.connections),
-                bytes_in: WorkerStats::get(&s.bytes_in),
-                bytes_out: WorkerStats::get(&s.bytes_out),
-                sends: WorkerStats::get(&s.sends),
-                load: self.sample.load.get(id).copied().unwrap_or(0.0),
-            })
-            .collect();
-        ServerStatus {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            protocol: PROTOCOL_VERSION,
-            pid: std::process::id(),
-            uptime_s: self.started.elapsed().as_secs_f64(),
-            connections: workers.iter().map(|w| w.connections).sum(),
-            streams: self.shared.registry.published(),
-            bytes_in: workers.iter().map(|w| w.bytes_in).sum(),
-            bytes_out: workers.iter().map(|w| w.bytes_out).sum(),
-            bits_in_per_s: self.sample.rate_in,
-            bits_out_per_s: self.sample.rate_out,
-            dropped_frames: stats
-                .iter()
-                .map(|s| WorkerStats::get(&s.dropped_frames))
-                .sum(),
-            workers,
-        }
-    }
-
-    /// Re-reads the configuration file. On any error the running configuration stays and
-    /// the error says why; on success workers switch at their next loop turn.
-    fn reload(&mut self) -> Result<String, String> {
-        let Some(path) = self.settings.config_path.clone() else {
-            return Err("stratad was started without --config: there is no file to reload".into());
-        };
-        let mut new = Config::load(&path).map_err(|e| e.to_string())?;
-        let o = &self.settings.overrides;
-        if !o.listen.is_empty() {
-            new.server.listen = o.listen.clone();
-        }
-        if let Some(w) = o.workers {
-            new.server.workers = w;
-        }
-        let old = &self.config;
-        let added: Vec<_> = new
-            .server
-            .listen
-            .iter()
-            .filter(|a| !old.server.listen.contains(a))
-            .copied()
-            .collect();
-        let removed: Vec<_> = old
-            .server
-            .listen
-            .iter()
-            .filter(|a| !new.server.listen.contains(a))
-            .copied()
-            .collect();
-        listener::check_bindable(&added)?;
-        let mut notes = Vec::new();
-        if new.server.workers != old.server.workers {
-            notes.push("the worker count changes only at restart".to_string());
-            new.server.workers = old.server.workers;
-        }
-        if new.control.socket != old.control.socket {
-            notes.push("the control socket path changes only at restart".to_string());
-        }
-        let apps: Vec<&str> = new.applications.iter().map(|a| a.name.as_str()).collect();
-        let mut message = format!(
-            "reloaded {}: applications {}, listeners added {:?}, removed {:?}",
-            path.display(),
-            if apps.is_empty() {
-                "any".to_string()
-            } else {
-                apps.join(",")
-            },
-            added,
-            removed
-        );
-        if !notes.is_empty() {
-            message.push_str("; ");
-            message.push_str(&notes.join("; "));
-        }
-        let new = Arc::new(new);
-        for w in 0..self.shared.mailboxes.len() {
-            self.post(w, WorkerMsg::Reload(Arc::clone(&new)));
-        }
-        self.config = new;
-        info!(%message, "configuration reloaded");
-        Ok(message)
+        self.sampler.tick(&self.shared.stats, now);
     }
 }
 

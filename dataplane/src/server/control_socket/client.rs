@@ -4,29 +4,29 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use control::protocol::MAX_LINE;
+use control_protocol::MAX_LINE;
 
 /// A subscriber that does not read its events is dropped past this, so a stuck manager
 /// costs bounded memory.
-pub const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
+pub(super) const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
 
-pub struct Client {
-    pub stream: UnixStream,
-    pub uid: u32,
+pub(super) struct Client {
+    pub(super) stream: UnixStream,
+    pub(super) uid: u32,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
-    pub subscribed: bool,
-    pub last_request: Instant,
+    pub(super) subscribed: bool,
+    pub(super) last_request: Instant,
 }
 
-pub enum ReadOutcome {
+pub(super) enum ReadOutcome {
     Lines(Vec<String>),
     Closed,
     LineTooLong,
 }
 
 impl Client {
-    pub fn new(stream: UnixStream, uid: u32) -> Self {
+    pub(super) fn new(stream: UnixStream, uid: u32) -> Self {
         Client {
             stream,
             uid,
@@ -38,7 +38,7 @@ impl Client {
     }
 
     /// Reads what is available and returns the complete lines.
-    pub fn read_lines(&mut self) -> ReadOutcome {
+    pub(super) fn read_lines(&mut self) -> ReadOutcome {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match self.stream.read(&mut buf) {
@@ -67,7 +67,7 @@ impl Client {
     }
 
     /// Queues one JSON line; false when the client is too far behind (to be dropped).
-    pub fn send_line(&mut self, line: &str) -> bool {
+    pub(super) fn send_line(&mut self, line: &str) -> bool {
         if self.wbuf.len() + line.len() > MAX_PENDING_OUTPUT {
             return false;
         }
@@ -76,11 +76,11 @@ impl Client {
         true
     }
 
-    pub fn wants_write(&self) -> bool {
+    pub(super) fn wants_write(&self) -> bool {
         !self.wbuf.is_empty()
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         while !self.wbuf.is_empty() {
             match self.stream.write(&self.wbuf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

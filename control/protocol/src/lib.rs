@@ -6,6 +6,9 @@
 //! server also sends `Event` lines; after `auth_register` it sends `AuthRequest` lines,
 //! which the client answers with `auth_reply` requests. Unknown fields are ignored (so
 //! later versions may add fields); an unknown method gets an `unknown_method` error.
+//!
+//! A crate of its own so that both processes share these types and neither links the
+//! other: stratad stays free of the manager's HTTP server and client.
 
 use serde::{Deserialize, Serialize};
 

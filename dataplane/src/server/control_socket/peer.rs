@@ -5,13 +5,13 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Credentials {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
+pub(super) struct Credentials {
+    pub(super) pid: i32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
 }
 
-pub fn credentials(stream: &UnixStream) -> Option<Credentials> {
+pub(super) fn credentials(stream: &UnixStream) -> Option<Credentials> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -38,7 +38,7 @@ pub fn credentials(stream: &UnixStream) -> Option<Credentials> {
 /// The peer's primary group is all SO_PEERCRED tells; members who reach the socket through
 /// a supplementary group are let in by the file mode but refused here, which errs on the
 /// safe side.
-pub fn allowed(peer: Credentials, socket_gid: Option<u32>) -> bool {
+pub(super) fn allowed(peer: Credentials, socket_gid: Option<u32>) -> bool {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     peer.uid == 0 || peer.uid == me || socket_gid == Some(peer.gid)
