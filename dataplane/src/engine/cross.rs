@@ -64,8 +64,13 @@ pub enum WorkerMsg {
 pub enum Query {
     Streams,
     Clients,
-    Kick { client: u64 },
-    StopStream { key: StreamKey },
+    Kick {
+        client: u64,
+    },
+    /// `stream` as the operator wrote it: `app/name` or `app/instance/name`.
+    StopStream {
+        stream: String,
+    },
 }
 
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 use ::control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use super::*;
+use crate::app::net_connection::DEFAULT_INSTANCE;
 use crate::config::{AuthAction, AuthDefault};
 
 impl Worker {
@@ -61,11 +62,15 @@ impl Worker {
                 }
                 Answer::Found(target.is_some())
             }
-            Query::StopStream { key } => {
-                let publisher = self.streams.get(&key).and_then(|s| match s.source {
-                    Source::Local { publisher, .. } => Some(publisher),
-                    _ => None,
-                });
+            Query::StopStream { stream } => {
+                let publisher = self
+                    .streams
+                    .iter()
+                    .filter(|(key, _)| key.is_named(&stream, DEFAULT_INSTANCE))
+                    .find_map(|(_, s)| match s.source {
+                        Source::Local { publisher, .. } => Some(publisher),
+                        _ => None,
+                    });
                 if let Some(r) = publisher {
                     self.close(r, "stream stopped by operator", false);
                     self.maybe_free(r);
@@ -83,13 +88,11 @@ impl Worker {
         self.streams
             .iter()
             .map(|(key, s)| {
-                let mut parts = key.as_str().splitn(3, '/');
-                let (app, instance, name) = (parts.next(), parts.next(), parts.next());
                 let local = matches!(s.source, Source::Local { .. });
                 StreamInfo {
-                    app: app.unwrap_or_default().to_string(),
-                    instance: instance.unwrap_or_default().to_string(),
-                    name: name.unwrap_or_default().to_string(),
+                    app: key.app().to_string(),
+                    instance: key.instance().to_string(),
+                    name: key.name().to_string(),
                     publisher: s
                         .stats
                         .publisher
@@ -217,10 +220,10 @@ impl Worker {
         };
         let (stream, query) = match &action {
             Action::StartPublish { key, query, .. } => {
-                (Some(key_name(key).to_string()), query.clone())
+                (Some(key.name().to_string()), query.clone())
             }
             Action::StartPlay { key, params, .. } => (
-                Some(key_name(key).to_string()),
+                Some(key.name().to_string()),
                 crate::app::net_connection::query_of(&params.name),
             ),
             _ => (None, c.nc.connect_query.clone()),
@@ -339,7 +342,7 @@ impl Worker {
             }
             Action::StartPublish { stream_id, key, .. } => {
                 c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key_name(&key), reason, "publish refused");
+                info!(%peer, stream = key.name(), reason, "publish refused");
                 let description = format!("Publishing refused: {reason}.");
                 self.status(
                     r,
@@ -347,12 +350,12 @@ impl Worker {
                     Level::Error,
                     "NetStream.Publish.BadName",
                     &description,
-                    key_name(&key),
+                    key.name(),
                 );
             }
             Action::StartPlay { stream_id, key, .. } => {
                 c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key_name(&key), reason, "play refused");
+                info!(%peer, stream = key.name(), reason, "play refused");
                 let description = format!("Playing refused: {reason}.");
                 self.status(
                     r,
@@ -360,7 +363,7 @@ impl Worker {
                     Level::Error,
                     "NetStream.Play.Failed",
                     &description,
-                    key_name(&key),
+                    key.name(),
                 );
             }
             other => self.apply_now(r, other),

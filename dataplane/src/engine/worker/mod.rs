@@ -967,11 +967,6 @@ fn is_metadata(m: &MediaMessage) -> bool {
         .unwrap_or(false)
 }
 
-/// The stream name part of a key, for status details and logs.
-fn key_name(key: &StreamKey) -> &str {
-    key.as_str().rsplit('/').next().unwrap_or(key.as_str())
-}
-
 fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: sockaddr_storage is plain old data; getpeername fills at most `len` bytes.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };

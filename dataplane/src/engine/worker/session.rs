@@ -164,8 +164,8 @@ impl Worker {
                     stream_id,
                     Level::Status,
                     "NetStream.Unpublish.Success",
-                    "Stopped publishing.",
-                    key_name(&key),
+                    &format!("Stopped publishing {}.", key.name()),
+                    key.name(),
                 );
             }
             Action::StartPlay {
@@ -180,8 +180,8 @@ impl Worker {
                     stream_id,
                     Level::Status,
                     "NetStream.Play.Stop",
-                    "Stopped playing.",
-                    key_name(&key),
+                    &format!("Stopped playing {}.", key.name()),
+                    key.name(),
                 );
             }
             Action::SetReceive {
@@ -205,7 +205,7 @@ impl Worker {
                 };
                 v.paused = pause;
                 v.need_key |= !pause;
-                let name = key_name(&v.key).to_string();
+                let name = v.key.name().to_string();
                 if pause {
                     self.status(
                         r,

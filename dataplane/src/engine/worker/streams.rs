@@ -34,26 +34,26 @@ impl Worker {
                         "This application publishes as many streams as it may."
                     }
                 };
-                info!(%peer, %app, stream = key_name(&key), reason = why, "publish refused");
+                info!(%peer, %app, stream = key.name(), reason = why, "publish refused");
                 self.status(
                     r,
                     stream_id,
                     Level::Error,
                     "NetStream.Publish.BadName",
                     why,
-                    key_name(&key),
+                    key.name(),
                 );
             }
             Ok(remote_workers) => {
-                info!(%peer, %app, stream = key_name(&key), "publish started");
+                info!(%peer, %app, stream = key.name(), "publish started");
                 self.user_control(r, UserControl::StreamBegin(stream_id));
                 self.status(
                     r,
                     stream_id,
                     Level::Status,
                     "NetStream.Publish.Start",
-                    "Publishing.",
-                    key_name(&key),
+                    &format!("Publishing {}.", key.name()),
+                    key.name(),
                 );
                 if mode != PublishMode::Live {
                     self.status(
@@ -62,7 +62,7 @@ impl Worker {
                         Level::Warning,
                         "NetStream.Record.NoAccess",
                         "Recording is not available on this server yet; the stream is published live only.",
-                        key_name(&key),
+                        key.name(),
                     );
                 }
                 let mut publisher = None;
@@ -74,7 +74,7 @@ impl Worker {
                     });
                     publisher = Some((c.id, c.peer.to_string()));
                 }
-                self.emit("publish_start", r, Some(key_name(&key)), None);
+                self.emit("publish_start", r, Some(key.name()), None);
                 let stream = self
                     .streams
                     .entry(key.clone())
@@ -122,8 +122,8 @@ impl Worker {
                     stream_id,
                     Level::Status,
                     "NetStream.Play.PublishNotify",
-                    "Stream is now published.",
-                    key_name(key),
+                    &format!("{} is now published.", key.name()),
+                    key.name(),
                 );
             }
             self.send_snapshot(v, stream_id, key);
@@ -143,8 +143,8 @@ impl Worker {
             return;
         };
         let p = c.publishing.remove(pos);
-        info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "publish stopped");
-        self.emit("publish_stop", r, Some(key_name(key)), None);
+        info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), "publish stopped");
+        self.emit("publish_stop", r, Some(key.name()), None);
         let remote = self.shared.registry.unpublish(key, p.publish_id);
         for w in remote {
             self.post(
@@ -184,8 +184,8 @@ impl Worker {
                 stream_id,
                 Level::Status,
                 "NetStream.Play.UnpublishNotify",
-                "Stream is now unpublished.",
-                key_name(key),
+                &format!("{} is now unpublished.", key.name()),
+                key.name(),
             );
             self.flush_out(v);
         }
@@ -199,8 +199,8 @@ impl Worker {
         params: PlayParams,
     ) {
         let Some(c) = self.conns.get(r) else { return };
-        info!(peer = %c.peer, app = %c.nc.app, stream = key_name(&key), start = params.start, "play started");
-        self.emit("play_start", r, Some(key_name(&key)), None);
+        info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), start = params.start, "play started");
+        self.emit("play_start", r, Some(key.name()), None);
         let joined = self.shared.registry.join(&key, self.id);
         let stream = self
             .streams
@@ -248,8 +248,8 @@ impl Worker {
                 stream_id,
                 Level::Status,
                 "NetStream.Play.Reset",
-                "Playing and resetting.",
-                key_name(&key),
+                &format!("Playing and resetting {}.", key.name()),
+                key.name(),
             );
         }
         self.status(
@@ -257,8 +257,8 @@ impl Worker {
             stream_id,
             Level::Status,
             "NetStream.Play.Start",
-            "Started playing.",
-            key_name(&key),
+            &format!("Started playing {}.", key.name()),
+            key.name(),
         );
         if let Some(c) = self.conns.get_mut(r) {
             c.session.write_data(
@@ -297,8 +297,8 @@ impl Worker {
         if let Some(c) = self.conns.get_mut(r) {
             c.plays
                 .retain(|v| !(v.stream_id == stream_id && v.key == *key));
-            info!(peer = %c.peer, app = %c.nc.app, stream = key_name(key), "play stopped");
-            self.emit("play_stop", r, Some(key_name(key)), None);
+            info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), "play stopped");
+            self.emit("play_stop", r, Some(key.name()), None);
         }
         if let Some(stream) = self.streams.get_mut(key) {
             stream
@@ -528,7 +528,7 @@ impl Worker {
                         Level::Status,
                         "NetStream.Play.Stop",
                         "Play duration reached.",
-                        key_name(&key),
+                        key.name(),
                     );
                     self.flush_out(r);
                     return false;
@@ -559,7 +559,7 @@ impl Worker {
                 c.nc.policy
                     .as_ref()
                     .map_or(self.config.live.max_lag_ms, |p| p.max_lag_ms);
-            let name = key_name(&frame_key_of(c, stream_id)).to_string();
+            let name = frame_key_of(c, stream_id).name().to_string();
             self.status(
                 r,
                 stream_id,
