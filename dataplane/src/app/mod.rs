@@ -4,7 +4,6 @@
 pub mod net_connection;
 pub mod request;
 pub mod status;
-pub mod stream_key;
 
+pub use crate::media::StreamKey;
 pub use net_connection::{Action, NetConnection};
-pub use stream_key::StreamKey;

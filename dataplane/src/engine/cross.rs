@@ -3,19 +3,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use crate::app::StreamKey;
 use crate::config::Config;
 
-/// One audio, video or data message as the publisher sent it.
-#[derive(Debug, Clone)]
-pub struct MediaMessage {
-    pub timestamp: u32,
-    pub type_id: u8,
-    pub payload: Bytes,
-}
+pub use crate::media::frame::MediaMessage;
 
 #[derive(Debug)]
 pub enum WorkerMsg {

@@ -6,7 +6,6 @@ mod conn;
 pub mod cross;
 pub mod io;
 pub mod listener;
-mod live;
 pub mod mailbox;
 pub mod registry;
 pub mod stats;

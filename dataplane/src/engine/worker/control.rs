@@ -4,7 +4,7 @@
 use ::control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use super::*;
-use crate::app::net_connection::DEFAULT_INSTANCE;
+use crate::app::net_connection::{StreamState, DEFAULT_INSTANCE};
 use crate::config::{AuthAction, AuthDefault};
 
 impl Worker {
@@ -121,21 +121,42 @@ impl Worker {
         self.conns
             .refs()
             .into_iter()
-            .filter_map(|r| self.conns.get(r))
-            .map(|c| ClientInfo {
+            .filter_map(|r| self.conns.get(r).map(|c| (r, c)))
+            .map(|(r, c)| ClientInfo {
                 id: c.id,
                 addr: c.peer.to_string(),
                 protocol: "rtmp".into(),
                 app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
                 worker: self.id,
-                publishing: c.publishing.iter().map(|p| p.key.to_string()).collect(),
-                playing: c.plays.iter().map(|v| v.key.to_string()).collect(),
+                publishing: c
+                    .nc
+                    .streams()
+                    .filter_map(|(_, s)| match s {
+                        StreamState::Publishing(k) if self.publishes(r, k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                playing: c
+                    .nc
+                    .streams()
+                    .filter_map(|(_, s)| match s {
+                        StreamState::Playing(k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
                 bytes_in: c.session.bytes_in(),
                 bytes_out: c.bytes_out,
                 lag_ms: u64::from(c.queue.lag_ms()),
                 since: c.since,
             })
             .collect()
+    }
+
+    /// Whether `r` holds the claim on `key` (not just asked for it).
+    fn publishes(&self, r: ConnRef, key: &StreamKey) -> bool {
+        self.streams
+            .get(key)
+            .is_some_and(|s| matches!(s.source, Source::Local { publisher, .. } if publisher == r))
     }
 
     /// A new configuration: new clients see it at once; listeners follow `server.listen`;

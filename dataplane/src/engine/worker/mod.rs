@@ -15,13 +15,13 @@ use socket2::Socket;
 use tracing::{debug, info, warn};
 
 mod control;
+mod port;
 mod session;
 mod streams;
 
-use super::conn::{Closing, Conn, PendingAuth, Publishing, Slots, Viewer, MAX_DEFERRED};
-use super::cross::{Answer, ControlInbound, MediaMessage, Query, WorkerMsg};
+use super::conn::{Closing, Conn, ConnRef, PendingAuth, Slots, MAX_DEFERRED};
+use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use super::io::{Completion, Io};
-use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source, StreamStats};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::registry::{PublishRefused, Registry};
 use super::stats::WorkerStats;
@@ -33,9 +33,9 @@ use crate::app::request::{PlayParams, PublishMode};
 use crate::app::status::{self, Level};
 use crate::app::{NetConnection, StreamKey};
 use crate::config::Config;
-use crate::media::gop_cache::CachedFrame;
+use crate::media::frame::{FrameRef, MediaMessage};
+use crate::media::live_stream::{LiveStream, Source, Stopped};
 use crate::media::send_queue::{PushOutcome, QueueLimits, SendQueue};
-use crate::media::tag::FrameKind;
 use crate::proto::amf0::Amf0Value;
 use crate::proto::command;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
@@ -113,7 +113,10 @@ pub struct Worker {
     wake: Vec<bool>,
     events: Vec<SessionEvent>,
     actions: Vec<Action>,
-    fanout: Vec<(ConnRef, u32)>,
+    /// What a fan-out left to the worker (see `settle`): viewers whose play ended, and
+    /// clients to close. Reused.
+    stopped: Stopped,
+    closing: Vec<(ConnRef, String)>,
     rng: rand::rngs::ThreadRng,
     started: Instant,
     shutting_down: Option<Instant>,
@@ -157,7 +160,8 @@ impl Worker {
             wake: vec![false; workers],
             events: Vec::new(),
             actions: Vec::new(),
-            fanout: Vec::new(),
+            stopped: Vec::new(),
+            closing: Vec::new(),
             rng: rand::thread_rng(),
             started: Instant::now(),
             shutting_down: None,
@@ -418,8 +422,6 @@ impl Worker {
             closing: Closing::Open,
             preamble_sent: false,
             amf3: false,
-            plays: Vec::new(),
-            publishing: Vec::new(),
             bytes_out: 0,
             pending_auth: None,
             deferred: Default::default(),
@@ -558,25 +560,20 @@ impl Worker {
                 let Some(stream) = self.streams.get_mut(&key) else {
                     return;
                 };
-                let Source::Local { publish_id, .. } = stream.source else {
-                    return;
-                };
-                if !stream.remote_workers.contains(&worker) {
-                    stream.remote_workers.push(worker);
+                if let Some((publish_id, snapshot)) = stream.add_worker(worker) {
+                    self.post(
+                        worker,
+                        WorkerMsg::StreamStarted {
+                            key,
+                            publish_id,
+                            snapshot,
+                        },
+                    );
                 }
-                let snapshot = stream.gop.snapshot().map(|f| f.message()).collect();
-                self.post(
-                    worker,
-                    WorkerMsg::StreamStarted {
-                        key,
-                        publish_id,
-                        snapshot,
-                    },
-                );
             }
             WorkerMsg::Unsubscribe { key, worker } => {
                 if let Some(stream) = self.streams.get_mut(&key) {
-                    stream.remote_workers.retain(|w| *w != worker);
+                    stream.remove_worker(worker);
                 }
             }
             WorkerMsg::StreamStarted {
@@ -587,33 +584,18 @@ impl Worker {
                 let Some(stream) = self.streams.get_mut(&key) else {
                     return;
                 };
-                if stream.viewers.is_empty() || matches!(stream.source, Source::Local { .. }) {
-                    return;
+                if stream.follow_remote(publish_id, snapshot) {
+                    self.went_live(&key);
                 }
-                stream.source = Source::Remote {
-                    worker: usize::MAX,
-                    publish_id,
-                };
-                stream.gop.clear();
-                for m in snapshot {
-                    stream.gop.push(&Frame::new(m));
-                }
-                self.went_live(&key);
             }
             WorkerMsg::Media {
                 key,
                 publish_id,
                 message,
             } => {
-                let Some(stream) = self.streams.get(&key) else {
-                    return;
-                };
-                if let Source::Remote { publish_id: id, .. } = stream.source {
-                    if id == publish_id {
-                        let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
-                        self.publish_frame(&key, message, cache);
-                    }
-                }
+                let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
+                let from = |s: &Source| matches!(s, Source::Remote { publish_id: id } if *id == publish_id);
+                self.publish_frame(&key, message, cache, from);
             }
             WorkerMsg::StreamStopped { key, publish_id } => {
                 let Some(stream) = self.streams.get(&key) else {
@@ -756,7 +738,7 @@ impl Worker {
         c.closing = Closing::Flushing;
         for a in actions {
             match a {
-                Action::StopPublish { stream_id, key } => self.stop_publish(r, stream_id, &key),
+                Action::StopPublish { key, .. } => self.stop_publish(r, &key),
                 Action::StopPlay { stream_id, key } => self.stop_play(r, stream_id, &key),
                 _ => {}
             }
@@ -946,14 +928,6 @@ fn post_to(mailboxes: &[Mailbox<WorkerMsg>], wake: &mut [bool], worker: usize, m
             *w = true;
         }
     }
-}
-
-fn frame_key_of(c: &Conn, stream_id: u32) -> StreamKey {
-    c.plays
-        .iter()
-        .find(|v| v.stream_id == stream_id)
-        .map(|v| v.key.clone())
-        .unwrap_or_else(|| StreamKey::new("-", "-", "-"))
 }
 
 fn is_metadata(m: &MediaMessage) -> bool {

@@ -30,8 +30,8 @@ impl Worker {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
+                    .and_then(|c| c.nc.publishing(message.stream_id))
+                    .cloned()
                 else {
                     return;
                 };
@@ -40,14 +40,14 @@ impl Worker {
                     type_id: message.type_id,
                     payload: message.payload,
                 };
-                self.publish_frame(&key, m, true);
+                self.publish_frame(&key, m, true, |s| is_publisher(s, r));
             }
             SessionEvent::Data { message } => {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
+                    .and_then(|c| c.nc.publishing(message.stream_id))
+                    .cloned()
                 else {
                     return;
                 };
@@ -77,7 +77,7 @@ impl Worker {
                     type_id: msg_type::DATA_AMF0,
                     payload,
                 };
-                self.publish_frame(&key, m, keep);
+                self.publish_frame(&key, m, keep, |s| is_publisher(s, r));
             }
             SessionEvent::BufferLength { stream_id, ms } => {
                 if let Some(c) = self.conns.get(r) {
@@ -88,16 +88,9 @@ impl Worker {
     }
 
     pub(super) fn reply(&mut self, r: ConnRef, stream_id: u32, values: &[Amf0Value]) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.preamble_sent {
-            // The preamble carries Set Chunk Size: nothing larger may precede it.
-            c.session.write_connect_preamble(&mut c.out);
-            c.preamble_sent = true;
+        if let Some(c) = self.conns.get_mut(r) {
+            c.write_command(stream_id, values);
         }
-        c.session
-            .write_command(stream_id, c.amf3, values, &mut c.out);
     }
 
     pub(super) fn status(
@@ -124,12 +117,7 @@ impl Worker {
 
     /// Moves what the protocol wrote for `r` into its send queue.
     pub(super) fn flush_out(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.out.is_empty() {
-            let bytes = c.out.split().freeze();
-            c.queue.push_control(bytes);
+        if self.conns.get_mut(r).is_some_and(Conn::queue_out) {
             self.send_now(r);
         }
     }
@@ -158,7 +146,7 @@ impl Worker {
                 ..
             } => self.start_publish(r, stream_id, key, mode),
             Action::StopPublish { stream_id, key } => {
-                self.stop_publish(r, stream_id, &key);
+                self.stop_publish(r, &key);
                 self.status(
                     r,
                     stream_id,
@@ -184,49 +172,16 @@ impl Worker {
                     key.name(),
                 );
             }
-            Action::SetReceive {
-                stream_id,
-                audio,
-                video,
-            } => {
-                if let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) {
-                    if let Some(a) = audio {
-                        v.audio = a;
-                    }
-                    if let Some(on) = video {
-                        v.need_key |= on && !v.video;
-                        v.video = on;
-                    }
-                }
-            }
-            Action::Pause { stream_id, pause } => {
-                let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) else {
-                    return;
-                };
-                v.paused = pause;
-                v.need_key |= !pause;
-                let name = v.key.name().to_string();
-                if pause {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Pause.Notify",
-                        "Paused live stream.",
-                        &name,
-                    );
-                } else {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Unpause.Notify",
-                        "Unpaused live stream.",
-                        &name,
-                    );
-                }
+            a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
+                self.viewer_control(r, stream_id, a)
             }
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }
+}
+
+/// Whether `r` is the local publisher of a stream with this source: a client's media feeds
+/// only the stream it holds the claim of.
+fn is_publisher(source: &Source, r: ConnRef) -> bool {
+    matches!(source, Source::Local { publisher, .. } if *publisher == r)
 }
