@@ -1,13 +1,12 @@
 //! One client connection on a worker, and the slots connections live in.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
 use super::zerocopy::ZeroCopy;
-use crate::app::{Action, NetConnection};
+use crate::app::Client;
 use crate::media::port::ClientRef;
 use crate::media::send_queue::SendQueue;
 use crate::proto::amf0::Amf0Value;
@@ -26,25 +25,16 @@ pub enum Closing {
     ShutDown,
 }
 
-/// A command waiting for the manager's answer (auth hooks).
-pub struct PendingAuth {
-    pub request: u64,
-    pub action: Action,
-}
-
-/// Messages a client may send while a command waits for authorization; more is abuse.
-pub const MAX_DEFERRED: usize = 1024;
-
 pub struct Conn {
-    /// Unique across workers, for the control socket (kick, events).
-    pub id: u64,
     /// Unix time of the accept.
     pub since: f64,
     pub fd: RawFd,
     pub peer: SocketAddr,
     pub generation: u32,
     pub session: ServerSession,
-    pub nc: NetConnection,
+    /// The client this connection carries: the NetConnection and everything about it that
+    /// is not RTMP or the socket.
+    pub client: Client<SessionEvent>,
     pub queue: SendQueue,
     /// Bytes the protocol writes (handshake, control, commands) before they join the queue.
     pub out: BytesMut,
@@ -67,14 +57,10 @@ pub struct Conn {
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.
     pub amf3: bool,
     pub bytes_out: u64,
-    pub pending_auth: Option<PendingAuth>,
-    /// Session events and actions that arrived behind a command waiting for authorization.
-    pub deferred: VecDeque<SessionEvent>,
-    pub deferred_actions: VecDeque<Action>,
 }
 
 impl Conn {
-    /// A command or data message: after the connect preamble, which carries Set Chunk
+    /// A command: after the connect preamble, which carries Set Chunk
     /// Size (nothing larger may precede it).
     pub fn write_command(&mut self, stream_id: u32, values: &[Amf0Value]) {
         if !self.preamble_sent {
@@ -94,14 +80,6 @@ impl Conn {
         let bytes = self.out.split().freeze();
         self.queue.push_control(bytes);
         true
-    }
-
-    pub fn app(&self) -> &str {
-        if self.nc.app.is_empty() {
-            "-"
-        } else {
-            &self.nc.app
-        }
     }
 }
 

@@ -28,24 +28,24 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// `m` encoded in this format, appended to `out`.
-    fn encode(self, m: &MediaMessage, out: &mut BytesMut) {
+    /// A message encoded in this format, appended to `out`.
+    fn encode(self, timestamp: u32, type_id: u8, payload: &Bytes, out: &mut BytesMut) {
         match self {
             OutputFormat::Rtmp {
                 chunk_size,
                 stream_id,
             } => {
-                let csid = match m.type_id {
+                let csid = match type_id {
                     msg_type::AUDIO => csid::AUDIO,
                     msg_type::VIDEO => csid::VIDEO,
                     _ => csid::DATA,
                 };
                 let msg = Message {
                     csid,
-                    timestamp: m.timestamp,
-                    type_id: m.type_id,
+                    timestamp,
+                    type_id,
                     stream_id,
-                    payload: m.payload.clone(),
+                    payload: payload.clone(),
                 };
                 out.reserve(encoded_len(&msg, chunk_size));
                 encode_message(&msg, chunk_size, out);
@@ -95,7 +95,7 @@ impl Frame {
             return b.clone();
         }
         let mut out = BytesMut::new();
-        format.encode(&self.message(), &mut out);
+        format.encode(self.timestamp, self.type_id, &self.payload, &mut out);
         let bytes = out.freeze();
         cache.push((format, bytes.clone()));
         bytes

@@ -12,6 +12,8 @@ pub mod send_queue;
 pub mod sink;
 pub mod stream_key;
 pub mod tag;
+#[cfg(test)]
+pub(crate) mod test_port;
 pub mod viewer;
 
 pub use gop_cache::{CachedFrame, GopCache, GopCacheLimits};

@@ -85,7 +85,9 @@ pub trait Port {
         description: &str,
         details: &str,
     );
-    /// A command or data message on a NetStream (`|RtmpSampleAccess`, `onFCPublish`, ...).
+    /// A command (`_result`, `_error`, `onStatus`, a call) on message stream `stream_id`.
+    fn command(&mut self, client: ClientRef, stream_id: u32, values: &[Amf0Value]);
+    /// A data message on a NetStream (`|RtmpSampleAccess`).
     fn data(&mut self, client: ClientRef, stream_id: u32, values: &[Amf0Value]);
     fn stream_event(&mut self, client: ClientRef, event: StreamEvent);
     /// One frame for a viewer playing on `stream_id`.

@@ -3,8 +3,11 @@
 
 use ::control::protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
+use super::port::port;
 use super::*;
+use crate::app::gate::{needs_decision, Next};
 use crate::app::net_connection::{StreamState, DEFAULT_INSTANCE};
+use crate::app::net_stream::{self, Refused};
 use crate::config::{AuthAction, AuthDefault};
 
 impl Worker {
@@ -16,9 +19,9 @@ impl Worker {
         self.shared.control.post(ControlInbound::Event(Event {
             event: event.to_string(),
             ts: unix_now(),
-            client: c.id,
+            client: c.client.id,
             addr: c.peer.to_string(),
-            app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+            app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
             stream: stream.map(str::to_string),
             reason: reason.map(str::to_string),
         }));
@@ -31,19 +34,17 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if c.pending_auth.is_none() {
+        if !c.client.gate.is_waiting() {
             self.on_session_event(r, ev);
             return;
         }
-        if c.deferred.len() >= MAX_DEFERRED {
+        if c.client.gate.defer_event(ev).is_err() {
             self.close(
                 r,
                 "too many messages while a command waits for authorization",
                 true,
             );
-            return;
         }
-        c.deferred.push_back(ev);
     }
 
     pub(super) fn answer_query(&mut self, query: u64, ask: Query) {
@@ -55,7 +56,7 @@ impl Worker {
                     .conns
                     .refs()
                     .into_iter()
-                    .find(|r| self.conns.get(*r).is_some_and(|c| c.id == client));
+                    .find(|r| self.conns.get(*r).is_some_and(|c| c.client.id == client));
                 if let Some(r) = target {
                     self.close(r, "kicked by operator", false);
                     self.maybe_free(r);
@@ -123,12 +124,13 @@ impl Worker {
             .into_iter()
             .filter_map(|r| self.conns.get(r).map(|c| (r, c)))
             .map(|(r, c)| ClientInfo {
-                id: c.id,
+                id: c.client.id,
                 addr: c.peer.to_string(),
                 protocol: "rtmp".into(),
-                app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+                app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
                 worker: self.id,
                 publishing: c
+                    .client
                     .nc
                     .streams()
                     .filter_map(|(_, s)| match s {
@@ -137,6 +139,7 @@ impl Worker {
                     })
                     .collect(),
                 playing: c
+                    .client
                     .nc
                     .streams()
                     .filter_map(|(_, s)| match s {
@@ -210,17 +213,11 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if c.pending_auth.is_some() {
-            c.deferred_actions.push_back(action);
+        if c.client.gate.is_waiting() {
+            c.client.gate.defer_action(action);
             return;
         }
-        let needs = match &action {
-            Action::Accepted { .. } => Some(AuthAction::Connect),
-            Action::StartPublish { .. } => Some(AuthAction::Publish),
-            Action::StartPlay { .. } => Some(AuthAction::Play),
-            _ => None,
-        };
-        match needs.filter(|a| self.config.auth.asks(*a)) {
+        match needs_decision(&action, &self.config.auth) {
             Some(kind) => self.request_auth(r, kind, action),
             None => self.apply_now(r, action),
         }
@@ -247,7 +244,7 @@ impl Worker {
                 Some(key.name().to_string()),
                 crate::app::net_connection::query_of(&params.name),
             ),
-            _ => (None, c.nc.connect_query.clone()),
+            _ => (None, c.client.nc.connect_query.clone()),
         };
         let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
         let auth = AuthRequest {
@@ -258,14 +255,14 @@ impl Worker {
                 AuthAction::Play => "play",
             }
             .to_string(),
-            client: c.id,
+            client: c.client.id,
             addr: c.peer.to_string(),
-            app: c.nc.app.clone(),
+            app: c.client.nc.app.clone(),
             stream,
             query,
-            tc_url: c.nc.tc_url.clone(),
+            tc_url: c.client.nc.tc_url.clone(),
         };
-        c.pending_auth = Some(PendingAuth { request, action });
+        c.client.gate.wait(request, action);
         self.pending_auth.insert(request, r);
         self.timers.arm(Timer {
             at: Instant::now() + Duration::from_millis(self.config.auth.timeout_ms),
@@ -284,7 +281,11 @@ impl Worker {
         let Some(r) = self.pending_auth.remove(&request) else {
             return;
         };
-        let Some(pending) = self.conns.get_mut(r).and_then(|c| c.pending_auth.take()) else {
+        let Some(action) = self
+            .conns
+            .get_mut(r)
+            .and_then(|c| c.client.gate.decided(request))
+        else {
             return;
         };
         let reason = reason.unwrap_or_else(|| {
@@ -295,24 +296,22 @@ impl Worker {
             }
             .into()
         });
-        self.auth_resolved(r, pending.action, allow, &reason);
+        self.auth_resolved(r, action, allow, &reason);
     }
 
     pub(super) fn auth_timed_out(&mut self, r: ConnRef, request: u64) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if c.pending_auth.as_ref().is_none_or(|p| p.request != request) {
-            return;
-        }
-        let Some(pending) = c.pending_auth.take() else {
+        let Some(action) = self
+            .conns
+            .get_mut(r)
+            .and_then(|c| c.client.gate.decided(request))
+        else {
             return;
         };
         self.pending_auth.remove(&request);
         let allow = self.config.auth.default == AuthDefault::Allow;
         self.auth_resolved(
             r,
-            pending.action,
+            action,
             allow,
             "the manager did not answer in time; default applied",
         );
@@ -329,65 +328,45 @@ impl Worker {
             let Some(c) = self.conns.get_mut(r) else {
                 return;
             };
-            if c.pending_auth.is_some() || c.closing != Closing::Open {
+            if c.closing != Closing::Open {
                 break;
             }
-            if let Some(a) = c.deferred_actions.pop_front() {
-                self.apply(r, a);
-            } else if let Some(ev) = c.deferred.pop_front() {
-                self.on_session_event(r, ev);
-            } else {
-                break;
+            match c.client.gate.next_up() {
+                Some(Next::Action(a)) => self.apply(r, a),
+                Some(Next::Event(ev)) => self.on_session_event(r, ev),
+                None => break,
             }
         }
         self.flush_out(r);
     }
 
     fn refuse(&mut self, r: ConnRef, action: Action, reason: &str) {
-        let Some(c) = self.conns.get_mut(r) else {
+        let Some(c) = self.conns.get(r) else {
             return;
         };
-        let peer = c.peer;
-        match action {
-            Action::Accepted { reply } => {
-                let tid = reply.get(1).and_then(Amf0Value::as_f64).unwrap_or(1.0);
-                info!(%peer, reason, "connect refused");
-                let description = format!("Connection refused: {reason}.");
-                self.reply(
-                    r,
-                    0,
-                    &status::error(tid, "NetConnection.Connect.Rejected", &description),
-                );
-                self.flush_out(r);
-                self.close(r, &format!("connect refused: {reason}"), false);
+        let (peer, what) = (c.peer, action_name(&action));
+        let stream = match &action {
+            Action::StartPublish { key, .. } | Action::StartPlay { key, .. } => Some(key.name()),
+            _ => None,
+        };
+        info!(%peer, stream, reason, "{what} refused");
+        match net_stream::refuse(&mut port!(self), r, action, reason) {
+            Refused::Close(why) => self.close(r, &why, false),
+            Refused::StreamIdle(stream_id) => {
+                if let Some(c) = self.conns.get_mut(r) {
+                    c.client.nc.stream_idle(stream_id);
+                }
             }
-            Action::StartPublish { stream_id, key, .. } => {
-                c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key.name(), reason, "publish refused");
-                let description = format!("Publishing refused: {reason}.");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Publish.BadName",
-                    &description,
-                    key.name(),
-                );
-            }
-            Action::StartPlay { stream_id, key, .. } => {
-                c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key.name(), reason, "play refused");
-                let description = format!("Playing refused: {reason}.");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Play.Failed",
-                    &description,
-                    key.name(),
-                );
-            }
-            other => self.apply_now(r, other),
+            Refused::NotGated(other) => self.apply_now(r, other),
         }
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Accepted { .. } => "connect",
+        Action::StartPublish { .. } => "publish",
+        Action::StartPlay { .. } => "play",
+        _ => "action",
     }
 }

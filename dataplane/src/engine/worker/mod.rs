@@ -19,7 +19,7 @@ mod port;
 mod session;
 mod streams;
 
-use super::conn::{Closing, Conn, ConnRef, PendingAuth, Slots, MAX_DEFERRED};
+use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use super::io::{Completion, Io};
 use super::mailbox::{Mailbox, MailboxReceiver};
@@ -30,8 +30,8 @@ use super::token::{OpKind, Token};
 use super::zerocopy::{self, ZeroCopy};
 use crate::app::net_connection::Action;
 use crate::app::request::{PlayParams, PublishMode};
-use crate::app::status::{self, Level};
-use crate::app::{NetConnection, StreamKey};
+use crate::app::status;
+use crate::app::{Client, StreamKey};
 use crate::config::Config;
 use crate::media::frame::{FrameRef, MediaMessage};
 use crate::media::live_stream::{LiveStream, Source, Stopped};
@@ -398,13 +398,12 @@ impl Worker {
         let epoch = self.started.elapsed().as_millis() as u32;
         let (slot, generation) = self.conns.reserve();
         let conn = Conn {
-            id: self.shared.next_client_id.fetch_add(1, Ordering::Relaxed),
             since: unix_now(),
             fd,
             peer,
             generation,
             session: ServerSession::new(session_config, &mut self.rng, epoch),
-            nc: NetConnection::new(),
+            client: Client::new(self.shared.next_client_id.fetch_add(1, Ordering::Relaxed)),
             queue: SendQueue::new(QueueLimits {
                 drop_lag_ms: cfg.live.drop_lag_ms,
                 max_lag_ms: cfg.live.max_lag_ms,
@@ -423,9 +422,6 @@ impl Worker {
             preamble_sent: false,
             amf3: false,
             bytes_out: 0,
-            pending_auth: None,
-            deferred: Default::default(),
-            deferred_actions: Default::default(),
         };
         self.conns.insert(slot, conn);
         WorkerStats::add(&self.stats().connections, 1);
@@ -646,7 +642,7 @@ impl Worker {
             let Some(c) = self.conns.get(r) else { continue };
             match t.kind {
                 TimerKind::Connect => {
-                    if !c.nc.is_connected() && c.closing == Closing::Open {
+                    if !c.client.nc.is_connected() && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
                             r,
@@ -720,13 +716,13 @@ impl Worker {
         if c.closing != Closing::Open {
             return;
         }
-        let (peer, app) = (c.peer, c.app().to_string());
+        let (peer, app) = (c.peer, c.client.app().to_string());
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if let Some(p) = c.pending_auth.take() {
-            self.pending_auth.remove(&p.request);
+        if let Some(request) = c.client.gate.clear() {
+            self.pending_auth.remove(&request);
         }
         if error {
             warn!(%peer, %app, reason, "connection closed");
@@ -734,7 +730,7 @@ impl Worker {
             info!(%peer, %app, reason, "connection closed");
         }
         let mut actions = Vec::new();
-        c.nc.close_all(&mut actions);
+        c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
         for a in actions {
             match a {

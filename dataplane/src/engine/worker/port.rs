@@ -71,6 +71,12 @@ impl Port for RtmpPort<'_> {
         }
     }
 
+    fn command(&mut self, client: ConnRef, stream_id: u32, values: &[Amf0Value]) {
+        if let Some(c) = self.conns.get_mut(client) {
+            c.write_command(stream_id, values);
+        }
+    }
+
     fn data(&mut self, client: ConnRef, stream_id: u32, values: &[Amf0Value]) {
         if let Some(c) = self.conns.get_mut(client) {
             c.session.write_data(stream_id, values, &mut c.out);
@@ -125,6 +131,7 @@ impl Port for RtmpPort<'_> {
             PushOutcome::TooSlow => Pushed::TooSlow {
                 lag_ms: c.queue.lag_ms(),
                 max_lag_ms: c
+                    .client
                     .nc
                     .policy
                     .as_ref()

@@ -1,6 +1,8 @@
 //! Commands and replies: what a connection's session reports, and what the worker does about it.
 
+use super::port::port;
 use super::*;
+use crate::app::net_stream;
 
 impl Worker {
     pub(super) fn on_session_event(&mut self, r: ConnRef, ev: SessionEvent) {
@@ -19,7 +21,9 @@ impl Worker {
                 let mut actions = std::mem::take(&mut self.actions);
                 if let Some(c) = self.conns.get_mut(r) {
                     c.amf3 |= amf3;
-                    c.nc.on_command(stream_id, &command, &config, &mut actions);
+                    c.client
+                        .nc
+                        .on_command(stream_id, &command, &config, &mut actions);
                 }
                 for a in actions.drain(..) {
                     self.apply(r, a);
@@ -30,7 +34,7 @@ impl Worker {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.nc.publishing(message.stream_id))
+                    .and_then(|c| c.client.nc.publishing(message.stream_id))
                     .cloned()
                 else {
                     return;
@@ -46,7 +50,7 @@ impl Worker {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.nc.publishing(message.stream_id))
+                    .and_then(|c| c.client.nc.publishing(message.stream_id))
                     .cloned()
                 else {
                     return;
@@ -93,28 +97,6 @@ impl Worker {
         }
     }
 
-    pub(super) fn status(
-        &mut self,
-        r: ConnRef,
-        stream_id: u32,
-        level: Level,
-        code: &str,
-        description: &str,
-        details: &str,
-    ) {
-        self.reply(
-            r,
-            stream_id,
-            &status::on_status(level, code, description, Some(details)),
-        );
-    }
-
-    pub(super) fn user_control(&mut self, r: ConnRef, event: UserControl) {
-        if let Some(c) = self.conns.get_mut(r) {
-            c.session.write_user_control(event, &mut c.out);
-        }
-    }
-
     /// Moves what the protocol wrote for `r` into its send queue.
     pub(super) fn flush_out(&mut self, r: ConnRef) {
         if self.conns.get_mut(r).is_some_and(Conn::queue_out) {
@@ -127,8 +109,8 @@ impl Worker {
             Action::Reply { stream_id, values } => self.reply(r, stream_id, &values),
             Action::Accepted { reply } => {
                 if let Some(c) = self.conns.get_mut(r) {
-                    info!(peer = %c.peer, app = %c.nc.app, instance = %c.nc.instance, "client connected");
-                    if let Some(p) = &c.nc.policy {
+                    info!(peer = %c.peer, app = %c.client.nc.app, instance = %c.client.nc.instance, "client connected");
+                    if let Some(p) = &c.client.nc.policy {
                         c.queue.set_limits(QueueLimits {
                             drop_lag_ms: p.drop_lag_ms,
                             max_lag_ms: p.max_lag_ms,
@@ -147,14 +129,7 @@ impl Worker {
             } => self.start_publish(r, stream_id, key, mode),
             Action::StopPublish { stream_id, key } => {
                 self.stop_publish(r, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Unpublish.Success",
-                    &format!("Stopped publishing {}.", key.name()),
-                    key.name(),
-                );
+                net_stream::unpublished(&mut port!(self), r, stream_id, &key);
             }
             Action::StartPlay {
                 stream_id,
@@ -163,14 +138,7 @@ impl Worker {
             } => self.start_play(r, stream_id, key, params),
             Action::StopPlay { stream_id, key } => {
                 self.stop_play(r, stream_id, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Play.Stop",
-                    &format!("Stopped playing {}.", key.name()),
-                    key.name(),
-                );
+                net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
             }
             a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
                 self.viewer_control(r, stream_id, a)

@@ -3,6 +3,7 @@
 
 use super::port::port;
 use super::*;
+use crate::app::net_stream;
 use crate::media::live_stream::Published;
 use crate::media::viewer::Viewer;
 
@@ -16,8 +17,14 @@ impl Worker {
     ) {
         let Some(c) = self.conns.get(r) else { return };
         let peer = c.peer;
-        let app = c.nc.app.clone();
-        let limit = c.nc.policy.as_ref().map(|p| p.max_streams).unwrap_or(0);
+        let app = c.client.nc.app.clone();
+        let limit = c
+            .client
+            .nc
+            .policy
+            .as_ref()
+            .map(|p| p.max_streams)
+            .unwrap_or(0);
         let publish_id = self
             .shared
             .next_publish_id
@@ -29,7 +36,7 @@ impl Worker {
         {
             Err(refused) => {
                 if let Some(c) = self.conns.get_mut(r) {
-                    c.nc.stream_idle(stream_id);
+                    c.client.nc.stream_idle(stream_id);
                 }
                 let why = match refused {
                     PublishRefused::NameInUse => "Stream name is already in use.",
@@ -38,37 +45,12 @@ impl Worker {
                     }
                 };
                 info!(%peer, %app, stream = key.name(), reason = why, "publish refused");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Publish.BadName",
-                    why,
-                    key.name(),
-                );
+                net_stream::publish_refused(&mut port!(self), r, stream_id, &key, why);
             }
             Ok(remote_workers) => {
                 info!(%peer, %app, stream = key.name(), "publish started");
-                self.user_control(r, UserControl::StreamBegin(stream_id));
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Publish.Start",
-                    &format!("Publishing {}.", key.name()),
-                    key.name(),
-                );
-                if mode != PublishMode::Live {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Warning,
-                        "NetStream.Record.NoAccess",
-                        "Recording is not available on this server yet; the stream is published live only.",
-                        key.name(),
-                    );
-                }
-                let publisher = self.conns.get(r).map(|c| (c.id, c.peer.to_string()));
+                net_stream::publish_started(&mut port!(self), r, stream_id, &key, mode);
+                let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
                 self.emit("publish_start", r, Some(key.name()), None);
                 let stream = self
                     .streams
@@ -117,7 +99,7 @@ impl Worker {
             return;
         };
         if let Some(c) = self.conns.get(r) {
-            info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), "publish stopped");
+            info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "publish stopped");
         }
         self.emit("publish_stop", r, Some(key.name()), None);
         let remote = self.shared.registry.unpublish(key, publish_id);
@@ -154,7 +136,7 @@ impl Worker {
         params: PlayParams,
     ) {
         let Some(c) = self.conns.get(r) else { return };
-        info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), start = params.start, "play started");
+        info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), start = params.start, "play started");
         self.emit("play_start", r, Some(key.name()), None);
         let joined = self.shared.registry.join(&key, self.id);
         if let Some((pub_worker, _)) = joined.publisher {
@@ -180,7 +162,7 @@ impl Worker {
 
     pub(super) fn stop_play(&mut self, r: ConnRef, stream_id: u32, key: &StreamKey) {
         if let Some(c) = self.conns.get(r) {
-            info!(peer = %c.peer, app = %c.nc.app, stream = key.name(), "play stopped");
+            info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "play stopped");
             self.emit("play_stop", r, Some(key.name()), None);
         }
         if let Some(stream) = self.streams.get_mut(key) {
@@ -209,7 +191,7 @@ impl Worker {
             let mut stopped = std::mem::take(&mut self.stopped);
             for (r, stream_id) in stopped.drain(..) {
                 if let Some(c) = self.conns.get_mut(r) {
-                    c.nc.stream_idle(stream_id);
+                    c.client.nc.stream_idle(stream_id);
                 }
                 self.stop_play(r, stream_id, key);
             }
@@ -267,7 +249,7 @@ impl Worker {
         let Some(key) = self
             .conns
             .get(r)
-            .and_then(|c| c.nc.playing(stream_id))
+            .and_then(|c| c.client.nc.playing(stream_id))
             .cloned()
         else {
             return;

@@ -2,14 +2,11 @@
 //! real send queues, and a simulated clock (the publisher's media timestamps, and a media
 //! flush every `BATCH_MS` of them). No socket, no thread, no real time.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::*;
-use crate::media::frame::OutputFormat;
-use crate::media::port::{Pushed, Urgency};
-use crate::media::send_queue::{PushOutcome, QueueLimits, SendQueue};
+use crate::media::send_queue::{QueueLimits, SendQueue};
+use crate::media::test_port::{TestClient, TestPort, Told};
 use crate::proto::rtmp::msg_type;
 
 const BATCH_MS: u32 = 50;
@@ -18,147 +15,6 @@ const FPS: u32 = 25;
 const GOP_FRAMES: u32 = 25;
 const AUDIO_MS: u32 = 23;
 const NS: u32 = 1;
-
-/// What a client was told, in order.
-#[derive(Debug, Clone, PartialEq)]
-enum Told {
-    Status {
-        code: String,
-        details: String,
-        description: String,
-    },
-    Data(String),
-    Event(StreamEvent),
-    Frame {
-        type_id: u8,
-        ts: u32,
-        kind: FrameKind,
-    },
-}
-
-struct TestClient {
-    queue: SendQueue,
-    /// Drains its queue after every flush (a viewer keeping up); false: a reader that
-    /// stopped, whose first send never completes.
-    reads: bool,
-    open: bool,
-    told: Vec<Told>,
-    batches: usize,
-    closed: Option<String>,
-}
-
-#[derive(Default)]
-struct TestPort {
-    clients: HashMap<ClientRef, TestClient>,
-    forwarded: Vec<(usize, u32)>,
-}
-
-impl TestPort {
-    fn client(&mut self, c: ClientRef) -> &mut TestClient {
-        self.clients.get_mut(&c).expect("a known client")
-    }
-
-    fn drain(&mut self) {
-        let mut out = Vec::new();
-        for c in self.clients.values_mut() {
-            while c.queue.next_batch_bytes(&mut out, 64, usize::MAX) > 0 && c.reads {
-                let n = out.iter().map(Bytes::len).sum();
-                c.queue.complete(n);
-            }
-        }
-    }
-}
-
-impl Port for TestPort {
-    fn status(&mut self, c: ClientRef, _: u32, _: Level, code: &str, desc: &str, details: &str) {
-        self.client(c).told.push(Told::Status {
-            code: code.into(),
-            details: details.into(),
-            description: desc.into(),
-        });
-    }
-
-    fn data(&mut self, c: ClientRef, _: u32, values: &[Amf0Value]) {
-        let name = values.first().and_then(Amf0Value::as_str).unwrap_or("");
-        self.client(c).told.push(Told::Data(name.into()));
-    }
-
-    fn stream_event(&mut self, c: ClientRef, event: StreamEvent) {
-        self.client(c).told.push(Told::Event(event));
-    }
-
-    fn frame(&mut self, c: ClientRef, stream_id: u32, f: &FrameRef, urgency: Urgency) -> Pushed {
-        let client = self.client(c);
-        if !client.open {
-            return Pushed::Gone;
-        }
-        let bytes = f.encoded(OutputFormat::Rtmp {
-            chunk_size: 128,
-            stream_id,
-        });
-        let outcome = match urgency {
-            Urgency::Now => {
-                client.queue.push_control(bytes);
-                PushOutcome::Queued
-            }
-            Urgency::Media => client.queue.push_media(bytes, f.timestamp, f.kind),
-        };
-        match outcome {
-            PushOutcome::Queued => {
-                client.told.push(Told::Frame {
-                    type_id: f.type_id,
-                    ts: f.timestamp,
-                    kind: f.kind,
-                });
-                Pushed::Queued
-            }
-            PushOutcome::Dropped => Pushed::Dropped,
-            PushOutcome::TooSlow => Pushed::TooSlow {
-                lag_ms: client.queue.lag_ms(),
-                max_lag_ms: 3_000,
-            },
-        }
-    }
-
-    fn batch(&mut self, c: ClientRef, stream_id: u32, batch: &Batch<'_>) -> bool {
-        let client = self.client(c);
-        if !client.open || !client.queue.is_empty() || client.queue.is_skipping() {
-            return false;
-        }
-        let bytes = batch.encoded(OutputFormat::Rtmp {
-            chunk_size: 128,
-            stream_id,
-        });
-        client
-            .queue
-            .push_media(bytes, batch.first_timestamp, batch.kind);
-        client.batches += 1;
-        for (_, f) in batch.frames {
-            client.told.push(Told::Frame {
-                type_id: f.type_id,
-                ts: f.timestamp,
-                kind: f.kind,
-            });
-        }
-        true
-    }
-
-    fn is_open(&self, c: ClientRef) -> bool {
-        self.clients.get(&c).is_some_and(|c| c.open)
-    }
-
-    fn flush(&mut self, _: ClientRef) {}
-
-    fn close(&mut self, c: ClientRef, reason: String) {
-        let client = self.client(c);
-        client.open = false;
-        client.closed = Some(reason);
-    }
-
-    fn to_worker(&mut self, worker: usize, _: &StreamKey, _: u64, m: MediaMessage) {
-        self.forwarded.push((worker, m.timestamp));
-    }
-}
 
 /// One stream, its clients and the publisher's clock.
 struct Sim {
@@ -208,17 +64,9 @@ impl Sim {
             max_lag_ms: 3_000,
             max_bytes: QueueLimits::DEFAULT_MAX_BYTES,
         };
-        self.port.clients.insert(
-            c,
-            TestClient {
-                queue: SendQueue::new(limits),
-                reads,
-                open: true,
-                told: Vec::new(),
-                batches: 0,
-                closed: None,
-            },
-        );
+        self.port
+            .clients
+            .insert(c, TestClient::new(SendQueue::new(limits), reads));
         c
     }
 
