@@ -439,10 +439,6 @@ impl LiveStream {
         pending.clear();
         self.pending = pending;
     }
-
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
 }
 
 #[cfg(test)]
