@@ -161,6 +161,13 @@ mod tests {
         };
         let accepted = Action::Accepted { reply: vec![] };
         assert_eq!(needs_decision(&accepted, &auth), None);
+        let publish = Action::StartPublish {
+            stream_id: 1,
+            key: crate::media::StreamKey::new("live", "_definst_", "cam"),
+            mode: crate::app::request::PublishMode::Live,
+            query: None,
+        };
+        assert_eq!(needs_decision(&publish, &auth), Some(AuthAction::Publish));
         assert_eq!(needs_decision(&close("x"), &auth), None);
     }
 }
