@@ -4,6 +4,7 @@
 //! Sans-IO like `proto`: no sockets, threads or clocks; time is the media timestamps
 //! passed in.
 
+pub mod data_frame;
 pub mod frame;
 pub mod gop_cache;
 pub mod live_stream;

@@ -37,11 +37,10 @@ use crate::media::frame::{FrameRef, MediaMessage};
 use crate::media::live_stream::{LiveStream, Source, Stopped};
 use crate::media::send_queue::{PushOutcome, QueueLimits, SendQueue};
 use crate::proto::amf0::Amf0Value;
-use crate::proto::command;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
 use crate::proto::rtmp::control::UserControl;
 use crate::proto::rtmp::msg_type;
-use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent, MAX_COMMAND_SIZE};
+use crate::proto::rtmp::session::{ServerSession, SessionConfig, SessionEvent};
 
 /// Slots for listeners sit above any connection slot.
 const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
@@ -589,7 +588,8 @@ impl Worker {
                 publish_id,
                 message,
             } => {
-                let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
+                let cache = message.type_id != msg_type::DATA_AMF0
+                    || crate::media::data_frame::is_metadata(&message.payload);
                 let from = |s: &Source| matches!(s, Source::Remote { publish_id: id } if *id == publish_id);
                 self.publish_frame(&key, message, cache, from);
             }
@@ -924,17 +924,6 @@ fn post_to(mailboxes: &[Mailbox<WorkerMsg>], wake: &mut [bool], worker: usize, m
             *w = true;
         }
     }
-}
-
-fn is_metadata(m: &MediaMessage) -> bool {
-    command::decode_data(false, &m.payload)
-        .ok()
-        .and_then(|v| {
-            v.first()
-                .and_then(Amf0Value::as_str)
-                .map(|s| s == "onMetaData")
-        })
-        .unwrap_or(false)
 }
 
 fn peer_addr(fd: RawFd) -> Option<SocketAddr> {

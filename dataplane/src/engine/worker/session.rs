@@ -3,6 +3,7 @@
 use super::port::port;
 use super::*;
 use crate::app::net_stream;
+use crate::media::data_frame::{self, DataFrame};
 
 impl Worker {
     pub(super) fn on_session_event(&mut self, r: ConnRef, ev: SessionEvent) {
@@ -56,26 +57,15 @@ impl Worker {
                     return;
                 };
                 let amf3 = message.type_id == msg_type::DATA_AMF3;
-                if message.payload.len() > MAX_COMMAND_SIZE {
-                    // Metadata is small; a huge data message is not decoded (see MAX_COMMAND_SIZE).
-                    if let Some(c) = self.conns.get(r) {
-                        debug!(peer = %c.peer, bytes = message.payload.len(), "oversized data message ignored");
+                let (payload, keep) = match data_frame::from_publisher(amf3, &message.payload) {
+                    DataFrame::Forward { payload, keep } => (payload, keep),
+                    DataFrame::Ignored(why) => {
+                        if let Some(c) = self.conns.get(r) {
+                            debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
+                        }
+                        return;
                     }
-                    return;
-                }
-                let Ok(values) = command::decode_data(amf3, &message.payload) else {
-                    if let Some(c) = self.conns.get(r) {
-                        debug!(peer = %c.peer, "undecodable data message ignored");
-                    }
-                    return;
                 };
-                // `@setDataFrame` asks the server to keep what follows for new viewers.
-                let (values, keep) = match values.first().and_then(Amf0Value::as_str) {
-                    Some("@setDataFrame") => (values[1..].to_vec(), true),
-                    Some("onMetaData") => (values, true),
-                    _ => (values, false),
-                };
-                let payload = bytes::Bytes::from(command::encode_values(false, &values));
                 let m = MediaMessage {
                     timestamp: message.timestamp,
                     type_id: msg_type::DATA_AMF0,
