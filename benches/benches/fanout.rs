@@ -1,10 +1,20 @@
 //! Joining a stream with a full GOP cache, and one message fanned out to 1,000 and 10,000
 //! viewer send queues (a shared `Bytes` pushed to each, then each queue's batch taken and
-//! completed, as the engine does per viewer).
+//! completed, as the engine does per viewer); and a live stream's media flush to 2,000
+//! caught-up viewers through `media::LiveStream` and a port that queues like the engine's.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::media::{CachedFrame, FrameKind, GopCache, GopCacheLimits, QueueLimits, SendQueue};
+use dataplane::media::frame::{Batch, FrameRef, MediaMessage, OutputFormat};
+use dataplane::media::live_stream::LiveStream;
+use dataplane::media::port::{ClientRef, Level, Port, Pushed, StreamEvent, Urgency};
+use dataplane::media::viewer::Viewer;
+use dataplane::media::{
+    CachedFrame, FrameKind, GopCache, GopCacheLimits, PushOutcome, QueueLimits, SendQueue,
+    StreamKey,
+};
+use dataplane::proto::amf0::Amf0Value;
+use dataplane::proto::rtmp::msg_type;
 
 #[derive(Clone)]
 struct Frame {
@@ -128,5 +138,132 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, join, fanout);
+/// The engine's port reduced to what the media flush touches: a slot per viewer with its
+/// send queue, looked up by `ClientRef`, and the RTMP output format.
+struct QueuePort {
+    queues: Vec<SendQueue>,
+}
+
+impl Port for QueuePort {
+    fn status(&mut self, _: ClientRef, _: u32, _: Level, _: &str, _: &str, _: &str) {}
+    fn command(&mut self, _: ClientRef, _: u32, _: &[Amf0Value]) {}
+    fn data(&mut self, _: ClientRef, _: u32, _: &[Amf0Value]) {}
+    fn stream_event(&mut self, _: ClientRef, _: StreamEvent) {}
+    fn frame(&mut self, c: ClientRef, stream_id: u32, f: &FrameRef, urgency: Urgency) -> Pushed {
+        let Some(q) = self.queues.get_mut(c.slot as usize) else {
+            return Pushed::Gone;
+        };
+        let bytes = f.encoded(OutputFormat::Rtmp {
+            chunk_size: 4096,
+            stream_id,
+        });
+        match urgency {
+            Urgency::Now => {
+                q.push_control(bytes);
+                Pushed::Queued
+            }
+            Urgency::Media => match q.push_media(bytes, f.timestamp, f.kind) {
+                PushOutcome::Queued => Pushed::Queued,
+                _ => Pushed::Dropped,
+            },
+        }
+    }
+    fn batch(&mut self, c: ClientRef, stream_id: u32, batch: &Batch<'_>) -> bool {
+        let Some(q) = self.queues.get_mut(c.slot as usize) else {
+            return false;
+        };
+        if !q.is_empty() || q.is_skipping() {
+            return false;
+        }
+        let bytes = batch.encoded(OutputFormat::Rtmp {
+            chunk_size: 4096,
+            stream_id,
+        });
+        q.push_media(bytes, batch.first_timestamp, batch.kind);
+        true
+    }
+    fn is_open(&self, _: ClientRef) -> bool {
+        true
+    }
+    fn flush(&mut self, _: ClientRef) {}
+    fn close(&mut self, _: ClientRef, _: String) {}
+    fn to_worker(&mut self, _: usize, _: &StreamKey, _: u64, _: MediaMessage) {}
+}
+
+fn media_flush(c: &mut Criterion) {
+    const VIEWERS: usize = 2_000;
+    let mut g = c.benchmark_group("live_stream");
+    g.throughput(Throughput::Elements(VIEWERS as u64));
+    g.bench_function(format!("flush_batch_to_{VIEWERS}_caught_up_viewers"), |b| {
+        let mut port = QueuePort {
+            queues: (0..VIEWERS)
+                .map(|_| SendQueue::new(QueueLimits::default()))
+                .collect(),
+        };
+        let mut stream = LiveStream::new(StreamKey::new("live", "_definst_", "cam"));
+        let publisher = ClientRef {
+            slot: u32::MAX,
+            generation: 0,
+        };
+        stream.publish_local(publisher, 1, 0.0, None, std::iter::empty());
+        let mut stopped = Vec::new();
+        for slot in 0..VIEWERS as u32 {
+            let viewer = Viewer::new(
+                ClientRef {
+                    slot,
+                    generation: 0,
+                },
+                1,
+                -1.0,
+                true,
+            );
+            stream.add_viewer(viewer, false, &mut port, &mut stopped);
+        }
+        let message = |type_id, ts, first: u8, len: usize| {
+            let mut payload = vec![0u8; len];
+            payload[0] = first;
+            payload[1] = 1;
+            MediaMessage {
+                timestamp: ts,
+                type_id,
+                payload: Bytes::from(payload),
+            }
+        };
+        let mut iov = Vec::with_capacity(64);
+        let mut ts = 0u32;
+        let mut frames = 0u32;
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                // One 50 ms batch of the benchmark stream: two AAC frames and a picture
+                // (a key frame once every 60).
+                let picture = if frames.is_multiple_of(60) {
+                    0x17
+                } else {
+                    0x27
+                };
+                frames += 1;
+                for m in [
+                    message(msg_type::AUDIO, ts, 0xAF, 400),
+                    message(msg_type::VIDEO, ts, picture, 8_000),
+                    message(msg_type::AUDIO, ts + 21, 0xAF, 400),
+                ] {
+                    stream.publish_frame(m, true, true, &mut port, &mut stopped);
+                }
+                ts = ts.wrapping_add(50);
+                let t = std::time::Instant::now();
+                stream.flush_pending(&mut port, &mut stopped);
+                total += t.elapsed();
+                for q in &mut port.queues {
+                    let n = q.next_batch(&mut iov, 64, 1 << 20);
+                    q.complete(n);
+                }
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, join, fanout, media_flush);
 criterion_main!(benches);

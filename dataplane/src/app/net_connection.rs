@@ -4,8 +4,8 @@
 
 use super::request::{ConnectParams, PlayParams, PublishMode, Request};
 use super::status::{self, Level};
-use super::stream_key::StreamKey;
 use crate::config::{AppPolicy, Config};
+use crate::media::StreamKey;
 use crate::proto::amf0::Amf0Value;
 use crate::proto::command::Command;
 
@@ -112,6 +112,22 @@ impl NetConnection {
 
     pub fn streams(&self) -> impl Iterator<Item = &(u32, StreamState)> {
         self.streams.iter()
+    }
+
+    /// The stream `stream_id` plays, if it plays one.
+    pub fn playing(&self, stream_id: u32) -> Option<&StreamKey> {
+        self.streams.iter().find_map(|(i, s)| match s {
+            StreamState::Playing(k) if *i == stream_id => Some(k),
+            _ => None,
+        })
+    }
+
+    /// The stream `stream_id` publishes (or asked to publish), if any.
+    pub fn publishing(&self, stream_id: u32) -> Option<&StreamKey> {
+        self.streams.iter().find_map(|(i, s)| match s {
+            StreamState::Publishing(k) if *i == stream_id => Some(k),
+            _ => None,
+        })
     }
 
     fn stream_mut(&mut self, id: u32) -> Option<&mut StreamState> {

@@ -6,22 +6,7 @@ pub const FMS_VERSION: &str = "FMS/3,5,7,7009";
 /// Capabilities AMS 3.5 reports; clients only check that the field exists.
 pub const CAPABILITIES: f64 = 31.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Status,
-    Warning,
-    Error,
-}
-
-impl Level {
-    fn as_str(self) -> &'static str {
-        match self {
-            Level::Status => "status",
-            Level::Warning => "warning",
-            Level::Error => "error",
-        }
-    }
-}
+pub use crate::media::port::Level;
 
 fn info_props(level: Level, code: &str, description: &str) -> Vec<(String, Amf0Value)> {
     vec![

@@ -1,42 +1,19 @@
 //! One client connection on a worker, and the slots connections live in.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
-use super::live::ConnRef;
 use super::zerocopy::ZeroCopy;
-use crate::app::{Action, NetConnection, StreamKey};
+use crate::app::Client;
+use crate::media::port::ClientRef;
 use crate::media::send_queue::SendQueue;
+use crate::proto::amf0::Amf0Value;
 use crate::proto::rtmp::session::{Session, SessionEvent};
 
-/// What a connection does with one NetStream it plays.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    pub stream_id: u32,
-    pub key: StreamKey,
-    pub audio: bool,
-    pub video: bool,
-    pub paused: bool,
-    /// Video waits for a key frame (start, after drops, after receiveVideo(true), unpause).
-    pub need_key: bool,
-    /// PublishNotify is due when the stream goes live (it was not live at play time).
-    pub notify_on_publish: bool,
-    /// `play`'s duration for a live stream: stop after this many milliseconds of media,
-    /// counted from the first media frame sent (the timestamp is set then).
-    pub duration: Option<(Option<u32>, u32)>,
-    /// The first of the stream's batched frames this viewer has not been given (see
-    /// `LiveStream::pending`): frames before it reached the viewer in its snapshot.
-    pub from_seq: u64,
-}
-
-pub struct Publishing {
-    pub stream_id: u32,
-    pub key: StreamKey,
-    pub publish_id: u64,
-}
+/// A connection slot and its generation: the engine's `ClientRef` for RTMP connections.
+pub type ConnRef = ClientRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closing {
@@ -48,25 +25,16 @@ pub enum Closing {
     ShutDown,
 }
 
-/// A command waiting for the manager's answer (auth hooks).
-pub struct PendingAuth {
-    pub request: u64,
-    pub action: Action,
-}
-
-/// Messages a client may send while a command waits for authorization; more is abuse.
-pub const MAX_DEFERRED: usize = 1024;
-
 pub struct Conn {
-    /// Unique across workers, for the control socket (kick, events).
-    pub id: u64,
     /// Unix time of the accept.
     pub since: f64,
     pub fd: RawFd,
     pub peer: SocketAddr,
     pub generation: u32,
     pub session: Session,
-    pub nc: NetConnection,
+    /// The client this connection carries: the NetConnection and everything about it that
+    /// is not RTMP or the socket.
+    pub client: Client<SessionEvent>,
     pub queue: SendQueue,
     /// Bytes the protocol writes (handshake, control, commands) before they join the queue.
     pub out: BytesMut,
@@ -88,30 +56,30 @@ pub struct Conn {
     pub preamble_sent: bool,
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.
     pub amf3: bool,
-    pub plays: Vec<Viewer>,
-    pub publishing: Vec<Publishing>,
     pub bytes_out: u64,
-    pub pending_auth: Option<PendingAuth>,
-    /// Session events and actions that arrived behind a command waiting for authorization.
-    pub deferred: VecDeque<SessionEvent>,
-    pub deferred_actions: VecDeque<Action>,
 }
 
 impl Conn {
-    pub fn viewer_mut(&mut self, stream_id: u32) -> Option<&mut Viewer> {
-        self.plays.iter_mut().find(|v| v.stream_id == stream_id)
-    }
-
-    pub fn publishing_on(&self, stream_id: u32) -> Option<&Publishing> {
-        self.publishing.iter().find(|p| p.stream_id == stream_id)
-    }
-
-    pub fn app(&self) -> &str {
-        if self.nc.app.is_empty() {
-            "-"
-        } else {
-            &self.nc.app
+    /// A command: after the connect preamble, which carries Set Chunk
+    /// Size (nothing larger may precede it).
+    pub fn write_command(&mut self, stream_id: u32, values: &[Amf0Value]) {
+        if !self.preamble_sent {
+            self.session.write_connect_preamble(&mut self.out);
+            self.preamble_sent = true;
         }
+        self.session
+            .write_command(stream_id, self.amf3, values, &mut self.out);
+    }
+
+    /// Moves what the protocol wrote into the send queue; true if there was something (the
+    /// caller marks the connection due).
+    pub fn queue_out(&mut self) -> bool {
+        if self.out.is_empty() {
+            return false;
+        }
+        let bytes = self.out.split().freeze();
+        self.queue.push_control(bytes);
+        true
     }
 }
 

@@ -3,19 +3,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
 use crate::app::StreamKey;
 use crate::config::Config;
 
-/// One audio, video or data message as the publisher sent it.
-#[derive(Debug, Clone)]
-pub struct MediaMessage {
-    pub timestamp: u32,
-    pub type_id: u8,
-    pub payload: Bytes,
-}
+pub use crate::media::frame::MediaMessage;
 
 #[derive(Debug)]
 pub enum WorkerMsg {
@@ -64,8 +57,13 @@ pub enum WorkerMsg {
 pub enum Query {
     Streams,
     Clients,
-    Kick { client: u64 },
-    StopStream { key: StreamKey },
+    Kick {
+        client: u64,
+    },
+    /// `stream` as the operator wrote it: `app/name` or `app/instance/name`.
+    StopStream {
+        stream: String,
+    },
 }
 
 #[derive(Debug)]

@@ -9,7 +9,6 @@ mod connect;
 pub(crate) mod cross;
 pub(crate) mod io;
 pub(crate) mod listener;
-mod live;
 pub(crate) mod mailbox;
 mod owner;
 pub(crate) mod registry;

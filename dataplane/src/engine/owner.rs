@@ -5,7 +5,7 @@
 //! adds its variant here, carrying a generation-checked reference like `ConnRef`; the
 //! compiler then lists every dispatch that must say what it does with it.
 
-use super::live::ConnRef;
+use super::conn::ConnRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {

@@ -62,10 +62,9 @@ impl Registry {
             return Err(PublishRefused::NameInUse);
         }
         if let Some((app, limit)) = app_limit.filter(|(_, l)| *l > 0) {
-            let prefix = format!("{app}/");
             let live = map
                 .iter()
-                .filter(|(k, e)| e.publisher.is_some() && k.as_str().starts_with(&prefix))
+                .filter(|(k, e)| e.publisher.is_some() && k.app() == app)
                 .count();
             if live >= limit {
                 return Err(PublishRefused::TooManyStreams);

@@ -7,7 +7,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use super::live::ConnRef;
+use super::conn::ConnRef;
 use super::owner::Owner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,23 @@
-//! The media layer: what live messages are, what a new viewer is sent first, and how each
-//! viewer's send queue keeps a slow reader from slowing anyone else. Sans-IO like `proto`:
-//! no sockets, threads or clocks; time is the media timestamps passed in.
+//! The media layer: what live messages are and how each output format encodes them, live
+//! streams with their sources and sinks, the viewer policy, the GOP cache a new viewer
+//! starts from, and each viewer's send queue. It reaches clients only through a `Port`.
+//! Sans-IO like `proto`: no sockets, threads or clocks; time is the media timestamps
+//! passed in.
 
+pub mod data_frame;
+pub mod frame;
 pub mod gop_cache;
+pub mod live_stream;
+pub mod port;
 pub mod send_queue;
+pub mod sink;
+pub mod stream_key;
 pub mod tag;
+#[cfg(test)]
+pub(crate) mod test_port;
+pub mod viewer;
 
 pub use gop_cache::{CachedFrame, GopCache, GopCacheLimits};
 pub use send_queue::{PushOutcome, QueueLimits, SendQueue};
+pub use stream_key::StreamKey;
 pub use tag::{audio_codec, classify, video_codec, AudioCodec, FrameKind, VideoCodec};

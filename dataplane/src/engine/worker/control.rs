@@ -3,7 +3,11 @@
 
 use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
+use super::port::port;
 use super::*;
+use crate::app::gate::{needs_decision, Next};
+use crate::app::net_connection::{StreamState, DEFAULT_INSTANCE};
+use crate::app::net_stream::{self, Refused};
 use crate::config::{AuthAction, AuthDefault};
 
 impl Worker {
@@ -15,9 +19,9 @@ impl Worker {
         self.shared.control.post(ControlInbound::Event(Event {
             event: event.to_string(),
             ts: unix_now(),
-            client: c.id,
+            client: c.client.id,
             addr: c.peer.to_string(),
-            app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+            app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
             stream: stream.map(str::to_string),
             reason: reason.map(str::to_string),
         }));
@@ -30,19 +34,17 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if c.pending_auth.is_none() {
+        if !c.client.gate.is_waiting() {
             self.on_session_event(r, ev);
             return;
         }
-        if c.deferred.len() >= MAX_DEFERRED {
+        if c.client.gate.defer_event(ev).is_err() {
             self.close(
                 r,
                 "too many messages while a command waits for authorization",
                 true,
             );
-            return;
         }
-        c.deferred.push_back(ev);
     }
 
     pub(super) fn answer_query(&mut self, query: u64, ask: Query) {
@@ -54,18 +56,22 @@ impl Worker {
                     .conns
                     .refs()
                     .into_iter()
-                    .find(|r| self.conns.get(*r).is_some_and(|c| c.id == client));
+                    .find(|r| self.conns.get(*r).is_some_and(|c| c.client.id == client));
                 if let Some(r) = target {
                     self.close(r, "kicked by operator", false);
                     self.maybe_free(r);
                 }
                 Answer::Found(target.is_some())
             }
-            Query::StopStream { key } => {
-                let publisher = self.streams.get(&key).and_then(|s| match s.source {
-                    Source::Local { publisher, .. } => Some(publisher),
-                    _ => None,
-                });
+            Query::StopStream { stream } => {
+                let publisher = self
+                    .streams
+                    .iter()
+                    .filter(|(key, _)| key.is_named(&stream, DEFAULT_INSTANCE))
+                    .find_map(|(_, s)| match s.source {
+                        Source::Local { publisher, .. } => Some(publisher),
+                        _ => None,
+                    });
                 if let Some(r) = publisher {
                     self.close(r, "stream stopped by operator", false);
                     self.maybe_free(r);
@@ -83,13 +89,11 @@ impl Worker {
         self.streams
             .iter()
             .map(|(key, s)| {
-                let mut parts = key.as_str().splitn(3, '/');
-                let (app, instance, name) = (parts.next(), parts.next(), parts.next());
                 let local = matches!(s.source, Source::Local { .. });
                 StreamInfo {
-                    app: app.unwrap_or_default().to_string(),
-                    instance: instance.unwrap_or_default().to_string(),
-                    name: name.unwrap_or_default().to_string(),
+                    app: key.app().to_string(),
+                    instance: key.instance().to_string(),
+                    name: key.name().to_string(),
                     publisher: s
                         .stats
                         .publisher
@@ -118,21 +122,44 @@ impl Worker {
         self.conns
             .refs()
             .into_iter()
-            .filter_map(|r| self.conns.get(r))
-            .map(|c| ClientInfo {
-                id: c.id,
+            .filter_map(|r| self.conns.get(r).map(|c| (r, c)))
+            .map(|(r, c)| ClientInfo {
+                id: c.client.id,
                 addr: c.peer.to_string(),
                 protocol: "rtmp".into(),
-                app: (!c.nc.app.is_empty()).then(|| c.nc.app.clone()),
+                app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
                 worker: self.id,
-                publishing: c.publishing.iter().map(|p| p.key.to_string()).collect(),
-                playing: c.plays.iter().map(|v| v.key.to_string()).collect(),
+                publishing: c
+                    .client
+                    .nc
+                    .streams()
+                    .filter_map(|(_, s)| match s {
+                        StreamState::Publishing(k) if self.publishes(r, k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+                playing: c
+                    .client
+                    .nc
+                    .streams()
+                    .filter_map(|(_, s)| match s {
+                        StreamState::Playing(k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
                 bytes_in: c.session.bytes_in(),
                 bytes_out: c.bytes_out,
                 lag_ms: u64::from(c.queue.lag_ms()),
                 since: c.since,
             })
             .collect()
+    }
+
+    /// Whether `r` holds the claim on `key` (not just asked for it).
+    fn publishes(&self, r: ConnRef, key: &StreamKey) -> bool {
+        self.streams
+            .get(key)
+            .is_some_and(|s| matches!(s.source, Source::Local { publisher, .. } if publisher == r))
     }
 
     /// A new configuration: new clients see it at once; listeners follow `server.listen`;
@@ -186,17 +213,11 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if c.pending_auth.is_some() {
-            c.deferred_actions.push_back(action);
+        if c.client.gate.is_waiting() {
+            c.client.gate.defer_action(action);
             return;
         }
-        let needs = match &action {
-            Action::Accepted { .. } => Some(AuthAction::Connect),
-            Action::StartPublish { .. } => Some(AuthAction::Publish),
-            Action::StartPlay { .. } => Some(AuthAction::Play),
-            _ => None,
-        };
-        match needs.filter(|a| self.config.auth.asks(*a)) {
+        match needs_decision(&action, &self.config.auth) {
             Some(kind) => self.request_auth(r, kind, action),
             None => self.apply_now(r, action),
         }
@@ -217,13 +238,13 @@ impl Worker {
         };
         let (stream, query) = match &action {
             Action::StartPublish { key, query, .. } => {
-                (Some(key_name(key).to_string()), query.clone())
+                (Some(key.name().to_string()), query.clone())
             }
             Action::StartPlay { key, params, .. } => (
-                Some(key_name(key).to_string()),
+                Some(key.name().to_string()),
                 crate::app::net_connection::query_of(&params.name),
             ),
-            _ => (None, c.nc.connect_query.clone()),
+            _ => (None, c.client.nc.connect_query.clone()),
         };
         let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
         let auth = AuthRequest {
@@ -234,14 +255,14 @@ impl Worker {
                 AuthAction::Play => "play",
             }
             .to_string(),
-            client: c.id,
+            client: c.client.id,
             addr: c.peer.to_string(),
-            app: c.nc.app.clone(),
+            app: c.client.nc.app.clone(),
             stream,
             query,
-            tc_url: c.nc.tc_url.clone(),
+            tc_url: c.client.nc.tc_url.clone(),
         };
-        c.pending_auth = Some(PendingAuth { request, action });
+        c.client.gate.wait(request, action);
         self.pending_auth.insert(request, r);
         self.timers.arm(Timer {
             at: Instant::now() + Duration::from_millis(self.config.auth.timeout_ms),
@@ -260,7 +281,11 @@ impl Worker {
         let Some(r) = self.pending_auth.remove(&request) else {
             return;
         };
-        let Some(pending) = self.conns.get_mut(r).and_then(|c| c.pending_auth.take()) else {
+        let Some(action) = self
+            .conns
+            .get_mut(r)
+            .and_then(|c| c.client.gate.decided(request))
+        else {
             return;
         };
         let reason = reason.unwrap_or_else(|| {
@@ -271,24 +296,22 @@ impl Worker {
             }
             .into()
         });
-        self.auth_resolved(r, pending.action, allow, &reason);
+        self.auth_resolved(r, action, allow, &reason);
     }
 
     pub(super) fn auth_timed_out(&mut self, r: ConnRef, request: u64) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if c.pending_auth.as_ref().is_none_or(|p| p.request != request) {
-            return;
-        }
-        let Some(pending) = c.pending_auth.take() else {
+        let Some(action) = self
+            .conns
+            .get_mut(r)
+            .and_then(|c| c.client.gate.decided(request))
+        else {
             return;
         };
         self.pending_auth.remove(&request);
         let allow = self.config.auth.default == AuthDefault::Allow;
         self.auth_resolved(
             r,
-            pending.action,
+            action,
             allow,
             "the manager did not answer in time; default applied",
         );
@@ -305,65 +328,45 @@ impl Worker {
             let Some(c) = self.conns.get_mut(r) else {
                 return;
             };
-            if c.pending_auth.is_some() || c.closing != Closing::Open {
+            if c.closing != Closing::Open {
                 break;
             }
-            if let Some(a) = c.deferred_actions.pop_front() {
-                self.apply(r, a);
-            } else if let Some(ev) = c.deferred.pop_front() {
-                self.on_session_event(r, ev);
-            } else {
-                break;
+            match c.client.gate.next_up() {
+                Some(Next::Action(a)) => self.apply(r, a),
+                Some(Next::Event(ev)) => self.on_session_event(r, ev),
+                None => break,
             }
         }
         self.flush_out(r);
     }
 
     fn refuse(&mut self, r: ConnRef, action: Action, reason: &str) {
-        let Some(c) = self.conns.get_mut(r) else {
+        let Some(c) = self.conns.get(r) else {
             return;
         };
-        let peer = c.peer;
-        match action {
-            Action::Accepted { reply } => {
-                let tid = reply.get(1).and_then(Amf0Value::as_f64).unwrap_or(1.0);
-                info!(%peer, reason, "connect refused");
-                let description = format!("Connection refused: {reason}.");
-                self.reply(
-                    r,
-                    0,
-                    &status::error(tid, "NetConnection.Connect.Rejected", &description),
-                );
-                self.flush_out(r);
-                self.close(r, &format!("connect refused: {reason}"), false);
+        let (peer, what) = (c.peer, action_name(&action));
+        let stream = match &action {
+            Action::StartPublish { key, .. } | Action::StartPlay { key, .. } => Some(key.name()),
+            _ => None,
+        };
+        info!(%peer, stream, reason, "{what} refused");
+        match net_stream::refuse(&mut port!(self), r, action, reason) {
+            Refused::Close(why) => self.close(r, &why, false),
+            Refused::StreamIdle(stream_id) => {
+                if let Some(c) = self.conns.get_mut(r) {
+                    c.client.nc.stream_idle(stream_id);
+                }
             }
-            Action::StartPublish { stream_id, key, .. } => {
-                c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key_name(&key), reason, "publish refused");
-                let description = format!("Publishing refused: {reason}.");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Publish.BadName",
-                    &description,
-                    key_name(&key),
-                );
-            }
-            Action::StartPlay { stream_id, key, .. } => {
-                c.nc.stream_idle(stream_id);
-                info!(%peer, stream = key_name(&key), reason, "play refused");
-                let description = format!("Playing refused: {reason}.");
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Error,
-                    "NetStream.Play.Failed",
-                    &description,
-                    key_name(&key),
-                );
-            }
-            other => self.apply_now(r, other),
+            Refused::NotGated(other) => self.apply_now(r, other),
         }
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Accepted { .. } => "connect",
+        Action::StartPublish { .. } => "publish",
+        Action::StartPlay { .. } => "play",
+        _ => "action",
     }
 }

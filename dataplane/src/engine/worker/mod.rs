@@ -16,16 +16,16 @@ use tracing::{debug, info, warn};
 
 mod control;
 mod outbound;
+mod port;
 mod session;
 mod streams;
 #[cfg(test)]
 mod testing;
 
-use super::conn::{Closing, Conn, PendingAuth, Publishing, Slots, Viewer, MAX_DEFERRED};
+use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
-use super::cross::{Answer, ControlInbound, MediaMessage, Query, WorkerMsg};
+use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use super::io::{Completion, Io};
-use super::live::{ConnRef, Frame, FrameRef, LiveStream, Source, StreamStats};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::owner::Owner;
 use super::registry::{PublishRefused, Registry};
@@ -36,18 +36,17 @@ use super::udp::UdpSockets;
 use super::zerocopy::{self, ZeroCopy};
 use crate::app::net_connection::Action;
 use crate::app::request::{PlayParams, PublishMode};
-use crate::app::status::{self, Level};
-use crate::app::{NetConnection, StreamKey};
+use crate::app::status;
+use crate::app::{Client, StreamKey};
 use crate::config::Config;
-use crate::media::gop_cache::CachedFrame;
+use crate::media::frame::{FrameRef, MediaMessage};
+use crate::media::live_stream::{LiveStream, Source, Stopped};
 use crate::media::send_queue::{PushOutcome, QueueLimits, SendQueue};
-use crate::media::tag::FrameKind;
 use crate::proto::amf0::Amf0Value;
-use crate::proto::command;
 use crate::proto::rtmp::chunk_decoder::DecoderLimits;
 use crate::proto::rtmp::control::UserControl;
 use crate::proto::rtmp::msg_type;
-use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent, MAX_COMMAND_SIZE};
+use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
 
 /// Slots for listeners sit above any connection slot.
 const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
@@ -123,7 +122,10 @@ pub struct Worker {
     wake: Vec<bool>,
     events: Vec<SessionEvent>,
     actions: Vec<Action>,
-    fanout: Vec<(ConnRef, u32)>,
+    /// What a fan-out left to the worker (see `settle`): viewers whose play ended, and
+    /// clients to close. Reused.
+    stopped: Stopped,
+    closing: Vec<(ConnRef, String)>,
     rng: rand::rngs::ThreadRng,
     started: Instant,
     shutting_down: Option<Instant>,
@@ -169,7 +171,8 @@ impl Worker {
             wake: vec![false; workers],
             events: Vec::new(),
             actions: Vec::new(),
-            fanout: Vec::new(),
+            stopped: Vec::new(),
+            closing: Vec::new(),
             rng: rand::thread_rng(),
             started: Instant::now(),
             shutting_down: None,
@@ -414,13 +417,12 @@ impl Worker {
         let epoch = self.started.elapsed().as_millis() as u32;
         let (slot, generation) = self.conns.reserve();
         let conn = Conn {
-            id: self.shared.next_client_id.fetch_add(1, Ordering::Relaxed),
             since: unix_now(),
             fd,
             peer,
             generation,
             session: Session::server(session_config, &mut self.rng, epoch),
-            nc: NetConnection::new(),
+            client: Client::new(self.shared.next_client_id.fetch_add(1, Ordering::Relaxed)),
             queue: SendQueue::new(QueueLimits {
                 drop_lag_ms: cfg.live.drop_lag_ms,
                 max_lag_ms: cfg.live.max_lag_ms,
@@ -438,12 +440,7 @@ impl Worker {
             closing: Closing::Open,
             preamble_sent: false,
             amf3: false,
-            plays: Vec::new(),
-            publishing: Vec::new(),
             bytes_out: 0,
-            pending_auth: None,
-            deferred: Default::default(),
-            deferred_actions: Default::default(),
         };
         self.conns.insert(slot, conn);
         WorkerStats::add(&self.stats().connections, 1);
@@ -578,25 +575,20 @@ impl Worker {
                 let Some(stream) = self.streams.get_mut(&key) else {
                     return;
                 };
-                let Source::Local { publish_id, .. } = stream.source else {
-                    return;
-                };
-                if !stream.remote_workers.contains(&worker) {
-                    stream.remote_workers.push(worker);
+                if let Some((publish_id, snapshot)) = stream.add_worker(worker) {
+                    self.post(
+                        worker,
+                        WorkerMsg::StreamStarted {
+                            key,
+                            publish_id,
+                            snapshot,
+                        },
+                    );
                 }
-                let snapshot = stream.gop.snapshot().map(|f| f.message()).collect();
-                self.post(
-                    worker,
-                    WorkerMsg::StreamStarted {
-                        key,
-                        publish_id,
-                        snapshot,
-                    },
-                );
             }
             WorkerMsg::Unsubscribe { key, worker } => {
                 if let Some(stream) = self.streams.get_mut(&key) {
-                    stream.remote_workers.retain(|w| *w != worker);
+                    stream.remove_worker(worker);
                 }
             }
             WorkerMsg::StreamStarted {
@@ -607,33 +599,19 @@ impl Worker {
                 let Some(stream) = self.streams.get_mut(&key) else {
                     return;
                 };
-                if stream.viewers.is_empty() || matches!(stream.source, Source::Local { .. }) {
-                    return;
+                if stream.follow_remote(publish_id, snapshot) {
+                    self.went_live(&key);
                 }
-                stream.source = Source::Remote {
-                    worker: usize::MAX,
-                    publish_id,
-                };
-                stream.gop.clear();
-                for m in snapshot {
-                    stream.gop.push(&Frame::new(m));
-                }
-                self.went_live(&key);
             }
             WorkerMsg::Media {
                 key,
                 publish_id,
                 message,
             } => {
-                let Some(stream) = self.streams.get(&key) else {
-                    return;
-                };
-                if let Source::Remote { publish_id: id, .. } = stream.source {
-                    if id == publish_id {
-                        let cache = message.type_id != msg_type::DATA_AMF0 || is_metadata(&message);
-                        self.publish_frame(&key, message, cache);
-                    }
-                }
+                let cache = message.type_id != msg_type::DATA_AMF0
+                    || crate::media::data_frame::is_metadata(&message.payload);
+                let from = |s: &Source| matches!(s, Source::Remote { publish_id: id } if *id == publish_id);
+                self.publish_frame(&key, message, cache, from);
             }
             WorkerMsg::StreamStopped { key, publish_id } => {
                 let Some(stream) = self.streams.get(&key) else {
@@ -689,7 +667,7 @@ impl Worker {
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
                 TimerKind::Connect => {
-                    if !c.nc.is_connected() && c.closing == Closing::Open {
+                    if !c.client.nc.is_connected() && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
                             r,
@@ -781,13 +759,13 @@ impl Worker {
         if c.closing != Closing::Open {
             return;
         }
-        let (peer, app) = (c.peer, c.app().to_string());
+        let (peer, app) = (c.peer, c.client.app().to_string());
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if let Some(p) = c.pending_auth.take() {
-            self.pending_auth.remove(&p.request);
+        if let Some(request) = c.client.gate.clear() {
+            self.pending_auth.remove(&request);
         }
         if error {
             warn!(%peer, %app, reason, "connection closed");
@@ -795,11 +773,11 @@ impl Worker {
             info!(%peer, %app, reason, "connection closed");
         }
         let mut actions = Vec::new();
-        c.nc.close_all(&mut actions);
+        c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
         for a in actions {
             match a {
-                Action::StopPublish { stream_id, key } => self.stop_publish(r, stream_id, &key),
+                Action::StopPublish { key, .. } => self.stop_publish(r, &key),
                 Action::StopPlay { stream_id, key } => self.stop_play(r, stream_id, &key),
                 _ => {}
             }
@@ -989,30 +967,6 @@ fn post_to(mailboxes: &[Mailbox<WorkerMsg>], wake: &mut [bool], worker: usize, m
             *w = true;
         }
     }
-}
-
-fn frame_key_of(c: &Conn, stream_id: u32) -> StreamKey {
-    c.plays
-        .iter()
-        .find(|v| v.stream_id == stream_id)
-        .map(|v| v.key.clone())
-        .unwrap_or_else(|| StreamKey::new("-", "-", "-"))
-}
-
-fn is_metadata(m: &MediaMessage) -> bool {
-    command::decode_data(false, &m.payload)
-        .ok()
-        .and_then(|v| {
-            v.first()
-                .and_then(Amf0Value::as_str)
-                .map(|s| s == "onMetaData")
-        })
-        .unwrap_or(false)
-}
-
-/// The stream name part of a key, for status details and logs.
-fn key_name(key: &StreamKey) -> &str {
-    key.as_str().rsplit('/').next().unwrap_or(key.as_str())
 }
 
 fn peer_addr(fd: RawFd) -> Option<SocketAddr> {

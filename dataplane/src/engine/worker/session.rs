@@ -1,6 +1,9 @@
 //! Commands and replies: what a connection's session reports, and what the worker does about it.
 
+use super::port::port;
 use super::*;
+use crate::app::net_stream;
+use crate::media::data_frame::{self, DataFrame};
 
 impl Worker {
     pub(super) fn on_session_event(&mut self, r: ConnRef, ev: SessionEvent) {
@@ -19,7 +22,9 @@ impl Worker {
                 let mut actions = std::mem::take(&mut self.actions);
                 if let Some(c) = self.conns.get_mut(r) {
                     c.amf3 |= amf3;
-                    c.nc.on_command(stream_id, &command, &config, &mut actions);
+                    c.client
+                        .nc
+                        .on_command(stream_id, &command, &config, &mut actions);
                 }
                 for a in actions.drain(..) {
                     self.apply(r, a);
@@ -30,8 +35,8 @@ impl Worker {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
+                    .and_then(|c| c.client.nc.publishing(message.stream_id))
+                    .cloned()
                 else {
                     return;
                 };
@@ -40,44 +45,33 @@ impl Worker {
                     type_id: message.type_id,
                     payload: message.payload,
                 };
-                self.publish_frame(&key, m, true);
+                self.publish_frame(&key, m, true, |s| is_publisher(s, r));
             }
             SessionEvent::Data { message } => {
                 let Some(key) = self
                     .conns
                     .get(r)
-                    .and_then(|c| c.publishing_on(message.stream_id))
-                    .map(|p| p.key.clone())
+                    .and_then(|c| c.client.nc.publishing(message.stream_id))
+                    .cloned()
                 else {
                     return;
                 };
                 let amf3 = message.type_id == msg_type::DATA_AMF3;
-                if message.payload.len() > MAX_COMMAND_SIZE {
-                    // Metadata is small; a huge data message is not decoded (see MAX_COMMAND_SIZE).
-                    if let Some(c) = self.conns.get(r) {
-                        debug!(peer = %c.peer, bytes = message.payload.len(), "oversized data message ignored");
+                let (payload, keep) = match data_frame::from_publisher(amf3, &message.payload) {
+                    DataFrame::Forward { payload, keep } => (payload, keep),
+                    DataFrame::Ignored(why) => {
+                        if let Some(c) = self.conns.get(r) {
+                            debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
+                        }
+                        return;
                     }
-                    return;
-                }
-                let Ok(values) = command::decode_data(amf3, &message.payload) else {
-                    if let Some(c) = self.conns.get(r) {
-                        debug!(peer = %c.peer, "undecodable data message ignored");
-                    }
-                    return;
                 };
-                // `@setDataFrame` asks the server to keep what follows for new viewers.
-                let (values, keep) = match values.first().and_then(Amf0Value::as_str) {
-                    Some("@setDataFrame") => (values[1..].to_vec(), true),
-                    Some("onMetaData") => (values, true),
-                    _ => (values, false),
-                };
-                let payload = bytes::Bytes::from(command::encode_values(false, &values));
                 let m = MediaMessage {
                     timestamp: message.timestamp,
                     type_id: msg_type::DATA_AMF0,
                     payload,
                 };
-                self.publish_frame(&key, m, keep);
+                self.publish_frame(&key, m, keep, |s| is_publisher(s, r));
             }
             SessionEvent::BufferLength { stream_id, ms } => {
                 if let Some(c) = self.conns.get(r) {
@@ -98,48 +92,14 @@ impl Worker {
     }
 
     pub(super) fn reply(&mut self, r: ConnRef, stream_id: u32, values: &[Amf0Value]) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.preamble_sent {
-            // The preamble carries Set Chunk Size: nothing larger may precede it.
-            c.session.write_connect_preamble(&mut c.out);
-            c.preamble_sent = true;
-        }
-        c.session
-            .write_command(stream_id, c.amf3, values, &mut c.out);
-    }
-
-    pub(super) fn status(
-        &mut self,
-        r: ConnRef,
-        stream_id: u32,
-        level: Level,
-        code: &str,
-        description: &str,
-        details: &str,
-    ) {
-        self.reply(
-            r,
-            stream_id,
-            &status::on_status(level, code, description, Some(details)),
-        );
-    }
-
-    pub(super) fn user_control(&mut self, r: ConnRef, event: UserControl) {
         if let Some(c) = self.conns.get_mut(r) {
-            c.session.write_user_control(event, &mut c.out);
+            c.write_command(stream_id, values);
         }
     }
 
     /// Moves what the protocol wrote for `r` into its send queue.
     pub(super) fn flush_out(&mut self, r: ConnRef) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        if !c.out.is_empty() {
-            let bytes = c.out.split().freeze();
-            c.queue.push_control(bytes);
+        if self.conns.get_mut(r).is_some_and(Conn::queue_out) {
             self.send_now(r);
         }
     }
@@ -149,8 +109,8 @@ impl Worker {
             Action::Reply { stream_id, values } => self.reply(r, stream_id, &values),
             Action::Accepted { reply } => {
                 if let Some(c) = self.conns.get_mut(r) {
-                    info!(peer = %c.peer, app = %c.nc.app, instance = %c.nc.instance, "client connected");
-                    if let Some(p) = &c.nc.policy {
+                    info!(peer = %c.peer, app = %c.client.nc.app, instance = %c.client.nc.instance, "client connected");
+                    if let Some(p) = &c.client.nc.policy {
                         c.queue.set_limits(QueueLimits {
                             drop_lag_ms: p.drop_lag_ms,
                             max_lag_ms: p.max_lag_ms,
@@ -168,15 +128,8 @@ impl Worker {
                 ..
             } => self.start_publish(r, stream_id, key, mode),
             Action::StopPublish { stream_id, key } => {
-                self.stop_publish(r, stream_id, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Unpublish.Success",
-                    "Stopped publishing.",
-                    key_name(&key),
-                );
+                self.stop_publish(r, &key);
+                net_stream::unpublished(&mut port!(self), r, stream_id, &key);
             }
             Action::StartPlay {
                 stream_id,
@@ -185,58 +138,18 @@ impl Worker {
             } => self.start_play(r, stream_id, key, params),
             Action::StopPlay { stream_id, key } => {
                 self.stop_play(r, stream_id, &key);
-                self.status(
-                    r,
-                    stream_id,
-                    Level::Status,
-                    "NetStream.Play.Stop",
-                    "Stopped playing.",
-                    key_name(&key),
-                );
+                net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
             }
-            Action::SetReceive {
-                stream_id,
-                audio,
-                video,
-            } => {
-                if let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) {
-                    if let Some(a) = audio {
-                        v.audio = a;
-                    }
-                    if let Some(on) = video {
-                        v.need_key |= on && !v.video;
-                        v.video = on;
-                    }
-                }
-            }
-            Action::Pause { stream_id, pause } => {
-                let Some(v) = self.conns.get_mut(r).and_then(|c| c.viewer_mut(stream_id)) else {
-                    return;
-                };
-                v.paused = pause;
-                v.need_key |= !pause;
-                let name = key_name(&v.key).to_string();
-                if pause {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Pause.Notify",
-                        "Paused live stream.",
-                        &name,
-                    );
-                } else {
-                    self.status(
-                        r,
-                        stream_id,
-                        Level::Status,
-                        "NetStream.Unpause.Notify",
-                        "Unpaused live stream.",
-                        &name,
-                    );
-                }
+            a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
+                self.viewer_control(r, stream_id, a)
             }
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }
+}
+
+/// Whether `r` is the local publisher of a stream with this source: a client's media feeds
+/// only the stream it holds the claim of.
+fn is_publisher(source: &Source, r: ConnRef) -> bool {
+    matches!(source, Source::Local { publisher, .. } if *publisher == r)
 }

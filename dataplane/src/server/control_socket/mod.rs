@@ -25,8 +25,6 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::reload::RunningConfig;
-use crate::app::net_connection::DEFAULT_INSTANCE;
-use crate::app::StreamKey;
 use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
@@ -438,24 +436,22 @@ impl ControlServer {
                 self.ask_workers(token, id, Query::Kick { client }, kind)
             }
             Call::StopStream { stream } => {
-                let parts: Vec<&str> = stream.split('/').filter(|p| !p.is_empty()).collect();
-                let key = match parts.as_slice() {
-                    [app, name] => StreamKey::new(app, DEFAULT_INSTANCE, name),
-                    [app, instance, name] => StreamKey::new(app, instance, name),
-                    _ => {
-                        return self.respond_error(
-                            token,
-                            id,
-                            "bad_request",
-                            "stream must be app/name or app/instance/name",
-                        )
-                    }
-                };
+                // Instance and name may hold `/` (`live/dir/cam`): workers match the path
+                // against each stream's parts rather than this side parsing it.
+                let stream = stream.trim_matches('/').to_string();
+                if !stream.contains('/') {
+                    return self.respond_error(
+                        token,
+                        id,
+                        "bad_request",
+                        "stream must be app/name or app/instance/name",
+                    );
+                }
                 let kind = PendingKind::Found {
                     found: false,
-                    what: format!("no stream {key} is published"),
+                    what: format!("no stream {stream} is published"),
                 };
-                self.ask_workers(token, id, Query::StopStream { key }, kind)
+                self.ask_workers(token, id, Query::StopStream { stream }, kind)
             }
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(

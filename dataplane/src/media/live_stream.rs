@@ -1,0 +1,445 @@
+//! A worker's view of one live stream: where its media comes from, its GOP cache, its local
+//! viewers and its other sinks, and the fan-out of each frame to them. The statuses a viewer
+//! gets about the stream (Play.Start/Reset, PublishNotify, UnpublishNotify, Play.Stop,
+//! InsufficientBW) are decided here and told through the `Port`.
+
+use super::frame::{Batch, Frame, FrameRef, MediaMessage};
+use super::gop_cache::{GopCache, GopCacheLimits};
+use super::port::{ClientRef, Level, Port, StreamEvent};
+use super::sink::Sink;
+use super::stream_key::StreamKey;
+use super::tag::{self, FrameKind};
+use super::viewer::{Delivered, Viewer};
+use crate::proto::amf0::Amf0Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Nobody publishes (viewers wait for PublishNotify).
+    None,
+    /// A client of this worker publishes.
+    Local {
+        publisher: ClientRef,
+        publish_id: u64,
+    },
+    /// Another worker's client publishes; its frames cross to this worker.
+    Remote { publish_id: u64 },
+}
+
+/// Viewers that stopped playing during a fan-out (play duration reached): the caller ends
+/// their play (the client's NetStream state, the registry). Reused between calls.
+pub type Stopped = Vec<(ClientRef, u32)>;
+
+pub struct LiveStream {
+    pub key: StreamKey,
+    pub source: Source,
+    pub gop: GopCache<FrameRef>,
+    /// Local viewers, each with its policy state.
+    pub viewers: Vec<Viewer>,
+    /// Other outputs, fed every frame as it arrives (only while the publisher is local).
+    pub sinks: Vec<Sink>,
+    pub stats: StreamStats,
+    /// Audio and video that arrived since the last media flush, numbered: at the flush,
+    /// every viewer that is caught up gets all of it as one shared buffer (one queue item,
+    /// one iovec) instead of one item per message.
+    pending: Vec<(u64, FrameRef)>,
+    /// The number the next pending frame gets.
+    next_seq: u64,
+}
+
+/// What `publish_frame` did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// It waits for the media flush; `first` is true for the first of this batch (the
+    /// caller lists the stream for the flush).
+    Pending { first: bool },
+    /// It went to the viewers already (or there are none).
+    Done,
+}
+
+/// What the control socket reports about a stream; rates are refreshed once a second.
+#[derive(Debug, Default, Clone)]
+pub struct StreamStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rate_in: f64,
+    pub rate_out: f64,
+    last_in: u64,
+    last_out: u64,
+    /// Unix time the current publish started.
+    pub since: f64,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    /// Client id and address of a local publisher.
+    pub publisher: Option<(u64, String)>,
+}
+
+impl StreamStats {
+    /// Fresh statistics for a publish that starts now.
+    pub fn published(since: f64, publisher: Option<(u64, String)>) -> Self {
+        StreamStats {
+            since,
+            publisher,
+            ..Default::default()
+        }
+    }
+
+    pub fn tick(&mut self, secs: f64) {
+        if secs > 0.0 {
+            self.rate_in = (self.bytes_in - self.last_in) as f64 * 8.0 / secs;
+            self.rate_out = (self.bytes_out - self.last_out) as f64 * 8.0 / secs;
+        }
+        self.last_in = self.bytes_in;
+        self.last_out = self.bytes_out;
+    }
+
+    /// Codec names from sequence headers, as they arrive.
+    fn note_codecs(&mut self, frame: &Frame) {
+        match frame.kind {
+            FrameKind::VideoHeader => {
+                self.video_codec =
+                    tag::video_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            FrameKind::AudioHeader => {
+                self.audio_codec =
+                    tag::audio_codec(&frame.payload).map(|c| format!("{c:?}").to_lowercase())
+            }
+            _ => {}
+        }
+    }
+}
+
+impl LiveStream {
+    pub fn new(key: StreamKey) -> Self {
+        LiveStream {
+            key,
+            source: Source::None,
+            gop: GopCache::new(GopCacheLimits::default()),
+            viewers: Vec::new(),
+            sinks: Vec::new(),
+            stats: StreamStats::default(),
+            pending: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.source != Source::None
+    }
+
+    pub fn publish_id(&self) -> Option<u64> {
+        match self.source {
+            Source::None => None,
+            Source::Local { publish_id, .. } | Source::Remote { publish_id } => Some(publish_id),
+        }
+    }
+
+    pub fn is_unused(&self) -> bool {
+        self.viewers.is_empty() && !matches!(self.source, Source::Local { .. })
+    }
+
+    pub fn viewer_mut(&mut self, client: ClientRef, stream_id: u32) -> Option<&mut Viewer> {
+        self.viewers
+            .iter_mut()
+            .find(|v| v.client == client && v.stream_id == stream_id)
+    }
+
+    /// A local client starts publishing: a fresh GOP and statistics; waiting viewers are
+    /// told (`went_live`) by the caller once other workers have been asked along.
+    pub fn publish_local(
+        &mut self,
+        publisher: ClientRef,
+        publish_id: u64,
+        since: f64,
+        who: Option<(u64, String)>,
+        workers: impl IntoIterator<Item = usize>,
+    ) {
+        self.source = Source::Local {
+            publisher,
+            publish_id,
+        };
+        self.gop.clear();
+        self.stats = StreamStats::published(since, who);
+        self.sinks = workers.into_iter().map(Sink::Worker).collect();
+    }
+
+    /// The publisher's worker sent the stream's start and its snapshot: this worker's copy
+    /// goes live from it. Returns false (and does nothing) if this worker has no viewers
+    /// or publishes the stream itself.
+    pub fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
+        if self.viewers.is_empty() || matches!(self.source, Source::Local { .. }) {
+            return false;
+        }
+        self.source = Source::Remote { publish_id };
+        self.gop.clear();
+        for m in snapshot {
+            self.gop.push(&Frame::new(m));
+        }
+        true
+    }
+
+    /// Another worker has viewers now (while the publisher is local): it gets every frame
+    /// from here on; returns what it needs first (metadata, headers, the current GOP).
+    pub fn add_worker(&mut self, worker: usize) -> Option<(u64, Vec<MediaMessage>)> {
+        let Source::Local { publish_id, .. } = self.source else {
+            return None;
+        };
+        if !self.sinks.contains(&Sink::Worker(worker)) {
+            self.sinks.push(Sink::Worker(worker));
+        }
+        Some((
+            publish_id,
+            self.gop.snapshot().map(|f| f.message()).collect(),
+        ))
+    }
+
+    pub fn remove_worker(&mut self, worker: usize) {
+        self.sinks.retain(|s| *s != Sink::Worker(worker));
+    }
+
+    /// A NetStream starts playing: Stream Begin, Play.Reset (if asked), Play.Start, and if
+    /// the stream is live, the snapshot so it starts on a key frame.
+    pub fn add_viewer<P: Port>(
+        &mut self,
+        mut viewer: Viewer,
+        reset: bool,
+        port: &mut P,
+        stopped: &mut Stopped,
+    ) {
+        let (client, stream_id) = (viewer.client, viewer.stream_id);
+        viewer.from_seq = self.next_seq;
+        self.viewers.push(viewer);
+        port.stream_event(client, StreamEvent::Begin(stream_id));
+        let name = self.key.name();
+        if reset {
+            port.status(
+                client,
+                stream_id,
+                Level::Status,
+                "NetStream.Play.Reset",
+                &format!("Playing and resetting {name}."),
+                name,
+            );
+        }
+        port.status(
+            client,
+            stream_id,
+            Level::Status,
+            "NetStream.Play.Start",
+            &format!("Started playing {name}."),
+            name,
+        );
+        port.data(
+            client,
+            stream_id,
+            &[
+                Amf0Value::string("|RtmpSampleAccess"),
+                Amf0Value::Boolean(true),
+                Amf0Value::Boolean(true),
+            ],
+        );
+        if self.is_live() {
+            self.send_snapshot(self.viewers.len() - 1, port, stopped);
+        }
+        port.flush(client);
+    }
+
+    /// A NetStream stops playing (or its client went away); true if it was a viewer.
+    pub fn remove_viewer(&mut self, client: ClientRef, stream_id: u32) -> bool {
+        let before = self.viewers.len();
+        self.viewers
+            .retain(|v| !(v.client == client && v.stream_id == stream_id));
+        self.viewers.len() != before
+    }
+
+    /// `pause`/unpause from a viewer: it is told, and video resumes on a key frame.
+    pub fn pause_viewer<P: Port>(
+        &mut self,
+        client: ClientRef,
+        stream_id: u32,
+        pause: bool,
+        port: &mut P,
+    ) {
+        let Some(v) = self.viewer_mut(client, stream_id) else {
+            return;
+        };
+        v.set_paused(pause);
+        let name = self.key.name();
+        let (code, description) = if pause {
+            ("NetStream.Pause.Notify", "Paused live stream.")
+        } else {
+            ("NetStream.Unpause.Notify", "Unpaused live stream.")
+        };
+        port.status(client, stream_id, Level::Status, code, description, name);
+    }
+
+    /// The stream just went live on this worker: waiting viewers get PublishNotify and
+    /// the snapshot.
+    pub fn went_live<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+        let mut i = 0;
+        while i < self.viewers.len() {
+            let v = &mut self.viewers[i];
+            v.need_key = true;
+            let (client, stream_id) = (v.client, v.stream_id);
+            if std::mem::replace(&mut v.notify_on_publish, false) {
+                let name = self.key.name();
+                port.status(
+                    client,
+                    stream_id,
+                    Level::Status,
+                    "NetStream.Play.PublishNotify",
+                    &format!("{name} is now published."),
+                    name,
+                );
+            }
+            if self.send_snapshot(i, port, stopped) {
+                i += 1;
+            }
+            port.flush(client);
+        }
+    }
+
+    /// The stream's source is gone: the last media goes out, then viewers get Stream EOF and
+    /// UnpublishNotify and wait for the next publisher.
+    pub fn went_offline<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+        self.flush_pending(port, stopped);
+        self.source = Source::None;
+        self.gop.clear();
+        self.sinks.clear();
+        let name = self.key.name();
+        for v in &mut self.viewers {
+            v.notify_on_publish = true;
+            v.need_key = true;
+            port.stream_event(v.client, StreamEvent::Eof(v.stream_id));
+            port.status(
+                v.client,
+                v.stream_id,
+                Level::Status,
+                "NetStream.Play.UnpublishNotify",
+                &format!("{name} is now unpublished."),
+                name,
+            );
+            port.flush(v.client);
+        }
+    }
+
+    /// Metadata, codec headers and the current GOP for viewer `i`, never dropped. False if
+    /// the viewer stopped on the way (its play duration is shorter than the GOP).
+    fn send_snapshot<P: Port>(&mut self, i: usize, port: &mut P, stopped: &mut Stopped) -> bool {
+        // The snapshot holds every cached frame, the pending ones included.
+        self.viewers[i].from_seq = self.next_seq;
+        let frames: Vec<FrameRef> = self.gop.snapshot().cloned().collect();
+        for f in &frames {
+            let v = &mut self.viewers[i];
+            match v.deliver(&self.key, f, true, port) {
+                Delivered::Sent | Delivered::Skipped => {}
+                Delivered::Closed => break,
+                Delivered::Stopped => {
+                    stopped.push((v.client, v.stream_id));
+                    self.viewers.remove(i);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// A message from this stream's source (local publisher or another worker): into the
+    /// GOP cache (if `cache`), to every sink, and to the local viewers: audio and video at
+    /// the next media flush, anything else at once (after what is pending, so order holds).
+    pub fn publish_frame<P: Port>(
+        &mut self,
+        m: MediaMessage,
+        cache: bool,
+        gop_cache: bool,
+        port: &mut P,
+        stopped: &mut Stopped,
+    ) -> Published {
+        let frame = Frame::new(m);
+        self.stats.note_codecs(&frame);
+        if let Source::Local { publish_id, .. } = self.source {
+            self.stats.bytes_in += frame.payload.len() as u64;
+            for sink in &self.sinks {
+                sink.offer(&self.key, publish_id, &frame, port);
+            }
+        }
+        let picture = matches!(frame.kind, FrameKind::VideoKey | FrameKind::VideoInter);
+        if cache && (gop_cache || !picture) {
+            // Without a GOP cache, metadata and codec headers are still kept.
+            self.gop.push(&frame);
+        }
+        if frame.kind.is_droppable() {
+            if self.viewers.is_empty() {
+                return Published::Done;
+            }
+            let first = self.pending.is_empty();
+            self.pending.push((self.next_seq, frame));
+            self.next_seq += 1;
+            return Published::Pending { first };
+        }
+        self.flush_pending(port, stopped);
+        let mut delivered = 0u64;
+        // Metadata and headers go through the policy too (never dropped, never stopping).
+        for v in &mut self.viewers {
+            if v.deliver(&self.key, &frame, false, port) == Delivered::Sent {
+                delivered += 1;
+            }
+        }
+        self.stats.bytes_out += delivered * frame.payload.len() as u64;
+        Published::Done
+    }
+
+    /// Hands the pending audio and video to the viewers. A viewer that is caught up
+    /// (nothing queued, not skipping, nothing in the batch filtered out for it) gets the
+    /// batch as one buffer shared with every viewer of the same output format: one queue
+    /// item, one refcount and one iovec per viewer per batch instead of one per message.
+    /// Any other viewer gets the frames one by one through its policy, each frame it has
+    /// not had yet (`from_seq`) once. The bytes on the wire are the same either way.
+    pub fn flush_pending<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+        let mut pending = std::mem::take(&mut self.pending);
+        if let Some(batch) = Batch::new(&pending) {
+            let mut delivered = 0u64;
+            let mut i = 0;
+            while i < self.viewers.len() {
+                let v = &mut self.viewers[i];
+                if v.takes_whole_batch(batch.first_seq, batch.has_video())
+                    && port.batch(v.client, v.stream_id, &batch)
+                {
+                    // Lag is measured from the batch's first frame. The queue was empty, so
+                    // the push is never dropped; if the viewer falls behind later, the whole
+                    // batch is droppable like any media item.
+                    delivered += batch.payload_bytes;
+                    i += 1;
+                    continue;
+                }
+                let mut keep = true;
+                for (seq, f) in &pending {
+                    if *seq < v.from_seq {
+                        continue;
+                    }
+                    match v.deliver(&self.key, f, false, port) {
+                        Delivered::Sent => delivered += f.payload.len() as u64,
+                        Delivered::Skipped => {}
+                        Delivered::Closed => break,
+                        Delivered::Stopped => {
+                            stopped.push((v.client, v.stream_id));
+                            keep = false;
+                            break;
+                        }
+                    }
+                }
+                if keep {
+                    i += 1;
+                } else {
+                    self.viewers.remove(i);
+                }
+            }
+            self.stats.bytes_out += delivered;
+        }
+        // The allocation is kept for the next batch.
+        pending.clear();
+        self.pending = pending;
+    }
+}
+
+#[cfg(test)]
+mod tests;

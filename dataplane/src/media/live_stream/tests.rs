@@ -1,0 +1,442 @@
+//! Live stream semantics in memory: a `LiveStream`, an in-memory `Port` whose clients have
+//! real send queues, and a simulated clock (the publisher's media timestamps, and a media
+//! flush every `BATCH_MS` of them). No socket, no thread, no real time.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::send_queue::{QueueLimits, SendQueue};
+use crate::media::test_port::{TestClient, TestPort, Told};
+use crate::proto::rtmp::msg_type;
+
+const BATCH_MS: u32 = 50;
+const FPS: u32 = 25;
+/// One key frame a second.
+const GOP_FRAMES: u32 = 25;
+const AUDIO_MS: u32 = 23;
+const NS: u32 = 1;
+
+/// One stream, its clients and the publisher's clock.
+struct Sim {
+    stream: LiveStream,
+    port: TestPort,
+    stopped: Stopped,
+    next_client: u32,
+    /// Media time of the next frame the publisher sends.
+    now: u32,
+    next_audio: u32,
+    next_video: u32,
+    video_frames: u32,
+    since_flush: u32,
+}
+
+fn media(type_id: u8, ts: u32, payload: &[u8]) -> MediaMessage {
+    MediaMessage {
+        timestamp: ts,
+        type_id,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            stream: LiveStream::new(StreamKey::new("live", "_definst_", "dir/cam")),
+            port: TestPort::default(),
+            stopped: Vec::new(),
+            next_client: 0,
+            now: 0,
+            next_audio: 0,
+            next_video: 0,
+            video_frames: 0,
+            since_flush: 0,
+        }
+    }
+
+    fn client(&mut self, reads: bool) -> ClientRef {
+        self.next_client += 1;
+        let c = ClientRef {
+            slot: self.next_client,
+            generation: 0,
+        };
+        let limits = QueueLimits {
+            drop_lag_ms: 500,
+            max_lag_ms: 3_000,
+            max_bytes: QueueLimits::DEFAULT_MAX_BYTES,
+        };
+        self.port
+            .clients
+            .insert(c, TestClient::new(SendQueue::new(limits), reads));
+        c
+    }
+
+    fn play_for(&mut self, c: ClientRef, duration_secs: f64) {
+        let live = self.stream.is_live();
+        let viewer = Viewer::new(c, NS, duration_secs, live);
+        self.stream
+            .add_viewer(viewer, false, &mut self.port, &mut self.stopped);
+    }
+
+    fn play(&mut self, c: ClientRef) {
+        self.play_for(c, -1.0);
+    }
+
+    /// A publisher arrives: metadata and sequence headers first, as encoders send them.
+    fn publish(&mut self) {
+        let publisher = ClientRef {
+            slot: 1000,
+            generation: 0,
+        };
+        self.stream
+            .publish_local(publisher, 1, 0.0, None, std::iter::empty());
+        self.stream.went_live(&mut self.port, &mut self.stopped);
+        self.video_frames = 0;
+        self.send(media(msg_type::DATA_AMF0, self.now, &[2, 0, 10]));
+        self.send(media(msg_type::VIDEO, self.now, &[0x17, 0, 0, 0, 0, 1]));
+        self.send(media(msg_type::AUDIO, self.now, &[0xAF, 0, 0x12, 0x10]));
+    }
+
+    fn unpublish(&mut self) {
+        self.stream.went_offline(&mut self.port, &mut self.stopped);
+    }
+
+    fn send(&mut self, m: MediaMessage) {
+        self.stream
+            .publish_frame(m, true, true, &mut self.port, &mut self.stopped);
+    }
+
+    /// The publisher sends `ms` of audio and video; the media flush runs every `BATCH_MS`
+    /// and readers drain their queues after each.
+    fn run(&mut self, ms: u32) {
+        let end = self.now + ms;
+        while self.now < end {
+            if self.now >= self.next_video {
+                let key = self.video_frames.is_multiple_of(GOP_FRAMES);
+                let first = if key { 0x17 } else { 0x27 };
+                self.send(media(msg_type::VIDEO, self.now, &[first, 1, 0, 0, 0, 9]));
+                self.video_frames += 1;
+                self.next_video += 1000 / FPS;
+            }
+            if self.now >= self.next_audio {
+                self.send(media(msg_type::AUDIO, self.now, &[0xAF, 1, 7, 7]));
+                self.next_audio += AUDIO_MS;
+            }
+            self.now += 1;
+            self.since_flush += 1;
+            if self.since_flush >= BATCH_MS {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.since_flush = 0;
+        self.stream.flush_pending(&mut self.port, &mut self.stopped);
+        self.port.drain();
+    }
+
+    fn told(&self, c: ClientRef) -> &[Told] {
+        &self.port.clients[&c].told
+    }
+
+    fn codes(&self, c: ClientRef) -> Vec<&str> {
+        self.told(c)
+            .iter()
+            .filter_map(|t| match t {
+                Told::Status { code, .. } => Some(code.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn frames(&self, c: ClientRef) -> Vec<(u8, u32, FrameKind)> {
+        self.told(c)
+            .iter()
+            .filter_map(|t| match t {
+                Told::Frame { type_id, ts, kind } => Some((*type_id, *ts, *kind)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn video(&self, c: ClientRef) -> Vec<(u32, FrameKind)> {
+        self.frames(c)
+            .into_iter()
+            .filter(|(t, _, k)| *t == msg_type::VIDEO && *k != FrameKind::VideoHeader)
+            .map(|(_, ts, k)| (ts, k))
+            .collect()
+    }
+
+    fn after_status(&self, c: ClientRef, code: &str) -> Vec<Told> {
+        let told = self.told(c);
+        let at = told
+            .iter()
+            .position(|t| matches!(t, Told::Status { code: c, .. } if c == code))
+            .unwrap_or_else(|| panic!("no {code} in {told:?}"));
+        told[at + 1..].to_vec()
+    }
+}
+
+#[test]
+fn player_gets_begin_start_with_the_full_name_then_sample_access() {
+    let mut sim = Sim::new();
+    let v = sim.client(true);
+    sim.play(v);
+    assert_eq!(
+        sim.told(v)[..3],
+        [
+            Told::Event(StreamEvent::Begin(NS)),
+            Told::Status {
+                code: "NetStream.Play.Start".into(),
+                details: "dir/cam".into(),
+                description: "Started playing dir/cam.".into()
+            },
+            Told::Data("|RtmpSampleAccess".into()),
+        ]
+    );
+}
+
+#[test]
+fn early_player_gets_publish_notify_then_media() {
+    let mut sim = Sim::new();
+    let v = sim.client(true);
+    sim.play(v);
+    assert!(sim.frames(v).is_empty(), "media before anyone publishes");
+    sim.publish();
+    sim.run(1_000);
+    assert_eq!(
+        sim.codes(v),
+        ["NetStream.Play.Start", "NetStream.Play.PublishNotify"]
+    );
+    let after = sim.after_status(v, "NetStream.Play.PublishNotify");
+    let first_video = after.iter().find_map(|t| match t {
+        Told::Frame {
+            type_id: msg_type::VIDEO,
+            kind,
+            ..
+        } if *kind != FrameKind::VideoHeader => Some(*kind),
+        _ => None,
+    });
+    assert_eq!(first_video, Some(FrameKind::VideoKey));
+    assert!(sim.frames(v).iter().any(|f| f.0 == msg_type::AUDIO));
+}
+
+#[test]
+fn viewer_gets_unpublish_notify_and_the_next_publisher() {
+    let mut sim = Sim::new();
+    let v = sim.client(true);
+    sim.publish();
+    sim.run(300);
+    sim.play(v);
+    sim.run(700);
+    sim.unpublish();
+    let after = sim.after_status(v, "NetStream.Play.UnpublishNotify");
+    assert!(after.is_empty(), "{after:?}");
+    let told = sim.told(v);
+    assert_eq!(
+        told[told.len() - 2],
+        Told::Event(StreamEvent::Eof(NS)),
+        "Stream EOF comes before UnpublishNotify"
+    );
+    assert!(sim.stream.is_unused() || !sim.stream.viewers.is_empty());
+    assert_eq!(
+        sim.stream.viewers.len(),
+        1,
+        "the viewer waits for the next one"
+    );
+
+    sim.run(400); // nobody publishes: nothing arrives
+    sim.publish();
+    sim.run(600);
+    let after = sim.after_status(v, "NetStream.Play.PublishNotify");
+    assert!(after.iter().any(|t| matches!(
+        t,
+        Told::Frame {
+            kind: FrameKind::VideoKey,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn late_viewer_starts_on_key_frame() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1_500); // mid-GOP
+    let v = sim.client(true);
+    sim.play(v);
+    sim.run(1_000);
+    let frames = sim.frames(v);
+    let header_at = frames.iter().position(|f| f.2 == FrameKind::VideoHeader);
+    let video = sim.video(v);
+    assert!(header_at.is_some(), "the sequence header comes first");
+    assert_eq!(video[0].1, FrameKind::VideoKey, "{video:?}");
+    assert_eq!(
+        video[0].0, 1_000,
+        "the cached GOP starts at the last key frame"
+    );
+    // Fast start: the whole cached GOP, then live.
+    assert!(video.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[test]
+fn viewers_joining_mid_batch_get_each_frame_once() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1_030);
+    let mut viewers = Vec::new();
+    for _ in 0..6 {
+        // Joins at every point of a batch window, pending frames and all.
+        let v = sim.client(true);
+        sim.play(v);
+        viewers.push(v);
+        sim.run(7);
+    }
+    sim.run(1_000);
+    for v in viewers {
+        let mut seen = std::collections::HashSet::new();
+        for (t, ts, kind) in sim.frames(v) {
+            if matches!(
+                kind,
+                FrameKind::VideoHeader | FrameKind::AudioHeader | FrameKind::Metadata
+            ) {
+                continue;
+            }
+            assert!(seen.insert((t, ts)), "type {t} at {ts} ms arrived twice");
+        }
+        assert!(seen.len() > 60, "only {} frames", seen.len());
+        // Nothing between the snapshot and the live edge is missing either.
+        let video: Vec<u32> = sim.video(v).iter().map(|(ts, _)| *ts).collect();
+        assert!(
+            video.windows(2).all(|w| w[1] - w[0] == 1000 / FPS),
+            "{video:?}"
+        );
+    }
+}
+
+#[test]
+fn caught_up_viewers_get_each_batch_as_one_shared_buffer() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1_000);
+    let (a, b) = (sim.client(true), sim.client(true));
+    sim.play(a);
+    sim.play(b);
+    sim.flush();
+    let before = sim.port.clients[&a].batches;
+    sim.run(1_000);
+    let batches = sim.port.clients[&a].batches - before;
+    assert_eq!(
+        batches,
+        (1_000 / BATCH_MS) as usize,
+        "one queue item per batch"
+    );
+    assert_eq!(sim.port.clients[&b].batches - before, batches);
+}
+
+#[test]
+fn stopped_reader_drops_to_key_frames_then_gets_insufficient_bw_and_is_closed() {
+    let mut sim = Sim::new();
+    sim.publish();
+    let (slow, fast) = (sim.client(false), sim.client(true));
+    sim.play(slow);
+    sim.play(fast);
+    sim.run(5_000);
+    let client = &sim.port.clients[&slow];
+    assert!(
+        client.queue.dropped_frames() > 0,
+        "lagging media is dropped first"
+    );
+    let reason = client.closed.clone().expect("the stopped reader is closed");
+    assert!(reason.contains("InsufficientBW"), "{reason}");
+    assert_eq!(
+        sim.codes(slow).last().copied(),
+        Some("NetStream.Play.InsufficientBW")
+    );
+    // Nothing is handed to a closed client, and the others carry on.
+    let told = sim.after_status(slow, "NetStream.Play.InsufficientBW");
+    assert!(told.is_empty(), "{told:?}");
+    assert!(sim.port.clients[&fast].closed.is_none());
+    assert!(sim.video(fast).last().is_some_and(|(ts, _)| *ts > 4_900));
+}
+
+#[test]
+fn play_with_a_duration_stops_after_that_much_media() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1_000);
+    let v = sim.client(true);
+    sim.play_for(v, 2.0);
+    sim.run(4_000);
+    let video = sim.video(v);
+    let span = video.last().expect("video").0 - video[0].0;
+    assert!((1_800..2_000).contains(&span), "played {span} ms");
+    assert_eq!(sim.codes(v).last().copied(), Some("NetStream.Play.Stop"));
+    assert!(sim.after_status(v, "NetStream.Play.Stop").is_empty());
+    assert_eq!(sim.stopped, vec![(v, NS)], "the caller ends the play");
+    assert!(sim.stream.viewers.is_empty());
+}
+
+#[test]
+fn paused_viewer_gets_nothing_and_resumes_on_a_key_frame() {
+    let mut sim = Sim::new();
+    sim.publish();
+    let v = sim.client(true);
+    sim.play(v);
+    sim.run(500);
+    sim.stream.pause_viewer(v, NS, true, &mut sim.port);
+    let n = sim.frames(v).len();
+    sim.run(1_000);
+    assert_eq!(sim.frames(v).len(), n, "media while paused");
+    sim.stream.pause_viewer(v, NS, false, &mut sim.port);
+    sim.run(1_000);
+    let resumed = sim.after_status(v, "NetStream.Unpause.Notify");
+    let first_video = resumed.iter().find_map(|t| match t {
+        Told::Frame {
+            type_id: msg_type::VIDEO,
+            kind,
+            ..
+        } => Some(*kind),
+        _ => None,
+    });
+    assert_eq!(first_video, Some(FrameKind::VideoKey));
+    assert!(sim.codes(v).contains(&"NetStream.Pause.Notify"));
+}
+
+#[test]
+fn receive_video_false_keeps_audio_only() {
+    let mut sim = Sim::new();
+    sim.publish();
+    let v = sim.client(true);
+    sim.play(v);
+    sim.run(300);
+    if let Some(viewer) = sim.stream.viewer_mut(v, NS) {
+        viewer.set_receive(None, Some(false));
+    }
+    let n = sim.video(v).len();
+    sim.run(1_000);
+    assert_eq!(sim.video(v).len(), n, "video after receiveVideo(false)");
+    assert!(sim
+        .frames(v)
+        .iter()
+        .rev()
+        .take(10)
+        .all(|f| f.0 == msg_type::AUDIO));
+}
+
+#[test]
+fn other_workers_get_every_frame_once_while_the_publisher_is_here() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(200);
+    assert!(sim.port.forwarded.is_empty());
+    let (publish_id, snapshot) = sim.stream.add_worker(3).expect("local publisher");
+    assert_eq!(publish_id, 1);
+    assert!(!snapshot.is_empty(), "the GOP so far goes first");
+    sim.run(200);
+    let n = sim.port.forwarded.len();
+    assert!(n > 10 && sim.port.forwarded.iter().all(|(w, _)| *w == 3));
+    sim.stream.remove_worker(3);
+    sim.run(200);
+    assert_eq!(sim.port.forwarded.len(), n);
+}

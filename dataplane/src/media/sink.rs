@@ -1,0 +1,25 @@
+//! Where a live stream's frames go besides its local viewers.
+
+use super::frame::Frame;
+use super::port::Port;
+use super::stream_key::StreamKey;
+
+/// An output of a live stream that takes every frame as it arrives, in order. Local viewers
+/// are the one kind kept apart (`LiveStream::viewers`): each has its own policy and they
+/// share one buffer per media batch, which is the hot path at thousands of viewers.
+/// Recorders, relay pushes, multicast and HTTP outputs become new variants here, each
+/// handled in `offer`, without touching the fan-out loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// Another worker with viewers of this stream: each frame crosses to it once, as
+    /// refcounted bytes, and it fans out locally.
+    Worker(usize),
+}
+
+impl Sink {
+    pub fn offer<P: Port>(&self, key: &StreamKey, publish_id: u64, frame: &Frame, port: &mut P) {
+        match *self {
+            Sink::Worker(w) => port.to_worker(w, key, publish_id, frame.message()),
+        }
+    }
+}
