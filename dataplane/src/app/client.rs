@@ -15,7 +15,8 @@ pub struct Client<E> {
     pub id: u64,
     pub nc: NetConnection,
     pub gate: Gate<E>,
-    /// Server-to-client calls awaiting `_result`/`_error`, by the method called.
+    /// Server-to-client calls awaiting `_result`/`_error` (numbered by the protocol
+    /// session; see `calls`), each with the method called.
     pub calls: Calls<String>,
 }
 

@@ -10,7 +10,7 @@ use crate::app::Client;
 use crate::media::port::ClientRef;
 use crate::media::send_queue::SendQueue;
 use crate::proto::amf0::Amf0Value;
-use crate::proto::rtmp::session::{Session, SessionEvent};
+use crate::proto::rtmp::session::{Session, SessionError, SessionEvent};
 
 /// A connection slot and its generation: the engine's `ClientRef` for RTMP connections.
 pub type ConnRef = ClientRef;
@@ -63,12 +63,24 @@ impl Conn {
     /// A command: after the connect preamble, which carries Set Chunk
     /// Size (nothing larger may precede it).
     pub fn write_command(&mut self, stream_id: u32, values: &[Amf0Value]) {
+        self.preamble();
+        self.session
+            .write_command(stream_id, self.amf3, values, &mut self.out);
+    }
+
+    /// Calls `method` on the client (on its NetConnection); the session numbers the call
+    /// and will match its answer.
+    pub fn call(&mut self, method: &str, args: &[Amf0Value]) -> Result<u32, SessionError> {
+        self.preamble();
+        self.session
+            .call(0, method, Amf0Value::Null, args, &mut self.out)
+    }
+
+    fn preamble(&mut self) {
         if !self.preamble_sent {
             self.session.write_connect_preamble(&mut self.out);
             self.preamble_sent = true;
         }
-        self.session
-            .write_command(stream_id, self.amf3, values, &mut self.out);
     }
 
     /// Moves what the protocol wrote into the send queue; true if there was something (the

@@ -21,6 +21,8 @@ pub enum TimerKind {
     /// A shut-down connection still waits for zero-copy notifications: past this its
     /// socket is reset, which makes the kernel let go of the data.
     NotifWait,
+    /// A call the server made to the client may have gone unanswered (see `app::calls`).
+    CallDeadline,
     /// The worker's once-a-second refresh of stream rates.
     Tick,
 }

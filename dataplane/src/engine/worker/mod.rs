@@ -399,6 +399,12 @@ impl Worker {
             unsafe { libc::close(fd) };
             return;
         }
+        self.adopt(fd);
+    }
+
+    /// Makes a connection of an accepted socket: its slot, client and connect timer, and
+    /// its first receive.
+    fn adopt(&mut self, fd: RawFd) -> ConnRef {
         let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         set_nodelay(fd);
         if self.config.server.tcp_notsent_lowat > 0 {
@@ -453,6 +459,12 @@ impl Worker {
             kind: TimerKind::Connect,
         });
         self.arm_recv(r);
+        r
+    }
+
+    /// Milliseconds on this worker's clock, for the sans-IO tables that take time in.
+    fn clock_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64
     }
 
     fn on_recv(&mut self, token: Token, c: Completion) {
@@ -677,6 +689,7 @@ impl Worker {
                     }
                 }
                 TimerKind::Auth(request) => self.auth_timed_out(r, request),
+                TimerKind::CallDeadline => self.calls_expired(r, now),
                 TimerKind::CloseFlush => {
                     if c.closing == Closing::Flushing {
                         self.shutdown(r);
@@ -709,6 +722,7 @@ impl Worker {
             TimerKind::Connect
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
+            | TimerKind::CallDeadline
             | TimerKind::NotifWait => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
