@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
+use super::slab::{Slab, SlabRef};
 use super::zerocopy::ZeroCopy;
 use crate::app::Client;
 use crate::media::port::ClientRef;
@@ -30,7 +31,6 @@ pub struct Conn {
     pub since: f64,
     pub fd: RawFd,
     pub peer: SocketAddr,
-    pub generation: u32,
     pub session: Session,
     /// The client this connection carries: the NetConnection and everything about it that
     /// is not RTMP or the socket.
@@ -95,80 +95,52 @@ impl Conn {
     }
 }
 
-struct Slot {
-    generation: u32,
-    conn: Option<Conn>,
-}
-
-/// Connection storage with generation-checked references: a stale reference (to a slot
-/// freed and reused) finds nothing.
+/// Connections by `ConnRef`: a `Slab`, addressed by the reference the media layer knows a
+/// client by. `get`/`get_mut` run per viewer per media flush: each is the slab's bounds
+/// check and generation compare, nothing more.
 #[derive(Default)]
-pub struct Slots {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
+pub struct Slots(Slab<Conn>);
+
+fn slab_ref(r: ConnRef) -> SlabRef {
+    SlabRef {
+        slot: r.slot,
+        generation: r.generation,
+    }
 }
 
 impl Slots {
-    /// Reserves a slot; returns its index and the generation the new connection must carry.
-    pub fn reserve(&mut self) -> (u32, u32) {
-        if let Some(i) = self.free.pop() {
-            let slot = &mut self.slots[i as usize];
-            slot.generation = slot.generation.wrapping_add(1) & 0xFF_FFFF;
-            (i, slot.generation)
-        } else {
-            self.slots.push(Slot {
-                generation: 0,
-                conn: None,
-            });
-            ((self.slots.len() - 1) as u32, 0)
-        }
-    }
-
-    pub fn insert(&mut self, slot: u32, conn: Conn) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.conn = Some(conn);
-            self.live += 1;
+    pub fn insert(&mut self, conn: Conn) -> ConnRef {
+        let r = self.0.insert(conn);
+        ConnRef {
+            slot: r.slot,
+            generation: r.generation,
         }
     }
 
     pub fn get(&self, r: ConnRef) -> Option<&Conn> {
-        let s = self.slots.get(r.slot as usize)?;
-        s.conn.as_ref().filter(|c| c.generation == r.generation)
+        self.0.get(slab_ref(r))
     }
 
     pub fn get_mut(&mut self, r: ConnRef) -> Option<&mut Conn> {
-        let s = self.slots.get_mut(r.slot as usize)?;
-        s.conn.as_mut().filter(|c| c.generation == r.generation)
+        self.0.get_mut(slab_ref(r))
     }
 
     pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
-        let s = self.slots.get_mut(r.slot as usize)?;
-        if s.conn
-            .as_ref()
-            .is_some_and(|c| c.generation == r.generation)
-        {
-            self.free.push(r.slot);
-            self.live -= 1;
-            s.conn.take()
-        } else {
-            None
-        }
+        self.0.remove(slab_ref(r))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.0.is_empty()
     }
 
+    /// References to every connection (for shutdown: not on any per-message path).
     pub fn refs(&self) -> Vec<ConnRef> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.conn.as_ref().map(|c| ConnRef {
-                    slot: i as u32,
-                    generation: c.generation,
-                })
+        self.0
+            .refs()
+            .into_iter()
+            .map(|r| ConnRef {
+                slot: r.slot,
+                generation: r.generation,
             })
             .collect()
     }

@@ -1,6 +1,7 @@
-//! Storage for what the ring refers to by token (outbound connects, UDP sockets): entries
-//! in reusable slots, each reference carrying the slot's generation, so a completion for a
-//! slot that has since been freed and reused finds nothing instead of the wrong entry.
+//! Storage for what the ring refers to by token (connections, outbound connects, UDP
+//! sockets): entries in reusable slots, each reference carrying the slot's generation, so a
+//! completion for a slot that has since been freed and reused finds nothing instead of the
+//! wrong entry. Generations wrap within the token's 24 bits.
 
 use super::token::{Token, GENERATION_MASK};
 
@@ -119,5 +120,24 @@ mod tests {
         assert!(!slab.is_empty());
         slab.remove(b);
         assert!(slab.is_empty());
+    }
+
+    #[test]
+    fn generations_wrap_within_what_a_token_carries() {
+        use super::super::token::OpKind;
+        let mut slab = Slab::default();
+        let a = slab.insert(1);
+        slab.slots[a.slot as usize].generation = GENERATION_MASK as u32;
+        let old = SlabRef {
+            slot: a.slot,
+            generation: GENERATION_MASK as u32,
+        };
+        slab.remove(old);
+        let b = slab.insert(2);
+        assert_eq!(b.generation, 0, "wrapped to 0, not past 24 bits");
+        let token = Token::new(OpKind::Recv, b.slot, b.generation);
+        let back = Token::from_user_data(token.to_user_data()).expect("a token");
+        assert_eq!(slab.get(SlabRef::of(back)), Some(&2));
+        assert_eq!(slab.get(old), None);
     }
 }

@@ -421,12 +421,10 @@ impl Worker {
             peer_bandwidth: cfg.server.peer_bandwidth,
         };
         let epoch = self.started.elapsed().as_millis() as u32;
-        let (slot, generation) = self.conns.reserve();
         let conn = Conn {
             since: unix_now(),
             fd,
             peer,
-            generation,
             session: Session::server(session_config, &mut self.rng, epoch),
             client: Client::new(self.shared.next_client_id.fetch_add(1, Ordering::Relaxed)),
             queue: SendQueue::new(QueueLimits {
@@ -448,14 +446,13 @@ impl Worker {
             amf3: false,
             bytes_out: 0,
         };
-        self.conns.insert(slot, conn);
+        let r = self.conns.insert(conn);
         WorkerStats::add(&self.stats().connections, 1);
-        let r = ConnRef { slot, generation };
         debug!(worker = self.id, %peer, "connection accepted");
         self.timers.arm(Timer {
             at: Instant::now() + Duration::from_millis(self.config.server.connect_timeout_ms),
-            slot,
-            generation,
+            slot: r.slot,
+            generation: r.generation,
             kind: TimerKind::Connect,
         });
         self.arm_recv(r);
