@@ -82,9 +82,8 @@ impl<T> Calls<T> {
 mod tests {
     use super::*;
     use crate::proto::amf0::Amf0Value;
-    use crate::proto::command::encode_values;
     use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
-    use crate::proto::rtmp::{csid, msg_type, Message};
+    use crate::proto::rtmp::Message;
 
     #[test]
     fn answers_match_their_call_and_only_once() {
@@ -131,13 +130,7 @@ mod tests {
             Amf0Value::Number(f64::from(transaction)),
             Amf0Value::Null,
         ];
-        let message = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id: 0,
-            payload: encode_values(false, &answer).into(),
-        };
+        let message = Message::command(0, false, &answer);
         let mut events = Vec::new();
         session
             .receive(message, &mut out, &mut events)

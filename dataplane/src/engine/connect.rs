@@ -244,21 +244,27 @@ pub(crate) mod tests {
             .user_data(Token::new(OpKind::Recv, 0, 0).to_user_data());
         // SAFETY: the kernel writes into provided buffers owned by `io`.
         unsafe { io.push(e) };
+        let c = first_completion(io, "receive");
+        assert!(c.result > 0, "receive failed: {}", c.result);
+        let bid = Io::buffer_id(c.flags).expect("a provided buffer");
+        let data = io.bufs.buffer(bid, c.result as usize).to_vec();
+        io.bufs.recycle(bid);
+        io.bufs.publish();
+        data
+    }
+
+    /// Waits (up to 5 s) for the one operation pushed on `io` to complete.
+    fn first_completion(io: &mut Io, what: &str) -> Completion {
         let mut completions = Vec::new();
         for _ in 0..100 {
             io.submit_and_wait(Some(Duration::from_millis(50)))
                 .expect("wait");
             io.drain(&mut completions);
-            if let Some(c) = completions.first() {
-                assert!(c.result > 0, "receive failed: {}", c.result);
-                let bid = Io::buffer_id(c.flags).expect("a provided buffer");
-                let data = io.bufs.buffer(bid, c.result as usize).to_vec();
-                io.bufs.recycle(bid);
-                io.bufs.publish();
-                return data;
+            if !completions.is_empty() {
+                return completions.swap_remove(0);
             }
         }
-        panic!("nothing received");
+        panic!("the {what} did not complete");
     }
 
     /// Sends `data` on `fd` with the ring's `sendmsg`, as a connection's send queue does.
@@ -276,17 +282,8 @@ pub(crate) mod tests {
             .user_data(Token::new(OpKind::Send, 0, 0).to_user_data());
         // SAFETY: `hdr`, `iov` and `data` outlive the send: this waits for its completion.
         unsafe { io.push(e) };
-        let mut completions = Vec::new();
-        for _ in 0..100 {
-            io.submit_and_wait(Some(Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut completions);
-            if let Some(c) = completions.first() {
-                assert_eq!(c.result, data.len() as i32, "send failed or short");
-                return;
-            }
-        }
-        panic!("the send did not complete");
+        let c = first_completion(io, "send");
+        assert_eq!(c.result, data.len() as i32, "send failed or short");
     }
 
     /// A loopback listener that answers no new connection: its accept queue (backlog 0

@@ -53,6 +53,9 @@ pub enum WorkerMsg {
     Shutdown,
 }
 
+/// What the control thread asks every worker: the subset of the control socket's `Call`s
+/// that workers answer, kept as its own type (not `Call` itself) so that a worker's match is
+/// exhaustive over what it can be asked, with no arm for methods the control thread handles.
 #[derive(Debug, Clone)]
 pub enum Query {
     Streams,

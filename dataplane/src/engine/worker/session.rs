@@ -229,8 +229,7 @@ mod tests {
 
     use super::*;
     use crate::engine::worker::testing::{turn_until, worker};
-    use crate::proto::command::encode_values;
-    use crate::proto::rtmp::{csid, Message};
+    use crate::proto::rtmp::Message;
 
     fn waiting(w: &Worker, r: ConnRef) -> usize {
         w.conns.get(r).map_or(0, |c| c.client.calls.len())
@@ -244,13 +243,7 @@ mod tests {
             Amf0Value::Number(f64::from(transaction)),
             Amf0Value::Null,
         ];
-        let message = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id: 0,
-            payload: encode_values(false, &values).into(),
-        };
+        let message = Message::command(0, false, &values);
         let c = w.conns.get_mut(r).expect("connected");
         let mut events = Vec::new();
         c.session

@@ -60,19 +60,12 @@ impl Session {
             ("videoFunction", Amf0Value::Number(1.0)),
             ("objectEncoding", Amf0Value::Number(0.0)),
         ]);
-        self.call_as(CallKind::Connect, 0, "connect", object, &[], out)
+        self.call_as(CallKind::Connect, 0, object, &[], out)
     }
 
     /// `createStream`; the answer is `SessionEvent::StreamCreated` with the new stream's id.
     pub fn create_stream(&mut self, out: &mut impl BufMut) -> Result<u32, SessionError> {
-        self.call_as(
-            CallKind::CreateStream,
-            0,
-            "createStream",
-            Amf0Value::Null,
-            &[],
-            out,
-        )
+        self.call_as(CallKind::CreateStream, 0, Amf0Value::Null, &[], out)
     }
 
     /// `publish(name, mode)` on `stream_id` (mode "live", "record" or "append"). NetStream

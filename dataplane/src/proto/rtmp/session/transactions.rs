@@ -16,6 +16,17 @@ pub enum CallKind {
     Method(String),
 }
 
+impl CallKind {
+    /// The method called.
+    pub fn method(&self) -> &str {
+        match self {
+            CallKind::Connect => "connect",
+            CallKind::CreateStream => "createStream",
+            CallKind::Method(name) => name,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Transactions {
     /// The next transaction id to hand out; 0 is left to calls that expect no answer.
