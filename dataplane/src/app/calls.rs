@@ -15,7 +15,7 @@
 //! rather than living as long as the connection.
 
 #[derive(Debug)]
-pub struct Calls<T> {
+pub(crate) struct Calls<T> {
     waiting: Vec<Waiting<T>>,
 }
 
@@ -37,7 +37,7 @@ impl<T> Default for Calls<T> {
 impl<T> Calls<T> {
     /// Waits for the answer to the call the session sent as `transaction`, until
     /// `now_ms + timeout_ms`.
-    pub fn expect(&mut self, transaction: u32, what: T, now_ms: u64, timeout_ms: u64) {
+    pub(crate) fn expect(&mut self, transaction: u32, what: T, now_ms: u64, timeout_ms: u64) {
         self.waiting.push(Waiting {
             transaction,
             deadline_ms: now_ms.saturating_add(timeout_ms),
@@ -47,7 +47,7 @@ impl<T> Calls<T> {
 
     /// The session matched a `_result` or `_error` to `transaction`: what the call was
     /// for, or None if nobody waits for it any more (its deadline passed).
-    pub fn answered(&mut self, transaction: u32) -> Option<T> {
+    pub(crate) fn answered(&mut self, transaction: u32) -> Option<T> {
         let i = self
             .waiting
             .iter()
@@ -57,7 +57,7 @@ impl<T> Calls<T> {
 
     /// Calls whose deadline passed by `now_ms`, removed, into `out` with their transaction
     /// (for the session to forget them too).
-    pub fn expired(&mut self, now_ms: u64, out: &mut Vec<(u32, T)>) {
+    pub(crate) fn expired(&mut self, now_ms: u64, out: &mut Vec<(u32, T)>) {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].deadline_ms <= now_ms {
@@ -69,11 +69,13 @@ impl<T> Calls<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.waiting.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 }

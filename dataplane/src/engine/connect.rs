@@ -97,9 +97,9 @@ struct Pending<O> {
 
 /// How a connect ended, for its owner. On success the socket is connected and the owner's.
 pub(crate) struct Connected<O> {
-    pub owner: O,
-    pub to: SocketAddr,
-    pub result: Result<Socket, ConnectError>,
+    pub(crate) owner: O,
+    pub(crate) to: SocketAddr,
+    pub(crate) result: Result<Socket, ConnectError>,
 }
 
 /// A worker's connects in flight, by the slot their token names.
@@ -118,7 +118,7 @@ impl<O> Default for Connects<O> {
 impl<O: Copy> Connects<O> {
     /// Starts connecting to `to`; the outcome comes back through `complete` within about
     /// `timeout`. Fails at once only if no socket can be made (descriptor limits).
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         io: &mut Io,
         to: SocketAddr,
@@ -159,7 +159,7 @@ impl<O: Copy> Connects<O> {
 
     /// Cancels a connect in flight; its completion still comes, as `Cancelled` (or as what
     /// it had already become).
-    pub fn cancel(&mut self, io: &mut Io, r: SlabRef) {
+    pub(crate) fn cancel(&mut self, io: &mut Io, r: SlabRef) {
         let Some(p) = self.pending.get_mut(r) else {
             return;
         };
@@ -173,19 +173,19 @@ impl<O: Copy> Connects<O> {
     }
 
     /// Cancels every connect in flight (shutdown).
-    pub fn cancel_all(&mut self, io: &mut Io) {
+    pub(crate) fn cancel_all(&mut self, io: &mut Io) {
         for r in self.pending.refs() {
             self.cancel(io, r);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// The outcome of the connect a `Connect` completion belongs to; `None` for a stale
     /// token.
-    pub fn complete(&mut self, token: Token, c: Completion) -> Option<Connected<O>> {
+    pub(crate) fn complete(&mut self, token: Token, c: Completion) -> Option<Connected<O>> {
         let p = self.pending.remove(SlabRef::of(token))?;
         let result = if c.result >= 0 {
             Ok(p.socket)

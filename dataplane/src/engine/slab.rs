@@ -8,13 +8,13 @@ use super::token::{Token, GENERATION_MASK};
 /// A slot and the generation it had when the entry was inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlabRef {
-    pub slot: u32,
-    pub generation: u32,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
 }
 
 impl SlabRef {
     /// The reference a token for this entry names.
-    pub fn of(token: Token) -> Self {
+    pub(crate) fn of(token: Token) -> Self {
         SlabRef {
             slot: token.slot,
             generation: token.generation,
@@ -42,7 +42,7 @@ impl<T> Default for Slab<T> {
 }
 
 impl<T> Slab<T> {
-    pub fn insert(&mut self, value: T) -> SlabRef {
+    pub(crate) fn insert(&mut self, value: T) -> SlabRef {
         if let Some(slot) = self.free.pop() {
             if let Some(s) = self.slots.get_mut(slot as usize) {
                 // Generations wrap within what a token carries.
@@ -64,17 +64,17 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn get(&self, r: SlabRef) -> Option<&T> {
+    pub(crate) fn get(&self, r: SlabRef) -> Option<&T> {
         let s = self.slots.get(r.slot as usize)?;
         s.value.as_ref().filter(|_| s.generation == r.generation)
     }
 
-    pub fn get_mut(&mut self, r: SlabRef) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, r: SlabRef) -> Option<&mut T> {
         let s = self.slots.get_mut(r.slot as usize)?;
         s.value.as_mut().filter(|_| s.generation == r.generation)
     }
 
-    pub fn remove(&mut self, r: SlabRef) -> Option<T> {
+    pub(crate) fn remove(&mut self, r: SlabRef) -> Option<T> {
         let s = self.slots.get_mut(r.slot as usize)?;
         if s.generation != r.generation {
             return None;
@@ -85,7 +85,7 @@ impl<T> Slab<T> {
     }
 
     /// References to every entry (for shutdown: not on any per-message path).
-    pub fn refs(&self) -> Vec<SlabRef> {
+    pub(crate) fn refs(&self) -> Vec<SlabRef> {
         self.slots
             .iter()
             .enumerate()
@@ -97,7 +97,7 @@ impl<T> Slab<T> {
             .collect()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.len() == self.free.len()
     }
 }

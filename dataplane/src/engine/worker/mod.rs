@@ -63,16 +63,16 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// What all workers and the control thread share. Nothing here is touched per media
 /// message except each worker's own counters.
-pub struct Shared {
-    pub registry: Registry,
-    pub mailboxes: Vec<Mailbox<WorkerMsg>>,
-    pub control: Mailbox<ControlInbound>,
-    pub stats: Vec<WorkerStats>,
-    pub next_publish_id: AtomicU64,
-    pub next_client_id: AtomicU64,
-    pub next_auth_id: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) mailboxes: Vec<Mailbox<WorkerMsg>>,
+    pub(crate) control: Mailbox<ControlInbound>,
+    pub(crate) stats: Vec<WorkerStats>,
+    pub(crate) next_publish_id: AtomicU64,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) next_auth_id: AtomicU64,
     /// A manager has registered to answer auth requests.
-    pub auth_manager: AtomicBool,
+    pub(crate) auth_manager: AtomicBool,
 }
 
 /// How often stream rates are refreshed.
@@ -84,13 +84,13 @@ struct Listener {
 }
 
 /// Now as Unix time in seconds, for events and `since` fields.
-pub fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-pub struct Worker {
+pub(crate) struct Worker {
     id: usize,
     io: Io,
     shared: Arc<Shared>,
@@ -132,7 +132,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         id: usize,
         shared: Arc<Shared>,
         config: Arc<Config>,
@@ -179,7 +179,7 @@ impl Worker {
         })
     }
 
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }

@@ -48,7 +48,7 @@ pub struct Message {
 impl Message {
     /// A command (or status, or `_result`) on message stream `stream_id`, in the AMF0 or the
     /// AMF3 framing, on the command chunk stream.
-    pub fn command(stream_id: u32, amf3: bool, values: &[Amf0Value]) -> Self {
+    pub(crate) fn command(stream_id: u32, amf3: bool, values: &[Amf0Value]) -> Self {
         let type_id = if amf3 {
             msg_type::COMMAND_AMF3
         } else {
@@ -58,7 +58,7 @@ impl Message {
     }
 
     /// A data message (e.g. `|RtmpSampleAccess`) on message stream `stream_id`, AMF0.
-    pub fn data(stream_id: u32, values: &[Amf0Value]) -> Self {
+    pub(crate) fn data(stream_id: u32, values: &[Amf0Value]) -> Self {
         Message::encoded(csid::DATA, msg_type::DATA_AMF0, stream_id, false, values)
     }
 

@@ -90,7 +90,14 @@ impl Session {
     }
 
     /// `deleteStream(stream_id)`: ends whatever the stream does and frees its id.
-    pub fn delete_stream(&mut self, stream_id: u32, out: &mut impl BufMut) {
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "relays' upstream links end a pull with it; the session tests drive it"
+        )
+    )]
+    pub(crate) fn delete_stream(&mut self, stream_id: u32, out: &mut impl BufMut) {
         let args = [Amf0Value::Number(f64::from(stream_id))];
         self.write_invoke(0, "deleteStream", 0.0, Amf0Value::Null, &args, out);
     }

@@ -417,7 +417,7 @@ impl Session {
     /// Stops waiting for call `transaction` (the application gave up on it at its
     /// deadline): its room is free, and a late answer reaches the application as the peer's
     /// command, to be judged as any answer to nothing.
-    pub fn forget_call(&mut self, transaction: u32) {
+    pub(crate) fn forget_call(&mut self, transaction: u32) {
         self.calls.forget(transaction);
     }
 

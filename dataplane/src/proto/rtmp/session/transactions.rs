@@ -18,7 +18,7 @@ pub enum CallKind {
 
 impl CallKind {
     /// The method called.
-    pub fn method(&self) -> &str {
+    pub(crate) fn method(&self) -> &str {
         match self {
             CallKind::Connect => "connect",
             CallKind::CreateStream => "createStream",
