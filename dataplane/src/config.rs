@@ -10,46 +10,46 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    pub server: ServerConfig,
-    pub live: LiveConfig,
-    pub control: ControlConfig,
-    pub auth: AuthConfig,
+    pub(crate) server: ServerConfig,
+    pub(crate) live: LiveConfig,
+    pub(crate) control: ControlConfig,
+    pub(crate) auth: AuthConfig,
     #[serde(rename = "application")]
-    pub applications: Vec<ApplicationConfig>,
+    pub(crate) applications: Vec<ApplicationConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    pub listen: Vec<SocketAddr>,
+pub(crate) struct ServerConfig {
+    pub(crate) listen: Vec<SocketAddr>,
     /// 0: one worker per core.
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// The chunk size the server sends with (announced in Set Chunk Size after connect).
     /// Measured (BENCHMARKS.md): 65536 costs ~11 % less CPU at 2,000 viewers than 4096.
-    pub chunk_size: u32,
-    pub window_ack_size: u32,
-    pub peer_bandwidth: u32,
+    pub(crate) chunk_size: u32,
+    pub(crate) window_ack_size: u32,
+    pub(crate) peer_bandwidth: u32,
     /// A message announcing more than this closes the connection (the check happens at the
     /// chunk header, before anything is allocated).
-    pub max_message_size: u32,
+    pub(crate) max_message_size: u32,
     /// Real clients use a handful of chunk streams; thousands is an attack on memory.
-    pub max_chunk_streams: usize,
+    pub(crate) max_chunk_streams: usize,
     /// Handshake plus connect must finish within this.
-    pub connect_timeout_ms: u64,
+    pub(crate) connect_timeout_ms: u64,
     /// TCP_NOTSENT_LOWAT for client sockets, in bytes (0: the kernel's default): keeps the
     /// unsent part of each socket's kernel queue short, so a slow viewer's backlog stays in
     /// stratad's queue, where the lag policy sees it, instead of in kernel memory.
-    pub tcp_notsent_lowat: u32,
+    pub(crate) tcp_notsent_lowat: u32,
     /// Clients served at once (all workers); stratad raises RLIMIT_NOFILE to its hard limit
     /// and warns at start when that is below this.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct ControlConfig {
+pub(crate) struct ControlConfig {
     /// The Unix socket managers (stratactl) connect to; `--control-socket` overrides it.
-    pub socket: std::path::PathBuf,
+    pub(crate) socket: std::path::PathBuf,
 }
 
 impl Default for ControlConfig {
@@ -62,7 +62,7 @@ impl Default for ControlConfig {
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum AuthAction {
+pub(crate) enum AuthAction {
     Connect,
     Publish,
     Play,
@@ -70,20 +70,20 @@ pub enum AuthAction {
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum AuthDefault {
+pub(crate) enum AuthDefault {
     Allow,
     Deny,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
+pub(crate) struct AuthConfig {
     /// What stratad asks the manager about before allowing it. Empty: nothing.
-    pub on: Vec<AuthAction>,
+    pub(crate) on: Vec<AuthAction>,
     /// Applied when no manager is registered or it does not answer within `timeout_ms`:
     /// a dead manager must never stop the edge from streaming, unless told so.
-    pub default: AuthDefault,
-    pub timeout_ms: u64,
+    pub(crate) default: AuthDefault,
+    pub(crate) timeout_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -97,61 +97,61 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
-    pub fn asks(&self, action: AuthAction) -> bool {
+    pub(crate) fn asks(&self, action: AuthAction) -> bool {
         self.on.contains(&action)
     }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct LiveConfig {
+pub(crate) struct LiveConfig {
     /// Keep each stream's current GOP so a new viewer starts on a key frame at once.
-    pub gop_cache: bool,
+    pub(crate) gop_cache: bool,
     /// A viewer this far behind drops to the next key frame.
-    pub drop_lag_ms: u32,
+    pub(crate) drop_lag_ms: u32,
     /// A viewer this far behind is closed with NetStream.Play.InsufficientBW.
-    pub max_lag_ms: u32,
+    pub(crate) max_lag_ms: u32,
     /// A viewer's send queue over this many bytes also counts as lagging.
-    pub max_queue_bytes: usize,
+    pub(crate) max_queue_bytes: usize,
     /// Media for viewers is sent at most this many milliseconds after it arrives, several
     /// messages per send: fewer, larger sends cost far less CPU per viewer. 0 sends each
     /// message at once. Commands and status messages are never delayed.
-    pub send_batch_ms: u32,
+    pub(crate) send_batch_ms: u32,
     /// Send viewers' batches with zero-copy sends (IORING_OP_SENDMSG_ZC): the kernel reads
     /// the payload from stratad's buffers instead of copying it. Off by default: each such
     /// send costs a second completion and pins pages, and on loopback the kernel copies
     /// anyway; it may pay on a real NIC. Where the kernel lacks it, stratad warns and sends
     /// normally. Like `send_batch_ms`, a reload applies it to every send from then on.
-    pub send_zerocopy: bool,
+    pub(crate) send_zerocopy: bool,
     /// With `send_zerocopy`, only sends of at least this many bytes go zero-copy: below it
     /// the extra completion and page pinning cost more than the copy saves.
-    pub send_zerocopy_min_bytes: u32,
+    pub(crate) send_zerocopy_min_bytes: u32,
 }
 
 /// The most bytes one send carries (the engine's batch limit), so the largest
 /// `live.send_zerocopy_min_bytes` that can still apply.
-pub const MAX_SEND_BYTES: u32 = 512 * 1024;
+pub(crate) const MAX_SEND_BYTES: u32 = 512 * 1024;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ApplicationConfig {
-    pub name: String,
+pub(crate) struct ApplicationConfig {
+    pub(crate) name: String,
     #[serde(default = "yes")]
-    pub publish: bool,
+    pub(crate) publish: bool,
     #[serde(default = "yes")]
-    pub play: bool,
+    pub(crate) play: bool,
     /// 0: no limit.
     #[serde(default)]
-    pub max_streams: usize,
-    pub drop_lag_ms: Option<u32>,
-    pub max_lag_ms: Option<u32>,
+    pub(crate) max_streams: usize,
+    pub(crate) drop_lag_ms: Option<u32>,
+    pub(crate) max_lag_ms: Option<u32>,
 }
 
 fn yes() -> bool {
     true
 }
 
-pub const DEFAULT_PORT: u16 = 1935;
+pub(crate) const DEFAULT_PORT: u16 = 1935;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -209,7 +209,7 @@ impl Config {
         Config::parse(&text, &path.display().to_string())
     }
 
-    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
@@ -275,7 +275,7 @@ impl Config {
 
     /// The application's settings, or None when the configuration restricts applications and
     /// this one is not among them.
-    pub fn application(&self, name: &str) -> Option<AppPolicy> {
+    pub(crate) fn application(&self, name: &str) -> Option<AppPolicy> {
         if self.applications.is_empty() {
             return Some(AppPolicy::open(&self.live));
         }
@@ -294,12 +294,12 @@ impl Config {
 
 /// What one application allows, resolved from the configuration at connect time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppPolicy {
-    pub publish: bool,
-    pub play: bool,
-    pub max_streams: usize,
-    pub drop_lag_ms: u32,
-    pub max_lag_ms: u32,
+pub(crate) struct AppPolicy {
+    pub(crate) publish: bool,
+    pub(crate) play: bool,
+    pub(crate) max_streams: usize,
+    pub(crate) drop_lag_ms: u32,
+    pub(crate) max_lag_ms: u32,
 }
 
 impl AppPolicy {

@@ -5,7 +5,7 @@
 //! `engine` (io_uring workers, the only code that touches the media sockets), `server`
 //! (the process: start-up, threads, signals, reload and the control socket).
 
-pub mod app;
+pub(crate) mod app;
 pub mod config;
 mod engine;
 pub mod media;

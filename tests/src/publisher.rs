@@ -5,9 +5,14 @@ use crate::tools::{ffmpeg, ChildGuard};
 
 /// Publishes the pre-encoded sample to `url` in real time, looping forever (`-c copy`).
 pub fn publish_sample(url: &str) -> ChildGuard {
+    publish_sample_with(url, &[])
+}
+
+/// `publish_sample` with more output options before the url (`-rtmp_app`, `-rtmp_playpath`).
+pub fn publish_sample_with(url: &str, options: &[&str]) -> ChildGuard {
     let sample = sample_flv();
     let sample = sample.to_str().expect("utf-8 path");
-    ffmpeg(&[
+    let mut args = vec![
         "-re",
         "-stream_loop",
         "-1",
@@ -17,8 +22,10 @@ pub fn publish_sample(url: &str) -> ChildGuard {
         "copy",
         "-f",
         "flv",
-        url,
-    ])
+    ];
+    args.extend_from_slice(options);
+    args.push(url);
+    ffmpeg(&args)
 }
 
 /// Publishes a live synthetic H.264 + AAC stream encoded on the fly (the command).

@@ -6,10 +6,9 @@ use control::client::{ControlClient, Unsolicited};
 use control::protocol::{Call, Event, Reply};
 use dataplane::proto::amf0::Amf0Value;
 use e2e::bounds;
+use e2e::publisher::publish_sample_with;
 use e2e::rtmp_client::{Reply as RtmpReply, RtmpClient};
-use e2e::sample_media::sample_flv;
 use e2e::server::{Server, ServerOptions};
-use e2e::tools::ffmpeg;
 use std::path::Path;
 use std::time::Instant;
 
@@ -60,25 +59,8 @@ fn slash_in_a_stream_name_is_kept_in_statuses_streams_events_auth_and_stop() {
     auth.request(Call::AuthRegister).expect("auth_register");
 
     // ffmpeg's own way to publish a name with a slash in it.
-    let sample = sample_flv();
-    let sample = sample.to_str().expect("utf-8 path");
     let url = server.url("live");
-    let _publisher = ffmpeg(&[
-        "-re",
-        "-stream_loop",
-        "-1",
-        "-i",
-        sample,
-        "-c",
-        "copy",
-        "-f",
-        "flv",
-        "-rtmp_app",
-        "live",
-        "-rtmp_playpath",
-        NAME,
-        &url,
-    ]);
+    let _publisher = publish_sample_with(&url, &["-rtmp_app", "live", "-rtmp_playpath", NAME]);
 
     // The auth hook is asked about `dir/cam`; only that name is allowed.
     let request = match auth.next_unsolicited(bounds::STREAM_UP).expect("auth") {

@@ -1,61 +1,53 @@
-//! Calls the server makes to a client (server-to-client RPC; relay commands on upstream
-//! links later), awaiting their `_result` or `_error` by transaction id.
+//! What the application waits for from the calls it made to a client (server-to-client RPC
+//! today; relay commands on upstream links later): per call, what it was for and until when
+//! it waits for the `_result` or `_error`.
+//!
+//! Where the table lives: the transport's protocol session numbers the calls and matches
+//! the answers to them (it must, to tell an answer from a call of the client's own; for
+//! RTMP, `proto::rtmp::Session::call` and its `SessionEvent::Result`/`Error`). This table
+//! has no numbering of its own: it is keyed by the transaction id the session gave, and
+//! adds only what the application needs (the purpose and the deadline). The session also
+//! bounds how many calls may wait at once, which bounds this table.
 //!
 //! Owner: the `Client` that made them, on its worker. Time is passed in (milliseconds on
-//! the worker's clock): the worker asks `next_deadline` when it arms its timers and calls
-//! `expired` when they fire, so an unanswered call ends with a timeout rather than living
-//! as long as the connection.
-
-/// Calls in flight per client; a client that never answers must not grow the table.
-pub const MAX_CALLS: usize = 64;
+//! the worker's clock): the worker arms a timer owned by the connection at each call's
+//! deadline and calls `expired` when it fires, so an unanswered call ends with a timeout
+//! rather than living as long as the connection.
 
 #[derive(Debug)]
-pub struct Calls<T> {
-    /// Transaction ids start above the ones clients use for their own early calls.
-    next_id: u32,
+pub(crate) struct Calls<T> {
     waiting: Vec<Waiting<T>>,
 }
 
 #[derive(Debug)]
 struct Waiting<T> {
-    transaction: f64,
+    transaction: u32,
     deadline_ms: u64,
     what: T,
 }
 
-/// Why a call could not be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyCalls;
-
 impl<T> Default for Calls<T> {
     fn default() -> Self {
         Calls {
-            next_id: 1,
             waiting: Vec::new(),
         }
     }
 }
 
 impl<T> Calls<T> {
-    /// Registers a call that waits for its answer until `now_ms + timeout_ms`; returns the
-    /// transaction id to send it with.
-    pub fn start(&mut self, what: T, now_ms: u64, timeout_ms: u64) -> Result<f64, TooManyCalls> {
-        if self.waiting.len() >= MAX_CALLS {
-            return Err(TooManyCalls);
-        }
-        let transaction = f64::from(self.next_id);
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+    /// Waits for the answer to the call the session sent as `transaction`, until
+    /// `now_ms + timeout_ms`.
+    pub(crate) fn expect(&mut self, transaction: u32, what: T, now_ms: u64, timeout_ms: u64) {
         self.waiting.push(Waiting {
             transaction,
             deadline_ms: now_ms.saturating_add(timeout_ms),
             what,
         });
-        Ok(transaction)
     }
 
-    /// `_result` or `_error` for `transaction` arrived: what the call was for, or None for
-    /// an answer nobody waits for (late, duplicated or invented by the client).
-    pub fn answered(&mut self, transaction: f64) -> Option<T> {
+    /// The session matched a `_result` or `_error` to `transaction`: what the call was
+    /// for, or None if nobody waits for it any more (its deadline passed).
+    pub(crate) fn answered(&mut self, transaction: u32) -> Option<T> {
         let i = self
             .waiting
             .iter()
@@ -63,24 +55,27 @@ impl<T> Calls<T> {
         Some(self.waiting.swap_remove(i).what)
     }
 
-    /// The earliest deadline, for the owner's timer.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.waiting.iter().map(|w| w.deadline_ms).min()
-    }
-
-    /// Calls whose deadline passed by `now_ms`, removed, into `out`.
-    pub fn expired(&mut self, now_ms: u64, out: &mut Vec<T>) {
+    /// Calls whose deadline passed by `now_ms`, removed, into `out` with their transaction
+    /// (for the session to forget them too).
+    pub(crate) fn expired(&mut self, now_ms: u64, out: &mut Vec<(u32, T)>) {
         let mut i = 0;
         while i < self.waiting.len() {
             if self.waiting[i].deadline_ms <= now_ms {
-                out.push(self.waiting.swap_remove(i).what);
+                let w = self.waiting.swap_remove(i);
+                out.push((w.transaction, w.what));
             } else {
                 i += 1;
             }
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 }
@@ -88,40 +83,64 @@ impl<T> Calls<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::amf0::Amf0Value;
+    use crate::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
+    use crate::proto::rtmp::Message;
 
     #[test]
     fn answers_match_their_call_and_only_once() {
         let mut calls = Calls::default();
-        let a = calls.start("a", 0, 1_000).expect("room");
-        let b = calls.start("b", 0, 1_000).expect("room");
-        assert_ne!(a, b);
-        assert_eq!(calls.answered(b), Some("b"));
-        assert_eq!(calls.answered(b), None, "a duplicate answer");
-        assert_eq!(calls.answered(99.0), None, "an answer to nothing");
-        assert_eq!(calls.answered(a), Some("a"));
+        calls.expect(7, "a", 0, 1_000);
+        calls.expect(8, "b", 0, 1_000);
+        assert_eq!(calls.answered(8), Some("b"));
+        assert_eq!(calls.answered(8), None, "a duplicate answer");
+        assert_eq!(calls.answered(99), None, "an answer to nothing");
+        assert_eq!(calls.answered(7), Some("a"));
         assert!(calls.is_empty());
     }
 
     #[test]
     fn unanswered_calls_expire_at_their_deadline() {
         let mut calls = Calls::default();
-        calls.start("slow", 100, 1_000).expect("room");
-        calls.start("fast", 100, 200).expect("room");
-        assert_eq!(calls.next_deadline(), Some(300));
+        calls.expect(1, "slow", 100, 1_000);
+        calls.expect(2, "fast", 100, 200);
         let mut out = Vec::new();
         calls.expired(299, &mut out);
         assert!(out.is_empty());
         calls.expired(300, &mut out);
-        assert_eq!(out, ["fast"]);
-        assert_eq!(calls.next_deadline(), Some(1_100));
+        assert_eq!(out, [(2, "fast")]);
+        assert_eq!(calls.len(), 1);
+        calls.expired(1_100, &mut out);
+        assert_eq!(out, [(2, "fast"), (1, "slow")]);
+        assert!(calls.is_empty());
     }
 
+    /// The session numbers the call and matches the answer; the table keeps the purpose
+    /// under the session's number.
     #[test]
-    fn a_client_that_never_answers_cannot_grow_the_table() {
+    fn the_session_numbers_calls_and_the_table_keeps_their_purpose() {
+        let mut session = Session::server(SessionConfig::client(4096), &mut rand::thread_rng(), 0);
+        let mut out = Vec::new();
         let mut calls = Calls::default();
-        for i in 0..MAX_CALLS {
-            calls.start(i, 0, 1_000).expect("room");
-        }
-        assert_eq!(calls.start(0, 0, 1_000), Err(TooManyCalls));
+        let transaction = session
+            .call(0, "checkBandwidth", Amf0Value::Null, &[], &mut out)
+            .expect("room");
+        calls.expect(transaction, "bandwidth probe", 0, 1_000);
+
+        let answer = [
+            Amf0Value::string("_result"),
+            Amf0Value::Number(f64::from(transaction)),
+            Amf0Value::Null,
+        ];
+        let message = Message::command(0, false, &answer);
+        let mut events = Vec::new();
+        session
+            .receive(message, &mut out, &mut events)
+            .expect("an answer");
+        let [SessionEvent::Result { transaction: t, .. }] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(calls.answered(*t), Some("bandwidth probe"));
+        assert!(calls.is_empty());
     }
 }

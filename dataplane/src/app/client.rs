@@ -10,17 +10,18 @@ use super::net_connection::NetConnection;
 /// `E` is what the transport delivers (RTMP: a session event), kept in order while a
 /// decision is outstanding.
 #[derive(Debug)]
-pub struct Client<E> {
+pub(crate) struct Client<E> {
     /// Unique across workers, for the control socket (kick, events).
-    pub id: u64,
-    pub nc: NetConnection,
-    pub gate: Gate<E>,
-    /// Server-to-client calls awaiting `_result`/`_error`, by the method called.
-    pub calls: Calls<String>,
+    pub(crate) id: u64,
+    pub(crate) nc: NetConnection,
+    pub(crate) gate: Gate<E>,
+    /// Server-to-client calls awaiting `_result`/`_error` (numbered by the protocol
+    /// session; see `calls`), each with the method called.
+    pub(crate) calls: Calls<String>,
 }
 
 impl<E> Client<E> {
-    pub fn new(id: u64) -> Self {
+    pub(crate) fn new(id: u64) -> Self {
         Client {
             id,
             nc: NetConnection::new(),
@@ -30,7 +31,7 @@ impl<E> Client<E> {
     }
 
     /// The application for logs: `-` before connect.
-    pub fn app(&self) -> &str {
+    pub(crate) fn app(&self) -> &str {
         if self.nc.app.is_empty() {
             "-"
         } else {

@@ -9,11 +9,11 @@ use super::net_connection::Action;
 use crate::config::{AuthAction, AuthConfig};
 
 /// Messages a client may send while a decision is outstanding; more is abuse.
-pub const MAX_DEFERRED: usize = 1024;
+pub(crate) const MAX_DEFERRED: usize = 1024;
 
 /// What a gated client does next, once nothing is outstanding.
 #[derive(Debug)]
-pub enum Next<E> {
+pub(crate) enum Next<E> {
     /// An action of the command that was waiting (they keep their order).
     Action(Action),
     /// A message that arrived meanwhile.
@@ -22,10 +22,10 @@ pub enum Next<E> {
 
 /// Too many messages arrived while a decision was outstanding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooMany;
+pub(crate) struct TooMany;
 
 #[derive(Debug)]
-pub struct Gate<E> {
+pub(crate) struct Gate<E> {
     /// The outstanding decision: its request id and the action it decides.
     waiting: Option<(u64, Action)>,
     /// Actions behind it, from the same command: they go before any later message.
@@ -44,7 +44,7 @@ impl<E> Default for Gate<E> {
 }
 
 /// Which decision `action` needs under `auth`, if any.
-pub fn needs_decision(action: &Action, auth: &AuthConfig) -> Option<AuthAction> {
+pub(crate) fn needs_decision(action: &Action, auth: &AuthConfig) -> Option<AuthAction> {
     let kind = match action {
         Action::Accepted { .. } => AuthAction::Connect,
         Action::StartPublish { .. } => AuthAction::Publish,
@@ -55,27 +55,22 @@ pub fn needs_decision(action: &Action, auth: &AuthConfig) -> Option<AuthAction> 
 }
 
 impl<E> Gate<E> {
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         self.waiting.is_some()
     }
 
-    /// The request id of the outstanding decision.
-    pub fn request(&self) -> Option<u64> {
-        self.waiting.as_ref().map(|(r, _)| *r)
-    }
-
     /// `action` waits for decision `request`.
-    pub fn wait(&mut self, request: u64, action: Action) {
+    pub(crate) fn wait(&mut self, request: u64, action: Action) {
         self.waiting = Some((request, action));
     }
 
     /// An action that comes while a decision is outstanding waits behind it.
-    pub fn defer_action(&mut self, action: Action) {
+    pub(crate) fn defer_action(&mut self, action: Action) {
         self.actions.push_back(action);
     }
 
     /// A message that comes while a decision is outstanding waits behind it.
-    pub fn defer_event(&mut self, event: E) -> Result<(), TooMany> {
+    pub(crate) fn defer_event(&mut self, event: E) -> Result<(), TooMany> {
         if self.events.len() >= MAX_DEFERRED {
             return Err(TooMany);
         }
@@ -85,7 +80,7 @@ impl<E> Gate<E> {
 
     /// Decision `request` arrived (or timed out): the action it decides, if it is the one
     /// outstanding (a late answer to a request already settled finds nothing).
-    pub fn decided(&mut self, request: u64) -> Option<Action> {
+    pub(crate) fn decided(&mut self, request: u64) -> Option<Action> {
         match &self.waiting {
             Some((r, _)) if *r == request => self.waiting.take().map(|(_, a)| a),
             _ => None,
@@ -94,7 +89,7 @@ impl<E> Gate<E> {
 
     /// What to do next, while nothing is outstanding: the waiting command's other actions
     /// first, then the messages that arrived meanwhile.
-    pub fn next_up(&mut self) -> Option<Next<E>> {
+    pub(crate) fn next_up(&mut self) -> Option<Next<E>> {
         if self.waiting.is_some() {
             return None;
         }
@@ -105,7 +100,7 @@ impl<E> Gate<E> {
     }
 
     /// The client goes away: forget everything; returns the outstanding request, if any.
-    pub fn clear(&mut self) -> Option<u64> {
+    pub(crate) fn clear(&mut self) -> Option<u64> {
         self.actions.clear();
         self.events.clear();
         self.waiting.take().map(|(r, _)| r)

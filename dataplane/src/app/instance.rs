@@ -21,13 +21,13 @@ use std::fmt;
 
 /// An application instance's identity: the part of a connect URL before the stream name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct InstanceKey {
-    pub app: String,
-    pub instance: String,
+pub(crate) struct InstanceKey {
+    pub(crate) app: String,
+    pub(crate) instance: String,
 }
 
 impl InstanceKey {
-    pub fn new(app: &str, instance: &str) -> Self {
+    pub(crate) fn new(app: &str, instance: &str) -> Self {
         InstanceKey {
             app: app.to_string(),
             instance: instance.to_string(),
@@ -36,7 +36,7 @@ impl InstanceKey {
 
     /// The worker that owns this instance among `workers` (at least one). FNV-1a over the
     /// names, so every worker and every run agrees without talking to the others.
-    pub fn owner(&self, workers: usize) -> usize {
+    pub(crate) fn owner(&self, workers: usize) -> usize {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in self
             .app
@@ -57,30 +57,25 @@ impl fmt::Display for InstanceKey {
     }
 }
 
-/// What the owner keeps about one instance.
-#[derive(Debug)]
-pub struct Instance {
-    pub key: InstanceKey,
+/// What the owner keeps about one instance (by its `InstanceKey`).
+#[derive(Debug, Default)]
+pub(crate) struct Instance {
     /// Connected clients, over all workers (each reports its connects and disconnects).
     clients: u64,
 }
 
 impl Instance {
-    pub fn new(key: InstanceKey) -> Self {
-        Instance { key, clients: 0 }
-    }
-
-    pub fn client_joined(&mut self) {
+    pub(crate) fn client_joined(&mut self) {
         self.clients += 1;
     }
 
     /// Returns true when the last client left: the owner may drop the instance.
-    pub fn client_left(&mut self) -> bool {
+    pub(crate) fn client_left(&mut self) -> bool {
         self.clients = self.clients.saturating_sub(1);
         self.clients == 0
     }
 
-    pub fn clients(&self) -> u64 {
+    pub(crate) fn clients(&self) -> u64 {
         self.clients
     }
 }
@@ -106,7 +101,7 @@ mod tests {
 
     #[test]
     fn the_instance_is_free_when_its_last_client_leaves() {
-        let mut i = Instance::new(InstanceKey::new("live", "_definst_"));
+        let mut i = Instance::default();
         i.client_joined();
         i.client_joined();
         assert!(!i.client_left());

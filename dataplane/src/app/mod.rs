@@ -2,15 +2,22 @@
 //! RTMFP and the RPC / shared-object features later drive the same types. What a client is
 //! told goes through a `media::port::Port`.
 
-pub mod calls;
-pub mod client;
-pub mod gate;
-pub mod instance;
-pub mod net_connection;
-pub mod net_stream;
-pub mod request;
-pub mod status;
+pub(crate) mod calls;
+pub(crate) mod client;
+pub(crate) mod gate;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the instance owner (shared objects, scripts, calls to all clients) keeps these"
+    )
+)]
+pub(crate) mod instance;
+pub(crate) mod net_connection;
+pub(crate) mod net_stream;
+pub(crate) mod request;
+pub(crate) mod status;
 
-pub use crate::media::StreamKey;
-pub use client::Client;
-pub use net_connection::{Action, NetConnection};
+pub(crate) use crate::media::StreamKey;
+pub(crate) use client::Client;
+pub(crate) use net_connection::NetConnection;

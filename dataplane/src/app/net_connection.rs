@@ -10,19 +10,19 @@ use crate::proto::amf0::Amf0Value;
 use crate::proto::command::Command;
 
 /// The instance a URL without one gets, as in AMS.
-pub const DEFAULT_INSTANCE: &str = "_definst_";
+pub(crate) const DEFAULT_INSTANCE: &str = "_definst_";
 /// NetStreams one connection may create; players use one, publishers one or two.
 const MAX_STREAMS_PER_CONNECTION: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum StreamState {
+pub(crate) enum StreamState {
     Created,
     Publishing(StreamKey),
     Playing(StreamKey),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// A command or data message for the client on this message stream.
     Reply {
         stream_id: u32,
@@ -69,21 +69,21 @@ pub enum Action {
 }
 
 #[derive(Debug, Default)]
-pub struct NetConnection {
+pub(crate) struct NetConnection {
     connected: bool,
-    pub app: String,
-    pub instance: String,
-    pub policy: Option<AppPolicy>,
-    pub tc_url: Option<String>,
+    pub(crate) app: String,
+    pub(crate) instance: String,
+    pub(crate) policy: Option<AppPolicy>,
+    pub(crate) tc_url: Option<String>,
     /// The query part of the application path or tcUrl (`?key=...`), for auth hooks.
-    pub connect_query: Option<String>,
-    pub object_encoding: f64,
+    pub(crate) connect_query: Option<String>,
+    pub(crate) object_encoding: f64,
     streams: Vec<(u32, StreamState)>,
     next_stream_id: u32,
 }
 
 /// The part after `?`, if any and non-empty.
-pub fn query_of(s: &str) -> Option<String> {
+pub(crate) fn query_of(s: &str) -> Option<String> {
     s.split_once('?')
         .map(|(_, q)| q.to_string())
         .filter(|q| !q.is_empty())
@@ -99,23 +99,23 @@ fn split_app_path(path: &str) -> (String, String) {
 }
 
 impl NetConnection {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         NetConnection {
             next_stream_id: 1,
             ..Default::default()
         }
     }
 
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.connected
     }
 
-    pub fn streams(&self) -> impl Iterator<Item = &(u32, StreamState)> {
+    pub(crate) fn streams(&self) -> impl Iterator<Item = &(u32, StreamState)> {
         self.streams.iter()
     }
 
     /// The stream `stream_id` plays, if it plays one.
-    pub fn playing(&self, stream_id: u32) -> Option<&StreamKey> {
+    pub(crate) fn playing(&self, stream_id: u32) -> Option<&StreamKey> {
         self.streams.iter().find_map(|(i, s)| match s {
             StreamState::Playing(k) if *i == stream_id => Some(k),
             _ => None,
@@ -123,7 +123,7 @@ impl NetConnection {
     }
 
     /// The stream `stream_id` publishes (or asked to publish), if any.
-    pub fn publishing(&self, stream_id: u32) -> Option<&StreamKey> {
+    pub(crate) fn publishing(&self, stream_id: u32) -> Option<&StreamKey> {
         self.streams.iter().find_map(|(i, s)| match s {
             StreamState::Publishing(k) if *i == stream_id => Some(k),
             _ => None,
@@ -139,7 +139,7 @@ impl NetConnection {
 
     /// The worker refused or ended a publish or play (name in use, limit, auth, play
     /// duration reached): the stream is idle again.
-    pub fn stream_idle(&mut self, stream_id: u32) {
+    pub(crate) fn stream_idle(&mut self, stream_id: u32) {
         if let Some(s) = self.stream_mut(stream_id) {
             *s = StreamState::Created;
         }
@@ -160,7 +160,7 @@ impl NetConnection {
         }
     }
 
-    pub fn on_command(
+    pub(crate) fn on_command(
         &mut self,
         stream_id: u32,
         cmd: &Command,
@@ -398,7 +398,7 @@ impl NetConnection {
     }
 
     /// Everything this connection publishes or plays, for cleanup when it goes away.
-    pub fn close_all(&mut self, out: &mut Vec<Action>) {
+    pub(crate) fn close_all(&mut self, out: &mut Vec<Action>) {
         let ids: Vec<u32> = self.streams.iter().map(|(i, _)| *i).collect();
         for id in ids {
             self.stop(id, out);

@@ -9,7 +9,7 @@ use crate::media::port::{ClientRef, Level, Port, StreamEvent};
 use crate::media::StreamKey;
 
 /// The publish was refused (name in use, too many streams, denied): the NetStream is idle.
-pub fn publish_refused<P: Port>(
+pub(crate) fn publish_refused<P: Port>(
     port: &mut P,
     client: ClientRef,
     stream_id: u32,
@@ -27,7 +27,7 @@ pub fn publish_refused<P: Port>(
 }
 
 /// The client holds the stream now.
-pub fn publish_started<P: Port>(
+pub(crate) fn publish_started<P: Port>(
     port: &mut P,
     client: ClientRef,
     stream_id: u32,
@@ -57,7 +57,12 @@ pub fn publish_started<P: Port>(
 }
 
 /// The client stopped publishing (closeStream, deleteStream, FCUnpublish).
-pub fn unpublished<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, key: &StreamKey) {
+pub(crate) fn unpublished<P: Port>(
+    port: &mut P,
+    client: ClientRef,
+    stream_id: u32,
+    key: &StreamKey,
+) {
     let name = key.name();
     port.status(
         client,
@@ -70,7 +75,12 @@ pub fn unpublished<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, key
 }
 
 /// The client stopped playing (closeStream, deleteStream, a new play on the NetStream).
-pub fn play_stopped<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, key: &StreamKey) {
+pub(crate) fn play_stopped<P: Port>(
+    port: &mut P,
+    client: ClientRef,
+    stream_id: u32,
+    key: &StreamKey,
+) {
     let name = key.name();
     port.status(
         client,
@@ -84,7 +94,7 @@ pub fn play_stopped<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, ke
 
 /// What the caller does after a refusal.
 #[derive(Debug, PartialEq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The client was told; close it with this reason (a refused connect).
     Close(String),
     /// The client was told; this NetStream of its is idle again (`stream_idle`).
@@ -94,7 +104,12 @@ pub enum Refused {
 }
 
 /// A decision went against `action` for `reason`: the client is told what AMS tells it.
-pub fn refuse<P: Port>(port: &mut P, client: ClientRef, action: Action, reason: &str) -> Refused {
+pub(crate) fn refuse<P: Port>(
+    port: &mut P,
+    client: ClientRef,
+    action: Action,
+    reason: &str,
+) -> Refused {
     match action {
         Action::Accepted { reply } => {
             let tid = reply

@@ -4,34 +4,34 @@ use crate::proto::amf0::Amf0Value;
 use crate::proto::command::Command;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnectParams {
+pub(crate) struct ConnectParams {
     /// The path after the host: `app` or `app/instance`.
-    pub app_path: String,
-    pub tc_url: Option<String>,
-    pub flash_ver: Option<String>,
+    pub(crate) app_path: String,
+    pub(crate) tc_url: Option<String>,
+    pub(crate) flash_ver: Option<String>,
     /// 0 (AMF0) or 3 (AMF3); echoed in the reply.
-    pub object_encoding: f64,
+    pub(crate) object_encoding: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublishMode {
+pub(crate) enum PublishMode {
     Live,
     Record,
     Append,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlayParams {
-    pub name: String,
+pub(crate) struct PlayParams {
+    pub(crate) name: String,
     /// -2: live or recorded, -1: live only, >= 0: recorded from that second.
-    pub start: f64,
+    pub(crate) start: f64,
     /// -1: to the end; 0: one frame; > 0: seconds.
-    pub duration: f64,
-    pub reset: bool,
+    pub(crate) duration: f64,
+    pub(crate) reset: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Request {
+pub(crate) enum Request {
     Connect(ConnectParams),
     CreateStream,
     DeleteStream {
@@ -75,7 +75,7 @@ fn str_arg(cmd: &Command, i: usize) -> Option<String> {
 }
 
 impl Request {
-    pub fn from_command(cmd: &Command) -> Request {
+    pub(crate) fn from_command(cmd: &Command) -> Request {
         match cmd.name.as_str() {
             "connect" => {
                 let obj = &cmd.command_object;

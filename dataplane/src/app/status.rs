@@ -2,11 +2,11 @@
 
 use crate::proto::amf0::Amf0Value;
 
-pub const FMS_VERSION: &str = "FMS/3,5,7,7009";
+pub(crate) const FMS_VERSION: &str = "FMS/3,5,7,7009";
 /// Capabilities AMS 3.5 reports; clients only check that the field exists.
-pub const CAPABILITIES: f64 = 31.0;
+pub(crate) const CAPABILITIES: f64 = 31.0;
 
-pub use crate::media::port::Level;
+pub(crate) use crate::media::port::Level;
 
 fn info_props(level: Level, code: &str, description: &str) -> Vec<(String, Amf0Value)> {
     vec![
@@ -16,12 +16,12 @@ fn info_props(level: Level, code: &str, description: &str) -> Vec<(String, Amf0V
     ]
 }
 
-pub fn info(level: Level, code: &str, description: &str) -> Amf0Value {
+pub(crate) fn info(level: Level, code: &str, description: &str) -> Amf0Value {
     Amf0Value::Object(info_props(level, code, description))
 }
 
 /// `onStatus` on a NetStream (transaction 0, null command object).
-pub fn on_status(
+pub(crate) fn on_status(
     level: Level,
     code: &str,
     description: &str,
@@ -39,7 +39,11 @@ pub fn on_status(
     ]
 }
 
-pub fn result(transaction_id: f64, command_object: Amf0Value, value: Amf0Value) -> Vec<Amf0Value> {
+pub(crate) fn result(
+    transaction_id: f64,
+    command_object: Amf0Value,
+    value: Amf0Value,
+) -> Vec<Amf0Value> {
     vec![
         Amf0Value::string("_result"),
         Amf0Value::Number(transaction_id),
@@ -48,7 +52,7 @@ pub fn result(transaction_id: f64, command_object: Amf0Value, value: Amf0Value) 
     ]
 }
 
-pub fn error(transaction_id: f64, code: &str, description: &str) -> Vec<Amf0Value> {
+pub(crate) fn error(transaction_id: f64, code: &str, description: &str) -> Vec<Amf0Value> {
     vec![
         Amf0Value::string("_error"),
         Amf0Value::Number(transaction_id),
@@ -58,7 +62,7 @@ pub fn error(transaction_id: f64, code: &str, description: &str) -> Vec<Amf0Valu
 }
 
 /// The reply to a successful connect, shaped as AMS sends it.
-pub fn connect_success(transaction_id: f64, object_encoding: f64) -> Vec<Amf0Value> {
+pub(crate) fn connect_success(transaction_id: f64, object_encoding: f64) -> Vec<Amf0Value> {
     let props = Amf0Value::object([
         ("fmsVer", Amf0Value::string(FMS_VERSION)),
         ("capabilities", Amf0Value::Number(CAPABILITIES)),
@@ -78,7 +82,7 @@ pub fn connect_success(transaction_id: f64, object_encoding: f64) -> Vec<Amf0Val
 }
 
 /// A named call to the client (`onFCPublish`, `onFCUnpublish`, ...).
-pub fn call(name: &str, info_obj: Amf0Value) -> Vec<Amf0Value> {
+pub(crate) fn call(name: &str, info_obj: Amf0Value) -> Vec<Amf0Value> {
     vec![
         Amf0Value::string(name),
         Amf0Value::Number(0.0),

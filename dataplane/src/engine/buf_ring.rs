@@ -8,19 +8,24 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
-pub struct BufRing {
+pub(crate) struct BufRing {
     ring: *mut BufRingEntry,
     ring_layout: Layout,
     entries: u16,
     buf_size: usize,
     bufs: Box<[u8]>,
     tail: u16,
-    pub bgid: u16,
+    pub(crate) bgid: u16,
 }
 
 impl BufRing {
     /// `entries` must be a power of two (a kernel rule).
-    pub fn new(ring: &IoUring, entries: u16, buf_size: usize, bgid: u16) -> io::Result<Self> {
+    pub(crate) fn new(
+        ring: &IoUring,
+        entries: u16,
+        buf_size: usize,
+        bgid: u16,
+    ) -> io::Result<Self> {
         if !entries.is_power_of_two() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -64,14 +69,14 @@ impl BufRing {
     }
 
     /// The bytes the kernel wrote into buffer `bid`.
-    pub fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+    pub(crate) fn buffer(&self, bid: u16, len: usize) -> &[u8] {
         let start = usize::from(bid) * self.buf_size;
         let len = len.min(self.buf_size);
         self.bufs.get(start..start + len).unwrap_or(&[])
     }
 
     /// Hands buffer `bid` back to the kernel (visible after `publish`).
-    pub fn recycle(&mut self, bid: u16) {
+    pub(crate) fn recycle(&mut self, bid: u16) {
         if bid < self.entries {
             self.push(bid);
         }
@@ -89,7 +94,7 @@ impl BufRing {
     }
 
     /// Makes recycled buffers visible to the kernel with one release store.
-    pub fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         // SAFETY: the tail field lives inside the first ring entry, which we own; the kernel
         // reads it concurrently, hence the atomic store.
         unsafe {

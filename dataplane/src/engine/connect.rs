@@ -97,9 +97,9 @@ struct Pending<O> {
 
 /// How a connect ended, for its owner. On success the socket is connected and the owner's.
 pub(crate) struct Connected<O> {
-    pub owner: O,
-    pub to: SocketAddr,
-    pub result: Result<Socket, ConnectError>,
+    pub(crate) owner: O,
+    pub(crate) to: SocketAddr,
+    pub(crate) result: Result<Socket, ConnectError>,
 }
 
 /// A worker's connects in flight, by the slot their token names.
@@ -118,7 +118,7 @@ impl<O> Default for Connects<O> {
 impl<O: Copy> Connects<O> {
     /// Starts connecting to `to`; the outcome comes back through `complete` within about
     /// `timeout`. Fails at once only if no socket can be made (descriptor limits).
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         io: &mut Io,
         to: SocketAddr,
@@ -159,7 +159,7 @@ impl<O: Copy> Connects<O> {
 
     /// Cancels a connect in flight; its completion still comes, as `Cancelled` (or as what
     /// it had already become).
-    pub fn cancel(&mut self, io: &mut Io, r: SlabRef) {
+    pub(crate) fn cancel(&mut self, io: &mut Io, r: SlabRef) {
         let Some(p) = self.pending.get_mut(r) else {
             return;
         };
@@ -173,19 +173,19 @@ impl<O: Copy> Connects<O> {
     }
 
     /// Cancels every connect in flight (shutdown).
-    pub fn cancel_all(&mut self, io: &mut Io) {
+    pub(crate) fn cancel_all(&mut self, io: &mut Io) {
         for r in self.pending.refs() {
             self.cancel(io, r);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// The outcome of the connect a `Connect` completion belongs to; `None` for a stale
     /// token.
-    pub fn complete(&mut self, token: Token, c: Completion) -> Option<Connected<O>> {
+    pub(crate) fn complete(&mut self, token: Token, c: Completion) -> Option<Connected<O>> {
         let p = self.pending.remove(SlabRef::of(token))?;
         let result = if c.result >= 0 {
             Ok(p.socket)
@@ -244,21 +244,27 @@ pub(crate) mod tests {
             .user_data(Token::new(OpKind::Recv, 0, 0).to_user_data());
         // SAFETY: the kernel writes into provided buffers owned by `io`.
         unsafe { io.push(e) };
+        let c = first_completion(io, "receive");
+        assert!(c.result > 0, "receive failed: {}", c.result);
+        let bid = Io::buffer_id(c.flags).expect("a provided buffer");
+        let data = io.bufs.buffer(bid, c.result as usize).to_vec();
+        io.bufs.recycle(bid);
+        io.bufs.publish();
+        data
+    }
+
+    /// Waits (up to 5 s) for the one operation pushed on `io` to complete.
+    fn first_completion(io: &mut Io, what: &str) -> Completion {
         let mut completions = Vec::new();
         for _ in 0..100 {
             io.submit_and_wait(Some(Duration::from_millis(50)))
                 .expect("wait");
             io.drain(&mut completions);
-            if let Some(c) = completions.first() {
-                assert!(c.result > 0, "receive failed: {}", c.result);
-                let bid = Io::buffer_id(c.flags).expect("a provided buffer");
-                let data = io.bufs.buffer(bid, c.result as usize).to_vec();
-                io.bufs.recycle(bid);
-                io.bufs.publish();
-                return data;
+            if !completions.is_empty() {
+                return completions.swap_remove(0);
             }
         }
-        panic!("nothing received");
+        panic!("the {what} did not complete");
     }
 
     /// Sends `data` on `fd` with the ring's `sendmsg`, as a connection's send queue does.
@@ -276,17 +282,8 @@ pub(crate) mod tests {
             .user_data(Token::new(OpKind::Send, 0, 0).to_user_data());
         // SAFETY: `hdr`, `iov` and `data` outlive the send: this waits for its completion.
         unsafe { io.push(e) };
-        let mut completions = Vec::new();
-        for _ in 0..100 {
-            io.submit_and_wait(Some(Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut completions);
-            if let Some(c) = completions.first() {
-                assert_eq!(c.result, data.len() as i32, "send failed or short");
-                return;
-            }
-        }
-        panic!("the send did not complete");
+        let c = first_completion(io, "send");
+        assert_eq!(c.result, data.len() as i32, "send failed or short");
     }
 
     /// A loopback listener that answers no new connection: its accept queue (backlog 0

@@ -8,10 +8,10 @@ use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 use crate::app::StreamKey;
 use crate::config::Config;
 
-pub use crate::media::frame::MediaMessage;
+pub(crate) use crate::media::frame::MediaMessage;
 
 #[derive(Debug)]
-pub enum WorkerMsg {
+pub(crate) enum WorkerMsg {
     /// To the publisher's worker: `worker` now has viewers of `key`.
     Subscribe {
         key: StreamKey,
@@ -53,8 +53,11 @@ pub enum WorkerMsg {
     Shutdown,
 }
 
+/// What the control thread asks every worker: the subset of the control socket's `Call`s
+/// that workers answer, kept as its own type (not `Call` itself) so that a worker's match is
+/// exhaustive over what it can be asked, with no arm for methods the control thread handles.
 #[derive(Debug, Clone)]
-pub enum Query {
+pub(crate) enum Query {
     Streams,
     Clients,
     Kick {
@@ -67,7 +70,7 @@ pub enum Query {
 }
 
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     Streams(Vec<StreamInfo>),
     Clients(Vec<ClientInfo>),
     Found(bool),
@@ -75,7 +78,7 @@ pub enum Answer {
 
 /// What workers tell the control thread.
 #[derive(Debug)]
-pub enum ControlInbound {
+pub(crate) enum ControlInbound {
     Answer {
         query: u64,
         answer: Answer,

@@ -18,10 +18,10 @@ const RECV_BUFFER_SIZE: usize = 16 * 1024;
 const BUFFER_GROUP: u16 = 0;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Completion {
-    pub user_data: u64,
-    pub result: i32,
-    pub flags: u32,
+pub(crate) struct Completion {
+    pub(crate) user_data: u64,
+    pub(crate) result: i32,
+    pub(crate) flags: u32,
 }
 
 /// What waits in the backlog: a lone entry, or a chain that must reach the submission
@@ -32,18 +32,18 @@ enum Submission {
     Linked([squeue::Entry; 2]),
 }
 
-pub struct Io {
+pub(crate) struct Io {
     ring: IoUring,
     backlog: VecDeque<Submission>,
-    pub bufs: BufRing,
+    pub(crate) bufs: BufRing,
     /// The kernel has IORING_OP_SENDMSG_ZC (6.1 and later); optional, unlike the rest.
-    pub send_zc: bool,
+    pub(crate) send_zc: bool,
     /// Zero-copy sends may ask whether the kernel copied after all (6.2 and later).
-    pub zc_usage: bool,
+    pub(crate) zc_usage: bool,
 }
 
 /// Why the engine cannot start, in words an operator can act on.
-pub fn unavailable(err: &io::Error) -> String {
+pub(crate) fn unavailable(err: &io::Error) -> String {
     format!(
         "io_uring could not be set up ({err}). Strata needs Linux 6.0 or later with io_uring \
          enabled: check `sysctl kernel.io_uring_disabled` (must be 0, or 1 with this user in \
@@ -53,7 +53,7 @@ pub fn unavailable(err: &io::Error) -> String {
 }
 
 impl Io {
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         let mut ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
@@ -96,7 +96,7 @@ impl Io {
     /// # Safety
     /// Every buffer, iovec and msghdr the entry points to must stay valid until its
     /// completion arrives.
-    pub unsafe fn push(&mut self, entry: squeue::Entry) {
+    pub(crate) unsafe fn push(&mut self, entry: squeue::Entry) {
         if !self.backlog.is_empty() {
             self.backlog.push_back(Submission::One(entry));
             return;
@@ -113,7 +113,7 @@ impl Io {
     ///
     /// # Safety
     /// As for `push`, for both entries.
-    pub unsafe fn push_linked(&mut self, entries: [squeue::Entry; 2]) {
+    pub(crate) unsafe fn push_linked(&mut self, entries: [squeue::Entry; 2]) {
         if !self.backlog.is_empty() {
             self.backlog.push_back(Submission::Linked(entries));
             return;
@@ -126,12 +126,12 @@ impl Io {
 
     /// Entries the submission queue holds between two submits.
     #[cfg(test)]
-    pub fn submission_capacity(&mut self) -> usize {
+    pub(crate) fn submission_capacity(&mut self) -> usize {
         self.ring.submission().capacity()
     }
 
     /// Submits what is queued and waits for at least one completion or the timeout.
-    pub fn submit_and_wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn submit_and_wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         loop {
             self.flush_backlog();
             let ts;
@@ -176,7 +176,7 @@ impl Io {
 
     /// Moves every available completion into `out` (reaped first, handled after, so
     /// handlers never run inside the ring's borrow).
-    pub fn drain(&mut self, out: &mut Vec<Completion>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Completion>) {
         for cqe in self.ring.completion() {
             out.push(Completion {
                 user_data: cqe.user_data(),
@@ -186,16 +186,16 @@ impl Io {
         }
     }
 
-    pub fn buffer_id(flags: u32) -> Option<u16> {
+    pub(crate) fn buffer_id(flags: u32) -> Option<u16> {
         cqueue::buffer_select(flags)
     }
 
-    pub fn more(flags: u32) -> bool {
+    pub(crate) fn more(flags: u32) -> bool {
         cqueue::more(flags)
     }
 
     /// A zero-copy send's second completion: the kernel no longer reads the send's memory.
-    pub fn notif(flags: u32) -> bool {
+    pub(crate) fn notif(flags: u32) -> bool {
         cqueue::notif(flags)
     }
 }

@@ -24,7 +24,7 @@ fn bound(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
-pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
+pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
     let socket = bound(addr)?;
     socket.listen(ACCEPT_BACKLOG)?;
     Ok(socket)
@@ -34,7 +34,7 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
 /// port in use is reported once, clearly, instead of by every worker. Not listening matters:
 /// a listening socket would accept, then reset, connections made before the workers are
 /// ready, and a client probing for readiness would believe the server up too early.
-pub fn check_bindable(addrs: &[SocketAddr]) -> Result<(), String> {
+pub(crate) fn check_bindable(addrs: &[SocketAddr]) -> Result<(), String> {
     for addr in addrs {
         bound(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     }

@@ -6,19 +6,19 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crossbeam_channel::{Receiver, Sender};
 
-pub struct Mailbox<T> {
+pub(crate) struct Mailbox<T> {
     tx: Sender<T>,
     efd: OwnedFd,
 }
 
-pub struct MailboxReceiver<T> {
+pub(crate) struct MailboxReceiver<T> {
     rx: Receiver<T>,
     efd: RawFd,
     /// The 8 bytes the ring reads the eventfd counter into; boxed so its address is stable.
-    pub read_buf: Box<u64>,
+    pub(crate) read_buf: Box<u64>,
 }
 
-pub fn mailbox<T>() -> io::Result<(Mailbox<T>, MailboxReceiver<T>)> {
+pub(crate) fn mailbox<T>() -> io::Result<(Mailbox<T>, MailboxReceiver<T>)> {
     // SAFETY: plain syscall; the result is checked.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -39,12 +39,12 @@ pub fn mailbox<T>() -> io::Result<(Mailbox<T>, MailboxReceiver<T>)> {
 
 impl<T> Mailbox<T> {
     /// Queues without waking: the sender wakes each destination once per loop turn.
-    pub fn post(&self, msg: T) {
+    pub(crate) fn post(&self, msg: T) {
         // A closed receiver means that worker has exited; nothing to deliver to.
         let _ = self.tx.send(msg);
     }
 
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own. An error (counter
         // overflow) still leaves the receiver awake, which is all a wake-up is for.
@@ -53,11 +53,11 @@ impl<T> Mailbox<T> {
 }
 
 impl<T> MailboxReceiver<T> {
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.efd
     }
 
-    pub fn try_recv(&self) -> Option<T> {
+    pub(crate) fn try_recv(&self) -> Option<T> {
         self.rx.try_recv().ok()
     }
 }

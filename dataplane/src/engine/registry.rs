@@ -15,27 +15,27 @@ struct Entry {
     viewers: Vec<u32>,
 }
 
-pub struct Registry {
+pub(crate) struct Registry {
     streams: Mutex<HashMap<StreamKey, Entry>>,
     workers: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum PublishRefused {
+pub(crate) enum PublishRefused {
     NameInUse,
     TooManyStreams,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// The publisher's worker and publish id, if the stream is live.
-    pub publisher: Option<(usize, u64)>,
+    pub(crate) publisher: Option<(usize, u64)>,
     /// This is the worker's first viewer of the stream: the publisher's worker must be told.
-    pub first_on_worker: bool,
+    pub(crate) first_on_worker: bool,
 }
 
 impl Registry {
-    pub fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         Registry {
             streams: Mutex::new(HashMap::new()),
             workers,
@@ -50,7 +50,7 @@ impl Registry {
 
     /// Claims `key` for a publisher on `worker`. Returns the publish id and the other workers
     /// that already have viewers waiting.
-    pub fn publish(
+    pub(crate) fn publish(
         &self,
         key: &StreamKey,
         worker: usize,
@@ -86,7 +86,7 @@ impl Registry {
     }
 
     /// Releases `key` if `publish_id` still holds it; returns the other workers with viewers.
-    pub fn unpublish(&self, key: &StreamKey, publish_id: u64) -> Vec<usize> {
+    pub(crate) fn unpublish(&self, key: &StreamKey, publish_id: u64) -> Vec<usize> {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(key) else {
             return Vec::new();
@@ -112,14 +112,14 @@ impl Registry {
     }
 
     /// Streams with a publisher right now, for status.
-    pub fn published(&self) -> u64 {
+    pub(crate) fn published(&self) -> u64 {
         self.lock()
             .values()
             .filter(|e| e.publisher.is_some())
             .count() as u64
     }
 
-    pub fn join(&self, key: &StreamKey, worker: usize) -> Joined {
+    pub(crate) fn join(&self, key: &StreamKey, worker: usize) -> Joined {
         let mut map = self.lock();
         let workers = self.workers;
         let entry = map.entry(key.clone()).or_insert_with(|| Entry {
@@ -140,7 +140,7 @@ impl Registry {
     }
 
     /// Returns the publisher's worker when `worker` just lost its last viewer of `key`.
-    pub fn leave(&self, key: &StreamKey, worker: usize) -> Option<usize> {
+    pub(crate) fn leave(&self, key: &StreamKey, worker: usize) -> Option<usize> {
         let mut map = self.lock();
         let entry = map.get_mut(key)?;
         let n = entry.viewers.get_mut(worker)?;

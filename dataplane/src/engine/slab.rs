@@ -1,19 +1,20 @@
-//! Storage for what the ring refers to by token (outbound connects, UDP sockets): entries
-//! in reusable slots, each reference carrying the slot's generation, so a completion for a
-//! slot that has since been freed and reused finds nothing instead of the wrong entry.
+//! Storage for what the ring refers to by token (connections, outbound connects, UDP
+//! sockets): entries in reusable slots, each reference carrying the slot's generation, so a
+//! completion for a slot that has since been freed and reused finds nothing instead of the
+//! wrong entry. Generations wrap within the token's 24 bits.
 
 use super::token::{Token, GENERATION_MASK};
 
 /// A slot and the generation it had when the entry was inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlabRef {
-    pub slot: u32,
-    pub generation: u32,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
 }
 
 impl SlabRef {
     /// The reference a token for this entry names.
-    pub fn of(token: Token) -> Self {
+    pub(crate) fn of(token: Token) -> Self {
         SlabRef {
             slot: token.slot,
             generation: token.generation,
@@ -41,7 +42,7 @@ impl<T> Default for Slab<T> {
 }
 
 impl<T> Slab<T> {
-    pub fn insert(&mut self, value: T) -> SlabRef {
+    pub(crate) fn insert(&mut self, value: T) -> SlabRef {
         if let Some(slot) = self.free.pop() {
             if let Some(s) = self.slots.get_mut(slot as usize) {
                 // Generations wrap within what a token carries.
@@ -63,17 +64,17 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn get(&self, r: SlabRef) -> Option<&T> {
+    pub(crate) fn get(&self, r: SlabRef) -> Option<&T> {
         let s = self.slots.get(r.slot as usize)?;
         s.value.as_ref().filter(|_| s.generation == r.generation)
     }
 
-    pub fn get_mut(&mut self, r: SlabRef) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, r: SlabRef) -> Option<&mut T> {
         let s = self.slots.get_mut(r.slot as usize)?;
         s.value.as_mut().filter(|_| s.generation == r.generation)
     }
 
-    pub fn remove(&mut self, r: SlabRef) -> Option<T> {
+    pub(crate) fn remove(&mut self, r: SlabRef) -> Option<T> {
         let s = self.slots.get_mut(r.slot as usize)?;
         if s.generation != r.generation {
             return None;
@@ -84,7 +85,7 @@ impl<T> Slab<T> {
     }
 
     /// References to every entry (for shutdown: not on any per-message path).
-    pub fn refs(&self) -> Vec<SlabRef> {
+    pub(crate) fn refs(&self) -> Vec<SlabRef> {
         self.slots
             .iter()
             .enumerate()
@@ -96,7 +97,7 @@ impl<T> Slab<T> {
             .collect()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.len() == self.free.len()
     }
 }
@@ -119,5 +120,24 @@ mod tests {
         assert!(!slab.is_empty());
         slab.remove(b);
         assert!(slab.is_empty());
+    }
+
+    #[test]
+    fn generations_wrap_within_what_a_token_carries() {
+        use super::super::token::OpKind;
+        let mut slab = Slab::default();
+        let a = slab.insert(1);
+        slab.slots[a.slot as usize].generation = GENERATION_MASK as u32;
+        let old = SlabRef {
+            slot: a.slot,
+            generation: GENERATION_MASK as u32,
+        };
+        slab.remove(old);
+        let b = slab.insert(2);
+        assert_eq!(b.generation, 0, "wrapped to 0, not past 24 bits");
+        let token = Token::new(OpKind::Recv, b.slot, b.generation);
+        let back = Token::from_user_data(token.to_user_data()).expect("a token");
+        assert_eq!(slab.get(SlabRef::of(back)), Some(&2));
+        assert_eq!(slab.get(old), None);
     }
 }

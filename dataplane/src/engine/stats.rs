@@ -4,34 +4,34 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub connections: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
+pub(crate) struct WorkerStats {
+    pub(crate) connections: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
     /// Sends submitted to sockets: bytes_out / sends is how well batching works.
-    pub sends: AtomicU64,
+    pub(crate) sends: AtomicU64,
     /// Nanoseconds spent handling completions (not waiting in the ring).
-    pub busy_ns: AtomicU64,
-    pub dropped_frames: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+    pub(crate) dropped_frames: AtomicU64,
     /// Zero-copy sends submitted (`live.send_zerocopy`).
-    pub zc_sends: AtomicU64,
+    pub(crate) zc_sends: AtomicU64,
     /// Their notifications (the kernel no longer reads the memory).
-    pub zc_notifs: AtomicU64,
+    pub(crate) zc_notifs: AtomicU64,
     /// Notifications that said the kernel copied after all (loopback, a device without
     /// scatter-gather); counted where the kernel reports it, Linux 6.2 and later.
-    pub zc_copied: AtomicU64,
+    pub(crate) zc_copied: AtomicU64,
 }
 
 impl WorkerStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn sub(counter: &AtomicU64, n: u64) {
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
         counter.fetch_sub(n, Ordering::Relaxed);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 }

@@ -11,7 +11,7 @@ use super::conn::ConnRef;
 use super::owner::Owner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimerKind {
+pub(crate) enum TimerKind {
     /// The client has not finished the handshake and connect in time.
     Connect,
     /// A closing connection gets this long to flush its last messages.
@@ -21,17 +21,19 @@ pub enum TimerKind {
     /// A shut-down connection still waits for zero-copy notifications: past this its
     /// socket is reset, which makes the kernel let go of the data.
     NotifWait,
+    /// A call the server made to the client may have gone unanswered (see `app::calls`).
+    CallDeadline,
     /// The worker's once-a-second refresh of stream rates.
     Tick,
 }
 
 /// A connection's timer, as connection code arms it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timer {
-    pub at: Instant,
-    pub slot: u32,
-    pub generation: u32,
-    pub kind: TimerKind,
+pub(crate) struct Timer {
+    pub(crate) at: Instant,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    pub(crate) kind: TimerKind,
 }
 
 /// One armed timer. `seq` orders timers with the same deadline by arming order, so the heap
@@ -65,14 +67,14 @@ impl Ord for Entry {
 }
 
 #[derive(Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
 }
 
 impl Timers {
     /// Arms a connection's timer.
-    pub fn arm(&mut self, timer: Timer) {
+    pub(crate) fn arm(&mut self, timer: Timer) {
         let owner = Owner::Conn(ConnRef {
             slot: timer.slot,
             generation: timer.generation,
@@ -81,7 +83,7 @@ impl Timers {
     }
 
     /// Arms a timer for any owner.
-    pub fn arm_for(&mut self, owner: Owner, at: Instant, kind: TimerKind) {
+    pub(crate) fn arm_for(&mut self, owner: Owner, at: Instant, kind: TimerKind) {
         self.seq += 1;
         self.heap.push(Reverse(Entry {
             at,
@@ -91,14 +93,14 @@ impl Timers {
         }));
     }
 
-    pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
         self.heap
             .peek()
             .map(|Reverse(t)| t.at.saturating_duration_since(now))
     }
 
     /// The earliest timer due at `now`, if any: its owner and kind.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Owner, TimerKind)> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Owner, TimerKind)> {
         match self.heap.peek() {
             Some(Reverse(t)) if t.at <= now => self.heap.pop().map(|Reverse(t)| (t.owner, t.kind)),
             _ => None,

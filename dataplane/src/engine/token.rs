@@ -5,7 +5,7 @@
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     Accept = 1,
     Recv = 2,
     Send = 3,
@@ -22,17 +22,17 @@ pub enum OpKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
-    pub kind: OpKind,
-    pub slot: u32,
-    pub generation: u32,
+pub(crate) struct Token {
+    pub(crate) kind: OpKind,
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
 }
 
 const GENERATION_BITS: u32 = 24;
 pub(crate) const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 impl Token {
-    pub fn new(kind: OpKind, slot: u32, generation: u32) -> Self {
+    pub(crate) fn new(kind: OpKind, slot: u32, generation: u32) -> Self {
         Token {
             kind,
             slot,
@@ -40,13 +40,13 @@ impl Token {
         }
     }
 
-    pub fn to_user_data(self) -> u64 {
+    pub(crate) fn to_user_data(self) -> u64 {
         (u64::from(self.kind as u8) << 56)
             | (u64::from(self.slot) << GENERATION_BITS)
             | (u64::from(self.generation) & GENERATION_MASK)
     }
 
-    pub fn from_user_data(data: u64) -> Option<Self> {
+    pub(crate) fn from_user_data(data: u64) -> Option<Self> {
         let kind = match (data >> 56) as u8 {
             1 => OpKind::Accept,
             2 => OpKind::Recv,

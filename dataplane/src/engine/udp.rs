@@ -124,17 +124,17 @@ struct Outgoing {
 /// back to the kernel when `on_recv` returns: the owner parses it there (RTMFP decrypts into
 /// its own buffer) or copies what it keeps.
 pub(crate) struct Datagram<'a, O> {
-    pub owner: O,
-    pub socket: SlabRef,
-    pub from: SocketAddr,
-    pub payload: &'a [u8],
+    pub(crate) owner: O,
+    pub(crate) socket: SlabRef,
+    pub(crate) from: SocketAddr,
+    pub(crate) payload: &'a [u8],
 }
 
 /// How a send ended, for the socket's owner.
 pub(crate) struct Sent<O> {
-    pub owner: O,
-    pub socket: SlabRef,
-    pub result: io::Result<usize>,
+    pub(crate) owner: O,
+    pub(crate) socket: SlabRef,
+    pub(crate) result: io::Result<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -168,7 +168,7 @@ impl<O> Default for UdpSockets<O> {
 impl<O: Copy> UdpSockets<O> {
     /// Binds `addr` (with SO_REUSEPORT: every worker binds the same address) and starts
     /// receiving; datagrams come back through `on_recv` for `owner`.
-    pub fn open(&mut self, io: &mut Io, addr: SocketAddr, owner: O) -> io::Result<SlabRef> {
+    pub(crate) fn open(&mut self, io: &mut Io, addr: SocketAddr, owner: O) -> io::Result<SlabRef> {
         let socket = bind(addr)?;
         let local = socket
             .local_addr()?
@@ -213,7 +213,7 @@ impl<O: Copy> UdpSockets<O> {
     /// UDP GSO would go here: datagrams of one size to one peer queued in the same turn
     /// could share one `sendmsg` with a `UDP_SEGMENT` control message. It pays for runs of
     /// full-size datagrams to one peer (RTMFP media to a viewer), so it waits for RTMFP.
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         io: &mut Io,
         r: SlabRef,
@@ -248,7 +248,7 @@ impl<O: Copy> UdpSockets<O> {
     }
 
     /// Handles a `UdpRecv` completion: each datagram goes to `deliver`, for the owner.
-    pub fn on_recv(
+    pub(crate) fn on_recv(
         &mut self,
         io: &mut Io,
         token: Token,
@@ -297,7 +297,7 @@ impl<O: Copy> UdpSockets<O> {
     }
 
     /// Handles a `UdpSend` completion: frees its send slot and says how it went.
-    pub fn on_sent(&mut self, token: Token, c: Completion) -> Option<Sent<O>> {
+    pub(crate) fn on_sent(&mut self, token: Token, c: Completion) -> Option<Sent<O>> {
         let out = self.sends.get_mut(token.slot as usize)?;
         // Dropping the payload here releases the bytes the kernel no longer reads.
         out.payload.take()?;
@@ -316,7 +316,7 @@ impl<O: Copy> UdpSockets<O> {
     }
 
     /// Stops receiving and closes the socket once the ring holds nothing of it.
-    pub fn close(&mut self, io: &mut Io, r: SlabRef) {
+    pub(crate) fn close(&mut self, io: &mut Io, r: SlabRef) {
         let Some(s) = self.sockets.get_mut(r) else {
             return;
         };
@@ -333,18 +333,18 @@ impl<O: Copy> UdpSockets<O> {
     }
 
     /// Closes every socket (shutdown).
-    pub fn close_all(&mut self, io: &mut Io) {
+    pub(crate) fn close_all(&mut self, io: &mut Io) {
         for r in self.sockets.refs() {
             self.close(io, r);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.sockets.is_empty()
     }
 
     #[cfg(test)]
-    pub fn sends_in_flight(&self) -> usize {
+    pub(crate) fn sends_in_flight(&self) -> usize {
         self.sends.len() - self.free_sends.len()
     }
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crate::media::send_queue::SendQueue;
 
 /// Bytes held past which a connection's sends copy until its holder is released.
-pub const MAX_HELD_BYTES: usize = 4 << 20;
+pub(crate) const MAX_HELD_BYTES: usize = 4 << 20;
 /// Holder capacity kept across releases (a batch's usual item count): the larger vector of
 /// a burst (a new viewer's GOP) is given back rather than kept per connection.
 const HELD_CAPACITY: usize = 16;
@@ -25,13 +25,13 @@ const HELD_CAPACITY: usize = 16;
 /// IORING_SEND_ZC_REPORT_USAGE (Linux 6.2, in the send's ioprio field): the notification
 /// then says whether the kernel copied after all (it does over loopback, and for a device
 /// without scatter-gather). io-uring does not export the kernel's constants.
-pub const REPORT_USAGE: u16 = 1 << 3;
+pub(crate) const REPORT_USAGE: u16 = 1 << 3;
 /// IORING_NOTIF_USAGE_ZC_COPIED, in a notification's result when REPORT_USAGE was asked for.
-pub const USAGE_COPIED: u32 = 1 << 31;
+pub(crate) const USAGE_COPIED: u32 = 1 << 31;
 
 /// One connection's zero-copy state.
 #[derive(Debug, Default)]
-pub struct ZeroCopy {
+pub(crate) struct ZeroCopy {
     /// Zero-copy sends whose notification has not arrived, counted from submission (not from
     /// the first completion) so that the count does not depend on the order completions are
     /// seen in.
@@ -45,12 +45,12 @@ pub struct ZeroCopy {
 impl ZeroCopy {
     /// The next send may go zero-copy as far as this connection is concerned (configuration
     /// and batch size are the caller's part).
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.held_bytes < MAX_HELD_BYTES
     }
 
     /// A zero-copy send was submitted for the batch in flight.
-    pub fn submitted(&mut self) {
+    pub(crate) fn submitted(&mut self) {
         self.pending += 1;
         self.in_flight = true;
     }
@@ -58,7 +58,7 @@ impl ZeroCopy {
     /// The first completion of the send in flight, zero-copy or not: `n` bytes sent (0 for
     /// an error), `more` as IORING_CQE_F_MORE. Completes the batch in `queue` and returns
     /// whether the send was zero-copy.
-    pub fn completed(&mut self, queue: &mut SendQueue, n: usize, more: bool) -> bool {
+    pub(crate) fn completed(&mut self, queue: &mut SendQueue, n: usize, more: bool) -> bool {
         // While a notification is outstanding, an item finished now may still be read by the
         // kernel: sent by this send, or the rest of an item an earlier zero-copy send began
         // (a partly sent item stays queued until its last byte goes, by whatever send).
@@ -76,7 +76,7 @@ impl ZeroCopy {
     }
 
     /// A notification arrived: once none is outstanding, nothing held is read any more.
-    pub fn notified(&mut self) {
+    pub(crate) fn notified(&mut self) {
         self.pending = self.pending.saturating_sub(1);
         if self.pending == 0 {
             self.held.clear();
@@ -87,7 +87,7 @@ impl ZeroCopy {
 
     /// Notifications are outstanding: the kernel may still read what this connection holds
     /// (and queues), so neither may be freed.
-    pub fn outstanding(&self) -> bool {
+    pub(crate) fn outstanding(&self) -> bool {
         self.pending > 0
     }
 

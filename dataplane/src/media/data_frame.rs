@@ -9,7 +9,7 @@ use crate::proto::command;
 use crate::proto::rtmp::session::MAX_COMMAND_SIZE;
 
 #[derive(Debug, PartialEq)]
-pub enum DataFrame {
+pub(crate) enum DataFrame {
     /// Forward this AMF0 payload; `keep` it for new viewers (`@setDataFrame`, `onMetaData`).
     Forward { payload: Bytes, keep: bool },
     /// Not forwarded, for this reason (for the log).
@@ -17,7 +17,7 @@ pub enum DataFrame {
 }
 
 /// A data message from a publisher (`amf3`: sent as type 15).
-pub fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
+pub(crate) fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
     if payload.len() > MAX_COMMAND_SIZE {
         // Metadata is small; a huge data message is not decoded (see MAX_COMMAND_SIZE).
         return DataFrame::Ignored("oversized data message ignored");
@@ -39,7 +39,7 @@ pub fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
 
 /// Whether a forwarded AMF0 data message is the stream's metadata (kept for new viewers on
 /// the workers it crosses to, as on the publisher's).
-pub fn is_metadata(payload: &[u8]) -> bool {
+pub(crate) fn is_metadata(payload: &[u8]) -> bool {
     command::decode_data(false, payload).is_ok_and(|v| {
         v.first()
             .and_then(Amf0Value::as_str)

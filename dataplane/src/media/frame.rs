@@ -58,9 +58,9 @@ impl OutputFormat {
 /// handles to those same bytes.
 pub struct Frame {
     pub timestamp: u32,
-    pub type_id: u8,
+    pub(crate) type_id: u8,
     pub kind: FrameKind,
-    pub payload: Bytes,
+    pub(crate) payload: Bytes,
     encodings: RefCell<Vec<(OutputFormat, Bytes)>>,
 }
 
@@ -69,7 +69,7 @@ pub struct Frame {
 pub type FrameRef = Rc<Frame>;
 
 impl Frame {
-    pub fn new(m: MediaMessage) -> FrameRef {
+    pub(crate) fn new(m: MediaMessage) -> FrameRef {
         let kind = tag::classify(m.type_id, &m.payload);
         Rc::new(Frame {
             timestamp: m.timestamp,
@@ -80,7 +80,7 @@ impl Frame {
         })
     }
 
-    pub fn message(&self) -> MediaMessage {
+    pub(crate) fn message(&self) -> MediaMessage {
         MediaMessage {
             timestamp: self.timestamp,
             type_id: self.type_id,
@@ -118,19 +118,19 @@ impl CachedFrame for FrameRef {
 /// whole batch's encodings per output format: caught-up viewers of the same format share
 /// one buffer for all of it (one queue item, one iovec, one refcount per viewer).
 pub struct Batch<'a> {
-    pub frames: &'a [(u64, FrameRef)],
-    pub first_seq: u64,
+    pub(crate) frames: &'a [(u64, FrameRef)],
+    pub(crate) first_seq: u64,
     pub first_timestamp: u32,
     /// What the batch counts as in a send queue: video if any frame is video.
     pub kind: FrameKind,
     /// Payload bytes in the batch, for the stream's statistics.
-    pub payload_bytes: u64,
+    pub(crate) payload_bytes: u64,
     joined: RefCell<Vec<(OutputFormat, Bytes)>>,
 }
 
 impl<'a> Batch<'a> {
     /// None for an empty batch.
-    pub fn new(frames: &'a [(u64, FrameRef)]) -> Option<Self> {
+    pub(crate) fn new(frames: &'a [(u64, FrameRef)]) -> Option<Self> {
         let (first_seq, first) = frames.first()?;
         let has_video = frames.iter().any(|(_, f)| f.kind.is_video());
         Some(Batch {
@@ -147,7 +147,7 @@ impl<'a> Batch<'a> {
         })
     }
 
-    pub fn has_video(&self) -> bool {
+    pub(crate) fn has_video(&self) -> bool {
         self.kind == FrameKind::VideoInter
     }
 

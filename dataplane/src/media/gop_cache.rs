@@ -22,18 +22,18 @@ pub trait CachedFrame {
 /// one of each, and they are small).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GopCacheLimits {
-    pub max_bytes: usize,
-    pub max_frames: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_frames: usize,
 }
 
 impl GopCacheLimits {
     /// A 10 s GOP at 12 Mbit/s (a high-quality 1080p60 ingest) is about 15 MiB; a stream
     /// that goes past this has GOPs too long for fast start to be worth the memory, since the
     /// whole GOP is also what every new viewer must download before it sees live.
-    pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
+    pub(crate) const DEFAULT_MAX_BYTES: usize = 16 << 20;
     /// 60 fps video plus 48 kHz AAC (~47 frames/s) is ~107 messages/s: 4096 covers a 30 s GOP
     /// and bounds the per-viewer work of queueing a snapshot.
-    pub const DEFAULT_MAX_FRAMES: usize = 4096;
+    pub(crate) const DEFAULT_MAX_FRAMES: usize = 4096;
 }
 
 impl Default for GopCacheLimits {
@@ -49,7 +49,7 @@ impl Default for GopCacheLimits {
 /// frame is a starting point. The cache keeps this much of the newest audio so a player fills
 /// its start buffer at once (Flash's default bufferTime is 0.1 s, ffplay and VLC want about a
 /// second before they start) without adding more than a second of latency to the viewer.
-pub const AUDIO_ONLY_WINDOW_MS: u32 = 1_000;
+pub(crate) const AUDIO_ONLY_WINDOW_MS: u32 = 1_000;
 
 /// Where the cache is in the stream's GOP structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl<F: CachedFrame + Clone> GopCache<F> {
     }
 
     /// The publisher left: the next one may send anything.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.metadata = None;
         self.video_header = None;
         self.audio_header = None;
@@ -158,12 +158,13 @@ impl<F: CachedFrame + Clone> GopCache<F> {
     }
 
     /// Whether the stream carries video (a video header or picture since the last `clear`).
-    pub fn has_video(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_video(&self) -> bool {
         self.seen_video
     }
 
     /// Frames and bytes in the cached GOP (or audio window), for statistics.
-    pub fn gop_len(&self) -> (usize, usize) {
+    pub(crate) fn gop_len(&self) -> (usize, usize) {
         (self.gop.len(), self.gop_bytes)
     }
 

@@ -13,7 +13,7 @@ use super::viewer::{Delivered, Viewer};
 use crate::proto::amf0::Amf0Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Nobody publishes (viewers wait for PublishNotify).
     None,
     /// A client of this worker publishes.
@@ -30,14 +30,14 @@ pub enum Source {
 pub type Stopped = Vec<(ClientRef, u32)>;
 
 pub struct LiveStream {
-    pub key: StreamKey,
-    pub source: Source,
-    pub gop: GopCache<FrameRef>,
+    pub(crate) key: StreamKey,
+    pub(crate) source: Source,
+    pub(crate) gop: GopCache<FrameRef>,
     /// Local viewers, each with its policy state.
-    pub viewers: Vec<Viewer>,
+    pub(crate) viewers: Vec<Viewer>,
     /// Other outputs, fed every frame as it arrives (only while the publisher is local).
-    pub sinks: Vec<Sink>,
-    pub stats: StreamStats,
+    pub(crate) sinks: Vec<Sink>,
+    pub(crate) stats: StreamStats,
     /// Audio and video that arrived since the last media flush, numbered: at the flush,
     /// every viewer that is caught up gets all of it as one shared buffer (one queue item,
     /// one iovec) instead of one item per message.
@@ -58,24 +58,24 @@ pub enum Published {
 
 /// What the control socket reports about a stream; rates are refreshed once a second.
 #[derive(Debug, Default, Clone)]
-pub struct StreamStats {
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub rate_in: f64,
-    pub rate_out: f64,
+pub(crate) struct StreamStats {
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) rate_in: f64,
+    pub(crate) rate_out: f64,
     last_in: u64,
     last_out: u64,
     /// Unix time the current publish started.
-    pub since: f64,
-    pub video_codec: Option<String>,
-    pub audio_codec: Option<String>,
+    pub(crate) since: f64,
+    pub(crate) video_codec: Option<String>,
+    pub(crate) audio_codec: Option<String>,
     /// Client id and address of a local publisher.
-    pub publisher: Option<(u64, String)>,
+    pub(crate) publisher: Option<(u64, String)>,
 }
 
 impl StreamStats {
     /// Fresh statistics for a publish that starts now.
-    pub fn published(since: f64, publisher: Option<(u64, String)>) -> Self {
+    pub(crate) fn published(since: f64, publisher: Option<(u64, String)>) -> Self {
         StreamStats {
             since,
             publisher,
@@ -83,7 +83,7 @@ impl StreamStats {
         }
     }
 
-    pub fn tick(&mut self, secs: f64) {
+    pub(crate) fn tick(&mut self, secs: f64) {
         if secs > 0.0 {
             self.rate_in = (self.bytes_in - self.last_in) as f64 * 8.0 / secs;
             self.rate_out = (self.bytes_out - self.last_out) as f64 * 8.0 / secs;
@@ -122,22 +122,22 @@ impl LiveStream {
         }
     }
 
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.source != Source::None
     }
 
-    pub fn publish_id(&self) -> Option<u64> {
+    pub(crate) fn publish_id(&self) -> Option<u64> {
         match self.source {
             Source::None => None,
             Source::Local { publish_id, .. } | Source::Remote { publish_id } => Some(publish_id),
         }
     }
 
-    pub fn is_unused(&self) -> bool {
+    pub(crate) fn is_unused(&self) -> bool {
         self.viewers.is_empty() && !matches!(self.source, Source::Local { .. })
     }
 
-    pub fn viewer_mut(&mut self, client: ClientRef, stream_id: u32) -> Option<&mut Viewer> {
+    pub(crate) fn viewer_mut(&mut self, client: ClientRef, stream_id: u32) -> Option<&mut Viewer> {
         self.viewers
             .iter_mut()
             .find(|v| v.client == client && v.stream_id == stream_id)
@@ -165,7 +165,7 @@ impl LiveStream {
     /// The publisher's worker sent the stream's start and its snapshot: this worker's copy
     /// goes live from it. Returns false (and does nothing) if this worker has no viewers
     /// or publishes the stream itself.
-    pub fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
+    pub(crate) fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
         if self.viewers.is_empty() || matches!(self.source, Source::Local { .. }) {
             return false;
         }
@@ -179,7 +179,7 @@ impl LiveStream {
 
     /// Another worker has viewers now (while the publisher is local): it gets every frame
     /// from here on; returns what it needs first (metadata, headers, the current GOP).
-    pub fn add_worker(&mut self, worker: usize) -> Option<(u64, Vec<MediaMessage>)> {
+    pub(crate) fn add_worker(&mut self, worker: usize) -> Option<(u64, Vec<MediaMessage>)> {
         let Source::Local { publish_id, .. } = self.source else {
             return None;
         };
@@ -192,7 +192,7 @@ impl LiveStream {
         ))
     }
 
-    pub fn remove_worker(&mut self, worker: usize) {
+    pub(crate) fn remove_worker(&mut self, worker: usize) {
         self.sinks.retain(|s| *s != Sink::Worker(worker));
     }
 
@@ -244,7 +244,7 @@ impl LiveStream {
     }
 
     /// A NetStream stops playing (or its client went away); true if it was a viewer.
-    pub fn remove_viewer(&mut self, client: ClientRef, stream_id: u32) -> bool {
+    pub(crate) fn remove_viewer(&mut self, client: ClientRef, stream_id: u32) -> bool {
         let before = self.viewers.len();
         self.viewers
             .retain(|v| !(v.client == client && v.stream_id == stream_id));
@@ -252,7 +252,7 @@ impl LiveStream {
     }
 
     /// `pause`/unpause from a viewer: it is told, and video resumes on a key frame.
-    pub fn pause_viewer<P: Port>(
+    pub(crate) fn pause_viewer<P: Port>(
         &mut self,
         client: ClientRef,
         stream_id: u32,
@@ -274,7 +274,7 @@ impl LiveStream {
 
     /// The stream just went live on this worker: waiting viewers get PublishNotify and
     /// the snapshot.
-    pub fn went_live<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+    pub(crate) fn went_live<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
         let mut i = 0;
         while i < self.viewers.len() {
             let v = &mut self.viewers[i];
@@ -300,7 +300,7 @@ impl LiveStream {
 
     /// The stream's source is gone: the last media goes out, then viewers get Stream EOF and
     /// UnpublishNotify and wait for the next publisher.
-    pub fn went_offline<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+    pub(crate) fn went_offline<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
         self.flush_pending(port, stopped);
         self.source = Source::None;
         self.gop.clear();

@@ -4,15 +4,15 @@
 //! Sans-IO like `proto`: no sockets, threads or clocks; time is the media timestamps
 //! passed in.
 
-pub mod data_frame;
+pub(crate) mod data_frame;
 pub mod frame;
-pub mod gop_cache;
+pub(crate) mod gop_cache;
 pub mod live_stream;
 pub mod port;
-pub mod send_queue;
-pub mod sink;
-pub mod stream_key;
-pub mod tag;
+pub(crate) mod send_queue;
+pub(crate) mod sink;
+pub(crate) mod stream_key;
+pub(crate) mod tag;
 #[cfg(test)]
 pub(crate) mod test_port;
 pub mod viewer;
@@ -20,4 +20,4 @@ pub mod viewer;
 pub use gop_cache::{CachedFrame, GopCache, GopCacheLimits};
 pub use send_queue::{PushOutcome, QueueLimits, SendQueue};
 pub use stream_key::StreamKey;
-pub use tag::{audio_codec, classify, video_codec, AudioCodec, FrameKind, VideoCodec};
+pub use tag::{classify, FrameKind};

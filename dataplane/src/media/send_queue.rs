@@ -38,25 +38,25 @@ use super::tag::FrameKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
     /// Lag past which queued media is dropped and the viewer skips to the next key frame.
-    pub drop_lag_ms: u32,
+    pub(crate) drop_lag_ms: u32,
     /// Lag past which the viewer is closed.
-    pub max_lag_ms: u32,
+    pub(crate) max_lag_ms: u32,
     /// Queued bytes past which queued media is dropped, as for `drop_lag_ms`.
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
 }
 
 impl QueueLimits {
     /// A new viewer's fast-start burst is a whole GOP, which reads as lag of the GOP's
     /// length until it drains: this must exceed the GOPs publishers send (2 s is the usual
     /// advice, some encoders use up to 10 s) or fast start would drop itself.
-    pub const DEFAULT_DROP_LAG_MS: u32 = 10_000;
+    pub(crate) const DEFAULT_DROP_LAG_MS: u32 = 10_000;
     /// A viewer this far behind live after dropping to key frames is not reading at all (or
     /// its link cannot carry the stream); closing it frees its share of the buffers it pins.
-    pub const DEFAULT_MAX_LAG_MS: u32 = 30_000;
+    pub(crate) const DEFAULT_MAX_LAG_MS: u32 = 30_000;
     /// Twice the GOP cache's default bytes, so a full fast-start snapshot fits with room for
     /// the live stream behind it. The bytes are shared between viewers; this bounds how much
     /// of the stream's history one slow viewer can keep alive.
-    pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+    pub(crate) const DEFAULT_MAX_BYTES: usize = 32 << 20;
 }
 
 impl Default for QueueLimits {
@@ -141,7 +141,7 @@ impl SendQueue {
     /// Never dropped: commands, status messages, control, metadata, sequence headers.
     /// Per-application limits are known only once the client has said which application
     /// it connects to; they apply from the next push on.
-    pub fn set_limits(&mut self, limits: QueueLimits) {
+    pub(crate) fn set_limits(&mut self, limits: QueueLimits) {
         self.limits = limits;
     }
 
@@ -214,10 +214,11 @@ impl SendQueue {
         })
     }
 
+    #[cfg(test)]
     /// [`next_batch`](Self::next_batch) for drivers that want `Bytes` handles rather than
     /// iovecs (test clients, in-memory transports): the same batch, as sub-slices sharing
     /// the queue's buffers.
-    pub fn next_batch_bytes(
+    pub(crate) fn next_batch_bytes(
         &mut self,
         out: &mut Vec<Bytes>,
         max_iov: usize,
@@ -241,7 +242,7 @@ impl SendQueue {
     /// (whose owner keeps it until the kernel is done) instead of being dropped. A partly
     /// sent item stays queued, as with `complete`, and moves only once it is fully sent.
     /// Returns the bytes moved.
-    pub fn complete_into(&mut self, n: usize, held: &mut Vec<Bytes>) -> usize {
+    pub(crate) fn complete_into(&mut self, n: usize, held: &mut Vec<Bytes>) -> usize {
         let mut moved = 0;
         self.complete_with(n, |bytes| {
             moved += bytes.len();
@@ -278,12 +279,13 @@ impl SendQueue {
         }
     }
 
-    pub fn in_flight(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> bool {
         self.in_flight_items > 0
     }
 
     /// Bytes in the batch in flight (0: none).
-    pub fn in_flight_bytes(&self) -> usize {
+    pub(crate) fn in_flight_bytes(&self) -> usize {
         self.in_flight_bytes
     }
 
@@ -293,13 +295,13 @@ impl SendQueue {
     }
 
     /// Bytes not yet written, in flight included.
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
 
     /// Newest media timestamp pushed minus the oldest media item's not completely sent;
     /// 0 when no media is queued or timestamps went backwards.
-    pub fn lag_ms(&self) -> u32 {
+    pub(crate) fn lag_ms(&self) -> u32 {
         let Some(newest) = self.newest_ts else {
             return 0;
         };
@@ -317,8 +319,9 @@ impl SendQueue {
         }
     }
 
+    #[cfg(test)]
     /// Media frames this viewer was not sent because of the lag policy.
-    pub fn dropped_frames(&self) -> u64 {
+    pub(crate) fn dropped_frames(&self) -> u64 {
         self.dropped
     }
 

@@ -10,14 +10,20 @@ use super::stream_key::StreamKey;
 /// Recorders, relay pushes, multicast and HTTP outputs become new variants here, each
 /// handled in `offer`, without touching the fan-out loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
+pub(crate) enum Sink {
     /// Another worker with viewers of this stream: each frame crosses to it once, as
     /// refcounted bytes, and it fans out locally.
     Worker(usize),
 }
 
 impl Sink {
-    pub fn offer<P: Port>(&self, key: &StreamKey, publish_id: u64, frame: &Frame, port: &mut P) {
+    pub(crate) fn offer<P: Port>(
+        &self,
+        key: &StreamKey,
+        publish_id: u64,
+        frame: &Frame,
+        port: &mut P,
+    ) {
         match *self {
             Sink::Worker(w) => port.to_worker(w, key, publish_id, frame.message()),
         }

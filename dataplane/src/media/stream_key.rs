@@ -35,23 +35,23 @@ impl StreamKey {
         }))
     }
 
-    pub fn app(&self) -> &str {
+    pub(crate) fn app(&self) -> &str {
         &self.0.full[..self.0.app_end]
     }
 
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.0.full[self.0.app_end + 1..self.0.instance_end]
     }
 
     /// The stream name as published (`cam`, `dir/cam`), without its query.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.0.full[self.0.instance_end + 1..]
     }
 
     /// Whether an operator's `app/name` (default instance) or `app/instance/name` names this
     /// stream. Matched against the parts rather than parsed, because instance and name may
     /// both hold `/`.
-    pub fn is_named(&self, path: &str, default_instance: &str) -> bool {
+    pub(crate) fn is_named(&self, path: &str, default_instance: &str) -> bool {
         let Some(rest) = path
             .strip_prefix(self.app())
             .and_then(|r| r.strip_prefix('/'))

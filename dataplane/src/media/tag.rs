@@ -35,7 +35,7 @@ pub enum FrameKind {
 impl FrameKind {
     /// Audio or video that a viewer can do without (dropped under lag); metadata and sequence
     /// headers are not: without them nothing after decodes.
-    pub fn is_droppable(self) -> bool {
+    pub(crate) fn is_droppable(self) -> bool {
         matches!(
             self,
             FrameKind::Audio | FrameKind::VideoKey | FrameKind::VideoInter | FrameKind::VideoOther
@@ -43,7 +43,7 @@ impl FrameKind {
     }
 
     /// Any video message, header included.
-    pub fn is_video(self) -> bool {
+    pub(crate) fn is_video(self) -> bool {
         matches!(
             self,
             FrameKind::VideoHeader
@@ -56,7 +56,7 @@ impl FrameKind {
 
 /// Video codec of a video message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
+pub(crate) enum VideoCodec {
     Avc,
     Hevc,
     Av1,
@@ -67,7 +67,7 @@ pub enum VideoCodec {
 
 /// Audio codec of an audio message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioCodec {
+pub(crate) enum AudioCodec {
     Aac,
     Mp3,
     Opus,
@@ -78,48 +78,48 @@ pub enum AudioCodec {
 /// Legacy FLV video frame types (high nibble of the first byte) and E-RTMP's VideoFrameType
 /// (bits 4-6 when the ExHeader bit is set): the same values.
 mod frame_type {
-    pub const KEY: u8 = 1;
-    pub const INTER: u8 = 2;
-    pub const DISPOSABLE_INTER: u8 = 3;
+    pub(crate) const KEY: u8 = 1;
+    pub(crate) const INTER: u8 = 2;
+    pub(crate) const DISPOSABLE_INTER: u8 = 3;
     /// "Reserved for server use": a key frame a server synthesised (e.g. after a seek).
-    pub const GENERATED_KEY: u8 = 4;
+    pub(crate) const GENERATED_KEY: u8 = 4;
     /// Video info/command frame: no picture.
-    pub const COMMAND: u8 = 5;
+    pub(crate) const COMMAND: u8 = 5;
 }
 
 /// Legacy FLV video codec ids (low nibble of the first byte).
 mod legacy_video_codec {
-    pub const AVC: u8 = 7;
+    pub(crate) const AVC: u8 = 7;
     /// Not in Adobe's specification: HEVC as Chinese CDNs' encoders (and SRS, nginx forks)
     /// send it, with the AVC packet layout. Enhanced RTMP's `hvc1` replaces it.
-    pub const HEVC: u8 = 12;
+    pub(crate) const HEVC: u8 = 12;
 }
 
 /// Legacy AVCPacketType (the second byte when the codec is AVC, or legacy HEVC).
 mod avc_packet_type {
-    pub const SEQUENCE_HEADER: u8 = 0;
-    pub const NALU: u8 = 1;
+    pub(crate) const SEQUENCE_HEADER: u8 = 0;
+    pub(crate) const NALU: u8 = 1;
 }
 
 /// E-RTMP VideoPacketType (low nibble of the first byte under the ExHeader bit).
 mod video_packet_type {
-    pub const SEQUENCE_START: u8 = 0;
-    pub const CODED_FRAMES: u8 = 1;
-    pub const CODED_FRAMES_X: u8 = 3;
+    pub(crate) const SEQUENCE_START: u8 = 0;
+    pub(crate) const CODED_FRAMES: u8 = 1;
+    pub(crate) const CODED_FRAMES_X: u8 = 3;
     /// An AMF-encoded video metadata (`colorInfo`): frame type bits are ignored for it.
-    pub const METADATA: u8 = 4;
-    pub const MPEG2TS_SEQUENCE_START: u8 = 5;
-    pub const MULTITRACK: u8 = 6;
-    pub const MOD_EX: u8 = 7;
+    pub(crate) const METADATA: u8 = 4;
+    pub(crate) const MPEG2TS_SEQUENCE_START: u8 = 5;
+    pub(crate) const MULTITRACK: u8 = 6;
+    pub(crate) const MOD_EX: u8 = 7;
 }
 
 /// Legacy FLV SoundFormat (high nibble of the first audio byte).
 mod sound_format {
-    pub const MP3: u8 = 2;
+    pub(crate) const MP3: u8 = 2;
     /// E-RTMP: the low nibble is an AudioPacketType and a FourCC follows.
-    pub const EX_HEADER: u8 = 9;
-    pub const AAC: u8 = 10;
-    pub const MP3_8K: u8 = 14;
+    pub(crate) const EX_HEADER: u8 = 9;
+    pub(crate) const AAC: u8 = 10;
+    pub(crate) const MP3_8K: u8 = 14;
 }
 
 /// Legacy AACPacketType (second byte when the sound format is AAC).
@@ -127,9 +127,9 @@ const AAC_SEQUENCE_HEADER: u8 = 0;
 
 /// E-RTMP AudioPacketType.
 mod audio_packet_type {
-    pub const SEQUENCE_START: u8 = 0;
-    pub const MULTITRACK: u8 = 5;
-    pub const MOD_EX: u8 = 7;
+    pub(crate) const SEQUENCE_START: u8 = 0;
+    pub(crate) const MULTITRACK: u8 = 5;
+    pub(crate) const MOD_EX: u8 = 7;
 }
 
 const fn fourcc(s: &[u8; 4]) -> u32 {
@@ -161,7 +161,7 @@ pub fn classify(type_id: u8, payload: &[u8]) -> FrameKind {
 
 /// Video codec of a video message body, `None` when the payload is empty or too short to say
 /// (or an E-RTMP command frame, which carries no FourCC).
-pub fn video_codec(payload: &[u8]) -> Option<VideoCodec> {
+pub(crate) fn video_codec(payload: &[u8]) -> Option<VideoCodec> {
     let first = *payload.first()?;
     if first & EX_HEADER_BIT == 0 {
         return Some(match first & 0x0f {
@@ -182,7 +182,7 @@ pub fn video_codec(payload: &[u8]) -> Option<VideoCodec> {
 }
 
 /// Audio codec of an audio message body, `None` when the payload is empty or too short.
-pub fn audio_codec(payload: &[u8]) -> Option<AudioCodec> {
+pub(crate) fn audio_codec(payload: &[u8]) -> Option<AudioCodec> {
     let first = *payload.first()?;
     Some(match first >> 4 {
         sound_format::AAC => AudioCodec::Aac,

@@ -13,26 +13,26 @@ use crate::proto::rtmp::msg_type;
 /// One NetStream playing a live stream on this worker.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    pub client: ClientRef,
-    pub stream_id: u32,
-    pub audio: bool,
-    pub video: bool,
-    pub paused: bool,
+    pub(crate) client: ClientRef,
+    pub(crate) stream_id: u32,
+    pub(crate) audio: bool,
+    pub(crate) video: bool,
+    pub(crate) paused: bool,
     /// Video waits for a key frame (start, after drops, after receiveVideo(true), unpause).
-    pub need_key: bool,
+    pub(crate) need_key: bool,
     /// PublishNotify is due when the stream goes live (it was not live at play time).
-    pub notify_on_publish: bool,
+    pub(crate) notify_on_publish: bool,
     /// `play`'s duration for a live stream: stop after this many milliseconds of media,
     /// counted from the first media frame sent (the timestamp is set then).
-    pub duration: Option<(Option<u32>, u32)>,
+    pub(crate) duration: Option<(Option<u32>, u32)>,
     /// The first of the stream's batched frames this viewer has not been given (see
     /// `LiveStream::pending`): frames before it reached the viewer in its snapshot.
-    pub from_seq: u64,
+    pub(crate) from_seq: u64,
 }
 
 /// What became of one frame for one viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
+pub(crate) enum Delivered {
     /// Queued for the viewer.
     Sent,
     /// Not for this viewer (paused, filtered, waiting for a key frame), or dropped.
@@ -69,7 +69,7 @@ impl Viewer {
     /// Whether it can take a whole batch unfiltered (the port then decides whether its
     /// queue is caught up): nothing filtered out, no key frame awaited if the batch has
     /// video, no duration to count, and none of the batch already seen.
-    pub fn takes_whole_batch(&self, first_seq: u64, has_video: bool) -> bool {
+    pub(crate) fn takes_whole_batch(&self, first_seq: u64, has_video: bool) -> bool {
         !self.paused
             && self.audio
             && self.video
@@ -78,7 +78,7 @@ impl Viewer {
             && self.from_seq <= first_seq
     }
 
-    pub fn set_receive(&mut self, audio: Option<bool>, video: Option<bool>) {
+    pub(crate) fn set_receive(&mut self, audio: Option<bool>, video: Option<bool>) {
         if let Some(a) = audio {
             self.audio = a;
         }
@@ -88,13 +88,13 @@ impl Viewer {
         }
     }
 
-    pub fn set_paused(&mut self, pause: bool) {
+    pub(crate) fn set_paused(&mut self, pause: bool) {
         self.paused = pause;
         self.need_key |= !pause;
     }
 
     /// Hands `frame` to the viewer through `port` if its policy lets it through.
-    pub fn deliver<P: Port>(
+    pub(crate) fn deliver<P: Port>(
         &mut self,
         key: &StreamKey,
         frame: &FrameRef,

@@ -30,7 +30,7 @@ fn body(amf3_framed: bool, payload: &[u8]) -> &[u8] {
 }
 
 impl Command {
-    pub fn decode(amf3_framed: bool, payload: &[u8]) -> Result<Command, CommandError> {
+    pub(crate) fn decode(amf3_framed: bool, payload: &[u8]) -> Result<Command, CommandError> {
         let mut values = amf0::decode_all(body(amf3_framed, payload))?.into_iter();
         let name = match values.next() {
             Some(v) => v.as_str().ok_or(CommandError::NoName)?.to_string(),
@@ -47,14 +47,14 @@ impl Command {
     }
 
     /// The argument at `i` (after the command object), if present.
-    pub fn arg(&self, i: usize) -> Option<&Amf0Value> {
+    pub(crate) fn arg(&self, i: usize) -> Option<&Amf0Value> {
         self.args.get(i)
     }
 
     /// The info object of an `onStatus`, `_result` or `_error`: the first of the command
     /// object and the arguments that has a `code` (onStatus and `_error` carry it as their
     /// argument, connect's `_result` after the server's properties).
-    pub fn info(&self) -> Option<&Amf0Value> {
+    pub(crate) fn info(&self) -> Option<&Amf0Value> {
         std::iter::once(&self.command_object)
             .chain(&self.args)
             .find(|v| v.get("code").is_some())
@@ -67,7 +67,10 @@ impl Command {
 }
 
 /// Decodes a data message (`@setDataFrame`, `onMetaData`, `|RtmpSampleAccess`, ...).
-pub fn decode_data(amf3_framed: bool, payload: &[u8]) -> Result<Vec<Amf0Value>, CommandError> {
+pub(crate) fn decode_data(
+    amf3_framed: bool,
+    payload: &[u8],
+) -> Result<Vec<Amf0Value>, CommandError> {
     Ok(amf0::decode_all(body(amf3_framed, payload))?)
 }
 

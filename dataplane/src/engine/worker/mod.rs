@@ -63,16 +63,16 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// What all workers and the control thread share. Nothing here is touched per media
 /// message except each worker's own counters.
-pub struct Shared {
-    pub registry: Registry,
-    pub mailboxes: Vec<Mailbox<WorkerMsg>>,
-    pub control: Mailbox<ControlInbound>,
-    pub stats: Vec<WorkerStats>,
-    pub next_publish_id: AtomicU64,
-    pub next_client_id: AtomicU64,
-    pub next_auth_id: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) registry: Registry,
+    pub(crate) mailboxes: Vec<Mailbox<WorkerMsg>>,
+    pub(crate) control: Mailbox<ControlInbound>,
+    pub(crate) stats: Vec<WorkerStats>,
+    pub(crate) next_publish_id: AtomicU64,
+    pub(crate) next_client_id: AtomicU64,
+    pub(crate) next_auth_id: AtomicU64,
     /// A manager has registered to answer auth requests.
-    pub auth_manager: AtomicBool,
+    pub(crate) auth_manager: AtomicBool,
 }
 
 /// How often stream rates are refreshed.
@@ -84,13 +84,13 @@ struct Listener {
 }
 
 /// Now as Unix time in seconds, for events and `since` fields.
-pub fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-pub struct Worker {
+pub(crate) struct Worker {
     id: usize,
     io: Io,
     shared: Arc<Shared>,
@@ -132,7 +132,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(
+    pub(crate) fn new(
         id: usize,
         shared: Arc<Shared>,
         config: Arc<Config>,
@@ -179,7 +179,7 @@ impl Worker {
         })
     }
 
-    pub fn run(mut self) {
+    pub(crate) fn run(mut self) {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
@@ -399,6 +399,12 @@ impl Worker {
             unsafe { libc::close(fd) };
             return;
         }
+        self.adopt(fd);
+    }
+
+    /// Makes a connection of an accepted socket: its slot, client and connect timer, and
+    /// its first receive.
+    fn adopt(&mut self, fd: RawFd) -> ConnRef {
         let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         set_nodelay(fd);
         if self.config.server.tcp_notsent_lowat > 0 {
@@ -415,12 +421,10 @@ impl Worker {
             peer_bandwidth: cfg.server.peer_bandwidth,
         };
         let epoch = self.started.elapsed().as_millis() as u32;
-        let (slot, generation) = self.conns.reserve();
         let conn = Conn {
             since: unix_now(),
             fd,
             peer,
-            generation,
             session: Session::server(session_config, &mut self.rng, epoch),
             client: Client::new(self.shared.next_client_id.fetch_add(1, Ordering::Relaxed)),
             queue: SendQueue::new(QueueLimits {
@@ -442,17 +446,22 @@ impl Worker {
             amf3: false,
             bytes_out: 0,
         };
-        self.conns.insert(slot, conn);
+        let r = self.conns.insert(conn);
         WorkerStats::add(&self.stats().connections, 1);
-        let r = ConnRef { slot, generation };
         debug!(worker = self.id, %peer, "connection accepted");
         self.timers.arm(Timer {
             at: Instant::now() + Duration::from_millis(self.config.server.connect_timeout_ms),
-            slot,
-            generation,
+            slot: r.slot,
+            generation: r.generation,
             kind: TimerKind::Connect,
         });
         self.arm_recv(r);
+        r
+    }
+
+    /// Milliseconds on this worker's clock, for the sans-IO tables that take time in.
+    fn clock_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_millis() as u64
     }
 
     fn on_recv(&mut self, token: Token, c: Completion) {
@@ -677,6 +686,7 @@ impl Worker {
                     }
                 }
                 TimerKind::Auth(request) => self.auth_timed_out(r, request),
+                TimerKind::CallDeadline => self.calls_expired(r, now),
                 TimerKind::CloseFlush => {
                     if c.closing == Closing::Flushing {
                         self.shutdown(r);
@@ -709,6 +719,7 @@ impl Worker {
             TimerKind::Connect
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
+            | TimerKind::CallDeadline
             | TimerKind::NotifWait => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }

@@ -7,16 +7,16 @@ use crate::media::frame::{Batch, MediaMessage, OutputFormat};
 use crate::media::port::{Level, Port, Pushed, StreamEvent, Urgency};
 
 pub(super) struct RtmpPort<'a> {
-    pub conns: &'a mut Slots,
-    pub dirty: &'a mut Vec<ConnRef>,
-    pub media: &'a mut MediaFlush,
+    pub(crate) conns: &'a mut Slots,
+    pub(crate) dirty: &'a mut Vec<ConnRef>,
+    pub(crate) media: &'a mut MediaFlush,
     /// Connections media asked to close; the worker closes them once the call returns.
-    pub closing: &'a mut Vec<(ConnRef, String)>,
-    pub mailboxes: &'a [Mailbox<WorkerMsg>],
-    pub wake: &'a mut [bool],
-    pub stats: &'a WorkerStats,
-    pub batch_ms: u32,
-    pub max_lag_ms: u32,
+    pub(crate) closing: &'a mut Vec<(ConnRef, String)>,
+    pub(crate) mailboxes: &'a [Mailbox<WorkerMsg>],
+    pub(crate) wake: &'a mut [bool],
+    pub(crate) stats: &'a WorkerStats,
+    pub(crate) batch_ms: u32,
+    pub(crate) max_lag_ms: u32,
 }
 
 /// A port over `$w`'s connections (a macro, not a method, so that it borrows only the

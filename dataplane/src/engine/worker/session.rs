@@ -78,16 +78,84 @@ impl Worker {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
                 }
             }
-            // Answers to our calls: the server makes none yet (server-to-client RPC will).
-            // A status is a client-role event; a server gets a client's onStatus as a command.
-            answer @ (SessionEvent::Result { .. }
-            | SessionEvent::Error { .. }
-            | SessionEvent::StreamCreated { .. }
-            | SessionEvent::Status { .. }) => {
+            SessionEvent::Result { transaction, .. } => self.call_answered(r, transaction, true),
+            SessionEvent::Error { transaction, .. } => self.call_answered(r, transaction, false),
+            // The server creates no streams on a client; a status is a client-role event (a
+            // server gets a client's onStatus as a command).
+            answer @ (SessionEvent::StreamCreated { .. } | SessionEvent::Status { .. }) => {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, ?answer, "answer to no call of ours ignored");
                 }
             }
+        }
+    }
+
+    /// Calls `method` on client `r` (server-to-client RPC) and waits up to `timeout` for
+    /// its answer: the session numbers the call, the client's calls table keeps what it was
+    /// for, and a timer owned by the connection ends it at its deadline. None if the call
+    /// could not be made (gone, or too many calls unanswered).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "server-to-client RPC (the RPC and shared-object issue) calls clients here"
+        )
+    )]
+    pub(super) fn call_client(
+        &mut self,
+        r: ConnRef,
+        method: &str,
+        args: &[Amf0Value],
+        timeout: Duration,
+    ) -> Option<u32> {
+        let now = Instant::now();
+        let now_ms = self.clock_ms(now);
+        let c = self.conns.get_mut(r)?;
+        let transaction = match c.call(method, args) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(peer = %c.peer, app = %c.client.app(), method, error = %e, "call to client not made");
+                return None;
+            }
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        c.client
+            .calls
+            .expect(transaction, method.to_string(), now_ms, timeout_ms);
+        self.timers
+            .arm_for(Owner::Conn(r), now + timeout, TimerKind::CallDeadline);
+        self.flush_out(r);
+        Some(transaction)
+    }
+
+    /// The session matched a `_result` (`ok`) or `_error` to our call `transaction`.
+    fn call_answered(&mut self, r: ConnRef, transaction: u32, ok: bool) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        match c.client.calls.answered(transaction) {
+            Some(method) => {
+                debug!(peer = %c.peer, method, transaction, ok, "client answered our call")
+            }
+            None => {
+                debug!(peer = %c.peer, transaction, ok, "answer to a call nobody waits for ignored")
+            }
+        }
+    }
+
+    /// A call deadline of `r`'s passed: the calls unanswered by now leave its table and
+    /// its session.
+    pub(super) fn calls_expired(&mut self, r: ConnRef, now: Instant) {
+        let now_ms = self.clock_ms(now);
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        // Allocates only when a call timed out, never on a media path.
+        let mut expired = Vec::new();
+        c.client.calls.expired(now_ms, &mut expired);
+        for (transaction, method) in expired {
+            c.session.forget_call(transaction);
+            info!(peer = %c.peer, app = %c.client.app(), method, transaction, "client did not answer our call in time");
         }
     }
 
@@ -152,4 +220,67 @@ impl Worker {
 /// only the stream it holds the claim of.
 fn is_publisher(source: &Source, r: ConnRef) -> bool {
     matches!(source, Source::Local { publisher, .. } if *publisher == r)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::engine::worker::testing::{turn_until, worker};
+    use crate::proto::rtmp::Message;
+
+    fn waiting(w: &Worker, r: ConnRef) -> usize {
+        w.conns.get(r).map_or(0, |c| c.client.calls.len())
+    }
+
+    /// What the client's `_result` for `transaction` becomes in its session: the events
+    /// the worker then handles.
+    fn answer(w: &mut Worker, r: ConnRef, transaction: u32) -> Vec<SessionEvent> {
+        let values = [
+            Amf0Value::string("_result"),
+            Amf0Value::Number(f64::from(transaction)),
+            Amf0Value::Null,
+        ];
+        let message = Message::command(0, false, &values);
+        let c = w.conns.get_mut(r).expect("connected");
+        let mut events = Vec::new();
+        c.session
+            .receive(message, &mut c.out, &mut events)
+            .expect("an answer");
+        events
+    }
+
+    #[test]
+    fn a_call_to_a_client_leaves_its_table_when_answered_or_at_its_deadline() {
+        let (mut w, _control) = worker();
+        let (ours, _theirs) = UnixStream::pair().expect("socketpair");
+        let r = w.adopt(ours.into_raw_fd());
+
+        let answered = w
+            .call_client(r, "ping", &[], Duration::from_secs(60))
+            .expect("sent");
+        assert_eq!(waiting(&w, r), 1);
+        let events = answer(&mut w, r, answered);
+        assert!(
+            matches!(&events[..], [SessionEvent::Result { transaction, .. }] if *transaction == answered),
+            "{events:?}"
+        );
+        for ev in events {
+            w.on_session_event(r, ev);
+        }
+        assert_eq!(waiting(&w, r), 0, "the answered call left the table");
+
+        let late = w
+            .call_client(r, "ping", &[], Duration::from_millis(20))
+            .expect("sent");
+        assert_eq!(waiting(&w, r), 1);
+        turn_until(&mut w, |w| waiting(w, r) == 0);
+        let events = answer(&mut w, r, late);
+        assert!(
+            matches!(&events[..], [SessionEvent::Command { command, .. }] if command.name == "_result"),
+            "the session forgot the expired call too: {events:?}"
+        );
+    }
 }

@@ -39,7 +39,7 @@ impl Amf0Value {
         }
     }
 
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Amf0Value::Number(n) => Some(*n),
             Amf0Value::Amf3(v) => v.as_f64(),
@@ -47,7 +47,7 @@ impl Amf0Value {
         }
     }
 
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(crate) fn as_bool(&self) -> Option<bool> {
         match self {
             Amf0Value::Boolean(b) => Some(*b),
             Amf0Value::Number(n) => Some(*n != 0.0),
@@ -57,7 +57,7 @@ impl Amf0Value {
     }
 
     /// The properties of an object-like value (object, ECMA array, typed object).
-    pub fn properties(&self) -> Option<&[(String, Amf0Value)]> {
+    pub(crate) fn properties(&self) -> Option<&[(String, Amf0Value)]> {
         match self {
             Amf0Value::Object(p) | Amf0Value::EcmaArray(p) => Some(p),
             Amf0Value::TypedObject { properties, .. } => Some(properties),
@@ -71,10 +71,6 @@ impl Amf0Value {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
-    }
-
-    pub fn is_null_or_undefined(&self) -> bool {
-        matches!(self, Amf0Value::Null | Amf0Value::Undefined)
     }
 
     /// Shorthand for building objects in replies.

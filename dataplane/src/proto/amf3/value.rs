@@ -60,14 +60,14 @@ pub enum Amf3Value {
 }
 
 impl Amf3Value {
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Amf3Value::String(s) => Some(s),
             _ => None,
         }
     }
 
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Amf3Value::Integer(i) => Some(f64::from(*i)),
             Amf3Value::Double(d) => Some(*d),
@@ -75,7 +75,7 @@ impl Amf3Value {
         }
     }
 
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(crate) fn as_bool(&self) -> Option<bool> {
         match self {
             Amf3Value::Boolean(b) => Some(*b),
             _ => None,

@@ -18,10 +18,10 @@ pub struct DecoderLimits {
     /// Largest message accepted; checked at the header, before the payload buffer is
     /// allocated, so a peer cannot make us reserve 16 MiB per chunk stream. Unfinished
     /// messages together may announce at most twice this (see `PENDING_FACTOR`).
-    pub max_message_size: u32,
+    pub(crate) max_message_size: u32,
     /// Most distinct chunk streams one peer may use; each keeps a header and maybe a
     /// partial message.
-    pub max_chunk_streams: usize,
+    pub(crate) max_chunk_streams: usize,
 }
 
 impl Default for DecoderLimits {
@@ -87,7 +87,7 @@ impl Default for ChunkDecoder {
 }
 
 impl ChunkDecoder {
-    pub fn new(limits: DecoderLimits) -> Self {
+    pub(crate) fn new(limits: DecoderLimits) -> Self {
         ChunkDecoder {
             limits,
             framer: ChunkFramer::new(limits.max_chunk_streams),
@@ -96,8 +96,9 @@ impl ChunkDecoder {
         }
     }
 
+    #[cfg(test)]
     /// The peer's current chunk size.
-    pub fn chunk_size(&self) -> u32 {
+    pub(crate) fn chunk_size(&self) -> u32 {
         self.framer.chunk_size()
     }
 

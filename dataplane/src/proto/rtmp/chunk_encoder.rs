@@ -140,7 +140,7 @@ impl ChunkEncoder {
         self.chunk_size = n.max(1);
     }
 
-    pub fn chunk_size(&self) -> u32 {
+    pub(crate) fn chunk_size(&self) -> u32 {
         self.chunk_size
     }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{csid, msg_type, Message};
 
 /// Largest chunk size a peer may announce: the top bit of the 32-bit field must be zero.
-pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
+pub(crate) const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlMessage {
@@ -46,13 +46,13 @@ pub enum UserControl {
 
 /// User control event types.
 mod event {
-    pub const STREAM_BEGIN: u16 = 0;
-    pub const STREAM_EOF: u16 = 1;
-    pub const STREAM_DRY: u16 = 2;
-    pub const SET_BUFFER_LENGTH: u16 = 3;
-    pub const STREAM_IS_RECORDED: u16 = 4;
-    pub const PING_REQUEST: u16 = 6;
-    pub const PING_RESPONSE: u16 = 7;
+    pub(crate) const STREAM_BEGIN: u16 = 0;
+    pub(crate) const STREAM_EOF: u16 = 1;
+    pub(crate) const STREAM_DRY: u16 = 2;
+    pub(crate) const SET_BUFFER_LENGTH: u16 = 3;
+    pub(crate) const STREAM_IS_RECORDED: u16 = 4;
+    pub(crate) const PING_REQUEST: u16 = 6;
+    pub(crate) const PING_RESPONSE: u16 = 7;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +78,7 @@ pub enum ControlError {
 }
 
 /// Checks a Set Chunk Size value (1..=2^31-1).
-pub fn check_chunk_size(n: u32) -> Result<u32, ControlError> {
+pub(crate) fn check_chunk_size(n: u32) -> Result<u32, ControlError> {
     match n {
         0 => Err(ControlError::ZeroChunkSize),
         n if n > MAX_CHUNK_SIZE => Err(ControlError::ChunkSizeTooLarge(n)),
@@ -94,7 +94,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 impl ControlMessage {
     /// Parses the payload of a message of type 1..=6. Trailing bytes are ignored, as other
     /// implementations do.
-    pub fn decode(type_id: u8, payload: &[u8]) -> Result<Self, ControlError> {
+    pub(crate) fn decode(type_id: u8, payload: &[u8]) -> Result<Self, ControlError> {
         let short = |need| ControlError::Short {
             type_id,
             len: payload.len(),
@@ -120,7 +120,7 @@ impl ControlMessage {
         })
     }
 
-    pub fn type_id(&self) -> u8 {
+    pub(crate) fn type_id(&self) -> u8 {
         match self {
             ControlMessage::SetChunkSize(_) => msg_type::SET_CHUNK_SIZE,
             ControlMessage::Abort(_) => msg_type::ABORT,
@@ -132,7 +132,7 @@ impl ControlMessage {
     }
 
     /// The payload bytes.
-    pub fn encode_payload(&self) -> Vec<u8> {
+    pub(crate) fn encode_payload(&self) -> Vec<u8> {
         match self {
             ControlMessage::SetChunkSize(n)
             | ControlMessage::Abort(n)

@@ -1,5 +1,8 @@
 use bytes::Bytes;
 
+use crate::proto::amf0::Amf0Value;
+use crate::proto::command::encode_values;
+
 /// RTMP message type ids (RTMP specification §5.4 and §7.1).
 pub mod msg_type {
     pub const SET_CHUNK_SIZE: u8 = 1;
@@ -40,4 +43,32 @@ pub struct Message {
     /// Message stream id (0 for the NetConnection, else a NetStream).
     pub stream_id: u32,
     pub payload: Bytes,
+}
+
+impl Message {
+    /// A command (or status, or `_result`) on message stream `stream_id`, in the AMF0 or the
+    /// AMF3 framing, on the command chunk stream.
+    pub(crate) fn command(stream_id: u32, amf3: bool, values: &[Amf0Value]) -> Self {
+        let type_id = if amf3 {
+            msg_type::COMMAND_AMF3
+        } else {
+            msg_type::COMMAND_AMF0
+        };
+        Message::encoded(csid::COMMAND, type_id, stream_id, amf3, values)
+    }
+
+    /// A data message (e.g. `|RtmpSampleAccess`) on message stream `stream_id`, AMF0.
+    pub(crate) fn data(stream_id: u32, values: &[Amf0Value]) -> Self {
+        Message::encoded(csid::DATA, msg_type::DATA_AMF0, stream_id, false, values)
+    }
+
+    fn encoded(csid: u32, type_id: u8, stream_id: u32, amf3: bool, values: &[Amf0Value]) -> Self {
+        Message {
+            csid,
+            timestamp: 0,
+            type_id,
+            stream_id,
+            payload: Bytes::from(encode_values(amf3, values)),
+        }
+    }
 }

@@ -5,6 +5,6 @@ pub mod chunk_encoder;
 pub mod chunk_framer;
 pub mod control;
 pub mod handshake;
-pub mod message;
+pub(crate) mod message;
 pub mod session;
 pub use message::{csid, msg_type, Message};

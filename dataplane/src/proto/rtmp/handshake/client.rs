@@ -84,7 +84,11 @@ impl ClientHandshake {
     }
 
     /// Consumes S0+S1 (answering C2 into `out`) and then S2; returns the count consumed.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HandshakeError> {
+    pub(crate) fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, HandshakeError> {
         let mut used = 0;
         if self.phase == Phase::S0S1 {
             used += fill(&mut self.buf, 1 + PACKET_SIZE, input);
@@ -120,12 +124,12 @@ impl ClientHandshake {
         Ok(used)
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.phase == Phase::Done
     }
 
     /// The handshake both sides used: digest only if we asked for it and the server signed.
-    pub fn kind(&self) -> HandshakeKind {
+    pub(crate) fn kind(&self) -> HandshakeKind {
         if self.server_digest {
             HandshakeKind::Digest
         } else {

@@ -11,11 +11,11 @@ use sha2::Sha256;
 
 use super::PACKET_SIZE;
 
-pub const DIGEST_LEN: usize = 32;
+pub(crate) const DIGEST_LEN: usize = 32;
 
 /// "Genuine Adobe Flash Player 001" followed by 32 constant bytes. Clients sign C1 with the
 /// first 30 bytes (the text) and derive the C2 key with all 62.
-pub const FP_KEY: [u8; 62] = {
+pub(crate) const FP_KEY: [u8; 62] = {
     let mut k = [0u8; 62];
     let text = b"Genuine Adobe Flash Player 001";
     let mut i = 0;
@@ -30,11 +30,11 @@ pub const FP_KEY: [u8; 62] = {
     }
     k
 };
-pub const FP_KEY_TEXT_LEN: usize = 30;
+pub(crate) const FP_KEY_TEXT_LEN: usize = 30;
 
 /// "Genuine Adobe Flash Media Server 001" followed by the same 32 bytes. Servers sign S1 with
 /// the first 36 bytes and derive the S2 key with all 68.
-pub const FMS_KEY: [u8; 68] = {
+pub(crate) const FMS_KEY: [u8; 68] = {
     let mut k = [0u8; 68];
     let text = b"Genuine Adobe Flash Media Server 001";
     let mut i = 0;
@@ -49,7 +49,7 @@ pub const FMS_KEY: [u8; 68] = {
     }
     k
 };
-pub const FMS_KEY_TEXT_LEN: usize = 36;
+pub(crate) const FMS_KEY_TEXT_LEN: usize = 36;
 
 const KEY_TAIL: [u8; 32] = [
     0xF0, 0xEE, 0xC2, 0x4A, 0x80, 0x68, 0xBE, 0xE8, 0x2E, 0x00, 0xD0, 0xD1, 0x02, 0x9E, 0x7E, 0x57,
@@ -58,13 +58,13 @@ const KEY_TAIL: [u8; 32] = [
 
 /// The two digest layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Zero,
     One,
 }
 
 impl Scheme {
-    pub const ALL: [Scheme; 2] = [Scheme::Zero, Scheme::One];
+    pub(crate) const ALL: [Scheme; 2] = [Scheme::Zero, Scheme::One];
 
     /// Where the four offset bytes start.
     fn base(self) -> usize {
@@ -78,13 +78,13 @@ impl Scheme {
 /// Offset of the digest in a 1536-byte packet for `scheme`: the four bytes at `base` summed,
 /// modulo 728, plus `base + 4` (ffmpeg's `ff_rtmp_calc_digest_pos`). Always leaves room for
 /// the 32 digest bytes: at most 1503 + 32 = 1535.
-pub fn digest_pos(packet: &[u8; PACKET_SIZE], scheme: Scheme) -> usize {
+pub(crate) fn digest_pos(packet: &[u8; PACKET_SIZE], scheme: Scheme) -> usize {
     let base = scheme.base();
     let sum: usize = packet[base..base + 4].iter().map(|&b| usize::from(b)).sum();
     sum % 728 + base + 4
 }
 
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
@@ -94,12 +94,12 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
 }
 
 /// The digest of `packet` (everything but the 32 bytes at `pos`) under `key`.
-pub fn compute(packet: &[u8; PACKET_SIZE], pos: usize, key: &[u8]) -> [u8; DIGEST_LEN] {
+pub(crate) fn compute(packet: &[u8; PACKET_SIZE], pos: usize, key: &[u8]) -> [u8; DIGEST_LEN] {
     hmac_sha256(key, &[&packet[..pos], &packet[pos + DIGEST_LEN..]])
 }
 
 /// Writes the digest into `packet` at the place `scheme` dictates; returns its offset.
-pub fn imprint(packet: &mut [u8; PACKET_SIZE], scheme: Scheme, key: &[u8]) -> usize {
+pub(crate) fn imprint(packet: &mut [u8; PACKET_SIZE], scheme: Scheme, key: &[u8]) -> usize {
     let pos = digest_pos(packet, scheme);
     let d = compute(packet, pos, key);
     packet[pos..pos + DIGEST_LEN].copy_from_slice(&d);
@@ -108,7 +108,7 @@ pub fn imprint(packet: &mut [u8; PACKET_SIZE], scheme: Scheme, key: &[u8]) -> us
 
 /// Looks for a valid digest at either scheme (scheme 0 first, as ffmpeg and Flash Player 9
 /// use it for plain RTMP); returns the scheme and the digest's offset.
-pub fn find(packet: &[u8; PACKET_SIZE], key: &[u8]) -> Option<(Scheme, usize)> {
+pub(crate) fn find(packet: &[u8; PACKET_SIZE], key: &[u8]) -> Option<(Scheme, usize)> {
     Scheme::ALL.into_iter().find_map(|scheme| {
         let pos = digest_pos(packet, scheme);
         (compute(packet, pos, key) == packet[pos..pos + DIGEST_LEN]).then_some((scheme, pos))
@@ -117,13 +117,13 @@ pub fn find(packet: &[u8; PACKET_SIZE], key: &[u8]) -> Option<(Scheme, usize)> {
 
 /// The signature that closes C2/S2: the last 32 bytes of the packet are the HMAC of the first
 /// 1504 under a key that is itself the HMAC of the peer's C1/S1 digest under `long_key`.
-pub fn sign_response(packet: &mut [u8; PACKET_SIZE], peer_digest: &[u8], long_key: &[u8]) {
+pub(crate) fn sign_response(packet: &mut [u8; PACKET_SIZE], peer_digest: &[u8], long_key: &[u8]) {
     let key = hmac_sha256(long_key, &[peer_digest]);
     let sig = hmac_sha256(&key, &[&packet[..PACKET_SIZE - DIGEST_LEN]]);
     packet[PACKET_SIZE - DIGEST_LEN..].copy_from_slice(&sig);
 }
 
-pub fn response_is_signed(packet: &[u8], peer_digest: &[u8], long_key: &[u8]) -> bool {
+pub(crate) fn response_is_signed(packet: &[u8], peer_digest: &[u8], long_key: &[u8]) -> bool {
     if packet.len() != PACKET_SIZE {
         return false;
     }

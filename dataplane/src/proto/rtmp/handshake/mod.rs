@@ -10,7 +10,7 @@ pub use client::ClientHandshake;
 pub use server::ServerHandshake;
 
 /// The only RTMP version byte we serve (plain RTMP); 6, 8 and 9 ask for RTMPE.
-pub const RTMP_VERSION: u8 = 3;
+pub(crate) const RTMP_VERSION: u8 = 3;
 /// Size of C1, C2, S1 and S2.
 pub const PACKET_SIZE: usize = 1536;
 

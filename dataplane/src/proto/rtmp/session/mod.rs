@@ -17,15 +17,15 @@ mod transactions;
 #[cfg(test)]
 mod tests;
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 
 use super::chunk_decoder::{ChunkDecoder, ChunkError, DecoderLimits};
 use super::chunk_encoder::{encode_message, ChunkEncoder};
 use super::control::{ControlError, ControlMessage, UserControl};
 use super::handshake::{ClientHandshake, HandshakeError, HandshakeKind, ServerHandshake};
-use super::message::{csid, msg_type, Message};
+use super::message::{msg_type, Message};
 use crate::proto::amf0::Amf0Value;
-use crate::proto::command::{self, Command, CommandError};
+use crate::proto::command::{Command, CommandError};
 pub use transactions::CallKind;
 use transactions::Transactions;
 
@@ -391,33 +391,13 @@ impl Session {
         values: &[Amf0Value],
         out: &mut impl BufMut,
     ) {
-        let type_id = if amf3 {
-            msg_type::COMMAND_AMF3
-        } else {
-            msg_type::COMMAND_AMF0
-        };
-        let payload = Bytes::from(command::encode_values(amf3, values));
-        let message = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id,
-            stream_id,
-            payload,
-        };
-        self.framing.encode(&message, out);
+        self.framing
+            .encode(&Message::command(stream_id, amf3, values), out);
     }
 
     /// A data message (e.g. `|RtmpSampleAccess`) on message stream `stream_id`.
     pub fn write_data(&mut self, stream_id: u32, values: &[Amf0Value], out: &mut impl BufMut) {
-        let payload = Bytes::from(command::encode_values(false, values));
-        let message = Message {
-            csid: csid::DATA,
-            timestamp: 0,
-            type_id: msg_type::DATA_AMF0,
-            stream_id,
-            payload,
-        };
-        self.framing.encode(&message, out);
+        self.framing.encode(&Message::data(stream_id, values), out);
     }
 
     /// Calls `name` on the peer (AMF0) and remembers the call: its `_result` or `_error`
@@ -430,29 +410,31 @@ impl Session {
         args: &[Amf0Value],
         out: &mut impl BufMut,
     ) -> Result<u32, SessionError> {
-        self.call_as(
-            CallKind::Method(name.to_string()),
-            stream_id,
-            name,
-            command_object,
-            args,
-            out,
-        )
+        let kind = CallKind::Method(name.to_string());
+        self.call_as(kind, stream_id, command_object, args, out)
     }
 
+    /// Stops waiting for call `transaction` (the application gave up on it at its
+    /// deadline): its room is free, and a late answer reaches the application as the peer's
+    /// command, to be judged as any answer to nothing.
+    pub(crate) fn forget_call(&mut self, transaction: u32) {
+        self.calls.forget(transaction);
+    }
+
+    /// Calls the method `kind` names and remembers the call as `kind`.
     fn call_as(
         &mut self,
         kind: CallKind,
         stream_id: u32,
-        name: &str,
         command_object: Amf0Value,
         args: &[Amf0Value],
         out: &mut impl BufMut,
     ) -> Result<u32, SessionError> {
+        let name = kind.method().to_string();
         let transaction = self.calls.open(kind)?;
         self.write_invoke(
             stream_id,
-            name,
+            &name,
             f64::from(transaction),
             command_object,
             args,

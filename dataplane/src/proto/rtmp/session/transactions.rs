@@ -16,6 +16,17 @@ pub enum CallKind {
     Method(String),
 }
 
+impl CallKind {
+    /// The method called.
+    pub(crate) fn method(&self) -> &str {
+        match self {
+            CallKind::Connect => "connect",
+            CallKind::CreateStream => "createStream",
+            CallKind::Method(name) => name,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Transactions {
     /// The next transaction id to hand out; 0 is left to calls that expect no answer.
@@ -56,7 +67,11 @@ impl Transactions {
         if !whole {
             return None;
         }
-        let id = transaction as u32;
+        self.forget(transaction as u32)
+    }
+
+    /// Forgets call `id` (answered, or nobody waits for it any more).
+    pub(super) fn forget(&mut self, id: u32) -> Option<(u32, CallKind)> {
         let at = self.pending.iter().position(|(t, _)| *t == id)?;
         Some(self.pending.remove(at))
     }
@@ -98,6 +113,14 @@ mod tests {
             assert_eq!(t.answer(odd), None, "{odd}");
         }
         assert!(t.answer(f64::from(id)).is_some());
+    }
+
+    #[test]
+    fn a_forgotten_call_matches_no_answer() {
+        let mut t = Transactions::default();
+        let id = t.open(CallKind::Method("ping".into())).expect("room");
+        assert_eq!(t.forget(id), Some((id, CallKind::Method("ping".into()))));
+        assert_eq!(t.answer(f64::from(id)), None);
     }
 
     #[test]
