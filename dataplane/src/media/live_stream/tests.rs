@@ -751,3 +751,24 @@ fn viewers_on_another_worker_get_key_frames_first_then_catch_up() {
         sim.assert_in_order_once(v, &[2_000]);
     }
 }
+
+#[test]
+fn a_catch_up_round_hands_each_joiner_at_most_its_budget() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let joiners: Vec<ClientRef> = (0..10).map(|_| sim.client(true)).collect();
+    for &v in &joiners {
+        sim.play(v);
+    }
+    let before: Vec<usize> = joiners.iter().map(|&v| sim.video(v).len()).collect();
+    assert!(before.iter().all(|n| *n == 1), "only the key frame at once");
+    sim.stream.catch_up(&mut sim.port, &mut sim.stopped);
+    let most = catch_up::CATCH_UP_BYTES_PER_ROUND / BIG_PICTURE + 1;
+    for &v in &joiners {
+        let got = sim.video(v).len() - 1;
+        assert!((1..=most).contains(&got), "{got} pictures in one round");
+    }
+    assert!(sim.stream.is_catching_up());
+}
