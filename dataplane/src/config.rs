@@ -179,7 +179,9 @@ impl Default for LiveConfig {
             max_queue_bytes: 16 * 1024 * 1024,
             // Measured (BENCHMARKS.md, 2,000 viewers of 2.16 Mbit/s, one worker): ~14.7 % of
             // a core at 100 ms, ~12.3 % at 150, ~11.5 % at 200. Fast start is unaffected
-            // (a new viewer's GOP is sent at once); SRS's default merge window is 350 ms.
+            // (a new viewer's key frame is sent at once, the rest of its GOP in rounds every
+            // loop turn, a round at least every send_batch_ms); SRS's default merge window
+            // is 350 ms.
             send_batch_ms: 150,
             send_zerocopy: false,
             send_zerocopy_min_bytes: 16 * 1024,

@@ -71,6 +71,9 @@ pub struct GopCache<F> {
     /// The GOP in arrival order (or, for audio-only streams, the newest audio window).
     gop: VecDeque<F>,
     gop_bytes: usize,
+    /// Frames ever appended to `gop`: the position just past its back. A viewer that takes
+    /// the GOP in rounds remembers a position; one before the front was dropped meanwhile.
+    appended: u64,
     state: GopState,
     /// The stream carries video (a video header or picture came since the last `clear`).
     /// Decides between GOP mode and the audio-only window.
@@ -86,6 +89,7 @@ impl<F: CachedFrame + Clone> GopCache<F> {
             audio_header: None,
             gop: VecDeque::new(),
             gop_bytes: 0,
+            appended: 0,
             state: GopState::Waiting,
             seen_video: false,
         }
@@ -141,11 +145,29 @@ impl<F: CachedFrame + Clone> GopCache<F> {
     /// What a new viewer is sent before live messages: metadata, video header, audio header,
     /// then the GOP in arrival order.
     pub fn snapshot(&self) -> impl Iterator<Item = &F> {
+        self.headers().chain(self.gop.iter())
+    }
+
+    /// Metadata, video header, audio header: the start of `snapshot`.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = &F> {
         self.metadata
             .iter()
             .chain(self.video_header.iter())
             .chain(self.audio_header.iter())
-            .chain(self.gop.iter())
+    }
+
+    /// The position just past the GOP's last frame (see `appended`).
+    pub(crate) fn end(&self) -> u64 {
+        self.appended
+    }
+
+    /// The GOP from position `pos` on, with the position of its first frame: the GOP's
+    /// front if `pos` was dropped meanwhile (a new key frame, a new header, the audio
+    /// window moving on).
+    pub(crate) fn gop_from(&self, pos: u64) -> (u64, impl Iterator<Item = &F>) {
+        let front = self.appended - self.gop.len() as u64;
+        let start = pos.max(front);
+        (start, self.gop.iter().skip((start - front) as usize))
     }
 
     /// The publisher left: the next one may send anything.
@@ -180,6 +202,7 @@ impl<F: CachedFrame + Clone> GopCache<F> {
 
     fn append(&mut self, frame: &F) {
         self.gop.push_back(frame.clone());
+        self.appended += 1;
         self.gop_bytes = self.gop_bytes.saturating_add(frame.size());
         if self.over_limits() {
             // A GOP that does not fit is useless: a viewer needs it from its key frame.
@@ -192,6 +215,7 @@ impl<F: CachedFrame + Clone> GopCache<F> {
     /// trimming from the front (every audio frame is a valid start).
     fn append_audio_only(&mut self, frame: &F) {
         self.gop.push_back(frame.clone());
+        self.appended += 1;
         self.gop_bytes = self.gop_bytes.saturating_add(frame.size());
         let newest = frame.timestamp();
         while let Some(oldest) = self.gop.front() {

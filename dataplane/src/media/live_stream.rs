@@ -11,6 +11,7 @@ use super::stream_key::StreamKey;
 use super::tag::{self, FrameKind};
 use super::viewer::{Delivered, Viewer};
 use crate::proto::amf0::Amf0Value;
+use catch_up::CatchingUp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -33,8 +34,11 @@ pub struct LiveStream {
     pub(crate) key: StreamKey,
     pub(crate) source: Source,
     pub(crate) gop: GopCache<FrameRef>,
-    /// Local viewers, each with its policy state.
+    /// Local viewers that are caught up, each with its policy state.
     pub(crate) viewers: Vec<Viewer>,
+    /// Local viewers that joined and still take the rest of their GOP in rounds (see
+    /// `catch_up`); kept apart so the fan-out over `viewers` does not look at them.
+    catching_up: Vec<CatchingUp>,
     /// Other outputs, fed every frame as it arrives (only while the publisher is local).
     pub(crate) sinks: Vec<Sink>,
     pub(crate) stats: StreamStats,
@@ -115,6 +119,7 @@ impl LiveStream {
             source: Source::None,
             gop: GopCache::new(GopCacheLimits::default()),
             viewers: Vec::new(),
+            catching_up: Vec::new(),
             sinks: Vec::new(),
             stats: StreamStats::default(),
             pending: Vec::new(),
@@ -134,12 +139,18 @@ impl LiveStream {
     }
 
     pub(crate) fn is_unused(&self) -> bool {
-        self.viewers.is_empty() && !matches!(self.source, Source::Local { .. })
+        self.viewer_count() == 0 && !matches!(self.source, Source::Local { .. })
+    }
+
+    /// Local viewers, caught up or catching up.
+    pub(crate) fn viewer_count(&self) -> usize {
+        self.viewers.len() + self.catching_up.len()
     }
 
     pub(crate) fn viewer_mut(&mut self, client: ClientRef, stream_id: u32) -> Option<&mut Viewer> {
         self.viewers
             .iter_mut()
+            .chain(self.catching_up.iter_mut().map(|c| &mut c.viewer))
             .find(|v| v.client == client && v.stream_id == stream_id)
     }
 
@@ -166,7 +177,7 @@ impl LiveStream {
     /// goes live from it. Returns false (and does nothing) if this worker has no viewers
     /// or publishes the stream itself.
     pub(crate) fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
-        if self.viewers.is_empty() || matches!(self.source, Source::Local { .. }) {
+        if self.viewer_count() == 0 || matches!(self.source, Source::Local { .. }) {
             return false;
         }
         self.source = Source::Remote { publish_id };
@@ -197,7 +208,8 @@ impl LiveStream {
     }
 
     /// A NetStream starts playing: Stream Begin, Play.Reset (if asked), Play.Start, and if
-    /// the stream is live, the snapshot so it starts on a key frame.
+    /// the stream is live, the start of the snapshot so it starts on a key frame (the rest
+    /// follows in rounds: `catch_up`).
     pub fn add_viewer<P: Port>(
         &mut self,
         mut viewer: Viewer,
@@ -245,10 +257,12 @@ impl LiveStream {
 
     /// A NetStream stops playing (or its client went away); true if it was a viewer.
     pub(crate) fn remove_viewer(&mut self, client: ClientRef, stream_id: u32) -> bool {
-        let before = self.viewers.len();
+        let before = self.viewer_count();
         self.viewers
             .retain(|v| !(v.client == client && v.stream_id == stream_id));
-        self.viewers.len() != before
+        self.catching_up
+            .retain(|c| !(c.viewer.client == client && c.viewer.stream_id == stream_id));
+        self.viewer_count() != before
     }
 
     /// `pause`/unpause from a viewer: it is told, and video resumes on a key frame.
@@ -275,6 +289,9 @@ impl LiveStream {
     /// The stream just went live on this worker: waiting viewers get PublishNotify and
     /// the snapshot.
     pub(crate) fn went_live<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
+        // A viewer still catching up on an earlier source starts over on this one.
+        self.viewers
+            .extend(self.catching_up.drain(..).map(|c| c.viewer));
         let mut i = 0;
         while i < self.viewers.len() {
             let v = &mut self.viewers[i];
@@ -302,6 +319,8 @@ impl LiveStream {
     /// UnpublishNotify and wait for the next publisher.
     pub(crate) fn went_offline<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) {
         self.flush_pending(port, stopped);
+        // Viewers catching up get the rest of their GOP before the end of the stream.
+        self.catch_up_with(usize::MAX, port, stopped);
         self.source = Source::None;
         self.gop.clear();
         self.sinks.clear();
@@ -322,25 +341,38 @@ impl LiveStream {
         }
     }
 
-    /// Metadata, codec headers and the current GOP for viewer `i`, never dropped. False if
-    /// the viewer stopped on the way (its play duration is shorter than the GOP).
+    /// Metadata, codec headers and the GOP's first frame (its key frame) for viewer `i` at
+    /// once, never dropped; if more of the GOP is cached, the viewer moves to `catching_up`
+    /// and gets the rest in rounds. False if it left `viewers` (to catch up, or stopped on
+    /// the way: its play duration is shorter than what it was sent).
     fn send_snapshot<P: Port>(&mut self, i: usize, port: &mut P, stopped: &mut Stopped) -> bool {
         // The snapshot holds every cached frame, the pending ones included.
         self.viewers[i].from_seq = self.next_seq;
-        let frames: Vec<FrameRef> = self.gop.snapshot().cloned().collect();
-        for f in &frames {
-            let v = &mut self.viewers[i];
-            match v.deliver(&self.key, f, true, port) {
-                Delivered::Sent | Delivered::Skipped => {}
-                Delivered::Closed => break,
-                Delivered::Stopped => {
-                    stopped.push((v.client, v.stream_id));
-                    self.viewers.remove(i);
-                    return false;
-                }
+        let (start, gop) = self.gop.gop_from(0);
+        let mut next = start;
+        let mut outcome = Delivered::Sent;
+        for f in self.gop.headers().chain(gop.take(1)) {
+            outcome = self.viewers[i].deliver(&self.key, f, true, port);
+            if matches!(outcome, Delivered::Closed | Delivered::Stopped) {
+                break;
             }
         }
-        true
+        if self.gop.end() > start {
+            next += 1;
+        }
+        match outcome {
+            Delivered::Stopped => {
+                let v = self.viewers.swap_remove(i);
+                stopped.push((v.client, v.stream_id));
+                false
+            }
+            Delivered::Sent | Delivered::Skipped if next < self.gop.end() => {
+                let viewer = self.viewers.swap_remove(i);
+                self.catching_up.push(CatchingUp { viewer, next });
+                false
+            }
+            _ => true,
+        }
     }
 
     /// A message from this stream's source (local publisher or another worker): into the
@@ -377,6 +409,9 @@ impl LiveStream {
             return Published::Pending { first };
         }
         self.flush_pending(port, stopped);
+        // Viewers catching up get the rest of their GOP first, so that order holds (a new
+        // video header dropped the GOP already: they wait for its key frame).
+        self.catch_up_with(usize::MAX, port, stopped);
         let mut delivered = 0u64;
         // Metadata and headers go through the policy too (never dropped, never stopping).
         for v in &mut self.viewers {
@@ -441,5 +476,6 @@ impl LiveStream {
     }
 }
 
+mod catch_up;
 #[cfg(test)]
 mod tests;

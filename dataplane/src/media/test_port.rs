@@ -49,6 +49,8 @@ pub(crate) struct TestClient {
 pub(crate) struct TestPort {
     pub(crate) clients: HashMap<ClientRef, TestClient>,
     pub(crate) forwarded: Vec<(usize, u32)>,
+    /// Every frame handed to any client, in the order the port got them.
+    pub(crate) log: Vec<(ClientRef, FrameKind)>,
 }
 
 impl TestPort {
@@ -131,7 +133,7 @@ impl Port for TestPort {
     }
 
     fn frame(&mut self, c: ClientRef, stream_id: u32, f: &FrameRef, urgency: Urgency) -> Pushed {
-        let client = self.client(c);
+        let client = self.clients.get_mut(&c).expect("a known client");
         if !client.open {
             return Pushed::Gone;
         }
@@ -148,6 +150,7 @@ impl Port for TestPort {
         };
         match outcome {
             PushOutcome::Queued => {
+                self.log.push((c, f.kind));
                 client.told.push(Told::Frame {
                     type_id: f.type_id,
                     ts: f.timestamp,
@@ -164,7 +167,7 @@ impl Port for TestPort {
     }
 
     fn batch(&mut self, c: ClientRef, stream_id: u32, batch: &Batch<'_>) -> bool {
-        let client = self.client(c);
+        let client = self.clients.get_mut(&c).expect("a known client");
         if !client.open || !client.queue.is_empty() || client.queue.is_skipping() {
             return false;
         }
@@ -177,6 +180,7 @@ impl Port for TestPort {
             .push_media(bytes, batch.first_timestamp, batch.kind);
         client.batches += 1;
         for (_, f) in batch.frames {
+            self.log.push((c, f.kind));
             client.told.push(Told::Frame {
                 type_id: f.type_id,
                 ts: f.timestamp,

@@ -110,7 +110,7 @@ impl Worker {
                     audio_codec: s.stats.audio_codec.clone(),
                     bitrate_in: if local { s.stats.rate_in } else { 0.0 },
                     bitrate_out: s.stats.rate_out,
-                    viewers: s.viewers.len() as u64,
+                    viewers: s.viewer_count() as u64,
                     gop_frames: s.gop.gop_len().0 as u64,
                     since: if local { s.stats.since } else { 0.0 },
                 }

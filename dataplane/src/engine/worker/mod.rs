@@ -116,6 +116,9 @@ pub(crate) struct Worker {
     media: MediaFlush,
     /// Streams with frames waiting for the media flush (see `LiveStream::pending`).
     pending_streams: Vec<StreamKey>,
+    /// Streams with viewers taking their GOP in rounds: one round each loop turn (see
+    /// `LiveStream::catch_up`).
+    catching_up: Vec<StreamKey>,
     /// Connections whose multishot receive ended and must be armed again.
     rearm: Vec<ConnRef>,
     /// Other workers posted to this turn (woken once at the end of the turn).
@@ -167,6 +170,7 @@ impl Worker {
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
+            catching_up: Vec::new(),
             rearm: Vec::new(),
             wake: vec![false; workers],
             events: Vec::new(),
@@ -195,6 +199,12 @@ impl Worker {
                 .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
             if let Some(at) = self.media.at {
                 wait = wait.min(at.saturating_duration_since(now));
+            }
+            if !self.catching_up.is_empty() {
+                // The next round comes with the next media flush at the latest.
+                wait = wait.min(Duration::from_millis(
+                    self.config.live.send_batch_ms.max(1).into(),
+                ));
             }
             if let Err(e) = self.io.submit_and_wait(Some(wait)) {
                 warn!(worker = self.id, error = %e, "io_uring wait failed; worker stops");
@@ -739,6 +749,7 @@ impl Worker {
     }
 
     fn flush_dirty(&mut self) {
+        self.catch_up();
         let mut dirty = std::mem::take(&mut self.dirty);
         for r in dirty.drain(..) {
             self.start_send(r);

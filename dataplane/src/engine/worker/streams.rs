@@ -85,7 +85,44 @@ impl Worker {
             return;
         };
         stream.went_live(&mut port, &mut self.stopped);
+        self.note_catching_up(key);
         self.settle(key);
+    }
+
+    /// Lists `key` for catch-up rounds if some of its viewers take their GOP in rounds.
+    fn note_catching_up(&mut self, key: &StreamKey) {
+        if self
+            .streams
+            .get(key)
+            .is_some_and(LiveStream::is_catching_up)
+            && !self.catching_up.contains(key)
+        {
+            self.catching_up.push(key.clone());
+        }
+    }
+
+    /// One catch-up round on every stream with joiners still taking their GOP (see
+    /// `LiveStream::catch_up`); run once per loop turn, before sends start.
+    pub(super) fn catch_up(&mut self) {
+        if self.catching_up.is_empty() {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.catching_up);
+        for key in keys.drain(..) {
+            let mut port = port!(self);
+            let Some(stream) = self.streams.get_mut(&key) else {
+                continue;
+            };
+            let more = stream.catch_up(&mut port, &mut self.stopped);
+            self.settle(&key);
+            if more && !self.catching_up.contains(&key) {
+                self.catching_up.push(key);
+            }
+        }
+        if self.catching_up.is_empty() {
+            // The allocation is kept for the next join.
+            self.catching_up = keys;
+        }
     }
 
     pub(super) fn stop_publish(&mut self, r: ConnRef, key: &StreamKey) {
@@ -157,6 +194,7 @@ impl Worker {
             .entry(key.clone())
             .or_insert_with(|| LiveStream::new(key.clone()));
         stream.add_viewer(viewer, params.reset, &mut port, &mut self.stopped);
+        self.note_catching_up(&key);
         self.settle(&key);
     }
 

@@ -28,6 +28,12 @@ struct Sim {
     next_video: u32,
     video_frames: u32,
     since_flush: u32,
+    /// Bytes of each picture (big ones make joiners catch up over several rounds).
+    picture_bytes: usize,
+    /// The publisher sends video (false: an audio-only stream).
+    video: bool,
+    /// `live.gop_cache`.
+    gop_cache: bool,
 }
 
 fn media(type_id: u8, ts: u32, payload: &[u8]) -> MediaMessage {
@@ -50,6 +56,23 @@ impl Sim {
             next_video: 0,
             video_frames: 0,
             since_flush: 0,
+            picture_bytes: 6,
+            video: true,
+            gop_cache: true,
+        }
+    }
+
+    /// The same stream's copy on another worker, its clock where `self`'s is.
+    fn follower(&self) -> Sim {
+        Sim {
+            now: self.now,
+            next_audio: self.next_audio,
+            next_video: self.next_video,
+            video_frames: self.video_frames,
+            since_flush: self.since_flush,
+            picture_bytes: self.picture_bytes,
+            next_client: 2000,
+            ..Sim::new()
         }
     }
 
@@ -92,7 +115,9 @@ impl Sim {
         self.stream.went_live(&mut self.port, &mut self.stopped);
         self.video_frames = 0;
         self.send(media(msg_type::DATA_AMF0, self.now, &[2, 0, 10]));
-        self.send(media(msg_type::VIDEO, self.now, &[0x17, 0, 0, 0, 0, 1]));
+        if self.video {
+            self.send(media(msg_type::VIDEO, self.now, &[0x17, 0, 0, 0, 0, 1]));
+        }
         self.send(media(msg_type::AUDIO, self.now, &[0xAF, 0, 0x12, 0x10]));
     }
 
@@ -102,7 +127,7 @@ impl Sim {
 
     fn send(&mut self, m: MediaMessage) {
         self.stream
-            .publish_frame(m, true, true, &mut self.port, &mut self.stopped);
+            .publish_frame(m, true, self.gop_cache, &mut self.port, &mut self.stopped);
     }
 
     /// The publisher sends `ms` of audio and video; the media flush runs every `BATCH_MS`
@@ -110,10 +135,12 @@ impl Sim {
     fn run(&mut self, ms: u32) {
         let end = self.now + ms;
         while self.now < end {
-            if self.now >= self.next_video {
+            if self.video && self.now >= self.next_video {
                 let key = self.video_frames.is_multiple_of(GOP_FRAMES);
                 let first = if key { 0x17 } else { 0x27 };
-                self.send(media(msg_type::VIDEO, self.now, &[first, 1, 0, 0, 0, 9]));
+                let mut picture = vec![first, 1, 0, 0, 0, 9];
+                picture.resize(self.picture_bytes.max(6), 9);
+                self.send(media(msg_type::VIDEO, self.now, &picture));
                 self.video_frames += 1;
                 self.next_video += 1000 / FPS;
             }
@@ -129,10 +156,67 @@ impl Sim {
         }
     }
 
+    /// A loop turn with a media flush: a catch-up round for joiners, then the pending
+    /// frames, and readers drain their queues.
     fn flush(&mut self) {
         self.since_flush = 0;
+        self.stream.catch_up(&mut self.port, &mut self.stopped);
         self.stream.flush_pending(&mut self.port, &mut self.stopped);
         self.port.drain();
+    }
+
+    /// Every audio and video frame reached `c` at most once and in the stream's order, and
+    /// its video has no gap except where its GOP rolled over (`rolled`: the key frames it
+    /// may jump to).
+    fn assert_in_order_once(&self, c: ClientRef, rolled: &[u32]) {
+        let mut seen = std::collections::HashSet::new();
+        let mut last = (0u32, 0u32);
+        for (t, ts, kind) in self.frames(c) {
+            if matches!(
+                kind,
+                FrameKind::VideoHeader | FrameKind::AudioHeader | FrameKind::Metadata
+            ) {
+                continue;
+            }
+            assert!(seen.insert((t, ts)), "type {t} at {ts} ms arrived twice");
+            let last = if t == msg_type::VIDEO {
+                &mut last.0
+            } else {
+                &mut last.1
+            };
+            assert!(ts >= *last, "type {t} at {ts} ms after {last} ms");
+            *last = ts;
+        }
+        let video = self.video(c);
+        for w in video.windows(2) {
+            let step = w[1].0 - w[0].0;
+            assert!(
+                step == 1000 / FPS || (w[1].1 == FrameKind::VideoKey && rolled.contains(&w[1].0)),
+                "gap {w:?} in {video:?}"
+            );
+        }
+    }
+
+    /// Where in the port's log each of `clients` got its first key frame (the last of
+    /// those) and any first non-key audio or video frame (the first of those).
+    fn last_key_first_other(&self, clients: &[ClientRef]) -> (usize, usize) {
+        let ours: std::collections::HashSet<_> = clients.iter().collect();
+        let mut keyed = std::collections::HashSet::new();
+        let (mut last_key, mut first_other) = (0, usize::MAX);
+        for (i, (c, kind)) in self.port.log.iter().enumerate() {
+            if !ours.contains(c) {
+                continue;
+            }
+            match kind {
+                FrameKind::VideoKey if keyed.insert(*c) => last_key = i,
+                FrameKind::Audio | FrameKind::VideoInter | FrameKind::VideoOther => {
+                    first_other = first_other.min(i)
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(keyed.len(), clients.len(), "some joiner got no key frame");
+        (last_key, first_other)
     }
 
     fn told(&self, c: ClientRef) -> &[Told] {
@@ -439,4 +523,252 @@ fn other_workers_get_every_frame_once_while_the_publisher_is_here() {
     sim.stream.remove_worker(3);
     sim.run(200);
     assert_eq!(sim.port.forwarded.len(), n);
+}
+
+/// A 1 MB-class GOP: 30 KB pictures, 25 a second.
+const BIG_PICTURE: usize = 30_000;
+
+#[test]
+fn with_500_joiners_in_one_batch_every_key_frame_goes_before_any_non_key_frame() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900); // 900 ms into the GOP: ~700 KB of it cached
+    sim.port.log.clear();
+    let joiners: Vec<ClientRef> = (0..500).map(|_| sim.client(true)).collect();
+    for &v in &joiners {
+        sim.play(v);
+    }
+    let (last_key, first_other) = sim.last_key_first_other(&joiners);
+    assert!(
+        last_key < first_other,
+        "a joiner's non-key frame (at {first_other}) before another's key frame (at {last_key})"
+    );
+    sim.flush();
+    assert!(
+        sim.stream.is_catching_up(),
+        "the GOP is handed over in rounds, not at once"
+    );
+    sim.run(2_000);
+    assert!(!sim.stream.is_catching_up());
+    assert_eq!(sim.stream.viewers.len(), 500);
+    for &v in &joiners {
+        assert_eq!(sim.video(v)[0], (1_000, FrameKind::VideoKey));
+        sim.assert_in_order_once(v, &[2_000]);
+    }
+}
+
+#[test]
+fn joiner_catching_up_while_the_gop_rolls_over_goes_on_from_the_new_key_frame() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let v = sim.client(true);
+    sim.play(v);
+    sim.run(90); // a few rounds, not the whole GOP
+    assert!(sim.stream.is_catching_up());
+    sim.run(1_000); // the key frame at 2 s drops the GOP it was taking
+    assert!(!sim.stream.is_catching_up());
+    let video = sim.video(v);
+    assert_eq!(video[0], (1_000, FrameKind::VideoKey));
+    assert!(video.contains(&(2_000, FrameKind::VideoKey)), "{video:?}");
+    assert!(
+        video.iter().any(|(ts, _)| *ts < 2_000 && *ts > 1_000),
+        "some of the old GOP first"
+    );
+    assert!(
+        !video.contains(&(1_880, FrameKind::VideoInter)),
+        "the old GOP's end was dropped with it"
+    );
+    sim.assert_in_order_once(v, &[2_000]);
+    assert!(sim.video(v).last().is_some_and(|(ts, _)| *ts > 2_900));
+}
+
+#[test]
+fn joiner_catching_up_when_the_publisher_leaves_gets_its_gop_then_the_end() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let v = sim.client(true);
+    sim.play(v);
+    sim.flush();
+    assert!(sim.stream.is_catching_up());
+    sim.unpublish();
+    assert!(!sim.stream.is_catching_up());
+    assert!(sim
+        .after_status(v, "NetStream.Play.UnpublishNotify")
+        .is_empty());
+    let video = sim.video(v);
+    assert_eq!(video.first(), Some(&(1_000, FrameKind::VideoKey)));
+    assert_eq!(video.last().map(|f| f.0), Some(1_880), "{video:?}");
+    sim.assert_in_order_once(v, &[]);
+    // It waits for the next publisher like any viewer.
+    sim.publish();
+    sim.run(600);
+    let after = sim.after_status(v, "NetStream.Play.PublishNotify");
+    assert!(after.iter().any(|t| matches!(
+        t,
+        Told::Frame {
+            kind: FrameKind::VideoKey,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn joiner_paused_while_catching_up_gets_nothing_then_resumes_on_a_key_frame() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let v = sim.client(true);
+    sim.play(v);
+    sim.flush();
+    assert!(sim.stream.is_catching_up());
+    sim.stream.pause_viewer(v, NS, true, &mut sim.port);
+    let n = sim.frames(v).len();
+    sim.run(1_000);
+    assert_eq!(sim.frames(v).len(), n, "media while paused");
+    sim.stream.pause_viewer(v, NS, false, &mut sim.port);
+    sim.run(1_000);
+    let resumed = sim.after_status(v, "NetStream.Unpause.Notify");
+    let first_video = resumed.iter().find_map(|t| match t {
+        Told::Frame {
+            type_id: msg_type::VIDEO,
+            kind,
+            ..
+        } => Some(*kind),
+        _ => None,
+    });
+    assert_eq!(first_video, Some(FrameKind::VideoKey));
+    sim.assert_in_order_once(v, &[3_000, 4_000]);
+}
+
+#[test]
+fn joiner_turning_video_off_while_catching_up_gets_audio_only() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let v = sim.client(true);
+    sim.play(v);
+    sim.flush();
+    assert!(sim.stream.is_catching_up());
+    if let Some(viewer) = sim.stream.viewer_mut(v, NS) {
+        viewer.set_receive(None, Some(false));
+    }
+    let n = sim.video(v).len();
+    sim.run(1_000);
+    assert!(!sim.stream.is_catching_up());
+    assert_eq!(sim.video(v).len(), n, "video after receiveVideo(false)");
+    assert!(sim
+        .frames(v)
+        .iter()
+        .rev()
+        .take(10)
+        .all(|f| f.0 == msg_type::AUDIO));
+    sim.assert_in_order_once(v, &[]);
+}
+
+#[test]
+fn joiner_whose_play_duration_ends_while_catching_up_stops() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let v = sim.client(true);
+    sim.play_for(v, 0.3);
+    sim.run(1_000);
+    let video = sim.video(v);
+    let span = video.last().expect("video").0 - video[0].0;
+    assert!((200..300).contains(&span), "played {span} ms");
+    assert_eq!(sim.codes(v).last().copied(), Some("NetStream.Play.Stop"));
+    assert!(sim.after_status(v, "NetStream.Play.Stop").is_empty());
+    assert_eq!(sim.stopped, vec![(v, NS)], "the caller ends the play");
+    assert_eq!(sim.stream.viewer_count(), 0);
+}
+
+#[test]
+fn joiners_of_an_audio_only_stream_catch_up_on_its_audio_window() {
+    let mut sim = Sim::new();
+    sim.video = false;
+    sim.publish();
+    sim.run(1_500);
+    let joiners: Vec<ClientRef> = (0..20).map(|_| sim.client(true)).collect();
+    for &v in &joiners {
+        sim.play(v);
+    }
+    sim.run(1_000);
+    assert!(!sim.stream.is_catching_up());
+    for &v in &joiners {
+        let frames = sim.frames(v);
+        let audio = frames.iter().filter(|f| f.2 == FrameKind::Audio).count();
+        assert!(audio > 80, "only {audio} audio frames");
+        assert!(sim.video(v).is_empty());
+        sim.assert_in_order_once(v, &[]);
+    }
+}
+
+#[test]
+fn joiner_without_a_gop_cache_is_caught_up_at_once_and_starts_on_a_key_frame() {
+    let mut sim = Sim::new();
+    sim.gop_cache = false;
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_500);
+    let v = sim.client(true);
+    sim.play(v);
+    assert!(!sim.stream.is_catching_up(), "nothing to catch up on");
+    sim.run(1_000);
+    let video = sim.video(v);
+    assert_eq!(video[0], (2_000, FrameKind::VideoKey));
+    sim.assert_in_order_once(v, &[]);
+}
+
+#[test]
+fn viewers_on_another_worker_get_key_frames_first_then_catch_up() {
+    let mut origin = Sim::new();
+    origin.picture_bytes = BIG_PICTURE;
+    origin.publish();
+    origin.run(1_900);
+    let mut sim = origin.follower();
+    let viewers: Vec<ClientRef> = (0..50).map(|_| sim.client(true)).collect();
+    for &v in &viewers {
+        sim.play(v); // not live here yet: they wait
+    }
+    let (publish_id, snapshot) = origin.stream.add_worker(3).expect("local publisher");
+    assert!(sim.stream.follow_remote(publish_id, snapshot));
+    sim.stream.went_live(&mut sim.port, &mut sim.stopped);
+    let (last_key, first_other) = sim.last_key_first_other(&viewers);
+    assert!(last_key < first_other, "{first_other} before {last_key}");
+    assert!(sim.stream.is_catching_up());
+    sim.run(1_000);
+    assert!(!sim.stream.is_catching_up());
+    for &v in &viewers {
+        assert_eq!(sim.video(v)[0], (1_000, FrameKind::VideoKey));
+        sim.assert_in_order_once(v, &[2_000]);
+    }
+}
+
+#[test]
+fn a_catch_up_round_hands_each_joiner_at_most_its_budget() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_900);
+    let joiners: Vec<ClientRef> = (0..10).map(|_| sim.client(true)).collect();
+    for &v in &joiners {
+        sim.play(v);
+    }
+    let before: Vec<usize> = joiners.iter().map(|&v| sim.video(v).len()).collect();
+    assert!(before.iter().all(|n| *n == 1), "only the key frame at once");
+    sim.stream.catch_up(&mut sim.port, &mut sim.stopped);
+    let most = catch_up::CATCH_UP_BYTES_PER_ROUND / BIG_PICTURE + 1;
+    for &v in &joiners {
+        let got = sim.video(v).len() - 1;
+        assert!((1..=most).contains(&got), "{got} pictures in one round");
+    }
+    assert!(sim.stream.is_catching_up());
 }

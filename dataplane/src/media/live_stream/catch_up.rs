@@ -1,0 +1,89 @@
+//! A joining viewer's GOP in rounds. At a join it is handed metadata, the sequence headers
+//! and the key frame at once (`send_snapshot`), so every joiner of a loop turn sees a first
+//! picture before any joiner's backlog is copied; the rest of its GOP follows here, at most
+//! `CATCH_UP_BYTES_PER_ROUND` per viewer per round, one round per loop turn, until it
+//! reaches the live edge and joins the caught-up viewers (and the shared-buffer fan-out).
+//!
+//! While a viewer catches up, live frames do not reach it directly: they are in the GOP
+//! behind what it has been given (the pending ones too, see `LiveStream::pending`), so the
+//! order on the wire stays the stream's. If the GOP rolls over meanwhile (a new key frame or
+//! header drops it), the viewer goes on from the new GOP's start and waits for its key frame,
+//! like a lagging viewer whose queue drops to the next key frame.
+
+use super::{LiveStream, Stopped};
+use crate::media::port::Port;
+use crate::media::viewer::{Delivered, Viewer};
+
+/// What a catching-up viewer is handed per round. A round runs every loop turn; 64 KiB is
+/// a few inter frames of 1080p video, so a 1 MB GOP takes ~16 rounds, and 2,000 joiners of
+/// one turn queue at most ~128 MiB of (shared, refcounted) frames per round instead of a
+/// whole GOP each, which keeps every joiner's first picture ahead of anyone's backlog.
+pub(crate) const CATCH_UP_BYTES_PER_ROUND: usize = 64 << 10;
+
+/// A viewer taking the rest of its GOP.
+#[derive(Debug)]
+pub(crate) struct CatchingUp {
+    pub(crate) viewer: Viewer,
+    /// The GOP position (`GopCache::gop_from`) of the next frame it gets.
+    pub(crate) next: u64,
+}
+
+impl LiveStream {
+    /// Whether some viewers still take their GOP in rounds (the caller runs `catch_up` every
+    /// loop turn while so).
+    pub(crate) fn is_catching_up(&self) -> bool {
+        !self.catching_up.is_empty()
+    }
+
+    /// One round: each catching-up viewer gets up to `CATCH_UP_BYTES_PER_ROUND` more of its
+    /// GOP; one that reaches the end of the GOP is caught up. True if some still catch up.
+    pub(crate) fn catch_up<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) -> bool {
+        self.catch_up_with(CATCH_UP_BYTES_PER_ROUND, port, stopped);
+        self.is_catching_up()
+    }
+
+    /// A round with `budget` bytes per viewer (at least one frame each).
+    pub(super) fn catch_up_with<P: Port>(
+        &mut self,
+        budget: usize,
+        port: &mut P,
+        stopped: &mut Stopped,
+    ) {
+        let mut i = 0;
+        while i < self.catching_up.len() {
+            let c = &mut self.catching_up[i];
+            let (start, gop) = self.gop.gop_from(c.next);
+            if start != c.next {
+                // The rest of its GOP was dropped: it starts again on a key frame.
+                c.viewer.need_key = true;
+            }
+            let (mut next, mut bytes) = (start, 0usize);
+            let mut outcome = Delivered::Sent;
+            for f in gop {
+                if bytes >= budget {
+                    break;
+                }
+                outcome = c.viewer.deliver(&self.key, f, true, port);
+                next += 1;
+                bytes += f.payload.len();
+                if matches!(outcome, Delivered::Closed | Delivered::Stopped) {
+                    break;
+                }
+            }
+            c.next = next;
+            port.flush(c.viewer.client);
+            if outcome == Delivered::Stopped {
+                let c = self.catching_up.swap_remove(i);
+                stopped.push((c.viewer.client, c.viewer.stream_id));
+            } else if next >= self.gop.end() || outcome == Delivered::Closed {
+                // At the live edge: every frame numbered before now is in the GOP it got
+                // (or was never cached, as for any joiner), so live frames start here.
+                let mut c = self.catching_up.swap_remove(i);
+                c.viewer.from_seq = self.next_seq;
+                self.viewers.push(c.viewer);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
