@@ -50,6 +50,14 @@ impl From<PublishStats> for PublisherReport {
     }
 }
 
+/// One server thread's CPU over the steady window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerCpu {
+    pub name: String,
+    /// % of one core.
+    pub cpu_pct: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub url: String,
@@ -92,6 +100,21 @@ pub struct Report {
     pub server_rss_before_kib: Option<u64>,
     pub server_rss_steady_kib: Option<u64>,
     pub kib_per_viewer: Option<f64>,
+    /// Each stratad worker thread's CPU over the steady window (% of one core), by thread
+    /// name (`strata-w0`, `strata-w1`, ...), from /proc/PID/task. Empty without
+    /// `--server-pid` or for servers without `strata-w` threads (nginx): other threads are
+    /// not reported.
+    #[serde(default)]
+    pub server_workers_cpu_pct: Vec<WorkerCpu>,
+    /// TcpExt ListenOverflows (accept queue full) and ListenDrops (all drops at listen
+    /// sockets) counted from before the players connected to the end of the run. The kernel
+    /// counts them per network namespace, not per socket: anything else listening in the
+    /// server's namespace (read from /proc/PID/net/netstat, or ours without `--server-pid`)
+    /// counts too.
+    #[serde(default)]
+    pub listen_overflows: Option<u64>,
+    #[serde(default)]
+    pub listen_drops: Option<u64>,
     /// The load tool's own CPU over the steady window (% of one core).
     pub load_cpu_pct: Option<f64>,
     pub publisher: Option<PublisherReport>,
@@ -138,6 +161,9 @@ impl Report {
             server_rss_before_kib: None,
             server_rss_steady_kib: None,
             kib_per_viewer: None,
+            server_workers_cpu_pct: Vec::new(),
+            listen_overflows: None,
+            listen_drops: None,
             load_cpu_pct: None,
             publisher: None,
             publisher_error: None,
@@ -245,7 +271,22 @@ impl Report {
                 ),
             ));
             rows.push(("memory per viewer", opt(self.kib_per_viewer, " KiB", 1)));
+            if !self.server_workers_cpu_pct.is_empty() {
+                let workers: Vec<String> = self
+                    .server_workers_cpu_pct
+                    .iter()
+                    .map(|w| format!("{} {:.1} %", w.name, w.cpu_pct))
+                    .collect();
+                rows.push(("server worker cpu", workers.join(", ")));
+            }
         }
+        rows.push((
+            "listen overflows / drops",
+            match (self.listen_overflows, self.listen_drops) {
+                (Some(o), Some(d)) => format!("{o} / {d} (in the server's network namespace)"),
+                _ => "-".into(),
+            },
+        ));
         rows.push(("load tool cpu", opt(self.load_cpu_pct, " % of a core", 1)));
         if let Some(p) = &self.publisher {
             rows.push((

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::load::{run_thread, LoadConfig, Shared};
 use crate::player::PlayerStats;
-use crate::procstat::{rss_kib, CpuSample};
-use crate::report::{Percentiles, Report};
+use crate::procstat::{listen_counters, rss_kib, threads_cpu, threads_cpu_pct, CpuSample};
+use crate::report::{Percentiles, Report, WorkerCpu};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -26,6 +26,9 @@ pub struct RunConfig {
     /// Per-second lines go to stderr instead of stdout (with `--json`).
     pub lines_to_stderr: bool,
 }
+
+/// The name stratad gives its worker threads, followed by the worker's number.
+const WORKER_THREAD_PREFIX: &str = "strata-w";
 
 /// How long players wait for the publisher to be set up in the same run.
 const PUBLISH_LEAD: Duration = Duration::from_secs(1);
@@ -51,6 +54,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     };
     let pid = cfg.server_pid;
     let rss_before = pid.and_then(rss_kib);
+    let listen_before = listen_counters(pid);
     let shared = Shared::new(cfg.load.threads.max(1));
     let t0 = Instant::now();
     let n = cfg.load.players;
@@ -79,6 +83,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         Ok(all)
     })?;
     report.finish(&results, &shared, Instant::now().min(deadline));
+    if let (Some(a), Some(b)) = (listen_before, listen_counters(pid)) {
+        report.listen_overflows = Some(b.overflows.saturating_sub(a.overflows));
+        report.listen_drops = Some(b.drops.saturating_sub(a.drops));
+    }
     if let Some(h) = publisher {
         match h.join() {
             Ok(Ok(p)) => report.publisher = Some(p.into()),
@@ -97,6 +105,8 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
     let mut last_bytes = 0u64;
     let mut steady_from: Option<Instant> = None;
     let mut window_start: Option<(CpuSample, u64)> = None;
+    // The server's threads at the start of the steady window, and when they were read.
+    let mut threads_start = None;
     let mut tick = 1u64;
     let mut out: Box<dyn Write> = if cfg.lines_to_stderr {
         Box::new(std::io::stderr())
@@ -150,6 +160,7 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
         }
         if window_start.is_none() && steady_from.is_some_and(|s| sample.at >= s) {
             window_start = Some((sample, bytes));
+            threads_start = pid.and_then(threads_cpu).map(|t| (Instant::now(), t));
         }
         last = sample;
         last_bytes = bytes;
@@ -169,6 +180,16 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
             }
             report.load_cpu_pct = Some((end.load - start.load) / secs * 100.0);
             report.server_rss_steady_kib = pid.and_then(rss_kib);
+        }
+    }
+    if let (Some((from, before)), Some(after)) = (threads_start, pid.and_then(threads_cpu)) {
+        let secs = from.elapsed().as_secs_f64();
+        if secs >= 0.5 {
+            report.server_workers_cpu_pct =
+                threads_cpu_pct(&before, &after, secs, WORKER_THREAD_PREFIX)
+                    .into_iter()
+                    .map(|(name, cpu_pct)| WorkerCpu { name, cpu_pct })
+                    .collect();
         }
     }
 }

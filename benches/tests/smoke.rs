@@ -1,6 +1,7 @@
 //! strata-load end to end: a synthetic FLV published to a real stratad (target/release or
 //! target/debug, whichever exists; the test is skipped without one) and 20 players, for a few
-//! seconds. Every player must connect, play and get video, with nothing failed.
+//! seconds. Every player must connect, play and get video, with nothing failed; stratad runs
+//! two workers, and the report must give each one's CPU and no listen-queue overflow.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -95,7 +96,7 @@ fn players_get_video_from_stratad() {
     let port = free_port();
     let server = Kill(
         Command::new(stratad)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
             .arg("--control-socket")
             .arg(dir.join("stratad.sock"))
             .stdout(Stdio::null())
@@ -143,6 +144,19 @@ fn players_get_video_from_stratad() {
         r["delivered_mbps"].as_f64().is_some_and(|m| m > 1.0),
         "{stdout}"
     );
+    let workers: Vec<&str> = r["server_workers_cpu_pct"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|w| w["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(workers, ["strata-w0", "strata-w1"], "{stdout}");
+    assert!(
+        r["server_workers_cpu_pct"]
+            .as_array()
+            .is_some_and(|w| w.iter().all(|w| w["cpu_pct"].as_f64().is_some())),
+        "{stdout}"
+    );
+    assert_eq!(r["listen_overflows"], 0, "{stdout}");
+    assert!(r["listen_drops"].as_u64().is_some(), "{stdout}");
     assert!(
         r["publisher"]["tags_sent"]
             .as_u64()
