@@ -96,7 +96,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 type Column = (&'static str, fn(&Report) -> Option<f64>, usize, bool);
 
 /// Name, figure, decimals, whether a stratad/nginx ratio means something.
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
     ("playing", |r| Some(r.playing as f64), 0, false),
     ("failed", |r| Some(r.failed as f64), 0, false),
     ("cpu %", |r| r.server_cpu_pct, 1, true),
@@ -114,13 +114,41 @@ const COLUMNS: [Column; 12] = [
     ("stalls", |r| Some(r.stalls as f64), 0, false),
     ("video stalls", |r| Some(r.video_stalls as f64), 0, false),
     ("load cpu %", |r| r.load_cpu_pct, 1, false),
+    (
+        "overflows",
+        |r| r.listen_overflows.map(|n| n as f64),
+        0,
+        false,
+    ),
 ];
+
+/// The `worker cpu %` column: each worker's median over the runs, `w0 / w1 / ...`, or `-`.
+fn worker_cpu(rs: &[Report]) -> String {
+    let workers = rs
+        .iter()
+        .map(|r| r.server_workers_cpu_pct.len())
+        .max()
+        .unwrap_or(0);
+    if workers == 0 {
+        return "-".into();
+    }
+    (0..workers)
+        .map(|i| {
+            f(
+                med(rs, |r| r.server_workers_cpu_pct.get(i).map(|w| w.cpu_pct)),
+                1,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
 
 pub fn render(by_n: &Results) -> String {
     let mut rows: Vec<Vec<String>> = vec![["N", "server", "runs"]
         .iter()
         .map(|s| s.to_string())
         .chain(COLUMNS.iter().map(|c| c.0.to_string()))
+        .chain(["worker cpu %".to_string()])
         .collect()];
     for (n, servers) in by_n {
         for (server, rs) in servers {
@@ -130,6 +158,7 @@ pub fn render(by_n: &Results) -> String {
                     .iter()
                     .map(|(_, get, prec, _)| f(med(rs, get), *prec)),
             );
+            row.push(worker_cpu(rs));
             rows.push(row);
         }
         let get = |name: &str| servers.iter().find(|(s, _)| s == name).map(|(_, r)| r);
@@ -147,6 +176,7 @@ pub fn render(by_n: &Results) -> String {
                     String::new()
                 }
             }));
+            row.push(String::new());
             rows.push(row);
         }
     }
@@ -175,7 +205,9 @@ pub fn render(by_n: &Results) -> String {
     }
     out += "Medians over the runs. ttfv: connect to first video picture (ms). KiB/viewer: RSS \
             growth from before the players joined to the steady window, per player playing. \
-            stalls: gaps > 500 ms in a player's media; video stalls: between its pictures.\n";
+            stalls: gaps > 500 ms in a player's media; video stalls: between its pictures. \
+            overflows: listen-queue overflows in the server's network namespace during the run. \
+            worker cpu %: each stratad worker thread (strata-w0 / strata-w1 / ...).\n";
     out
 }
 
@@ -195,5 +227,56 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    /// A report as an older strata-load wrote it (no worker or overflow fields), plus `extra`.
+    fn report(extra: serde_json::Value) -> Report {
+        let mut v = serde_json::json!({
+            "url": "rtmp://127.0.0.1:1935/app/s", "players": 10, "threads": 1,
+            "ramp_per_s": 0.0, "duration_s": 5.0, "connected": 10, "playing": 10,
+            "got_video": 10, "failed": 0, "stalls": 0, "players_with_stalls": 0,
+            "max_gap_ms": 0.0, "errors": []
+        });
+        if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            v.extend(extra.clone());
+        }
+        serde_json::from_value(v).expect("report")
+    }
+
+    #[test]
+    fn worker_cpu_and_overflow_columns() {
+        let workers = |a: f64, b: f64| {
+            serde_json::json!({
+                "listen_overflows": 3,
+                "server_workers_cpu_pct": [
+                    {"name": "strata-w0", "cpu_pct": a}, {"name": "strata-w1", "cpu_pct": b}
+                ]
+            })
+        };
+        let old = report(serde_json::json!({}));
+        assert!(old.server_workers_cpu_pct.is_empty());
+        assert_eq!(old.listen_overflows, None);
+        let rs = [
+            report(workers(10.0, 40.0)),
+            report(workers(20.0, 50.0)),
+            report(workers(30.0, 60.0)),
+        ];
+        assert_eq!(worker_cpu(&rs), "20.0 / 50.0");
+        assert_eq!(worker_cpu(std::slice::from_ref(&old)), "-");
+        let mut by_n = Results::new();
+        by_n.insert(
+            10,
+            vec![("stratad".into(), rs.to_vec()), ("nginx".into(), vec![old])],
+        );
+        let table = render(&by_n);
+        // The last two cells of each line, the header, stratad, nginx.
+        let last_two = |line: &str| -> Vec<String> {
+            let cells: Vec<String> = line.split('|').map(|c| c.trim().to_string()).collect();
+            cells[cells.len() - 3..cells.len() - 1].to_vec()
+        };
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(last_two(lines[0]), ["overflows", "worker cpu %"], "{table}");
+        assert_eq!(last_two(lines[2]), ["3", "20.0 / 50.0"], "{table}");
+        assert_eq!(last_two(lines[3]), ["-", "-"], "{table}");
     }
 }
