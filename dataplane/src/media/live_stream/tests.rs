@@ -251,6 +251,27 @@ impl Sim {
             .collect()
     }
 
+    /// Pauses `v` for a second of media (it must get none), unpauses it, runs another
+    /// second, and returns the kind of the first picture it got after Unpause.Notify.
+    fn pause_then_resume(&mut self, v: ClientRef) -> Option<FrameKind> {
+        self.stream.pause_viewer(v, NS, true, &mut self.port);
+        let n = self.frames(v).len();
+        self.run(1_000);
+        assert_eq!(self.frames(v).len(), n, "media while paused");
+        self.stream.pause_viewer(v, NS, false, &mut self.port);
+        self.run(1_000);
+        self.after_status(v, "NetStream.Unpause.Notify")
+            .iter()
+            .find_map(|t| match t {
+                Told::Frame {
+                    type_id: msg_type::VIDEO,
+                    kind,
+                    ..
+                } => Some(*kind),
+                _ => None,
+            })
+    }
+
     fn after_status(&self, c: ClientRef, code: &str) -> Vec<Told> {
         let told = self.told(c);
         let at = told
@@ -468,22 +489,7 @@ fn paused_viewer_gets_nothing_and_resumes_on_a_key_frame() {
     let v = sim.client(true);
     sim.play(v);
     sim.run(500);
-    sim.stream.pause_viewer(v, NS, true, &mut sim.port);
-    let n = sim.frames(v).len();
-    sim.run(1_000);
-    assert_eq!(sim.frames(v).len(), n, "media while paused");
-    sim.stream.pause_viewer(v, NS, false, &mut sim.port);
-    sim.run(1_000);
-    let resumed = sim.after_status(v, "NetStream.Unpause.Notify");
-    let first_video = resumed.iter().find_map(|t| match t {
-        Told::Frame {
-            type_id: msg_type::VIDEO,
-            kind,
-            ..
-        } => Some(*kind),
-        _ => None,
-    });
-    assert_eq!(first_video, Some(FrameKind::VideoKey));
+    assert_eq!(sim.pause_then_resume(v), Some(FrameKind::VideoKey));
     assert!(sim.codes(v).contains(&"NetStream.Pause.Notify"));
 }
 
@@ -627,22 +633,7 @@ fn joiner_paused_while_catching_up_gets_nothing_then_resumes_on_a_key_frame() {
     sim.play(v);
     sim.flush();
     assert!(sim.stream.is_catching_up());
-    sim.stream.pause_viewer(v, NS, true, &mut sim.port);
-    let n = sim.frames(v).len();
-    sim.run(1_000);
-    assert_eq!(sim.frames(v).len(), n, "media while paused");
-    sim.stream.pause_viewer(v, NS, false, &mut sim.port);
-    sim.run(1_000);
-    let resumed = sim.after_status(v, "NetStream.Unpause.Notify");
-    let first_video = resumed.iter().find_map(|t| match t {
-        Told::Frame {
-            type_id: msg_type::VIDEO,
-            kind,
-            ..
-        } => Some(*kind),
-        _ => None,
-    });
-    assert_eq!(first_video, Some(FrameKind::VideoKey));
+    assert_eq!(sim.pause_then_resume(v), Some(FrameKind::VideoKey));
     sim.assert_in_order_once(v, &[3_000, 4_000]);
 }
 
