@@ -4,6 +4,7 @@
 pub mod amf0;
 pub mod amf3;
 mod amf_error;
+pub(crate) mod amf_json;
 pub use amf_error::AmfError;
 pub mod command;
 pub mod rtmp;
