@@ -12,6 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod rpc;
+pub use rpc::{RpcClient, RpcError, RpcOutcome, RpcRequest, RpcRequestLine, CALL_FAILED};
+
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
 pub const DEFAULT_SOCKET: &str = "/run/strata/stratad.sock";
@@ -59,6 +62,34 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Makes this connection the one stratad asks for client calls to methods it does not
+    /// have built in (`RpcRequest` lines; see `rpc`).
+    RpcRegister,
+    RpcReply {
+        request: u64,
+        #[serde(flatten)]
+        outcome: RpcOutcome,
+    },
+    /// Calls `method` on client `client`; answered with `Reply::Answer` when the client
+    /// answers, or with its timeout as an `error`.
+    ClientCall {
+        client: u64,
+        method: String,
+        #[serde(default)]
+        args: Vec<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// Calls `method` on every client of `app` (of `instance` only, if given) on every
+    /// worker, transaction 0 (no answer); answered with `Reply::Done` saying how many.
+    Broadcast {
+        app: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+        method: String,
+        #[serde(default)]
+        args: Vec<serde_json::Value>,
+    },
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -68,6 +99,7 @@ pub enum ServerLine {
     Response(Response),
     Event(Event),
     Auth(AuthRequestLine),
+    Rpc(RpcRequestLine),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +133,10 @@ pub enum Reply {
         done: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+    },
+    /// A client's answer to `client_call`.
+    Answer {
+        answer: RpcOutcome,
     },
 }
 

@@ -5,6 +5,7 @@
 
 use super::calls::Calls;
 use super::gate::Gate;
+use super::incoming_calls::IncomingCalls;
 use super::net_connection::NetConnection;
 
 /// `E` is what the transport delivers (RTMP: a session event), kept in order while a
@@ -16,8 +17,18 @@ pub(crate) struct Client<E> {
     pub(crate) nc: NetConnection,
     pub(crate) gate: Gate<E>,
     /// Server-to-client calls awaiting `_result`/`_error` (numbered by the protocol
-    /// session; see `calls`), each with the method called.
-    pub(crate) calls: Calls<String>,
+    /// session; see `calls`), each with the method called and who waits for the answer.
+    pub(crate) calls: Calls<OutgoingCall>,
+    /// Its calls to application methods, waiting for the manager's hook.
+    pub(crate) incoming: IncomingCalls,
+}
+
+/// A call the server made to the client: the method, and the control-socket query that
+/// waits for the answer (an operator's `client_call`), if any.
+#[derive(Debug)]
+pub(crate) struct OutgoingCall {
+    pub(crate) method: String,
+    pub(crate) query: Option<u64>,
 }
 
 impl<E> Client<E> {
@@ -27,6 +38,7 @@ impl<E> Client<E> {
             nc: NetConnection::new(),
             gate: Gate::default(),
             calls: Calls::default(),
+            incoming: IncomingCalls::default(),
         }
     }
 

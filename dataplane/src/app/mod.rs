@@ -5,6 +5,7 @@
 pub(crate) mod calls;
 pub(crate) mod client;
 pub(crate) mod gate;
+pub(crate) mod incoming_calls;
 #[cfg_attr(
     not(test),
     expect(
@@ -16,6 +17,7 @@ pub(crate) mod instance;
 pub(crate) mod net_connection;
 pub(crate) mod net_stream;
 pub(crate) mod request;
+pub(crate) mod rpc;
 pub(crate) mod status;
 
 pub(crate) use crate::media::StreamKey;

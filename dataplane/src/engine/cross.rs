@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
+use control_protocol::{AuthRequest, ClientInfo, Event, RpcOutcome, RpcRequest, StreamInfo};
 
 use crate::app::StreamKey;
 use crate::config::Config;
@@ -50,6 +50,11 @@ pub(crate) enum WorkerMsg {
         allow: bool,
         reason: Option<String>,
     },
+    /// From the control thread: the answer to a client's call (`ControlInbound::Rpc`).
+    RpcAnswer {
+        request: u64,
+        outcome: RpcOutcome,
+    },
     Shutdown,
 }
 
@@ -67,6 +72,22 @@ pub(crate) enum Query {
     StopStream {
         stream: String,
     },
+    /// Call `method` on client `client` (the worker that has it answers
+    /// `Answer::Called(Some(..))` once the client answered or the call timed out; the
+    /// others `Answer::Called(None)` at once).
+    CallClient {
+        client: u64,
+        method: String,
+        args: Vec<serde_json::Value>,
+        timeout_ms: u64,
+    },
+    /// Call `method` on every client of `app` (`instance`), expecting no answer.
+    Broadcast {
+        app: String,
+        instance: Option<String>,
+        method: String,
+        args: Vec<serde_json::Value>,
+    },
 }
 
 #[derive(Debug)]
@@ -74,6 +95,9 @@ pub(crate) enum Answer {
     Streams(Vec<StreamInfo>),
     Clients(Vec<ClientInfo>),
     Found(bool),
+    Called(Option<RpcOutcome>),
+    /// How many clients a broadcast reached.
+    Count(u64),
 }
 
 /// What workers tell the control thread.
@@ -87,6 +111,11 @@ pub(crate) enum ControlInbound {
     Auth {
         worker: usize,
         request: AuthRequest,
+    },
+    /// A client called an application method: for the manager's `on_call` hook.
+    Rpc {
+        worker: usize,
+        request: RpcRequest,
     },
     /// SIGHUP: re-read the configuration file, as `reload` does.
     ReloadSignal,

@@ -23,6 +23,8 @@ pub(crate) enum TimerKind {
     NotifWait,
     /// A call the server made to the client may have gone unanswered (see `app::calls`).
     CallDeadline,
+    /// The manager has not answered this client call (`app::incoming_calls`) in time.
+    RpcDeadline(u64),
     /// The worker's once-a-second refresh of stream rates.
     Tick,
 }

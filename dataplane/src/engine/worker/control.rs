@@ -49,6 +49,22 @@ impl Worker {
 
     pub(super) fn answer_query(&mut self, query: u64, ask: Query) {
         let answer = match ask {
+            Query::CallClient {
+                client,
+                method,
+                args,
+                timeout_ms,
+            } => match self.call_for_query(query, client, &method, &args, timeout_ms) {
+                Some(now) => now,
+                // Answered when the client answers (or its call times out).
+                None => return,
+            },
+            Query::Broadcast {
+                app,
+                instance,
+                method,
+                args,
+            } => self.broadcast(&app, instance.as_deref(), &method, &args),
             Query::Streams => Answer::Streams(self.stream_infos()),
             Query::Clients => Answer::Clients(self.client_infos()),
             Query::Kick { client } => {

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 mod control;
 mod outbound;
 mod port;
+mod rpc;
 mod session;
 mod streams;
 #[cfg(test)]
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) next_auth_id: AtomicU64,
     /// A manager has registered to answer auth requests.
     pub(crate) auth_manager: AtomicBool,
+    /// A manager has registered to answer client calls (`rpc_register`).
+    pub(crate) rpc_manager: AtomicBool,
 }
 
 /// How often stream rates are refreshed.
@@ -102,6 +105,8 @@ pub(crate) struct Worker {
     listeners: Vec<Option<Listener>>,
     /// Connections waiting for the manager, by auth request id.
     pending_auth: HashMap<u64, ConnRef>,
+    /// Client calls waiting for the manager, by request id (see `rpc.rs`).
+    pending_rpc: HashMap<u64, ConnRef>,
     last_tick: Instant,
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
@@ -161,6 +166,7 @@ impl Worker {
             mailbox,
             listeners,
             pending_auth: HashMap::new(),
+            pending_rpc: HashMap::new(),
             last_tick: Instant::now(),
             conns: Slots::default(),
             streams: HashMap::new(),
@@ -649,6 +655,7 @@ impl Worker {
                 allow,
                 reason,
             } => self.auth_decided(request, allow, reason),
+            WorkerMsg::RpcAnswer { request, outcome } => self.rpc_answered(request, &outcome),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -697,6 +704,7 @@ impl Worker {
                 }
                 TimerKind::Auth(request) => self.auth_timed_out(r, request),
                 TimerKind::CallDeadline => self.calls_expired(r, now),
+                TimerKind::RpcDeadline(request) => self.rpc_timed_out(request),
                 TimerKind::CloseFlush => {
                     if c.closing == Closing::Flushing {
                         self.shutdown(r);
@@ -730,6 +738,7 @@ impl Worker {
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
             | TimerKind::CallDeadline
+            | TimerKind::RpcDeadline(_)
             | TimerKind::NotifWait => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
@@ -788,6 +797,9 @@ impl Worker {
         };
         if let Some(request) = c.client.gate.clear() {
             self.pending_auth.remove(&request);
+        }
+        for request in c.client.incoming.clear() {
+            self.pending_rpc.remove(&request);
         }
         if error {
             warn!(%peer, %app, reason, "connection closed");

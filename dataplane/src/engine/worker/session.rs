@@ -22,6 +22,10 @@ impl Worker {
                 let mut actions = std::mem::take(&mut self.actions);
                 if let Some(c) = self.conns.get_mut(r) {
                     c.amf3 |= amf3;
+                    if crate::app::rpc::is_application_call(&c.client.nc, &command) {
+                        self.actions = actions;
+                        return self.call_application(r, stream_id, &command);
+                    }
                     c.client
                         .nc
                         .on_command(stream_id, &command, &config, &mut actions);
@@ -78,8 +82,16 @@ impl Worker {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
                 }
             }
-            SessionEvent::Result { transaction, .. } => self.call_answered(r, transaction, true),
-            SessionEvent::Error { transaction, .. } => self.call_answered(r, transaction, false),
+            SessionEvent::Result {
+                transaction,
+                command,
+                ..
+            } => self.call_answered(r, transaction, true, &command),
+            SessionEvent::Error {
+                transaction,
+                command,
+                ..
+            } => self.call_answered(r, transaction, false, &command),
             // The server creates no streams on a client; a status is a client-role event (a
             // server gets a client's onStatus as a command).
             answer @ (SessionEvent::StreamCreated { .. } | SessionEvent::Status { .. }) => {
@@ -90,17 +102,8 @@ impl Worker {
         }
     }
 
-    /// Calls `method` on client `r` (server-to-client RPC) and waits up to `timeout` for
-    /// its answer: the session numbers the call, the client's calls table keeps what it was
-    /// for, and a timer owned by the connection ends it at its deadline. None if the call
-    /// could not be made (gone, or too many calls unanswered).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "server-to-client RPC (the RPC and shared-object issue) calls clients here"
-        )
-    )]
+    /// Calls `method` on client `r` for no one in particular (see `call_client_for`).
+    #[cfg(test)]
     pub(super) fn call_client(
         &mut self,
         r: ConnRef,
@@ -108,55 +111,7 @@ impl Worker {
         args: &[Amf0Value],
         timeout: Duration,
     ) -> Option<u32> {
-        let now = Instant::now();
-        let now_ms = self.clock_ms(now);
-        let c = self.conns.get_mut(r)?;
-        let transaction = match c.call(method, args) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(peer = %c.peer, app = %c.client.app(), method, error = %e, "call to client not made");
-                return None;
-            }
-        };
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        c.client
-            .calls
-            .expect(transaction, method.to_string(), now_ms, timeout_ms);
-        self.timers
-            .arm_for(Owner::Conn(r), now + timeout, TimerKind::CallDeadline);
-        self.flush_out(r);
-        Some(transaction)
-    }
-
-    /// The session matched a `_result` (`ok`) or `_error` to our call `transaction`.
-    fn call_answered(&mut self, r: ConnRef, transaction: u32, ok: bool) {
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        match c.client.calls.answered(transaction) {
-            Some(method) => {
-                debug!(peer = %c.peer, method, transaction, ok, "client answered our call")
-            }
-            None => {
-                debug!(peer = %c.peer, transaction, ok, "answer to a call nobody waits for ignored")
-            }
-        }
-    }
-
-    /// A call deadline of `r`'s passed: the calls unanswered by now leave its table and
-    /// its session.
-    pub(super) fn calls_expired(&mut self, r: ConnRef, now: Instant) {
-        let now_ms = self.clock_ms(now);
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        // Allocates only when a call timed out, never on a media path.
-        let mut expired = Vec::new();
-        c.client.calls.expired(now_ms, &mut expired);
-        for (transaction, method) in expired {
-            c.session.forget_call(transaction);
-            info!(peer = %c.peer, app = %c.client.app(), method, transaction, "client did not answer our call in time");
-        }
+        self.call_client_for(r, method, args, timeout, None)
     }
 
     pub(super) fn reply(&mut self, r: ConnRef, stream_id: u32, values: &[Amf0Value]) {

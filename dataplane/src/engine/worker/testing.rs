@@ -28,6 +28,7 @@ pub(crate) fn worker() -> (Worker, MailboxReceiver<ControlInbound>) {
         next_client_id: AtomicU64::new(1),
         next_auth_id: AtomicU64::new(1),
         auth_manager: AtomicBool::new(false),
+        rpc_manager: AtomicBool::new(false),
     });
     let mut config = Config::default();
     config.server.listen = Vec::new();

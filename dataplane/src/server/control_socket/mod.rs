@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control_protocol::{
-    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, StreamInfo,
-    PROTOCOL_VERSION,
+    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, RpcOutcome,
+    RpcRequestLine, StreamInfo, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
@@ -41,6 +41,10 @@ const MAX_PENDING_QUERIES: usize = 64;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CLIENTS: usize = 256;
 const POLL_INTERVAL_MS: i32 = 200;
+/// How long `client_call` waits for the client when the request names no timeout, and
+/// the most it may name.
+const CALL_TIMEOUT_MS: u64 = 5_000;
+const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
 
 pub(super) struct Settings {
     pub(super) socket: PathBuf,
@@ -51,7 +55,17 @@ pub(super) struct Settings {
 enum PendingKind {
     Streams(HashMap<(String, String, String), StreamInfo>),
     Clients(Vec<ClientInfo>),
-    Found { found: bool, what: String },
+    Found {
+        found: bool,
+        what: String,
+    },
+    /// `client_call`: the answer of the worker that has the client.
+    Called {
+        client: u64,
+        answer: Option<RpcOutcome>,
+    },
+    /// `broadcast`: clients reached so far.
+    Count(u64),
 }
 
 struct PendingQuery {
@@ -77,6 +91,10 @@ pub(super) struct ControlServer {
     auth_owner: Option<u64>,
     /// Auth request id → the worker waiting for the answer.
     auth_waiting: HashMap<u64, usize>,
+    /// The connection that answers client calls (`rpc_register`), and the calls it has
+    /// not answered yet: request id → the worker waiting.
+    rpc_owner: Option<u64>,
+    rpc_waiting: HashMap<u64, usize>,
     sampler: Sampler,
     stop: Arc<AtomicBool>,
 }
@@ -147,6 +165,8 @@ impl ControlServer {
             next_query: 1,
             auth_owner: None,
             auth_waiting: HashMap::new(),
+            rpc_owner: None,
+            rpc_waiting: HashMap::new(),
             sampler: Sampler::new(workers),
             stop,
         })
@@ -302,6 +322,15 @@ impl ControlServer {
                 );
             }
         }
+        if self.rpc_owner == Some(token) {
+            self.rpc_owner = None;
+            self.shared.rpc_manager.store(false, Ordering::Relaxed);
+            info!("RPC manager gone: client calls to application methods fail");
+            for (request, worker) in std::mem::take(&mut self.rpc_waiting) {
+                let outcome = RpcOutcome::failed("The manager went away.");
+                self.post(worker, WorkerMsg::RpcAnswer { request, outcome });
+            }
+        }
     }
 
     fn flush_clients(&mut self) {
@@ -395,6 +424,10 @@ impl ControlServer {
                         "subscribe",
                         "auth_register",
                         "auth_reply",
+                        "rpc_register",
+                        "rpc_reply",
+                        "client_call",
+                        "broadcast",
                     ]
                     .contains(&m)
                 });
@@ -501,6 +534,64 @@ impl ControlServer {
                     &format!("no auth request {request} is waiting (answered or timed out)"),
                 ),
             },
+            Call::RpcRegister => {
+                self.rpc_owner = Some(token);
+                self.shared.rpc_manager.store(true, Ordering::Relaxed);
+                if let Some(c) = self.clients.get(&token) {
+                    info!(uid = c.uid, "RPC manager registered");
+                }
+                self.respond_done(token, id);
+            }
+            Call::RpcReply { request, outcome } => match self.rpc_waiting.remove(&request) {
+                Some(worker) => {
+                    self.post(worker, WorkerMsg::RpcAnswer { request, outcome });
+                    self.respond_done(token, id);
+                }
+                None => self.respond_error(
+                    token,
+                    id,
+                    "not_found",
+                    &format!("no client call {request} is waiting (answered or timed out)"),
+                ),
+            },
+            Call::ClientCall {
+                client,
+                method,
+                args,
+                timeout_ms,
+            } => {
+                let timeout_ms = timeout_ms
+                    .unwrap_or(CALL_TIMEOUT_MS)
+                    .clamp(1, MAX_CALL_TIMEOUT_MS);
+                let ask = Query::CallClient {
+                    client,
+                    method,
+                    args,
+                    timeout_ms,
+                };
+                let kind = PendingKind::Called {
+                    client,
+                    answer: None,
+                };
+                // The worker's own deadline answers first; this one covers a worker that
+                // cannot.
+                let deadline = Duration::from_millis(timeout_ms) + QUERY_DEADLINE;
+                self.ask_workers_for(token, id, ask, kind, deadline)
+            }
+            Call::Broadcast {
+                app,
+                instance,
+                method,
+                args,
+            } => {
+                let ask = Query::Broadcast {
+                    app,
+                    instance,
+                    method,
+                    args,
+                };
+                self.ask_workers(token, id, ask, PendingKind::Count(0))
+            }
         }
     }
 
@@ -512,6 +603,18 @@ impl ControlServer {
     }
 
     fn ask_workers(&mut self, token: u64, id: u64, ask: Query, kind: PendingKind) {
+        self.ask_workers_for(token, id, ask, kind, QUERY_DEADLINE);
+    }
+
+    /// Asks every worker; the reply goes out when all answered or after `wait`.
+    fn ask_workers_for(
+        &mut self,
+        token: u64,
+        id: u64,
+        ask: Query,
+        kind: PendingKind,
+        wait: Duration,
+    ) {
         if self.pending.len() >= MAX_PENDING_QUERIES {
             return self.respond_error(
                 token,
@@ -538,7 +641,7 @@ impl ControlServer {
                 client: token,
                 id,
                 remaining: workers,
-                deadline: Instant::now() + QUERY_DEADLINE,
+                deadline: Instant::now() + wait,
                 kind,
             },
         );
@@ -559,6 +662,12 @@ impl ControlServer {
                     }
                     (PendingKind::Clients(acc), Answer::Clients(list)) => acc.extend(list),
                     (PendingKind::Found { found, .. }, Answer::Found(f)) => *found |= f,
+                    (PendingKind::Called { answer, .. }, Answer::Called(a)) => {
+                        if a.is_some() {
+                            *answer = a;
+                        }
+                    }
+                    (PendingKind::Count(n), Answer::Count(m)) => *n += m,
                     _ => {}
                 }
                 if p.remaining == 0 {
@@ -599,6 +708,27 @@ impl ControlServer {
                     }
                 }
             }
+            ControlInbound::Rpc { worker, request } => {
+                let id = request.request;
+                match self.rpc_owner {
+                    Some(owner) => {
+                        let line = serde_json::to_string(&RpcRequestLine { rpc: request })
+                            .unwrap_or_default();
+                        self.rpc_waiting.insert(id, worker);
+                        self.send(owner, &line);
+                    }
+                    None => {
+                        let outcome = RpcOutcome::failed("No manager answers calls.");
+                        self.post(
+                            worker,
+                            WorkerMsg::RpcAnswer {
+                                request: id,
+                                outcome,
+                            },
+                        );
+                    }
+                }
+            }
             ControlInbound::ReloadSignal => match self.config.reload(&self.shared) {
                 Ok(message) => info!(%message, "configuration reloaded (SIGHUP)"),
                 Err(message) => warn!(%message, "reload refused; the running configuration stays"),
@@ -626,6 +756,25 @@ impl ControlServer {
             PendingKind::Found { found: false, what } => {
                 self.respond_error(p.client, p.id, "not_found", &what)
             }
+            PendingKind::Called {
+                answer: Some(answer),
+                ..
+            } => self.respond(p.client, p.id, Reply::Answer { answer }),
+            PendingKind::Called { client, .. } if p.remaining > 0 => {
+                let msg = format!("client {client} did not answer in time");
+                self.respond_error(p.client, p.id, "timeout", &msg)
+            }
+            PendingKind::Called { client, .. } => {
+                self.respond_error(p.client, p.id, "not_found", &format!("no client {client}"))
+            }
+            PendingKind::Count(n) => self.respond(
+                p.client,
+                p.id,
+                Reply::Done {
+                    done: true,
+                    message: Some(format!("sent to {n} clients")),
+                },
+            ),
         }
     }
 

@@ -1,0 +1,265 @@
+//! The worker's side of NetConnection RPC, both ways (`app::rpc` says what the calls mean):
+//! a client's call to an application method goes to the manager's `on_call` hook through
+//! the control thread and its answer comes back by request id, while the client's other
+//! traffic goes on; an operator's call to a client goes through the session's outgoing-call
+//! table and its answer goes back to the control query that asked; a broadcast writes one
+//! call (transaction 0) to every client of an instance on this worker.
+
+use control_protocol::RpcOutcome;
+use serde_json::Value;
+
+use super::*;
+use crate::app::client::OutgoingCall;
+use crate::app::incoming_calls::Caller;
+use crate::app::rpc;
+use crate::proto::command::Command;
+
+/// How long a client's call waits for the manager. The manager's own hook timeout (2 s
+/// by default) answers first; this ends the call when the manager never answers at all.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Worker {
+    /// Client `r` called an application method: the manager is asked, or the call fails
+    /// at once (no manager answers calls, or the client has too many waiting).
+    pub(super) fn call_application(&mut self, r: ConnRef, stream_id: u32, cmd: &Command) {
+        let caller = Caller {
+            stream_id,
+            transaction: cmd.transaction_id,
+        };
+        let manager = self.shared.rpc_manager.load(Ordering::Relaxed);
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if !manager {
+            debug!(peer = %c.peer, app = %c.client.app(), method = %cmd.name, "no handler for a client call");
+            let why = format!("Method not found ({}).", cmd.name);
+            return self.answer_call(r, caller, &RpcOutcome::failed(why));
+        }
+        let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
+        if c.client.incoming.admit(request, caller).is_err() {
+            let refused = c.client.incoming.refused_in_a_row();
+            if refused.is_power_of_two() {
+                warn!(peer = %c.peer, app = %c.client.app(), method = %cmd.name, refused,
+                    "client calls faster than its calls are answered; calls refused");
+            }
+            return self.answer_call(
+                r,
+                caller,
+                &RpcOutcome::failed("Too many calls in progress."),
+            );
+        }
+        let ask = rpc::request(request, &c.client.nc, c.client.id, c.peer.to_string(), cmd);
+        self.pending_rpc.insert(request, r);
+        self.timers.arm(Timer {
+            at: Instant::now() + RPC_TIMEOUT,
+            slot: r.slot,
+            generation: r.generation,
+            kind: TimerKind::RpcDeadline(request),
+        });
+        self.shared.control.post(ControlInbound::Rpc {
+            worker: self.id,
+            request: ask,
+        });
+        self.shared.control.wake();
+    }
+
+    fn answer_call(&mut self, r: ConnRef, caller: Caller, outcome: &RpcOutcome) {
+        if let Some(values) = rpc::answer(caller, outcome) {
+            self.reply(r, caller.stream_id, &values);
+            self.flush_out(r);
+        }
+    }
+
+    /// The manager answered client call `request`.
+    pub(super) fn rpc_answered(&mut self, request: u64, outcome: &RpcOutcome) {
+        let Some(r) = self.pending_rpc.remove(&request) else {
+            return;
+        };
+        let Some(caller) = self
+            .conns
+            .get_mut(r)
+            .and_then(|c| c.client.incoming.settle(request))
+        else {
+            return;
+        };
+        self.answer_call(r, caller, outcome);
+    }
+
+    pub(super) fn rpc_timed_out(&mut self, request: u64) {
+        if self.pending_rpc.contains_key(&request) {
+            let outcome = RpcOutcome::failed("The call was not answered in time.");
+            self.rpc_answered(request, &outcome);
+        }
+    }
+
+    /// An operator's call to client `client`: None while the answer is outstanding (it
+    /// goes to `query` when it comes), else the answer now (not here, or not callable).
+    pub(super) fn call_for_query(
+        &mut self,
+        query: u64,
+        client: u64,
+        method: &str,
+        args: &[Value],
+        timeout_ms: u64,
+    ) -> Option<Answer> {
+        let Some(r) = self.conn_of_client(client) else {
+            return Some(Answer::Called(None));
+        };
+        let args = match rpc::args_from_json(args) {
+            Ok(a) => a,
+            Err(e) => {
+                let why = format!("arguments: {e}");
+                return Some(Answer::Called(Some(RpcOutcome::error("bad_request", why))));
+            }
+        };
+        let timeout = Duration::from_millis(timeout_ms);
+        match self.call_client_for(r, method, &args, timeout, Some(query)) {
+            Some(_) => None,
+            None => Some(Answer::Called(Some(RpcOutcome::failed(
+                "The call could not be made (too many calls unanswered).",
+            )))),
+        }
+    }
+
+    fn conn_of_client(&self, client: u64) -> Option<ConnRef> {
+        self.conns.refs().into_iter().find(|r| {
+            self.conns
+                .get(*r)
+                .is_some_and(|c| c.client.id == client && c.closing == Closing::Open)
+        })
+    }
+
+    /// Calls `method` on client `r` and waits up to `timeout` for its answer: the session
+    /// numbers the call, the client's calls table keeps what it was for (and the query
+    /// waiting for it), and a timer owned by the connection ends it at its deadline. None
+    /// if the call could not be made (gone, or too many calls unanswered).
+    pub(super) fn call_client_for(
+        &mut self,
+        r: ConnRef,
+        method: &str,
+        args: &[Amf0Value],
+        timeout: Duration,
+        query: Option<u64>,
+    ) -> Option<u32> {
+        let now = Instant::now();
+        let now_ms = self.clock_ms(now);
+        let c = self.conns.get_mut(r)?;
+        let transaction = match c.call(method, args) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(peer = %c.peer, app = %c.client.app(), method, error = %e, "call to client not made");
+                return None;
+            }
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let what = OutgoingCall {
+            method: method.to_string(),
+            query,
+        };
+        c.client.calls.expect(transaction, what, now_ms, timeout_ms);
+        self.timers
+            .arm_for(Owner::Conn(r), now + timeout, TimerKind::CallDeadline);
+        self.flush_out(r);
+        Some(transaction)
+    }
+
+    /// The session matched a `_result` (`ok`) or `_error` to our call `transaction`.
+    pub(super) fn call_answered(
+        &mut self,
+        r: ConnRef,
+        transaction: u32,
+        ok: bool,
+        answer: &Command,
+    ) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        match c.client.calls.answered(transaction) {
+            Some(call) => {
+                debug!(peer = %c.peer, method = call.method, transaction, ok, "client answered our call");
+                if let Some(query) = call.query {
+                    let answer = Answer::Called(Some(rpc::outcome_of(ok, answer)));
+                    self.post_answer(query, answer);
+                }
+            }
+            None => {
+                debug!(peer = %c.peer, transaction, ok, "answer to a call nobody waits for ignored")
+            }
+        }
+    }
+
+    /// A call deadline of `r`'s passed: the calls unanswered by now leave its table and
+    /// its session, and whoever waits for them is told.
+    pub(super) fn calls_expired(&mut self, r: ConnRef, now: Instant) {
+        let now_ms = self.clock_ms(now);
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        // Allocates only when a call timed out, never on a media path.
+        let mut expired = Vec::new();
+        c.client.calls.expired(now_ms, &mut expired);
+        let mut tell = Vec::new();
+        for (transaction, call) in expired {
+            c.session.forget_call(transaction);
+            info!(peer = %c.peer, app = %c.client.app(), method = call.method, transaction, "client did not answer our call in time");
+            if let Some(query) = call.query {
+                let why = format!(
+                    "client {} did not answer {} in time",
+                    c.client.id, call.method
+                );
+                tell.push((
+                    query,
+                    Answer::Called(Some(RpcOutcome::error("timeout", why))),
+                ));
+            }
+        }
+        for (query, answer) in tell {
+            self.post_answer(query, answer);
+        }
+    }
+
+    pub(super) fn post_answer(&self, query: u64, answer: Answer) {
+        self.shared
+            .control
+            .post(ControlInbound::Answer { query, answer });
+        self.shared.control.wake();
+    }
+
+    /// Calls `method` on every client of `app` (`instance`, if given) here, transaction 0.
+    pub(super) fn broadcast(
+        &mut self,
+        app: &str,
+        instance: Option<&str>,
+        method: &str,
+        args: &[Value],
+    ) -> Answer {
+        let Ok(args) = rpc::args_from_json(args) else {
+            // The control thread checked nothing; every worker refuses alike.
+            return Answer::Count(0);
+        };
+        let mut values = Vec::with_capacity(args.len() + 3);
+        values.extend([
+            Amf0Value::string(method),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+        ]);
+        values.extend(args);
+        let mut sent = 0;
+        for r in self.conns.refs() {
+            let Some(c) = self.conns.get_mut(r) else {
+                continue;
+            };
+            let nc = &c.client.nc;
+            let member = nc.is_connected()
+                && nc.app == app
+                && instance.is_none_or(|i| nc.instance == i)
+                && c.closing == Closing::Open;
+            if member {
+                c.write_command(0, &values);
+                sent += 1;
+                self.flush_out(r);
+            }
+        }
+        Answer::Count(sent)
+    }
+}
