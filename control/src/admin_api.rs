@@ -10,6 +10,8 @@
 //! | POST /api/v1/stop/{stream}   | stop_stream    |
 //! | POST /api/v1/reload          | reload         |
 //! | GET  /api/v1/manager         | (the manager's own state) |
+//! | POST /api/v1/clients/{id}/call, body `{"method", "args", "timeout_ms"}` | client_call |
+//! | POST /api/v1/broadcast/{app}[/{instance}], body `{"method", "args"}`   | broadcast   |
 //!
 //! A success is 200 with the reply's `result` as the body. Errors are
 //! `{"error": {"code", "message"}}`: 503 when stratad cannot be reached, 504 when it does not
@@ -27,11 +29,14 @@ use tiny_http::{Header, Method, Request, Response};
 /// How long one admin or metrics request waits for stratad.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) fn handle(shared: &Shared, req: Request) {
+pub(crate) fn handle(shared: &Shared, mut req: Request) {
     let method = req.method().clone();
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
-    let (status, content_type, body) = route(shared, &method, &path);
+    let (status, content_type, body) = match crate::rpc_api::body(&mut req) {
+        Ok(body) => route(shared, &method, &path, &body),
+        Err(answer) => answer,
+    };
     let mut resp = Response::from_string(body).with_status_code(status);
     if let Ok(h) = Header::from_bytes("Content-Type", content_type) {
         resp = resp.with_header(h);
@@ -41,11 +46,11 @@ pub(crate) fn handle(shared: &Shared, req: Request) {
     }
 }
 
-type Answer = (u16, &'static str, String);
+pub(crate) type Answer = (u16, &'static str, String);
 
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
-fn route(shared: &Shared, method: &Method, path: &str) -> Answer {
+fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
     if path == "/metrics" {
         return match method {
             Method::Get | Method::Head => (200, metrics::CONTENT_TYPE, scrape(shared)),
@@ -79,7 +84,9 @@ fn route(shared: &Shared, method: &Method, path: &str) -> Answer {
                 control(shared, Call::StopStream { stream })
             }
         }
-        Some(("kick" | "stop", _)) => not_allowed(),
+        Some(("clients", rest)) if post => crate::rpc_api::client_call(shared, rest, body),
+        Some(("broadcast", target)) if post => crate::rpc_api::broadcast(shared, target, body),
+        Some(("kick" | "stop" | "clients" | "broadcast", _)) => not_allowed(),
         _ => error(404, "not_found", &format!("no such path: {path}")),
     }
 }
@@ -88,7 +95,7 @@ fn not_allowed() -> Answer {
     error(405, "method_not_allowed", "wrong method for this path")
 }
 
-fn error(status: u16, code: &str, message: &str) -> Answer {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> Answer {
     (
         status,
         JSON,
@@ -100,7 +107,7 @@ fn call(shared: &Shared, call: Call) -> Result<Reply, ClientError> {
     ControlClient::connect_with_timeout(&shared.opts.socket, CONTROL_TIMEOUT)?.request(call)
 }
 
-fn control(shared: &Shared, c: Call) -> Answer {
+pub(crate) fn control(shared: &Shared, c: Call) -> Answer {
     match call(shared, c) {
         Ok(reply) => match serde_json::to_string(&reply) {
             Ok(body) => (200, JSON, body),
@@ -110,7 +117,7 @@ fn control(shared: &Shared, c: Call) -> Answer {
     }
 }
 
-fn client_error(e: &ClientError) -> Answer {
+pub(crate) fn client_error(e: &ClientError) -> Answer {
     let msg = e.to_string();
     match e {
         ClientError::NoStratad { .. } | ClientError::PermissionDenied { .. } => {

@@ -188,7 +188,8 @@ impl ControlClient {
                 Ok(ServerLine::Response(_)) => {}
                 Ok(ServerLine::Event(e)) => self.pending.push(Unsolicited::Event(e)),
                 Ok(ServerLine::Auth(a)) => self.pending.push(Unsolicited::Auth(a.auth)),
-                Err(_) => {}
+                // Only a connection that sent `rpc_register` gets these.
+                Ok(ServerLine::Rpc(_)) | Err(_) => {}
             }
         }
     }

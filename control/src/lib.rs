@@ -9,6 +9,9 @@ pub mod line_reader;
 pub mod manager;
 pub mod manager_config;
 pub mod metrics;
+mod rpc_api;
+pub mod rpc_cli;
+pub mod rpc_hook;
 pub mod table;
 pub mod tune;
 

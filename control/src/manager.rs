@@ -10,7 +10,9 @@ use crate::hooks::{self, HookOutcome};
 use crate::line_reader::{is_timeout, Line, LineReader};
 use crate::manager_config::{HookConfig, ReconnectConfig};
 use crate::metrics::ManagerCounters;
-use crate::protocol::{AuthRequest, Call, Request, ServerLine, PROTOCOL_VERSION};
+use crate::protocol::{
+    AuthRequest, Call, Request, RpcOutcome, RpcRequest, ServerLine, PROTOCOL_VERSION,
+};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -249,6 +251,9 @@ fn session(shared: &Arc<Shared>, stream: UnixStream, generation: u64) -> String 
     if shared.opts.hooks.any() {
         hello.push((2, Call::AuthRegister));
     }
+    if shared.opts.hooks.any_call() {
+        hello.push((3, Call::RpcRegister));
+    }
     for (id, call) in hello {
         if let Err(e) = write_request(&mut writer, id, call) {
             return format!("cannot subscribe: {e}");
@@ -283,12 +288,13 @@ fn session(shared: &Arc<Shared>, stream: UnixStream, generation: u64) -> String 
                 shared.count(|c| *c.events.entry(e.event.clone()).or_default() += 1);
             }
             Ok(ServerLine::Auth(a)) => on_auth_request(shared, generation, a.auth),
+            Ok(ServerLine::Rpc(r)) => on_rpc_request(shared, generation, r.rpc),
             Ok(ServerLine::Response(r)) => {
                 if let Some(e) = r.error {
-                    let what = if r.id == 2 {
-                        "auth_register"
-                    } else {
-                        "subscribe"
+                    let what = match r.id {
+                        2 => "auth_register",
+                        3 => "rpc_register",
+                        _ => "subscribe",
                     };
                     tracing::warn!("stratad refused {what}: {} ({})", e.message, e.code);
                 }
@@ -325,6 +331,17 @@ fn send_auth_reply(
     allow: bool,
     reason: Option<String>,
 ) {
+    let reply = Call::AuthReply {
+        request,
+        allow,
+        reason,
+    };
+    send_on_live(shared, generation, reply);
+}
+
+/// Sends `call` on the long-lived connection, if it is still generation `generation`'s
+/// (a reply to a request of an earlier connection meant nothing to the new one).
+fn send_on_live(shared: &Shared, generation: u64, call: Call) {
     let mut guard = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
     let Some((live, writer)) = guard.as_mut() else {
         return;
@@ -333,16 +350,8 @@ fn send_auth_reply(
         return;
     }
     let id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed) as u64;
-    if let Err(e) = write_request(
-        writer,
-        id,
-        Call::AuthReply {
-            request,
-            allow,
-            reason,
-        },
-    ) {
-        tracing::warn!("cannot send an auth reply to stratad: {e}");
+    if let Err(e) = write_request(writer, id, call) {
+        tracing::warn!("cannot send a reply to stratad: {e}");
         let _ = writer.shutdown(std::net::Shutdown::Both);
     }
 }
@@ -446,4 +455,73 @@ fn record(shared: &Shared, req: &AuthRequest, allow: bool, defaulted: bool) {
             c.auth_defaulted += 1;
         }
     });
+}
+
+/// Answers one client call through the `on_call` hook without blocking the connection
+/// thread: the hook runs on a thread of its own (bounded by `max_pending`, shared with the
+/// auth hooks; past it the call fails at once), whose agent bounds the whole HTTP call by
+/// the hook timeout. The calls and broadcasts the hook's reply asks for go out afterwards,
+/// each on a short control connection of its own.
+fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
+    let hooks = &shared.opts.hooks;
+    let Some(url) = hooks.call_url_for(&req.app).map(str::to_owned) else {
+        let why = format!("No handler for {} in application {}.", req.method, req.app);
+        send_on_live(shared, generation, rpc_reply(&req, RpcOutcome::failed(why)));
+        return;
+    };
+    let max = hooks.max_pending;
+    if shared.pending_hooks.fetch_add(1, Ordering::AcqRel) >= max {
+        shared.pending_hooks.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(
+            "{max} hook calls already pending; call {} of client {} fails",
+            req.method,
+            req.client.id
+        );
+        let outcome = RpcOutcome::failed("Manager busy.");
+        send_on_live(shared, generation, rpc_reply(&req, outcome));
+        return;
+    }
+    let s = shared.clone();
+    let started = spawn("stratactl-rpc", move || {
+        let reply = crate::rpc_hook::call(&s.agent, &url, &req);
+        s.pending_hooks.fetch_sub(1, Ordering::AcqRel);
+        if let Some(e) = &reply.outcome.error {
+            tracing::info!(
+                "call {} of client {} ({}/{}): {} {}",
+                req.method,
+                req.client.id,
+                req.app,
+                req.instance,
+                e.code,
+                e.description
+            );
+        }
+        send_on_live(&s, generation, rpc_reply(&req, reply.outcome));
+        for ask in reply.asks {
+            let what = format!("{ask:?}");
+            let timeout = match &ask {
+                Call::ClientCall { timeout_ms, .. } => {
+                    Duration::from_millis(timeout_ms.unwrap_or(5_000)) + Duration::from_secs(2)
+                }
+                _ => crate::client::DEFAULT_TIMEOUT,
+            };
+            let done = crate::client::ControlClient::connect_with_timeout(&s.opts.socket, timeout)
+                .and_then(|mut c| c.request(ask));
+            match done {
+                Ok(reply) => tracing::debug!("hook asked {what}: {reply:?}"),
+                Err(e) => tracing::warn!("hook asked {what}: {e}"),
+            }
+        }
+    });
+    if started.is_err() {
+        shared.pending_hooks.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!("cannot start a hook thread; stratad ends the call at its timeout");
+    }
+}
+
+fn rpc_reply(req: &RpcRequest, outcome: RpcOutcome) -> Call {
+    Call::RpcReply {
+        request: req.request,
+        outcome,
+    }
 }

@@ -11,6 +11,10 @@
 //! timeout_ms = 2000      # a hook that has not answered by then gets `default`
 //! default = "deny"       # "allow" (fail open) or "deny" (fail closed), also when the hook is down
 //! max_pending = 64       # hook calls in flight at once; past it, requests get `default` at once
+//! on_call = "http://127.0.0.1:9000/rpc"       # client calls to application methods (JSON POST)
+//!
+//! [hooks.app.chat]       # per application: overrides on_call for clients of `chat`
+//! on_call = "http://127.0.0.1:9000/chat-rpc"
 //!
 //! [reconnect]
 //! initial_ms = 200       # first wait after stratad is found absent, doubled each attempt
@@ -20,6 +24,7 @@
 //! Command-line flags override the file.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,6 +70,16 @@ pub struct HookConfig {
     pub timeout_ms: u64,
     pub default: Decision,
     pub max_pending: usize,
+    /// Client calls to methods stratad does not have built in (see `rpc_hook`).
+    pub on_call: Option<String>,
+    /// Per-application overrides, by application name.
+    pub app: BTreeMap<String, AppHooks>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppHooks {
+    pub on_call: Option<String>,
 }
 
 impl Default for HookConfig {
@@ -76,6 +91,8 @@ impl Default for HookConfig {
             timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
             default: Decision::Allow,
             max_pending: DEFAULT_MAX_PENDING,
+            on_call: None,
+            app: BTreeMap::new(),
         }
     }
 }
@@ -89,6 +106,19 @@ impl HookConfig {
             "play" => self.on_play.as_deref(),
             _ => None,
         }
+    }
+
+    /// The `on_call` URL for clients of `app`: its own, else the general one.
+    pub fn call_url_for(&self, app: &str) -> Option<&str> {
+        self.app
+            .get(app)
+            .and_then(|a| a.on_call.as_deref())
+            .or(self.on_call.as_deref())
+    }
+
+    /// Whether any application's calls go to a hook (the manager then answers calls).
+    pub fn any_call(&self) -> bool {
+        self.on_call.is_some() || self.app.values().any(|a| a.on_call.is_some())
     }
 
     pub fn any(&self) -> bool {
@@ -143,6 +173,19 @@ impl ManagerConfig {
                 }
             }
         }
+        let call_urls = std::iter::once(("on_call".to_string(), &self.hooks.on_call)).chain(
+            self.hooks
+                .app
+                .iter()
+                .map(|(app, h)| (format!("app.{app}.on_call"), &h.on_call)),
+        );
+        for (name, url) in call_urls {
+            if let Some(url) = url.as_deref().filter(|u| !u.starts_with("http://")) {
+                return Err(format!(
+                    "hooks.{name} = {url:?}: only http:// URLs are supported"
+                ));
+            }
+        }
         if self.hooks.timeout_ms == 0 {
             return Err("hooks.timeout_ms must be above 0".into());
         }
@@ -185,6 +228,32 @@ mod tests {
         assert!(ManagerConfig::parse("[hooks]\ndefault = \"maybe\"").is_err());
         assert!(ManagerConfig::parse("[hooks]\non_publsh = \"http://x\"").is_err());
         assert!(ManagerConfig::parse("[hooks]\non_play = \"https://x\"").is_err());
+    }
+
+    #[test]
+    fn call_hooks_have_per_application_overrides() {
+        let c = ManagerConfig::parse(
+            r#"
+            [hooks]
+            on_call = "http://127.0.0.1:1/rpc"
+            [hooks.app.chat]
+            on_call = "http://127.0.0.1:1/chat"
+            [hooks.app.quiet]
+            "#,
+        )
+        .expect("parse");
+        assert_eq!(
+            c.hooks.call_url_for("chat"),
+            Some("http://127.0.0.1:1/chat")
+        );
+        assert_eq!(
+            c.hooks.call_url_for("quiet"),
+            Some("http://127.0.0.1:1/rpc")
+        );
+        assert_eq!(c.hooks.call_url_for("live"), Some("http://127.0.0.1:1/rpc"));
+        assert!(c.hooks.any_call());
+        assert!(!c.hooks.any(), "no auth hook");
+        assert!(ManagerConfig::parse("[hooks.app.x]\non_call = \"https://x\"").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use control::client::{Answer, ControlClient, Unsolicited};
 use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{ManagerConfig, DEFAULT_HTTP};
 use control::protocol::{Call, Reply, DEFAULT_SOCKET};
-use control::{table, tune};
+use control::{rpc_cli, table, tune};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +44,21 @@ enum Command {
     Reload,
     /// Print events (connect, publish, play...) until interrupted
     Events,
+    /// Call a method on a client and print what it returns (ARGS: JSON values)
+    Call {
+        client: u64,
+        method: String,
+        args: Vec<String>,
+        /// How long to wait for the client's answer [default: 5000]
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+    /// Call a method on every client of APP or APP/INSTANCE, on every worker (no answer)
+    Broadcast {
+        target: String,
+        method: String,
+        args: Vec<String>,
+    },
     /// Run the manager: admin API, Prometheus metrics, auth hooks
     Serve {
         /// Where to serve HTTP [default: 127.0.0.1:8086]
@@ -102,6 +117,38 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             &socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             cli.json,
         ),
+        Command::Call {
+            client,
+            method,
+            args,
+            timeout_ms,
+        } => {
+            let path = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+            let answer = rpc_cli::call(&path, client, method, rpc_cli::args(&args), timeout_ms)?;
+            match (answer.result, answer.error) {
+                (_, Some(e)) => Err(format!(
+                    "the client answered _error: {} ({})",
+                    e.description, e.code
+                )),
+                (Some(v), None) => {
+                    println!("{v}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                (None, None) => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::Broadcast {
+            target,
+            method,
+            args,
+        } => {
+            let path = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+            println!(
+                "{}",
+                rpc_cli::broadcast(&path, &target, method, rpc_cli::args(&args))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { http, config } => serve(socket, http, config),
         Command::Tune { action, profiles } => tune_cmd(action, profiles.as_deref()),
     }
@@ -131,6 +178,10 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
         Reply::Status(s) => table::status(&s),
         Reply::Streams { streams } => table::streams(&streams, now()),
         Reply::Clients { clients } => table::clients(&clients, now()),
+        Reply::Answer { answer } => format!(
+            "{}\n",
+            serde_json::to_string(&answer).map_err(|e| e.to_string())?
+        ),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {
