@@ -4,11 +4,14 @@
 //! [`tools`] (ffmpeg/ffprobe/rtmpdump children), [`sample_media`] and [`publisher`] (what is
 //! published), [`media_probe`] (what ffprobe sees), [`recorder`] (a viewer that must keep
 //! receiving), [`live_fixture`] (server + publisher + viewer), [`rtmp_client`] (our own blocking
-//! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files).
+//! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files),
+//! [`json_hook`] (a JSON webhook), [`pyrtmp`] (python-librtmp and stratactl binaries).
 
+pub mod json_hook;
 pub mod live_fixture;
 pub mod media_probe;
 pub mod publisher;
+pub mod pyrtmp;
 pub mod raw_chunk;
 pub mod recorder;
 pub mod rtmp_client;

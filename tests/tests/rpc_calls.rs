@@ -1,0 +1,346 @@
+//! NetConnection RPC both ways with real clients (issue 11, "What it must show" 3 and the
+//! call-flood part of 5): python-librtmp calls a method the manager's `on_call` webhook
+//! answers and one nobody answers; `stratactl call` calls a method python-librtmp
+//! registered and prints its return value, and times out on one it did not; `stratactl
+//! broadcast` reaches it; a flood of calls from one client leaves another's calls prompt.
+
+use control::client::ControlClient;
+use control::manager::{Manager, ManagerOptions};
+use control::manager_config::{HookConfig, ReconnectConfig};
+use control::protocol::{Call, Reply};
+use dataplane::proto::amf0::Amf0Value;
+use e2e::bounds;
+use e2e::json_hook::{HookAnswer, JsonHook};
+use e2e::pyrtmp::{python, stratactl_bin};
+use e2e::rtmp_client::{info_code, RtmpClient};
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{workspace_dir, Server, ServerOptions};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// `add` sums, `slow` answers after 300 ms, anything else is a 404 (a failed call).
+fn hook(body: &Value) -> HookAnswer {
+    let arg = |i: usize| body["args"][i].as_f64().unwrap_or(f64::NAN);
+    match body["method"].as_str() {
+        Some("add") => (200, json!({"result": arg(0) + arg(1)}), Duration::ZERO),
+        Some("slow") => (200, json!({"result": "late"}), Duration::from_millis(300)),
+        _ => (404, json!({}), Duration::ZERO),
+    }
+}
+
+fn server_with_socket(dir: &ScratchDir) -> (Server, PathBuf) {
+    let socket = dir.join("stratad.sock");
+    let config = format!("[control]\nsocket = {:?}\n", socket.display().to_string());
+    let server = Server::start_with(ServerOptions {
+        config: Some(config),
+        ..ServerOptions::default()
+    });
+    (server, socket)
+}
+
+fn manager(socket: &Path, on_call: &str) -> Manager {
+    Manager::start(ManagerOptions {
+        socket: socket.to_path_buf(),
+        http: "127.0.0.1:0".into(),
+        hooks: HookConfig {
+            on_call: Some(on_call.into()),
+            ..HookConfig::default()
+        },
+        reconnect: ReconnectConfig {
+            initial_ms: 50,
+            max_ms: 200,
+        },
+    })
+    .expect("manager")
+}
+
+/// A client of `chat` once the manager answers calls: `add` is retried (bounded) until the
+/// registration has reached stratad.
+fn chat_client(server: &Server) -> RtmpClient {
+    let mut c = RtmpClient::connected(server.addr(), "chat").expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = c
+            .call(
+                "add",
+                &[Amf0Value::Number(1.0), Amf0Value::Number(2.0)],
+                bounds::MESSAGE,
+            )
+            .expect("a reply to add");
+        if reply.name == "_result" {
+            assert_eq!(
+                reply.args.first(),
+                Some(&Amf0Value::Number(3.0)),
+                "{reply:?}"
+            );
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the manager never answered calls: {reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed (by pid) when dropped, also when the test panics.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stratactl(socket: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(stratactl_bin())
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run stratactl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("stratactl {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn chat_client_ids(socket: &Path) -> Vec<(u64, String)> {
+    let mut c = ControlClient::connect(socket).expect("control");
+    match c.request(Call::Clients).expect("clients") {
+        Reply::Clients { clients } => clients
+            .into_iter()
+            .filter(|c| c.app.as_deref() == Some("chat"))
+            .map(|c| (c.id, c.addr))
+            .collect(),
+        other => panic!("clients answered {other:?}"),
+    }
+}
+
+fn http_post(addr: SocketAddr, path: &str, body: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the manager");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").expect("HTTP response");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn python_librtmp_and_stratactl_call_each_other_through_the_webhook() {
+    let dir = ScratchDir::new("rpc-python");
+    let (server, socket) = server_with_socket(&dir);
+    let hook = JsonHook::start(hook);
+    let manager = manager(&socket, &hook.url);
+    let ours = chat_client(&server);
+
+    let script = workspace_dir().join("tests/py/rpc_client.py");
+    let mut py = Killed(
+        Command::new(python())
+            .arg(&script)
+            .arg(server.url("chat"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python-librtmp"),
+    );
+    let (tx, lines) = mpsc::channel();
+    let stdout = py.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("python-librtmp said nothing; expected {what}"))
+    };
+
+    // Client to server: the webhook's result, and NetConnection.Call.Failed for nobody's.
+    assert_eq!(next("add"), "add: 5.0");
+    let nosuch = next("nosuch");
+    assert!(
+        nosuch.contains("NetConnection.Call.Failed"),
+        "a call nobody handles: {nosuch}"
+    );
+    let asked = hook.seen();
+    let add = asked
+        .iter()
+        .find(|b| b["method"] == "add" && b["args"] == json!([2.0, 3.0]))
+        .unwrap_or_else(|| panic!("the hook saw no add(2, 3): {asked:?}"));
+    assert_eq!(add["app"], "chat");
+    assert_eq!(add["instance"], "_definst_");
+    assert!(add["client"]["id"].as_u64().is_some(), "{add}");
+    assert_eq!(next("ready"), "ready");
+
+    // Server to client: the python client is the chat client that is not ours.
+    let mine = ours.local_addr().to_string();
+    let theirs: Vec<u64> = chat_client_ids(&socket)
+        .into_iter()
+        .filter(|(_, addr)| *addr != mine)
+        .map(|(id, _)| id)
+        .collect();
+    let [id] = theirs[..] else {
+        panic!("one python client expected: {theirs:?}")
+    };
+    let id = id.to_string();
+    let silent = stratactl(&socket, &["call", &id, "nothing", "--timeout-ms", "500"]);
+    assert!(!silent.status.success(), "a method python did not register");
+    let err = String::from_utf8_lossy(&silent.stderr);
+    assert!(err.contains("did not answer"), "{err}");
+
+    let hello = stratactl(&socket, &["call", &id, "hello", "ann"]);
+    assert!(
+        hello.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hello.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&hello.stdout).trim(),
+        "\"hello ann\""
+    );
+    assert_eq!(next("answered hello"), "answered hello");
+
+    let sent = stratactl(&socket, &["broadcast", "chat", "greet", "all"]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sent.stdout).trim(),
+        "sent to 2 clients"
+    );
+    assert_eq!(next("greet"), "greet: [\"all\"]");
+
+    // The admin API's call route: an unknown client is a 404.
+    let (status, body) = http_post(
+        manager.http_addr(),
+        "/api/v1/clients/999999/call",
+        r#"{"method": "hello", "args": ["x"]}"#,
+    );
+    assert!(status.contains(" 404"), "{status} {body}");
+    drop(ours);
+}
+
+#[test]
+fn a_call_flood_from_one_client_leaves_another_clients_calls_prompt() {
+    let dir = ScratchDir::new("rpc-flood");
+    let (server, socket) = server_with_socket(&dir);
+    let hook = JsonHook::start(hook);
+    let _manager = manager(&socket, &hook.url);
+    let mut flooder = chat_client(&server);
+    let mut other = chat_client(&server);
+
+    const FLOOD: usize = 100;
+    let mut sent = Vec::new();
+    for _ in 0..FLOOD {
+        sent.push(
+            flooder
+                .send_command(0, "slow", Amf0Value::Null, &[])
+                .expect("send a call"),
+        );
+    }
+    let asked = Instant::now();
+    let reply = other
+        .call(
+            "add",
+            &[Amf0Value::Number(20.0), Amf0Value::Number(22.0)],
+            bounds::MESSAGE,
+        )
+        .expect("the other client's call is answered");
+    let took = asked.elapsed();
+    assert_eq!(
+        reply.args.first(),
+        Some(&Amf0Value::Number(42.0)),
+        "{reply:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "the other client waited {took:?}"
+    );
+
+    // Answers come out of order (refusals at once, results as the hook answers): count
+    // each call's one answer, whichever comes first.
+    let (mut results, mut refused) = (0, 0);
+    for _ in 0..FLOOD {
+        let r = flooder
+            .wait_command(Duration::from_secs(20), "an answer of the flood", |c| {
+                (c.name == "_result" || c.name == "_error") && sent.contains(&c.transaction_id)
+            })
+            .expect("every call of the flood is answered");
+        match r.name.as_str() {
+            "_result" => results += 1,
+            _ => {
+                assert_eq!(info_code(&r).as_deref(), Some("NetConnection.Call.Failed"));
+                refused += 1;
+            }
+        }
+    }
+    assert!(results >= 1, "some calls of the flood reached the hook");
+    assert!(refused >= FLOOD / 2, "{refused} refused of {FLOOD}");
+    assert!(
+        server
+            .wait_log_line(&["calls refused"], Duration::from_secs(5))
+            .is_some(),
+        "the flood is logged"
+    );
+    // The flooder stays connected and served.
+    let reply = flooder
+        .call(
+            "add",
+            &[Amf0Value::Number(1.0), Amf0Value::Number(1.0)],
+            bounds::MESSAGE,
+        )
+        .expect("the flooder is still served");
+    assert_eq!(reply.args.first(), Some(&Amf0Value::Number(2.0)));
+}
+
+#[test]
+fn without_a_manager_an_application_call_fails_at_once() {
+    let server = Server::start();
+    let mut c = RtmpClient::connected(server.addr(), "chat").expect("connect");
+    let reply = c
+        .call("anything", &[Amf0Value::string("x")], bounds::MESSAGE)
+        .expect("a reply");
+    assert_eq!(reply.name, "_error");
+    assert_eq!(
+        info_code(&reply).as_deref(),
+        Some("NetConnection.Call.Failed")
+    );
+    // Built-in methods keep their answers.
+    let reply = c
+        .call(
+            "getStreamLength",
+            &[Amf0Value::string("x")],
+            bounds::MESSAGE,
+        )
+        .expect("a reply");
+    assert_eq!(reply.name, "_result");
+}
