@@ -19,14 +19,19 @@ pub fn python() -> PathBuf {
     venv
 }
 
-/// The stratactl binary: `STRATACTL_BIN`, else target/release, else target/debug.
+/// The stratactl binary: `STRATACTL_BIN`, else the one beside the stratad under test
+/// (the same build), else target/release, else target/debug.
 pub fn stratactl_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("STRATACTL_BIN") {
         return PathBuf::from(p);
     }
-    let found = ["release", "debug"]
-        .iter()
-        .map(|p| target_dir().join(p).join("stratactl"))
+    let beside = crate::server::stratad_bin().with_file_name("stratactl");
+    let found = std::iter::once(beside)
+        .chain(
+            ["release", "debug"]
+                .iter()
+                .map(|p| target_dir().join(p).join("stratactl")),
+        )
         .find(|p| p.exists());
     found.unwrap_or_else(|| {
         panic!("no stratactl binary: cargo build --bin stratactl (tests/run builds it)")
