@@ -3,7 +3,6 @@
 //! every body is kept for the test to look at.
 
 use serde_json::Value;
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

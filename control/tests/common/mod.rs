@@ -323,9 +323,20 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
                     message: format!("no client {client}"),
                 }),
             ),
-            Call::StopStream { .. } | Call::Reload | Call::Subscribe | Call::AuthRegister => {
-                (done(None), None)
-            }
+            Call::StopStream { .. }
+            | Call::Reload
+            | Call::Subscribe
+            | Call::AuthRegister
+            | Call::RpcRegister
+            | Call::RpcReply { .. }
+            | Call::Broadcast { .. } => (done(None), None),
+            Call::ClientCall { client, .. } => (
+                None,
+                Some(ErrorBody {
+                    code: "not_found".into(),
+                    message: format!("no client {client}"),
+                }),
+            ),
             Call::AuthReply { request, allow, .. } => {
                 inner
                     .seen

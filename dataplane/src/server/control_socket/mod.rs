@@ -662,10 +662,9 @@ impl ControlServer {
                     }
                     (PendingKind::Clients(acc), Answer::Clients(list)) => acc.extend(list),
                     (PendingKind::Found { found, .. }, Answer::Found(f)) => *found |= f,
-                    (PendingKind::Called { answer, .. }, Answer::Called(a)) => {
-                        if a.is_some() {
-                            *answer = a;
-                        }
+                    // Only the worker that has the client answers with something.
+                    (PendingKind::Called { answer, .. }, Answer::Called(a @ Some(_))) => {
+                        *answer = a;
                     }
                     (PendingKind::Count(n), Answer::Count(m)) => *n += m,
                     _ => {}
