@@ -181,6 +181,25 @@ fn amf3_decode_survives_mutations() {
 }
 
 #[test]
+fn amf_json_survives_mutations() {
+    let mut amf = vec![1u8];
+    amf0::encode_all(&connect_values(), &mut amf);
+    let mut typed = vec![1u8];
+    amf0::encode(
+        &Amf0Value::TypedObject {
+            class_name: "User".into(),
+            properties: vec![("$date".into(), Amf0Value::Number(f64::NAN))],
+        },
+        &mut typed,
+    );
+    let mut json = vec![0u8];
+    json.extend_from_slice(
+        br#"[{"$class":"U","a":{"$date":5}},{"$bytes":"AAE="},{"$ecma":{"k":1},"$dense":[2]},{"$dictionary":[[1,{"$undefined":true}]]},{"$object":{"$x":[null,{"$number":"NaN"}]}}]"#,
+    );
+    run(fuzzing::amf_json, &[amf, typed, json], 9);
+}
+
+#[test]
 fn handshake_survives_mutations() {
     let mut rng = StdRng::seed_from_u64(3);
     let mut seeds = Vec::new();

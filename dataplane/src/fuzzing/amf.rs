@@ -45,3 +45,38 @@ pub fn amf3_decode(data: &[u8]) {
         Err(e) => panic!("AMF3 re-encoding does not decode: {e}"),
     }
 }
+
+/// The AMF-as-JSON mapping of RPC arguments and results, both ways. A first byte of 0:
+/// the rest is JSON (a webhook's reply), which maps to AMF or to an error, and what it maps
+/// to encodes to AMF0 that decodes. Otherwise the rest is AMF0 (a client's arguments),
+/// whose JSON must always map back.
+pub fn amf_json(data: &[u8]) {
+    use crate::proto::amf_json::{from_json, to_json};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    if which == 0 {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(rest) else {
+            return;
+        };
+        if let Ok(value) = from_json(&json) {
+            let mut encoded = Vec::new();
+            amf0::encode(&value, &mut encoded);
+            match amf0::decode_all(&encoded) {
+                Ok(again) => again.iter().for_each(|v| drop(to_json(v))),
+                Err(e) if budget_error(&e) => {}
+                Err(e) => panic!("AMF0 from JSON does not decode: {e}"),
+            }
+        }
+        return;
+    }
+    let Ok(values) = amf0::decode_all(rest) else {
+        return;
+    };
+    for v in &values {
+        let json = to_json(v);
+        if let Err(e) = from_json(&json) {
+            panic!("the JSON of an AMF value does not map back ({e}): {json}");
+        }
+    }
+}
