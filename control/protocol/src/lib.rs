@@ -4,7 +4,8 @@
 //! Version 1. A client sends `Request`s, each with an id it chooses; the server answers
 //! each with exactly one `Response` carrying that id, in any order. After `subscribe` the
 //! server also sends `Event` lines; after `auth_register` it sends `AuthRequest` lines,
-//! which the client answers with `auth_reply` requests. Unknown fields are ignored (so
+//! which the client answers with `auth_reply` requests; after `rpc_register`, `RpcRequest`
+//! lines answered with `rpc_reply` (see `rpc`). Unknown fields are ignored (so
 //! later versions may add fields); an unknown method gets an `unknown_method` error.
 //!
 //! A crate of its own so that both processes share these types and neither links the
