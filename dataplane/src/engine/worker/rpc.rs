@@ -263,3 +263,113 @@ impl Worker {
         Answer::Count(sent)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use control_protocol::RpcRequest;
+
+    use super::*;
+    use crate::app::incoming_calls::MAX_PENDING;
+    use crate::engine::worker::testing::worker;
+
+    fn command(name: &str, transaction: f64, args: Vec<Amf0Value>) -> SessionEvent {
+        SessionEvent::Command {
+            stream_id: 0,
+            amf3: false,
+            command: Command {
+                name: name.into(),
+                transaction_id: transaction,
+                command_object: Amf0Value::Null,
+                args,
+            },
+        }
+    }
+
+    /// A connected client of chat/room, and its peer's end (kept open by the caller).
+    fn connected(w: &mut Worker) -> (ConnRef, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let r = w.adopt(ours.into_raw_fd());
+        let connect = Command {
+            name: "connect".into(),
+            transaction_id: 1.0,
+            command_object: Amf0Value::object([("app", Amf0Value::string("chat/room"))]),
+            args: vec![],
+        };
+        let config = Arc::clone(&w.config);
+        let c = w.conns.get_mut(r).expect("adopted");
+        c.client
+            .nc
+            .on_command(0, &connect, &config, &mut Vec::new());
+        assert!(c.client.nc.is_connected());
+        (r, theirs)
+    }
+
+    fn asked(control: &crate::engine::mailbox::MailboxReceiver<ControlInbound>) -> Vec<RpcRequest> {
+        let mut out = Vec::new();
+        while let Some(m) = control.try_recv() {
+            if let ControlInbound::Rpc { request, .. } = m {
+                out.push(request);
+            }
+        }
+        out
+    }
+
+    fn waiting(w: &Worker, r: ConnRef) -> usize {
+        w.pending_rpc.values().filter(|c| **c == r).count()
+    }
+
+    #[test]
+    fn without_a_manager_nothing_is_asked() {
+        let (mut w, control) = worker();
+        let (r, _peer) = connected(&mut w);
+        w.on_session_event(r, command("addUser", 2.0, vec![]));
+        assert!(asked(&control).is_empty());
+        assert_eq!(waiting(&w, r), 0);
+    }
+
+    #[test]
+    fn calls_go_to_the_manager_bounded_and_answers_settle_them() {
+        let (mut w, control) = worker();
+        w.shared.rpc_manager.store(true, Ordering::Relaxed);
+        let (r, _peer) = connected(&mut w);
+        w.on_session_event(r, command("add", 2.0, vec![Amf0Value::Number(1.0)]));
+        let first = asked(&control);
+        let [req] = &first[..] else {
+            panic!("{first:?}")
+        };
+        assert_eq!((req.app.as_str(), req.method.as_str()), ("chat", "add"));
+        assert_eq!(req.args, vec![serde_json::json!(1.0)]);
+        assert_eq!(waiting(&w, r), 1);
+
+        // A built-in method is not asked about.
+        w.on_session_event(r, command("getStreamLength", 3.0, vec![]));
+        assert!(asked(&control).is_empty());
+
+        // A flood: past MAX_PENDING waiting, calls are not asked about.
+        for t in 0..(MAX_PENDING * 2) {
+            w.on_session_event(r, command("slow", 10.0 + t as f64, vec![]));
+        }
+        assert_eq!(asked(&control).len(), MAX_PENDING - 1);
+        assert_eq!(waiting(&w, r), MAX_PENDING);
+
+        // Answers (and a deadline) settle calls once; a second answer finds nothing.
+        w.rpc_answered(req.request, &RpcOutcome::result(serde_json::json!(2)));
+        assert_eq!(waiting(&w, r), MAX_PENDING - 1);
+        w.rpc_answered(req.request, &RpcOutcome::result(serde_json::json!(2)));
+        assert_eq!(waiting(&w, r), MAX_PENDING - 1);
+        let any = *w.pending_rpc.keys().next().expect("one waits");
+        w.rpc_timed_out(any);
+        assert_eq!(waiting(&w, r), MAX_PENDING - 2);
+
+        // Room again: the next call is asked about.
+        w.on_session_event(r, command("add", 99.0, vec![]));
+        assert_eq!(asked(&control).len(), 1);
+
+        // The client goes: whatever it waited for is forgotten.
+        w.close(r, "test", false);
+        assert!(w.pending_rpc.is_empty());
+    }
+}
