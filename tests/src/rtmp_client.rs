@@ -221,6 +221,23 @@ impl RtmpClient {
         self.wait_reply(tx, timeout)
     }
 
+    /// Waits for the server to call `method` on us and answers with what `answer` makes
+    /// of the call (`Ok`: `_result` with the value, `Err`: `_error` with the info object);
+    /// returns the call.
+    pub fn answer_call(
+        &mut self,
+        method: &str,
+        timeout: Duration,
+        answer: impl FnOnce(&Command) -> Result<Amf0Value, Amf0Value>,
+    ) -> io::Result<Command> {
+        let call = self.wait_command(timeout, method, |c| c.name == method)?;
+        let reply = answer(&call);
+        self.session
+            .answer(0, call.transaction_id, reply, &mut self.out);
+        self.flush()?;
+        Ok(call)
+    }
+
     /// Waits for `_result`/`_error` with this transaction id; other messages are skipped.
     pub fn wait_reply(&mut self, transaction: f64, timeout: Duration) -> io::Result<Reply> {
         self.wait_command(timeout, "a reply", |c| {

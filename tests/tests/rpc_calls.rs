@@ -344,3 +344,87 @@ fn without_a_manager_an_application_call_fails_at_once() {
         .expect("a reply");
     assert_eq!(reply.name, "_result");
 }
+
+/// Our client (the proto session's client role) answers calls the admin API makes:
+/// arguments and results cross JSON and AMF both ways (dates, typed objects), and an
+/// `_error` comes back with its code and description.
+#[test]
+fn the_api_call_route_returns_what_our_client_answers() {
+    let dir = ScratchDir::new("rpc-api");
+    let (server, socket) = server_with_socket(&dir);
+    let manager = manager(&socket, "http://127.0.0.1:9/unused");
+    let mut client = RtmpClient::connected(server.addr(), "chat").expect("connect");
+    let mine = client.local_addr().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        if let Some((id, _)) = chat_client_ids(&socket)
+            .into_iter()
+            .find(|(_, a)| *a == mine)
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "our client is not listed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let http = manager.http_addr();
+    let path = format!("/api/v1/clients/{id}/call");
+    let asking = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let body = r#"{"method": "whoAreYou", "args": [{"$date": 5}, {"$class": "User", "name": "ann"}]}"#;
+            http_post(http, &path, body)
+        })
+    };
+    let call = client
+        .answer_call("whoAreYou", bounds::MESSAGE, |_| {
+            Ok(Amf0Value::object([
+                ("ok", Amf0Value::Boolean(true)),
+                (
+                    "when",
+                    Amf0Value::Date {
+                        millis: 7.0,
+                        time_zone: 0,
+                    },
+                ),
+            ]))
+        })
+        .expect("the server calls us");
+    assert_eq!(
+        call.args,
+        vec![
+            Amf0Value::Date {
+                millis: 5.0,
+                time_zone: 0
+            },
+            Amf0Value::TypedObject {
+                class_name: "User".into(),
+                properties: vec![("name".into(), Amf0Value::string("ann"))],
+            },
+        ]
+    );
+    let (status, body) = asking.join().expect("the HTTP call");
+    assert!(status.contains(" 200"), "{status} {body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"result": {"ok": true, "when": {"$date": 7.0}}})
+    );
+
+    let asking = std::thread::spawn(move || http_post(http, &path, r#"{"method": "fail"}"#));
+    client
+        .answer_call("fail", bounds::MESSAGE, |_| {
+            Err(Amf0Value::object([
+                ("level", Amf0Value::string("error")),
+                ("code", Amf0Value::string("App.Nope")),
+                ("description", Amf0Value::string("not today")),
+            ]))
+        })
+        .expect("the server calls us");
+    let (status, body) = asking.join().expect("the HTTP call");
+    assert!(status.contains(" 200"), "{status} {body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"error": {"code": "App.Nope", "description": "not today"}})
+    );
+}

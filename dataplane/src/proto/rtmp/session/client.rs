@@ -63,6 +63,32 @@ impl Session {
         self.call_as(CallKind::Connect, 0, object, &[], out)
     }
 
+    /// Answers the peer's call `transaction` (a `SessionEvent::Command` of its) on
+    /// `stream_id`: `_result` with the value, or `_error` with the info object (`level`,
+    /// `code`, `description`). Transaction 0 expects no answer: nothing is written.
+    pub fn answer(
+        &mut self,
+        stream_id: u32,
+        transaction: f64,
+        answer: Result<Amf0Value, Amf0Value>,
+        out: &mut impl BufMut,
+    ) {
+        if transaction == 0.0 {
+            return;
+        }
+        let (name, value) = match answer {
+            Ok(v) => ("_result", v),
+            Err(info) => ("_error", info),
+        };
+        let values = [
+            Amf0Value::string(name),
+            Amf0Value::Number(transaction),
+            Amf0Value::Null,
+            value,
+        ];
+        self.write_command(stream_id, false, &values, out);
+    }
+
     /// `createStream`; the answer is `SessionEvent::StreamCreated` with the new stream's id.
     pub fn create_stream(&mut self, out: &mut impl BufMut) -> Result<u32, SessionError> {
         self.call_as(CallKind::CreateStream, 0, Amf0Value::Null, &[], out)

@@ -365,6 +365,39 @@ fn the_server_calls_the_client_and_gets_its_result() {
     );
 }
 
+/// The client answers the server's calls with `answer`: an `_error` reaches the server as
+/// the error of that call, and a call with transaction 0 gets no answer.
+#[test]
+fn the_client_answers_a_call_with_an_error_and_ignores_transaction_zero() {
+    let mut pair = Pair::new(HandshakeKind::Simple);
+    pair.connected_with_stream();
+    let tx = pair
+        .server
+        .call(0, "nope", Amf0Value::Null, &[], &mut pair.to_client)
+        .expect("room");
+    pair.pump();
+    let [SessionEvent::Command { command, .. }] = &pair.client_events[..] else {
+        panic!("{:?}", pair.client_events);
+    };
+    let transaction = command.transaction_id;
+    pair.client_events.clear();
+    let info = status("NetConnection.Call.Failed");
+    pair.client
+        .answer(0, transaction, Err(info), &mut pair.to_server);
+    pair.client
+        .answer(0, 0.0, Ok(Amf0Value::Null), &mut pair.to_server);
+    pair.pump();
+    assert!(
+        matches!(
+            &pair.server_events[..],
+            [SessionEvent::Error { transaction: t, command, .. }]
+                if *t == tx && command.info_str("code") == Some("NetConnection.Call.Failed")
+        ),
+        "{:?}",
+        pair.server_events
+    );
+}
+
 /// A `_result` for a transaction the client never used, or one already answered, is a
 /// command like any other.
 #[test]
