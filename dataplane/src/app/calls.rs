@@ -69,6 +69,11 @@ impl<T> Calls<T> {
         }
     }
 
+    /// The client goes away: every call still waiting, removed.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.waiting.drain(..).map(|w| w.what)
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.waiting.len()
@@ -96,6 +101,17 @@ mod tests {
         assert_eq!(calls.answered(8), None, "a duplicate answer");
         assert_eq!(calls.answered(99), None, "an answer to nothing");
         assert_eq!(calls.answered(7), Some("a"));
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn a_client_going_away_drains_its_calls() {
+        let mut calls = Calls::default();
+        calls.expect(1, "a", 0, 1_000);
+        calls.expect(2, "b", 0, 1_000);
+        let mut gone: Vec<_> = calls.drain().collect();
+        gone.sort_unstable();
+        assert_eq!(gone, ["a", "b"]);
         assert!(calls.is_empty());
     }
 

@@ -801,6 +801,19 @@ impl Worker {
         for request in c.client.incoming.clear() {
             self.pending_rpc.remove(&request);
         }
+        let client_id = c.client.id;
+        let queries: Vec<u64> = c
+            .client
+            .calls
+            .drain()
+            .filter_map(|call| call.query)
+            .collect();
+        for query in queries {
+            self.client_gone(query, client_id);
+        }
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
         if error {
             warn!(%peer, %app, reason, "connection closed");
         } else {

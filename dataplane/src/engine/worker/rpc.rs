@@ -218,6 +218,12 @@ impl Worker {
         }
     }
 
+    /// Client `client` went away while `query` waited for its answer to our call.
+    pub(super) fn client_gone(&self, query: u64, client: u64) {
+        let why = format!("client {client} disconnected before answering");
+        self.post_answer(query, Answer::Called(Some(RpcOutcome::failed(why))));
+    }
+
     pub(super) fn post_answer(&self, query: u64, answer: Answer) {
         self.shared
             .control
