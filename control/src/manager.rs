@@ -57,6 +57,7 @@ struct Counters {
     auth: BTreeMap<(String, bool), u64>,
     auth_defaulted: u64,
     reconnects: u64,
+    calls: BTreeMap<&'static str, u64>,
 }
 
 impl Shared {
@@ -71,6 +72,7 @@ impl Shared {
                 .collect(),
             auth_defaulted: c.auth_defaulted,
             reconnects: c.reconnects,
+            calls: c.calls.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }
 
@@ -466,7 +468,11 @@ fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
     let hooks = &shared.opts.hooks;
     let Some(url) = hooks.call_url_for(&req.app).map(str::to_owned) else {
         let why = format!("No handler for {} in application {}.", req.method, req.app);
-        send_on_live(shared, generation, rpc_reply(&req, RpcOutcome::failed(why)));
+        send_on_live(
+            shared,
+            generation,
+            rpc_reply(shared, &req, RpcOutcome::failed(why)),
+        );
         return;
     };
     let max = hooks.max_pending;
@@ -478,7 +484,7 @@ fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
             req.client.id
         );
         let outcome = RpcOutcome::failed("Manager busy.");
-        send_on_live(shared, generation, rpc_reply(&req, outcome));
+        send_on_live(shared, generation, rpc_reply(shared, &req, outcome));
         return;
     }
     let s = shared.clone();
@@ -496,7 +502,7 @@ fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
                 e.description
             );
         }
-        send_on_live(&s, generation, rpc_reply(&req, reply.outcome));
+        send_on_live(&s, generation, rpc_reply(&s, &req, reply.outcome));
         for ask in reply.asks {
             let what = format!("{ask:?}");
             let timeout = match &ask {
@@ -519,7 +525,14 @@ fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
     }
 }
 
-fn rpc_reply(req: &RpcRequest, outcome: RpcOutcome) -> Call {
+/// Counts the call's outcome and makes the reply that carries it.
+fn rpc_reply(shared: &Shared, req: &RpcRequest, outcome: RpcOutcome) -> Call {
+    let kind = match &outcome.error {
+        None => "result",
+        Some(e) if e.code == crate::protocol::CALL_FAILED => "failed",
+        Some(_) => "error",
+    };
+    shared.count(|c| *c.calls.entry(kind).or_default() += 1);
     Call::RpcReply {
         request: req.request,
         outcome,

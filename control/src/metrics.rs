@@ -17,6 +17,9 @@ pub struct ManagerCounters {
     pub auth_defaulted: u64,
     /// Times the manager connected to stratad.
     pub reconnects: u64,
+    /// Client calls answered through the `on_call` hook, by outcome: `result`, `error` (the
+    /// hook's own), `failed` (NetConnection.Call.Failed: no hook, hook down or slow, busy).
+    pub calls: Vec<(String, u64)>,
 }
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -279,6 +282,18 @@ pub fn render(
         "Auth requests answered with the configured default (hook down, slow or busy)",
         manager.auth_defaulted as f64,
     );
+    w.family(
+        "strata_manager_calls_total",
+        "counter",
+        "Client calls answered through the on_call hook, by outcome",
+    );
+    for (outcome, n) in &manager.calls {
+        w.sample(
+            "strata_manager_calls_total",
+            &[("outcome", outcome)],
+            *n as f64,
+        );
+    }
     w.out
 }
 
@@ -443,6 +458,23 @@ mod tests {
         let samples = parse(&text).expect(&text);
         assert!(samples.contains(&("strata_up".into(), vec![], 0.0)));
         assert!(!samples.iter().any(|(n, _, _)| n == "strata_connections"));
+    }
+
+    #[test]
+    fn call_outcomes_are_counted() {
+        let text = render(
+            None,
+            &ManagerCounters {
+                calls: vec![("result".into(), 3), ("failed".into(), 1)],
+                ..Default::default()
+            },
+        );
+        let samples = parse(&text).expect(&text);
+        assert!(samples.contains(&(
+            "strata_manager_calls_total".into(),
+            vec![("outcome".into(), "result".into())],
+            3.0
+        )));
     }
 
     #[test]

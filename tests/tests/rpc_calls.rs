@@ -246,6 +246,12 @@ fn python_librtmp_and_stratactl_call_each_other_through_the_webhook() {
         r#"{"method": "hello", "args": ["x"]}"#,
     );
     assert!(status.contains(" 404"), "{status} {body}");
+
+    // The manager counted the hook's outcomes (/metrics: strata_manager_calls_total).
+    let calls = manager.counters().calls;
+    let count = |k: &str| calls.iter().find(|(o, _)| o == k).map_or(0, |(_, n)| *n);
+    assert!(count("result") >= 2, "{calls:?}");
+    assert!(count("failed") >= 1, "{calls:?}");
     drop(ours);
 }
 
