@@ -6,7 +6,7 @@ use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::command::Command;
 use dataplane::proto::rtmp::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use dataplane::proto::rtmp::handshake::HandshakeKind;
-use dataplane::proto::rtmp::session::{Session, SessionConfig, SessionEvent};
+use dataplane::proto::rtmp::session::{CallAnswer, Session, SessionConfig, SessionEvent};
 use dataplane::proto::rtmp::{msg_type, Message};
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -222,13 +222,12 @@ impl RtmpClient {
     }
 
     /// Waits for the server to call `method` on us and answers with what `answer` makes
-    /// of the call (`Ok`: `_result` with the value, `Err`: `_error` with the info object);
-    /// returns the call.
+    /// of the call; returns the call.
     pub fn answer_call(
         &mut self,
         method: &str,
         timeout: Duration,
-        answer: impl FnOnce(&Command) -> Result<Amf0Value, Amf0Value>,
+        answer: impl FnOnce(&Command) -> CallAnswer,
     ) -> io::Result<Command> {
         let call = self.wait_command(timeout, method, |c| c.name == method)?;
         let reply = answer(&call);

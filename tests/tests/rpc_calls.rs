@@ -9,6 +9,7 @@ use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{HookConfig, ReconnectConfig};
 use control::protocol::{Call, Reply};
 use dataplane::proto::amf0::Amf0Value;
+use dataplane::proto::rtmp::session::CallAnswer;
 use e2e::bounds;
 use e2e::json_hook::{HookAnswer, JsonHook};
 use e2e::pyrtmp::{python, stratactl_bin};
@@ -383,7 +384,7 @@ fn the_api_call_route_returns_what_our_client_answers() {
     };
     let call = client
         .answer_call("whoAreYou", bounds::MESSAGE, |_| {
-            Ok(Amf0Value::object([
+            CallAnswer::Result(Amf0Value::object([
                 ("ok", Amf0Value::Boolean(true)),
                 (
                     "when",
@@ -419,7 +420,7 @@ fn the_api_call_route_returns_what_our_client_answers() {
     let asking = std::thread::spawn(move || http_post(http, &path, r#"{"method": "fail"}"#));
     client
         .answer_call("fail", bounds::MESSAGE, |_| {
-            Err(Amf0Value::object([
+            CallAnswer::Error(Amf0Value::object([
                 ("level", Amf0Value::string("error")),
                 ("code", Amf0Value::string("App.Nope")),
                 ("description", Amf0Value::string("not today")),

@@ -4,7 +4,7 @@
 
 use bytes::BufMut;
 
-use super::{CallKind, Framing, Handshake, Role, Session, SessionConfig, SessionError};
+use super::{CallAnswer, CallKind, Framing, Handshake, Role, Session, SessionConfig, SessionError};
 use crate::proto::amf0::Amf0Value;
 use crate::proto::rtmp::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::proto::rtmp::chunk_encoder::ChunkEncoder;
@@ -64,21 +64,20 @@ impl Session {
     }
 
     /// Answers the peer's call `transaction` (a `SessionEvent::Command` of its) on
-    /// `stream_id`: `_result` with the value, or `_error` with the info object (`level`,
-    /// `code`, `description`). Transaction 0 expects no answer: nothing is written.
+    /// `stream_id`. Transaction 0 expects no answer: nothing is written.
     pub fn answer(
         &mut self,
         stream_id: u32,
         transaction: f64,
-        answer: Result<Amf0Value, Amf0Value>,
+        answer: CallAnswer,
         out: &mut impl BufMut,
     ) {
         if transaction == 0.0 {
             return;
         }
         let (name, value) = match answer {
-            Ok(v) => ("_result", v),
-            Err(info) => ("_error", info),
+            CallAnswer::Result(v) => ("_result", v),
+            CallAnswer::Error(info) => ("_error", info),
         };
         let values = [
             Amf0Value::string(name),

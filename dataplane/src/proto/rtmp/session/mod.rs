@@ -105,6 +105,15 @@ pub enum SessionEvent {
     },
 }
 
+/// How we answer a call the peer made on us (`Session::answer`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallAnswer {
+    /// `_result` with this value.
+    Result(Amf0Value),
+    /// `_error` with this info object (`level`, `code`, `description`).
+    Error(Amf0Value),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// Its message says "handshake: ...".

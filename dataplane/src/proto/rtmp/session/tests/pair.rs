@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::super::{CallKind, Session, SessionConfig, SessionError, SessionEvent};
+use super::super::{CallAnswer, CallKind, Session, SessionConfig, SessionError, SessionEvent};
 use super::{controls, decode, server_config};
 use crate::proto::amf0::Amf0Value;
 use crate::proto::command::Command;
@@ -383,9 +383,13 @@ fn the_client_answers_a_call_with_an_error_and_ignores_transaction_zero() {
     pair.client_events.clear();
     let info = status("NetConnection.Call.Failed");
     pair.client
-        .answer(0, transaction, Err(info), &mut pair.to_server);
-    pair.client
-        .answer(0, 0.0, Ok(Amf0Value::Null), &mut pair.to_server);
+        .answer(0, transaction, CallAnswer::Error(info), &mut pair.to_server);
+    pair.client.answer(
+        0,
+        0.0,
+        CallAnswer::Result(Amf0Value::Null),
+        &mut pair.to_server,
+    );
     pair.pump();
     assert!(
         matches!(
