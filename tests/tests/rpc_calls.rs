@@ -417,6 +417,16 @@ fn the_api_call_route_returns_what_our_client_answers() {
         json!({"result": {"ok": true, "when": {"$date": 7.0}}})
     );
 
+    // Arguments outside the mapping are refused before any client is called.
+    let (status, body) = http_post(http, &path, r#"{"method": "m", "args": [{"$bytes": 1}]}"#);
+    assert!(status.contains(" 400"), "{status} {body}");
+    let (status, body) = http_post(
+        http,
+        "/api/v1/broadcast/chat",
+        r#"{"method": "m", "args": [{"$date": "soon"}]}"#,
+    );
+    assert!(status.contains(" 400"), "{status} {body}");
+
     let asking = std::thread::spawn(move || http_post(http, &path, r#"{"method": "fail"}"#));
     client
         .answer_call("fail", bounds::MESSAGE, |_| {

@@ -240,7 +240,7 @@ impl Worker {
         args: &[Value],
     ) -> Answer {
         let Ok(args) = rpc::args_from_json(args) else {
-            // The control thread checked nothing; every worker refuses alike.
+            // The control thread refuses such arguments before asking.
             return Answer::Count(0);
         };
         let mut values = Vec::with_capacity(args.len() + 3);

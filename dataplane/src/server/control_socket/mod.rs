@@ -560,6 +560,9 @@ impl ControlServer {
                 args,
                 timeout_ms,
             } => {
+                if let Err(e) = crate::app::rpc::args_from_json(&args) {
+                    return self.respond_error(token, id, "bad_request", &format!("args: {e}"));
+                }
                 let timeout_ms = timeout_ms
                     .unwrap_or(CALL_TIMEOUT_MS)
                     .clamp(1, MAX_CALL_TIMEOUT_MS);
@@ -584,6 +587,9 @@ impl ControlServer {
                 method,
                 args,
             } => {
+                if let Err(e) = crate::app::rpc::args_from_json(&args) {
+                    return self.respond_error(token, id, "bad_request", &format!("args: {e}"));
+                }
                 let ask = Query::Broadcast {
                     app,
                     instance,
