@@ -24,12 +24,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// `add` sums, `slow` answers after 300 ms, anything else is a 404 (a failed call).
+/// `add` sums, `slow` answers after 300 ms, `join` asks for a call back and a broadcast,
+/// anything else is a 404 (a failed call).
 fn hook(body: &Value) -> HookAnswer {
     let arg = |i: usize| body["args"][i].as_f64().unwrap_or(f64::NAN);
     match body["method"].as_str() {
         Some("add") => (200, json!({"result": arg(0) + arg(1)}), Duration::ZERO),
         Some("slow") => (200, json!({"result": "late"}), Duration::from_millis(300)),
+        // Answers, then asks the manager to call the caller back and tell the room.
+        Some("join") => (
+            200,
+            json!({"result": "joined",
+                   "call": {"method": "welcome", "args": [body["args"][0]]},
+                   "broadcast": {"method": "joinedRoom", "args": [body["args"][0]]}}),
+            Duration::ZERO,
+        ),
         _ => (404, json!({}), Duration::ZERO),
     }
 }
@@ -444,4 +453,36 @@ fn the_api_call_route_returns_what_our_client_answers() {
         body,
         json!({"error": {"code": "App.Nope", "description": "not today"}})
     );
+}
+
+/// The webhook's reply asks the manager to call the caller back and to broadcast to its
+/// instance: the caller gets its `_result`, then the call (which it answers), and every
+/// client of the instance gets the broadcast.
+#[test]
+fn the_webhook_reply_can_call_back_and_broadcast() {
+    let dir = ScratchDir::new("rpc-asks");
+    let (server, socket) = server_with_socket(&dir);
+    let hook = JsonHook::start(hook);
+    let _manager = manager(&socket, &hook.url);
+    let mut caller = chat_client(&server);
+    let mut other = chat_client(&server);
+
+    let reply = caller
+        .call("join", &[Amf0Value::string("ann")], bounds::MESSAGE)
+        .expect("join answered");
+    assert_eq!(reply.name, "_result");
+    assert_eq!(reply.args.first(), Some(&Amf0Value::string("joined")));
+    let welcome = caller
+        .answer_call("welcome", bounds::MESSAGE, |_| {
+            CallAnswer::Result(Amf0Value::Null)
+        })
+        .expect("called back");
+    assert_eq!(welcome.args, vec![Amf0Value::string("ann")]);
+    for c in [&mut caller, &mut other] {
+        let b = c
+            .wait_command(bounds::MESSAGE, "joinedRoom", |c| c.name == "joinedRoom")
+            .expect("the broadcast");
+        assert_eq!(b.transaction_id, 0.0, "a broadcast expects no answer");
+        assert_eq!(b.args, vec![Amf0Value::string("ann")]);
+    }
 }
