@@ -527,6 +527,19 @@ fn on_rpc_request(shared: &Arc<Shared>, generation: u64, req: RpcRequest) {
 
 /// Counts the call's outcome and makes the reply that carries it.
 fn rpc_reply(shared: &Shared, req: &RpcRequest, outcome: RpcOutcome) -> Call {
+    // stratad closes a connection that sends a line past the limit: a hook's huge result
+    // fails this call rather than the connection every auth and call goes through.
+    let size = serde_json::to_string(&outcome).map_or(0, |l| l.len());
+    let outcome = if size + 200 > crate::protocol::MAX_LINE {
+        tracing::warn!(
+            "hook result for {} of client {} is {size} bytes of JSON, over the line limit; the call fails",
+            req.method,
+            req.client.id
+        );
+        RpcOutcome::failed("The handler's result is too large.")
+    } else {
+        outcome
+    };
     let kind = match &outcome.error {
         None => "result",
         Some(e) if e.code == crate::protocol::CALL_FAILED => "failed",

@@ -31,6 +31,12 @@ fn hook(body: &Value) -> HookAnswer {
     match body["method"].as_str() {
         Some("add") => (200, json!({"result": arg(0) + arg(1)}), Duration::ZERO),
         Some("slow") => (200, json!({"result": "late"}), Duration::from_millis(300)),
+        // A result far over the control protocol's 64 KiB line.
+        Some("huge") => (
+            200,
+            json!({"result": "\u{1}".repeat(100_000)}),
+            Duration::ZERO,
+        ),
         // Answers, then asks the manager to call the caller back and tell the room.
         Some("join") => (
             200,
@@ -327,6 +333,33 @@ fn a_call_flood_from_one_client_leaves_another_clients_calls_prompt() {
             .is_some(),
         "the flood is logged"
     );
+    // Calls too large for the control protocol fail alone, both ways (a client's
+    // arguments: 20 000 control characters are 120 000 bytes of JSON; a hook's result of
+    // 600 000), and the manager stays connected: calls go on.
+    let big = Amf0Value::string("\u{1}".repeat(20_000));
+    for (method, args) in [("add", vec![big]), ("huge", vec![])] {
+        let reply = other
+            .call(method, &args, bounds::MESSAGE)
+            .expect("an answer");
+        assert_eq!(reply.name, "_error", "{method}");
+        assert_eq!(
+            info_code(&reply).as_deref(),
+            Some("NetConnection.Call.Failed")
+        );
+    }
+    let reply = other
+        .call(
+            "add",
+            &[Amf0Value::Number(2.0), Amf0Value::Number(2.0)],
+            bounds::MESSAGE,
+        )
+        .expect("still answered");
+    assert_eq!(
+        reply.args.first(),
+        Some(&Amf0Value::Number(4.0)),
+        "{reply:?}"
+    );
+
     // The flooder stays connected and served.
     let reply = flooder
         .call(

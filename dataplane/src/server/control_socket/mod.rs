@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use control_protocol::{
     AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, RpcOutcome,
-    RpcRequestLine, StreamInfo, PROTOCOL_VERSION,
+    RpcRequestLine, StreamInfo, MAX_LINE, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
@@ -715,24 +715,38 @@ impl ControlServer {
             }
             ControlInbound::Rpc { worker, request } => {
                 let id = request.request;
-                match self.rpc_owner {
-                    Some(owner) => {
-                        let line = serde_json::to_string(&RpcRequestLine { rpc: request })
-                            .unwrap_or_default();
-                        self.rpc_waiting.insert(id, worker);
-                        self.send(owner, &line);
-                    }
-                    None => {
-                        let outcome = RpcOutcome::failed("No manager answers calls.");
-                        self.post(
-                            worker,
-                            WorkerMsg::RpcAnswer {
-                                request: id,
-                                outcome,
-                            },
-                        );
-                    }
+                let Some(owner) = self.rpc_owner else {
+                    let outcome = RpcOutcome::failed("No manager answers calls.");
+                    return self.post(
+                        worker,
+                        WorkerMsg::RpcAnswer {
+                            request: id,
+                            outcome,
+                        },
+                    );
+                };
+                let client = request.client.id;
+                let line =
+                    serde_json::to_string(&RpcRequestLine { rpc: request }).unwrap_or_default();
+                // A line past the protocol's limit would make the manager drop the whole
+                // connection (auth included): this call fails alone.
+                if line.len() > MAX_LINE {
+                    warn!(
+                        client,
+                        bytes = line.len(),
+                        "client call too large for the manager; failed"
+                    );
+                    let outcome = RpcOutcome::failed("The call's arguments are too large.");
+                    return self.post(
+                        worker,
+                        WorkerMsg::RpcAnswer {
+                            request: id,
+                            outcome,
+                        },
+                    );
                 }
+                self.rpc_waiting.insert(id, worker);
+                self.send(owner, &line);
             }
             ControlInbound::ReloadSignal => match self.config.reload(&self.shared) {
                 Ok(message) => info!(%message, "configuration reloaded (SIGHUP)"),
@@ -763,8 +777,18 @@ impl ControlServer {
             }
             PendingKind::Called {
                 answer: Some(answer),
-                ..
-            } => self.respond(p.client, p.id, Reply::Answer { answer }),
+                client,
+            } => {
+                let reply = Reply::Answer { answer };
+                let size = serde_json::to_string(&reply).map_or(0, |l| l.len());
+                if size > MAX_LINE {
+                    let msg = format!(
+                        "client {client} answered {size} bytes of JSON, over the line limit"
+                    );
+                    return self.respond_error(p.client, p.id, "too_large", &msg);
+                }
+                self.respond(p.client, p.id, reply)
+            }
             PendingKind::Called { client, .. } if p.remaining > 0 => {
                 let msg = format!("client {client} did not answer in time");
                 self.respond_error(p.client, p.id, "timeout", &msg)
