@@ -45,6 +45,8 @@ const POLL_INTERVAL_MS: i32 = 200;
 /// the most it may name.
 const CALL_TIMEOUT_MS: u64 = 5_000;
 const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
+/// Client calls the manager has not answered after this long are forgotten here.
+const RPC_FORGET: Duration = Duration::from_secs(120);
 
 pub(super) struct Settings {
     pub(super) socket: PathBuf,
@@ -94,7 +96,9 @@ pub(super) struct ControlServer {
     /// The connection that answers client calls (`rpc_register`), and the calls it has
     /// not answered yet: request id → the worker waiting.
     rpc_owner: Option<u64>,
-    rpc_waiting: HashMap<u64, usize>,
+    /// (Each with when it was sent: a call the manager never answers is forgotten after
+    /// `RPC_FORGET`, the worker having failed it at its own deadline long before.)
+    rpc_waiting: HashMap<u64, (usize, Instant)>,
     sampler: Sampler,
     stop: Arc<AtomicBool>,
 }
@@ -326,7 +330,7 @@ impl ControlServer {
             self.rpc_owner = None;
             self.shared.rpc_manager.store(false, Ordering::Relaxed);
             info!("RPC manager gone: client calls to application methods fail");
-            for (request, worker) in std::mem::take(&mut self.rpc_waiting) {
+            for (request, (worker, _)) in std::mem::take(&mut self.rpc_waiting) {
                 let outcome = RpcOutcome::failed("The manager went away.");
                 self.post(worker, WorkerMsg::RpcAnswer { request, outcome });
             }
@@ -543,7 +547,7 @@ impl ControlServer {
                 self.respond_done(token, id);
             }
             Call::RpcReply { request, outcome } => match self.rpc_waiting.remove(&request) {
-                Some(worker) => {
+                Some((worker, _)) => {
                     self.post(worker, WorkerMsg::RpcAnswer { request, outcome });
                     self.respond_done(token, id);
                 }
@@ -745,7 +749,7 @@ impl ControlServer {
                         },
                     );
                 }
-                self.rpc_waiting.insert(id, worker);
+                self.rpc_waiting.insert(id, (worker, Instant::now()));
                 self.send(owner, &line);
             }
             ControlInbound::ReloadSignal => match self.config.reload(&self.shared) {
@@ -835,6 +839,8 @@ impl ControlServer {
             let _ = self.clients.get_mut(&t).map(Client::flush);
             self.drop_client(t);
         }
+        self.rpc_waiting
+            .retain(|_, (_, sent)| now.duration_since(*sent) < RPC_FORGET);
         self.sampler.tick(&self.shared.stats, now);
     }
 }
