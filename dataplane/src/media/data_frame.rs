@@ -12,9 +12,14 @@ use crate::proto::rtmp::session::MAX_COMMAND_SIZE;
 pub(crate) enum DataFrame {
     /// Forward this AMF0 payload; `keep` it for new viewers (`@setDataFrame`, `onMetaData`).
     Forward { payload: Bytes, keep: bool },
+    /// `@clearDataFrame`: the kept metadata goes (on every worker of the stream; `payload`
+    /// is what crosses to them); viewers are sent nothing.
+    ClearMetadata { payload: Bytes },
     /// Not forwarded, for this reason (for the log).
     Ignored(&'static str),
 }
+
+const CLEAR: &str = "@clearDataFrame";
 
 /// A data message from a publisher (`amf3`: sent as type 15).
 pub(crate) fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
@@ -25,6 +30,11 @@ pub(crate) fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
     let Ok(values) = command::decode_data(amf3, payload) else {
         return DataFrame::Ignored("undecodable data message ignored");
     };
+    if values.first().and_then(Amf0Value::as_str) == Some(CLEAR) {
+        return DataFrame::ClearMetadata {
+            payload: Bytes::from(command::encode_values(false, &values)),
+        };
+    }
     // `@setDataFrame` asks the server to keep what follows for new viewers.
     let (values, keep) = match values.first().and_then(Amf0Value::as_str) {
         Some("@setDataFrame") => (&values[1..], true),
@@ -35,6 +45,12 @@ pub(crate) fn from_publisher(amf3: bool, payload: &[u8]) -> DataFrame {
         payload: Bytes::from(command::encode_values(false, values)),
         keep,
     }
+}
+
+/// Whether a forwarded AMF0 data message is `@clearDataFrame` (see `ClearMetadata`).
+pub(crate) fn is_clear(payload: &[u8]) -> bool {
+    command::decode_data(false, payload)
+        .is_ok_and(|v| v.first().and_then(Amf0Value::as_str) == Some(CLEAR))
 }
 
 /// Whether a forwarded AMF0 data message is the stream's metadata (kept for new viewers on
@@ -84,6 +100,20 @@ mod tests {
             DataFrame::Forward { keep: false, .. }
         ));
         assert!(!is_metadata(&sent));
+    }
+
+    #[test]
+    fn clear_data_frame_clears_and_crosses_as_itself() {
+        let sent = data(&[
+            Amf0Value::string("@clearDataFrame"),
+            Amf0Value::string("onMetaData"),
+        ]);
+        let DataFrame::ClearMetadata { payload } = from_publisher(false, &sent) else {
+            panic!("a clear")
+        };
+        assert!(is_clear(&payload));
+        assert!(!is_metadata(&payload));
+        assert!(!is_clear(&data(&[Amf0Value::string("onCuePoint")])));
     }
 
     #[test]

@@ -170,6 +170,11 @@ impl<F: CachedFrame + Clone> GopCache<F> {
         (start, self.gop.iter().skip((start - front) as usize))
     }
 
+    /// `@clearDataFrame`: new viewers get no metadata until the publisher sends more.
+    pub(crate) fn clear_metadata(&mut self) {
+        self.metadata = None;
+    }
+
     /// The publisher left: the next one may send anything.
     pub(crate) fn clear(&mut self) {
         self.metadata = None;

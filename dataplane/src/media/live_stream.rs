@@ -375,6 +375,19 @@ impl LiveStream {
         }
     }
 
+    /// `@clearDataFrame` from this stream's source: the kept metadata goes, here and (from a
+    /// local publisher) on every worker this stream feeds, which get `m` to do the same.
+    /// Viewers are sent nothing.
+    pub fn clear_metadata<P: Port>(&mut self, m: MediaMessage, port: &mut P) {
+        self.gop.clear_metadata();
+        if let Source::Local { publish_id, .. } = self.source {
+            let frame = Frame::new(m);
+            for sink in &self.sinks {
+                sink.offer(&self.key, publish_id, &frame, port);
+            }
+        }
+    }
+
     /// A message from this stream's source (local publisher or another worker): into the
     /// GOP cache (if `cache`), to every sink, and to the local viewers: audio and video at
     /// the next media flush, anything else at once (after what is pending, so order holds).

@@ -633,9 +633,12 @@ impl Worker {
                 publish_id,
                 message,
             } => {
-                let cache = message.type_id != msg_type::DATA_AMF0
-                    || crate::media::data_frame::is_metadata(&message.payload);
                 let from = |s: &Source| matches!(s, Source::Remote { publish_id: id } if *id == publish_id);
+                let data = message.type_id == msg_type::DATA_AMF0;
+                if data && crate::media::data_frame::is_clear(&message.payload) {
+                    return self.clear_metadata(&key, message, from);
+                }
+                let cache = !data || crate::media::data_frame::is_metadata(&message.payload);
                 self.publish_frame(&key, message, cache, from);
             }
             WorkerMsg::StreamStopped { key, publish_id } => {

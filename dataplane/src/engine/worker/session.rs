@@ -63,6 +63,14 @@ impl Worker {
                 let amf3 = message.type_id == msg_type::DATA_AMF3;
                 let (payload, keep) = match data_frame::from_publisher(amf3, &message.payload) {
                     DataFrame::Forward { payload, keep } => (payload, keep),
+                    DataFrame::ClearMetadata { payload } => {
+                        let m = MediaMessage {
+                            timestamp: message.timestamp,
+                            type_id: msg_type::DATA_AMF0,
+                            payload,
+                        };
+                        return self.clear_metadata(&key, m, |s| is_publisher(s, r));
+                    }
                     DataFrame::Ignored(why) => {
                         if let Some(c) = self.conns.get(r) {
                             debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");

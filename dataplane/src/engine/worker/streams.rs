@@ -271,6 +271,19 @@ impl Worker {
         self.settle(key);
     }
 
+    /// `@clearDataFrame` from the stream's source (see `LiveStream::clear_metadata`).
+    pub(super) fn clear_metadata(
+        &mut self,
+        key: &StreamKey,
+        m: MediaMessage,
+        from: impl Fn(&Source) -> bool,
+    ) {
+        let mut port = port!(self);
+        if let Some(stream) = self.streams.get_mut(key).filter(|s| from(&s.source)) {
+            stream.clear_metadata(m, &mut port);
+        }
+    }
+
     /// Hands a stream's pending audio and video to its viewers (see
     /// `LiveStream::flush_pending`).
     pub(super) fn flush_stream(&mut self, key: &StreamKey) {

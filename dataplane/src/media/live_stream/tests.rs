@@ -763,3 +763,28 @@ fn a_catch_up_round_hands_each_joiner_at_most_its_budget() {
     }
     assert!(sim.stream.is_catching_up());
 }
+
+#[test]
+fn clear_data_frame_drops_the_kept_metadata_here_and_on_other_workers() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(200);
+    sim.stream.add_worker(3).expect("local publisher");
+    let has_metadata = |s: &LiveStream| s.gop.snapshot().any(|f| f.type_id == msg_type::DATA_AMF0);
+    assert!(has_metadata(&sim.stream));
+    let forwarded = sim.port.forwarded.len();
+    let viewer = sim.client(true);
+    sim.play(viewer);
+    let seen = sim.frames(viewer).len();
+    sim.stream.clear_metadata(
+        media(msg_type::DATA_AMF0, sim.now, &[2, 0, 1, b'@']),
+        &mut sim.port,
+    );
+    assert!(!has_metadata(&sim.stream), "a late joiner gets no metadata");
+    assert_eq!(
+        sim.port.forwarded.len(),
+        forwarded + 1,
+        "the other worker is told"
+    );
+    assert_eq!(sim.frames(viewer).len(), seen, "viewers are sent nothing");
+}
