@@ -11,7 +11,7 @@ pub mod manager_config;
 pub mod metrics;
 mod rpc_api;
 pub mod rpc_cli;
-pub mod rpc_hook;
+mod rpc_hook;
 pub mod table;
 pub mod tune;
 
