@@ -16,7 +16,7 @@ use crate::proto::command::Command;
 
 /// How long a client's call waits for the manager. The manager's own hook timeout (2 s
 /// by default) answers first; this ends the call when the manager never answers at all.
-const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Worker {
     /// Client `r` called an application method: the manager is asked, or the call fails
