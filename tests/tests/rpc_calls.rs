@@ -60,11 +60,16 @@ fn server_with_socket(dir: &ScratchDir) -> (Server, PathBuf) {
 }
 
 fn manager(socket: &Path, on_call: &str) -> Manager {
+    manager_with(socket, on_call, HookConfig::default().timeout_ms)
+}
+
+fn manager_with(socket: &Path, on_call: &str, timeout_ms: u64) -> Manager {
     Manager::start(ManagerOptions {
         socket: socket.to_path_buf(),
         http: "127.0.0.1:0".into(),
         hooks: HookConfig {
             on_call: Some(on_call.into()),
+            timeout_ms,
             ..HookConfig::default()
         },
         reconnect: ReconnectConfig {
@@ -518,4 +523,32 @@ fn the_webhook_reply_can_call_back_and_broadcast() {
         assert_eq!(b.transaction_id, 0.0, "a broadcast expects no answer");
         assert_eq!(b.args, vec![Amf0Value::string("ann")]);
     }
+}
+
+/// A hook slower than the manager's `timeout_ms` fails the call with
+/// NetConnection.Call.Failed, soon after the timeout, and the next call is served.
+#[test]
+fn a_slow_hook_fails_the_call_at_the_managers_timeout() {
+    let dir = ScratchDir::new("rpc-slow");
+    let (server, socket) = server_with_socket(&dir);
+    let hook = JsonHook::start(hook);
+    let _manager = manager_with(&socket, &hook.url, 150);
+    let mut c = chat_client(&server);
+    let asked = Instant::now();
+    let reply = c.call("slow", &[], bounds::MESSAGE).expect("an answer");
+    let took = asked.elapsed();
+    assert_eq!(reply.name, "_error");
+    assert_eq!(
+        info_code(&reply).as_deref(),
+        Some("NetConnection.Call.Failed")
+    );
+    assert!(took < Duration::from_secs(2), "failed after {took:?}");
+    let reply = c
+        .call(
+            "add",
+            &[Amf0Value::Number(1.0), Amf0Value::Number(1.0)],
+            bounds::MESSAGE,
+        )
+        .expect("an answer");
+    assert_eq!(reply.args.first(), Some(&Amf0Value::Number(2.0)));
 }
