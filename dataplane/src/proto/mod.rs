@@ -6,4 +6,5 @@ pub mod amf3;
 mod amf_error;
 pub use amf_error::AmfError;
 pub mod command;
+pub(crate) mod flv;
 pub mod rtmp;
