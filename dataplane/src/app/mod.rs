@@ -15,6 +15,7 @@ pub(crate) mod gate;
 pub(crate) mod instance;
 pub(crate) mod net_connection;
 pub(crate) mod net_stream;
+pub(crate) mod record_path;
 pub(crate) mod request;
 pub(crate) mod status;
 
