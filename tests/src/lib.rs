@@ -4,8 +4,10 @@
 //! [`tools`] (ffmpeg/ffprobe/rtmpdump children), [`sample_media`] and [`publisher`] (what is
 //! published), [`media_probe`] (what ffprobe sees), [`recorder`] (a viewer that must keep
 //! receiving), [`live_fixture`] (server + publisher + viewer), [`rtmp_client`] (our own blocking
-//! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files).
+//! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files), [`flv_source`] (an FLV file's tags, published by our
+//! client).
 
+pub mod flv_source;
 pub mod live_fixture;
 pub mod media_probe;
 pub mod publisher;

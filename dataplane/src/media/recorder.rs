@@ -16,6 +16,10 @@ use bytes::Bytes;
 use crate::proto::flv::writer::{self, tag_type};
 use crate::proto::rtmp::msg_type;
 
+/// What an appended recording's time starts after the file's last tag: one frame at
+/// 10 fps, more than one at any higher rate.
+const APPEND_GAP_MS: u32 = 100;
+
 /// A recording on a worker, as a sink of its stream names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecorderRef {
@@ -155,8 +159,11 @@ impl Recorder {
                 has_metadata,
             } => {
                 r.end = end;
-                // Continue just after the last tag, so time never goes back in the file.
-                r.offset_ts = last_timestamp.saturating_add(1);
+                // Continue after the last tag, so time never goes back in the file, with a
+                // gap of a frame or more so that the first new frame never shares a frame
+                // slot with the last old one (players at a constant frame rate would see
+                // two frames at one time).
+                r.offset_ts = last_timestamp.saturating_add(APPEND_GAP_MS);
                 r.last_ts = last_timestamp;
                 if has_metadata {
                     r.metadata_at = writer::FILE_HEADER_LEN as u64;
@@ -164,6 +171,13 @@ impl Recorder {
             }
         }
         r
+    }
+
+    /// The recording's time starts at this publisher timestamp rather than at the first
+    /// audio or video offered: a file after rotation starts at its key frame, and the
+    /// headers repeated before it (older timestamps) go at its start.
+    pub(crate) fn start_at(&mut self, timestamp: u32) {
+        self.base = Some(timestamp);
     }
 
     /// A frame of the stream, as a tag at the end of the buffer. Err if the recording
@@ -483,6 +497,21 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_file_starts_at_its_key_frame_with_the_headers_before_it() {
+        let mut r = Recorder::new(Start::Fresh, RecorderLimits::default(), 0);
+        r.start_at(60_000);
+        r.offer(msg_type::VIDEO, 0, &[0x17, 0, 0, 0, 0])
+            .expect("header");
+        r.offer(msg_type::VIDEO, 60_000, KEY).expect("key frame");
+        r.offer(msg_type::VIDEO, 60_040, KEY).expect("next");
+        assert_eq!(r.duration_ms(), 40);
+        let mut disk = Disk::default();
+        r.finish();
+        disk.run(&mut r, 0);
+        assert_eq!(last_ts(&disk.file), Some(40));
+    }
+
+    #[test]
     fn one_operation_at_a_time_and_short_writes_resume() {
         let mut r = Recorder::new(Start::Fresh, RecorderLimits::default(), 0);
         r.offer(msg_type::VIDEO, 0, KEY).expect("offered");
@@ -575,10 +604,7 @@ mod tests {
         r.finish();
         disk.run(&mut r, 0);
         assert!(r.is_done());
-        assert_eq!(last_ts(&disk.file), Some(961 + 960));
-        assert_eq!(
-            metadata_numbers(&disk.file),
-            (1.921, disk.file.len() as f64)
-        );
+        assert_eq!(last_ts(&disk.file), Some(960 + APPEND_GAP_MS + 960));
+        assert_eq!(metadata_numbers(&disk.file), (2.02, disk.file.len() as f64));
     }
 }

@@ -220,11 +220,14 @@ impl Worker {
         };
         info!(worker = self.id, stream = key.name(), path = %path.display(), append,
             "recording started");
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             start,
             RecorderLimits::default(),
             self.clock_ms(Instant::now()),
         );
+        if let Some(m) = &first {
+            recorder.start_at(m.timestamp);
+        }
         let sr = self.recordings.slab.insert(Recording {
             key: key.clone(),
             path,
