@@ -397,6 +397,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recording_keys_resolve_per_application() {
+        let c = Config::parse(
+            "[vod]\nroot = \"/srv/media\"\n[[application]]\nname = \"live\"\nrecord = \"all\"\n\
+             record_path = \"{name}-{time}.flv\"\nrecord_max_seconds = 60\n\
+             [[application]]\nname = \"quiet\"\n",
+            "t",
+        )
+        .expect("valid");
+        assert_eq!(c.vod.root.as_deref(), Some(Path::new("/srv/media")));
+        let live = c.application("live").expect("live").record;
+        assert!(live.all);
+        assert_eq!(
+            (live.path.as_str(), live.max_seconds),
+            ("{name}-{time}.flv", 60)
+        );
+        let quiet = c.application("quiet").expect("quiet").record;
+        assert_eq!(quiet, RecordPolicy::default());
+        assert_eq!(quiet.path, "{name}.flv");
+        let err = Config::parse(
+            "[[application]]\nname = \"live\"\nrecord = \"all\"\nrecord_max_bytes = 1000\n",
+            "t",
+        )
+        .expect_err("rotation without {time}");
+        assert!(err.to_string().contains("{time}"), "{err}");
+        assert!(Config::parse("[[application]]\nname = \"a\"\nrecord = \"some\"\n", "t").is_err());
+    }
+
+    #[test]
     fn empty_file_is_an_open_server() {
         let c = Config::parse("", "t").expect("empty config");
         assert_eq!(c, Config::default());
