@@ -3,6 +3,8 @@
 //! ffprobe and ffmpeg read without an error after a clean stop and after `kill -9`, and a
 //! full disk that fails the recording while the live stream's viewer goes on.
 
+use control::client::ControlClient;
+use control::protocol::{Call, Reply, ServerStatus, StreamInfo};
 use dataplane::proto::amf0::Amf0Value;
 use e2e::bounds;
 use e2e::flv_source::{probe_clean_duration, read_tags, send_tags, Tag};
@@ -49,6 +51,30 @@ fn assert_close(what: &str, got: f64, want: f64) {
         (got - want).abs() <= TOLERANCE_S,
         "{what}: the file lasts {got:.3} s, {want:.3} s were sent"
     );
+}
+
+fn control(server: &Server, c: Call) -> Reply {
+    let socket = server.control_socket().expect("a control socket");
+    ControlClient::connect(socket)
+        .and_then(|mut client| client.request(c))
+        .unwrap_or_else(|e| panic!("control call: {e}"))
+}
+
+fn stream_info(server: &Server, name: &str) -> Option<StreamInfo> {
+    match control(server, Call::Streams) {
+        // Each worker with viewers reports its copy; the publisher's has the recording.
+        Reply::Streams { streams } => streams
+            .into_iter()
+            .find(|s| s.name == name && s.publisher.is_some()),
+        other => panic!("streams answered {other:?}"),
+    }
+}
+
+fn status(server: &Server) -> ServerStatus {
+    match control(server, Call::Status) {
+        Reply::Status(s) => s,
+        other => panic!("status answered {other:?}"),
+    }
 }
 
 fn sample() -> Vec<Tag> {
@@ -167,6 +193,13 @@ fn record_all_records_an_ffmpeg_publish() {
             }
         }
     }
+    // Operators see it: the stream's recording in `stratactl streams`, the counter.
+    let file = recording(root.path(), "cam");
+    assert_eq!(
+        stream_info(&server, "cam").and_then(|s| s.recording),
+        Some(file.display().to_string())
+    );
+    assert_eq!(status(&server).recordings_started, 1);
     ffmpeg.interrupt(Duration::from_secs(5));
     server
         .wait_log_line(&["recording finished", "cam"], bounds::MESSAGE)
@@ -244,6 +277,12 @@ fn a_full_disk_fails_the_recording_and_the_stream_goes_on() {
             bounds::MESSAGE,
         )
         .expect("the log names the path and errno");
+    let counted = status(&server);
+    assert_eq!(
+        (counted.recordings_started, counted.recordings_failed),
+        (1, 1)
+    );
+    assert_eq!(stream_info(&server, "full").and_then(|s| s.recording), None);
     // The stream goes on: the viewer keeps receiving while the publisher sends.
     let publishing = std::thread::spawn(move || {
         let later: Vec<Tag> = tags

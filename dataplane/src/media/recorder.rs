@@ -354,6 +354,11 @@ impl Recorder {
         }
     }
 
+    /// It ended and is writing its last bytes, or done.
+    pub(crate) fn is_finishing(&self) -> bool {
+        matches!(self.state, State::Finishing | State::Done)
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }

@@ -85,6 +85,17 @@ impl Recordings {
     pub(crate) fn is_empty(&self) -> bool {
         self.active.is_empty()
     }
+
+    /// The file `key` is being recorded to, for the control socket.
+    pub(crate) fn path_of(&self, key: &StreamKey) -> Option<String> {
+        self.active
+            .iter()
+            .filter_map(|r| self.slab.get(*r))
+            .find(|rec| {
+                rec.key == *key && rec.recorder.failed().is_none() && !rec.recorder.is_finishing()
+            })
+            .map(|rec| rec.path.display().to_string())
+    }
 }
 
 /// Opens (creating its directories) the file of a recording: truncated for `record`; for
@@ -220,6 +231,7 @@ impl Worker {
         };
         info!(worker = self.id, stream = key.name(), path = %path.display(), append,
             "recording started");
+        WorkerStats::add(&self.stats().recordings_started, 1);
         let mut recorder = Recorder::new(
             start,
             RecorderLimits::default(),
@@ -314,6 +326,7 @@ impl Worker {
             error = %error, "recording failed; the stream goes on live");
         let key = rec.key.clone();
         let asked_by = rec.asked_by.take();
+        WorkerStats::add(&self.shared.stats[self.id].recordings_failed, 1);
         if let Some(s) = self.streams.get_mut(&key) {
             s.remove_recorder(recorder_ref(sr));
         }
