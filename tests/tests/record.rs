@@ -77,6 +77,24 @@ fn status(server: &Server) -> ServerStatus {
     }
 }
 
+/// The two numbers of the recorder's onMetaData, the file's first tag: after the header
+/// (13), the tag header (11), "onMetaData" (13), the ECMA array header (5), and each key
+/// (2 + 8) with its number marker (1).
+fn metadata_numbers(file: &Path) -> (f64, f64) {
+    let bytes = std::fs::read(file).expect("read recording");
+    let number = |at: usize| {
+        let raw: [u8; 8] = bytes[at..at + 8].try_into().expect("8 bytes");
+        f64::from_be_bytes(raw)
+    };
+    assert_eq!(
+        &bytes[27..37],
+        b"onMetaData",
+        "the recorder's metadata comes first"
+    );
+    let duration_at = 13 + 11 + 13 + 5 + 2 + 8 + 1;
+    (number(duration_at), number(duration_at + 8 + 2 + 8 + 1))
+}
+
 fn sample() -> Vec<Tag> {
     read_tags(&sample_flv())
 }
@@ -109,6 +127,13 @@ fn record_then_append_make_one_file_with_the_duration_sent() {
         .expect("the recording is closed");
     let one = probe_clean_duration(&file);
     assert_close("record", one, f64::from(sent) / 1000.0);
+    // A clean end completed the recorder's onMetaData: its duration and the file's size.
+    let (duration, filesize) = metadata_numbers(&file);
+    assert_close("onMetaData duration", duration, f64::from(sent) / 1000.0);
+    assert_eq!(
+        filesize as u64,
+        std::fs::metadata(&file).expect("file").len()
+    );
 
     // `append` continues the same file after its last tag.
     let mut second = publisher(&server, "show", "append");

@@ -52,6 +52,16 @@ pub(crate) struct Recordings {
     rotate: Vec<(SlabRef, MediaMessage)>,
 }
 
+/// How a recording is to start.
+struct Plan {
+    append: bool,
+    asked_by: Option<(ConnRef, u32)>,
+    max_bytes: u64,
+    max_ms: u64,
+    /// A key frame that starts the file (rotation): its time is the file's start.
+    first: Option<MediaMessage>,
+}
+
 fn recorder_ref(r: SlabRef) -> RecorderRef {
     RecorderRef {
         slot: r.slot,
@@ -201,22 +211,25 @@ impl Worker {
             }
         };
         let append = mode == PublishMode::Append;
-        self.open_and_record(key, path, append, asked_by, max_bytes, max_ms, None);
+        let plan = Plan {
+            append,
+            asked_by,
+            max_bytes,
+            max_ms,
+            first: None,
+        };
+        self.open_and_record(key, path, plan);
     }
 
-    /// Opens the file and joins the recording to its stream (headers first); `first` is a
-    /// key frame that starts it (rotation).
-    #[allow(clippy::too_many_arguments)]
-    fn open_and_record(
-        &mut self,
-        key: &StreamKey,
-        path: PathBuf,
-        append: bool,
-        asked_by: Option<(ConnRef, u32)>,
-        max_bytes: u64,
-        max_ms: u64,
-        first: Option<MediaMessage>,
-    ) {
+    /// Opens the file and joins the recording to its stream (headers first).
+    fn open_and_record(&mut self, key: &StreamKey, path: PathBuf, plan: Plan) {
+        let Plan {
+            append,
+            asked_by,
+            max_bytes,
+            max_ms,
+            first,
+        } = plan;
         let (file, start) = match open_recording(&path, append) {
             Ok(opened) => opened,
             Err(e) => {
@@ -361,7 +374,14 @@ impl Worker {
             unix_now() as u64,
         ) {
             Ok(path) => {
-                self.open_and_record(&key, path, false, None, max_bytes, max_ms, Some(key_frame))
+                let plan = Plan {
+                    append: false,
+                    asked_by: None,
+                    max_bytes,
+                    max_ms,
+                    first: Some(key_frame),
+                };
+                self.open_and_record(&key, path, plan)
             }
             Err(e) => warn!(stream = key.name(), reason = %e, "recording rotation refused"),
         }
