@@ -36,8 +36,10 @@ struct Recording {
     /// Server-side rotation: a new file after this many bytes or milliseconds (0: never).
     max_bytes: u64,
     max_ms: u64,
-    /// The limit was reached: the next key frame starts the next file.
+    /// The limit was reached: the next key frame starts the next file (the next audio
+    /// frame, for a stream without video).
     rotate_at_key: bool,
+    seen_video: bool,
 }
 
 /// A worker's recordings.
@@ -79,7 +81,13 @@ impl Recordings {
         let Some(rec) = self.slab.get_mut(sr) else {
             return;
         };
-        if rec.rotate_at_key && frame.kind == FrameKind::VideoKey {
+        rec.seen_video |= frame.kind.is_video();
+        let starts_file = match frame.kind {
+            FrameKind::VideoKey => true,
+            FrameKind::Audio => !rec.seen_video,
+            _ => false,
+        };
+        if rec.rotate_at_key && starts_file {
             rec.rotate_at_key = false;
             self.rotate.push((sr, frame.message()));
             return;
@@ -108,6 +116,9 @@ impl Recordings {
     }
 }
 
+/// The tail an `append` reads first to find the last whole tag.
+const FIRST_TAIL_WINDOW: u64 = 1024 * 1024;
+
 /// Opens (creating its directories) the file of a recording: truncated for `record`; for
 /// `append`, its tail recovered (a torn last tag or zeros cut off) so that writing goes on
 /// after its last whole tag.
@@ -131,11 +142,19 @@ fn open_recording(path: &Path, append: bool) -> io::Result<(File, Start)> {
     let mut head =
         vec![0u8; (writer::FILE_HEADER_LEN + writer::METADATA_TAG_LEN).min(len as usize)];
     file.read_exact_at(&mut head, 0)?;
-    let tail_len = len.min(recovery::TAIL_WINDOW);
-    let mut tail = vec![0u8; tail_len as usize];
-    file.read_exact_at(&mut tail, len - tail_len)?;
-    let found = recovery::recover(&head, &tail, len)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    // Most torn ends are a fraction of a tag: a small window first, the whole bound (two of
+    // the largest tags) only if that finds no boundary.
+    let mut found = Err(recovery::RecoveryError::NoBoundary);
+    for window in [FIRST_TAIL_WINDOW, recovery::TAIL_WINDOW] {
+        let tail_len = len.min(window);
+        let mut tail = vec![0u8; tail_len as usize];
+        file.read_exact_at(&mut tail, len - tail_len)?;
+        found = recovery::recover(&head, &tail, len);
+        if found.is_ok() || tail_len == len {
+            break;
+        }
+    }
+    let found = found.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if found.end < len {
         file.set_len(found.end)?;
     }
@@ -262,6 +281,7 @@ impl Worker {
             max_bytes,
             max_ms,
             rotate_at_key: false,
+            seen_video: false,
         });
         self.recordings.active.push(sr);
         let rref = recorder_ref(sr);
