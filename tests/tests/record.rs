@@ -375,3 +375,56 @@ fn server_on_tmpfs(root: &Path, size: &str) -> Server {
     .join()
     .expect("server thread")
 }
+
+/// A name that would leave the content root is not recorded (Record.NoAccess, a log line)
+/// and nothing is written outside the root; the publish itself goes on live.
+#[test]
+fn names_that_leave_the_content_root_are_not_recorded() {
+    let outer = ScratchDir::new("outer");
+    let root = outer.join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let server = server(&root, "");
+    let mut c = publisher(&server, "../../escape", "record");
+    let refused = c
+        .wait_status("NetStream.Record.NoAccess", bounds::MESSAGE)
+        .expect("Record.NoAccess");
+    assert!(
+        format!("{refused:?}").contains("not a name a recording can take"),
+        "{refused:?}"
+    );
+    server
+        .wait_log_line(&["recording refused", "escape"], bounds::MESSAGE)
+        .expect("a log line");
+    let stray: Vec<_> = std::fs::read_dir(outer.path())
+        .expect("outer")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(stray, ["root"], "nothing written beside the root");
+    let _ = send_tags(&mut c, &sample(), 500, false).expect("the publish goes on");
+}
+
+/// A content root that cannot hold directories (a regular file): Record.Failed with the
+/// path and errno in the log; a viewer of the stream still gets it live.
+#[test]
+fn an_unwritable_root_fails_the_recording_and_the_stream_goes_on() {
+    let dir = ScratchDir::new("content");
+    let root = dir.join("not-a-directory");
+    std::fs::write(&root, b"x").expect("a file where the root should be");
+    let server = server(&root, "");
+    let mut viewer = RtmpClient::connected(server.addr(), "live").expect("connect viewer");
+    viewer.create_stream().expect("createStream");
+    viewer.play("cam").expect("play");
+    let mut c = publisher(&server, "cam", "record");
+    c.wait_status("NetStream.Record.Failed", bounds::MESSAGE)
+        .expect("Record.Failed");
+    server
+        .wait_log_line(
+            &["recording could not start", "errno=20", "cam.flv"],
+            bounds::MESSAGE,
+        )
+        .expect("the log names the path and errno (ENOTDIR)");
+    let _ = send_tags(&mut c, &sample(), 3000, false).expect("send");
+    viewer
+        .wait_first_video(bounds::MESSAGE)
+        .expect("the viewer gets the stream live");
+}
