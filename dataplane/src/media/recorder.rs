@@ -346,7 +346,12 @@ impl Recorder {
         if self.in_flight.is_some() || self.state != State::Recording {
             return None;
         }
-        let write = self.buf_since.map(|s| s + self.limits.write_ms);
+        // Tags that `poll` has not seen yet are due at once: it starts their clock.
+        let write = match self.buf_since {
+            Some(since) => Some(since + self.limits.write_ms),
+            None if !self.buf.is_empty() => Some(0),
+            None => None,
+        };
         let sync = self.unsynced.then(|| self.last_sync + self.limits.sync_ms);
         match (write, sync) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -484,6 +489,7 @@ mod tests {
         let mut r = Recorder::new(Start::Fresh, limits, 0);
         let mut disk = Disk::default();
         r.offer(msg_type::VIDEO, 0, KEY).expect("offered");
+        assert_eq!(r.next_due(), Some(0), "new tags start their clock at once");
         disk.run(&mut r, 0);
         assert!(disk.file.is_empty(), "a small buffer waits");
         assert_eq!(r.next_due(), Some(limits.write_ms));

@@ -441,7 +441,7 @@ impl Worker {
         };
         let over = (rec.max_bytes > 0 && rec.recorder.size() >= rec.max_bytes)
             || (rec.max_ms > 0 && u64::from(rec.recorder.duration_ms()) >= rec.max_ms);
-        if over && rec.recorder.failed().is_none() && !rec.recorder.is_done() {
+        if over && rec.recorder.failed().is_none() && !rec.recorder.is_finishing() {
             rec.rotate_at_key = true;
         }
         if let Some(op) = rec.recorder.poll(now) {
