@@ -62,10 +62,8 @@ fn control(server: &Server, c: Call) -> Reply {
 
 fn stream_info(server: &Server, name: &str) -> Option<StreamInfo> {
     match control(server, Call::Streams) {
-        // Each worker with viewers reports its copy; the publisher's has the recording.
-        Reply::Streams { streams } => streams
-            .into_iter()
-            .find(|s| s.name == name && s.publisher.is_some()),
+        // One entry per stream, merged over the workers (only the publisher's records).
+        Reply::Streams { streams } => streams.into_iter().find(|s| s.name == name),
         other => panic!("streams answered {other:?}"),
     }
 }
