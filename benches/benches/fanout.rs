@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use dataplane::media::frame::{Batch, FrameRef, MediaMessage, OutputFormat};
 use dataplane::media::live_stream::LiveStream;
 use dataplane::media::port::{ClientRef, Level, Port, Pushed, StreamEvent, Urgency};
+use dataplane::media::recorder::RecorderRef;
 use dataplane::media::viewer::Viewer;
 use dataplane::media::{
     CachedFrame, FrameKind, GopCache, GopCacheLimits, PushOutcome, QueueLimits, SendQueue,
@@ -188,6 +189,7 @@ impl Port for QueuePort {
     fn flush(&mut self, _: ClientRef) {}
     fn close(&mut self, _: ClientRef, _: String) {}
     fn to_worker(&mut self, _: usize, _: &StreamKey, _: u64, _: MediaMessage) {}
+    fn record(&mut self, _: RecorderRef, _: &dataplane::media::frame::Frame) {}
 }
 
 fn media_flush(c: &mut Criterion) {

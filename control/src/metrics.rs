@@ -141,6 +141,18 @@ pub fn render(
             "Frames dropped for slow viewers",
             s.dropped_frames as f64,
         );
+        w.single(
+            "strata_recordings_started_total",
+            "counter",
+            "Recordings started (publish record/append, or record = \"all\")",
+            s.recordings_started as f64,
+        );
+        w.single(
+            "strata_recordings_failed_total",
+            "counter",
+            "Recordings stopped by an error (disk full, unwritable path, slow disk)",
+            s.recordings_failed as f64,
+        );
 
         w.family(
             "strata_worker_load",
@@ -234,6 +246,12 @@ pub fn render(
                 "gauge",
                 "Frames in a stream's cached group of pictures",
                 |st| st.gop_frames as f64,
+            ),
+            (
+                "strata_stream_recording",
+                "gauge",
+                "1 while a stream is being recorded",
+                |st| f64::from(u8::from(st.recording.is_some())),
             ),
         ] {
             w.family(name, kind, help);
@@ -406,6 +424,8 @@ mod tests {
             bits_in_per_s: 1000.0,
             bits_out_per_s: 3000.0,
             dropped_frames: 4,
+            recordings_started: 2,
+            recordings_failed: 1,
         }
     }
 
@@ -423,6 +443,7 @@ mod tests {
             viewers: 3,
             gop_frames: 50,
             since: 0.0,
+            recording: Some("/srv/media/live/_definst_/cam.flv".into()),
         }
     }
 
@@ -444,6 +465,10 @@ mod tests {
         assert!(samples
             .iter()
             .any(|(n, l, v)| n == "strata_worker_load" && l[0].1 == "0" && *v == 0.25));
+        let value = |name: &str| samples.iter().find(|(n, _, _)| n == name).map(|s| s.2);
+        assert_eq!(value("strata_recordings_started_total"), Some(2.0));
+        assert_eq!(value("strata_recordings_failed_total"), Some(1.0));
+        assert_eq!(value("strata_stream_recording"), Some(1.0));
     }
 
     #[test]

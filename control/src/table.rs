@@ -152,6 +152,7 @@ pub fn streams(streams: &[StreamInfo], now: f64) -> String {
                 s.viewers.to_string(),
                 s.gop_frames.to_string(),
                 age(s.since, now),
+                opt(&s.recording),
             ]
         })
         .collect();
@@ -167,6 +168,7 @@ pub fn streams(streams: &[StreamInfo], now: f64) -> String {
             "VIEWERS",
             "GOP",
             "SINCE",
+            "RECORDING",
         ],
         &rows,
     )

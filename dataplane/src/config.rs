@@ -14,6 +14,7 @@ pub struct Config {
     pub(crate) live: LiveConfig,
     pub(crate) control: ControlConfig,
     pub(crate) auth: AuthConfig,
+    pub(crate) vod: VodConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
 }
@@ -145,7 +146,41 @@ pub(crate) struct ApplicationConfig {
     pub(crate) max_streams: usize,
     pub(crate) drop_lag_ms: Option<u32>,
     pub(crate) max_lag_ms: Option<u32>,
+    /// Server-side recording of every stream published here (see `RecordPolicy`).
+    #[serde(default)]
+    pub(crate) record: RecordWhat,
+    /// Where, under `<vod.root>/<app>/<instance>/`: `{name}` the stream name, `{time}` the
+    /// Unix time the file was started.
+    #[serde(default)]
+    pub(crate) record_path: Option<String>,
+    /// A new file after this many bytes or seconds (0: never).
+    #[serde(default)]
+    pub(crate) record_max_bytes: u64,
+    #[serde(default)]
+    pub(crate) record_max_seconds: u64,
 }
+
+/// Files under a content root, `<root>/<app>/<instance>/<name>`: what VOD plays and where
+/// recordings go.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VodConfig {
+    pub(crate) root: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RecordWhat {
+    /// Only what publishers ask for (`publish(name, "record" | "append")`).
+    #[default]
+    None,
+    /// Every published stream, whatever the publish type.
+    All,
+}
+
+/// The recording default: `<root>/<app>/<instance>/<name>.flv`, so that a recording plays
+/// back as VOD by the stream's name.
+pub(crate) const DEFAULT_RECORD_PATH: &str = "{name}.flv";
 
 fn yes() -> bool {
     true
@@ -268,6 +303,15 @@ impl Config {
                     app.name
                 ));
             }
+            let path = app.record_path.as_deref().unwrap_or(DEFAULT_RECORD_PATH);
+            let rotates = app.record_max_bytes > 0 || app.record_max_seconds > 0;
+            if rotates && !path.contains("{time}") {
+                return Err(format!(
+                    "application {:?}: record_path must contain {{time}} when files rotate \
+                     (record_max_bytes, record_max_seconds), or each file would replace the last",
+                    app.name
+                ));
+            }
             if !seen.insert(app.name.as_str()) {
                 return Err(format!("application {:?} is defined twice", app.name));
             }
@@ -290,6 +334,15 @@ impl Config {
                 max_streams: a.max_streams,
                 drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
                 max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
+                record: RecordPolicy {
+                    all: a.record == RecordWhat::All,
+                    path: a
+                        .record_path
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_RECORD_PATH.to_string()),
+                    max_bytes: a.record_max_bytes,
+                    max_seconds: a.record_max_seconds,
+                },
             })
     }
 }
@@ -302,6 +355,28 @@ pub(crate) struct AppPolicy {
     pub(crate) max_streams: usize,
     pub(crate) drop_lag_ms: u32,
     pub(crate) max_lag_ms: u32,
+    pub(crate) record: RecordPolicy,
+}
+
+/// How an application records, resolved from its `record*` keys.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecordPolicy {
+    /// Record every stream published (server-side), not only those asked for.
+    pub(crate) all: bool,
+    pub(crate) path: String,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_seconds: u64,
+}
+
+impl Default for RecordPolicy {
+    fn default() -> Self {
+        RecordPolicy {
+            all: false,
+            path: DEFAULT_RECORD_PATH.to_string(),
+            max_bytes: 0,
+            max_seconds: 0,
+        }
+    }
 }
 
 impl AppPolicy {
@@ -312,6 +387,7 @@ impl AppPolicy {
             max_streams: 0,
             drop_lag_ms: live.drop_lag_ms,
             max_lag_ms: live.max_lag_ms,
+            record: RecordPolicy::default(),
         }
     }
 }
@@ -319,6 +395,34 @@ impl AppPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recording_keys_resolve_per_application() {
+        let c = Config::parse(
+            "[vod]\nroot = \"/srv/media\"\n[[application]]\nname = \"live\"\nrecord = \"all\"\n\
+             record_path = \"{name}-{time}.flv\"\nrecord_max_seconds = 60\n\
+             [[application]]\nname = \"quiet\"\n",
+            "t",
+        )
+        .expect("valid");
+        assert_eq!(c.vod.root.as_deref(), Some(Path::new("/srv/media")));
+        let live = c.application("live").expect("live").record;
+        assert!(live.all);
+        assert_eq!(
+            (live.path.as_str(), live.max_seconds),
+            ("{name}-{time}.flv", 60)
+        );
+        let quiet = c.application("quiet").expect("quiet").record;
+        assert_eq!(quiet, RecordPolicy::default());
+        assert_eq!(quiet.path, "{name}.flv");
+        let err = Config::parse(
+            "[[application]]\nname = \"live\"\nrecord = \"all\"\nrecord_max_bytes = 1000\n",
+            "t",
+        )
+        .expect_err("rotation without {time}");
+        assert!(err.to_string().contains("{time}"), "{err}");
+        assert!(Config::parse("[[application]]\nname = \"a\"\nrecord = \"some\"\n", "t").is_err());
+    }
 
     #[test]
     fn empty_file_is_an_open_server() {

@@ -249,6 +249,18 @@ fn whole_session_survives_mutations() {
     run(fuzzing::rtmp_session, &[seed, split], 6);
 }
 
+#[test]
+fn flv_recovery_survives_mutations() {
+    let file = fuzzing::flv_recording_seed();
+    let mut whole = vec![0u8];
+    whole.extend_from_slice(&file);
+    let mut torn = vec![0u8];
+    torn.extend_from_slice(&file[..file.len() - 7]);
+    let mut window = vec![3u8];
+    window.extend_from_slice(&file[40..]);
+    run(fuzzing::flv_recovery, &[whole, torn, window], 9);
+}
+
 fn info(level: &str, code: &str) -> Amf0Value {
     Amf0Value::object([
         ("level", Amf0Value::string(level)),

@@ -1,14 +1,15 @@
 //! FLV files as a list of tags (type, timestamp, body), for tests that check what a
 //! recording holds beyond what ffprobe shows (data messages such as `onTextData`).
 
+use bytes::Bytes;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct Tag {
-    /// 8 audio, 9 video, 18 script data.
-    pub kind: u8,
+    /// 8 audio, 9 video, 18 script data (the RTMP message type).
+    pub type_id: u8,
     pub timestamp: u32,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// The tags of an FLV file, up to the first incomplete one (a recording cut short).
@@ -32,9 +33,9 @@ pub fn parse(bytes: &[u8]) -> Vec<Tag> {
             break;
         };
         tags.push(Tag {
-            kind: h[0] & 0x1f,
+            type_id: h[0] & 0x1f,
             timestamp,
-            body: body.to_vec(),
+            body: Bytes::copy_from_slice(body),
         });
         at += 11 + size + 4;
     }
@@ -54,7 +55,7 @@ mod tests {
         f.extend_from_slice(&[9, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1]);
         let tags = parse(&f);
         assert_eq!(tags.len(), 1);
-        assert_eq!((tags[0].kind, tags[0].timestamp), (18, 0x0102_0304));
-        assert_eq!(tags[0].body, [0xAA, 0xBB]);
+        assert_eq!((tags[0].type_id, tags[0].timestamp), (18, 0x0102_0304));
+        assert_eq!(tags[0].body[..], [0xAA, 0xBB]);
     }
 }

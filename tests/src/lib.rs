@@ -5,8 +5,10 @@
 //! published), [`media_probe`] (what ffprobe sees), [`recorder`] (a viewer that must keep
 //! receiving), [`live_fixture`] (server + publisher + viewer), [`rtmp_client`] (our own blocking
 //! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files),
-//! [`flv_tags`] (an FLV's tags), [`json_hook`] (a JSON webhook), [`pyrtmp`] (python-librtmp and stratactl binaries).
+//! [`flv_tags`] (an FLV's tags), [`flv_source`] (an FLV file's tags published by our client),
+//! [`json_hook`] (a JSON webhook), [`pyrtmp`] (python-librtmp and stratactl binaries).
 
+pub mod flv_source;
 pub mod flv_tags;
 pub mod json_hook;
 pub mod live_fixture;

@@ -210,8 +210,13 @@ impl RtmpClient {
 
     /// `publish(name, "live")` on our NetStream (no media is sent).
     pub fn publish(&mut self, name: &str) -> io::Result<()> {
+        self.publish_as(name, "live")
+    }
+
+    /// `publish(name, kind)`: "live", "record" or "append".
+    pub fn publish_as(&mut self, name: &str, kind: &str) -> io::Result<()> {
         let sid = self.netstream()?;
-        self.session.publish(sid, name, "live", &mut self.out);
+        self.session.publish(sid, name, kind, &mut self.out);
         self.flush()
     }
 

@@ -59,7 +59,7 @@ fn netstream_send_reaches_ffmpeg_viewers_in_order_with_the_media() {
     let sample = read_tags(&sample_flv());
     let metadata = sample
         .iter()
-        .find(|t| t.kind == SCRIPT)
+        .find(|t| t.type_id == SCRIPT)
         .expect("onMetaData");
     let mut payload = encode_values(false, &[Amf0Value::string("@setDataFrame")]);
     payload.extend_from_slice(&metadata.body);
@@ -78,7 +78,7 @@ fn netstream_send_reaches_ffmpeg_viewers_in_order_with_the_media() {
     let mut dumps = Vec::new();
     let media: Vec<Tag> = sample
         .into_iter()
-        .filter(|t| (t.kind == AUDIO || t.kind == VIDEO) && t.timestamp <= PUBLISH_MS)
+        .filter(|t| (t.type_id == AUDIO || t.type_id == VIDEO) && t.timestamp <= PUBLISH_MS)
         .collect();
     let start = Instant::now();
     let mut cues = 0u32;
@@ -108,20 +108,21 @@ fn netstream_send_reaches_ffmpeg_viewers_in_order_with_the_media() {
                 })
                 .collect();
         }
-        let csid = if tag.kind == VIDEO { 6 } else { 4 };
+        let csid = if tag.type_id == VIDEO { 6 } else { 4 };
         publisher
             .send(&Message {
                 csid,
                 timestamp: tag.timestamp,
-                type_id: tag.kind,
+                type_id: tag.type_id,
                 stream_id: sid,
-                payload: Bytes::from(tag.body.clone()),
+                payload: tag.body.clone(),
             })
             .expect("send media");
         // A cue every 250 ms of video once the viewers are up, at the video's timestamp,
         // and media for a while after the last (ffmpeg interleaves before it writes).
         let cueing = tag.timestamp + CUES_END_BEFORE_MS <= PUBLISH_MS;
-        if tag.kind == VIDEO && !dumps.is_empty() && cueing && tag.timestamp >= last_cue_at + 250 {
+        if tag.type_id == VIDEO && !dumps.is_empty() && cueing && tag.timestamp >= last_cue_at + 250
+        {
             last_cue_at = tag.timestamp;
             let values = [
                 Amf0Value::string("onTextData"),
@@ -157,7 +158,7 @@ fn netstream_send_reaches_ffmpeg_viewers_in_order_with_the_media() {
         let texts: Vec<(usize, u32)> = tags
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.kind == SCRIPT)
+            .filter(|(_, t)| t.type_id == SCRIPT)
             .filter_map(|(i, t)| text_of(t).map(|n| (i, n)))
             .collect();
         // A viewer starts on a key frame (every 2 s in the sample): the cues before its
@@ -187,8 +188,8 @@ fn netstream_send_reaches_ffmpeg_viewers_in_order_with_the_media() {
         // no earlier timestamp, as it was sent.
         for (i, _) in &texts {
             let ts = tags[*i].timestamp;
-            let before = tags[..*i].iter().rev().find(|t| t.kind == VIDEO);
-            let after = tags[i + 1..].iter().find(|t| t.kind == VIDEO);
+            let before = tags[..*i].iter().rev().find(|t| t.type_id == VIDEO);
+            let after = tags[i + 1..].iter().find(|t| t.type_id == VIDEO);
             assert!(
                 before.is_some_and(|v| v.timestamp <= ts),
                 "{}: cue at {ts} before its video",

@@ -156,6 +156,12 @@ pub struct ServerStatus {
     pub bits_in_per_s: f64,
     pub bits_out_per_s: f64,
     pub dropped_frames: u64,
+    /// Recordings started, and those that failed (disk full, unwritable path, too slow a
+    /// disk). Absent from older servers.
+    #[serde(default)]
+    pub recordings_started: u64,
+    #[serde(default)]
+    pub recordings_failed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +194,9 @@ pub struct StreamInfo {
     pub gop_frames: u64,
     /// Unix time (seconds) the current publish started.
     pub since: f64,
+    /// The file the stream is being recorded to, if it is. Absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -86,6 +86,8 @@ pub fn status() -> ServerStatus {
         bits_in_per_s: 1_000_000.0,
         bits_out_per_s: 3_000_000.0,
         dropped_frames: 7,
+        recordings_started: 0,
+        recordings_failed: 0,
     }
 }
 
@@ -103,6 +105,7 @@ pub fn streams() -> Vec<StreamInfo> {
         viewers: 3,
         gop_frames: 50,
         since: 0.0,
+        recording: None,
     }]
 }
 

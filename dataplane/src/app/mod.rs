@@ -16,6 +16,7 @@ pub(crate) mod incoming_calls;
 pub(crate) mod instance;
 pub(crate) mod net_connection;
 pub(crate) mod net_stream;
+pub(crate) mod record_path;
 pub(crate) mod request;
 pub(crate) mod rpc;
 pub(crate) mod status;

@@ -3,7 +3,6 @@
 //! decision (auth) refused. Told through the `Port`, so every transport says the same.
 
 use super::net_connection::Action;
-use super::request::PublishMode;
 use super::status;
 use crate::media::port::{ClientRef, Level, Port, StreamEvent};
 use crate::media::StreamKey;
@@ -32,7 +31,6 @@ pub(crate) fn publish_started<P: Port>(
     client: ClientRef,
     stream_id: u32,
     key: &StreamKey,
-    mode: PublishMode,
 ) {
     let name = key.name();
     port.stream_event(client, StreamEvent::Begin(stream_id));
@@ -44,16 +42,53 @@ pub(crate) fn publish_started<P: Port>(
         &format!("Publishing {name}."),
         name,
     );
-    if mode != PublishMode::Live {
-        port.status(
-            client,
-            stream_id,
-            Level::Warning,
+}
+
+/// What a recording the publisher asked for (`record`, `append`) became, as AMS tells it
+/// (levels from Adobe's NetStatusEvent table: Start and Stop are status, NoAccess and
+/// Failed errors). A server-side recording tells the publisher nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RecordStatus {
+    Started,
+    Stopped,
+    /// The recording cannot start (no content root, a name that cannot be a file).
+    NoAccess(String),
+    /// It could not start or stopped short (disk full, unwritable path): why.
+    Failed(String),
+}
+
+pub(crate) fn record_status<P: Port>(
+    port: &mut P,
+    client: ClientRef,
+    stream_id: u32,
+    key: &StreamKey,
+    status: RecordStatus,
+) {
+    let name = key.name();
+    let (level, code, description) = match status {
+        RecordStatus::Started => (
+            Level::Status,
+            "NetStream.Record.Start",
+            format!("Recording {name}."),
+        ),
+        RecordStatus::Stopped => (
+            Level::Status,
+            "NetStream.Record.Stop",
+            format!("Stopped recording {name}."),
+        ),
+        RecordStatus::NoAccess(why) => (
+            Level::Error,
             "NetStream.Record.NoAccess",
-            "Recording is not available on this server yet; the stream is published live only.",
-            name,
-        );
-    }
+            format!("No access to record {name}: {why}."),
+        ),
+        RecordStatus::Failed(why) => (
+            Level::Error,
+            "NetStream.Record.Failed",
+            format!("Recording {name} failed: {why}."),
+        ),
+    };
+    port.status(client, stream_id, level, code, &description, name);
+    port.flush(client);
 }
 
 /// The client stopped publishing (closeStream, deleteStream, FCUnpublish).
@@ -148,7 +183,7 @@ pub(crate) fn refuse<P: Port>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::request::PlayParams;
+    use crate::app::request::{PlayParams, PublishMode};
     use crate::media::test_port::{TestPort, Told};
 
     const C: ClientRef = ClientRef {
@@ -257,14 +292,37 @@ mod tests {
         assert!(port.codes(C).is_empty());
     }
 
+    /// Publish.Start says nothing of recording: what a `record` publish becomes is told
+    /// by the recording (`record_status`), with AMS's codes and levels.
     #[test]
-    fn recording_publish_starts_live_with_a_warning() {
+    fn recording_statuses_have_ams_codes_and_levels() {
         let mut port = port();
-        publish_started(&mut port, C, 1, &key(), PublishMode::Record);
+        publish_started(&mut port, C, 1, &key());
+        assert_eq!(port.codes(C), ["NetStream.Publish.Start"]);
+        assert_eq!(port.clients[&C].told[0], Told::Event(StreamEvent::Begin(1)));
+        for status in [
+            RecordStatus::Started,
+            RecordStatus::Stopped,
+            RecordStatus::NoAccess("no content root".into()),
+            RecordStatus::Failed("No space left on device".into()),
+        ] {
+            record_status(&mut port, C, 1, &key(), status);
+        }
         assert_eq!(
             port.codes(C),
-            ["NetStream.Publish.Start", "NetStream.Record.NoAccess"]
+            [
+                "NetStream.Publish.Start",
+                "NetStream.Record.Start",
+                "NetStream.Record.Stop",
+                "NetStream.Record.NoAccess",
+                "NetStream.Record.Failed"
+            ]
         );
-        assert_eq!(port.clients[&C].told[0], Told::Event(StreamEvent::Begin(1)));
+        assert!(matches!(
+            port.clients[&C].told.last(),
+            Some(Told::Status { description, details, .. })
+                if description == "Recording dir/cam failed: No space left on device."
+                    && details == "dir/cam"
+        ));
     }
 }

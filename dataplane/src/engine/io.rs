@@ -70,6 +70,8 @@ impl Io {
             (opcode::LinkTimeout::CODE, "link_timeout"),
             (opcode::Read::CODE, "read"),
             (opcode::AsyncCancel::CODE, "cancel"),
+            (opcode::Write::CODE, "write"),
+            (opcode::Fsync::CODE, "fsync"),
         ] {
             if !probe.is_supported(code) {
                 return Err(io::Error::new(

@@ -7,6 +7,7 @@ mod buf_ring;
 mod conn;
 mod connect;
 pub(crate) mod cross;
+mod file;
 pub(crate) mod io;
 pub(crate) mod listener;
 pub(crate) mod mailbox;

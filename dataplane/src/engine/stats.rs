@@ -13,6 +13,8 @@ pub(crate) struct WorkerStats {
     /// Nanoseconds spent handling completions (not waiting in the ring).
     pub(crate) busy_ns: AtomicU64,
     pub(crate) dropped_frames: AtomicU64,
+    pub(crate) recordings_started: AtomicU64,
+    pub(crate) recordings_failed: AtomicU64,
     /// Zero-copy sends submitted (`live.send_zerocopy`).
     pub(crate) zc_sends: AtomicU64,
     /// Their notifications (the kernel no longer reads the memory).

@@ -3,10 +3,12 @@
 
 mod amf;
 mod client_session;
+mod flv;
 mod rtmp;
 mod session;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
+pub use flv::{flv_recording_seed, flv_recovery};
 pub use rtmp::*;
 pub use session::rtmp_session;

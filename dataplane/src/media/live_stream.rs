@@ -6,6 +6,7 @@
 use super::frame::{Batch, Frame, FrameRef, MediaMessage};
 use super::gop_cache::{GopCache, GopCacheLimits};
 use super::port::{ClientRef, Level, Port, StreamEvent};
+use super::recorder::RecorderRef;
 use super::sink::Sink;
 use super::stream_key::StreamKey;
 use super::tag::{self, FrameKind};
@@ -205,6 +206,24 @@ impl LiveStream {
 
     pub(crate) fn remove_worker(&mut self, worker: usize) {
         self.sinks.retain(|s| *s != Sink::Worker(worker));
+    }
+
+    /// A recording starts (while the publisher is local): it gets every frame from here
+    /// on, after what a new file needs first (metadata and codec headers, when the stream
+    /// already sent them: a recording that starts mid-stream or a file after rotation).
+    pub(crate) fn add_recorder(&mut self, recorder: RecorderRef) -> Vec<FrameRef> {
+        if !matches!(self.source, Source::Local { .. }) {
+            return Vec::new();
+        }
+        if !self.sinks.contains(&Sink::Recorder(recorder)) {
+            self.sinks.push(Sink::Recorder(recorder));
+        }
+        self.gop.headers().cloned().collect()
+    }
+
+    /// A recording ended or failed: it gets nothing more.
+    pub(crate) fn remove_recorder(&mut self, recorder: RecorderRef) {
+        self.sinks.retain(|s| *s != Sink::Recorder(recorder));
     }
 
     /// A NetStream starts playing: Stream Begin, Play.Reset (if asked), Play.Start, and if

@@ -9,6 +9,7 @@ pub mod frame;
 pub(crate) mod gop_cache;
 pub mod live_stream;
 pub mod port;
+pub mod recorder;
 pub(crate) mod send_queue;
 pub(crate) mod sink;
 pub(crate) mod stream_key;

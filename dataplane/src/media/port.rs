@@ -11,7 +11,8 @@
 //! dispatch and can be inlined, exactly as the direct calls it replaced; and the tests
 //! instantiate them with an in-memory port that records what each client was told.
 
-use super::frame::{Batch, FrameRef, MediaMessage};
+use super::frame::{Batch, Frame, FrameRef, MediaMessage};
+use super::recorder::RecorderRef;
 use super::stream_key::StreamKey;
 use crate::proto::amf0::Amf0Value;
 
@@ -110,4 +111,8 @@ pub trait Port {
     /// A message of a stream published here, for another worker's copy of it (see
     /// `Sink::Worker`); `worker` is woken once at the end of the loop turn.
     fn to_worker(&mut self, worker: usize, key: &StreamKey, publish_id: u64, message: MediaMessage);
+    /// A frame of a stream published here, for one of its recordings (see
+    /// `Sink::Recorder`). A recording that cannot take it (failed) is the port's to report
+    /// after the call, as a client to close is.
+    fn record(&mut self, recorder: RecorderRef, frame: &Frame);
 }

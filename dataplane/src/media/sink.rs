@@ -2,6 +2,7 @@
 
 use super::frame::Frame;
 use super::port::Port;
+use super::recorder::RecorderRef;
 use super::stream_key::StreamKey;
 
 /// An output of a live stream that takes every frame as it arrives, in order. Local viewers
@@ -14,6 +15,9 @@ pub(crate) enum Sink {
     /// Another worker with viewers of this stream: each frame crosses to it once, as
     /// refcounted bytes, and it fans out locally.
     Worker(usize),
+    /// A recording of the stream on this worker (see `media::recorder`): each frame
+    /// becomes an FLV tag in its buffer; the worker writes it out through its ring.
+    Recorder(RecorderRef),
 }
 
 impl Sink {
@@ -26,6 +30,7 @@ impl Sink {
     ) {
         match *self {
             Sink::Worker(w) => port.to_worker(w, key, publish_id, frame.message()),
+            Sink::Recorder(r) => port.record(r, frame),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::frame::{Batch, FrameRef, MediaMessage, OutputFormat};
+use super::frame::{Batch, Frame, FrameRef, MediaMessage, OutputFormat};
 use super::port::{ClientRef, Level, Port, Pushed, StreamEvent, Urgency};
+use super::recorder::RecorderRef;
 use super::send_queue::{PushOutcome, QueueLimits, SendQueue};
 use super::stream_key::StreamKey;
 use super::tag::FrameKind;
@@ -49,6 +50,8 @@ pub(crate) struct TestClient {
 pub(crate) struct TestPort {
     pub(crate) clients: HashMap<ClientRef, TestClient>,
     pub(crate) forwarded: Vec<(usize, u32)>,
+    /// Frames handed to recordings: which one, and the frame's type and timestamp.
+    pub(crate) recorded: Vec<(RecorderRef, u8, u32)>,
     /// Every frame handed to any client, in the order the port got them.
     pub(crate) log: Vec<(ClientRef, FrameKind)>,
 }
@@ -204,5 +207,10 @@ impl Port for TestPort {
 
     fn to_worker(&mut self, worker: usize, _: &StreamKey, _: u64, m: MediaMessage) {
         self.forwarded.push((worker, m.timestamp));
+    }
+
+    fn record(&mut self, recorder: RecorderRef, frame: &Frame) {
+        self.recorded
+            .push((recorder, frame.type_id, frame.timestamp));
     }
 }

@@ -7,4 +7,5 @@ mod amf_error;
 pub(crate) mod amf_json;
 pub use amf_error::AmfError;
 pub mod command;
+pub(crate) mod flv;
 pub mod rtmp;

@@ -129,6 +129,7 @@ impl Worker {
                     viewers: s.viewer_count() as u64,
                     gop_frames: s.gop.gop_len().0 as u64,
                     since: if local { s.stats.since } else { 0.0 },
+                    recording: self.recordings.path_of(key),
                 }
             })
             .collect()

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 mod control;
 mod outbound;
 mod port;
+mod recordings;
 mod rpc;
 mod session;
 mod streams;
@@ -26,6 +27,7 @@ mod testing;
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
 use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
+use super::file::FileOps;
 use super::io::{Completion, Io};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::owner::Owner;
@@ -115,6 +117,10 @@ pub(crate) struct Worker {
     /// `io`, so the ring is gone before the memory it may still read.
     connects: Connects<Owner>,
     udp: UdpSockets<Owner>,
+    /// File writes and syncs in flight, and the recordings they are for (see
+    /// `recordings.rs`); after `io` for the same reason.
+    files: FileOps<Owner>,
+    recordings: recordings::Recordings,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -173,6 +179,8 @@ impl Worker {
             timers: Timers::default(),
             connects: Connects::default(),
             udp: UdpSockets::default(),
+            files: FileOps::default(),
+            recordings: recordings::Recordings::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -203,6 +211,9 @@ impl Worker {
                 .timers
                 .next_timeout(now)
                 .map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+            if let Some(due) = self.recordings_wait() {
+                wait = wait.min(due);
+            }
             if let Some(at) = self.media.at {
                 wait = wait.min(at.saturating_duration_since(now));
             }
@@ -219,6 +230,7 @@ impl Worker {
             let busy_since = Instant::now();
             self.handle_completions(&mut completions);
             self.run_timers();
+            self.pump_recordings();
             self.rearm_receives();
             self.flush_dirty();
             self.wake_peers();
@@ -227,7 +239,10 @@ impl Worker {
                 busy_since.elapsed().as_nanos() as u64,
             );
             if let Some(since) = self.shutting_down {
-                if (self.conns.is_empty() && self.outbound_idle())
+                if (self.conns.is_empty()
+                    && self.outbound_idle()
+                    && self.recordings.is_empty()
+                    && self.files.is_empty())
                     || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
                 {
                     break;
@@ -392,6 +407,7 @@ impl Worker {
             OpKind::Connect => self.on_connect(token, c),
             OpKind::UdpRecv => self.on_udp_recv(token, c),
             OpKind::UdpSend => self.on_udp_sent(token, c),
+            OpKind::File => self.on_file(token, c),
             OpKind::Cancel => {}
         }
     }
@@ -690,6 +706,10 @@ impl Worker {
                 Owner::Conn(r) => r,
                 Owner::Worker => {
                     self.worker_timer(kind, now);
+                    continue;
+                }
+                Owner::Recording(_) => {
+                    debug_assert!(false, "recordings arm no timers: {kind:?}");
                     continue;
                 }
             };

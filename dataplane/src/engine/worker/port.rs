@@ -3,8 +3,9 @@
 //! caller can hold a live stream of the same worker at the same time.
 
 use super::*;
-use crate::media::frame::{Batch, MediaMessage, OutputFormat};
+use crate::media::frame::{Batch, Frame, MediaMessage, OutputFormat};
 use crate::media::port::{Level, Port, Pushed, StreamEvent, Urgency};
+use crate::media::recorder::RecorderRef;
 
 pub(super) struct RtmpPort<'a> {
     pub(crate) conns: &'a mut Slots,
@@ -13,6 +14,7 @@ pub(super) struct RtmpPort<'a> {
     /// Connections media asked to close; the worker closes them once the call returns.
     pub(crate) closing: &'a mut Vec<(ConnRef, String)>,
     pub(crate) mailboxes: &'a [Mailbox<WorkerMsg>],
+    pub(crate) recordings: &'a mut super::recordings::Recordings,
     pub(crate) wake: &'a mut [bool],
     pub(crate) stats: &'a WorkerStats,
     pub(crate) batch_ms: u32,
@@ -29,6 +31,7 @@ macro_rules! port {
             media: &mut $w.media,
             closing: &mut $w.closing,
             mailboxes: &$w.shared.mailboxes,
+            recordings: &mut $w.recordings,
             wake: &mut $w.wake,
             stats: &$w.shared.stats[$w.id],
             batch_ms: $w.config.live.send_batch_ms,
@@ -182,5 +185,9 @@ impl Port for RtmpPort<'_> {
             message,
         };
         post_to(self.mailboxes, self.wake, worker, msg);
+    }
+
+    fn record(&mut self, recorder: RecorderRef, frame: &Frame) {
+        self.recordings.offer(recorder, frame);
     }
 }

@@ -49,7 +49,7 @@ impl Worker {
             }
             Ok(remote_workers) => {
                 info!(%peer, %app, stream = key.name(), "publish started");
-                net_stream::publish_started(&mut port!(self), r, stream_id, &key, mode);
+                net_stream::publish_started(&mut port!(self), r, stream_id, &key);
                 let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
                 self.emit("publish_start", r, Some(key.name()), None);
                 let stream = self
@@ -73,6 +73,7 @@ impl Worker {
                         },
                     );
                 }
+                self.start_recording(r, stream_id, &key, mode);
                 self.went_live(&key);
             }
         }
@@ -139,6 +140,7 @@ impl Worker {
             info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "publish stopped");
         }
         self.emit("publish_stop", r, Some(key.name()), None);
+        self.finish_recordings(key);
         let remote = self.shared.registry.unpublish(key, publish_id);
         for w in remote {
             self.post(
@@ -225,6 +227,7 @@ impl Worker {
     /// What a fan-out on `key` left to the worker: viewers whose play ended (their
     /// NetStream is idle again and their play is released) and clients to close.
     fn settle(&mut self, key: &StreamKey) {
+        self.settle_recordings();
         if !self.stopped.is_empty() {
             let mut stopped = std::mem::take(&mut self.stopped);
             for (r, stream_id) in stopped.drain(..) {

@@ -788,3 +788,44 @@ fn clear_data_frame_drops_the_kept_metadata_here_and_on_other_workers() {
     );
     assert_eq!(sim.frames(viewer).len(), seen, "viewers are sent nothing");
 }
+
+/// A recording is one more sink: it gets every frame the publisher sends, in order, with
+/// or without viewers and whatever they drop; one that starts mid-stream first gets the
+/// metadata and headers a file needs; removed, it gets nothing more.
+#[test]
+fn a_recorder_gets_every_frame_in_order() {
+    use crate::media::recorder::RecorderRef;
+    let mut sim = Sim::new();
+    let r = RecorderRef {
+        slot: 1,
+        generation: 0,
+    };
+    sim.publish();
+    assert!(
+        sim.stream.add_recorder(r).len() >= 3,
+        "metadata and both headers first"
+    );
+    let slow = sim.client(false);
+    sim.play(slow);
+    let before = sim.port.recorded.len();
+    sim.run(2000);
+    let recorded: Vec<u32> = sim.port.recorded[before..]
+        .iter()
+        .map(|(_, _, ts)| *ts)
+        .collect();
+    assert!(
+        recorded.len() > 2 * FPS as usize,
+        "every frame: {}",
+        recorded.len()
+    );
+    assert!(recorded.windows(2).all(|w| w[0] <= w[1]), "in order");
+    assert!(sim.port.recorded.iter().all(|(to, _, _)| *to == r));
+    sim.stream.remove_recorder(r);
+    let after = sim.port.recorded.len();
+    sim.run(500);
+    assert_eq!(sim.port.recorded.len(), after, "nothing after removal");
+    // Not while nobody publishes here.
+    sim.unpublish();
+    assert!(sim.stream.add_recorder(r).is_empty());
+    assert!(!sim.stream.sinks.contains(&Sink::Recorder(r)));
+}

@@ -865,6 +865,51 @@ fn merge_stream(acc: &mut HashMap<(String, String, String), StreamInfo>, s: Stre
             a.video_codec = a.video_codec.take().or(s.video_codec);
             a.audio_codec = a.audio_codec.take().or(s.audio_codec);
             a.gop_frames = a.gop_frames.max(s.gop_frames);
+            // Only the publisher's worker records.
+            a.recording = a.recording.take().or(s.recording);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(viewers: u64, publisher: bool, recording: Option<&str>) -> StreamInfo {
+        StreamInfo {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "cam".into(),
+            publisher: publisher.then(|| "127.0.0.1:5000".into()),
+            publisher_client: publisher.then_some(1),
+            video_codec: None,
+            audio_codec: None,
+            bitrate_in: 0.0,
+            bitrate_out: 0.0,
+            viewers,
+            gop_frames: 0,
+            since: 0.0,
+            recording: recording.map(String::from),
+        }
+    }
+
+    /// Whichever worker answers first, the merged stream has the publisher's recording
+    /// and every worker's viewers.
+    #[test]
+    fn the_publishers_recording_survives_the_merge_in_any_order() {
+        let publisher = || info(1, true, Some("/srv/live/_definst_/cam.flv"));
+        let other = || info(2, false, None);
+        for answers in [[publisher(), other()], [other(), publisher()]] {
+            let mut acc = HashMap::new();
+            for s in answers {
+                merge_stream(&mut acc, s);
+            }
+            let merged = acc.into_values().next().expect("one stream");
+            assert_eq!(merged.viewers, 3);
+            assert_eq!(
+                merged.recording.as_deref(),
+                Some("/srv/live/_definst_/cam.flv")
+            );
         }
     }
 }

@@ -89,6 +89,14 @@ impl Sampler {
                 .iter()
                 .map(|s| WorkerStats::get(&s.dropped_frames))
                 .sum(),
+            recordings_started: stats
+                .iter()
+                .map(|s| WorkerStats::get(&s.recordings_started))
+                .sum(),
+            recordings_failed: stats
+                .iter()
+                .map(|s| WorkerStats::get(&s.recordings_failed))
+                .sum(),
             workers,
         }
     }
