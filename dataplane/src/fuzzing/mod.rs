@@ -3,10 +3,12 @@
 
 mod amf;
 mod client_session;
+mod host_ini;
 mod rtmp;
 mod session;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
+pub use host_ini::host_ini;
 pub use rtmp::*;
 pub use session::rtmp_session;
