@@ -6,11 +6,14 @@
 //! compiler then lists every dispatch that must say what it does with it.
 
 use super::conn::ConnRef;
+use super::slab::SlabRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
     /// A client connection.
     Conn(ConnRef),
+    /// A relay pull of this worker (see `worker/upstream.rs`): its connects and retries.
+    Pull(SlabRef),
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
 }

@@ -111,6 +111,13 @@ impl Registry {
         others
     }
 
+    /// Whether any worker has a viewer of `key` (a relay pull is kept while one does).
+    pub(crate) fn has_viewers(&self, key: &StreamKey) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|e| e.viewers.iter().any(|n| *n > 0))
+    }
+
     /// Streams with a publisher right now, for status.
     pub(crate) fn published(&self) -> u64 {
         self.lock()

@@ -25,6 +25,8 @@ pub(crate) enum TimerKind {
     CallDeadline,
     /// The worker's once-a-second refresh of stream rates.
     Tick,
+    /// A relay pull's next attempt at its upstream.
+    Retry,
 }
 
 /// A connection's timer, as connection code arms it.

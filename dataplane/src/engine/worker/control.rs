@@ -89,7 +89,7 @@ impl Worker {
         self.streams
             .iter()
             .map(|(key, s)| {
-                let local = matches!(s.source, Source::Local { .. });
+                let local = s.source.here().is_some();
                 StreamInfo {
                     app: key.app().to_string(),
                     instance: key.instance().to_string(),

@@ -21,6 +21,7 @@ mod session;
 mod streams;
 #[cfg(test)]
 mod testing;
+mod upstream;
 
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
@@ -110,6 +111,8 @@ pub(crate) struct Worker {
     /// `io`, so the ring is gone before the memory it may still read.
     connects: Connects<Owner>,
     udp: UdpSockets<Owner>,
+    /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
+    pulls: upstream::Pulls,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -167,6 +170,7 @@ impl Worker {
             timers: Timers::default(),
             connects: Connects::default(),
             udp: UdpSockets::default(),
+            pulls: upstream::Pulls::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -420,16 +424,8 @@ impl Worker {
         if self.config.server.tcp_notsent_lowat > 0 {
             set_notsent_lowat(fd, self.config.server.tcp_notsent_lowat);
         }
+        let session_config = self.session_config();
         let cfg = &self.config;
-        let session_config = SessionConfig {
-            limits: DecoderLimits {
-                max_message_size: cfg.server.max_message_size,
-                max_chunk_streams: cfg.server.max_chunk_streams,
-            },
-            chunk_size: cfg.server.chunk_size,
-            window_ack_size: cfg.server.window_ack_size,
-            peer_bandwidth: cfg.server.peer_bandwidth,
-        };
         let epoch = self.started.elapsed().as_millis() as u32;
         let conn = Conn {
             since: unix_now(),
@@ -455,6 +451,7 @@ impl Worker {
             preamble_sent: false,
             amf3: false,
             bytes_out: 0,
+            upstream: None,
         };
         let r = self.conns.insert(conn);
         WorkerStats::add(&self.stats().connections, 1);
@@ -467,6 +464,20 @@ impl Worker {
         });
         self.arm_recv(r);
         r
+    }
+
+    /// The RTMP session settings from the configuration, for either role.
+    fn session_config(&self) -> SessionConfig {
+        let cfg = &self.config;
+        SessionConfig {
+            limits: DecoderLimits {
+                max_message_size: cfg.server.max_message_size,
+                max_chunk_streams: cfg.server.max_chunk_streams,
+            },
+            chunk_size: cfg.server.chunk_size,
+            window_ack_size: cfg.server.window_ack_size,
+            peer_bandwidth: cfg.server.peer_bandwidth,
+        }
     }
 
     /// Milliseconds on this worker's clock, for the sans-IO tables that take time in.
@@ -515,8 +526,13 @@ impl Worker {
         if let Some(bid) = bid {
             self.io.bufs.recycle(bid);
         }
+        let link = self.conns.get(r).is_some_and(|c| c.upstream.is_some());
         for ev in events.drain(..) {
-            self.on_event_or_defer(r, ev);
+            if link {
+                self.on_link_event(r, ev);
+            } else {
+                self.on_event_or_defer(r, ev);
+            }
         }
         self.events = events;
         self.flush_out(r);
@@ -609,6 +625,7 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(&key) {
                     stream.remove_worker(worker);
                 }
+                self.release_unwanted_pull(&key);
             }
             WorkerMsg::StreamStarted {
                 key,
@@ -678,6 +695,10 @@ impl Worker {
         while let Some((owner, kind)) = self.timers.pop_due(now) {
             let r = match owner {
                 Owner::Conn(r) => r,
+                Owner::Pull(p) => {
+                    self.pull_timer(p, kind);
+                    continue;
+                }
                 Owner::Worker => {
                     self.worker_timer(kind, now);
                     continue;
@@ -686,7 +707,11 @@ impl Worker {
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
                 TimerKind::Connect => {
-                    if !c.client.nc.is_connected() && c.closing == Closing::Open {
+                    let connected = c
+                        .upstream
+                        .as_ref()
+                        .map_or(c.client.nc.is_connected(), |u| u.link.is_connected());
+                    if !connected && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
                             r,
@@ -712,7 +737,9 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
-                TimerKind::Tick => debug_assert!(false, "the worker's tick armed for a connection"),
+                TimerKind::Tick | TimerKind::Retry => {
+                    debug_assert!(false, "a worker or pull timer armed for a connection")
+                }
             }
             self.maybe_free(r);
         }
@@ -730,7 +757,8 @@ impl Worker {
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
             | TimerKind::CallDeadline
-            | TimerKind::NotifWait => {
+            | TimerKind::NotifWait
+            | TimerKind::Retry => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
         }
@@ -797,12 +825,16 @@ impl Worker {
         let mut actions = Vec::new();
         c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
+        let pull = c.upstream.as_ref().map(|u| u.pull);
         for a in actions {
             match a {
                 Action::StopPublish { key, .. } => self.stop_publish(r, &key),
                 Action::StopPlay { stream_id, key } => self.stop_play(r, stream_id, &key),
                 _ => {}
             }
+        }
+        if let Some(pull) = pull {
+            self.link_closed(r, pull, reason);
         }
         let Some(c) = self.conns.get_mut(r) else {
             return;

@@ -56,22 +56,9 @@ impl Worker {
                 else {
                     return;
                 };
-                let amf3 = message.type_id == msg_type::DATA_AMF3;
-                let (payload, keep) = match data_frame::from_publisher(amf3, &message.payload) {
-                    DataFrame::Forward { payload, keep } => (payload, keep),
-                    DataFrame::Ignored(why) => {
-                        if let Some(c) = self.conns.get(r) {
-                            debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
-                        }
-                        return;
-                    }
-                };
-                let m = MediaMessage {
-                    timestamp: message.timestamp,
-                    type_id: msg_type::DATA_AMF0,
-                    payload,
-                };
-                self.publish_frame(&key, m, keep, |s| is_publisher(s, r));
+                if let Some((m, keep)) = self.data_for_stream(r, &message) {
+                    self.publish_frame(&key, m, keep, |s| is_publisher(s, r));
+                }
             }
             SessionEvent::BufferLength { stream_id, ms } => {
                 if let Some(c) = self.conns.get(r) {
@@ -86,6 +73,33 @@ impl Worker {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, ?answer, "answer to no call of ours ignored");
                 }
+            }
+        }
+    }
+
+    /// What a data message from `r` (a publisher or an upstream link) becomes in its
+    /// stream, and whether the stream keeps it for joiners; None (logged) if it is not for
+    /// viewers.
+    pub(super) fn data_for_stream(
+        &self,
+        r: ConnRef,
+        message: &crate::proto::rtmp::Message,
+    ) -> Option<(MediaMessage, bool)> {
+        let amf3 = message.type_id == msg_type::DATA_AMF3;
+        match data_frame::from_publisher(amf3, &message.payload) {
+            DataFrame::Forward { payload, keep } => Some((
+                MediaMessage {
+                    timestamp: message.timestamp,
+                    type_id: msg_type::DATA_AMF0,
+                    payload,
+                },
+                keep,
+            )),
+            DataFrame::Ignored(why) => {
+                if let Some(c) = self.conns.get(r) {
+                    debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
+                }
+                None
             }
         }
     }
