@@ -357,6 +357,7 @@ impl Config {
                 max_streams: a.max_streams,
                 drop_lag_ms: a.drop_lag_ms.unwrap_or(self.live.drop_lag_ms),
                 max_lag_ms: a.max_lag_ms.unwrap_or(self.live.max_lag_ms),
+                role: a.role,
             })
     }
 }
@@ -369,9 +370,15 @@ pub(crate) struct AppPolicy {
     pub(crate) max_streams: usize,
     pub(crate) drop_lag_ms: u32,
     pub(crate) max_lag_ms: u32,
+    pub(crate) role: Option<Role>,
 }
 
 impl AppPolicy {
+    /// Origins and intermediates take child servers (FCAddChild) and tell them of streams.
+    pub(crate) fn has_children(&self) -> bool {
+        matches!(self.role, Some(Role::Origin | Role::Intermediate))
+    }
+
     fn open(live: &LiveConfig) -> Self {
         AppPolicy {
             publish: true,
@@ -379,6 +386,7 @@ impl AppPolicy {
             max_streams: 0,
             drop_lag_ms: live.drop_lag_ms,
             max_lag_ms: live.max_lag_ms,
+            role: None,
         }
     }
 }

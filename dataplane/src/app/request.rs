@@ -47,6 +47,8 @@ pub(crate) enum Request {
     FcUnpublish {
         name: String,
     },
+    /// A child server (intermediate or edge) registers with its parent (LiveStreamCast).
+    FcAddChild,
     Publish {
         name: String,
         mode: PublishMode,
@@ -110,6 +112,7 @@ impl Request {
             "FCUnpublish" => Request::FcUnpublish {
                 name: str_arg(cmd, 0).unwrap_or_default(),
             },
+            "FCAddChild" => Request::FcAddChild,
             "publish" => match str_arg(cmd, 0) {
                 Some(name) if !name.is_empty() => {
                     let mode = match str_arg(cmd, 1).as_deref() {

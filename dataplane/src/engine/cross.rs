@@ -37,6 +37,12 @@ pub(crate) enum WorkerMsg {
         key: StreamKey,
         publish_id: u64,
     },
+    /// To every worker: `key` went live (or stopped) in an application with child servers,
+    /// which are told with addStream (removeStream).
+    TierStream {
+        key: StreamKey,
+        live: bool,
+    },
     /// From the control thread: answer with `ControlInbound::Answer { query, .. }`.
     Query {
         query: u64,

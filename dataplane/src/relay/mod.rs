@@ -1,8 +1,9 @@
 //! Links between servers: the upstream groups of intermediate and edge applications
 //! (host.ini, LiveStreamCast's format), one upstream link's conversation in the client
-//! role (`link`) and its retry delays (`backoff`). The engine opens the connections and
+//! role (`link`), its retry delays (`backoff`), and the commands between tiers (`tier`). The engine opens the connections and
 //! feeds them (engine/worker/upstream.rs).
 
 pub(crate) mod backoff;
 pub(crate) mod host_ini;
 pub(crate) mod link;
+pub(crate) mod tier;

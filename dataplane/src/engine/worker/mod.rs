@@ -21,6 +21,7 @@ mod session;
 mod streams;
 #[cfg(test)]
 mod testing;
+mod tiers;
 mod upstream;
 
 use super::conn::{Closing, Conn, ConnRef, Slots};
@@ -113,6 +114,8 @@ pub(crate) struct Worker {
     udp: UdpSockets<Owner>,
     /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
     pulls: upstream::Pulls,
+    /// Child servers (FCAddChild) connected to this worker, told of streams going live.
+    children: Vec<ConnRef>,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -171,6 +174,7 @@ impl Worker {
             connects: Connects::default(),
             udp: UdpSockets::default(),
             pulls: upstream::Pulls::default(),
+            children: Vec::new(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -659,6 +663,7 @@ impl Worker {
                     self.went_offline(&key);
                 }
             }
+            WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
             WorkerMsg::AuthDecision {

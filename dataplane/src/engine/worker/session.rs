@@ -225,6 +225,8 @@ impl Worker {
             a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
                 self.viewer_control(r, stream_id, a)
             }
+            Action::FcPublish { stream_id, key } => self.fc_publish(r, stream_id, &key),
+            Action::AddChild => self.add_child(r),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }

@@ -74,6 +74,7 @@ impl Worker {
                     );
                 }
                 self.went_live(&key);
+                self.announce_to_children(&key, true);
             }
         }
     }
@@ -150,6 +151,7 @@ impl Worker {
             );
         }
         self.went_offline(key);
+        self.announce_to_children(key, false);
     }
 
     /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.

@@ -224,6 +224,7 @@ impl Worker {
             );
         }
         self.went_live(&key);
+        self.announce_to_children(&key, true);
     }
 
     /// Link `r` of pull `p` closed (by either side): its stream is released (viewers get
