@@ -70,6 +70,9 @@ pub struct ServerOptions {
     /// The loopback address it listens on, standing for a host of its own (tiers tests run
     /// servers on 127.0.0.2, .3, ...); None: 127.0.0.1.
     pub host: Option<std::net::IpAddr>,
+    /// A fixed address to listen on (a server brought back where it was); None: a free
+    /// port on `host`.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -79,6 +82,7 @@ impl Default for ServerOptions {
             config: None,
             rust_log: "info".into(),
             host: None,
+            addr: None,
         }
     }
 }
@@ -109,9 +113,10 @@ impl Server {
         });
         let mut failures = String::new();
         for attempt in 1..=PORT_ATTEMPTS {
-            let addr = match opts.host {
-                Some(ip) => free_addr_on(ip),
-                None => free_addr(),
+            let addr = match (opts.addr, opts.host) {
+                (Some(addr), _) => addr,
+                (None, Some(ip)) => free_addr_on(ip),
+                (None, None) => free_addr(),
             };
             let log_path = dir.join(&format!("stratad-{attempt}.log"));
             let log = std::fs::File::create(&log_path).expect("create server log");

@@ -96,7 +96,7 @@ fn an_edge_viewer_gets_the_origins_stream_and_survives_the_origins_death() {
     assert!(origin.wait_exit(Duration::from_secs(5)).is_some());
     assert!(
         edge.wait_log_line(
-            &["upstream link failed", "attempt=2"],
+            &["upstream link failed", "failures=2"],
             Duration::from_secs(10)
         )
         .is_some(),

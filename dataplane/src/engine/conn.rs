@@ -65,6 +65,8 @@ pub(crate) struct Conn {
 /// An upstream link riding on a connection: the pull it serves and its conversation.
 pub(crate) struct LinkConn {
     pub(crate) pull: SlabRef,
+    /// The upstream group it goes to (index in host.ini).
+    pub(crate) group: u16,
     pub(crate) link: crate::relay::link::PullLink,
 }
 

@@ -12,8 +12,9 @@ use super::slab::SlabRef;
 pub(crate) enum Owner {
     /// A client connection.
     Conn(ConnRef),
-    /// A relay pull of this worker (see `worker/upstream.rs`): its connects and retries.
-    Pull(SlabRef),
+    /// A relay pull of this worker (see `worker/upstream.rs`): the connects and retries of
+    /// its link to upstream group `group` (its index in host.ini), and its idle checks.
+    Pull { pull: SlabRef, group: u16 },
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
 }

@@ -207,6 +207,15 @@ impl LiveStream {
         self.source = Source::Upstream { link, publish_id };
     }
 
+    /// Failover: the stream now comes from another upstream link, with no break for
+    /// viewers (the same publish, the GOP cache and sinks kept; the new link starts on a key
+    /// frame, which begins a new GOP).
+    pub(crate) fn relink(&mut self, link: ClientRef) {
+        if let Source::Upstream { publish_id, .. } = self.source {
+            self.source = Source::Upstream { link, publish_id };
+        }
+    }
+
     /// The publisher's worker sent the stream's start and its snapshot: this worker's copy
     /// goes live from it. Returns false (and does nothing) if this worker has no viewers
     /// or publishes the stream itself.

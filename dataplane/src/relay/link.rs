@@ -116,8 +116,12 @@ impl PullLink {
         }
     }
 
+    /// Media of our stream once play is sent: an upstream may send the first frames of its
+    /// snapshot before its Play.Start (its statuses and media travel in separate queues),
+    /// and those frames are the ones a decoder needs first.
     fn playing(&self, message: &Message) -> bool {
-        self.stage == Stage::Playing && message.stream_id == self.stream_id
+        matches!(self.stage, Stage::Starting | Stage::Playing)
+            && message.stream_id == self.stream_id
     }
 
     fn on_status(&mut self, code: &str) -> LinkStep {

@@ -700,8 +700,8 @@ impl Worker {
         while let Some((owner, kind)) = self.timers.pop_due(now) {
             let r = match owner {
                 Owner::Conn(r) => r,
-                Owner::Pull(p) => {
-                    self.pull_timer(p, kind);
+                Owner::Pull { pull, group } => {
+                    self.pull_timer(pull, group, kind);
                     continue;
                 }
                 Owner::Worker => {
@@ -742,7 +742,7 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
-                TimerKind::Tick | TimerKind::Retry => {
+                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle => {
                     debug_assert!(false, "a worker or pull timer armed for a connection")
                 }
             }
@@ -763,7 +763,8 @@ impl Worker {
             | TimerKind::Auth(_)
             | TimerKind::CallDeadline
             | TimerKind::NotifWait
-            | TimerKind::Retry => {
+            | TimerKind::Retry
+            | TimerKind::Idle => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
         }
@@ -830,7 +831,7 @@ impl Worker {
         let mut actions = Vec::new();
         c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
-        let pull = c.upstream.as_ref().map(|u| u.pull);
+        let pull = c.upstream.as_ref().map(|u| (u.pull, u.group));
         for a in actions {
             match a {
                 Action::StopPublish { key, .. } => self.stop_publish(r, &key),
@@ -838,8 +839,8 @@ impl Worker {
                 _ => {}
             }
         }
-        if let Some(pull) = pull {
-            self.link_closed(r, pull, reason);
+        if let Some((pull, group)) = pull {
+            self.link_closed(r, pull, group, reason);
         }
         let Some(c) = self.conns.get_mut(r) else {
             return;

@@ -46,8 +46,8 @@ impl Worker {
     /// exactly as for an accepted one (the ring does not care who opened a socket). Any
     /// other owner takes none, so the socket is closed.
     fn connected(&mut self, done: Connected<Owner>) {
-        if let Owner::Pull(pull) = done.owner {
-            return self.pull_connected(pull, done.to, done.result);
+        if let Owner::Pull { pull, group } = done.owner {
+            return self.pull_connected(pull, group, done.to, done.result);
         }
         match done.result {
             Ok(socket) => {

@@ -187,10 +187,11 @@ fn playing_asked() -> Upstream {
 #[test]
 fn connects_creates_a_stream_and_plays_then_frames_flow_once_live() {
     let mut u = playing_asked();
-    // Media before Play.Start, or on another stream, is not the link's.
-    u.video(0, STREAM);
+    // Media on another stream is not the link's; on ours it is, even before Play.Start.
     u.video(0, STREAM + 1);
     assert!(u.steps().is_empty());
+    u.video(0, STREAM);
+    assert!(matches!(u.steps().as_slice(), [LinkStep::Media(_)]));
     u.status("NetStream.Play.Reset");
     assert!(u.steps().is_empty());
     u.status("NetStream.Play.Start");
