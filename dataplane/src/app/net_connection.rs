@@ -71,6 +71,15 @@ pub(crate) enum Action {
     /// FCAddChild from a child server, accepted: it is told of streams from now on, and of
     /// those live now.
     AddChild,
+    /// FCSubscribe: the transport answers onFMSubscribe (Play.Start or StreamNotFound, and
+    /// UnpublishNotify later).
+    Subscribe {
+        key: StreamKey,
+    },
+    /// FCUnsubscribe: no more onFMSubscribe for this name.
+    Unsubscribe {
+        key: StreamKey,
+    },
     /// Flush what is queued, then close.
     Close {
         reason: String,
@@ -230,6 +239,30 @@ impl NetConnection {
                 )));
                 let key = self.key(&name);
                 out.push(Action::FcPublish { stream_id, key });
+            }
+            Request::FcSubscribe { name } => {
+                if tid != 0.0 {
+                    out.push(reply(status::result(
+                        tid,
+                        Amf0Value::Null,
+                        Amf0Value::Undefined,
+                    )));
+                }
+                let key = self.key(&name);
+                out.push(Action::Subscribe { key });
+            }
+            Request::FcUnsubscribe { name } => {
+                if tid != 0.0 {
+                    out.push(reply(status::result(
+                        tid,
+                        Amf0Value::Null,
+                        Amf0Value::Undefined,
+                    )));
+                }
+                let info = status::info(Level::Status, "NetStream.Play.Stop", &name);
+                out.push(reply(status::call("onFCUnsubscribe", info)));
+                let key = self.key(&name);
+                out.push(Action::Unsubscribe { key });
             }
             Request::FcAddChild => {
                 if self.policy.as_ref().is_some_and(AppPolicy::has_children) {

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 
 use crate::proto::rtmp::session::{CallKind, Session, SessionEvent};
 use crate::proto::rtmp::Message;
+use crate::relay::tier;
 
 /// The flashVer a link announces: the upstream sees a server, as AMS edges announce theirs.
 const FLASH_VER: &str = "FMS/3,5,7,7009 (strata)";
@@ -33,6 +34,8 @@ pub(crate) enum LinkStep {
     /// The upstream's publisher left (UnpublishNotify): the local stream goes offline, the
     /// link stays and waits for the next publisher.
     Offline,
+    /// The upstream has no such stream (onFMSubscribe with StreamNotFound).
+    NotFound,
     /// Audio or video for the local stream.
     Media(Message),
     /// A data message (metadata) for the local stream.
@@ -97,9 +100,27 @@ impl PullLink {
             {
                 self.stage = Stage::Starting;
                 self.stream_id = stream_id;
+                // Asked first, as the seed's children do: an upstream that knows FCSubscribe
+                // says at once whether it has the stream.
+                let name = [crate::proto::amf0::Amf0Value::string(&self.name)];
+                let null = crate::proto::amf0::Amf0Value::Null;
+                if let Err(e) = session.call(0, tier::FC_SUBSCRIBE, null, &name, out) {
+                    return LinkStep::Failed(format!("FCSubscribe not sent: {e}"));
+                }
                 session.play(stream_id, &self.name, out);
                 session.set_buffer_length(stream_id, BUFFER_MS, out);
                 LinkStep::Nothing
+            }
+            // An upstream that does not know FCSubscribe: play alone decides.
+            SessionEvent::Error {
+                call: CallKind::Method(_),
+                ..
+            } => LinkStep::Nothing,
+            SessionEvent::Command { command, .. } if command.name == tier::ON_FM_SUBSCRIBE => {
+                match command.info_str("code") {
+                    Some("NetStream.Play.StreamNotFound") => LinkStep::NotFound,
+                    _ => LinkStep::Nothing,
+                }
             }
             SessionEvent::Error { call, command, .. } => LinkStep::Failed(format!(
                 "upstream refused {}: {}",

@@ -10,6 +10,12 @@ pub(crate) const ADD_STREAM: &str = "addStream";
 /// Parent to children: a stream stopped.
 pub(crate) const REMOVE_STREAM: &str = "removeStream";
 
+/// FCSubscribe(name), which a child's link sends before play: an upstream of ours answers
+/// with onFMSubscribe (StreamNotFound when it has no such stream).
+pub(crate) const FC_SUBSCRIBE: &str = "FCSubscribe";
+/// The answer to FCSubscribe / FMSubscribe.
+pub(crate) const ON_FM_SUBSCRIBE: &str = "onFMSubscribe";
+
 /// addStream(name) or removeStream(name), sent as a notification (transaction 0: the
 /// parent expects no answer, as FMS's `Client.call` without a responder).
 pub(crate) fn stream_notice(live: bool, name: &str) -> [Amf0Value; 4] {

@@ -116,6 +116,8 @@ pub(crate) struct Worker {
     pulls: upstream::Pulls,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
     children: Vec<ConnRef>,
+    /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
+    subscribers: Vec<(ConnRef, StreamKey)>,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -175,6 +177,7 @@ impl Worker {
             udp: UdpSockets::default(),
             pulls: upstream::Pulls::default(),
             children: Vec::new(),
+            subscribers: Vec::new(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),

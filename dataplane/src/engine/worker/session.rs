@@ -227,6 +227,8 @@ impl Worker {
             }
             Action::FcPublish { stream_id, key } => self.fc_publish(r, stream_id, &key),
             Action::AddChild => self.add_child(r),
+            Action::Subscribe { key } => self.subscribe(r, key),
+            Action::Unsubscribe { key } => self.unsubscribe(r, &key),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }

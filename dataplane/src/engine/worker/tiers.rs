@@ -40,14 +40,14 @@ impl Worker {
         }
     }
 
-    /// `key` started (`live`) or stopped: if its application takes children, every worker
-    /// tells its children.
+    /// `key` started (`live`) or stopped: if its application has a tier role, every worker
+    /// tells its children and its subscribers.
     pub(super) fn announce_to_children(&mut self, key: &StreamKey, live: bool) {
-        if !self
+        let tiered = self
             .config
             .application(key.app())
-            .is_some_and(|p| p.has_children())
-        {
+            .is_some_and(|p| p.role.is_some());
+        if !tiered {
             return;
         }
         for w in 0..self.shared.mailboxes.len() {
@@ -62,8 +62,84 @@ impl Worker {
         self.tell_children(key, live);
     }
 
-    /// addStream / removeStream to this worker's children of `key`'s application instance.
+    /// FCSubscribe / FMSubscribe: Play.Start if the stream is live; on an intermediate or
+    /// edge, a pull asks the upstreams and the answer comes when one plays it (or none has
+    /// it); elsewhere StreamNotFound. Later, UnpublishNotify when it stops.
+    pub(super) fn subscribe(&mut self, r: ConnRef, key: StreamKey) {
+        let conns = &self.conns;
+        self.subscribers
+            .retain(|(s, _)| conns.get(*s).is_some_and(|c| c.closing == Closing::Open));
+        if !self.subscribers.iter().any(|(s, k)| *s == r && *k == key) {
+            self.subscribers.push((r, key.clone()));
+        }
+        if self.shared.registry.is_published(&key) {
+            return self.notify_subscriber(r, &key, "NetStream.Play.Start");
+        }
+        let pulls = self
+            .config
+            .applications
+            .iter()
+            .any(|a| a.name == key.app() && a.role.is_some_and(|role| role.has_upstreams()));
+        if pulls {
+            self.maybe_pull(&key);
+        } else {
+            self.subscribers_not_found(&key);
+        }
+    }
+
+    pub(super) fn unsubscribe(&mut self, r: ConnRef, key: &StreamKey) {
+        self.subscribers.retain(|(s, k)| !(*s == r && k == key));
+        self.release_unwanted_pull(key);
+    }
+
+    /// Whether a client of this worker waits for an answer about `key` (a pull for it is
+    /// kept while one does, as while a viewer plays it).
+    pub(super) fn subscribed(&self, key: &StreamKey) -> bool {
+        self.subscribers.iter().any(|(_, k)| k == key)
+    }
+
+    /// No upstream has `key`: StreamNotFound to its subscribers, which are let go.
+    pub(super) fn subscribers_not_found(&mut self, key: &StreamKey) {
+        let waiting: Vec<ConnRef> = self
+            .subscribers
+            .iter()
+            .filter(|(_, k)| k == key)
+            .map(|(r, _)| *r)
+            .collect();
+        self.subscribers.retain(|(_, k)| k != key);
+        for r in waiting {
+            self.notify_subscriber(r, key, "NetStream.Play.StreamNotFound");
+        }
+    }
+
+    fn notify_subscriber(&mut self, r: ConnRef, key: &StreamKey, code: &str) {
+        let level = if code.ends_with("NotFound") {
+            status::Level::Error
+        } else {
+            status::Level::Status
+        };
+        let info = status::info(level, code, key.name());
+        self.reply(r, 0, &status::call(tier::ON_FM_SUBSCRIBE, info));
+        self.flush_out(r);
+    }
+
+    /// addStream / removeStream to this worker's children of `key`'s application instance,
+    /// and onFMSubscribe (Play.Start / UnpublishNotify) to its subscribers of `key`.
     pub(super) fn tell_children(&mut self, key: &StreamKey, live: bool) {
+        let code = if live {
+            "NetStream.Play.Start"
+        } else {
+            "NetStream.Play.UnpublishNotify"
+        };
+        let subscribers: Vec<ConnRef> = self
+            .subscribers
+            .iter()
+            .filter(|(_, k)| k == key)
+            .map(|(r, _)| *r)
+            .collect();
+        for r in subscribers {
+            self.notify_subscriber(r, key, code);
+        }
         let conns = &self.conns;
         self.children
             .retain(|r| conns.get(*r).is_some_and(|c| c.closing == Closing::Open));

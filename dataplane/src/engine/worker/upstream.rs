@@ -258,6 +258,7 @@ impl Worker {
             }
             LinkStep::Media(message) => self.link_frame(p, g, r, message, false),
             LinkStep::Data(message) => self.link_frame(p, g, r, message, true),
+            LinkStep::NotFound => self.close(r, "the upstream has no such stream", false),
             LinkStep::Failed(reason) => self.close(r, &reason, true),
         }
     }
@@ -468,11 +469,9 @@ impl Worker {
     /// An attempt at group `g`, or its link, failed: retried after back-off, and if it was
     /// the current group the stream fails over to the next.
     fn group_failed(&mut self, p: SlabRef, g: usize, reason: &str) {
-        let wanted = self
-            .pulls
-            .slab
-            .get(p)
-            .is_some_and(|pull| self.shared.registry.has_viewers(&pull.key));
+        let wanted = self.pulls.slab.get(p).is_some_and(|pull| {
+            self.shared.registry.has_viewers(&pull.key) || self.subscribed(&pull.key)
+        });
         if !wanted || self.shutting_down.is_some() {
             return self.end_pull(p);
         }
@@ -499,6 +498,17 @@ impl Worker {
         let next = self.leave_list(p, g);
         if was_current {
             self.failover(p, g, next, reason);
+        }
+        // Every group failed or lacks the stream, none plays it: subscribers are told.
+        let Some(pull) = self.pulls.slab.get(p) else {
+            return;
+        };
+        let none_left = pull.list.active().is_none()
+            && pull.next.is_none()
+            && pull.links.iter().all(|l| l.state == LinkState::Waiting);
+        if none_left {
+            let key = pull.key.clone();
+            self.subscribers_not_found(&key);
         }
     }
 
@@ -612,7 +622,7 @@ impl Worker {
     /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends.
     pub(super) fn release_unwanted_pull(&mut self, key: &StreamKey) {
         if let Some(&p) = self.pulls.by_key.get(key) {
-            if !self.shared.registry.has_viewers(key) {
+            if !self.shared.registry.has_viewers(key) && !self.subscribed(key) {
                 self.end_pull(p);
             }
         }

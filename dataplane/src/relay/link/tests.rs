@@ -176,6 +176,7 @@ fn playing_asked() -> Upstream {
         [
             ("connect".to_string(), "lsc_origin/room".to_string()),
             ("createStream".into(), String::new()),
+            ("FCSubscribe".into(), "cam".into()),
             ("play".into(), "cam".into()),
         ]
     );
@@ -203,6 +204,23 @@ fn connects_creates_a_stream_and_plays_then_frames_flow_once_live() {
         [LinkStep::Media(m)] => assert_eq!((m.timestamp, m.type_id), (40, msg_type::VIDEO)),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_upstream_without_the_stream_says_so_to_fc_subscribe() {
+    let mut u = playing_asked();
+    let values = [
+        Amf0Value::string("onFMSubscribe"),
+        Amf0Value::Number(0.0),
+        Amf0Value::Null,
+        Amf0Value::object([
+            ("level", Amf0Value::string("error")),
+            ("code", Amf0Value::string("NetStream.Play.StreamNotFound")),
+        ]),
+    ];
+    u.server.write_command(0, false, &values, &mut u.to_client);
+    u.pump();
+    assert_eq!(u.steps(), [LinkStep::NotFound]);
 }
 
 #[test]
