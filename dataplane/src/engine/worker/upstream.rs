@@ -72,6 +72,9 @@ struct Pull {
     /// Metadata and codec headers of a new link, waiting for its first key frame (see
     /// `relay::rebase`): at most one of each kind.
     held: Vec<(FrameKind, MediaMessage)>,
+    /// Metadata a group's fresh link sent before its first audio or video (an upstream
+    /// sends data even for a stream it does not have): held for it if it takes over.
+    early_data: Option<(usize, MediaMessage)>,
     /// The registry claim while this pull feeds the stream.
     publish_id: Option<u64>,
     idle: Duration,
@@ -119,6 +122,7 @@ impl Worker {
             next: None,
             rebase: Rebase::default(),
             held: Vec::new(),
+            early_data: None,
             publish_id: None,
             idle: Duration::from_millis(u64::from(app.idle_ms)),
             media: 0,
@@ -266,18 +270,37 @@ impl Worker {
     /// A message from group `g`'s link `r`: its first answers the play request (the list,
     /// the current group); the current group's go to the stream.
     fn link_frame(&mut self, p: SlabRef, g: usize, r: ConnRef, message: Message, data: bool) {
+        // Data that is not for viewers (|RtmpSampleAccess, ...) answers nothing.
+        let (m, keep) = if data {
+            match self.data_for_stream(r, &message) {
+                Some(kept) => kept,
+                None => return,
+            }
+        } else {
+            let m = MediaMessage {
+                timestamp: message.timestamp,
+                type_id: message.type_id,
+                payload: message.payload,
+            };
+            (m, true)
+        };
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
         let Some(link) = pull.links.get_mut(g) else {
             return;
         };
-        if link.state
+        let fresh = link.state
             == (LinkState::Linked {
                 conn: r,
                 fresh: true,
-            })
-        {
+            });
+        if fresh && data {
+            // Only audio or video answers the play request.
+            pull.early_data = Some((g, m));
+            return;
+        }
+        if fresh {
             link.state = LinkState::Linked {
                 conn: r,
                 fresh: false,
@@ -320,19 +343,6 @@ impl Worker {
         if pull.list.active() != Some(g) {
             return;
         }
-        let (m, keep) = if data {
-            match self.data_for_stream(r, &message) {
-                Some(kept) => kept,
-                None => return,
-            }
-        } else {
-            let m = MediaMessage {
-                timestamp: message.timestamp,
-                type_id: message.type_id,
-                payload: message.payload,
-            };
-            (m, true)
-        };
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
@@ -366,6 +376,11 @@ impl Worker {
         pull.next = None;
         pull.rebase.switch();
         pull.held.clear();
+        if let Some((from, m)) = pull.early_data.take() {
+            if from == g {
+                pull.held.push((FrameKind::Metadata, m));
+            }
+        }
         pull.idle_seen = (pull.media, Instant::now());
         let key = pull.key.clone();
         let label = pull.groups[g].label.clone();
