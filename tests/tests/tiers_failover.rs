@@ -8,7 +8,7 @@
 //! then the secondary, seen in the control socket's events.
 
 use control::client::{ControlClient, Unsolicited};
-use control::protocol::Call;
+use control::protocol::{Call, Reply};
 use e2e::bounds;
 use e2e::publisher::publish_sample;
 use e2e::recorder::Recorder;
@@ -228,6 +228,27 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
         "the intermediate did not switch to the other origin:\n{}",
         intermediate.log()
     );
+    // `stratactl upstreams` on the intermediate: the other group streams, the dead one
+    // is being retried.
+    let socket = intermediate.control_socket().expect("socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    let upstreams = match control.request(Call::Upstreams).expect("upstreams") {
+        Reply::Upstreams { upstreams } => upstreams,
+        other => panic!("upstreams answered {other:?}"),
+    };
+    let active: Vec<_> = upstreams.iter().filter(|u| u.active).collect();
+    assert_eq!(active.len(), 1, "{upstreams:?}");
+    assert_eq!(
+        active[0].group,
+        format!("server{}", other + 1),
+        "{upstreams:?}"
+    );
+    assert_eq!(active[0].state, "streaming", "{upstreams:?}");
+    let dead = upstreams
+        .iter()
+        .find(|u| u.group == format!("server{}", current + 1))
+        .expect("the killed group is listed");
+    assert!(!dead.active && dead.position.is_none(), "{upstreams:?}");
 
     for (i, w) in watchers.into_iter().enumerate() {
         let seen = w

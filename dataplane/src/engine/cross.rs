@@ -66,6 +66,7 @@ pub(crate) enum WorkerMsg {
 pub(crate) enum Query {
     Streams,
     Clients,
+    Upstreams,
     Kick {
         client: u64,
     },
@@ -79,6 +80,7 @@ pub(crate) enum Query {
 pub(crate) enum Answer {
     Streams(Vec<StreamInfo>),
     Clients(Vec<ClientInfo>),
+    Upstreams(Vec<control_protocol::UpstreamInfo>),
     Found(bool),
 }
 

@@ -51,6 +51,7 @@ impl Worker {
         let answer = match ask {
             Query::Streams => Answer::Streams(self.stream_infos()),
             Query::Clients => Answer::Clients(self.client_infos()),
+            Query::Upstreams => Answer::Upstreams(self.upstream_infos()),
             Query::Kick { client } => {
                 let target = self
                     .conns

@@ -58,6 +58,17 @@ struct GroupLink {
     attempts: Attempts,
     /// It failed since it last answered: its next answer is a recovery.
     down: bool,
+    /// Unix time of its last change of state, for `stratactl upstreams`.
+    since: f64,
+}
+
+impl GroupLink {
+    fn set(&mut self, state: LinkState) {
+        if std::mem::discriminant(&state) != std::mem::discriminant(&self.state) {
+            self.since = unix_now();
+        }
+        self.state = state;
+    }
 }
 
 /// One stream this worker pulls from upstream.
@@ -116,6 +127,7 @@ impl Worker {
                     state: LinkState::Idle,
                     attempts: Attempts::default(),
                     down: false,
+                    since: unix_now(),
                 })
                 .collect(),
             list: FailoverList::default(),
@@ -157,7 +169,7 @@ impl Worker {
             let why = format!("{addr}: upstream hostnames are not resolved yet; use an IP");
             return self.group_failed(p, g, &why);
         };
-        link.state = LinkState::Connecting;
+        link.set(LinkState::Connecting);
         info!(worker = self.id, stream = pull.key.name(), group = %group.label, %to, which,
             attempt, "connecting to upstream");
         let detail = format!("group {} {which} {to} attempt {attempt}", group.label);
@@ -226,10 +238,10 @@ impl Worker {
             .get_mut(p)
             .and_then(|pull| pull.links.get_mut(g))
         {
-            l.state = LinkState::Linked {
+            l.set(LinkState::Linked {
                 conn: r,
                 fresh: true,
-            };
+            });
         }
         self.flush_out(r);
     }
@@ -253,10 +265,10 @@ impl Worker {
                 // The group no longer has the stream; its link stays and answers again
                 // when the upstream's publisher is back.
                 if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
-                    l.state = LinkState::Linked {
+                    l.set(LinkState::Linked {
                         conn: r,
                         fresh: true,
-                    };
+                    });
                 }
                 self.group_lost(p, g, "the upstream's publisher left");
             }
@@ -301,10 +313,10 @@ impl Worker {
             return;
         }
         if fresh {
-            link.state = LinkState::Linked {
+            link.set(LinkState::Linked {
                 conn: r,
                 fresh: false,
-            };
+            });
             link.attempts.succeeded();
             let recovered = std::mem::replace(&mut link.down, false);
             let takes_over = if pull.next == Some(g) {
@@ -329,7 +341,7 @@ impl Worker {
             } else {
                 // Answered, but another group is current: parked, at its place in the list.
                 if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
-                    l.state = LinkState::Idle;
+                    l.set(LinkState::Idle);
                 }
                 debug!(worker = self.id, stream = key.name(), group = %label, ?order,
                     "upstream answered; parked");
@@ -496,7 +508,7 @@ impl Worker {
         let Some(link) = pull.links.get_mut(g) else {
             return;
         };
-        link.state = LinkState::Waiting;
+        link.set(LinkState::Waiting);
         link.attempts.failed();
         link.down = true;
         let delay = backoff::delay(link.attempts.failures);
@@ -656,6 +668,42 @@ impl Worker {
                 self.close(conn, "no viewers left", false);
             }
         }
+    }
+
+    /// Every group of every pull of this worker, for `stratactl upstreams`.
+    pub(super) fn upstream_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
+        let mut out = Vec::new();
+        for p in self.pulls.by_key.values() {
+            let Some(pull) = self.pulls.slab.get(*p) else {
+                continue;
+            };
+            for (g, (group, link)) in pull.groups.iter().zip(&pull.links).enumerate() {
+                let active = pull.list.active() == Some(g);
+                let state = match link.state {
+                    LinkState::Linked { .. } if active => "streaming",
+                    LinkState::Linked { .. } => "linked",
+                    LinkState::Idle if pull.list.order().contains(&g) => "parked",
+                    LinkState::Idle => "idle",
+                    LinkState::Connecting => "connecting",
+                    LinkState::Waiting => "waiting",
+                };
+                out.push(control_protocol::UpstreamInfo {
+                    app: pull.key.app().to_string(),
+                    stream: pull.key.name().to_string(),
+                    worker: self.id,
+                    group: group.label.clone(),
+                    primary: group.primary.to_string(),
+                    secondary: group.secondary.to_string(),
+                    address: link.attempts.address(group).0.to_string(),
+                    state: state.to_string(),
+                    attempts: link.attempts.failures,
+                    active,
+                    position: pull.list.order().iter().position(|&x| x == g),
+                    since: link.since,
+                });
+            }
+        }
+        out
     }
 
     /// An upstream event for managers (`stratactl events`): what happened to a pull's
