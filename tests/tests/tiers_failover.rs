@@ -361,3 +361,59 @@ fn three_attempts_at_a_down_primary_then_the_secondary() {
     assert_eq!(attempts, expected);
     viewer.assert_keeps_receiving(bounds::STREAM_UP);
 }
+
+#[test]
+fn an_upstream_that_goes_silent_is_left_after_the_idle_interval() {
+    let dir = ScratchDir::new("tiers-idle");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let origins = [origin_at(a_addr), origin_at(b_addr)];
+    let _publishers = [
+        publish_sample(&format!("rtmp://{a_addr}/lsc_origin/cam")),
+        publish_sample(&format!("rtmp://{b_addr}/lsc_origin/cam")),
+    ];
+    let edge = tier(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", a_addr, a_addr, "lsc_origin"),
+            ("server2", b_addr, b_addr, "lsc_origin"),
+        ],
+        500,
+    );
+    let mut recorder = Recorder::start(&edge.url("lsc_edge/cam"));
+    recorder.assert_keeps_receiving(bounds::STREAM_UP);
+    let until = Instant::now() + Duration::from_secs(6);
+    let watcher = watch(edge.addr(), "lsc_edge", until);
+    std::thread::sleep(Duration::from_secs(2));
+    let line = edge
+        .wait_log_line(&["upstream plays"], bounds::MESSAGE)
+        .expect("the edge plays from an origin");
+    let current = if line.contains("group=server1") { 0 } else { 1 };
+
+    // The origin freezes (SIGSTOP): its connection stays open but nothing comes.
+    let frozen = Instant::now();
+    origins[current].signal(libc::SIGSTOP);
+    let switched = edge.wait_log_line(&["stream switched upstream"], Duration::from_secs(5));
+    origins[current].signal(libc::SIGCONT);
+    assert!(
+        switched.is_some_and(|l| l.contains(&format!("group=server{}", 2 - current))),
+        "the edge did not leave the silent origin:\n{}",
+        edge.log()
+    );
+    assert!(
+        edge.log().contains("no media for 500 ms"),
+        "the switch was not for inactivity:\n{}",
+        edge.log()
+    );
+    let seen = watcher
+        .join()
+        .expect("watcher thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    match check_viewer("edge viewer", &seen, frozen) {
+        Ok(gap) => println!("idle failover: largest gap between video frames {gap:?}"),
+        Err(e) => panic!("{e}\n{}", edge.log()),
+    }
+    recorder.assert_keeps_receiving(Duration::from_secs(10));
+}
