@@ -1,6 +1,6 @@
 //! Human-readable renderings of control replies for `stratactl`'s default output.
 
-use crate::protocol::{ClientInfo, Event, ServerStatus, StreamInfo};
+use crate::protocol::{ClientInfo, Event, ServerStatus, StreamInfo, UpstreamInfo};
 use std::fmt::Write as _;
 
 /// Left-aligned columns separated by two spaces; the header row first.
@@ -169,6 +169,46 @@ pub fn streams(streams: &[StreamInfo], now: f64) -> String {
             "GOP",
             "SINCE",
             "RECORDING",
+        ],
+        &rows,
+    )
+}
+
+pub fn upstreams(upstreams: &[UpstreamInfo], now: f64) -> String {
+    if upstreams.is_empty() {
+        return "no upstream links\n".into();
+    }
+    let rows: Vec<Vec<String>> = upstreams
+        .iter()
+        .map(|u| {
+            vec![
+                u.app.clone(),
+                u.stream.clone(),
+                u.group.clone(),
+                format!("{};{}", u.primary, u.secondary),
+                u.address.clone(),
+                u.state.clone(),
+                u.attempts.to_string(),
+                if u.active { "*".into() } else { String::new() },
+                u.position.map_or("-".into(), |p| p.to_string()),
+                u.worker.to_string(),
+                age(u.since, now),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "APP",
+            "STREAM",
+            "GROUP",
+            "PRIMARY;SECONDARY",
+            "ADDRESS",
+            "STATE",
+            "FAILED",
+            "ACTIVE",
+            "LIST",
+            "WORKER",
+            "SINCE",
         ],
         &rows,
     )

@@ -216,3 +216,30 @@ fn events_stream_until_interrupted() {
     drop(child);
     let _ = reader.join();
 }
+
+#[test]
+fn upstreams_table_shows_groups_state_attempts_and_the_active_one() {
+    let dir = Scratch::new("cli-upstreams");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let out = stratactl(&fake.path, &["upstreams"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let header = table.lines().next().expect("header");
+    assert!(
+        header.starts_with("APP") && header.contains("STATE") && header.contains("ACTIVE"),
+        "{table}"
+    );
+    let waiting = table.lines().nth(1).expect("row");
+    assert!(
+        waiting.contains("server1") && waiting.contains("waiting") && waiting.contains(" 2 "),
+        "{table}"
+    );
+    let streaming = table.lines().nth(2).expect("row");
+    assert!(
+        streaming.contains("server2") && streaming.contains("streaming") && streaming.contains('*'),
+        "{table}"
+    );
+    let out = stratactl(&fake.path, &["--json", "upstreams"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["upstreams"][1]["active"], true);
+}

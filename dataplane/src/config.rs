@@ -3,9 +3,11 @@
 //! `strata.example.toml` at the top of the repository documents every key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::relay::host_ini::{self, HostIniError, UpstreamGroup};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -158,6 +160,38 @@ pub(crate) struct ApplicationConfig {
     pub(crate) record_max_bytes: u64,
     #[serde(default)]
     pub(crate) record_max_seconds: u64,
+    /// LiveStreamCast tier (origin, intermediate, edge); none: a plain live application.
+    pub(crate) role: Option<Role>,
+    /// Intermediate and edge: the upstream groups file, relative to the configuration file.
+    pub(crate) host_ini: Option<PathBuf>,
+    /// Intermediate and edge: stream inactivity longer than this switches to the next
+    /// upstream (the seed's "stream activity idle interval").
+    #[serde(default = "default_idle_ms")]
+    pub(crate) idle_ms: u32,
+    /// The groups read from `host_ini` by [`Config::load`]; a configuration whose host.ini
+    /// does not parse is never built, so a running server keeps the groups it has.
+    #[serde(skip)]
+    pub(crate) upstreams: Vec<UpstreamGroup>,
+}
+
+/// An application's place in an origin/intermediate/edge topology.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Role {
+    Origin,
+    Intermediate,
+    Edge,
+}
+
+impl Role {
+    /// Intermediates and edges have upstreams (a host.ini); origins only children.
+    pub(crate) fn has_upstreams(self) -> bool {
+        matches!(self, Role::Intermediate | Role::Edge)
+    }
+}
+
+fn default_idle_ms() -> u32 {
+    1_000
 }
 
 /// Files under a content root, `<root>/<app>/<instance>/<name>`: what VOD plays and where
@@ -235,6 +269,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("{error} (the host_ini of application {app:?})")]
+    HostIni { app: String, error: HostIniError },
 }
 
 impl Config {
@@ -243,7 +279,18 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for app in &mut config.applications {
+            if let Some(file) = &app.host_ini {
+                app.upstreams =
+                    host_ini::load(&dir.join(file)).map_err(|error| ConfigError::HostIni {
+                        app: app.name.clone(),
+                        error,
+                    })?;
+            }
+        }
+        Ok(config)
     }
 
     pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -315,6 +362,26 @@ impl Config {
             if !seen.insert(app.name.as_str()) {
                 return Err(format!("application {:?} is defined twice", app.name));
             }
+            let tiered = app.role.is_some_and(Role::has_upstreams);
+            if tiered && app.host_ini.is_none() {
+                return Err(format!(
+                    "application {:?}: an intermediate or edge needs host_ini (its upstream \
+                     groups)",
+                    app.name
+                ));
+            }
+            if !tiered && app.host_ini.is_some() {
+                return Err(format!(
+                    "application {:?}: host_ini is only for role \"intermediate\" or \"edge\"",
+                    app.name
+                ));
+            }
+            if !(100..=60_000).contains(&app.idle_ms) {
+                return Err(format!(
+                    "application {:?}: idle_ms must be between 100 and 60000",
+                    app.name
+                ));
+            }
         }
         Ok(())
     }
@@ -343,6 +410,7 @@ impl Config {
                     max_bytes: a.record_max_bytes,
                     max_seconds: a.record_max_seconds,
                 },
+                role: a.role,
             })
     }
 }
@@ -355,6 +423,7 @@ pub(crate) struct AppPolicy {
     pub(crate) max_streams: usize,
     pub(crate) drop_lag_ms: u32,
     pub(crate) max_lag_ms: u32,
+    pub(crate) role: Option<Role>,
     pub(crate) record: RecordPolicy,
 }
 
@@ -380,6 +449,11 @@ impl Default for RecordPolicy {
 }
 
 impl AppPolicy {
+    /// Origins and intermediates take child servers (FCAddChild) and tell them of streams.
+    pub(crate) fn has_children(&self) -> bool {
+        matches!(self.role, Some(Role::Origin | Role::Intermediate))
+    }
+
     fn open(live: &LiveConfig) -> Self {
         AppPolicy {
             publish: true,
@@ -388,6 +462,7 @@ impl AppPolicy {
             drop_lag_ms: live.drop_lag_ms,
             max_lag_ms: live.max_lag_ms,
             record: RecordPolicy::default(),
+            role: None,
         }
     }
 }
@@ -464,6 +539,79 @@ mod tests {
             "t"
         )
         .is_err());
+    }
+
+    /// A directory of its own for one test, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes a configuration and its host.ini (in a subdirectory) into a fresh directory.
+    fn files(config: &str, host_ini: &str) -> (Dir, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "strata-config-{}-{}",
+            std::process::id(),
+            host_ini.len() ^ (config.len() << 16)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("edge")).expect("mkdir");
+        std::fs::write(dir.join("edge/host.ini"), host_ini).expect("host.ini");
+        let path = dir.join("strata.toml");
+        std::fs::write(&path, config).expect("config");
+        (Dir(dir), path)
+    }
+
+    const EDGE: &str = "[[application]]\nname = \"lsc_edge\"\nrole = \"edge\"\n\
+                        host_ini = \"edge/host.ini\"\n";
+
+    #[test]
+    fn roles_and_host_ini_relative_to_the_config_file() {
+        let (_dir, path) = files(
+            &format!("{EDGE}idle_ms = 2000\n[[application]]\nname = \"o\"\nrole = \"origin\"\n"),
+            "# group\nserver1 127.0.0.2;127.0.0.3:1936 lsc_origin\n",
+        );
+        let c = Config::load(&path).expect("config");
+        let edge = &c.applications[0];
+        assert_eq!(edge.role, Some(Role::Edge));
+        assert_eq!(edge.idle_ms, 2_000);
+        assert_eq!(edge.upstreams.len(), 1);
+        assert_eq!(edge.upstreams[0].secondary.to_string(), "127.0.0.3:1936");
+        assert_eq!(c.applications[1].role, Some(Role::Origin));
+        assert_eq!(c.applications[1].idle_ms, 1_000);
+        assert!(c.applications[1].upstreams.is_empty());
+    }
+
+    #[test]
+    fn a_bad_host_ini_refuses_the_configuration_naming_line_and_reason() {
+        let (_dir, path) = files(
+            EDGE,
+            "server1 127.0.0.2;127.0.0.3 app\nserver2 127.0.0.4 app\n",
+        );
+        let e = Config::load(&path).expect_err("bad host.ini").to_string();
+        assert!(
+            e.contains("host.ini:2: expected `label primary;secondary application`"),
+            "{e}"
+        );
+        assert!(e.contains("application \"lsc_edge\""), "{e}");
+        let (_dir, path) = files(&EDGE.replace("edge/host.ini", "missing.ini"), "");
+        let e = Config::load(&path)
+            .expect_err("missing host.ini")
+            .to_string();
+        assert!(e.contains("missing.ini:0: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn role_and_host_ini_must_agree() {
+        let edge_without = "[[application]]\nname = \"e\"\nrole = \"edge\"\n";
+        assert!(Config::parse(edge_without, "t").is_err());
+        let origin_with = "[[application]]\nname = \"o\"\nrole = \"origin\"\nhost_ini = \"h\"\n";
+        assert!(Config::parse(origin_with, "t").is_err());
+        assert!(Config::parse("[[application]]\nname = \"e\"\nrole = \"tier\"\n", "t").is_err());
+        assert!(Config::parse(&format!("{EDGE}idle_ms = 0\n"), "t").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 mod engine;
 pub mod media;
 pub mod proto;
+mod relay;
 pub mod server;
 
 #[doc(hidden)]

@@ -375,3 +375,17 @@ fn client_session_survives_mutations() {
         7,
     );
 }
+
+#[test]
+fn host_ini_survives_mutations() {
+    let seeds: Vec<Vec<u8>> = [
+        "#server group name primaryIP;secondaryIP appToConnect\n\
+         server1 10.41.1.215;10.200.1.169 livestreamcast_origin\n\
+         server 2 [::1]:1936;origin.example.net livestreamcast_origin/room\n",
+        "server3 192.168.1.7;192.168.1.7 livestreamcast_origin\r\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    run(fuzzing::host_ini, &seeds, 8);
+}

@@ -67,6 +67,12 @@ pub struct ServerOptions {
     pub config: Option<String>,
     /// `RUST_LOG` for the server; the close-reason lines are at info.
     pub rust_log: String,
+    /// The loopback address it listens on, standing for a host of its own (tiers tests run
+    /// servers on 127.0.0.2, .3, ...); None: 127.0.0.1.
+    pub host: Option<std::net::IpAddr>,
+    /// A fixed address to listen on (a server brought back where it was); None: a free
+    /// port on `host`.
+    pub addr: Option<SocketAddr>,
 }
 
 impl Default for ServerOptions {
@@ -75,6 +81,8 @@ impl Default for ServerOptions {
             workers: 2,
             config: None,
             rust_log: "info".into(),
+            host: None,
+            addr: None,
         }
     }
 }
@@ -105,7 +113,11 @@ impl Server {
         });
         let mut failures = String::new();
         for attempt in 1..=PORT_ATTEMPTS {
-            let addr = free_addr();
+            let addr = match (opts.addr, opts.host) {
+                (Some(addr), _) => addr,
+                (None, Some(ip)) => free_addr_on(ip),
+                (None, None) => free_addr(),
+            };
             let log_path = dir.join(&format!("stratad-{attempt}.log"));
             let log = std::fs::File::create(&log_path).expect("create server log");
             let mut cmd = Command::new(&bin);
@@ -312,9 +324,14 @@ static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 /// A local address whose port was free a moment ago and is not given to any other server of
 /// this test process.
 pub fn free_addr() -> SocketAddr {
+    free_addr_on([127, 0, 0, 1].into())
+}
+
+/// A free port on `ip` (a loopback address standing for a host).
+pub fn free_addr_on(ip: std::net::IpAddr) -> SocketAddr {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind((ip, 0)).expect("bind a free loopback port");
         let addr = listener.local_addr().expect("local_addr");
         if handed_out.insert(addr.port()) {
             return addr;

@@ -44,6 +44,8 @@ pub enum Call {
     Status,
     Streams,
     Clients,
+    /// The upstream groups of every relay pull (intermediate and edge applications).
+    Upstreams,
     Kick {
         client: u64,
     },
@@ -130,6 +132,9 @@ pub enum Reply {
     Clients {
         clients: Vec<ClientInfo>,
     },
+    Upstreams {
+        upstreams: Vec<UpstreamInfo>,
+    },
     Done {
         done: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +144,31 @@ pub enum Reply {
     Answer {
         answer: RpcOutcome,
     },
+}
+
+/// One upstream group of one relay pull (a stream an intermediate or edge plays from its
+/// host.ini groups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamInfo {
+    pub app: String,
+    pub stream: String,
+    pub worker: usize,
+    /// The group's label in host.ini.
+    pub group: String,
+    pub primary: String,
+    pub secondary: String,
+    /// Where the next or current attempt goes.
+    pub address: String,
+    /// streaming, parked, linked, connecting, waiting (to retry) or idle.
+    pub state: String,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+    /// The stream comes from this group now.
+    pub active: bool,
+    /// Its place in the failover list (answer order; 0 is first), if it is in it.
+    pub position: Option<usize>,
+    /// Unix time of its last change of state.
+    pub since: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,6 +36,8 @@ enum Command {
     Streams,
     /// Connected clients
     Clients,
+    /// Upstream groups of relay pulls: addresses, state, attempts, which is active, since
+    Upstreams,
     /// Disconnect a client by id
     Kick { id: u64 },
     /// Disconnect a stream's publisher (app/instance/name or app/name)
@@ -110,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status => show(one_shot(Call::Status)?, cli.json),
         Command::Streams => show(one_shot(Call::Streams)?, cli.json),
         Command::Clients => show(one_shot(Call::Clients)?, cli.json),
+        Command::Upstreams => show(one_shot(Call::Upstreams)?, cli.json),
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),
@@ -182,6 +185,7 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
             "{}\n",
             serde_json::to_string(&answer).map_err(|e| e.to_string())?
         ),
+        Reply::Upstreams { upstreams } => table::upstreams(&upstreams, now()),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {

@@ -91,6 +91,29 @@ pub fn status() -> ServerStatus {
     }
 }
 
+pub fn upstreams() -> Vec<control::protocol::UpstreamInfo> {
+    let group = |label: &str, primary: &str, state: &str, active, position, attempts| {
+        control::protocol::UpstreamInfo {
+            app: "lsc_edge".into(),
+            stream: "cam".into(),
+            worker: 0,
+            group: label.into(),
+            primary: primary.into(),
+            secondary: "127.0.0.9:1935".into(),
+            address: primary.into(),
+            state: state.into(),
+            attempts,
+            active,
+            position,
+            since: 1_700_000_000.0,
+        }
+    };
+    vec![
+        group("server1", "127.0.0.2:1935", "waiting", false, None, 2),
+        group("server2", "127.0.0.3:1935", "streaming", true, Some(0), 0),
+    ]
+}
+
 pub fn streams() -> Vec<StreamInfo> {
     vec![StreamInfo {
         app: "live".into(),
@@ -316,6 +339,12 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             Call::Status => (Some(Reply::Status(status())), None),
             Call::Streams => (Some(Reply::Streams { streams: streams() }), None),
             Call::Clients => (Some(Reply::Clients { clients: clients() }), None),
+            Call::Upstreams => (
+                Some(Reply::Upstreams {
+                    upstreams: upstreams(),
+                }),
+                None,
+            ),
             Call::Kick { client } if (1..=4).contains(client) => {
                 (done(Some(&format!("client {client} disconnected"))), None)
             }

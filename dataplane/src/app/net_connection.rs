@@ -62,6 +62,24 @@ pub(crate) enum Action {
         stream_id: u32,
         pause: bool,
     },
+    /// FCPublish: the transport answers onFCPublish with Publish.Start, or BadName when
+    /// the name is published already.
+    FcPublish {
+        stream_id: u32,
+        key: StreamKey,
+    },
+    /// FCAddChild from a child server, accepted: it is told of streams from now on, and of
+    /// those live now.
+    AddChild,
+    /// FCSubscribe: the transport answers onFMSubscribe (Play.Start or StreamNotFound, and
+    /// UnpublishNotify later).
+    Subscribe {
+        key: StreamKey,
+    },
+    /// FCUnsubscribe: no more onFMSubscribe for this name.
+    Unsubscribe {
+        key: StreamKey,
+    },
     /// Flush what is queued, then close.
     Close {
         reason: String,
@@ -219,8 +237,49 @@ impl NetConnection {
                     Amf0Value::Null,
                     Amf0Value::Undefined,
                 )));
-                let info = status::info(Level::Status, "NetStream.Publish.Start", &name);
-                out.push(reply(status::call("onFCPublish", info)));
+                let key = self.key(&name);
+                out.push(Action::FcPublish { stream_id, key });
+            }
+            Request::FcSubscribe { name } => {
+                if tid != 0.0 {
+                    out.push(reply(status::result(
+                        tid,
+                        Amf0Value::Null,
+                        Amf0Value::Undefined,
+                    )));
+                }
+                let key = self.key(&name);
+                out.push(Action::Subscribe { key });
+            }
+            Request::FcUnsubscribe { name } => {
+                if tid != 0.0 {
+                    out.push(reply(status::result(
+                        tid,
+                        Amf0Value::Null,
+                        Amf0Value::Undefined,
+                    )));
+                }
+                let info = status::info(Level::Status, "NetStream.Play.Stop", &name);
+                out.push(reply(status::call("onFCUnsubscribe", info)));
+                let key = self.key(&name);
+                out.push(Action::Unsubscribe { key });
+            }
+            Request::FcAddChild => {
+                if self.policy.as_ref().is_some_and(AppPolicy::has_children) {
+                    out.push(reply(status::result(
+                        tid,
+                        Amf0Value::Null,
+                        Amf0Value::Undefined,
+                    )));
+                    out.push(Action::AddChild);
+                } else {
+                    let why = format!(
+                        "FCAddChild: application {:?} has no role that takes child servers \
+                         (origin or intermediate).",
+                        self.app
+                    );
+                    out.push(reply(status::error(tid, "NetConnection.Call.Failed", &why)));
+                }
             }
             Request::FcUnpublish { name } => {
                 let key = self.key(&name);
@@ -438,6 +497,58 @@ mod tests {
         );
         let nc = connected(&Config::default());
         assert_eq!((nc.app.as_str(), nc.instance.as_str()), ("live", "room1"));
+    }
+
+    #[test]
+    fn fc_add_child_is_for_origins_and_intermediates_and_fc_publish_asks_the_engine() {
+        let config = Config::parse("[[application]]\nname = \"live\"\nrole = \"origin\"\n", "t")
+            .expect("config");
+        let mut nc = connected(&config);
+        let mut out = Vec::new();
+        nc.on_command(
+            0,
+            &cmd("FCAddChild", 2.0, Amf0Value::Null, vec![]),
+            &config,
+            &mut out,
+        );
+        assert!(
+            matches!(&out[..], [Action::Reply { .. }, Action::AddChild]),
+            "{out:?}"
+        );
+        out.clear();
+        let name = vec![Amf0Value::string("cam")];
+        nc.on_command(
+            0,
+            &cmd("FCPublish", 3.0, Amf0Value::Null, name),
+            &config,
+            &mut out,
+        );
+        match &out[..] {
+            [Action::Reply { .. }, Action::FcPublish { stream_id: 0, key }] => {
+                assert_eq!(
+                    (key.app(), key.instance(), key.name()),
+                    ("live", "room1", "cam")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A plain application (no role) has no children.
+        let config = Config::default();
+        let mut nc = connected(&config);
+        let mut out = Vec::new();
+        nc.on_command(
+            0,
+            &cmd("FCAddChild", 2.0, Amf0Value::Null, vec![]),
+            &config,
+            &mut out,
+        );
+        match &out[..] {
+            [Action::Reply { values, .. }] => {
+                assert_eq!(values[0].as_str(), Some("_error"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

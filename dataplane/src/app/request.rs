@@ -47,6 +47,15 @@ pub(crate) enum Request {
     FcUnpublish {
         name: String,
     },
+    /// A child server (intermediate or edge) registers with its parent (LiveStreamCast).
+    FcAddChild,
+    /// FCSubscribe / FMSubscribe: is `name` live? (LiveStreamCast's subscribers).
+    FcSubscribe {
+        name: String,
+    },
+    FcUnsubscribe {
+        name: String,
+    },
     Publish {
         name: String,
         mode: PublishMode,
@@ -108,6 +117,14 @@ impl Request {
                 name: str_arg(cmd, 0).unwrap_or_default(),
             },
             "FCUnpublish" => Request::FcUnpublish {
+                name: str_arg(cmd, 0).unwrap_or_default(),
+            },
+            "FCAddChild" => Request::FcAddChild,
+            "FCSubscribe" | "FMSubscribe" => match str_arg(cmd, 0) {
+                Some(name) if !name.is_empty() => Request::FcSubscribe { name },
+                _ => Request::Invalid("FCSubscribe without a stream name"),
+            },
+            "FCUnsubscribe" => Request::FcUnsubscribe {
                 name: str_arg(cmd, 0).unwrap_or_default(),
             },
             "publish" => match str_arg(cmd, 0) {

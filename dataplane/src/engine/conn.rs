@@ -57,6 +57,17 @@ pub(crate) struct Conn {
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.
     pub(crate) amf3: bool,
     pub(crate) bytes_out: u64,
+    /// Set when this is a connection we opened to an upstream (a relay pull): its session
+    /// is in the client role and its events go to the link, not to `client`.
+    pub(crate) upstream: Option<Box<LinkConn>>,
+}
+
+/// An upstream link riding on a connection: the pull it serves and its conversation.
+pub(crate) struct LinkConn {
+    pub(crate) pull: SlabRef,
+    /// The upstream group it goes to (index in host.ini).
+    pub(crate) group: u16,
+    pub(crate) link: crate::relay::link::PullLink,
 }
 
 impl Conn {

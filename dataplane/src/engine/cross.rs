@@ -37,6 +37,12 @@ pub(crate) enum WorkerMsg {
         key: StreamKey,
         publish_id: u64,
     },
+    /// To every worker: `key` went live (or stopped) in an application with child servers,
+    /// which are told with addStream (removeStream).
+    TierStream {
+        key: StreamKey,
+        live: bool,
+    },
     /// From the control thread: answer with `ControlInbound::Answer { query, .. }`.
     Query {
         query: u64,
@@ -65,6 +71,7 @@ pub(crate) enum WorkerMsg {
 pub(crate) enum Query {
     Streams,
     Clients,
+    Upstreams,
     Kick {
         client: u64,
     },
@@ -94,6 +101,7 @@ pub(crate) enum Query {
 pub(crate) enum Answer {
     Streams(Vec<StreamInfo>),
     Clients(Vec<ClientInfo>),
+    Upstreams(Vec<control_protocol::UpstreamInfo>),
     Found(bool),
     Called(Option<RpcOutcome>),
     /// How many clients a broadcast reached.

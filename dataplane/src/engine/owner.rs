@@ -14,6 +14,9 @@ pub(crate) enum Owner {
     Conn(ConnRef),
     /// A recording of a live stream (its entry in the worker's `Recordings`).
     Recording(SlabRef),
+    /// A relay pull of this worker (see `worker/upstream.rs`): the connects and retries of
+    /// its link to upstream group `group` (its index in host.ini), and its idle checks.
+    Pull { pull: SlabRef, group: u16 },
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
 }

@@ -111,6 +111,27 @@ impl Registry {
         others
     }
 
+    /// Whether `key` has a publisher (a client or an upstream link) on some worker.
+    pub(crate) fn is_published(&self, key: &StreamKey) -> bool {
+        self.lock().get(key).is_some_and(|e| e.publisher.is_some())
+    }
+
+    /// The names live in `app`/`instance` now, for a child server that just registered.
+    pub(crate) fn live_names(&self, app: &str, instance: &str) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(k, e)| e.publisher.is_some() && k.app() == app && k.instance() == instance)
+            .map(|(k, _)| k.name().to_string())
+            .collect()
+    }
+
+    /// Whether any worker has a viewer of `key` (a relay pull is kept while one does).
+    pub(crate) fn has_viewers(&self, key: &StreamKey) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|e| e.viewers.iter().any(|n| *n > 0))
+    }
+
     /// Streams with a publisher right now, for status.
     pub(crate) fn published(&self) -> u64 {
         self.lock()

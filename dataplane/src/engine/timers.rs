@@ -27,6 +27,10 @@ pub(crate) enum TimerKind {
     RpcDeadline(u64),
     /// The worker's once-a-second refresh of stream rates.
     Tick,
+    /// A relay pull's next attempt at an upstream group.
+    Retry,
+    /// A relay pull checks that its current upstream still sends (the idle interval).
+    Idle,
 }
 
 /// A connection's timer, as connection code arms it.

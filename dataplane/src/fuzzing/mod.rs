@@ -4,11 +4,13 @@
 mod amf;
 mod client_session;
 mod flv;
+mod host_ini;
 mod rtmp;
 mod session;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use flv::{flv_recording_seed, flv_recovery};
+pub use host_ini::host_ini;
 pub use rtmp::*;
 pub use session::rtmp_session;

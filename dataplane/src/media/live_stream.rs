@@ -25,6 +25,24 @@ pub(crate) enum Source {
     },
     /// Another worker's client publishes; its frames cross to this worker.
     Remote { publish_id: u64 },
+    /// An upstream server (a relay link of this worker, a connection in the client role)
+    /// plays the stream to us. Towards viewers and other workers it is a local publisher.
+    Upstream { link: ClientRef, publish_id: u64 },
+}
+
+impl Source {
+    /// The stream enters on this worker (a local publisher or an upstream link): the
+    /// client it comes from, and its publish id.
+    pub(crate) fn here(&self) -> Option<(ClientRef, u64)> {
+        match *self {
+            Source::Local {
+                publisher,
+                publish_id,
+            } => Some((publisher, publish_id)),
+            Source::Upstream { link, publish_id } => Some((link, publish_id)),
+            Source::None | Source::Remote { .. } => None,
+        }
+    }
 }
 
 /// Viewers that stopped playing during a fan-out (play duration reached): the caller ends
@@ -135,12 +153,14 @@ impl LiveStream {
     pub(crate) fn publish_id(&self) -> Option<u64> {
         match self.source {
             Source::None => None,
-            Source::Local { publish_id, .. } | Source::Remote { publish_id } => Some(publish_id),
+            Source::Local { publish_id, .. }
+            | Source::Remote { publish_id }
+            | Source::Upstream { publish_id, .. } => Some(publish_id),
         }
     }
 
     pub(crate) fn is_unused(&self) -> bool {
-        self.viewer_count() == 0 && !matches!(self.source, Source::Local { .. })
+        self.viewer_count() == 0 && self.source.here().is_none()
     }
 
     /// Local viewers, caught up or catching up.
@@ -174,11 +194,34 @@ impl LiveStream {
         self.sinks = workers.into_iter().map(Sink::Worker).collect();
     }
 
+    /// An upstream link of this worker starts playing the stream to us: as `publish_local`,
+    /// with the link as the source.
+    pub(crate) fn publish_upstream(
+        &mut self,
+        link: ClientRef,
+        publish_id: u64,
+        since: f64,
+        who: Option<(u64, String)>,
+        workers: impl IntoIterator<Item = usize>,
+    ) {
+        self.publish_local(link, publish_id, since, who, workers);
+        self.source = Source::Upstream { link, publish_id };
+    }
+
+    /// Failover: the stream now comes from another upstream link, with no break for
+    /// viewers (the same publish, the GOP cache and sinks kept; the new link starts on a key
+    /// frame, which begins a new GOP).
+    pub(crate) fn relink(&mut self, link: ClientRef) {
+        if let Source::Upstream { publish_id, .. } = self.source {
+            self.source = Source::Upstream { link, publish_id };
+        }
+    }
+
     /// The publisher's worker sent the stream's start and its snapshot: this worker's copy
     /// goes live from it. Returns false (and does nothing) if this worker has no viewers
     /// or publishes the stream itself.
     pub(crate) fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
-        if self.viewer_count() == 0 || matches!(self.source, Source::Local { .. }) {
+        if self.viewer_count() == 0 || self.source.here().is_some() {
             return false;
         }
         self.source = Source::Remote { publish_id };
@@ -192,9 +235,7 @@ impl LiveStream {
     /// Another worker has viewers now (while the publisher is local): it gets every frame
     /// from here on; returns what it needs first (metadata, headers, the current GOP).
     pub(crate) fn add_worker(&mut self, worker: usize) -> Option<(u64, Vec<MediaMessage>)> {
-        let Source::Local { publish_id, .. } = self.source else {
-            return None;
-        };
+        let (_, publish_id) = self.source.here()?;
         if !self.sinks.contains(&Sink::Worker(worker)) {
             self.sinks.push(Sink::Worker(worker));
         }
@@ -420,7 +461,7 @@ impl LiveStream {
     ) -> Published {
         let frame = Frame::new(m);
         self.stats.note_codecs(&frame);
-        if let Source::Local { publish_id, .. } = self.source {
+        if let Some((_, publish_id)) = self.source.here() {
             self.stats.bytes_in += frame.payload.len() as u64;
             for sink in &self.sinks {
                 sink.offer(&self.key, publish_id, &frame, port);

@@ -194,6 +194,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_host_ini_at_reload_leaves_the_running_groups() {
+        let ini =
+            std::env::temp_dir().join(format!("strata-reload-{}-host.ini", std::process::id()));
+        std::fs::write(&ini, "server1 127.0.0.2;127.0.0.3 lsc_origin\n").expect("host.ini");
+        let file = File::new(
+            "host-ini",
+            &format!(
+                "[[application]]\nname = \"edge\"\nrole = \"edge\"\nhost_ini = {:?}\n",
+                ini.file_name().and_then(|n| n.to_str()).expect("name")
+            ),
+        );
+        let config = Config::load(&file.0).expect("config");
+        let mut running = RunningConfig::new(config, Some(file.0.clone()), Overrides::default());
+        let before = Arc::clone(running.current());
+        assert_eq!(before.applications[0].upstreams.len(), 1);
+        std::fs::write(
+            &ini,
+            "server1 127.0.0.2;127.0.0.3 lsc_origin\nserver2 oops lsc_origin\n",
+        )
+        .expect("host.ini");
+        let (shared, receivers) = shared_state(1).expect("mailboxes");
+        let error = running.reload(&shared).expect_err("refused");
+        let _ = std::fs::remove_file(&ini);
+        assert!(error.contains("host.ini:2: expected"), "{error}");
+        assert!(Arc::ptr_eq(running.current(), &before));
+        assert!(received(&receivers.workers[0]).is_none());
+    }
+
+    #[test]
     fn without_a_file_there_is_nothing_to_reload() {
         let mut running = RunningConfig::new(Config::default(), None, Overrides::default());
         let (shared, receivers) = shared_state(1).expect("mailboxes");

@@ -67,6 +67,7 @@ impl Worker {
             } => self.broadcast(&app, instance.as_deref(), &method, &args),
             Query::Streams => Answer::Streams(self.stream_infos()),
             Query::Clients => Answer::Clients(self.client_infos()),
+            Query::Upstreams => Answer::Upstreams(self.upstream_infos()),
             Query::Kick { client } => {
                 let target = self
                     .conns
@@ -105,7 +106,7 @@ impl Worker {
         self.streams
             .iter()
             .map(|(key, s)| {
-                let local = matches!(s.source, Source::Local { .. });
+                let local = s.source.here().is_some();
                 StreamInfo {
                     app: key.app().to_string(),
                     instance: key.instance().to_string(),

@@ -23,6 +23,8 @@ mod session;
 mod streams;
 #[cfg(test)]
 mod testing;
+mod tiers;
+mod upstream;
 
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
@@ -121,6 +123,12 @@ pub(crate) struct Worker {
     /// `recordings.rs`); after `io` for the same reason.
     files: FileOps<Owner>,
     recordings: recordings::Recordings,
+    /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
+    pulls: upstream::Pulls,
+    /// Child servers (FCAddChild) connected to this worker, told of streams going live.
+    children: Vec<ConnRef>,
+    /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
+    subscribers: Vec<(ConnRef, StreamKey)>,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -181,6 +189,9 @@ impl Worker {
             udp: UdpSockets::default(),
             files: FileOps::default(),
             recordings: recordings::Recordings::default(),
+            pulls: upstream::Pulls::default(),
+            children: Vec::new(),
+            subscribers: Vec::new(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -442,16 +453,8 @@ impl Worker {
         if self.config.server.tcp_notsent_lowat > 0 {
             set_notsent_lowat(fd, self.config.server.tcp_notsent_lowat);
         }
+        let session_config = self.session_config();
         let cfg = &self.config;
-        let session_config = SessionConfig {
-            limits: DecoderLimits {
-                max_message_size: cfg.server.max_message_size,
-                max_chunk_streams: cfg.server.max_chunk_streams,
-            },
-            chunk_size: cfg.server.chunk_size,
-            window_ack_size: cfg.server.window_ack_size,
-            peer_bandwidth: cfg.server.peer_bandwidth,
-        };
         let epoch = self.started.elapsed().as_millis() as u32;
         let conn = Conn {
             since: unix_now(),
@@ -477,6 +480,7 @@ impl Worker {
             preamble_sent: false,
             amf3: false,
             bytes_out: 0,
+            upstream: None,
         };
         let r = self.conns.insert(conn);
         WorkerStats::add(&self.stats().connections, 1);
@@ -489,6 +493,20 @@ impl Worker {
         });
         self.arm_recv(r);
         r
+    }
+
+    /// The RTMP session settings from the configuration, for either role.
+    fn session_config(&self) -> SessionConfig {
+        let cfg = &self.config;
+        SessionConfig {
+            limits: DecoderLimits {
+                max_message_size: cfg.server.max_message_size,
+                max_chunk_streams: cfg.server.max_chunk_streams,
+            },
+            chunk_size: cfg.server.chunk_size,
+            window_ack_size: cfg.server.window_ack_size,
+            peer_bandwidth: cfg.server.peer_bandwidth,
+        }
     }
 
     /// Milliseconds on this worker's clock, for the sans-IO tables that take time in.
@@ -537,8 +555,13 @@ impl Worker {
         if let Some(bid) = bid {
             self.io.bufs.recycle(bid);
         }
+        let link = self.conns.get(r).is_some_and(|c| c.upstream.is_some());
         for ev in events.drain(..) {
-            self.on_event_or_defer(r, ev);
+            if link {
+                self.on_link_event(r, ev);
+            } else {
+                self.on_event_or_defer(r, ev);
+            }
         }
         self.events = events;
         self.flush_out(r);
@@ -631,6 +654,7 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(&key) {
                     stream.remove_worker(worker);
                 }
+                self.release_unwanted_pull(&key);
             }
             WorkerMsg::StreamStarted {
                 key,
@@ -667,6 +691,7 @@ impl Worker {
                     self.went_offline(&key);
                 }
             }
+            WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
             WorkerMsg::AuthDecision {
@@ -704,6 +729,10 @@ impl Worker {
         while let Some((owner, kind)) = self.timers.pop_due(now) {
             let r = match owner {
                 Owner::Conn(r) => r,
+                Owner::Pull { pull, group } => {
+                    self.pull_timer(pull, group, kind);
+                    continue;
+                }
                 Owner::Worker => {
                     self.worker_timer(kind, now);
                     continue;
@@ -716,7 +745,11 @@ impl Worker {
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
                 TimerKind::Connect => {
-                    if !c.client.nc.is_connected() && c.closing == Closing::Open {
+                    let connected = c
+                        .upstream
+                        .as_ref()
+                        .map_or(c.client.nc.is_connected(), |u| u.link.is_connected());
+                    if !connected && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
                             r,
@@ -743,7 +776,9 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
-                TimerKind::Tick => debug_assert!(false, "the worker's tick armed for a connection"),
+                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle => {
+                    debug_assert!(false, "a worker or pull timer armed for a connection")
+                }
             }
             self.maybe_free(r);
         }
@@ -762,7 +797,9 @@ impl Worker {
             | TimerKind::Auth(_)
             | TimerKind::CallDeadline
             | TimerKind::RpcDeadline(_)
-            | TimerKind::NotifWait => {
+            | TimerKind::NotifWait
+            | TimerKind::Retry
+            | TimerKind::Idle => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
         }
@@ -845,12 +882,16 @@ impl Worker {
         let mut actions = Vec::new();
         c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
+        let pull = c.upstream.as_ref().map(|u| (u.pull, u.group));
         for a in actions {
             match a {
                 Action::StopPublish { key, .. } => self.stop_publish(r, &key),
                 Action::StopPlay { stream_id, key } => self.stop_play(r, stream_id, &key),
                 _ => {}
             }
+        }
+        if let Some((pull, group)) = pull {
+            self.link_closed(r, pull, group, reason);
         }
         let Some(c) = self.conns.get_mut(r) else {
             return;

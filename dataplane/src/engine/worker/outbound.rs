@@ -4,9 +4,9 @@
 //! `on_completion` hands `Connect`, `UdpRecv` and `UdpSend` completions here, and shutdown
 //! cancels connects in flight and closes the sockets.
 //!
-//! No owner uses them yet: relay links (origin and edge pulls) are the first to open
-//! connections, RTMFP sessions the first to take datagrams. Each adds its `Owner` variant
-//! and its arm in the routing below; until then an outcome is logged and let go.
+//! Relay pulls (`Owner::Pull`, `upstream.rs`) open connections; RTMFP sessions will be the
+//! first to take datagrams. Each owner has its `Owner` variant and its arm in the routing
+//! below; an outcome for an owner that takes none is logged and let go.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,13 +26,6 @@ use crate::engine::udp::UdpSendError;
 impl Worker {
     /// Starts a TCP connect to `to` for `owner`, failing after `timeout`; the outcome goes
     /// to the owner from `on_connect`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "relay links are the first caller; tests drive it now"
-        )
-    )]
     pub(crate) fn connect(
         &mut self,
         to: SocketAddr,
@@ -48,11 +41,14 @@ impl Worker {
         }
     }
 
-    /// Hands a connect's outcome to its owner. A relay link takes the socket here and makes
-    /// it a connection in the client role: `socket.into_raw_fd()` becomes a `Conn` whose
-    /// receive and sends are armed exactly as for an accepted one (the ring does not care
-    /// who opened a socket). No owner takes one yet, so the socket is closed.
+    /// Hands a connect's outcome to its owner. A relay pull takes the socket and makes it a
+    /// connection in the client role (`pull_connected`): its receive and sends are armed
+    /// exactly as for an accepted one (the ring does not care who opened a socket). Any
+    /// other owner takes none, so the socket is closed.
     fn connected(&mut self, done: Connected<Owner>) {
+        if let Owner::Pull { pull, group } = done.owner {
+            return self.pull_connected(pull, group, done.to, done.result);
+        }
         match done.result {
             Ok(socket) => {
                 debug!(worker = self.id, owner = ?done.owner, to = %done.to,

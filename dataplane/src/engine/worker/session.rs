@@ -60,30 +60,15 @@ impl Worker {
                 else {
                     return;
                 };
-                let amf3 = message.type_id == msg_type::DATA_AMF3;
-                let (payload, keep) = match data_frame::from_publisher(amf3, &message.payload) {
-                    DataFrame::Forward { payload, keep } => (payload, keep),
-                    DataFrame::ClearMetadata { payload } => {
-                        let m = MediaMessage {
-                            timestamp: message.timestamp,
-                            type_id: msg_type::DATA_AMF0,
-                            payload,
-                        };
-                        return self.clear_metadata(&key, m, |s| is_publisher(s, r));
+                match self.data_for_stream(r, &message) {
+                    Some(StreamData::Frame(m, keep)) => {
+                        self.publish_frame(&key, m, keep, |s| is_publisher(s, r))
                     }
-                    DataFrame::Ignored(why) => {
-                        if let Some(c) = self.conns.get(r) {
-                            debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
-                        }
-                        return;
+                    Some(StreamData::ClearMetadata(m)) => {
+                        self.clear_metadata(&key, m, |s| is_publisher(s, r))
                     }
-                };
-                let m = MediaMessage {
-                    timestamp: message.timestamp,
-                    type_id: msg_type::DATA_AMF0,
-                    payload,
-                };
-                self.publish_frame(&key, m, keep, |s| is_publisher(s, r));
+                    None => {}
+                }
             }
             SessionEvent::BufferLength { stream_id, ms } => {
                 if let Some(c) = self.conns.get(r) {
@@ -106,6 +91,31 @@ impl Worker {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, ?answer, "answer to no call of ours ignored");
                 }
+            }
+        }
+    }
+
+    /// What a data message from `r` (a publisher or an upstream link) does to its stream;
+    /// None (logged) if it is not for viewers.
+    pub(super) fn data_for_stream(
+        &self,
+        r: ConnRef,
+        message: &crate::proto::rtmp::Message,
+    ) -> Option<StreamData> {
+        let amf3 = message.type_id == msg_type::DATA_AMF3;
+        let frame = |payload| MediaMessage {
+            timestamp: message.timestamp,
+            type_id: msg_type::DATA_AMF0,
+            payload,
+        };
+        match data_frame::from_publisher(amf3, &message.payload) {
+            DataFrame::Forward { payload, keep } => Some(StreamData::Frame(frame(payload), keep)),
+            DataFrame::ClearMetadata { payload } => Some(StreamData::ClearMetadata(frame(payload))),
+            DataFrame::Ignored(why) => {
+                if let Some(c) = self.conns.get(r) {
+                    debug!(peer = %c.peer, bytes = message.payload.len(), "{why}");
+                }
+                None
             }
         }
     }
@@ -174,6 +184,10 @@ impl Worker {
             a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
                 self.viewer_control(r, stream_id, a)
             }
+            Action::FcPublish { stream_id, key } => self.fc_publish(r, stream_id, &key),
+            Action::AddChild => self.add_child(r),
+            Action::Subscribe { key } => self.subscribe(r, key),
+            Action::Unsubscribe { key } => self.unsubscribe(r, &key),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }
@@ -246,4 +260,12 @@ mod tests {
             "the session forgot the expired call too: {events:?}"
         );
     }
+}
+
+/// What a data message from a publisher or an upstream link does to its stream.
+pub(super) enum StreamData {
+    /// A frame for the stream's viewers; `true`: the stream keeps it for joiners (metadata).
+    Frame(MediaMessage, bool),
+    /// `@clearDataFrame`: the kept metadata goes, on every worker of the stream.
+    ClearMetadata(MediaMessage),
 }

@@ -75,6 +75,7 @@ impl Worker {
                 }
                 self.start_recording(r, stream_id, &key, mode);
                 self.went_live(&key);
+                self.announce_to_children(&key, true);
             }
         }
     }
@@ -127,13 +128,13 @@ impl Worker {
     }
 
     pub(super) fn stop_publish(&mut self, r: ConnRef, key: &StreamKey) {
-        let Some(publish_id) = self.streams.get(key).and_then(|s| match s.source {
-            Source::Local {
-                publisher,
-                publish_id,
-            } if publisher == r => Some(publish_id),
-            _ => None,
-        }) else {
+        // A local publisher, or an upstream link (whose upstream stopped, or which closed).
+        let Some(publish_id) = self
+            .streams
+            .get(key)
+            .and_then(|s| s.source.here())
+            .and_then(|(from, publish_id)| (from == r).then_some(publish_id))
+        else {
             return;
         };
         if let Some(c) = self.conns.get(r) {
@@ -152,6 +153,7 @@ impl Worker {
             );
         }
         self.went_offline(key);
+        self.announce_to_children(key, false);
     }
 
     /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.
@@ -178,6 +180,9 @@ impl Worker {
         info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), start = params.start, "play started");
         self.emit("play_start", r, Some(key.name()), None);
         let joined = self.shared.registry.join(&key, self.id);
+        if joined.publisher.is_none() {
+            self.maybe_pull(&key);
+        }
         if let Some((pub_worker, _)) = joined.publisher {
             if pub_worker != self.id && joined.first_on_worker {
                 self.post(
@@ -222,6 +227,7 @@ impl Worker {
                 );
             }
         }
+        self.release_unwanted_pull(key);
     }
 
     /// What a fan-out on `key` left to the worker: viewers whose play ended (their

@@ -829,3 +829,59 @@ fn a_recorder_gets_every_frame_in_order() {
     assert!(sim.stream.add_recorder(r).is_empty());
     assert!(!sim.stream.sinks.contains(&Sink::Recorder(r)));
 }
+
+#[test]
+fn an_upstream_link_feeds_like_a_publisher_and_a_relink_costs_viewers_no_status() {
+    let mut sim = Sim::new();
+    let early = sim.client(true);
+    sim.play(early);
+    let link = |slot| ClientRef {
+        slot,
+        generation: 0,
+    };
+    sim.stream
+        .publish_upstream(link(500), 7, 0.0, None, std::iter::empty());
+    assert_eq!(sim.stream.source.here(), Some((link(500), 7)));
+    assert!(
+        !sim.stream.is_unused(),
+        "a pulled stream stays while linked"
+    );
+    sim.stream.went_live(&mut sim.port, &mut sim.stopped);
+    sim.send(media(msg_type::DATA_AMF0, 0, &[2, 0, 10]));
+    sim.send(media(msg_type::VIDEO, 0, &[0x17, 0, 0, 0, 0, 1]));
+    sim.send(media(msg_type::AUDIO, 0, &[0xAF, 0, 0x12, 0x10]));
+    sim.run(1_000);
+    // Another worker's viewers follow a pulled stream as a local one.
+    assert_eq!(sim.stream.add_worker(3).map(|(id, _)| id), Some(7));
+
+    // Failover: the source moves to another link, same publish; viewers are told nothing.
+    let codes_before = sim.codes(early).len();
+    let frames_before = sim.video(early).len();
+    sim.stream.relink(link(600));
+    assert_eq!(sim.stream.source.here(), Some((link(600), 7)));
+    sim.run(1_000);
+    assert_eq!(
+        sim.codes(early).len(),
+        codes_before,
+        "{:?}",
+        sim.codes(early)
+    );
+    assert!(
+        sim.video(early).len() > frames_before,
+        "media stopped after the relink"
+    );
+    let video = sim.video(early);
+    assert!(
+        video.windows(2).all(|w| w[1].0 > w[0].0),
+        "video timestamps rise across the relink"
+    );
+
+    // A late viewer joins the relinked stream on a key frame.
+    let late = sim.client(true);
+    sim.play(late);
+    sim.run(1_000);
+    assert_eq!(
+        sim.video(late).first().map(|(_, k)| *k),
+        Some(FrameKind::VideoKey)
+    );
+}

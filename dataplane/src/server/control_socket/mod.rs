@@ -68,6 +68,7 @@ enum PendingKind {
     },
     /// `broadcast`: clients reached so far.
     Count(u64),
+    Upstreams(Vec<control_protocol::UpstreamInfo>),
 }
 
 struct PendingQuery {
@@ -465,6 +466,12 @@ impl ControlServer {
             Call::Clients => {
                 self.ask_workers(token, id, Query::Clients, PendingKind::Clients(Vec::new()))
             }
+            Call::Upstreams => self.ask_workers(
+                token,
+                id,
+                Query::Upstreams,
+                PendingKind::Upstreams(Vec::new()),
+            ),
             Call::Kick { client } => {
                 let kind = PendingKind::Found {
                     found: false,
@@ -671,6 +678,7 @@ impl ControlServer {
                         }
                     }
                     (PendingKind::Clients(acc), Answer::Clients(list)) => acc.extend(list),
+                    (PendingKind::Upstreams(acc), Answer::Upstreams(list)) => acc.extend(list),
                     (PendingKind::Found { found, .. }, Answer::Found(f)) => *found |= f,
                     // Only the worker that has the client answers with something.
                     (PendingKind::Called { answer, .. }, Answer::Called(a @ Some(_))) => {
@@ -774,6 +782,13 @@ impl ControlServer {
             PendingKind::Clients(mut clients) => {
                 clients.sort_by_key(|c| c.id);
                 self.respond(p.client, p.id, Reply::Clients { clients });
+            }
+            PendingKind::Upstreams(mut upstreams) => {
+                upstreams.sort_by(|a, b| {
+                    (&a.app, &a.stream, a.worker, &a.group)
+                        .cmp(&(&b.app, &b.stream, b.worker, &b.group))
+                });
+                self.respond(p.client, p.id, Reply::Upstreams { upstreams });
             }
             PendingKind::Found { found: true, .. } => self.respond_done(p.client, p.id),
             PendingKind::Found { found: false, what } => {

@@ -1,0 +1,726 @@
+//! Relay pulls with LiveStreamCast's failover. A viewer asks for a stream nobody publishes
+//! here, in an application with upstreams (role intermediate or edge, groups from
+//! host.ini) → this worker opens a link to every group (`engine::connect`); each socket
+//! becomes a connection whose `Session` is in the client role, and `relay::link::PullLink`
+//! connects, creates a stream and plays the name. The order in which the groups answer
+//! (first media) is the list (`relay::failover`); the stream comes from the first, and the
+//! others are parked (their links closed) until needed. The current link's frames enter
+//! the `LiveStream` as its source (`Source::Upstream`), with timestamps made continuous
+//! across switches (`relay::rebase`): local viewers and other workers get them as from a
+//! local publisher, GOP cache included.
+//!
+//! When the current group fails (its link drops, its upstream's publisher leaves, or no
+//! media for the application's `idle_ms`), the stream switches to the next group in the
+//! list; the failed group is reconnected in the background (3 attempts at its primary, then
+//! its secondary; back-off between attempts) and, once it answers again, joins the bottom of
+//! the list. Viewers keep their connections throughout. The pull ends when the last viewer
+//! (on any worker) leaves.
+
+use std::collections::HashMap;
+use std::os::fd::IntoRawFd;
+
+use super::session::StreamData;
+use super::*;
+use crate::engine::conn::LinkConn;
+use crate::engine::connect::ConnectError;
+use crate::engine::slab::{Slab, SlabRef};
+use crate::media::tag::{self, FrameKind};
+use crate::proto::rtmp::handshake::HandshakeKind;
+use crate::proto::rtmp::Message;
+use crate::relay::backoff;
+use crate::relay::failover::{Attempts, FailoverList};
+use crate::relay::host_ini::UpstreamGroup;
+use crate::relay::link::{LinkStep, PullLink};
+use crate::relay::rebase::{Mapped, Rebase};
+use control_protocol::Event;
+
+/// How long one connect attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Idle checks per idle interval: inactivity is noticed within 1¼ intervals.
+const IDLE_CHECKS: u32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    /// No link: never tried, or parked after answering (it stays in the list).
+    Idle,
+    Connecting,
+    /// `fresh` until its first media.
+    Linked {
+        conn: ConnRef,
+        fresh: bool,
+    },
+    /// Failed; the retry timer is armed.
+    Waiting,
+}
+
+/// One upstream group as one pull sees it.
+struct GroupLink {
+    state: LinkState,
+    attempts: Attempts,
+    /// It failed since it last answered: its next answer is a recovery.
+    down: bool,
+    /// Unix time of its last change of state, for `stratactl upstreams`.
+    since: f64,
+}
+
+impl GroupLink {
+    fn set(&mut self, state: LinkState) {
+        if std::mem::discriminant(&state) != std::mem::discriminant(&self.state) {
+            self.since = unix_now();
+        }
+        self.state = state;
+    }
+}
+
+/// One stream this worker pulls from upstream.
+struct Pull {
+    key: StreamKey,
+    groups: Vec<UpstreamGroup>,
+    links: Vec<GroupLink>,
+    list: FailoverList,
+    /// The group being linked to take over after a failover.
+    next: Option<usize>,
+    rebase: Rebase,
+    /// Metadata and codec headers of a new link, waiting for its first key frame (see
+    /// `relay::rebase`): at most one of each kind.
+    held: Vec<(FrameKind, MediaMessage)>,
+    /// Metadata a group's fresh link sent before its first audio or video (an upstream
+    /// sends data even for a stream it does not have): held for it if it takes over.
+    early_data: Option<(usize, MediaMessage)>,
+    /// The registry claim while this pull feeds the stream.
+    publish_id: Option<u64>,
+    idle: Duration,
+    /// Messages from the current link, and when the idle check last saw the count change.
+    media: u64,
+    idle_seen: (u64, Instant),
+}
+
+/// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
+#[derive(Default)]
+pub(super) struct Pulls {
+    slab: Slab<Pull>,
+    by_key: HashMap<StreamKey, SlabRef>,
+}
+
+impl Worker {
+    /// A viewer plays `key`, which nobody publishes yet: if its application has upstreams
+    /// and this worker does not pull it already, ask every group for it.
+    pub(super) fn maybe_pull(&mut self, key: &StreamKey) {
+        if self.pulls.by_key.contains_key(key) || self.shutting_down.is_some() {
+            return;
+        }
+        let Some(app) = self
+            .config
+            .applications
+            .iter()
+            .find(|a| a.name == key.app() && !a.upstreams.is_empty())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let pull = Pull {
+            key: key.clone(),
+            groups: app.upstreams.clone(),
+            links: app
+                .upstreams
+                .iter()
+                .map(|_| GroupLink {
+                    state: LinkState::Idle,
+                    attempts: Attempts::default(),
+                    down: false,
+                    since: unix_now(),
+                })
+                .collect(),
+            list: FailoverList::default(),
+            next: None,
+            rebase: Rebase::default(),
+            held: Vec::new(),
+            early_data: None,
+            publish_id: None,
+            idle: Duration::from_millis(u64::from(app.idle_ms)),
+            media: 0,
+            idle_seen: (0, now),
+        };
+        let groups = pull.groups.len();
+        let check = pull.idle / IDLE_CHECKS;
+        let p = self.pulls.slab.insert(pull);
+        self.pulls.by_key.insert(key.clone(), p);
+        self.timers.arm_for(
+            Owner::Pull { pull: p, group: 0 },
+            now + check,
+            TimerKind::Idle,
+        );
+        for g in 0..groups {
+            self.attempt(p, g);
+        }
+    }
+
+    /// Connects pull `p` to group `g`: its primary, or after 3 failures its secondary.
+    fn attempt(&mut self, p: SlabRef, g: usize) {
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let (Some(group), Some(link)) = (pull.groups.get(g), pull.links.get_mut(g)) else {
+            return;
+        };
+        let (addr, secondary) = link.attempts.address(group);
+        let which = if secondary { "secondary" } else { "primary" };
+        let attempt = link.attempts.failures + 1;
+        let Ok(to) = addr.to_string().parse::<SocketAddr>() else {
+            let why = format!("{addr}: upstream hostnames are not resolved yet; use an IP");
+            return self.group_failed(p, g, &why);
+        };
+        link.set(LinkState::Connecting);
+        info!(worker = self.id, stream = pull.key.name(), group = %group.label, %to, which,
+            attempt, "connecting to upstream");
+        let detail = format!("group {} {which} {to} attempt {attempt}", group.label);
+        let key = pull.key.clone();
+        self.upstream_event("upstream_attempt", &key, to.to_string(), detail);
+        let owner = Owner::Pull {
+            pull: p,
+            group: g as u16,
+        };
+        if let Err(e) = self.connect(to, CONNECT_TIMEOUT, owner) {
+            self.group_failed(p, g, &format!("no socket for {to}: {e}"));
+        }
+    }
+
+    /// A connect of pull `p` to group `g` ended: the socket becomes a connection in the
+    /// client role, its link playing the stream.
+    pub(super) fn pull_connected(
+        &mut self,
+        p: SlabRef,
+        group: u16,
+        to: SocketAddr,
+        result: Result<Socket, ConnectError>,
+    ) {
+        let g = usize::from(group);
+        let socket = match result {
+            Ok(socket) => socket,
+            Err(e) => return self.group_failed(p, g, &format!("connect to {to}: {e}")),
+        };
+        let Some(upstream) = self.pulls.slab.get(p).and_then(|pull| pull.groups.get(g)) else {
+            return; // The pull ended meanwhile; the socket closes here.
+        };
+        let path = match &upstream.instance {
+            Some(instance) => format!("{}/{instance}", upstream.app),
+            None => upstream.app.clone(),
+        };
+        let name = self
+            .pulls
+            .slab
+            .get(p)
+            .map(|pull| pull.key.name().to_string())
+            .unwrap_or_default();
+        let link = PullLink::new(path.clone(), format!("rtmp://{to}/{path}"), name);
+        let session_config = self.session_config();
+        let r = self.adopt(socket.into_raw_fd());
+        let epoch = self.started.elapsed().as_millis() as u32;
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        c.session = Session::client(
+            session_config,
+            HandshakeKind::Digest,
+            &mut self.rng,
+            epoch,
+            &mut c.out,
+        );
+        // No connect preamble: a client's first message is connect itself.
+        c.preamble_sent = true;
+        c.upstream = Some(Box::new(LinkConn {
+            pull: p,
+            group,
+            link,
+        }));
+        if let Some(l) = self
+            .pulls
+            .slab
+            .get_mut(p)
+            .and_then(|pull| pull.links.get_mut(g))
+        {
+            l.set(LinkState::Linked {
+                conn: r,
+                fresh: true,
+            });
+        }
+        self.flush_out(r);
+    }
+
+    /// What the upstream said on link `r`.
+    pub(super) fn on_link_event(&mut self, r: ConnRef, ev: SessionEvent) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        let Some(up) = c.upstream.as_mut() else {
+            return;
+        };
+        let step = up.link.on_event(&mut c.session, ev, &mut c.out);
+        let (p, g) = (up.pull, usize::from(up.group));
+        if self.pulls.slab.get(p).is_none() {
+            return self.close(r, "its pull ended", false);
+        }
+        match step {
+            LinkStep::Nothing | LinkStep::Live => {}
+            LinkStep::Offline => {
+                // The group no longer has the stream; its link stays and answers again
+                // when the upstream's publisher is back.
+                if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
+                    l.set(LinkState::Linked {
+                        conn: r,
+                        fresh: true,
+                    });
+                }
+                self.group_lost(p, g, "the upstream's publisher left");
+            }
+            LinkStep::Media(message) => self.link_frame(p, g, r, message, false),
+            LinkStep::Data(message) => self.link_frame(p, g, r, message, true),
+            LinkStep::NotFound => self.close(r, "the upstream has no such stream", false),
+            LinkStep::Failed(reason) => self.close(r, &reason, true),
+        }
+    }
+
+    /// A message from group `g`'s link `r`: its first answers the play request (the list,
+    /// the current group); the current group's go to the stream.
+    fn link_frame(&mut self, p: SlabRef, g: usize, r: ConnRef, message: Message, data: bool) {
+        // Data that is not for viewers (|RtmpSampleAccess, ...) answers nothing.
+        let (m, keep) = if data {
+            match self.data_for_stream(r, &message) {
+                Some(StreamData::Frame(m, keep)) => (m, keep),
+                // An origin's viewers are never sent @clearDataFrame; a link that sends one
+                // anyway changes nothing here.
+                Some(StreamData::ClearMetadata(_)) | None => return,
+            }
+        } else {
+            let m = MediaMessage {
+                timestamp: message.timestamp,
+                type_id: message.type_id,
+                payload: message.payload,
+            };
+            (m, true)
+        };
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let Some(link) = pull.links.get_mut(g) else {
+            return;
+        };
+        let fresh = link.state
+            == (LinkState::Linked {
+                conn: r,
+                fresh: true,
+            });
+        if fresh && data {
+            // Only audio or video answers the play request.
+            pull.early_data = Some((g, m));
+            return;
+        }
+        if fresh {
+            link.set(LinkState::Linked {
+                conn: r,
+                fresh: false,
+            });
+            link.attempts.succeeded();
+            let recovered = std::mem::replace(&mut link.down, false);
+            let takes_over = if pull.next == Some(g) {
+                pull.list.activate(g);
+                true
+            } else {
+                pull.list.answered(g)
+            };
+            let (key, label) = (pull.key.clone(), pull.groups[g].label.clone());
+            let order = pull.list.order().to_vec();
+            let addr = self
+                .conns
+                .get(r)
+                .map(|c| c.peer.to_string())
+                .unwrap_or_default();
+            if recovered {
+                let detail = format!("group {label} answers again; list {order:?}");
+                self.upstream_event("upstream_recovered", &key, addr.clone(), detail);
+            }
+            if takes_over {
+                self.take_over(p, g, r);
+            } else {
+                // Answered, but another group is current: parked, at its place in the list.
+                if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
+                    l.set(LinkState::Idle);
+                }
+                debug!(worker = self.id, stream = key.name(), group = %label, ?order,
+                    "upstream answered; parked");
+                self.close(r, "upstream answered; parked until a failover", false);
+                return;
+            }
+        }
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        if pull.list.active() != Some(g) {
+            return;
+        }
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let kind = tag::classify(m.type_id, &m.payload);
+        let timestamp = match pull.rebase.map(kind, m.timestamp) {
+            Mapped::Drop => return,
+            Mapped::Hold => {
+                pull.held.retain(|(k, _)| *k != kind);
+                pull.held.push((kind, m));
+                return;
+            }
+            Mapped::Pass(timestamp) => timestamp,
+        };
+        pull.media += 1;
+        let key = pull.key.clone();
+        let held = std::mem::take(&mut pull.held);
+        let from_link = |s: &Source| matches!(s, Source::Upstream { link, .. } if *link == r);
+        for (_, h) in held {
+            self.publish_frame(&key, MediaMessage { timestamp, ..h }, true, from_link);
+        }
+        let m = MediaMessage { timestamp, ..m };
+        self.publish_frame(&key, m, keep, from_link);
+    }
+
+    /// Group `g` (link `r`) is now the current one: the stream is claimed (first time) or
+    /// moved to its link, from its first key frame on.
+    fn take_over(&mut self, p: SlabRef, g: usize, r: ConnRef) {
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        pull.next = None;
+        pull.rebase.switch();
+        pull.held.clear();
+        if let Some((from, m)) = pull.early_data.take() {
+            if from == g {
+                pull.held.push((FrameKind::Metadata, m));
+            }
+        }
+        pull.idle_seen = (pull.media, Instant::now());
+        let key = pull.key.clone();
+        let label = pull.groups[g].label.clone();
+        let order = pull.list.order().to_vec();
+        let claimed = pull.publish_id.is_some();
+        let addr = self
+            .conns
+            .get(r)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        if claimed {
+            if let Some(stream) = self.streams.get_mut(&key) {
+                stream.relink(r);
+            }
+            info!(worker = self.id, stream = key.name(), group = %label, %addr, ?order,
+                "stream switched upstream");
+            let detail = format!("now from group {label}; list {order:?}");
+            return self.upstream_event("upstream_failover", &key, addr, detail);
+        }
+        let publish_id = self
+            .shared
+            .next_publish_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(remote_workers) = self
+            .shared
+            .registry
+            .publish(&key, self.id, publish_id, None)
+        else {
+            // Another worker's pull (or a local publisher) got there first: its stream
+            // reaches this worker's viewers anyway.
+            info!(
+                worker = self.id,
+                stream = key.name(),
+                "stream already fed here; pull let go"
+            );
+            return self.end_pull(p);
+        };
+        if let Some(pull) = self.pulls.slab.get_mut(p) {
+            pull.publish_id = Some(publish_id);
+        }
+        info!(worker = self.id, stream = key.name(), group = %label, %addr, ?order,
+            "upstream plays");
+        let detail = format!("from group {label}; list {order:?}");
+        self.upstream_event("upstream_connect", &key, addr, detail);
+        let who = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
+        self.streams
+            .entry(key.clone())
+            .or_insert_with(|| LiveStream::new(key.clone()))
+            .publish_upstream(
+                r,
+                publish_id,
+                unix_now(),
+                who,
+                remote_workers.iter().copied(),
+            );
+        for w in remote_workers {
+            self.post(
+                w,
+                WorkerMsg::StreamStarted {
+                    key: key.clone(),
+                    publish_id,
+                    snapshot: Vec::new(),
+                },
+            );
+        }
+        self.went_live(&key);
+        self.announce_to_children(&key, true);
+    }
+
+    /// Link `r` of group `g` closed (by either side). Parking closes links on purpose;
+    /// any other close is a failure of the group.
+    pub(super) fn link_closed(&mut self, r: ConnRef, p: SlabRef, group: u16, reason: &str) {
+        let g = usize::from(group);
+        let linked = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.links.get(g))
+            .is_some_and(|l| matches!(l.state, LinkState::Linked { conn, .. } if conn == r));
+        if linked {
+            self.group_failed(p, g, reason);
+        }
+    }
+
+    /// Group `g` no longer has the stream, its link staying: it leaves the list (and if it
+    /// was current, the stream fails over).
+    fn group_lost(&mut self, p: SlabRef, g: usize, reason: &str) {
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        if let Some(l) = pull.links.get_mut(g) {
+            l.down = true;
+        }
+        let was_current = pull.list.active() == Some(g) || pull.next == Some(g);
+        let next = self.leave_list(p, g);
+        if was_current {
+            self.failover(p, g, next, reason);
+        }
+    }
+
+    /// An attempt at group `g`, or its link, failed: retried after back-off, and if it was
+    /// the current group the stream fails over to the next.
+    fn group_failed(&mut self, p: SlabRef, g: usize, reason: &str) {
+        let wanted = self.pulls.slab.get(p).is_some_and(|pull| {
+            self.shared.registry.has_viewers(&pull.key) || self.subscribed(&pull.key)
+        });
+        if !wanted || self.shutting_down.is_some() {
+            return self.end_pull(p);
+        }
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let Some(link) = pull.links.get_mut(g) else {
+            return;
+        };
+        link.set(LinkState::Waiting);
+        link.attempts.failed();
+        link.down = true;
+        let delay = backoff::delay(link.attempts.failures);
+        let failures = link.attempts.failures;
+        warn!(worker = self.id, stream = pull.key.name(), group = %pull.groups[g].label,
+            failures, reason, retry_in_ms = delay.as_millis() as u64, "upstream link failed");
+        let owner = Owner::Pull {
+            pull: p,
+            group: g as u16,
+        };
+        self.timers
+            .arm_for(owner, Instant::now() + delay, TimerKind::Retry);
+        let was_current = pull.list.active() == Some(g) || pull.next == Some(g);
+        let next = self.leave_list(p, g);
+        if was_current {
+            self.failover(p, g, next, reason);
+        }
+        // Every group failed or lacks the stream, none plays it: subscribers are told.
+        let Some(pull) = self.pulls.slab.get(p) else {
+            return;
+        };
+        let none_left = pull.list.active().is_none()
+            && pull.next.is_none()
+            && pull.links.iter().all(|l| l.state == LinkState::Waiting);
+        if none_left {
+            let key = pull.key.clone();
+            self.subscribers_not_found(&key);
+        }
+    }
+
+    /// Takes group `g` out of the list; the group to go to if it was the current one (or
+    /// the one being linked to take over).
+    fn leave_list(&mut self, p: SlabRef, g: usize) -> Option<usize> {
+        let pull = self.pulls.slab.get_mut(p)?;
+        let next = pull.list.failed(g);
+        if pull.next == Some(g) {
+            pull.next = None;
+            return pull.list.order().first().copied();
+        }
+        next
+    }
+
+    /// The current group `from` failed: the stream goes to `next` (linked now, or parked
+    /// and linked again); with none left, it is released and viewers wait.
+    fn failover(&mut self, p: SlabRef, from: usize, next: Option<usize>, reason: &str) {
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let key = pull.key.clone();
+        let from_label = pull.groups[from].label.clone();
+        let Some(n) = next else {
+            warn!(worker = self.id, stream = key.name(), group = %from_label, reason,
+                "no upstream group has the stream; viewers wait");
+            let detail = format!("group {from_label} failed ({reason}); none left");
+            self.upstream_event("upstream_failover", &key, String::new(), detail);
+            return self.release_claim(p);
+        };
+        pull.next = Some(n);
+        let to_label = pull.groups[n].label.clone();
+        info!(worker = self.id, stream = key.name(), from = %from_label, to = %to_label,
+            reason, "failing over");
+        match pull.links[n].state {
+            LinkState::Linked { conn, fresh: false } => {
+                pull.list.activate(n);
+                self.take_over(p, n, conn);
+            }
+            LinkState::Linked { fresh: true, .. } | LinkState::Connecting => {}
+            LinkState::Idle | LinkState::Waiting => self.attempt(p, n),
+        }
+    }
+
+    /// The stream is no longer fed from here: viewers get UnpublishNotify and wait.
+    fn release_claim(&mut self, p: SlabRef) {
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        let Some(publish_id) = pull.publish_id.take() else {
+            return;
+        };
+        let key = pull.key.clone();
+        for w in self.shared.registry.unpublish(&key, publish_id) {
+            self.post(
+                w,
+                WorkerMsg::StreamStopped {
+                    key: key.clone(),
+                    publish_id,
+                },
+            );
+        }
+        self.went_offline(&key);
+        self.announce_to_children(&key, false);
+    }
+
+    pub(super) fn pull_timer(&mut self, p: SlabRef, group: u16, kind: TimerKind) {
+        let g = usize::from(group);
+        let Some(pull) = self.pulls.slab.get_mut(p) else {
+            return;
+        };
+        match kind {
+            TimerKind::Retry => {
+                if pull
+                    .links
+                    .get(g)
+                    .is_some_and(|l| l.state == LinkState::Waiting)
+                {
+                    self.attempt(p, g);
+                }
+            }
+            TimerKind::Idle => {
+                let now = Instant::now();
+                let check = pull.idle / IDLE_CHECKS;
+                self.timers.arm_for(
+                    Owner::Pull { pull: p, group: 0 },
+                    now + check,
+                    TimerKind::Idle,
+                );
+                if pull.media != pull.idle_seen.0 {
+                    pull.idle_seen = (pull.media, now);
+                    return;
+                }
+                let Some(current) = pull.list.active() else {
+                    return;
+                };
+                if now.duration_since(pull.idle_seen.1) < pull.idle {
+                    return;
+                }
+                let idle_ms = pull.idle.as_millis();
+                let link = pull.links[current].state;
+                self.group_failed(p, current, &format!("no media for {idle_ms} ms"));
+                if let LinkState::Linked { conn, .. } = link {
+                    self.close(conn, &format!("no media for {idle_ms} ms"), false);
+                }
+            }
+            _ => debug_assert!(false, "a pull arms only retries and idle checks: {kind:?}"),
+        }
+    }
+
+    /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends.
+    pub(super) fn release_unwanted_pull(&mut self, key: &StreamKey) {
+        if let Some(&p) = self.pulls.by_key.get(key) {
+            if !self.shared.registry.has_viewers(key) && !self.subscribed(key) {
+                self.end_pull(p);
+            }
+        }
+    }
+
+    /// Ends pull `p`: its claim is released and its links closed.
+    fn end_pull(&mut self, p: SlabRef) {
+        self.release_claim(p);
+        let Some(pull) = self.pulls.slab.remove(p) else {
+            return;
+        };
+        self.pulls.by_key.remove(&pull.key);
+        debug!(worker = self.id, stream = pull.key.name(), "pull ended");
+        for link in pull.links {
+            if let LinkState::Linked { conn, .. } = link.state {
+                self.close(conn, "no viewers left", false);
+            }
+        }
+    }
+
+    /// Every group of every pull of this worker, for `stratactl upstreams`.
+    pub(super) fn upstream_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
+        let mut out = Vec::new();
+        for p in self.pulls.by_key.values() {
+            let Some(pull) = self.pulls.slab.get(*p) else {
+                continue;
+            };
+            for (g, (group, link)) in pull.groups.iter().zip(&pull.links).enumerate() {
+                let active = pull.list.active() == Some(g);
+                let state = match link.state {
+                    LinkState::Linked { .. } if active => "streaming",
+                    LinkState::Linked { .. } => "linked",
+                    LinkState::Idle if pull.list.order().contains(&g) => "parked",
+                    LinkState::Idle => "idle",
+                    LinkState::Connecting => "connecting",
+                    LinkState::Waiting => "waiting",
+                };
+                out.push(control_protocol::UpstreamInfo {
+                    app: pull.key.app().to_string(),
+                    stream: pull.key.name().to_string(),
+                    worker: self.id,
+                    group: group.label.clone(),
+                    primary: group.primary.to_string(),
+                    secondary: group.secondary.to_string(),
+                    address: link.attempts.address(group).0.to_string(),
+                    state: state.to_string(),
+                    attempts: link.attempts.failures,
+                    active,
+                    position: pull.list.order().iter().position(|&x| x == g),
+                    since: link.since,
+                });
+            }
+        }
+        out
+    }
+
+    /// An upstream event for managers (`stratactl events`): what happened to a pull's
+    /// groups, by stream.
+    fn upstream_event(&self, event: &str, key: &StreamKey, addr: String, detail: String) {
+        self.shared.control.post(ControlInbound::Event(Event {
+            event: event.to_string(),
+            ts: unix_now(),
+            client: 0,
+            addr,
+            app: Some(key.app().to_string()),
+            stream: Some(key.name().to_string()),
+            reason: Some(detail),
+        }));
+        self.shared.control.wake();
+    }
+}

@@ -1,0 +1,419 @@
+//! LiveStreamCast's tiers end to end (issue 9): two origins (ffmpeg publishes to both, as an
+//! encoder with a backup URL does), one intermediate, two edges, each a stratad of its own
+//! on 127.0.0.2 ... .6 with a host.ini in the seed's format. Viewers (ffmpeg, rtmpdump and
+//! our client with plain play) on both edges. Then `kill -9` of the origin the chain streams
+//! from: every edge viewer keeps its connection and gets video again within 1.5 s, with no
+//! duplicate or backwards timestamp; the origin comes back, joins the bottom of the list,
+//! and the stream stays where it is. Also the reconnect rule: 3 attempts at a down primary,
+//! then the secondary, seen in the control socket's events.
+
+use control::client::{ControlClient, Unsolicited};
+use control::protocol::{Call, Reply};
+use e2e::bounds;
+use e2e::publisher::publish_sample;
+use e2e::recorder::Recorder;
+use e2e::rtmp_client::{is_avc_sequence_header, RtmpClient};
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{free_addr_on, Server, ServerOptions};
+use e2e::tools::{rtmpdump, ChildGuard};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const VIDEO: u8 = 9;
+const AUDIO: u8 = 8;
+/// The issue's bound on what a viewer notices of a failover.
+const MAX_GAP: Duration = Duration::from_millis(1500);
+
+fn host(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+fn origin_at(addr: SocketAddr) -> Server {
+    Server::start_with(ServerOptions {
+        config: Some("[[application]]\nname = \"lsc_origin\"\nrole = \"origin\"\n".into()),
+        addr: Some(addr),
+        ..ServerOptions::default()
+    })
+}
+
+/// A tier below: `role` with one host.ini line per `(label, primary, secondary, app)`.
+fn tier(
+    dir: &ScratchDir,
+    name: &str,
+    role: &str,
+    at: IpAddr,
+    groups: &[(&str, SocketAddr, SocketAddr, &str)],
+    idle_ms: u32,
+) -> Server {
+    let host_ini: PathBuf = dir.join(&format!("{name}-host.ini"));
+    let mut text = String::from("#server group name primaryIP;secondaryIP appToConnect\n");
+    for (label, primary, secondary, app) in groups {
+        text.push_str(&format!("{label} {primary};{secondary} {app}\n"));
+    }
+    std::fs::write(&host_ini, text).expect("host.ini");
+    Server::start_with(ServerOptions {
+        config: Some(format!(
+            "[[application]]\nname = \"{name}\"\nrole = \"{role}\"\nhost_ini = {:?}\n\
+             idle_ms = {idle_ms}\n",
+            host_ini.display().to_string()
+        )),
+        host: Some(at),
+        rust_log: "info,dataplane=debug".into(),
+        ..ServerOptions::default()
+    })
+}
+
+/// What a viewer received: (arrival, type, timestamp, picture). Codec headers are not
+/// pictures: a new source's header rightly shares its key frame's timestamp.
+type Seen = Vec<(Instant, u8, u32, bool)>;
+
+/// Our client plays `name` on `addr`/`app` until `until`, recording every audio and video
+/// message; an error if the connection is dropped.
+fn watch(addr: SocketAddr, app: &'static str, until: Instant) -> JoinHandle<Result<Seen, String>> {
+    std::thread::spawn(move || {
+        let mut client = RtmpClient::connected(addr, app).map_err(|e| e.to_string())?;
+        client.play("cam").map_err(|e| e.to_string())?;
+        let mut seen = Vec::new();
+        while Instant::now() < until {
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(250));
+            match client.read_message(wait) {
+                Ok(m) if m.type_id == VIDEO || m.type_id == AUDIO => {
+                    let picture = m.type_id == VIDEO && !is_avc_sequence_header(&m.payload);
+                    seen.push((Instant::now(), m.type_id, m.timestamp, picture));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
+                Err(e) => return Err(format!("viewer on {addr} lost its connection: {e}")),
+            }
+        }
+        client.shutdown();
+        Ok(seen)
+    })
+}
+
+/// Checks a viewer's record: the largest gap between video messages, video timestamps that
+/// only rise, audio ones that never fall, and video after the kill.
+fn check_viewer(name: &str, seen: &Seen, killed: Instant) -> Result<Duration, String> {
+    let video: Vec<_> = seen.iter().filter(|s| s.1 == VIDEO && s.3).collect();
+    if video.len() <= 50 {
+        return Err(format!("{name}: too little video ({})", video.len()));
+    }
+    let gap = video
+        .windows(2)
+        .map(|w| {
+            (
+                w[1].0.duration_since(w[0].0),
+                w[1].0.saturating_duration_since(killed),
+            )
+        })
+        .max()
+        .unwrap_or_default();
+    if gap.0 > MAX_GAP {
+        return Err(format!(
+            "{name}: a gap of {:?} between video frames (limit {MAX_GAP:?}), ending {:?} \
+             after the kill",
+            gap.0, gap.1
+        ));
+    }
+    if !video.iter().any(|s| s.0 > killed + Duration::from_secs(2)) {
+        return Err(format!("{name}: no video two seconds after the kill"));
+    }
+    for w in video.windows(2) {
+        if w[1].2 <= w[0].2 {
+            return Err(format!(
+                "{name}: video timestamp {} after {} (duplicate or backwards)",
+                w[1].2, w[0].2
+            ));
+        }
+    }
+    let audio: Vec<_> = seen.iter().filter(|s| s.1 == AUDIO).collect();
+    if audio.windows(2).any(|w| w[1].2 < w[0].2) {
+        return Err(format!("{name}: audio went backwards"));
+    }
+    Ok(gap.0)
+}
+
+fn wait_file_grows(path: &std::path::Path, child: &mut ChildGuard, what: &str) {
+    let deadline = Instant::now() + bounds::STREAM_UP;
+    while std::fs::metadata(path).map_or(0, |m| m.len()) < 64 * 1024 {
+        assert!(Instant::now() < deadline, "{what} received too little");
+        assert!(child.is_running(), "{what} ended:\n{}", child.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
+    let dir = ScratchDir::new("tiers-failover");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let mut origins = [Some(origin_at(a_addr)), Some(origin_at(b_addr))];
+    let mut publishers = [
+        Some(publish_sample(&format!("rtmp://{a_addr}/lsc_origin/cam"))),
+        Some(publish_sample(&format!("rtmp://{b_addr}/lsc_origin/cam"))),
+    ];
+    let intermediate = tier(
+        &dir,
+        "lsc_intermediate",
+        "intermediate",
+        host(4),
+        &[
+            ("server1", a_addr, a_addr, "lsc_origin"),
+            ("server2", b_addr, b_addr, "lsc_origin"),
+        ],
+        1000,
+    );
+    let i_addr = intermediate.addr();
+    let edges = [5, 6].map(|h| {
+        tier(
+            &dir,
+            "lsc_edge",
+            "edge",
+            host(h),
+            &[("server1", i_addr, i_addr, "lsc_intermediate")],
+            1000,
+        )
+    });
+
+    // Every kind of viewer on both edges.
+    let mut recorders: Vec<Recorder> = edges
+        .iter()
+        .map(|e| Recorder::start(&e.url("lsc_edge/cam")))
+        .collect();
+    let dumps_dir = ScratchDir::new("tiers-failover-dumps");
+    let mut dumps: Vec<(PathBuf, ChildGuard)> = edges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let path = dumps_dir.join(&format!("edge{i}.flv"));
+            let child = rtmpdump(&e.url("lsc_edge/cam"), &path, &[]);
+            (path, child)
+        })
+        .collect();
+    for r in &mut recorders {
+        r.assert_keeps_receiving(bounds::STREAM_UP);
+    }
+    for (path, child) in &mut dumps {
+        wait_file_grows(path, child, "rtmpdump on an edge");
+    }
+    let until = Instant::now() + Duration::from_secs(9);
+    let watchers: Vec<_> = edges
+        .iter()
+        .map(|e| watch(e.addr(), "lsc_edge", until))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Which origin the chain streams from: the intermediate's list.
+    let line = intermediate
+        .wait_log_line(&["upstream plays"], bounds::MESSAGE)
+        .expect("the intermediate plays from an origin");
+    let current = if line.contains("group=server1") { 0 } else { 1 };
+    let other = 1 - current;
+    let killed = Instant::now();
+    if let Some(mut o) = origins[current].take() {
+        o.signal(libc::SIGKILL);
+        assert!(o.wait_exit(Duration::from_secs(5)).is_some());
+    }
+    if let Some(mut p) = publishers[current].take() {
+        p.kill();
+    }
+    assert!(
+        intermediate
+            .wait_log_line(&["stream switched upstream"], Duration::from_secs(5))
+            .is_some_and(|l| l.contains(&format!("group=server{}", other + 1))),
+        "the intermediate did not switch to the other origin:\n{}",
+        intermediate.log()
+    );
+    // `stratactl upstreams` on the intermediate: the other group streams, the dead one
+    // is being retried.
+    let socket = intermediate.control_socket().expect("socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    let upstreams = match control.request(Call::Upstreams).expect("upstreams") {
+        Reply::Upstreams { upstreams } => upstreams,
+        other => panic!("upstreams answered {other:?}"),
+    };
+    let active: Vec<_> = upstreams.iter().filter(|u| u.active).collect();
+    assert_eq!(active.len(), 1, "{upstreams:?}");
+    assert_eq!(
+        active[0].group,
+        format!("server{}", other + 1),
+        "{upstreams:?}"
+    );
+    assert_eq!(active[0].state, "streaming", "{upstreams:?}");
+    let dead = upstreams
+        .iter()
+        .find(|u| u.group == format!("server{}", current + 1))
+        .expect("the killed group is listed");
+    assert!(!dead.active && dead.position.is_none(), "{upstreams:?}");
+
+    for (i, w) in watchers.into_iter().enumerate() {
+        let seen = w
+            .join()
+            .expect("watcher thread")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let context = || {
+            let lines = |s: &Server| {
+                let log = s.log();
+                log.lines()
+                    .filter(|l| l.contains("upstream") || l.contains("failing over"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            format!(
+                "intermediate:\n{}\nedge {i}:\n{}",
+                lines(&intermediate),
+                lines(&edges[i])
+            )
+        };
+        match check_viewer(&format!("edge {i} viewer"), &seen, killed) {
+            Ok(gap) => println!("edge {i} viewer: largest gap between video frames {gap:?}"),
+            Err(e) => panic!("{e}\n{}", context()),
+        }
+    }
+    for r in &mut recorders {
+        assert!(
+            r.child.is_running(),
+            "an ffmpeg viewer stopped:\n{}",
+            r.child.stderr()
+        );
+        r.assert_keeps_receiving(Duration::from_secs(10));
+    }
+    for (_, child) in &mut dumps {
+        assert!(
+            child.is_running(),
+            "an rtmpdump viewer stopped:\n{}",
+            child.stderr()
+        );
+    }
+
+    // The origin comes back where it was: it answers, goes to the bottom of the list, and
+    // the stream stays on the other one.
+    let back = origin_at(if current == 0 { a_addr } else { b_addr });
+    let _publisher_back = publish_sample(&back.url("lsc_origin/cam"));
+    assert!(
+        intermediate
+            .wait_log_line(&["upstream answered; parked"], Duration::from_secs(20))
+            .is_some(),
+        "the origin that came back did not rejoin the list:\n{}",
+        intermediate.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let log = intermediate.log();
+    assert_eq!(
+        log.matches("stream switched upstream").count(),
+        1,
+        "the stream moved when the origin came back:\n{log}"
+    );
+    for r in &mut recorders {
+        r.assert_keeps_receiving(Duration::from_secs(10));
+    }
+}
+
+/// Events until one `event` whose reason contains `needle` (bounded).
+fn attempts_seen(events: &mut ControlClient, until: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_unsolicited(left).expect("events") {
+            Some((_, Unsolicited::Event(e))) if e.event == "upstream_attempt" => {
+                seen.push(e.reason.unwrap_or_default())
+            }
+            Some((_, Unsolicited::Event(e))) if e.event == until => return seen,
+            Some(_) => {}
+            None => panic!("no {until} event; attempts seen: {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn three_attempts_at_a_down_primary_then_the_secondary() {
+    let dir = ScratchDir::new("tiers-reconnect");
+    let origin = origin_at(free_addr_on(host(3)));
+    let _publisher = publish_sample(&origin.url("lsc_origin/cam"));
+    // Nothing listens on the primary.
+    let down = free_addr_on(host(2));
+    let edge = tier(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[("server1", down, origin.addr(), "lsc_origin")],
+        1000,
+    );
+    let socket = edge.control_socket().expect("control socket").to_path_buf();
+    let mut events = ControlClient::connect(&socket).expect("control");
+    events.request(Call::Subscribe).expect("subscribe");
+    let mut viewer = Recorder::start(&edge.url("lsc_edge/cam"));
+    let attempts = attempts_seen(&mut events, "upstream_connect");
+    let expected: Vec<String> = (1..=3)
+        .map(|n| format!("group server1 primary {down} attempt {n}"))
+        .chain(std::iter::once(format!(
+            "group server1 secondary {} attempt 4",
+            origin.addr()
+        )))
+        .collect();
+    assert_eq!(attempts, expected);
+    viewer.assert_keeps_receiving(bounds::STREAM_UP);
+}
+
+#[test]
+fn an_upstream_that_goes_silent_is_left_after_the_idle_interval() {
+    let dir = ScratchDir::new("tiers-idle");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let origins = [origin_at(a_addr), origin_at(b_addr)];
+    let _publishers = [
+        publish_sample(&format!("rtmp://{a_addr}/lsc_origin/cam")),
+        publish_sample(&format!("rtmp://{b_addr}/lsc_origin/cam")),
+    ];
+    let edge = tier(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", a_addr, a_addr, "lsc_origin"),
+            ("server2", b_addr, b_addr, "lsc_origin"),
+        ],
+        500,
+    );
+    let mut recorder = Recorder::start(&edge.url("lsc_edge/cam"));
+    recorder.assert_keeps_receiving(bounds::STREAM_UP);
+    let until = Instant::now() + Duration::from_secs(6);
+    let watcher = watch(edge.addr(), "lsc_edge", until);
+    std::thread::sleep(Duration::from_secs(2));
+    let line = edge
+        .wait_log_line(&["upstream plays"], bounds::MESSAGE)
+        .expect("the edge plays from an origin");
+    let current = if line.contains("group=server1") { 0 } else { 1 };
+
+    // The origin freezes (SIGSTOP): its connection stays open but nothing comes.
+    let frozen = Instant::now();
+    origins[current].signal(libc::SIGSTOP);
+    let switched = edge.wait_log_line(&["stream switched upstream"], Duration::from_secs(5));
+    origins[current].signal(libc::SIGCONT);
+    assert!(
+        switched.is_some_and(|l| l.contains(&format!("group=server{}", 2 - current))),
+        "the edge did not leave the silent origin:\n{}",
+        edge.log()
+    );
+    assert!(
+        edge.log().contains("no media for 500 ms"),
+        "the switch was not for inactivity:\n{}",
+        edge.log()
+    );
+    let seen = watcher
+        .join()
+        .expect("watcher thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    match check_viewer("edge viewer", &seen, frozen) {
+        Ok(gap) => println!("idle failover: largest gap between video frames {gap:?}"),
+        Err(e) => panic!("{e}\n{}", edge.log()),
+    }
+    recorder.assert_keeps_receiving(Duration::from_secs(10));
+}
