@@ -344,3 +344,42 @@ fn client_session_survives_mutations() {
         7,
     );
 }
+
+#[test]
+fn shared_object_messages_survive_mutations() {
+    use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
+    let message = SoMessage {
+        name: "room".into(),
+        version: 3,
+        persistent: true,
+        events: vec![
+            SoEvent::Use,
+            SoEvent::RequestChange {
+                key: "k".into(),
+                value: Amf0Value::Amf3(Amf3Value::Array {
+                    associative: vec![],
+                    dense: vec![Amf3Value::Integer(1)],
+                }),
+            },
+            SoEvent::Change(vec![("a".into(), connect_values()[2].clone())]),
+            SoEvent::SendMessage {
+                handler: "chat".into(),
+                args: connect_values(),
+            },
+            SoEvent::Status {
+                code: "c".into(),
+                level: "error".into(),
+            },
+            SoEvent::RequestRemove("k".into()),
+        ],
+    };
+    let seeds: Vec<Vec<u8>> = [false, true]
+        .into_iter()
+        .map(|amf3| {
+            let mut seed = vec![u8::from(amf3)];
+            seed.extend_from_slice(&message.encode(amf3));
+            seed
+        })
+        .collect();
+    run(fuzzing::shared_object_message, &seeds, 11);
+}

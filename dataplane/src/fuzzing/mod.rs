@@ -5,8 +5,10 @@ mod amf;
 mod client_session;
 mod rtmp;
 mod session;
+mod shared_object;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use rtmp::*;
 pub use session::rtmp_session;
+pub use shared_object::shared_object_message;

@@ -18,6 +18,7 @@ mod control;
 mod outbound;
 mod port;
 mod session;
+mod shared_objects;
 mod streams;
 #[cfg(test)]
 mod testing;
