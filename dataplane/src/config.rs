@@ -14,6 +14,7 @@ pub struct Config {
     pub(crate) live: LiveConfig,
     pub(crate) control: ControlConfig,
     pub(crate) auth: AuthConfig,
+    pub(crate) shared_objects: crate::app::shared_objects::SoConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
 }

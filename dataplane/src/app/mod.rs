@@ -16,6 +16,8 @@ pub(crate) mod instance;
 pub(crate) mod net_connection;
 pub(crate) mod net_stream;
 pub(crate) mod request;
+pub(crate) mod shared_object;
+pub(crate) mod shared_objects;
 pub(crate) mod status;
 
 pub(crate) use crate::media::StreamKey;
