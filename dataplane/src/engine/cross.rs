@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
 
+use super::worker::shared_objects::{SoTarget, SoUser};
+use crate::app::instance::InstanceKey;
 use crate::app::StreamKey;
 use crate::config::Config;
+use crate::proto::rtmp::shared_object::SoMessage;
 
 pub(crate) use crate::media::frame::MediaMessage;
 
@@ -49,6 +52,25 @@ pub(crate) enum WorkerMsg {
         request: u64,
         allow: bool,
         reason: Option<String>,
+    },
+    /// To an instance's owner: a client's shared-object message.
+    SoRequest {
+        instance: InstanceKey,
+        user: SoUser,
+        /// For log lines.
+        client: u64,
+        message: SoMessage,
+    },
+    /// To an instance's owner: a client that used shared objects is gone.
+    SoLeave {
+        instance: InstanceKey,
+        user: SoUser,
+    },
+    /// From an instance's owner: an update for local users of one object, once per worker.
+    SoDeliver {
+        instance: InstanceKey,
+        target: SoTarget,
+        message: Arc<SoMessage>,
     },
     Shutdown,
 }

@@ -18,7 +18,7 @@ mod control;
 mod outbound;
 mod port;
 mod session;
-mod shared_objects;
+pub(super) mod shared_objects;
 mod streams;
 #[cfg(test)]
 mod testing;
@@ -130,6 +130,8 @@ pub(crate) struct Worker {
     /// clients to close. Reused.
     stopped: Stopped,
     closing: Vec<(ConnRef, String)>,
+    /// Shared objects: those of the instances this worker owns, and local users.
+    so: shared_objects::SoWorker,
     rng: rand::rngs::ThreadRng,
     started: Instant,
     shutting_down: Option<Instant>,
@@ -178,6 +180,7 @@ impl Worker {
             actions: Vec::new(),
             stopped: Vec::new(),
             closing: Vec::new(),
+            so: shared_objects::SoWorker::default(),
             rng: rand::thread_rng(),
             started: Instant::now(),
             shutting_down: None,
@@ -650,6 +653,18 @@ impl Worker {
                 allow,
                 reason,
             } => self.auth_decided(request, allow, reason),
+            WorkerMsg::SoRequest {
+                instance,
+                user,
+                client,
+                message,
+            } => self.so_request(instance, user, client, message),
+            WorkerMsg::SoLeave { instance, user } => self.so_leave(instance, user),
+            WorkerMsg::SoDeliver {
+                instance,
+                target,
+                message,
+            } => self.so_deliver(instance, target, message),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -783,6 +798,7 @@ impl Worker {
             return;
         }
         let (peer, app) = (c.peer, c.client.app().to_string());
+        self.so_client_closed(r);
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;

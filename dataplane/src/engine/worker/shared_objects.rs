@@ -1,15 +1,247 @@
-//! Shared objects on the worker: a client's shared-object messages go to the instance's
-//! owner worker (`app::instance`), which applies them and sends each update once per worker
-//! with users of the object; each worker fans it out to its local users.
+//! Shared objects on the worker. A client's shared-object messages go, through the
+//! mailboxes, to the worker that owns its application instance (`InstanceKey::owner`),
+//! which applies them (`app::shared_objects`) and sends each update ONCE per worker that
+//! has users of the object; that worker fans it out to its local users, encoding it once
+//! per framing (type 19 or 16). The owner posts to itself the same way, so every user sees
+//! one order.
+//!
+//! A user joins a worker's fan-out list when its use success passes through that worker:
+//! the owner's messages to one worker keep their order, so no update made after the use can
+//! reach a worker before the user is listed there, and none made before reaches the user
+//! (the use success carries every slot).
+
+use std::collections::HashMap;
 
 use super::*;
-use crate::proto::rtmp::shared_object::SoMessage;
+use crate::app::instance::InstanceKey;
+use crate::app::shared_object::To;
+use crate::app::shared_objects::{SharedObjects, Stored};
+use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
+use crate::proto::rtmp::Message;
+
+/// A user of a shared object, as its owner knows it: the worker and the connection.
+pub(crate) type SoUser = (usize, ConnRef);
+
+/// Who on the receiving worker gets an update.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SoTarget {
+    One(ConnRef),
+    /// Every local user of the object, but this one (the sender of the change).
+    All {
+        except: Option<ConnRef>,
+    },
+}
+
+/// The worker's shared-object state: the objects of the instances it owns, and its local
+/// users of any instance's objects.
+#[derive(Default)]
+pub(crate) struct SoWorker {
+    owned: HashMap<InstanceKey, SharedObjects<SoUser>>,
+    /// Local users of each (instance, object), with the framing each reads (true: 16).
+    local: HashMap<(InstanceKey, String), Vec<(ConnRef, bool)>>,
+    /// Local connections that sent any shared-object message, and their framing: they
+    /// leave their instance's objects when they close.
+    clients: HashMap<ConnRef, bool>,
+}
 
 impl Worker {
-    /// A shared-object message from client `r`.
+    fn instance_of(&self, r: ConnRef) -> Option<InstanceKey> {
+        let c = self.conns.get(r)?;
+        c.client
+            .nc
+            .is_connected()
+            .then(|| InstanceKey::new(&c.client.nc.app, &c.client.nc.instance))
+    }
+
+    /// A shared-object message from client `r`: to its instance's owner.
     pub(super) fn on_shared_object(&mut self, r: ConnRef, amf3: bool, message: SoMessage) {
-        if let Some(c) = self.conns.get(r) {
-            debug!(peer = %c.peer, amf3, name = %message.name, "shared object message");
+        let Some(instance) = self.instance_of(r) else {
+            self.close(r, "shared object message before connect", true);
+            return;
+        };
+        for event in &message.events {
+            if *event == SoEvent::Release {
+                self.unlist(&instance, &message.name, r);
+            }
+        }
+        self.so.clients.insert(r, amf3);
+        let client = self.conns.get(r).map_or(0, |c| c.client.id);
+        let owner = instance.owner(self.shared.mailboxes.len());
+        self.post(
+            owner,
+            WorkerMsg::SoRequest {
+                instance,
+                user: (self.id, r),
+                client,
+                message,
+            },
+        );
+    }
+
+    fn unlist(&mut self, instance: &InstanceKey, name: &str, r: ConnRef) {
+        let key = (instance.clone(), name.to_string());
+        if let Some(users) = self.so.local.get_mut(&key) {
+            users.retain(|(u, _)| *u != r);
+            if users.is_empty() {
+                self.so.local.remove(&key);
+            }
         }
     }
+
+    /// Client `r` closes: it leaves every object of its instance, here and at the owner.
+    pub(super) fn so_client_closed(&mut self, r: ConnRef) {
+        if self.so.clients.remove(&r).is_none() {
+            return;
+        }
+        let Some(instance) = self.instance_of(r) else {
+            return;
+        };
+        self.so.local.retain(|(i, _), users| {
+            if *i == instance {
+                users.retain(|(u, _)| *u != r);
+            }
+            !users.is_empty()
+        });
+        let owner = instance.owner(self.shared.mailboxes.len());
+        self.post(
+            owner,
+            WorkerMsg::SoLeave {
+                instance,
+                user: (self.id, r),
+            },
+        );
+    }
+
+    /// On the owner: a client's message, applied; its outcome delivered.
+    pub(super) fn so_request(
+        &mut self,
+        instance: InstanceKey,
+        user: SoUser,
+        client: u64,
+        message: SoMessage,
+    ) {
+        let now_ms = self.clock_ms(Instant::now());
+        let config = Arc::clone(&self.config);
+        let mut load = |name: &str| so_load(&config, &instance, name);
+        let sos = self.so.owned.entry(instance.clone()).or_default();
+        let outcome = sos.on_message(user, message, now_ms, &config.shared_objects, &mut load);
+        for warning in &outcome.warnings {
+            info!(client, %instance, "shared object: {warning}");
+        }
+        self.so_persist(&instance, &outcome.persist);
+        self.so_route(&instance, outcome.sends);
+    }
+
+    /// On the owner: a user is gone.
+    pub(super) fn so_leave(&mut self, instance: InstanceKey, user: SoUser) {
+        if let Some(sos) = self.so.owned.get_mut(&instance) {
+            sos.leave(user);
+            if sos.is_empty() {
+                self.so.owned.remove(&instance);
+            }
+        }
+    }
+
+    /// Sends each update once per worker concerned.
+    pub(super) fn so_route(&mut self, instance: &InstanceKey, sends: Vec<(To<SoUser>, SoMessage)>) {
+        let workers = self.shared.mailboxes.len();
+        for (to, message) in sends {
+            let message = Arc::new(message);
+            let sender = match to {
+                To::User((w, r)) => {
+                    self.post(
+                        w,
+                        WorkerMsg::SoDeliver {
+                            instance: instance.clone(),
+                            target: SoTarget::One(r),
+                            message,
+                        },
+                    );
+                    continue;
+                }
+                To::All => None,
+                To::AllBut(u) => Some(u),
+            };
+            let mut with_users = vec![false; workers];
+            if let Some(so) = self
+                .so
+                .owned
+                .get(instance)
+                .and_then(|sos| sos.get(&message.name))
+            {
+                for (w, _) in so.users() {
+                    if let Some(flag) = with_users.get_mut(*w) {
+                        *flag = true;
+                    }
+                }
+            }
+            for (w, _) in with_users.iter().enumerate().filter(|(_, has)| **has) {
+                let except = sender.filter(|(sw, _)| *sw == w).map(|(_, r)| r);
+                self.post(
+                    w,
+                    WorkerMsg::SoDeliver {
+                        instance: instance.clone(),
+                        target: SoTarget::All { except },
+                        message: Arc::clone(&message),
+                    },
+                );
+            }
+        }
+    }
+
+    /// On a worker with users: an update from the owner, to its local users.
+    pub(super) fn so_deliver(
+        &mut self,
+        instance: InstanceKey,
+        target: SoTarget,
+        message: Arc<SoMessage>,
+    ) {
+        // Encoded at most once per framing, whatever the number of users.
+        let mut encoded: [Option<Message>; 2] = [None, None];
+        let mut write = |w: &mut Worker, r: ConnRef, amf3: bool| {
+            let m = encoded[usize::from(amf3)].get_or_insert_with(|| message.to_message(amf3));
+            if let Some(c) = w.conns.get_mut(r).filter(|c| c.closing == Closing::Open) {
+                c.session.write_message(m, &mut c.out);
+                w.flush_out(r);
+            }
+        };
+        match target {
+            SoTarget::One(r) => {
+                let Some(&amf3) = self.so.clients.get(&r) else {
+                    return; // gone meanwhile
+                };
+                if message.events.first() == Some(&SoEvent::UseSuccess) {
+                    let users = self
+                        .so
+                        .local
+                        .entry((instance, message.name.clone()))
+                        .or_default();
+                    if !users.iter().any(|(u, _)| *u == r) {
+                        users.push((r, amf3));
+                    }
+                }
+                write(self, r, amf3);
+            }
+            SoTarget::All { except } => {
+                let key = (instance, message.name.clone());
+                // Taken out while the connections are written to, then put back.
+                let Some(users) = self.so.local.remove(&key) else {
+                    return;
+                };
+                for &(r, amf3) in &users {
+                    if Some(r) != except {
+                        write(self, r, amf3);
+                    }
+                }
+                self.so.local.insert(key, users);
+            }
+        }
+    }
+
+    fn so_persist(&mut self, _instance: &InstanceKey, _names: &[String]) {}
+}
+
+/// A persistent object's stored state (none yet: see `so_persist`).
+fn so_load(_config: &Config, _instance: &InstanceKey, _name: &str) -> Option<Stored> {
+    None
 }
