@@ -383,3 +383,17 @@ fn shared_object_messages_survive_mutations() {
         .collect();
     run(fuzzing::shared_object_message, &seeds, 11);
 }
+
+#[test]
+fn shared_object_files_survive_mutations() {
+    // A file as stratad writes it: magic, format 1, version 5, one slot "k" = "v", checksum.
+    let mut body = b"STRATASO\x01".to_vec();
+    body.extend_from_slice(&5u32.to_be_bytes());
+    body.extend_from_slice(&1u32.to_be_bytes());
+    let slot = [&[0u8, 1, b'k'][..], &[0x02, 0, 1, b'v']].concat();
+    body.extend_from_slice(&(slot.len() as u32).to_be_bytes());
+    body.extend_from_slice(&slot);
+    // Mode 1: the entry point appends the checksum, so mutations reach the slots.
+    let seed = [&[1u8][..], &body].concat();
+    run(fuzzing::shared_object_file, &[seed], 12);
+}

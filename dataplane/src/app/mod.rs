@@ -17,6 +17,7 @@ pub(crate) mod net_connection;
 pub(crate) mod net_stream;
 pub(crate) mod request;
 pub(crate) mod shared_object;
+pub(crate) mod shared_object_file;
 pub(crate) mod shared_objects;
 pub(crate) mod status;
 

@@ -11,4 +11,4 @@ pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use rtmp::*;
 pub use session::rtmp_session;
-pub use shared_object::shared_object_message;
+pub use shared_object::{shared_object_file, shared_object_message};

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::super::so_disk;
 use super::*;
 use crate::app::instance::InstanceKey;
 use crate::app::shared_object::To;
@@ -42,6 +43,8 @@ pub(crate) struct SoWorker {
     /// Local connections that sent any shared-object message, and their framing: they
     /// leave their instance's objects when they close.
     clients: HashMap<ConnRef, bool>,
+    /// Persistent objects' disk writer, started at the first write.
+    writer: Option<so_disk::Writer>,
 }
 
 impl Worker {
@@ -238,10 +241,41 @@ impl Worker {
         }
     }
 
-    fn so_persist(&mut self, _instance: &InstanceKey, _names: &[String]) {}
+    /// Hands the changed persistent objects' state to the disk writer (with
+    /// `[shared_objects] dir`; without it they live in memory only).
+    pub(super) fn so_persist(&mut self, instance: &InstanceKey, names: &[String]) {
+        let Some(dir) = self.config.shared_objects.dir.as_deref() else {
+            return;
+        };
+        if names.is_empty() {
+            return;
+        }
+        if self.so.writer.is_none() {
+            match so_disk::Writer::start() {
+                Ok(w) => self.so.writer = Some(w),
+                Err(e) => {
+                    warn!(error = %e, "cannot start the shared object writer; not stored");
+                    return;
+                }
+            }
+        }
+        let (Some(writer), Some(sos)) = (&self.so.writer, self.so.owned.get(instance)) else {
+            return;
+        };
+        for name in names {
+            if let Some(so) = sos.get(name) {
+                writer.write(
+                    so_disk::path(dir, instance, name),
+                    so.version(),
+                    &so.slots(),
+                );
+            }
+        }
+    }
 }
 
-/// A persistent object's stored state (none yet: see `so_persist`).
-fn so_load(_config: &Config, _instance: &InstanceKey, _name: &str) -> Option<Stored> {
-    None
+/// A persistent object's stored state, read at its first use.
+fn so_load(config: &Config, instance: &InstanceKey, name: &str) -> Option<Stored> {
+    let dir = config.shared_objects.dir.as_deref()?;
+    so_disk::read(&so_disk::path(dir, instance, name))
 }
