@@ -10,6 +10,10 @@
 //! | POST /api/v1/stop/{stream}   | stop_stream    |
 //! | POST /api/v1/reload          | reload         |
 //! | GET  /api/v1/manager         | (the manager's own state) |
+//! | GET  /api/v1/so/{app}/{instance}               | so list  |
+//! | GET  /api/v1/so/{app}/{instance}/{name}        | so get   |
+//! | PUT  /api/v1/so/{app}/{instance}/{name}/{slot} | so set (body: the JSON value) |
+//! | DELETE /api/v1/so/{app}/{instance}/{name}[/{slot}] | so delete (no slot: clear) |
 //!
 //! A success is 200 with the reply's `result` as the body. Errors are
 //! `{"error": {"code", "message"}}`: 503 when stratad cannot be reached, 504 when it does not
@@ -27,11 +31,17 @@ use tiny_http::{Header, Method, Request, Response};
 /// How long one admin or metrics request waits for stratad.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) fn handle(shared: &Shared, req: Request) {
+pub(crate) fn handle(shared: &Shared, mut req: Request) {
     let method = req.method().clone();
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
-    let (status, content_type, body) = route(shared, &method, &path);
+    let (status, content_type, body) = match path.strip_prefix("/api/v1/so/") {
+        Some(rest) => {
+            let body = read_body(&mut req);
+            crate::admin_so::route(shared, &method, rest, body.as_deref())
+        }
+        None => route(shared, &method, &path),
+    };
     let mut resp = Response::from_string(body).with_status_code(status);
     if let Ok(h) = Header::from_bytes("Content-Type", content_type) {
         resp = resp.with_header(h);
@@ -41,7 +51,7 @@ pub(crate) fn handle(shared: &Shared, req: Request) {
     }
 }
 
-type Answer = (u16, &'static str, String);
+pub(crate) type Answer = (u16, &'static str, String);
 
 const JSON: &str = "application/json";
 
@@ -84,11 +94,24 @@ fn route(shared: &Shared, method: &Method, path: &str) -> Answer {
     }
 }
 
-fn not_allowed() -> Answer {
+/// A request body up to the control protocol's line limit (None: unreadable or larger).
+fn read_body(req: &mut Request) -> Option<String> {
+    use std::io::Read;
+    let limit = crate::protocol::MAX_LINE as u64;
+    let mut body = String::new();
+    let n = req
+        .as_reader()
+        .take(limit + 1)
+        .read_to_string(&mut body)
+        .ok()?;
+    (n as u64 <= limit).then_some(body)
+}
+
+pub(crate) fn not_allowed() -> Answer {
     error(405, "method_not_allowed", "wrong method for this path")
 }
 
-fn error(status: u16, code: &str, message: &str) -> Answer {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> Answer {
     (
         status,
         JSON,
@@ -100,7 +123,7 @@ fn call(shared: &Shared, call: Call) -> Result<Reply, ClientError> {
     ControlClient::connect_with_timeout(&shared.opts.socket, CONTROL_TIMEOUT)?.request(call)
 }
 
-fn control(shared: &Shared, c: Call) -> Answer {
+pub(crate) fn control(shared: &Shared, c: Call) -> Answer {
     match call(shared, c) {
         Ok(reply) => match serde_json::to_string(&reply) {
             Ok(body) => (200, JSON, body),

@@ -3,12 +3,14 @@
 //! sysctl tuning profiles).
 
 pub mod admin_api;
+mod admin_so;
 pub mod client;
 pub mod hooks;
 pub mod line_reader;
 pub mod manager;
 pub mod manager_config;
 pub mod metrics;
+pub mod so_command;
 pub mod table;
 pub mod tune;
 

@@ -255,3 +255,89 @@ fn a_malformed_shared_object_message_closes_only_its_sender() {
         assert!(matches!(&next(&mut b).events[..], [SoEvent::Change(_)]));
     }
 }
+
+fn so_call(socket: &Path, call: control::protocol::SoCall) -> Result<Reply, String> {
+    ControlClient::connect(socket)
+        .and_then(|mut c| c.request(Call::So(call)))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_operators_change_reaches_users_on_every_worker_at_once() {
+    use control::protocol::SoCall;
+    let dir = ScratchDir::new("so-op");
+    let (server, socket) = server(&dir);
+    let (mut a, mut b) = on_two_workers(&server, &socket);
+    for c in [&mut a, &mut b] {
+        c.send_shared_object(false, &so(0, vec![SoEvent::Use]))
+            .expect("use");
+        next(c);
+    }
+    so_call(
+        &socket,
+        SoCall::Set {
+            app: "room".into(),
+            instance: "_definst_".into(),
+            name: NAME.into(),
+            slot: "topic".into(),
+            value: serde_json::json!({"title": "rust", "n": [1, 2]}),
+        },
+    )
+    .expect("set");
+    let expected = so(
+        1,
+        vec![SoEvent::Change(vec![(
+            "topic".into(),
+            Amf0Value::object([
+                (
+                    "n",
+                    Amf0Value::StrictArray(vec![Amf0Value::Number(1.0), Amf0Value::Number(2.0)]),
+                ),
+                ("title", Amf0Value::string("rust")),
+            ]),
+        )])],
+    );
+    assert_eq!(next(&mut a), expected);
+    assert_eq!(next(&mut b), expected);
+
+    let got = so_call(
+        &socket,
+        SoCall::Get {
+            app: "room".into(),
+            instance: "_definst_".into(),
+            name: NAME.into(),
+        },
+    )
+    .expect("get");
+    let Reply::SharedObjects { shared_objects } = got else {
+        panic!("get answered {got:?}")
+    };
+    assert_eq!(shared_objects[0].users, 2);
+    assert_eq!(shared_objects[0].version, 1);
+    assert_eq!(
+        shared_objects[0].slots,
+        Some(serde_json::json!({"topic": {"title": "rust", "n": [1.0, 2.0]}}))
+    );
+
+    so_call(
+        &socket,
+        SoCall::Delete {
+            app: "room".into(),
+            instance: "_definst_".into(),
+            name: NAME.into(),
+            slot: None,
+        },
+    )
+    .expect("clear");
+    assert_eq!(next(&mut a), so(2, vec![SoEvent::Clear]));
+    assert_eq!(next(&mut b), so(2, vec![SoEvent::Clear]));
+    assert!(so_call(
+        &socket,
+        SoCall::Get {
+            app: "room".into(),
+            instance: "_definst_".into(),
+            name: "nothing".into(),
+        },
+    )
+    .is_err());
+}

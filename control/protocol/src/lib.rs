@@ -12,6 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod shared_objects;
+pub use shared_objects::{SoCall, SoInfo};
+
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
 pub const DEFAULT_SOCKET: &str = "/run/strata/stratad.sock";
@@ -59,6 +62,8 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A remote shared object of an application instance: list, get, set, delete.
+    So(SoCall),
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -96,6 +101,9 @@ pub enum Reply {
     },
     Clients {
         clients: Vec<ClientInfo>,
+    },
+    SharedObjects {
+        shared_objects: Vec<SoInfo>,
     },
     Done {
         done: bool,

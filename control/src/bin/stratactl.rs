@@ -6,7 +6,7 @@ use control::client::{Answer, ControlClient, Unsolicited};
 use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{ManagerConfig, DEFAULT_HTTP};
 use control::protocol::{Call, Reply, DEFAULT_SOCKET};
-use control::{table, tune};
+use control::{so_command, table, tune};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +42,11 @@ enum Command {
     Stop { stream: String },
     /// Make stratad re-read its configuration file
     Reload,
+    /// Remote shared objects of an application instance (APP or APP/INSTANCE)
+    So {
+        #[command(subcommand)]
+        action: so_command::SoAction,
+    },
     /// Print events (connect, publish, play...) until interrupted
     Events,
     /// Run the manager: admin API, Prometheus metrics, auth hooks
@@ -98,6 +103,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),
+        Command::So { action } => show(one_shot(Call::So(so_command::call(action)))?, cli.json),
         Command::Events => events(
             &socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             cli.json,
@@ -131,6 +137,7 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
         Reply::Status(s) => table::status(&s),
         Reply::Streams { streams } => table::streams(&streams, now()),
         Reply::Clients { clients } => table::clients(&clients, now()),
+        Reply::SharedObjects { shared_objects } => so_command::table(&shared_objects),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {

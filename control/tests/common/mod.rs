@@ -326,6 +326,18 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             Call::StopStream { .. } | Call::Reload | Call::Subscribe | Call::AuthRegister => {
                 (done(None), None)
             }
+            Call::So(_) => (
+                Some(Reply::SharedObjects {
+                    shared_objects: vec![control::protocol::SoInfo {
+                        name: "chat".into(),
+                        persistent: false,
+                        version: 3,
+                        users: 2,
+                        slots: Some(serde_json::json!({"topic": "rust"})),
+                    }],
+                }),
+                None,
+            ),
             Call::AuthReply { request, allow, .. } => {
                 inner
                     .seen

@@ -19,6 +19,7 @@ pub(crate) mod request;
 pub(crate) mod shared_object;
 pub(crate) mod shared_object_file;
 pub(crate) mod shared_objects;
+pub(crate) mod so_json;
 pub(crate) mod status;
 
 pub(crate) use crate::media::StreamKey;

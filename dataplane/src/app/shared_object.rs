@@ -118,14 +118,17 @@ impl<U: Copy + PartialEq> SharedObject<U> {
         &self.users
     }
 
+    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
+    #[cfg(test)]
     pub(crate) fn slot_count(&self) -> usize {
         self.slots.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &str) -> Option<&Amf0Value> {
         self.slots.get(key).map(|s| &s.value)
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use control_protocol::{AuthRequest, ClientInfo, Event, StreamInfo};
+use control_protocol::{AuthRequest, ClientInfo, Event, SoCall, SoInfo, StreamInfo};
 
 use super::worker::shared_objects::{SoTarget, SoUser};
 use crate::app::instance::InstanceKey;
@@ -89,6 +89,8 @@ pub(crate) enum Query {
     StopStream {
         stream: String,
     },
+    /// Asked of the instance's owner only: an operator's shared-object request.
+    So(SoCall),
 }
 
 #[derive(Debug)]
@@ -96,6 +98,8 @@ pub(crate) enum Answer {
     Streams(Vec<StreamInfo>),
     Clients(Vec<ClientInfo>),
     Found(bool),
+    /// The objects asked about, or why not.
+    SharedObjects(Result<Vec<SoInfo>, String>),
 }
 
 /// What workers tell the control thread.

@@ -15,8 +15,11 @@ use std::collections::HashMap;
 use super::super::so_disk;
 use super::*;
 use crate::app::instance::InstanceKey;
-use crate::app::shared_object::To;
+use control_protocol::{SoCall, SoInfo};
+
+use crate::app::shared_object::{SharedObject, To};
 use crate::app::shared_objects::{SharedObjects, Stored};
+use crate::app::so_json;
 use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
 use crate::proto::rtmp::Message;
 
@@ -271,6 +274,121 @@ impl Worker {
                 );
             }
         }
+    }
+}
+
+impl Worker {
+    /// On the owner: an operator's `so` request. A change reaches the users at once, as a
+    /// change by the server.
+    pub(super) fn so_operator(&mut self, call: SoCall) -> Result<Vec<SoInfo>, String> {
+        let config = Arc::clone(&self.config);
+        let (app, instance, name) = match &call {
+            SoCall::List { app, instance } => (app, instance, None),
+            SoCall::Get {
+                app,
+                instance,
+                name,
+            }
+            | SoCall::Set {
+                app,
+                instance,
+                name,
+                ..
+            }
+            | SoCall::Delete {
+                app,
+                instance,
+                name,
+                ..
+            } => (app, instance, Some(name.clone())),
+        };
+        let key = InstanceKey::new(app, instance);
+        let mut load = |name: &str| so_load(&config, &key, name);
+        let sos = self.so.owned.entry(key.clone()).or_default();
+        let outcome = match call {
+            SoCall::List { .. } => {
+                let infos = sos
+                    .names()
+                    .iter()
+                    .filter_map(|n| sos.get(n).map(|so| so_info(so, false)))
+                    .collect();
+                self.so_forget_if_empty(&key);
+                return Ok(infos);
+            }
+            SoCall::Get { name, .. } => {
+                let info = match sos.get(&name) {
+                    Some(so) => Some(so_info(so, true)),
+                    None => load(&name).map(|(version, slots)| SoInfo {
+                        name: name.clone(),
+                        persistent: true,
+                        version,
+                        users: 0,
+                        slots: Some(slots_json(&slots)),
+                    }),
+                };
+                self.so_forget_if_empty(&key);
+                return info
+                    .map(|i| vec![i])
+                    .ok_or(format!("no shared object {name}"));
+            }
+            SoCall::Set {
+                name, slot, value, ..
+            } => {
+                let value = Some(so_json::to_amf(&value));
+                sos.operator_set(&name, &slot, value, &config.shared_objects, &mut load)
+            }
+            SoCall::Delete {
+                name,
+                slot: Some(slot),
+                ..
+            } => sos.operator_set(&name, &slot, None, &config.shared_objects, &mut load),
+            SoCall::Delete {
+                name, slot: None, ..
+            } => sos.operator_clear(&name, &mut load),
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.so_forget_if_empty(&key);
+                return Err(e);
+            }
+        };
+        self.so_persist(&key, &outcome.persist);
+        self.so_route(&key, outcome.sends);
+        let name = name.unwrap_or_default();
+        info!(instance = %key, object = %name, "shared object changed by an operator");
+        Ok(self
+            .so
+            .owned
+            .get(&key)
+            .and_then(|sos| sos.get(&name))
+            .map(|so| vec![so_info(so, true)])
+            .unwrap_or_default())
+    }
+
+    fn so_forget_if_empty(&mut self, key: &InstanceKey) {
+        if self.so.owned.get(key).is_some_and(SharedObjects::is_empty) {
+            self.so.owned.remove(key);
+        }
+    }
+}
+
+fn slots_json(slots: &[(String, Amf0Value)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        slots
+            .iter()
+            .map(|(k, v)| (k.clone(), so_json::to_json(v)))
+            .collect(),
+    )
+}
+
+fn so_info(so: &SharedObject<SoUser>, with_slots: bool) -> SoInfo {
+    SoInfo {
+        name: so.name.clone(),
+        persistent: so.persistent,
+        version: so.version(),
+        users: so.users().len() as u64,
+        slots: with_slots.then(|| slots_json(&so.slots())),
     }
 }
 

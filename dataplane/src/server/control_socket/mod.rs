@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control_protocol::{
-    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, StreamInfo,
-    PROTOCOL_VERSION,
+    AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, SoCall, SoInfo,
+    StreamInfo, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::reload::RunningConfig;
+use crate::app::instance::InstanceKey;
 use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
@@ -51,7 +52,12 @@ pub(super) struct Settings {
 enum PendingKind {
     Streams(HashMap<(String, String, String), StreamInfo>),
     Clients(Vec<ClientInfo>),
-    Found { found: bool, what: String },
+    Found {
+        found: bool,
+        what: String,
+    },
+    /// Asked of one worker (the instance's owner).
+    SharedObjects(Option<Result<Vec<SoInfo>, String>>),
 }
 
 struct PendingQuery {
@@ -453,6 +459,7 @@ impl ControlServer {
                 };
                 self.ask_workers(token, id, Query::StopStream { stream }, kind)
             }
+            Call::So(call) => self.ask_shared_objects(token, id, call),
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
@@ -511,7 +518,28 @@ impl ControlServer {
         }
     }
 
+    /// A shared-object request goes to the instance's owner worker only.
+    fn ask_shared_objects(&mut self, token: u64, id: u64, call: SoCall) {
+        let (SoCall::List { app, instance }
+        | SoCall::Get { app, instance, .. }
+        | SoCall::Set { app, instance, .. }
+        | SoCall::Delete { app, instance, .. }) = &call;
+        let owner = InstanceKey::new(app, instance).owner(self.shared.mailboxes.len());
+        self.ask(
+            token,
+            id,
+            &[owner],
+            Query::So(call),
+            PendingKind::SharedObjects(None),
+        );
+    }
+
     fn ask_workers(&mut self, token: u64, id: u64, ask: Query, kind: PendingKind) {
+        let all: Vec<usize> = (0..self.shared.mailboxes.len()).collect();
+        self.ask(token, id, &all, ask, kind);
+    }
+
+    fn ask(&mut self, token: u64, id: u64, workers: &[usize], ask: Query, kind: PendingKind) {
         if self.pending.len() >= MAX_PENDING_QUERIES {
             return self.respond_error(
                 token,
@@ -522,8 +550,7 @@ impl ControlServer {
         }
         let query = self.next_query;
         self.next_query += 1;
-        let workers = self.shared.mailboxes.len();
-        for w in 0..workers {
+        for &w in workers {
             self.post(
                 w,
                 WorkerMsg::Query {
@@ -537,7 +564,7 @@ impl ControlServer {
             PendingQuery {
                 client: token,
                 id,
-                remaining: workers,
+                remaining: workers.len(),
                 deadline: Instant::now() + QUERY_DEADLINE,
                 kind,
             },
@@ -559,6 +586,7 @@ impl ControlServer {
                     }
                     (PendingKind::Clients(acc), Answer::Clients(list)) => acc.extend(list),
                     (PendingKind::Found { found, .. }, Answer::Found(f)) => *found |= f,
+                    (PendingKind::SharedObjects(acc), Answer::SharedObjects(r)) => *acc = Some(r),
                     _ => {}
                 }
                 if p.remaining == 0 {
@@ -626,6 +654,18 @@ impl ControlServer {
             PendingKind::Found { found: false, what } => {
                 self.respond_error(p.client, p.id, "not_found", &what)
             }
+            PendingKind::SharedObjects(Some(Ok(shared_objects))) => {
+                self.respond(p.client, p.id, Reply::SharedObjects { shared_objects })
+            }
+            PendingKind::SharedObjects(Some(Err(why))) => {
+                self.respond_error(p.client, p.id, "not_found", &why)
+            }
+            PendingKind::SharedObjects(None) => self.respond_error(
+                p.client,
+                p.id,
+                "internal",
+                "the owner worker did not answer",
+            ),
         }
     }
 
