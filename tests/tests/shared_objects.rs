@@ -341,3 +341,81 @@ fn an_operators_change_reaches_users_on_every_worker_at_once() {
     )
     .is_err());
 }
+
+#[test]
+fn an_oversized_object_or_a_change_flood_is_refused_to_that_client_only() {
+    let dir = ScratchDir::new("so-limits");
+    let socket = dir.join("stratad.sock");
+    let config = format!(
+        "[control]\nsocket = {:?}\n[shared_objects]\nmax_bytes = 200\nmax_changes_per_sec = 20\n",
+        socket.display().to_string()
+    );
+    let mut server = Server::start_with(ServerOptions {
+        workers: 2,
+        config: Some(config),
+        ..ServerOptions::default()
+    });
+    let (mut a, mut b) = on_two_workers(&server, &socket);
+    for c in [&mut a, &mut b] {
+        c.send_shared_object(false, &so(0, vec![SoEvent::Use]))
+            .expect("use");
+        next(c);
+    }
+    // Too large for the object: a gets the slot's (absent) value back and a status.
+    let big = SoEvent::RequestChange {
+        key: "big".into(),
+        value: Amf0Value::string("x".repeat(500)),
+    };
+    a.send_shared_object(false, &so(0, vec![big]))
+        .expect("change");
+    let refused = next(&mut a);
+    assert_eq!(refused.version, 0, "nothing changed");
+    assert_eq!(refused.events[0], SoEvent::Remove("big".into()));
+    assert!(matches!(
+        &refused.events[1],
+        SoEvent::Status { code, level } if code == "SharedObject.LimitExceeded" && level == "error"
+    ));
+    assert!(server
+        .wait_log_line(&["shared object", "over the limit"], WAIT)
+        .is_some());
+
+    // A flood of changes: the first 20 pass, the rest are refused, the connection stays.
+    for i in 0..40 {
+        a.send_shared_object(false, &so(i, vec![set("n", f64::from(i))]))
+            .expect("change");
+    }
+    let mut refusals = 0;
+    for _ in 0..40 {
+        if next(&mut a)
+            .events
+            .iter()
+            .any(|e| matches!(e, SoEvent::Status { .. }))
+        {
+            refusals += 1;
+        }
+    }
+    assert!(refusals >= 10, "{refusals} refusals of 40 changes at 20/s");
+    // b saw only what was applied, and both stay connected and working.
+    b.send_shared_object(
+        true,
+        &so(
+            0,
+            vec![SoEvent::SendMessage {
+                handler: "ping".into(),
+                args: vec![],
+            }],
+        ),
+    )
+    .expect("send");
+    let ping = |m: &SoMessage| matches!(&m.events[..], [SoEvent::SendMessage { handler, .. }] if handler == "ping");
+    for c in [&mut a, &mut b] {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            assert!(std::time::Instant::now() < deadline, "ping did not arrive");
+            if ping(&next(c)) {
+                break;
+            }
+        }
+    }
+    server.assert_alive();
+}
