@@ -168,22 +168,26 @@ pub fn run(cfg: &SoBenchConfig) -> Result<SoReport, String> {
             {
                 break
             }
-            Some((start, _)) if now >= next_change && now.duration_since(start) < cfg.duration => {
-                let seq = sent.len();
-                let u = &mut users[0];
-                let change = so(
-                    &cfg.object,
-                    vec![SoEvent::RequestChange {
-                        key: "t".into(),
-                        value: Amf0Value::Number(seq as f64),
-                    }],
-                );
-                u.session
-                    .write_shared_object(false, &change, &mut u.pending);
-                u.flush()?;
-                sent.push(now);
-                seen.push((0, now));
-                next_change += interval;
+            Some((start, _)) if now.duration_since(start) < cfg.duration => {
+                // Every change due by now: a slow turn of this loop must not lower the rate,
+                // and latency counts from when a change was due, so a late send shows.
+                while now >= next_change {
+                    let seq = sent.len();
+                    let u = &mut users[0];
+                    let change = so(
+                        &cfg.object,
+                        vec![SoEvent::RequestChange {
+                            key: "t".into(),
+                            value: Amf0Value::Number(seq as f64),
+                        }],
+                    );
+                    u.session
+                        .write_shared_object(false, &change, &mut u.pending);
+                    u.flush()?;
+                    sent.push(next_change);
+                    seen.push((0, now));
+                    next_change += interval;
+                }
             }
             _ => {}
         }
