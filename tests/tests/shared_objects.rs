@@ -64,6 +64,34 @@ fn on_two_workers(server: &Server, socket: &Path) -> (RtmpClient, RtmpClient) {
     panic!("32 connections all landed on one worker");
 }
 
+/// A client that connects as Flash Player does with `objectEncoding = 3` (AMF3): connect
+/// itself is AMF0, the command object says 3.
+fn connected_amf3(server: &Server) -> RtmpClient {
+    let mut c = RtmpClient::open(server.addr()).expect("open");
+    let object = Amf0Value::object([
+        ("app", Amf0Value::string("room")),
+        ("tcUrl", Amf0Value::string(server.tc_url("room"))),
+        ("flashVer", Amf0Value::string("LNX 11,2,202,235")),
+        ("objectEncoding", Amf0Value::Number(3.0)),
+    ]);
+    let tx = c.send_command(0, "connect", object, &[]).expect("connect");
+    let reply = c.wait_reply(tx, WAIT).expect("connect answered");
+    assert_eq!(reply.name, "_result", "{reply:?}");
+    c
+}
+
+/// An AMF0 client and an AMF3 (objectEncoding 3) client on different workers.
+fn amf0_and_amf3_on_two_workers(server: &Server, socket: &Path) -> (RtmpClient, RtmpClient) {
+    for _ in 0..32 {
+        let a = connected(server);
+        let b = connected_amf3(server);
+        if worker_of(socket, &a) != worker_of(socket, &b) {
+            return (a, b);
+        }
+    }
+    panic!("32 pairs of connections all landed on one worker each");
+}
+
 fn so(version: u32, events: Vec<SoEvent>) -> SoMessage {
     SoMessage {
         name: NAME.into(),
@@ -98,8 +126,9 @@ fn next(c: &mut RtmpClient) -> SoMessage {
 fn clients_on_two_workers_share_one_object_in_order_with_versions() {
     let dir = ScratchDir::new("so");
     let (mut server, socket) = server(&dir);
-    let (mut a, mut b) = on_two_workers(&server, &socket);
-    // a speaks AMF0 (type 19), b AMF3 framing (type 16): each is answered in its own.
+    let (mut a, mut b) = amf0_and_amf3_on_two_workers(&server, &socket);
+    // a speaks AMF0 (type 19); b connected with objectEncoding 3 and speaks type 16, as
+    // Flash Player then does: each is answered in its own framing.
     a.send_shared_object(false, &so(0, vec![SoEvent::Use]))
         .expect("use");
     assert_eq!(
@@ -197,6 +226,34 @@ fn clients_on_two_workers_share_one_object_in_order_with_versions() {
         other => panic!("one success and one reject expected: {other:?}"),
     };
     assert_eq!(next(&mut c), so(24, vec![change(&[("w", winner)])]));
+    // The loser also got the winner's change as every other user did (before or after its
+    // reject, depending on which of the two the owner saw first).
+    let loser = if winner == 1.0 { &mut b } else { &mut a };
+    assert_eq!(next(loser), so(24, vec![change(&[("w", winner)])]));
+
+    // An AMF3 value (0x11 in the type-16 message) reaches every user as it was sent.
+    let list = Amf0Value::Amf3(dataplane::proto::amf3::Amf3Value::Array {
+        associative: vec![],
+        dense: vec![
+            dataplane::proto::amf3::Amf3Value::Integer(7),
+            dataplane::proto::amf3::Amf3Value::String("seven".into()),
+        ],
+    });
+    b.send_shared_object(
+        true,
+        &so(
+            24,
+            vec![SoEvent::RequestChange {
+                key: "list".into(),
+                value: list.clone(),
+            }],
+        ),
+    )
+    .expect("change");
+    assert_eq!(next(&mut b), so(25, vec![SoEvent::Success("list".into())]));
+    let with_list = so(25, vec![SoEvent::Change(vec![("list".into(), list)])]);
+    assert_eq!(next(&mut a), with_list);
+    assert_eq!(next(&mut c), with_list);
     server.assert_alive();
 }
 
