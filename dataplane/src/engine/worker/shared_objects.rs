@@ -397,3 +397,108 @@ fn so_load(config: &Config, instance: &InstanceKey, name: &str) -> Option<Stored
     let dir = config.shared_objects.dir.as_deref()?;
     so_disk::read(&so_disk::path(dir, instance, name))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use super::*;
+    use crate::engine::mailbox;
+    use crate::engine::registry::Registry;
+    use crate::engine::stats::WorkerStats;
+
+    /// Worker 0 of two, and worker 1's mailbox (the test reads what worker 0 posts there).
+    fn two_workers() -> (Worker, MailboxReceiver<WorkerMsg>) {
+        let (tx0, rx0) = mailbox::mailbox().expect("eventfd");
+        let (tx1, rx1) = mailbox::mailbox().expect("eventfd");
+        let (control, _control_rx) = mailbox::mailbox().expect("eventfd");
+        let shared = Arc::new(Shared {
+            registry: Registry::new(2),
+            mailboxes: vec![tx0, tx1],
+            control,
+            stats: vec![WorkerStats::default(), WorkerStats::default()],
+            next_publish_id: AtomicU64::new(1),
+            next_client_id: AtomicU64::new(1),
+            next_auth_id: AtomicU64::new(1),
+            auth_manager: AtomicBool::new(false),
+        });
+        let mut config = Config::default();
+        config.server.listen = Vec::new();
+        let w = Worker::new(0, shared, Arc::new(config), rx0).expect("io_uring is required");
+        (w, rx1)
+    }
+
+    /// The shared-object deliveries waiting in a mailbox: (target, first event).
+    fn deliveries(rx: &MailboxReceiver<WorkerMsg>) -> Vec<(SoTarget, SoEvent)> {
+        let mut out = Vec::new();
+        while let Some(msg) = rx.try_recv() {
+            if let WorkerMsg::SoDeliver {
+                target, message, ..
+            } = msg
+            {
+                out.push((target, message.events[0].clone()));
+            }
+        }
+        out
+    }
+
+    fn user(worker: usize, slot: u32) -> SoUser {
+        (
+            worker,
+            ConnRef {
+                slot,
+                generation: 1,
+            },
+        )
+    }
+
+    #[test]
+    fn a_change_costs_each_worker_one_message_whatever_its_users() {
+        let (mut w, rx1) = two_workers();
+        let instance = InstanceKey::new("room", "_definst_");
+        let message = |events| SoMessage {
+            name: "chat".into(),
+            version: 0,
+            persistent: false,
+            events,
+        };
+        for slot in 0..100 {
+            w.so_request(
+                instance.clone(),
+                user((slot % 2) as usize, slot),
+                0,
+                message(vec![SoEvent::Use]),
+            );
+        }
+        // Each use is answered to its user on its worker.
+        assert_eq!(deliveries(&rx1).len(), 50);
+        assert_eq!(deliveries(&w.mailbox).len(), 50);
+
+        let sender = user(1, 7);
+        w.so_request(
+            instance,
+            sender,
+            0,
+            message(vec![SoEvent::RequestChange {
+                key: "x".into(),
+                value: Amf0Value::Number(1.0),
+            }]),
+        );
+        let to_1 = deliveries(&rx1);
+        let to_0 = deliveries(&w.mailbox);
+        assert!(
+            matches!(&to_1[..], [
+                (SoTarget::One(r), SoEvent::Success(_)),
+                (SoTarget::All { except: Some(e) }, SoEvent::Change(_)),
+            ] if *r == sender.1 && *e == sender.1),
+            "{to_1:?}"
+        );
+        assert!(
+            matches!(
+                &to_0[..],
+                [(SoTarget::All { except: None }, SoEvent::Change(_))]
+            ),
+            "{to_0:?}"
+        );
+    }
+}
