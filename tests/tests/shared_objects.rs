@@ -324,12 +324,28 @@ fn an_operators_change_reaches_users_on_every_worker_at_once() {
     use control::protocol::SoCall;
     let dir = ScratchDir::new("so-op");
     let (server, socket) = server(&dir);
+    let mut events = ControlClient::connect(&socket).expect("control");
+    events.request(Call::Subscribe).expect("subscribe");
     let (mut a, mut b) = on_two_workers(&server, &socket);
     for c in [&mut a, &mut b] {
         c.send_shared_object(false, &so(0, vec![SoEvent::Use]))
             .expect("use");
         next(c);
     }
+    // Each use is an event naming the object.
+    let mut uses = 0;
+    let deadline = std::time::Instant::now() + WAIT;
+    while uses < 2 && std::time::Instant::now() < deadline {
+        if let Ok(Some((_, control::client::Unsolicited::Event(e)))) =
+            events.next_unsolicited(Duration::from_millis(200))
+        {
+            if e.event == "so_use" {
+                assert_eq!(e.stream.as_deref(), Some(NAME));
+                uses += 1;
+            }
+        }
+    }
+    assert_eq!(uses, 2, "an so_use event per use");
     so_call(
         &socket,
         SoCall::Set {

@@ -141,6 +141,12 @@ pub struct WorkerStatus {
     pub sends: u64,
     /// Share of the last interval the worker spent handling work rather than waiting (0..1).
     pub load: f64,
+    /// Shared-object messages from the worker's clients, and written to them. Absent from
+    /// older servers.
+    #[serde(default)]
+    pub so_messages_in: u64,
+    #[serde(default)]
+    pub so_messages_out: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,7 +185,9 @@ pub struct ClientInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// connect, disconnect, publish_start, publish_stop, play_start, play_stop.
+    /// connect, disconnect, publish_start, publish_stop, play_start, play_stop; so_use,
+    /// so_release, so_change (a client's shared-object use, release, or batch of changes:
+    /// `stream` then holds the object's name).
     pub event: String,
     /// Unix time in seconds.
     pub ts: f64,

@@ -68,6 +68,8 @@ pub fn status() -> ServerStatus {
                 bytes_in: 1_000,
                 bytes_out: 9_000,
                 sends: 3,
+                so_messages_in: 0,
+                so_messages_out: 0,
                 load: 0.25,
             },
             WorkerStatus {
@@ -76,6 +78,8 @@ pub fn status() -> ServerStatus {
                 bytes_in: 500,
                 bytes_out: 3_000,
                 sends: 1,
+                so_messages_in: 0,
+                so_messages_out: 0,
                 load: 0.5,
             },
         ],

@@ -65,12 +65,23 @@ impl Worker {
             self.close(r, "shared object message before connect", true);
             return;
         };
+        let mut changes = false;
         for event in &message.events {
-            if *event == SoEvent::Release {
-                self.unlist(&instance, &message.name, r);
+            match event {
+                SoEvent::Use => self.emit("so_use", r, Some(&message.name), None),
+                SoEvent::Release => {
+                    self.unlist(&instance, &message.name, r);
+                    self.emit("so_release", r, Some(&message.name), None);
+                }
+                SoEvent::RequestChange { .. } | SoEvent::RequestRemove(_) => changes = true,
+                _ => {}
             }
         }
+        if changes {
+            self.emit("so_change", r, Some(&message.name), None);
+        }
         self.so.clients.insert(r, amf3);
+        WorkerStats::add(&self.stats().so_messages_in, 1);
         let client = self.conns.get(r).map_or(0, |c| c.client.id);
         let owner = instance.owner(self.shared.mailboxes.len());
         self.post(
@@ -209,6 +220,7 @@ impl Worker {
             if let Some(c) = w.conns.get_mut(r).filter(|c| c.closing == Closing::Open) {
                 c.session.write_message(m, &mut c.out);
                 w.flush_out(r);
+                WorkerStats::add(&w.shared.stats[w.id].so_messages_out, 1);
             }
         };
         match target {
