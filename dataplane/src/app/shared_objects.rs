@@ -242,7 +242,10 @@ impl<U: Copy + Eq + Hash> SharedObjects<U> {
     }
 
     /// Applies the batch collected so far (empties it).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one batch's context, passed down from on_message once"
+    )]
     fn change(
         &mut self,
         user: U,

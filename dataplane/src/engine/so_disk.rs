@@ -67,18 +67,32 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The writer thread's queue.
+/// The writer thread's queue. Dropped (the worker stopping), it lets the thread write what
+/// is queued and waits for it, so a clean shutdown stores every change.
 pub(crate) struct Writer {
-    tx: Sender<(PathBuf, Vec<u8>)>,
+    tx: Option<Sender<(PathBuf, Vec<u8>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Writer {
     pub(crate) fn start() -> io::Result<Writer> {
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("strata-so-disk".into())
             .spawn(move || run(&rx))?;
-        Ok(Writer { tx })
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     pub(crate) fn write(
@@ -89,7 +103,9 @@ impl Writer {
     ) {
         let bytes = shared_object_file::encode(version, slots);
         // A gone writer means the process is ending.
-        let _ = self.tx.send((path, bytes));
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((path, bytes));
+        }
     }
 }
 
@@ -127,7 +143,12 @@ mod tests {
         assert_eq!(p.components().count(), dir.components().count() + 3);
         let slots = vec![("k".to_string(), Amf0Value::Number(1.0))];
         write_atomically(&p, &shared_object_file::encode(4, &slots)).expect("written");
-        assert_eq!(read(&p), Some((4, slots)));
+        assert_eq!(read(&p), Some((4, slots.clone())));
+        // The writer thread stores what was queued before it is dropped.
+        let writer = Writer::start().expect("writer");
+        writer.write(p.clone(), 5, &slots);
+        drop(writer);
+        assert_eq!(read(&p), Some((5, slots)));
         fs::write(&p, b"garbage").expect("damaged");
         assert_eq!(read(&p), None);
         let _ = fs::remove_dir_all(&dir);
