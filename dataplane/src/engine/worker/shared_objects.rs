@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
+
 use super::super::so_disk;
 use super::*;
 use crate::app::instance::InstanceKey;
@@ -20,8 +22,8 @@ use control_protocol::{SoCall, SoInfo};
 use crate::app::shared_object::{SharedObject, To};
 use crate::app::shared_objects::{SharedObjects, Stored};
 use crate::app::so_json;
+use crate::proto::rtmp::chunk_encoder::encode_message;
 use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
-use crate::proto::rtmp::Message;
 
 /// A user of a shared object, as its owner knows it: the worker and the connection.
 pub(crate) type SoUser = (usize, ConnRef);
@@ -213,15 +215,32 @@ impl Worker {
         target: SoTarget,
         message: Arc<SoMessage>,
     ) {
-        // Encoded at most once per framing, whatever the number of users.
-        let mut encoded: [Option<Message>; 2] = [None, None];
+        // Chunked at most once per framing (and chunk size), whatever the number of users:
+        // each user's queue gets the same bytes, as viewers share a media frame. A server
+        // session starts every message with a full header (`Framing::Full`), so the bytes
+        // do not depend on what the connection sent before.
+        let mut encoded: [Option<(u32, Bytes)>; 2] = [None, None];
         let mut write = |w: &mut Worker, r: ConnRef, amf3: bool| {
-            let m = encoded[usize::from(amf3)].get_or_insert_with(|| message.to_message(amf3));
-            if let Some(c) = w.conns.get_mut(r).filter(|c| c.closing == Closing::Open) {
-                c.session.write_message(m, &mut c.out);
-                w.flush_out(r);
-                WorkerStats::add(&w.shared.stats[w.id].so_messages_out, 1);
-            }
+            let Some(c) = w.conns.get_mut(r).filter(|c| c.closing == Closing::Open) else {
+                return;
+            };
+            let chunk_size = c.session.config().chunk_size;
+            let slot = &mut encoded[usize::from(amf3)];
+            let bytes = match slot {
+                Some((size, bytes)) if *size == chunk_size => bytes.clone(),
+                _ => {
+                    let mut out = BytesMut::new();
+                    encode_message(&message.to_message(amf3), chunk_size, &mut out);
+                    let bytes = out.freeze();
+                    *slot = Some((chunk_size, bytes.clone()));
+                    bytes
+                }
+            };
+            // What the session wrote for this client before goes first.
+            c.queue_out();
+            c.queue.push_control(bytes);
+            w.send_now(r);
+            WorkerStats::add(&w.shared.stats[w.id].so_messages_out, 1);
         };
         match target {
             SoTarget::One(r) => {
