@@ -26,7 +26,8 @@ pub(crate) struct SoConfig {
     pub(crate) max_bytes: usize,
     /// Most objects one application instance may hold at once.
     pub(crate) max_objects: usize,
-    /// Most slot changes one client may make per second (a burst of as many is allowed).
+    /// Most slot changes (and sends) one client may make per second (a burst of as many is
+    /// allowed).
     pub(crate) max_changes_per_sec: u32,
 }
 
@@ -47,6 +48,36 @@ impl Default for SoConfig {
 struct Rate {
     tokens: f64,
     at_ms: u64,
+}
+
+impl Rate {
+    /// Takes one change from the allowance, if there is one.
+    fn take(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// `user`'s allowance, refilled for the time since it was last used.
+fn refill<'a, U: Eq + Hash>(
+    rates: &'a mut HashMap<U, Rate>,
+    user: U,
+    now_ms: u64,
+    config: &SoConfig,
+) -> &'a mut Rate {
+    let per_sec = f64::from(config.max_changes_per_sec);
+    let rate = rates.entry(user).or_insert(Rate {
+        tokens: per_sec,
+        at_ms: now_ms,
+    });
+    let elapsed = now_ms.saturating_sub(rate.at_ms) as f64 / 1000.0;
+    rate.tokens = (rate.tokens + elapsed * per_sec).min(per_sec);
+    rate.at_ms = now_ms;
+    rate
 }
 
 /// What handling one message or operator request produced.
@@ -144,10 +175,21 @@ impl<U: Copy + Eq + Hash> SharedObjects<U> {
                         }
                         SoEvent::Release => self.release(user, &name),
                         SoEvent::SendMessage { handler, args } => match self.objects.get(&name) {
-                            Some(so) if so.has_user(user) => out.sends.push((
-                                To::All,
-                                so.message(vec![SoEvent::SendMessage { handler, args }]),
-                            )),
+                            // A send reaches every user: it counts against the same rate as
+                            // a change, so one client cannot flood the others.
+                            Some(so) if so.has_user(user) => {
+                                if refill(&mut self.rates, user, now_ms, config).take() {
+                                    out.sends.push((
+                                        To::All,
+                                        so.message(vec![SoEvent::SendMessage { handler, args }]),
+                                    ));
+                                } else {
+                                    out.sends.push((To::User(user), status(so, code::LIMIT)));
+                                    out.warnings.push(format!(
+                                        "send on {name} refused: changes per second over the limit"
+                                    ));
+                                }
+                            }
                             _ => out
                                 .warnings
                                 .push(format!("send on {name}, which it does not use, ignored")),
@@ -265,27 +307,13 @@ impl<U: Copy + Eq + Hash> SharedObjects<U> {
                 .push(format!("change of {name}, which it does not use, ignored"));
             return;
         };
-        let per_sec = f64::from(config.max_changes_per_sec);
-        let rate = self.rates.entry(user).or_insert(Rate {
-            tokens: per_sec,
-            at_ms: now_ms,
-        });
-        let elapsed = now_ms.saturating_sub(rate.at_ms) as f64 / 1000.0;
-        rate.tokens = (rate.tokens + elapsed * per_sec).min(per_sec);
-        rate.at_ms = now_ms;
+        let rate = refill(&mut self.rates, user, now_ms, config);
         let applied = so.apply(
             Some(user),
             base,
             changes,
             (config.max_slots, config.max_bytes),
-            || {
-                if rate.tokens >= 1.0 {
-                    rate.tokens -= 1.0;
-                    true
-                } else {
-                    false
-                }
-            },
+            || rate.take(),
         );
         if let Some(reason) = applied.limit {
             out.warnings

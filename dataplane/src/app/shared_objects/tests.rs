@@ -348,6 +348,21 @@ fn limits_refuse_with_a_status_and_leave_object_and_client_sound() {
     room.now_ms += 1000;
     let out = room.send(A, msg("chat", 4, false, vec![set("a", num(9.0))]));
     assert_eq!(out.sends[0].1.events[0], SoEvent::Success("a".into()));
+
+    // Sends count against the same rate: a flood reaches nobody past it.
+    let say = || SoEvent::SendMessage {
+        handler: "say".into(),
+        args: vec![],
+    };
+    let out = room.send(A, msg("chat", 5, false, vec![say(), say(), say()]));
+    assert_eq!(
+        out.sends.iter().filter(|(to, _)| *to == To::All).count(),
+        2,
+        "two of the three left in this second"
+    );
+    assert!(
+        matches!(&out.sends[2], (To::User(A), m) if matches!(&m.events[..], [SoEvent::Status { .. }]))
+    );
 }
 
 #[test]
