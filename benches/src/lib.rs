@@ -6,7 +6,8 @@
 //! [`procstat`] (CPU and memory from /proc), [`run`] and [`report`], and [`media`] (the
 //! benchmark stream, made with ffmpeg). [`ceiling`] measures what the simplest possible
 //! server (the same bytes written to N sockets) costs on this machine; [`epoll`] is the
-//! epoll wrapper the players and the ceiling share.
+//! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
+//! objects: N users of one object, one changing it at a fixed rate.
 
 pub mod ceiling;
 pub mod epoll;
@@ -19,5 +20,6 @@ pub mod publisher;
 pub mod report;
 pub mod run;
 pub mod skim;
+pub mod so_bench;
 pub mod table;
 pub mod url;

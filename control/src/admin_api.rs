@@ -12,6 +12,10 @@
 //! | GET  /api/v1/manager         | (the manager's own state) |
 //! | POST /api/v1/clients/{id}/call, body `{"method", "args", "timeout_ms"}` | client_call |
 //! | POST /api/v1/broadcast/{app}[/{instance}], body `{"method", "args"}`   | broadcast   |
+//! | GET  /api/v1/so/{app}/{instance}               | so list  |
+//! | GET  /api/v1/so/{app}/{instance}/{name}        | so get   |
+//! | PUT  /api/v1/so/{app}/{instance}/{name}/{slot} | so set (body: the JSON value) |
+//! | DELETE /api/v1/so/{app}/{instance}/{name}[/{slot}] | so delete (no slot: clear) |
 //!
 //! A success is 200 with the reply's `result` as the body. Errors are
 //! `{"error": {"code", "message"}}`: 503 when stratad cannot be reached, 504 when it does not
@@ -34,7 +38,10 @@ pub(crate) fn handle(shared: &Shared, mut req: Request) {
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
     let (status, content_type, body) = match crate::rpc_api::body(&mut req) {
-        Ok(body) => route(shared, &method, &path, &body),
+        Ok(body) => match path.strip_prefix("/api/v1/so/") {
+            Some(rest) => crate::admin_so::route(shared, &method, rest, Some(body.as_str())),
+            None => route(shared, &method, &path, &body),
+        },
         Err(answer) => answer,
     };
     let mut resp = Response::from_string(body).with_status_code(status);
@@ -91,7 +98,7 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
     }
 }
 
-fn not_allowed() -> Answer {
+pub(crate) fn not_allowed() -> Answer {
     error(405, "method_not_allowed", "wrong method for this path")
 }
 

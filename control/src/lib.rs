@@ -3,6 +3,7 @@
 //! sysctl tuning profiles).
 
 pub mod admin_api;
+mod admin_so;
 pub mod client;
 pub mod hooks;
 pub mod line_reader;
@@ -12,6 +13,7 @@ pub mod metrics;
 mod rpc_api;
 pub mod rpc_cli;
 mod rpc_hook;
+pub mod so_command;
 pub mod table;
 pub mod tune;
 

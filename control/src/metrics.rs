@@ -215,6 +215,24 @@ pub fn render(
             );
         }
 
+        for (name, help, value) in [
+            (
+                "strata_worker_so_messages_in_total",
+                "Shared-object messages from clients per worker",
+                (|wk: &crate::protocol::WorkerStatus| wk.so_messages_in) as fn(&_) -> u64,
+            ),
+            (
+                "strata_worker_so_messages_out_total",
+                "Shared-object messages written to clients per worker",
+                |wk: &crate::protocol::WorkerStatus| wk.so_messages_out,
+            ),
+        ] {
+            w.family(name, "counter", help);
+            for wk in &s.workers {
+                w.sample(name, &[("worker", &wk.id.to_string())], value(wk) as f64);
+            }
+        }
+
         let labels = |st: &StreamInfo| {
             [
                 ("app", st.app.clone()),
@@ -415,6 +433,8 @@ mod tests {
                 bytes_in: 10,
                 bytes_out: 20,
                 sends: 2,
+                so_messages_in: 5,
+                so_messages_out: 9,
                 load: 0.25,
             }],
             connections: 3,
@@ -469,6 +489,9 @@ mod tests {
         assert_eq!(value("strata_recordings_started_total"), Some(2.0));
         assert_eq!(value("strata_recordings_failed_total"), Some(1.0));
         assert_eq!(value("strata_stream_recording"), Some(1.0));
+        assert!(samples
+            .iter()
+            .any(|(n, _, v)| n == "strata_worker_so_messages_out_total" && *v == 9.0));
     }
 
     #[test]

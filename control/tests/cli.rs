@@ -243,3 +243,49 @@ fn upstreams_table_shows_groups_state_attempts_and_the_active_one() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["upstreams"][1]["active"], true);
 }
+
+#[test]
+fn so_commands_send_their_call_and_print_the_object() {
+    use control::protocol::SoCall;
+    let dir = Scratch::new("cli-so");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let out = stratactl(&fake.path, &["so", "get", "live/room", "chat"]);
+    assert!(out.status.success());
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("chat") && printed.contains("temporary"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("topic") && printed.contains("\"rust\""),
+        "{printed}"
+    );
+    assert!(
+        stratactl(&fake.path, &["so", "set", "live", "chat", "n", "{\"a\":1}"])
+            .status
+            .success()
+    );
+    assert!(stratactl(&fake.path, &["so", "delete", "live", "chat"])
+        .status
+        .success());
+    fake.seen(|s| {
+        assert!(s.calls.contains(&Call::So(SoCall::Get {
+            app: "live".into(),
+            instance: "room".into(),
+            name: "chat".into()
+        })));
+        assert!(s.calls.contains(&Call::So(SoCall::Set {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "chat".into(),
+            slot: "n".into(),
+            value: serde_json::json!({"a": 1}),
+        })));
+        assert!(s.calls.contains(&Call::So(SoCall::Delete {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "chat".into(),
+            slot: None,
+        })));
+    });
+}

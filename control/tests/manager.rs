@@ -323,3 +323,62 @@ fn malformed_lines_from_stratad_do_not_crash_the_manager() {
     wait_for(WAIT, || (m.counters().reconnects == 2).then_some(())).expect("reconnects");
     m.shutdown();
 }
+
+#[test]
+fn shared_object_routes_map_to_so_calls() {
+    use control::protocol::SoCall;
+    let dir = Scratch::new("mgr-so");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let m = start(&fake.path, HookConfig::default());
+    let agent = ureq::AgentBuilder::new().timeout(WAIT).build();
+    let url = |p: &str| format!("http://{}{p}", m.http_addr());
+
+    let (code, body) = http(&m, "GET", "/api/v1/so/live/room%2F1/chat");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"topic\":\"rust\""), "{body}");
+    assert_eq!(http(&m, "GET", "/api/v1/so/live/_definst_").0, 200);
+    let put = agent
+        .put(&url("/api/v1/so/live/_definst_/chat/n"))
+        .send_string("{\"a\": [1, 2]}")
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let bad = agent
+        .put(&url("/api/v1/so/live/_definst_/chat/n"))
+        .send_string("not json");
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))));
+    assert_eq!(
+        http(&m, "DELETE", "/api/v1/so/live/_definst_/chat/n").0,
+        200
+    );
+    assert_eq!(http(&m, "DELETE", "/api/v1/so/live/_definst_/chat").0, 200);
+    assert_eq!(http(&m, "POST", "/api/v1/so/live/_definst_/chat").0, 405);
+    assert_eq!(http(&m, "GET", "/api/v1/so/live").0, 404);
+
+    fake.seen(|s| {
+        assert!(s.calls.contains(&Call::So(SoCall::Get {
+            app: "live".into(),
+            instance: "room/1".into(),
+            name: "chat".into(),
+        })));
+        assert!(s.calls.contains(&Call::So(SoCall::Set {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "chat".into(),
+            slot: "n".into(),
+            value: serde_json::json!({"a": [1, 2]}),
+        })));
+        assert!(s.calls.contains(&Call::So(SoCall::Delete {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "chat".into(),
+            slot: Some("n".into()),
+        })));
+        assert!(s.calls.contains(&Call::So(SoCall::Delete {
+            app: "live".into(),
+            instance: "_definst_".into(),
+            name: "chat".into(),
+            slot: None,
+        })));
+    });
+    m.shutdown();
+}

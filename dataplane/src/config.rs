@@ -17,6 +17,7 @@ pub struct Config {
     pub(crate) control: ControlConfig,
     pub(crate) auth: AuthConfig,
     pub(crate) vod: VodConfig,
+    pub(crate) shared_objects: crate::app::shared_objects::SoConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
 }

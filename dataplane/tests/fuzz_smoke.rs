@@ -389,3 +389,56 @@ fn host_ini_survives_mutations() {
     .collect();
     run(fuzzing::host_ini, &seeds, 8);
 }
+
+#[test]
+fn shared_object_messages_survive_mutations() {
+    use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
+    let message = SoMessage {
+        name: "room".into(),
+        version: 3,
+        persistent: true,
+        events: vec![
+            SoEvent::Use,
+            SoEvent::RequestChange {
+                key: "k".into(),
+                value: Amf0Value::Amf3(Amf3Value::Array {
+                    associative: vec![],
+                    dense: vec![Amf3Value::Integer(1)],
+                }),
+            },
+            SoEvent::Change(vec![("a".into(), connect_values()[2].clone())]),
+            SoEvent::SendMessage {
+                handler: "chat".into(),
+                args: connect_values(),
+            },
+            SoEvent::Status {
+                code: "c".into(),
+                level: "error".into(),
+            },
+            SoEvent::RequestRemove("k".into()),
+        ],
+    };
+    let seeds: Vec<Vec<u8>> = [false, true]
+        .into_iter()
+        .map(|amf3| {
+            let mut seed = vec![u8::from(amf3)];
+            seed.extend_from_slice(&message.encode(amf3));
+            seed
+        })
+        .collect();
+    run(fuzzing::shared_object_message, &seeds, 11);
+}
+
+#[test]
+fn shared_object_files_survive_mutations() {
+    // A file as stratad writes it: magic, format 1, version 5, one slot "k" = "v", checksum.
+    let mut body = b"STRATASO\x01".to_vec();
+    body.extend_from_slice(&5u32.to_be_bytes());
+    body.extend_from_slice(&1u32.to_be_bytes());
+    let slot = [&[0u8, 1, b'k'][..], &[0x02, 0, 1, b'v']].concat();
+    body.extend_from_slice(&(slot.len() as u32).to_be_bytes());
+    body.extend_from_slice(&slot);
+    // Mode 1: the entry point appends the checksum, so mutations reach the slots.
+    let seed = [&[1u8][..], &body].concat();
+    run(fuzzing::shared_object_file, &[seed], 12);
+}

@@ -7,6 +7,7 @@ use dataplane::proto::command::Command;
 use dataplane::proto::rtmp::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use dataplane::proto::rtmp::handshake::HandshakeKind;
 use dataplane::proto::rtmp::session::{CallAnswer, Session, SessionConfig, SessionEvent};
+use dataplane::proto::rtmp::shared_object::SoMessage;
 use dataplane::proto::rtmp::{msg_type, Message};
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -247,6 +248,27 @@ impl RtmpClient {
         self.wait_command(timeout, "a reply", |c| {
             (c.name == "_result" || c.name == "_error") && c.transaction_id == transaction
         })
+    }
+
+    /// Sends a shared-object message: type 16 when `amf3`, else 19.
+    pub fn send_shared_object(&mut self, amf3: bool, message: &SoMessage) -> io::Result<()> {
+        self.session
+            .write_shared_object(amf3, message, &mut self.out);
+        self.flush()
+    }
+
+    /// The next shared-object message of object `name`; anything else before it is skipped.
+    pub fn wait_shared_object(&mut self, name: &str, timeout: Duration) -> io::Result<SoMessage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let SessionEvent::SharedObject { message, .. } =
+                self.next_event(deadline, "a shared object message")?
+            {
+                if message.name == name {
+                    return Ok(message);
+                }
+            }
+        }
     }
 
     /// Waits for `onStatus` with this `info.code`; other messages are skipped.

@@ -89,6 +89,26 @@ enum Cmd {
     Table { dir: PathBuf },
     /// Print a free TCP port of 127.0.0.1 (for scripts).
     FreePort,
+    /// Remote shared objects: N users of one object, one of them changing a slot at
+    /// --rate per second; time from a change to the last user seeing it, server CPU and
+    /// memory per user.
+    So {
+        /// rtmp://127.0.0.1:PORT/APP/OBJECT (the object of that application's default
+        /// instance)
+        url: String,
+        /// Users of the object.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        users: usize,
+        /// Changes per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds of changes once every user joined.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// The server's pid: its CPU and RSS are sampled from /proc.
+        #[arg(long, value_name = "PID")]
+        server_pid: Option<u32>,
+    },
     /// The ceiling: one pinned thread writing the same bytes to N loopback sockets with plain
     /// write(2), a sink reading them on another core; its CPU per Gbit/s is the baseline
     /// stratad's is compared with.
@@ -189,6 +209,30 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             } else {
                 print!("{}", report.to_table());
             }
+        }
+        Cmd::So {
+            url,
+            users,
+            rate,
+            duration,
+            server_pid,
+        } => {
+            let url = RtmpUrl::parse(&url)?;
+            if !matches!(url.host.as_str(), "127.0.0.1" | "localhost") {
+                return Err("the so benchmark runs against 127.0.0.1 only".into());
+            }
+            let cfg = benches::so_bench::SoBenchConfig {
+                object: url.stream.clone(),
+                addr: url.resolve()?,
+                app: url.app.clone(),
+                tc_url: url.tc_url(),
+                users,
+                rate,
+                duration: Duration::try_from_secs_f64(duration)
+                    .map_err(|_| "--duration must be a number of seconds".to_string())?,
+                server_pid,
+            };
+            print!("{}", benches::so_bench::run(&cfg)?.to_table());
         }
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

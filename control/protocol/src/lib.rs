@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 mod rpc;
 pub use rpc::{RpcClient, RpcError, RpcOutcome, RpcRequest, RpcRequestLine, CALL_FAILED};
+mod shared_objects;
+pub use shared_objects::{SoCall, SoInfo};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
@@ -93,6 +95,8 @@ pub enum Call {
         #[serde(default)]
         args: Vec<serde_json::Value>,
     },
+    /// A remote shared object of an application instance: list, get, set, delete.
+    So(SoCall),
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -134,6 +138,9 @@ pub enum Reply {
     },
     Upstreams {
         upstreams: Vec<UpstreamInfo>,
+    },
+    SharedObjects {
+        shared_objects: Vec<SoInfo>,
     },
     Done {
         done: bool,
@@ -206,6 +213,12 @@ pub struct WorkerStatus {
     pub sends: u64,
     /// Share of the last interval the worker spent handling work rather than waiting (0..1).
     pub load: f64,
+    /// Shared-object messages from the worker's clients, and written to them. Absent from
+    /// older servers.
+    #[serde(default)]
+    pub so_messages_in: u64,
+    #[serde(default)]
+    pub so_messages_out: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,7 +260,9 @@ pub struct ClientInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// connect, disconnect, publish_start, publish_stop, play_start, play_stop.
+    /// connect, disconnect, publish_start, publish_stop, play_start, play_stop; so_use,
+    /// so_release, so_change (a client's shared-object use, release, or batch of changes:
+    /// `stream` then holds the object's name).
     pub event: String,
     /// Unix time in seconds.
     pub ts: f64,

@@ -6,7 +6,7 @@ use control::client::{Answer, ControlClient, Unsolicited};
 use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{ManagerConfig, DEFAULT_HTTP};
 use control::protocol::{Call, Reply, DEFAULT_SOCKET};
-use control::{rpc_cli, table, tune};
+use control::{rpc_cli, so_command, table, tune};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +44,11 @@ enum Command {
     Stop { stream: String },
     /// Make stratad re-read its configuration file
     Reload,
+    /// Remote shared objects of an application instance (APP or APP/INSTANCE)
+    So {
+        #[command(subcommand)]
+        action: so_command::SoAction,
+    },
     /// Print events (connect, publish, play...) until interrupted
     Events,
     /// Call a method on a client and print what it returns (ARGS: JSON values)
@@ -116,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),
+        Command::So { action } => show(one_shot(Call::So(so_command::call(action)))?, cli.json),
         Command::Events => events(
             &socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             cli.json,
@@ -186,6 +192,7 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
             serde_json::to_string(&answer).map_err(|e| e.to_string())?
         ),
         Reply::Upstreams { upstreams } => table::upstreams(&upstreams, now()),
+        Reply::SharedObjects { shared_objects } => so_command::table(&shared_objects),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {

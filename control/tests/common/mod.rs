@@ -68,6 +68,8 @@ pub fn status() -> ServerStatus {
                 bytes_in: 1_000,
                 bytes_out: 9_000,
                 sends: 3,
+                so_messages_in: 0,
+                so_messages_out: 0,
                 load: 0.25,
             },
             WorkerStatus {
@@ -76,6 +78,8 @@ pub fn status() -> ServerStatus {
                 bytes_in: 500,
                 bytes_out: 3_000,
                 sends: 1,
+                so_messages_in: 0,
+                so_messages_out: 0,
                 load: 0.5,
             },
         ],
@@ -368,6 +372,18 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
                     code: "not_found".into(),
                     message: format!("no client {client}"),
                 }),
+            ),
+            Call::So(_) => (
+                Some(Reply::SharedObjects {
+                    shared_objects: vec![control::protocol::SoInfo {
+                        name: "chat".into(),
+                        persistent: false,
+                        version: 3,
+                        users: 2,
+                        slots: Some(serde_json::json!({"topic": "rust"})),
+                    }],
+                }),
+                None,
             ),
             Call::AuthReply { request, allow, .. } => {
                 inner

@@ -13,9 +13,10 @@
 //! has the loop, the mailbox and the timers an owner needs; an instance whose scripts are
 //! heavy can later move to an app thread behind the same key without changing the callers.
 //!
-//! Today no state needs an owner yet: live streams are claimed through the engine's
-//! registry (one lock, touched on publish/play only) and nothing else is shared per
-//! instance. `Instance` is what the owner will keep; shared objects and scripts add fields.
+//! Remote shared objects are the first state kept by the owner
+//! (`engine/worker/shared_objects.rs`); live streams are claimed through the engine's
+//! registry (one lock, touched on publish/play only). `Instance` is what the owner will
+//! keep of the instance itself (its clients); scripts add fields.
 
 use std::fmt;
 

@@ -19,6 +19,9 @@ pub(crate) mod net_stream;
 pub(crate) mod record_path;
 pub(crate) mod request;
 pub(crate) mod rpc;
+pub(crate) mod shared_object;
+pub(crate) mod shared_object_file;
+pub(crate) mod shared_objects;
 pub(crate) mod status;
 
 pub(crate) use crate::media::StreamKey;

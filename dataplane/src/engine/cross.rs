@@ -3,10 +3,15 @@
 
 use std::sync::Arc;
 
-use control_protocol::{AuthRequest, ClientInfo, Event, RpcOutcome, RpcRequest, StreamInfo};
+use control_protocol::{
+    AuthRequest, ClientInfo, Event, RpcOutcome, RpcRequest, SoCall, SoInfo, StreamInfo,
+};
 
+use super::worker::shared_objects::{SoTarget, SoUser};
+use crate::app::instance::InstanceKey;
 use crate::app::StreamKey;
 use crate::config::Config;
+use crate::proto::rtmp::shared_object::SoMessage;
 
 pub(crate) use crate::media::frame::MediaMessage;
 
@@ -61,6 +66,25 @@ pub(crate) enum WorkerMsg {
         request: u64,
         outcome: RpcOutcome,
     },
+    /// To an instance's owner: a client's shared-object message.
+    SoRequest {
+        instance: InstanceKey,
+        user: SoUser,
+        /// For log lines.
+        client: u64,
+        message: SoMessage,
+    },
+    /// To an instance's owner: a client that used shared objects is gone.
+    SoLeave {
+        instance: InstanceKey,
+        user: SoUser,
+    },
+    /// From an instance's owner: an update for local users of one object, once per worker.
+    SoDeliver {
+        instance: InstanceKey,
+        target: SoTarget,
+        message: Arc<SoMessage>,
+    },
     Shutdown,
 }
 
@@ -95,6 +119,8 @@ pub(crate) enum Query {
         method: String,
         args: Vec<serde_json::Value>,
     },
+    /// Asked of the instance's owner only: an operator's shared-object request.
+    So(SoCall),
 }
 
 #[derive(Debug)]
@@ -106,6 +132,8 @@ pub(crate) enum Answer {
     Called(Option<RpcOutcome>),
     /// How many clients a broadcast reached.
     Count(u64),
+    /// The objects asked about, or why not.
+    SharedObjects(Result<Vec<SoInfo>, String>),
 }
 
 /// What workers tell the control thread.

@@ -14,6 +14,7 @@ pub(crate) mod mailbox;
 mod owner;
 pub(crate) mod registry;
 mod slab;
+mod so_disk;
 pub(crate) mod stats;
 mod timers;
 mod token;

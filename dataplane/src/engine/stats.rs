@@ -22,6 +22,10 @@ pub(crate) struct WorkerStats {
     /// Notifications that said the kernel copied after all (loopback, a device without
     /// scatter-gather); counted where the kernel reports it, Linux 6.2 and later.
     pub(crate) zc_copied: AtomicU64,
+    /// Shared-object messages from this worker's clients.
+    pub(crate) so_messages_in: AtomicU64,
+    /// Shared-object messages written to this worker's clients (one per user per update).
+    pub(crate) so_messages_out: AtomicU64,
 }
 
 impl WorkerStats {

@@ -7,6 +7,7 @@ mod flv;
 mod host_ini;
 mod rtmp;
 mod session;
+mod shared_object;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
@@ -14,3 +15,4 @@ pub use flv::{flv_recording_seed, flv_recovery};
 pub use host_ini::host_ini;
 pub use rtmp::*;
 pub use session::rtmp_session;
+pub use shared_object::{shared_object_file, shared_object_message};

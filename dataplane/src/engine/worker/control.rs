@@ -95,6 +95,7 @@ impl Worker {
                 }
                 Answer::Found(publisher.is_some())
             }
+            Query::So(call) => Answer::SharedObjects(self.so_operator(call)),
         };
         self.shared
             .control

@@ -20,6 +20,7 @@ mod port;
 mod recordings;
 mod rpc;
 mod session;
+pub(super) mod shared_objects;
 mod streams;
 #[cfg(test)]
 mod testing;
@@ -148,6 +149,8 @@ pub(crate) struct Worker {
     /// clients to close. Reused.
     stopped: Stopped,
     closing: Vec<(ConnRef, String)>,
+    /// Shared objects: those of the instances this worker owns, and local users.
+    so: shared_objects::SoWorker,
     rng: rand::rngs::ThreadRng,
     started: Instant,
     shutting_down: Option<Instant>,
@@ -202,6 +205,7 @@ impl Worker {
             actions: Vec::new(),
             stopped: Vec::new(),
             closing: Vec::new(),
+            so: shared_objects::SoWorker::default(),
             rng: rand::thread_rng(),
             started: Instant::now(),
             shutting_down: None,
@@ -700,6 +704,18 @@ impl Worker {
                 reason,
             } => self.auth_decided(request, allow, reason),
             WorkerMsg::RpcAnswer { request, outcome } => self.rpc_answered(request, &outcome),
+            WorkerMsg::SoRequest {
+                instance,
+                user,
+                client,
+                message,
+            } => self.so_request(instance, user, client, message),
+            WorkerMsg::SoLeave { instance, user } => self.so_leave(instance, user),
+            WorkerMsg::SoDeliver {
+                instance,
+                target,
+                message,
+            } => self.so_deliver(instance, target, message),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -851,6 +867,7 @@ impl Worker {
             return;
         }
         let (peer, app) = (c.peer, c.client.app().to_string());
+        self.so_client_closed(r);
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;

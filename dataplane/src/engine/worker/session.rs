@@ -70,6 +70,7 @@ impl Worker {
                     None => {}
                 }
             }
+            SessionEvent::SharedObject { amf3, message } => self.on_shared_object(r, amf3, message),
             SessionEvent::BufferLength { stream_id, ms } => {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");

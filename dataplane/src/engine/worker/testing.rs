@@ -8,32 +8,53 @@ use std::time::{Duration, Instant};
 use super::{Shared, Worker, TICK};
 use crate::config::Config;
 use crate::engine::cross::ControlInbound;
+use crate::engine::cross::WorkerMsg;
 use crate::engine::mailbox::{self, MailboxReceiver};
 use crate::engine::owner::Owner;
 use crate::engine::registry::Registry;
 use crate::engine::stats::WorkerStats;
 use crate::engine::timers::TimerKind;
 
-/// A worker with no listeners, and the control mailbox's receiving end (kept so that what
-/// the worker posts there has somewhere to go).
-pub(crate) fn worker() -> (Worker, MailboxReceiver<ControlInbound>) {
-    let (tx, rx) = mailbox::mailbox().expect("eventfd");
+/// The process state of `workers` workers with no listeners: their mailboxes' receiving
+/// ends (index = worker) and the control mailbox's.
+pub(crate) fn shared(
+    workers: usize,
+) -> (
+    Arc<Shared>,
+    Vec<MailboxReceiver<WorkerMsg>>,
+    MailboxReceiver<ControlInbound>,
+) {
+    let (mailboxes, receivers): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| mailbox::mailbox().expect("eventfd"))
+        .unzip();
     let (control, control_rx) = mailbox::mailbox().expect("eventfd");
     let shared = Arc::new(Shared {
-        registry: Registry::new(1),
-        mailboxes: vec![tx],
+        registry: Registry::new(workers),
+        mailboxes,
         control,
-        stats: vec![WorkerStats::default()],
+        stats: (0..workers).map(|_| WorkerStats::default()).collect(),
         next_publish_id: AtomicU64::new(1),
         next_client_id: AtomicU64::new(1),
         next_auth_id: AtomicU64::new(1),
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
     });
+    (shared, receivers, control_rx)
+}
+
+/// Worker 0 of `shared`, listening nowhere, reading its mailbox `rx`.
+pub(crate) fn worker_of(shared: Arc<Shared>, rx: MailboxReceiver<WorkerMsg>) -> Worker {
     let mut config = Config::default();
     config.server.listen = Vec::new();
-    let w = Worker::new(0, shared, Arc::new(config), rx).expect("io_uring is required");
-    (w, control_rx)
+    Worker::new(0, shared, Arc::new(config), rx).expect("io_uring is required")
+}
+
+/// A worker with no listeners, and the control mailbox's receiving end (kept so that what
+/// the worker posts there has somewhere to go).
+pub(crate) fn worker() -> (Worker, MailboxReceiver<ControlInbound>) {
+    let (shared, mut receivers, control_rx) = shared(1);
+    let rx = receivers.remove(0);
+    (worker_of(shared, rx), control_rx)
 }
 
 /// Loop turns as `Worker::run` takes them (wait, handle completions, run timers) until

@@ -21,6 +21,17 @@ pub fn decode_all(mut input: &[u8]) -> Result<Vec<Amf0Value>, AmfError> {
     Ok(values)
 }
 
+/// Decodes values one at a time under one budget and depth limit: the values of a
+/// shared-object message, which sit between fields of its own framing.
+#[derive(Default)]
+pub(crate) struct MessageDecoder(Decoder);
+
+impl MessageDecoder {
+    pub(crate) fn value(&mut self, input: &mut &[u8]) -> Result<Amf0Value, AmfError> {
+        self.0.value(input)
+    }
+}
+
 #[derive(Default)]
 struct Decoder {
     /// AMF0 references are not expanded, but a one-byte value still decodes to a whole

@@ -13,6 +13,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use decode::MessageDecoder;
 pub use decode::{decode, decode_all};
 pub use encode::{encode, encode_all};
 pub use value::Amf0Value;

@@ -7,4 +7,5 @@ pub mod control;
 pub mod handshake;
 pub(crate) mod message;
 pub mod session;
+pub mod shared_object;
 pub use message::{csid, msg_type, Message};

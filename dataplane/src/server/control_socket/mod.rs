@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use control_protocol::{
     AuthRequestLine, Call, ClientInfo, ErrorBody, Reply, Request, Response, RpcOutcome,
-    RpcRequestLine, StreamInfo, MAX_LINE, PROTOCOL_VERSION,
+    RpcRequestLine, SoCall, SoInfo, StreamInfo, MAX_LINE, PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::reload::RunningConfig;
+use crate::app::instance::InstanceKey;
 use crate::config::AuthDefault;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
@@ -69,6 +70,8 @@ enum PendingKind {
     /// `broadcast`: clients reached so far.
     Count(u64),
     Upstreams(Vec<control_protocol::UpstreamInfo>),
+    /// Asked of one worker (the instance's owner).
+    SharedObjects(Option<Result<Vec<SoInfo>, String>>),
 }
 
 struct PendingQuery {
@@ -497,6 +500,15 @@ impl ControlServer {
                 };
                 self.ask_workers(token, id, Query::StopStream { stream }, kind)
             }
+            Call::So(call) => {
+                if let SoCall::Set { value, .. } = &call {
+                    if let Err(e) = crate::proto::amf_json::from_json(value) {
+                        let why = format!("value: {e}");
+                        return self.respond_error(token, id, "bad_request", &why);
+                    }
+                }
+                self.ask_shared_objects(token, id, call)
+            }
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
@@ -619,6 +631,23 @@ impl ControlServer {
         }
     }
 
+    /// A shared-object request goes to the instance's owner worker only.
+    fn ask_shared_objects(&mut self, token: u64, id: u64, call: SoCall) {
+        let (SoCall::List { app, instance }
+        | SoCall::Get { app, instance, .. }
+        | SoCall::Set { app, instance, .. }
+        | SoCall::Delete { app, instance, .. }) = &call;
+        let owner = InstanceKey::new(app, instance).owner(self.shared.mailboxes.len());
+        self.ask(
+            token,
+            id,
+            &[owner],
+            Query::So(call),
+            PendingKind::SharedObjects(None),
+            QUERY_DEADLINE,
+        );
+    }
+
     fn ask_workers(&mut self, token: u64, id: u64, ask: Query, kind: PendingKind) {
         self.ask_workers_for(token, id, ask, kind, QUERY_DEADLINE);
     }
@@ -628,6 +657,20 @@ impl ControlServer {
         &mut self,
         token: u64,
         id: u64,
+        ask: Query,
+        kind: PendingKind,
+        wait: Duration,
+    ) {
+        let all: Vec<usize> = (0..self.shared.mailboxes.len()).collect();
+        self.ask(token, id, &all, ask, kind, wait);
+    }
+
+    /// Asks `workers`; the reply goes out when all of them answered or after `wait`.
+    fn ask(
+        &mut self,
+        token: u64,
+        id: u64,
+        workers: &[usize],
         ask: Query,
         kind: PendingKind,
         wait: Duration,
@@ -642,8 +685,7 @@ impl ControlServer {
         }
         let query = self.next_query;
         self.next_query += 1;
-        let workers = self.shared.mailboxes.len();
-        for w in 0..workers {
+        for &w in workers {
             self.post(
                 w,
                 WorkerMsg::Query {
@@ -657,7 +699,7 @@ impl ControlServer {
             PendingQuery {
                 client: token,
                 id,
-                remaining: workers,
+                remaining: workers.len(),
                 deadline: Instant::now() + wait,
                 kind,
             },
@@ -685,6 +727,7 @@ impl ControlServer {
                         *answer = a;
                     }
                     (PendingKind::Count(n), Answer::Count(m)) => *n += m,
+                    (PendingKind::SharedObjects(acc), Answer::SharedObjects(r)) => *acc = Some(r),
                     _ => {}
                 }
                 if p.remaining == 0 {
@@ -822,6 +865,18 @@ impl ControlServer {
                     done: true,
                     message: Some(format!("sent to {n} clients")),
                 },
+            ),
+            PendingKind::SharedObjects(Some(Ok(shared_objects))) => {
+                self.respond(p.client, p.id, Reply::SharedObjects { shared_objects })
+            }
+            PendingKind::SharedObjects(Some(Err(why))) => {
+                self.respond_error(p.client, p.id, "not_found", &why)
+            }
+            PendingKind::SharedObjects(None) => self.respond_error(
+                p.client,
+                p.id,
+                "internal",
+                "the owner worker did not answer",
             ),
         }
     }

@@ -71,6 +71,8 @@ impl Sampler {
                 bytes_in: WorkerStats::get(&s.bytes_in),
                 bytes_out: WorkerStats::get(&s.bytes_out),
                 sends: WorkerStats::get(&s.sends),
+                so_messages_in: WorkerStats::get(&s.so_messages_in),
+                so_messages_out: WorkerStats::get(&s.so_messages_out),
                 load: self.load.get(id).copied().unwrap_or(0.0),
             })
             .collect();

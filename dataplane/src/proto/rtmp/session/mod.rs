@@ -24,6 +24,7 @@ use super::chunk_encoder::{encode_message, ChunkEncoder};
 use super::control::{ControlError, ControlMessage, UserControl};
 use super::handshake::{ClientHandshake, HandshakeError, HandshakeKind, ServerHandshake};
 use super::message::{msg_type, Message};
+use super::shared_object::{self, SoError, SoMessage};
 use crate::proto::amf0::Amf0Value;
 use crate::proto::command::{Command, CommandError};
 pub use transactions::CallKind;
@@ -98,6 +99,12 @@ pub enum SessionEvent {
     Media {
         message: Message,
     },
+    /// A shared-object message (type 19, or 16 when `amf3`), decoded: a client's use,
+    /// changes and sends to a server; a server's updates to a client.
+    SharedObject {
+        amf3: bool,
+        message: SoMessage,
+    },
     /// Set Buffer Length: players say how much they buffer.
     BufferLength {
         stream_id: u32,
@@ -129,6 +136,10 @@ pub enum SessionError {
     Aggregate(&'static str),
     #[error("command message of {0} bytes over the limit of {MAX_COMMAND_SIZE}")]
     CommandTooLarge(usize),
+    #[error("{0}")]
+    SharedObject(#[from] SoError),
+    #[error("shared object message of {0} bytes over the limit of {max}", max = shared_object::MAX_MESSAGE_SIZE)]
+    SharedObjectTooLarge(usize),
     #[error("createStream answered without a valid stream id")]
     NoStreamId,
     #[error("{0} calls awaiting an answer, no room for another")]
@@ -307,6 +318,14 @@ impl Session {
                 let command = Command::decode(amf3, &message.payload)?;
                 events.push(self.on_command(message.stream_id, amf3, command)?);
             }
+            msg_type::SHARED_OBJECT_AMF0 | msg_type::SHARED_OBJECT_AMF3 => {
+                let amf3 = message.type_id == msg_type::SHARED_OBJECT_AMF3;
+                if message.payload.len() > shared_object::MAX_MESSAGE_SIZE {
+                    return Err(SessionError::SharedObjectTooLarge(message.payload.len()));
+                }
+                let message = SoMessage::decode(amf3, &message.payload)?;
+                events.push(SessionEvent::SharedObject { amf3, message });
+            }
             msg_type::AGGREGATE => aggregate::split(&message, events)?,
             msg_type::SET_CHUNK_SIZE | msg_type::ABORT => {
                 // Applied where the chunk stream is framed (our decoder, or the caller's own
@@ -328,7 +347,7 @@ impl Session {
                     _ => {}
                 }
             }
-            // Shared objects arrive with a later issue; until then they are ignored, not fatal.
+            // Unknown message types are ignored, not fatal (as Flash Player and AMS do).
             _ => {}
         }
         Ok(())
@@ -402,6 +421,12 @@ impl Session {
     ) {
         self.framing
             .encode(&Message::command(stream_id, amf3, values), out);
+    }
+
+    /// A shared-object message: type 16 when `amf3` (the peer's objectEncoding is 3), else
+    /// type 19. Either role: a server's updates, a client's use and changes.
+    pub fn write_shared_object(&mut self, amf3: bool, message: &SoMessage, out: &mut impl BufMut) {
+        self.framing.encode(&message.to_message(amf3), out);
     }
 
     /// A data message (e.g. `|RtmpSampleAccess`) on message stream `stream_id`.

@@ -497,3 +497,45 @@ proptest! {
         crate::fuzzing::rtmp_client_session(&data);
     }
 }
+
+#[test]
+fn shared_object_messages_cross_both_ways_in_both_encodings() {
+    use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
+    let mut pair = Pair::new(HandshakeKind::Simple);
+    pair.connected_with_stream();
+    for amf3 in [false, true] {
+        let request = SoMessage {
+            name: "chat".into(),
+            version: 0,
+            persistent: false,
+            events: vec![
+                SoEvent::Use,
+                SoEvent::RequestChange {
+                    key: "topic".into(),
+                    value: Amf0Value::string("rust"),
+                },
+            ],
+        };
+        pair.client
+            .write_shared_object(amf3, &request, &mut pair.to_server);
+        let server_saw = pair.converse();
+        assert!(
+            matches!(&server_saw[..], [SessionEvent::SharedObject { amf3: a, message }] if *a == amf3 && *message == request),
+            "{server_saw:?}"
+        );
+        let update = SoMessage {
+            name: "chat".into(),
+            version: 1,
+            persistent: false,
+            events: vec![SoEvent::UseSuccess, SoEvent::Success("topic".into())],
+        };
+        pair.server
+            .write_shared_object(amf3, &update, &mut pair.to_client);
+        pair.pump();
+        let got = std::mem::take(&mut pair.client_events);
+        assert!(
+            matches!(&got[..], [SessionEvent::SharedObject { message, .. }] if *message == update),
+            "{got:?}"
+        );
+    }
+}
