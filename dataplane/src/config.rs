@@ -3,7 +3,7 @@
 //! `strata.example.toml` at the top of the repository documents every key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -14,6 +14,7 @@ pub struct Config {
     pub(crate) live: LiveConfig,
     pub(crate) control: ControlConfig,
     pub(crate) auth: AuthConfig,
+    pub(crate) vod: VodConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
 }
@@ -58,6 +59,16 @@ impl Default for ControlConfig {
             socket: control_protocol::DEFAULT_SOCKET.into(),
         }
     }
+}
+
+/// Files served as streams (VOD) and written by recording.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VodConfig {
+    /// The content root: `<root>/<app>/<instance>/<name>`, `_definst_` for the default
+    /// instance (AMS's `streams/_definst_`). None: no files are served. `--content-root`
+    /// overrides it.
+    pub(crate) root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -260,6 +271,14 @@ impl Config {
         if self.live.drop_lag_ms > self.live.max_lag_ms {
             return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());
         }
+        if self
+            .vod
+            .root
+            .as_ref()
+            .is_some_and(|r| r.as_os_str().is_empty())
+        {
+            return Err("vod.root must not be empty (leave it out to serve no files)".into());
+        }
         let mut seen = std::collections::HashSet::new();
         for app in &self.applications {
             if app.name.is_empty() || app.name.contains('/') {
@@ -360,6 +379,15 @@ mod tests {
             "t"
         )
         .is_err());
+    }
+
+    #[test]
+    fn vod_root_is_optional_and_not_empty() {
+        assert_eq!(Config::default().vod.root, None);
+        let c = Config::parse("[vod]\nroot = \"/srv/media\"\n", "t").expect("vod config");
+        assert_eq!(c.vod.root, Some(PathBuf::from("/srv/media")));
+        assert!(Config::parse("[vod]\nroot = \"\"\n", "t").is_err());
+        assert!(Config::parse("[vod]\nrot = \"/a\"\n", "t").is_err());
     }
 
     #[test]
