@@ -344,3 +344,24 @@ fn client_session_survives_mutations() {
         7,
     );
 }
+
+#[test]
+fn flv_index_survives_mutations() {
+    run(
+        fuzzing::flv_index,
+        &[include_bytes!("../src/media/vod/testdata/avc_aac.flv").to_vec()],
+        9,
+    );
+}
+
+#[test]
+fn iso_index_survives_mutations() {
+    run(
+        fuzzing::iso_index,
+        &[
+            include_bytes!("../src/media/vod/testdata/avc_aac.mp4").to_vec(),
+            include_bytes!("../src/media/vod/testdata/hevc_opus.mp4").to_vec(),
+        ],
+        10,
+    );
+}

@@ -8,7 +8,10 @@ mod conn;
 mod connect;
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "VOD play and recording (issue 12) open files with it")
+    expect(
+        dead_code,
+        reason = "VOD play and recording (issue 12) open files with it"
+    )
 )]
 pub(crate) mod content_root;
 pub(crate) mod cross;

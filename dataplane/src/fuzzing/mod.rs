@@ -5,8 +5,10 @@ mod amf;
 mod client_session;
 mod rtmp;
 mod session;
+mod vod;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use rtmp::*;
 pub use session::rtmp_session;
+pub use vod::{flv_index, iso_index};

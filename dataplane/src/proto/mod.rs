@@ -4,6 +4,8 @@
 pub mod amf0;
 pub mod amf3;
 mod amf_error;
+pub(crate) mod byte_window;
 pub use amf_error::AmfError;
 pub mod command;
+pub(crate) mod flv;
 pub mod rtmp;

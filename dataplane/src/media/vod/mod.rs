@@ -1,4 +1,9 @@
 //! Video on demand: files as the source of a stream. What a stream name names on disk
-//! (`content_path`); the shared per-file index and the play semantics come next to it.
+//! (`content_path`), the index of a file shared by all its viewers (`index`) and how it is
+//! built from an FLV file (`flv_index`) or an ISO one (`iso_index`).
 
 pub(crate) mod content_path;
+pub(crate) mod flv_index;
+pub(crate) mod index;
+pub(crate) mod indexer;
+pub(crate) mod iso_index;
