@@ -7,3 +7,4 @@ pub(crate) mod flv_index;
 pub(crate) mod index;
 pub(crate) mod indexer;
 pub(crate) mod iso_index;
+pub(crate) mod playback;
