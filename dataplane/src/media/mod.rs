@@ -8,6 +8,7 @@ pub(crate) mod data_frame;
 pub mod frame;
 pub(crate) mod gop_cache;
 pub mod live_stream;
+pub(crate) mod play_start;
 pub mod port;
 pub(crate) mod send_queue;
 pub(crate) mod sink;

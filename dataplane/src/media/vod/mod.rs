@@ -3,8 +3,10 @@
 //! built from an FLV file (`flv_index`) or an ISO one (`iso_index`).
 
 pub(crate) mod content_path;
+pub(crate) mod file_play;
 pub(crate) mod flv_index;
 pub(crate) mod index;
 pub(crate) mod indexer;
 pub(crate) mod iso_index;
+pub(crate) mod play_status;
 pub(crate) mod playback;

@@ -294,7 +294,10 @@ mod tests {
         // A seek past the end lands on the last key frame, and the play completes from there.
         p.seek(60_000, 60);
         let (sent, next) = run(&mut p, 100_000);
-        assert_eq!((sent[0].kind, sent[0].timestamp), (FrameKind::VideoKey, 9_000));
+        assert_eq!(
+            (sent[0].kind, sent[0].timestamp),
+            (FrameKind::VideoKey, 9_000)
+        );
         assert_eq!(next, Next::Complete);
     }
 
