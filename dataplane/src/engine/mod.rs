@@ -15,6 +15,7 @@ mod connect;
 )]
 pub(crate) mod content_root;
 pub(crate) mod cross;
+mod file_read;
 pub(crate) mod io;
 pub(crate) mod listener;
 pub(crate) mod mailbox;

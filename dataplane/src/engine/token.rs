@@ -19,6 +19,8 @@ pub(crate) enum OpKind {
     UdpRecv = 7,
     /// One datagram's send (slot: its send buffer in `UdpSockets`).
     UdpSend = 8,
+    /// A file read (slot: its entry in `FileReads`).
+    FileRead = 9,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,7 @@ impl Token {
             6 => OpKind::Connect,
             7 => OpKind::UdpRecv,
             8 => OpKind::UdpSend,
+            9 => OpKind::FileRead,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
@@ -76,7 +79,12 @@ mod tests {
         let t = Token::new(OpKind::Send, 123_456, 0xFF_FFFF);
         assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));
         assert_eq!(Token::from_user_data(0), None);
-        for kind in [OpKind::Connect, OpKind::UdpRecv, OpKind::UdpSend] {
+        for kind in [
+            OpKind::Connect,
+            OpKind::UdpRecv,
+            OpKind::UdpSend,
+            OpKind::FileRead,
+        ] {
             let t = Token::new(kind, 7, 9);
             assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));
         }

@@ -15,6 +15,7 @@ use socket2::Socket;
 use tracing::{debug, info, warn};
 
 mod control;
+mod files;
 mod outbound;
 mod port;
 mod session;
@@ -25,6 +26,7 @@ mod testing;
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
 use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
+use super::file_read::FileReads;
 use super::io::{Completion, Io};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::owner::Owner;
@@ -110,6 +112,8 @@ pub(crate) struct Worker {
     /// `io`, so the ring is gone before the memory it may still read.
     connects: Connects<Owner>,
     udp: UdpSockets<Owner>,
+    /// File reads in flight (see `files.rs`), after `io` for the same reason.
+    file_reads: FileReads<Owner>,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -167,6 +171,7 @@ impl Worker {
             timers: Timers::default(),
             connects: Connects::default(),
             udp: UdpSockets::default(),
+            file_reads: FileReads::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -386,6 +391,7 @@ impl Worker {
             OpKind::Connect => self.on_connect(token, c),
             OpKind::UdpRecv => self.on_udp_recv(token, c),
             OpKind::UdpSend => self.on_udp_sent(token, c),
+            OpKind::FileRead => self.on_file_read(token, c),
             OpKind::Cancel => {}
         }
     }
