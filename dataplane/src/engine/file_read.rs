@@ -18,9 +18,9 @@ use super::io::{Completion, Io};
 use super::slab::{Slab, SlabRef};
 use super::token::{OpKind, Token};
 
-/// Most bytes one read asks for: a VOD viewer's read-ahead and an indexer's block are
-/// made of reads of at most this.
-pub(crate) const MAX_READ_BYTES: usize = 1 << 20;
+/// Most bytes one read asks for: the largest thing read whole, an ISO file's `moov` (64
+/// MiB, see `iso_index`); an FLV tag is at most 16 MiB. Readers ask for what they need.
+pub(crate) const MAX_READ_BYTES: usize = 64 << 20;
 
 /// Why a read failed, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -6,13 +6,6 @@
 mod buf_ring;
 mod conn;
 mod connect;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "VOD play and recording (issue 12) open files with it"
-    )
-)]
 pub(crate) mod content_root;
 pub(crate) mod cross;
 mod file_read;

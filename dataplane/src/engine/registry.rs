@@ -119,6 +119,11 @@ impl Registry {
             .count() as u64
     }
 
+    /// Whether `key` is published now (a VOD play with start -2 prefers the live stream).
+    pub(crate) fn is_published(&self, key: &StreamKey) -> bool {
+        self.lock().get(key).is_some_and(|e| e.publisher.is_some())
+    }
+
     pub(crate) fn join(&self, key: &StreamKey, worker: usize) -> Joined {
         let mut map = self.lock();
         let workers = self.workers;

@@ -25,6 +25,8 @@ pub(crate) enum TimerKind {
     CallDeadline,
     /// The worker's once-a-second refresh of stream rates.
     Tick,
+    /// A NetStream playing a file has its next sample due (the stream id).
+    VodPace(u32),
 }
 
 /// A connection's timer, as connection code arms it.

@@ -1,42 +1,23 @@
-//! The worker's file reads (`engine::file_read`): started for an owner, their completions
-//! routed back to it. VOD is the first owner (a file's indexer, a viewer's read-ahead); it
-//! adds its `Owner` variant and its arm below. Until then an outcome is logged and let go.
-
-use std::fs::File;
-use std::sync::Arc;
+//! The worker's file reads (`engine::file_read`): their completions routed back to the
+//! owner that started them. VOD (a file's indexer, a viewer's read-ahead: `vod.rs`) is the
+//! owner today; a read for any other owner is logged and let go.
 
 use tracing::debug;
 
 use super::Worker;
 use crate::engine::io::Completion;
 use crate::engine::owner::Owner;
-use crate::engine::slab::SlabRef;
 use crate::engine::token::Token;
 
 impl Worker {
-    /// Reads up to `len` bytes of `file` at `at` for `owner`; the bytes go to the owner
-    /// from `on_file_read`.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "VOD indexers and viewers are the first callers; tests drive it now"
-        )
-    )]
-    pub(crate) fn read_file(
-        &mut self,
-        file: Arc<File>,
-        at: u64,
-        len: usize,
-        owner: Owner,
-    ) -> SlabRef {
-        self.file_reads.start(&mut self.io, file, at, len, owner)
-    }
-
     pub(super) fn on_file_read(&mut self, token: Token, c: Completion) {
         let Some(done) = self.file_reads.complete(token, c) else {
             return;
         };
+        if let Owner::Vod(reader) = done.owner {
+            self.on_vod_read(reader, done.at, done.result);
+            return;
+        }
         match done.result {
             Ok(bytes) => debug!(worker = self.id, owner = ?done.owner, at = done.at,
                 bytes = bytes.len(), "file read, but no owner takes file reads yet"),
@@ -50,6 +31,8 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::engine::worker::testing::{turn_until, worker};
+    use std::fs::File;
+    use std::sync::Arc;
 
     #[test]
     fn the_loop_routes_file_reads_and_waits_for_them_at_shutdown() {
@@ -58,8 +41,10 @@ mod tests {
         std::fs::write(&path, vec![7u8; 4096]).expect("write");
         let file = Arc::new(File::open(&path).expect("open"));
         let _ = std::fs::remove_file(&path);
-        w.read_file(Arc::clone(&file), 0, 4096, Owner::Worker);
-        w.read_file(file, 1024, 100, Owner::Worker);
+        w.file_reads
+            .start(&mut w.io, Arc::clone(&file), 0, 4096, Owner::Worker);
+        w.file_reads
+            .start(&mut w.io, file, 1024, 100, Owner::Worker);
         assert!(
             !w.outbound_idle(),
             "reads in flight keep the worker from exiting"

@@ -22,6 +22,7 @@ mod session;
 mod streams;
 #[cfg(test)]
 mod testing;
+mod vod;
 
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
@@ -114,6 +115,8 @@ pub(crate) struct Worker {
     udp: UdpSockets<Owner>,
     /// File reads in flight (see `files.rs`), after `io` for the same reason.
     file_reads: FileReads<Owner>,
+    /// Files played on this worker: their indexes and the NetStreams playing them.
+    vod: vod::VodState,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -172,6 +175,7 @@ impl Worker {
             connects: Connects::default(),
             udp: UdpSockets::default(),
             file_reads: FileReads::default(),
+            vod: vod::VodState::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -688,6 +692,7 @@ impl Worker {
                     self.worker_timer(kind, now);
                     continue;
                 }
+                Owner::Vod(_) => continue,
             };
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
@@ -718,6 +723,7 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
+                TimerKind::VodPace(stream_id) => self.vod_pump(r, stream_id),
                 TimerKind::Tick => debug_assert!(false, "the worker's tick armed for a connection"),
             }
             self.maybe_free(r);
@@ -736,6 +742,7 @@ impl Worker {
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
             | TimerKind::CallDeadline
+            | TimerKind::VodPace(_)
             | TimerKind::NotifWait => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }

@@ -175,6 +175,9 @@ impl Worker {
         let Some(c) = self.conns.get(r) else { return };
         info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), start = params.start, "play started");
         self.emit("play_start", r, Some(key.name()), None);
+        if self.start_vod(r, stream_id, &key, &params) {
+            return;
+        }
         let joined = self.shared.registry.join(&key, self.id);
         if let Some((pub_worker, _)) = joined.publisher {
             if pub_worker != self.id && joined.first_on_worker {
@@ -202,6 +205,9 @@ impl Worker {
         if let Some(c) = self.conns.get(r) {
             info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "play stopped");
             self.emit("play_stop", r, Some(key.name()), None);
+        }
+        if self.stop_vod(r, stream_id) {
+            return;
         }
         if let Some(stream) = self.streams.get_mut(key) {
             stream.remove_viewer(r, stream_id);
@@ -284,6 +290,11 @@ impl Worker {
 
     /// receiveAudio / receiveVideo / pause on a NetStream that plays.
     pub(super) fn viewer_control(&mut self, r: ConnRef, stream_id: u32, action: Action) {
+        if let Action::Pause { pause, .. } = action {
+            if self.vod_pause(r, stream_id, pause) {
+                return;
+            }
+        }
         let Some(key) = self
             .conns
             .get(r)

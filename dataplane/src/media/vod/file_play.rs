@@ -107,6 +107,18 @@ impl FilePlay {
         play_status::seeked(port, self.client, self.stream_id, name, p.index(), at);
     }
 
+    /// Takes back the sample `poll` just returned (see `Playback::unsend`).
+    pub(crate) fn unsend(&mut self, i: usize) {
+        if let Some((_, p)) = &mut self.current {
+            p.unsend(i);
+        }
+    }
+
+    /// Whether an item plays (false once the playlist completed).
+    pub(crate) fn is_playing(&self) -> bool {
+        self.current.is_some()
+    }
+
     /// Media time of the current item's last sample sent.
     pub(crate) fn position(&self) -> Option<u32> {
         self.current.as_ref().map(|(_, p)| p.position())

@@ -134,6 +134,9 @@ pub(crate) fn sample_frame(index: &MediaIndex, sample: &Sample, data: &[u8]) -> 
 /// onMetaData (the file's own if it has one, else one made from the index, with the
 /// duration players need for their seek bar) and the sequence headers.
 fn headers<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, index: &MediaIndex, at: u32) {
+    // What was said so far goes first: a port may queue commands and frames apart, and a
+    // player ignores media before its Play.Start.
+    port.flush(client);
     let metadata = index
         .metadata
         .clone()

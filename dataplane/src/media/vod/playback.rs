@@ -128,6 +128,12 @@ impl Playback {
         }
     }
 
+    /// Takes back the sample `poll` just returned: the caller must read it first and will
+    /// poll for it again.
+    pub(crate) fn unsend(&mut self, i: usize) {
+        self.next = i;
+    }
+
     /// What to do at clock time `now`. Call until it says to wait.
     pub(crate) fn poll(&mut self, now: u64) -> Next {
         if self.paused_at.is_some() {
