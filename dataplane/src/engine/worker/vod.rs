@@ -129,8 +129,8 @@ impl Worker {
             r,
             stream_id,
             name: key.name().to_string(),
-            start_ms: (params.start.max(0.0) * 1000.0).min(f64::from(u32::MAX)) as u32,
-            len: Length::from_seconds(Some(params.duration)),
+            start_ms: params.start.clamp(0.0, f64::from(u32::MAX)) as u32,
+            len: Length::from_wire(Some(params.duration)),
             reset: params.reset,
         };
         info!(worker = self.id, peer = %peer, file = %real.display(), start = params.start,

@@ -50,7 +50,7 @@ pub(crate) enum NameError {
     TooLong,
     #[error("unsupported name prefix {0:?} (flv: and mp4: are served)")]
     UnsupportedPrefix(String),
-    #[error("mp4: names need a .mp4, .f4v or .m4v extension")]
+    #[error("mp4: names need a .mp4, .f4v or .m4v extension, or none")]
     NotIsoExtension,
 }
 
@@ -71,6 +71,8 @@ impl ContentPath {
             FileFormat::Iso if ["mp4", "f4v", "m4v"].iter().any(|e| has_extension(file, e)) => {
                 file.to_string()
             }
+            // librtmp sends `mp4:dir/name` for `dir/name.mp4` (it strips the extension).
+            FileFormat::Iso if !last_component(file).contains('.') => format!("{file}.mp4"),
             FileFormat::Iso => return Err(NameError::NotIsoExtension),
         };
         let mut relative = PathBuf::new();
@@ -132,6 +134,10 @@ fn non_empty(format: FileFormat, name: &str) -> Result<(FileFormat, &str), NameE
     } else {
         Ok((format, name))
     }
+}
+
+fn last_component(file: &str) -> &str {
+    file.rsplit('/').next().unwrap_or(file)
 }
 
 fn has_extension(file: &str, extension: &str) -> bool {
@@ -230,8 +236,11 @@ mod tests {
     fn odd_prefixes_and_extensions() {
         assert_eq!(path("vod", D, ""), Err(NameError::Empty));
         assert_eq!(path("vod", D, "flv:"), Err(NameError::Empty));
-        assert_eq!(path("vod", D, "mp4:a"), Err(NameError::NotIsoExtension));
-        assert_eq!(path("vod", D, "mp4:.mp4"), Err(NameError::NotIsoExtension));
+        assert_eq!(
+            path("vod", D, "mp4:a"),
+            Ok(("vod/_definst_/a.mp4".into(), FileFormat::Iso))
+        );
+        assert_eq!(path("vod", D, "mp4:a.avi"), Err(NameError::NotIsoExtension));
         assert_eq!(
             path("vod", D, "raw:a"),
             Err(NameError::UnsupportedPrefix("raw".into()))

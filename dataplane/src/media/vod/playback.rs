@@ -29,11 +29,12 @@ pub(crate) enum Length {
 }
 
 impl Length {
-    /// `play`'s `len` argument, in seconds.
-    pub(crate) fn from_seconds(len: Option<f64>) -> Self {
+    /// `play`'s `len` argument as it travels: milliseconds (Flash Player and librtmp send
+    /// ms, like `start`; -1: to the end).
+    pub(crate) fn from_wire(len: Option<f64>) -> Self {
         match len {
             Some(0.0) => Length::SingleFrame,
-            Some(l) if l > 0.0 => Length::Ms((l * 1000.0).min(f64::from(u32::MAX)) as u32),
+            Some(l) if l > 0.0 => Length::Ms(l.min(f64::from(u32::MAX)) as u32),
             _ => Length::ToEnd,
         }
     }
@@ -255,13 +256,13 @@ mod tests {
 
     #[test]
     fn start_and_len_give_a_range_from_a_key_frame() {
-        let mut p = Playback::new(file(), 3_500, Length::from_seconds(Some(2.0)), 0);
+        let mut p = Playback::new(file(), 3_500, Length::from_wire(Some(2000.0)), 0);
         let (sent, next) = run(&mut p, 1_000_000);
         assert_eq!(sent[0].kind, FrameKind::VideoKey);
         assert_eq!(sent[0].timestamp, 3_000);
         assert_eq!(sent.last().map(|s| s.timestamp), Some(5_500));
         assert_eq!(next, Next::Complete);
-        let mut p = Playback::new(file(), 4_200, Length::from_seconds(Some(0.0)), 0);
+        let mut p = Playback::new(file(), 4_200, Length::from_wire(Some(0.0)), 0);
         let (sent, next) = run(&mut p, 1_000_000);
         assert_eq!(sent.len(), 1);
         assert_eq!(
