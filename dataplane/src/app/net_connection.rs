@@ -49,6 +49,12 @@ pub(crate) enum Action {
         key: StreamKey,
         params: PlayParams,
     },
+    /// A play with `reset` false follows on a NetStream that plays: a file play keeps
+    /// playing and the next item joins its playlist; anything else stops as for `StopPlay`.
+    NextPlay {
+        stream_id: u32,
+        key: StreamKey,
+    },
     StopPlay {
         stream_id: u32,
         key: StreamKey,
@@ -61,6 +67,11 @@ pub(crate) enum Action {
     Pause {
         stream_id: u32,
         pause: bool,
+    },
+    /// Seek a NetStream that plays (a file; a live stream cannot seek).
+    Seek {
+        stream_id: u32,
+        ms: f64,
     },
     /// Flush what is queued, then close.
     Close {
@@ -254,6 +265,7 @@ impl NetConnection {
                 video: Some(on),
             }),
             Request::Pause { pause, .. } => out.push(Action::Pause { stream_id, pause }),
+            Request::Seek { ms } => out.push(Action::Seek { stream_id, ms }),
             Request::GetStreamLength { .. } => {
                 // Live streams have no length.
                 out.push(reply(status::result(
@@ -377,9 +389,14 @@ impl NetConnection {
             out.push(Action::Reply { stream_id, values });
             return;
         }
-        // A second play on the same NetStream replaces the first, as in Flash.
+        // A second play on the same NetStream replaces the first, as in Flash; with reset
+        // false it is the next item of a playlist.
         let previous = std::mem::replace(state, StreamState::Playing(key.clone()));
         match previous {
+            StreamState::Playing(old) if !params.reset => out.push(Action::NextPlay {
+                stream_id,
+                key: old,
+            }),
             StreamState::Playing(old) => out.push(Action::StopPlay {
                 stream_id,
                 key: old,

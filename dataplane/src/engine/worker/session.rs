@@ -77,6 +77,7 @@ impl Worker {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
                 }
+                self.vod_buffer(r, stream_id, ms);
             }
             SessionEvent::Result { transaction, .. } => self.call_answered(r, transaction, true),
             SessionEvent::Error { transaction, .. } => self.call_answered(r, transaction, false),
@@ -204,6 +205,11 @@ impl Worker {
                 key,
                 params,
             } => self.start_play(r, stream_id, key, params),
+            Action::NextPlay { stream_id, key } if !self.vod_plays(r, stream_id) => {
+                self.stop_play(r, stream_id, &key);
+                net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
+            }
+            Action::NextPlay { .. } => {}
             Action::StopPlay { stream_id, key } => {
                 self.stop_play(r, stream_id, &key);
                 net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
@@ -211,6 +217,7 @@ impl Worker {
             a @ (Action::SetReceive { stream_id, .. } | Action::Pause { stream_id, .. }) => {
                 self.viewer_control(r, stream_id, a)
             }
+            Action::Seek { stream_id, ms } => self.vod_seek(r, stream_id, ms),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }

@@ -178,6 +178,8 @@ impl Worker {
         if self.start_vod(r, stream_id, &key, &params) {
             return;
         }
+        // A live play after a file's (a playlist's next item): the file play ends.
+        self.stop_vod(r, stream_id);
         let joined = self.shared.registry.join(&key, self.id);
         if let Some((pub_worker, _)) = joined.publisher {
             if pub_worker != self.id && joined.first_on_worker {

@@ -404,11 +404,29 @@ impl Worker {
     /// A play on `stream_id` stopped (closeStream, a new play, the client gone): true if it
     /// was a file play.
     pub(super) fn stop_vod(&mut self, r: ConnRef, stream_id: u32) -> bool {
-        let was = self.vod.plays.remove(&(r, stream_id)).is_some();
+        let mut was = self.vod.plays.remove(&(r, stream_id)).is_some();
+        for f in self.vod.files.values_mut() {
+            if let FileEntry::Building { waiting, .. } = f {
+                let before = waiting.len();
+                waiting.retain(|w| w.r != r || w.stream_id != stream_id);
+                was |= waiting.len() != before;
+            }
+        }
         if was {
             self.vod_forget_unused();
         }
         was
+    }
+
+    /// Whether `stream_id` plays a file (or waits for one's index).
+    pub(super) fn vod_plays(&self, r: ConnRef, stream_id: u32) -> bool {
+        self.vod.plays.contains_key(&(r, stream_id))
+            || self.vod.files.values().any(|f| match f {
+                FileEntry::Building { waiting, .. } => {
+                    waiting.iter().any(|w| w.r == r && w.stream_id == stream_id)
+                }
+                FileEntry::Ready { .. } => false,
+            })
     }
 
     /// pause / unpause of a file play: true if `stream_id` plays a file.
@@ -422,6 +440,31 @@ impl Worker {
         play.wake_at = None;
         self.vod_pump(r, stream_id);
         true
+    }
+
+    /// `seek`: a file play moves to the key frame at or before `ms`; anything else (a live
+    /// stream, an idle NetStream) cannot seek.
+    pub(super) fn vod_seek(&mut self, r: ConnRef, stream_id: u32, ms: f64) {
+        let now = self.clock_ms(Instant::now());
+        let mut port = port!(self);
+        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+            play_status::seek_failed(&mut port, r, stream_id);
+            return;
+        };
+        play.play
+            .seek(ms.clamp(0.0, f64::from(u32::MAX)) as u32, now, &mut port);
+        play.ahead = None;
+        play.wake_at = None;
+        self.vod_pump(r, stream_id);
+    }
+
+    /// SetBufferLength: how far ahead of real time a file play may send.
+    pub(super) fn vod_buffer(&mut self, r: ConnRef, stream_id: u32, ms: u32) {
+        if let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) {
+            play.play.set_buffer(ms);
+            play.wake_at = None;
+            self.vod_pump(r, stream_id);
+        }
     }
 
     /// Indexes nobody plays any more are let go (a later play builds them again).

@@ -121,6 +121,19 @@ pub(crate) fn seeked<P: Port>(
     port.flush(client);
 }
 
+/// A seek where there is nothing to seek in (a live stream, nothing playing).
+pub(crate) fn seek_failed<P: Port>(port: &mut P, client: ClientRef, stream_id: u32) {
+    port.status(
+        client,
+        stream_id,
+        Level::Error,
+        "NetStream.Seek.Failed",
+        "Seeking is not possible on this stream.",
+        "",
+    );
+    port.flush(client);
+}
+
 /// One sample, given its bytes from the file, as a frame for the viewer's queue.
 pub(crate) fn sample_frame(index: &MediaIndex, sample: &Sample, data: &[u8]) -> FrameRef {
     let (type_id, payload) = index.message(sample, data);
