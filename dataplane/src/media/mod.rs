@@ -17,10 +17,6 @@ pub(crate) mod tag;
 #[cfg(test)]
 pub(crate) mod test_port;
 pub mod viewer;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "VOD play (issue 12) resolves names with it")
-)]
 pub(crate) mod vod;
 
 pub use gop_cache::{CachedFrame, GopCache, GopCacheLimits};

@@ -120,6 +120,7 @@ impl FilePlay {
     }
 
     /// Media time of the current item's last sample sent.
+    #[cfg(test)]
     pub(crate) fn position(&self) -> Option<u32> {
         self.current.as_ref().map(|(_, p)| p.position())
     }
