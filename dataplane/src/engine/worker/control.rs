@@ -49,7 +49,11 @@ impl Worker {
 
     pub(super) fn answer_query(&mut self, query: u64, ask: Query) {
         let answer = match ask {
-            Query::Streams => Answer::Streams(self.stream_infos()),
+            Query::Streams => {
+                let mut streams = self.stream_infos();
+                streams.extend(self.vod_stream_infos());
+                Answer::Streams(streams)
+            }
             Query::Clients => Answer::Clients(self.client_infos()),
             Query::Kick { client } => {
                 let target = self

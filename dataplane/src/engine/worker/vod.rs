@@ -467,6 +467,42 @@ impl Worker {
         }
     }
 
+    /// Files being played, as streams for `stratactl streams` and /metrics: one per file
+    /// name, with its viewers on this worker (no publisher; the manager adds the workers up).
+    pub(super) fn vod_stream_infos(&self) -> Vec<control_protocol::StreamInfo> {
+        let mut viewers: HashMap<(String, String, String), u64> = HashMap::new();
+        for ((r, _), play) in &self.vod.plays {
+            let (Some(c), Some(name)) = (self.conns.get(*r), play.play.current_name()) else {
+                continue;
+            };
+            let key = (
+                c.client.nc.app.clone(),
+                c.client.nc.instance.clone(),
+                name.to_string(),
+            );
+            *viewers.entry(key).or_default() += 1;
+        }
+        viewers
+            .into_iter()
+            .map(
+                |((app, instance, name), viewers)| control_protocol::StreamInfo {
+                    app,
+                    instance,
+                    name,
+                    publisher: None,
+                    publisher_client: None,
+                    video_codec: None,
+                    audio_codec: None,
+                    bitrate_in: 0.0,
+                    bitrate_out: 0.0,
+                    viewers,
+                    gop_frames: 0,
+                    since: 0.0,
+                },
+            )
+            .collect()
+    }
+
     /// Indexes nobody plays any more are let go (a later play builds them again).
     fn vod_forget_unused(&mut self) {
         self.vod.files.retain(|_, f| match f {

@@ -114,6 +114,11 @@ impl FilePlay {
         }
     }
 
+    /// The name of the item playing.
+    pub(crate) fn current_name(&self) -> Option<&str> {
+        self.current.as_ref().map(|(name, _)| name.as_str())
+    }
+
     /// Whether an item plays (false once the playlist completed).
     pub(crate) fn is_playing(&self) -> bool {
         self.current.is_some()
