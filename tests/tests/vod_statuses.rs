@@ -91,6 +91,21 @@ fn pause_unpause_and_seek_are_notified_and_seek_lands_on_a_key_frame() {
     let dir = ScratchDir::new("vod-seek");
     let mut server = server(&dir);
     let (mut c, sid) = player(&server);
+    // The length of a file (its index built for the answer), and 0 for what is none.
+    let length = |c: &mut RtmpClient, name: &str| {
+        let reply = c
+            .call("getStreamLength", &[Amf0Value::string(name)], WAIT)
+            .expect("getStreamLength");
+        match reply.args.first() {
+            Some(Amf0Value::Number(n)) => *n,
+            other => panic!("getStreamLength({name}) answered {other:?}"),
+        }
+    };
+    let secs = length(&mut c, "clip");
+    assert!((4.0..=4.2).contains(&secs), "clip lasts {secs} s");
+    assert!((4.0..=4.2).contains(&length(&mut c, "mp4:clip.mp4")));
+    assert_eq!(length(&mut c, "none"), 0.0);
+    assert_eq!(length(&mut c, "../../x"), 0.0);
     play(&mut c, sid, "clip", 0.0, -1.0, true);
     c.wait_status("NetStream.Play.Reset", WAIT)
         .expect("Play.Reset");

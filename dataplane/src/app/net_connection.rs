@@ -68,6 +68,14 @@ pub(crate) enum Action {
         stream_id: u32,
         pause: bool,
     },
+    /// `getStreamLength(name)`: answered with the file's duration in seconds, 0 for what is
+    /// not a file.
+    StreamLength {
+        stream_id: u32,
+        transaction: f64,
+        key: StreamKey,
+        name: String,
+    },
     /// Seek a NetStream that plays (a file; a live stream cannot seek).
     Seek {
         stream_id: u32,
@@ -266,14 +274,13 @@ impl NetConnection {
             }),
             Request::Pause { pause, .. } => out.push(Action::Pause { stream_id, pause }),
             Request::Seek { ms } => out.push(Action::Seek { stream_id, ms }),
-            Request::GetStreamLength { .. } => {
-                // Live streams have no length.
-                out.push(reply(status::result(
-                    tid,
-                    Amf0Value::Null,
-                    Amf0Value::Number(0.0),
-                )))
-            }
+            // A file's length needs its index (the worker's); a live stream's is 0.
+            Request::GetStreamLength { name } => out.push(Action::StreamLength {
+                stream_id,
+                transaction: tid,
+                key: self.key(&name),
+                name,
+            }),
             Request::Ping => out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Null))),
             Request::Ignorable => {}
             Request::Unknown => out.push(reply(status::error(

@@ -218,6 +218,12 @@ impl Worker {
                 self.viewer_control(r, stream_id, a)
             }
             Action::Seek { stream_id, ms } => self.vod_seek(r, stream_id, ms),
+            Action::StreamLength {
+                stream_id,
+                transaction,
+                key,
+                name,
+            } => self.vod_length(r, stream_id, transaction, &key, &name),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }

@@ -57,8 +57,24 @@ enum FileEntry {
     },
 }
 
+/// What waits for a file's index: a play, or a `getStreamLength` call.
+enum Waiting {
+    Play(PlayWait),
+    Length {
+        r: ConnRef,
+        stream_id: u32,
+        transaction: f64,
+    },
+}
+
+impl Waiting {
+    fn is_play_of(&self, r: ConnRef, stream_id: u32) -> bool {
+        matches!(self, Waiting::Play(w) if w.r == r && w.stream_id == stream_id)
+    }
+}
+
 /// A play waiting for its file's index.
-struct Waiting {
+struct PlayWait {
     r: ConnRef,
     stream_id: u32,
     name: String,
@@ -125,25 +141,102 @@ impl Worker {
                 return true;
             }
         };
-        let waiting = Waiting {
+        let waiting = Waiting::Play(PlayWait {
             r,
             stream_id,
             name: key.name().to_string(),
             start_ms: params.start.clamp(0.0, f64::from(u32::MAX)) as u32,
             len: Length::from_wire(Some(params.duration)),
             reset: params.reset,
-        };
+        });
         info!(worker = self.id, peer = %peer, file = %real.display(), start = params.start,
             "file play");
+        self.vod_when_indexed(real, path.format(), waiting, &peer);
+        true
+    }
+
+    /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
+    fn vod_when_indexed(
+        &mut self,
+        real: PathBuf,
+        format: crate::media::vod::content_path::FileFormat,
+        waiting: Waiting,
+        peer: &str,
+    ) {
         match self.vod.files.get_mut(&real) {
             Some(FileEntry::Ready { file, index }) => {
                 let (file, index) = (Arc::clone(file), Arc::clone(index));
-                self.vod_begin(waiting, file, index);
+                self.vod_indexed(waiting, Ok((file, index)));
             }
             Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
-            None => self.vod_index(real, path.format(), waiting, &peer),
+            None => self.vod_index(real, format, waiting, peer),
         }
-        true
+    }
+
+    /// What waited for an index gets it (or learns the file cannot be served).
+    fn vod_indexed(&mut self, waiting: Waiting, indexed: Result<(Arc<File>, Arc<MediaIndex>), ()>) {
+        match (waiting, indexed) {
+            (Waiting::Play(w), Ok((file, index))) => self.vod_begin(w, file, index),
+            (Waiting::Play(w), Err(())) => self.vod_not_found(w.r, w.stream_id, &w.name),
+            (
+                Waiting::Length {
+                    r,
+                    stream_id,
+                    transaction,
+                },
+                indexed,
+            ) => {
+                let secs = indexed.map_or(0.0, |(_, i)| f64::from(i.duration_ms) / 1000.0);
+                self.reply(
+                    r,
+                    stream_id,
+                    &crate::app::status::result(
+                        transaction,
+                        crate::proto::amf0::Amf0Value::Null,
+                        crate::proto::amf0::Amf0Value::Number(secs),
+                    ),
+                );
+                // It may come after an index read, outside any handling of `r`'s input.
+                self.flush_out(r);
+                // An index built only to answer this is not kept.
+                self.vod_forget_unused();
+            }
+        }
+    }
+
+    /// `getStreamLength(name)`: a file's duration in seconds (its index built if need be),
+    /// 0 for anything that is not a file under the content root.
+    pub(super) fn vod_length(
+        &mut self,
+        r: ConnRef,
+        stream_id: u32,
+        transaction: f64,
+        key: &StreamKey,
+        name: &str,
+    ) {
+        let waiting = Waiting::Length {
+            r,
+            stream_id,
+            transaction,
+        };
+        let found = self.config.vod.root.as_ref().and_then(|root| {
+            let path = ContentPath::resolve(key.app(), key.instance(), name).ok()?;
+            let real = ContentRoot::new(root)
+                .and_then(|root| root.existing_file(&path))
+                .ok()?;
+            Some((real, path.format()))
+        });
+        match found {
+            Some((real, format)) => {
+                let peer = self
+                    .conns
+                    .get(r)
+                    .map(|c| c.peer.to_string())
+                    .unwrap_or_default();
+                self.vod_when_indexed(real, format, waiting, &peer);
+            }
+            None => self.vod_indexed(waiting, Err(())),
+        }
     }
 
     fn vod_not_found(&mut self, r: ConnRef, stream_id: u32, name: &str) {
@@ -167,7 +260,7 @@ impl Worker {
             Err(e) => {
                 warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
                     "play refused: cannot open");
-                self.vod_not_found(waiting.r, waiting.stream_id, &waiting.name);
+                self.vod_indexed(waiting, Err(()));
                 return;
             }
         };
@@ -275,21 +368,21 @@ impl Worker {
                     },
                 );
                 for w in waiting {
-                    self.vod_begin(w, Arc::clone(&file), Arc::clone(&index));
+                    self.vod_indexed(w, Ok((Arc::clone(&file), Arc::clone(&index))));
                 }
             }
             Err(e) => {
                 warn!(worker = self.id, file = %path.display(), reason = %e,
                     "play refused: the file cannot be served");
                 for w in waiting {
-                    self.vod_not_found(w.r, w.stream_id, &w.name);
+                    self.vod_indexed(w, Err(()));
                 }
             }
         }
     }
 
     /// A play's file is indexed: it starts (or joins the NetStream's playlist).
-    fn vod_begin(&mut self, w: Waiting, file: Arc<File>, index: Arc<MediaIndex>) {
+    fn vod_begin(&mut self, w: PlayWait, file: Arc<File>, index: Arc<MediaIndex>) {
         let now = self.clock_ms(Instant::now());
         let item = Item {
             name: w.name,
@@ -408,7 +501,7 @@ impl Worker {
         for f in self.vod.files.values_mut() {
             if let FileEntry::Building { waiting, .. } = f {
                 let before = waiting.len();
-                waiting.retain(|w| w.r != r || w.stream_id != stream_id);
+                waiting.retain(|w| !w.is_play_of(r, stream_id));
                 was |= waiting.len() != before;
             }
         }
@@ -423,7 +516,7 @@ impl Worker {
         self.vod.plays.contains_key(&(r, stream_id))
             || self.vod.files.values().any(|f| match f {
                 FileEntry::Building { waiting, .. } => {
-                    waiting.iter().any(|w| w.r == r && w.stream_id == stream_id)
+                    waiting.iter().any(|w| w.is_play_of(r, stream_id))
                 }
                 FileEntry::Ready { .. } => false,
             })
