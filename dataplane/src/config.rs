@@ -64,6 +64,16 @@ impl Default for ControlConfig {
     }
 }
 
+/// Files under a content root: what VOD plays and where recordings go.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VodConfig {
+    /// The content root: `<root>/<app>/<instance>/<name>`, `_definst_` for the default
+    /// instance (AMS's `streams/_definst_`). None: no files are served. `--content-root`
+    /// overrides it.
+    pub(crate) root: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum AuthAction {
@@ -193,14 +203,6 @@ impl Role {
 
 fn default_idle_ms() -> u32 {
     1_000
-}
-
-/// Files under a content root, `<root>/<app>/<instance>/<name>`: what VOD plays and where
-/// recordings go.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct VodConfig {
-    pub(crate) root: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -342,6 +344,14 @@ impl Config {
         }
         if self.live.drop_lag_ms > self.live.max_lag_ms {
             return Err("live.drop_lag_ms must not exceed live.max_lag_ms".into());
+        }
+        if self
+            .vod
+            .root
+            .as_ref()
+            .is_some_and(|r| r.as_os_str().is_empty())
+        {
+            return Err("vod.root must not be empty (leave it out to serve no files)".into());
         }
         let mut seen = std::collections::HashSet::new();
         for app in &self.applications {
@@ -613,6 +623,15 @@ mod tests {
         assert!(Config::parse(origin_with, "t").is_err());
         assert!(Config::parse("[[application]]\nname = \"e\"\nrole = \"tier\"\n", "t").is_err());
         assert!(Config::parse(&format!("{EDGE}idle_ms = 0\n"), "t").is_err());
+    }
+
+    #[test]
+    fn vod_root_is_optional_and_not_empty() {
+        assert_eq!(Config::default().vod.root, None);
+        let c = Config::parse("[vod]\nroot = \"/srv/media\"\n", "t").expect("vod config");
+        assert_eq!(c.vod.root, Some(PathBuf::from("/srv/media")));
+        assert!(Config::parse("[vod]\nroot = \"\"\n", "t").is_err());
+        assert!(Config::parse("[vod]\nrot = \"/a\"\n", "t").is_err());
     }
 
     #[test]

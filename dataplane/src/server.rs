@@ -49,6 +49,11 @@ pub fn run(opts: Options) -> Result<(), String> {
     // Fail once, clearly, before any thread starts.
     drop(io::Io::new().map_err(|e| io::unavailable(&e))?);
     listener::check_bindable(&config.server.listen)?;
+    if let Some(root) = &config.vod.root {
+        let root = crate::engine::content_root::ContentRoot::new(root)
+            .map_err(|e| format!("vod.root (--content-root): {e}"))?;
+        info!(root = %root.root().display(), "serving files as VOD");
+    }
     limits::raise_nofile(config.server.max_connections);
 
     let signals = Signals::block();

@@ -442,3 +442,24 @@ fn shared_object_files_survive_mutations() {
     let seed = [&[1u8][..], &body].concat();
     run(fuzzing::shared_object_file, &[seed], 12);
 }
+
+#[test]
+fn flv_index_survives_mutations() {
+    run(
+        fuzzing::flv_index,
+        &[include_bytes!("../src/media/vod/testdata/avc_aac.flv").to_vec()],
+        9,
+    );
+}
+
+#[test]
+fn iso_index_survives_mutations() {
+    run(
+        fuzzing::iso_index,
+        &[
+            include_bytes!("../src/media/vod/testdata/avc_aac.mp4").to_vec(),
+            include_bytes!("../src/media/vod/testdata/hevc_opus.mp4").to_vec(),
+        ],
+        10,
+    );
+}

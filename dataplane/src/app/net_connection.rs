@@ -49,6 +49,12 @@ pub(crate) enum Action {
         key: StreamKey,
         params: PlayParams,
     },
+    /// A play with `reset` false follows on a NetStream that plays: a file play keeps
+    /// playing and the next item joins its playlist; anything else stops as for `StopPlay`.
+    NextPlay {
+        stream_id: u32,
+        key: StreamKey,
+    },
     StopPlay {
         stream_id: u32,
         key: StreamKey,
@@ -79,6 +85,19 @@ pub(crate) enum Action {
     /// FCUnsubscribe: no more onFMSubscribe for this name.
     Unsubscribe {
         key: StreamKey,
+    },
+    /// `getStreamLength(name)`: answered with the file's duration in seconds, 0 for what is
+    /// not a file.
+    StreamLength {
+        stream_id: u32,
+        transaction: f64,
+        key: StreamKey,
+        name: String,
+    },
+    /// Seek a NetStream that plays (a file; a live stream cannot seek).
+    Seek {
+        stream_id: u32,
+        ms: f64,
     },
     /// Flush what is queued, then close.
     Close {
@@ -313,14 +332,14 @@ impl NetConnection {
                 video: Some(on),
             }),
             Request::Pause { pause, .. } => out.push(Action::Pause { stream_id, pause }),
-            Request::GetStreamLength { .. } => {
-                // Live streams have no length.
-                out.push(reply(status::result(
-                    tid,
-                    Amf0Value::Null,
-                    Amf0Value::Number(0.0),
-                )))
-            }
+            Request::Seek { ms } => out.push(Action::Seek { stream_id, ms }),
+            // A file's length needs its index (the worker's); a live stream's is 0.
+            Request::GetStreamLength { name } => out.push(Action::StreamLength {
+                stream_id,
+                transaction: tid,
+                key: self.key(&name),
+                name,
+            }),
             Request::Ping => out.push(reply(status::result(tid, Amf0Value::Null, Amf0Value::Null))),
             Request::Ignorable => {}
             Request::Unknown => out.push(reply(status::error(
@@ -436,9 +455,14 @@ impl NetConnection {
             out.push(Action::Reply { stream_id, values });
             return;
         }
-        // A second play on the same NetStream replaces the first, as in Flash.
+        // A second play on the same NetStream replaces the first, as in Flash; with reset
+        // false it is the next item of a playlist.
         let previous = std::mem::replace(state, StreamState::Playing(key.clone()));
         match previous {
+            StreamState::Playing(old) if !params.reset => out.push(Action::NextPlay {
+                stream_id,
+                key: old,
+            }),
             StreamState::Playing(old) => out.push(Action::StopPlay {
                 stream_id,
                 key: old,

@@ -67,6 +67,10 @@ pub(crate) enum Request {
         pause: bool,
         ms: f64,
     },
+    /// `seek(ms)` on a NetStream playing a file.
+    Seek {
+        ms: f64,
+    },
     GetStreamLength {
         name: String,
     },
@@ -156,6 +160,9 @@ impl Request {
             "pause" => Request::Pause {
                 pause: cmd.arg(0).and_then(Amf0Value::as_bool).unwrap_or(true),
                 ms: cmd.arg(1).and_then(Amf0Value::as_f64).unwrap_or(0.0),
+            },
+            "seek" => Request::Seek {
+                ms: cmd.arg(0).and_then(Amf0Value::as_f64).unwrap_or(0.0),
             },
             "getStreamLength" => Request::GetStreamLength {
                 name: str_arg(cmd, 0).unwrap_or_default(),

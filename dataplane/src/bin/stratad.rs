@@ -30,6 +30,10 @@ struct Args {
     /// Unix socket for stratactl; overrides control.socket (default /run/strata/stratad.sock).
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Directory of the files served as VOD (`<root>/<app>/<instance>/<name>`); overrides
+    /// vod.root.
+    #[arg(long, value_name = "DIR")]
+    content_root: Option<PathBuf>,
 }
 
 fn main() {
@@ -60,6 +64,7 @@ fn main() {
         overrides: dataplane::server::Overrides {
             listen: args.listen,
             workers: args.workers,
+            content_root: args.content_root,
         },
     };
     if let Err(e) = dataplane::server::run(options) {

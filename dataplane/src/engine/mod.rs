@@ -6,8 +6,10 @@
 mod buf_ring;
 mod conn;
 mod connect;
+pub(crate) mod content_root;
 pub(crate) mod cross;
 mod file;
+mod file_read;
 pub(crate) mod io;
 pub(crate) mod listener;
 pub(crate) mod mailbox;

@@ -19,4 +19,15 @@ pub(crate) enum Owner {
     Pull { pull: SlabRef, group: u16 },
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
+    /// A file read for VOD (see `worker/vod.rs`).
+    Vod(VodReader),
+}
+
+/// Who a VOD file read is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VodReader {
+    /// The index of a file being built (its id in the worker's VOD files).
+    Index(u32),
+    /// A NetStream playing a file.
+    Viewer(ConnRef, u32),
 }

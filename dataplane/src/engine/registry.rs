@@ -111,7 +111,8 @@ impl Registry {
         others
     }
 
-    /// Whether `key` has a publisher (a client or an upstream link) on some worker.
+    /// Whether `key` has a publisher (a client or an upstream link) on some worker (a VOD
+    /// play with start -2 prefers the live stream).
     pub(crate) fn is_published(&self, key: &StreamKey) -> bool {
         self.lock().get(key).is_some_and(|e| e.publisher.is_some())
     }

@@ -31,6 +31,8 @@ pub(crate) enum TimerKind {
     Retry,
     /// A relay pull checks that its current upstream still sends (the idle interval).
     Idle,
+    /// A NetStream playing a file has its next sample due (the stream id).
+    VodPace(u32),
 }
 
 /// A connection's timer, as connection code arms it.

@@ -21,6 +21,8 @@ pub(crate) enum OpKind {
     UdpSend = 8,
     /// A file write or sync (slot: its entry in `FileOps`).
     File = 9,
+    /// A file read (slot: its entry in `FileReads`).
+    FileRead = 10,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,7 @@ impl Token {
             7 => OpKind::UdpRecv,
             8 => OpKind::UdpSend,
             9 => OpKind::File,
+            10 => OpKind::FileRead,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
@@ -84,6 +87,7 @@ mod tests {
             OpKind::UdpRecv,
             OpKind::UdpSend,
             OpKind::File,
+            OpKind::FileRead,
         ] {
             let t = Token::new(kind, 7, 9);
             assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));

@@ -8,6 +8,7 @@ mod host_ini;
 mod rtmp;
 mod session;
 mod shared_object;
+mod vod;
 
 pub use amf::*;
 pub use client_session::rtmp_client_session;
@@ -16,3 +17,4 @@ pub use host_ini::host_ini;
 pub use rtmp::*;
 pub use session::rtmp_session;
 pub use shared_object::{shared_object_file, shared_object_message};
+pub use vod::{flv_index, iso_index};

@@ -11,7 +11,6 @@ use super::sink::Sink;
 use super::stream_key::StreamKey;
 use super::tag::{self, FrameKind};
 use super::viewer::{Delivered, Viewer};
-use crate::proto::amf0::Amf0Value;
 use catch_up::CatchingUp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,35 +279,7 @@ impl LiveStream {
         let (client, stream_id) = (viewer.client, viewer.stream_id);
         viewer.from_seq = self.next_seq;
         self.viewers.push(viewer);
-        port.stream_event(client, StreamEvent::Begin(stream_id));
-        let name = self.key.name();
-        if reset {
-            port.status(
-                client,
-                stream_id,
-                Level::Status,
-                "NetStream.Play.Reset",
-                &format!("Playing and resetting {name}."),
-                name,
-            );
-        }
-        port.status(
-            client,
-            stream_id,
-            Level::Status,
-            "NetStream.Play.Start",
-            &format!("Started playing {name}."),
-            name,
-        );
-        port.data(
-            client,
-            stream_id,
-            &[
-                Amf0Value::string("|RtmpSampleAccess"),
-                Amf0Value::Boolean(true),
-                Amf0Value::Boolean(true),
-            ],
-        );
+        super::play_start::announce(port, client, stream_id, self.key.name(), reset);
         if self.is_live() {
             self.send_snapshot(self.viewers.len() - 1, port, stopped);
         }

@@ -8,6 +8,7 @@ pub(crate) mod data_frame;
 pub mod frame;
 pub(crate) mod gop_cache;
 pub mod live_stream;
+pub(crate) mod play_start;
 pub mod port;
 pub mod recorder;
 pub(crate) mod send_queue;
@@ -17,6 +18,7 @@ pub(crate) mod tag;
 #[cfg(test)]
 pub(crate) mod test_port;
 pub mod viewer;
+pub(crate) mod vod;
 
 pub use gop_cache::{CachedFrame, GopCache, GopCacheLimits};
 pub use send_queue::{PushOutcome, QueueLimits, SendQueue};

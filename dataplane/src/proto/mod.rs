@@ -5,6 +5,7 @@ pub mod amf0;
 pub mod amf3;
 mod amf_error;
 pub(crate) mod amf_json;
+pub(crate) mod byte_window;
 pub use amf_error::AmfError;
 pub mod command;
 pub(crate) mod flv;

@@ -18,6 +18,8 @@ use crate::engine::Shared;
 pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     pub workers: Option<usize>,
+    /// `--content-root`: vod.root.
+    pub content_root: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -28,6 +30,9 @@ impl Overrides {
         }
         if let Some(w) = self.workers {
             config.server.workers = w;
+        }
+        if let Some(root) = &self.content_root {
+            config.vod.root = Some(root.clone());
         }
     }
 }
@@ -156,6 +161,7 @@ mod tests {
         let overrides = Overrides {
             listen: vec![fixed],
             workers: None,
+            content_root: None,
         };
         let config = Config::load(&file.0).expect("config");
         let mut running = RunningConfig::new(config, Some(file.0.clone()), overrides);

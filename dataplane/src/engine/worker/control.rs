@@ -65,7 +65,11 @@ impl Worker {
                 method,
                 args,
             } => self.broadcast(&app, instance.as_deref(), &method, &args),
-            Query::Streams => Answer::Streams(self.stream_infos()),
+            Query::Streams => {
+                let mut streams = self.stream_infos();
+                streams.extend(self.vod_stream_infos());
+                Answer::Streams(streams)
+            }
             Query::Clients => Answer::Clients(self.client_infos()),
             Query::Upstreams => Answer::Upstreams(self.upstream_infos()),
             Query::Kick { client } => {

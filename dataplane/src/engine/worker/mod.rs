@@ -15,6 +15,7 @@ use socket2::Socket;
 use tracing::{debug, info, warn};
 
 mod control;
+mod files;
 mod outbound;
 mod port;
 mod recordings;
@@ -26,11 +27,13 @@ mod streams;
 mod testing;
 mod tiers;
 mod upstream;
+mod vod;
 
 use super::conn::{Closing, Conn, ConnRef, Slots};
 use super::connect::Connects;
 use super::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use super::file::FileOps;
+use super::file_read::FileReads;
 use super::io::{Completion, Io};
 use super::mailbox::{Mailbox, MailboxReceiver};
 use super::owner::Owner;
@@ -130,6 +133,10 @@ pub(crate) struct Worker {
     children: Vec<ConnRef>,
     /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
     subscribers: Vec<(ConnRef, StreamKey)>,
+    /// File reads in flight (see `files.rs`), after `io` for the same reason.
+    file_reads: FileReads<Owner>,
+    /// Files played on this worker: their indexes and the NetStreams playing them.
+    vod: vod::VodState,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -195,6 +202,8 @@ impl Worker {
             pulls: upstream::Pulls::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
+            file_reads: FileReads::default(),
+            vod: vod::VodState::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -423,6 +432,7 @@ impl Worker {
             OpKind::UdpRecv => self.on_udp_recv(token, c),
             OpKind::UdpSend => self.on_udp_sent(token, c),
             OpKind::File => self.on_file(token, c),
+            OpKind::FileRead => self.on_file_read(token, c),
             OpKind::Cancel => {}
         }
     }
@@ -757,6 +767,7 @@ impl Worker {
                     debug_assert!(false, "recordings arm no timers: {kind:?}");
                     continue;
                 }
+                Owner::Vod(_) => continue,
             };
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
@@ -792,6 +803,7 @@ impl Worker {
                         abort_socket(c.fd);
                     }
                 }
+                TimerKind::VodPace(stream_id) => self.vod_pump(r, stream_id),
                 TimerKind::Tick | TimerKind::Retry | TimerKind::Idle => {
                     debug_assert!(false, "a worker or pull timer armed for a connection")
                 }
@@ -815,7 +827,8 @@ impl Worker {
             | TimerKind::RpcDeadline(_)
             | TimerKind::NotifWait
             | TimerKind::Retry
-            | TimerKind::Idle => {
+            | TimerKind::Idle
+            | TimerKind::VodPace(_) => {
                 debug_assert!(false, "a connection's timer armed for the worker: {kind:?}");
             }
         }

@@ -113,7 +113,9 @@ impl Worker {
     }
 
     pub(super) fn outbound_idle(&self) -> bool {
-        self.connects.is_empty() && self.udp.is_empty()
+        // File reads are not cancelled (they end on their own, quickly) but waited for:
+        // the kernel writes into their buffers until they complete.
+        self.connects.is_empty() && self.udp.is_empty() && self.file_reads.is_empty()
     }
 }
 

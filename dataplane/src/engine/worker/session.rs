@@ -75,6 +75,7 @@ impl Worker {
                 if let Some(c) = self.conns.get(r) {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
                 }
+                self.vod_buffer(r, stream_id, ms);
             }
             SessionEvent::Result {
                 transaction,
@@ -178,6 +179,11 @@ impl Worker {
                 key,
                 params,
             } => self.start_play(r, stream_id, key, params),
+            Action::NextPlay { stream_id, key } if !self.vod_plays(r, stream_id) => {
+                self.stop_play(r, stream_id, &key);
+                net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
+            }
+            Action::NextPlay { .. } => {}
             Action::StopPlay { stream_id, key } => {
                 self.stop_play(r, stream_id, &key);
                 net_stream::play_stopped(&mut port!(self), r, stream_id, &key);
@@ -189,6 +195,13 @@ impl Worker {
             Action::AddChild => self.add_child(r),
             Action::Subscribe { key } => self.subscribe(r, key),
             Action::Unsubscribe { key } => self.unsubscribe(r, &key),
+            Action::Seek { stream_id, ms } => self.vod_seek(r, stream_id, ms),
+            Action::StreamLength {
+                stream_id,
+                transaction,
+                key,
+                name,
+            } => self.vod_length(r, stream_id, transaction, &key, &name),
             Action::Close { reason } => self.close(r, &reason, false),
         }
     }

@@ -179,6 +179,11 @@ impl Worker {
         let Some(c) = self.conns.get(r) else { return };
         info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), start = params.start, "play started");
         self.emit("play_start", r, Some(key.name()), None);
+        if self.start_vod(r, stream_id, &key, &params) {
+            return;
+        }
+        // A live play after a file's (a playlist's next item): the file play ends.
+        self.stop_vod(r, stream_id);
         let joined = self.shared.registry.join(&key, self.id);
         if joined.publisher.is_none() {
             self.maybe_pull(&key);
@@ -209,6 +214,9 @@ impl Worker {
         if let Some(c) = self.conns.get(r) {
             info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "play stopped");
             self.emit("play_stop", r, Some(key.name()), None);
+        }
+        if self.stop_vod(r, stream_id) {
+            return;
         }
         if let Some(stream) = self.streams.get_mut(key) {
             stream.remove_viewer(r, stream_id);
@@ -306,6 +314,11 @@ impl Worker {
 
     /// receiveAudio / receiveVideo / pause on a NetStream that plays.
     pub(super) fn viewer_control(&mut self, r: ConnRef, stream_id: u32, action: Action) {
+        if let Action::Pause { pause, .. } = action {
+            if self.vod_pause(r, stream_id, pause) {
+                return;
+            }
+        }
         let Some(key) = self
             .conns
             .get(r)

@@ -1,0 +1,607 @@
+//! Files as streams on this worker: a `play` the content root can serve becomes a
+//! `FilePlay` (`media/vod/file_play.rs`) driven here. A file's index is built once (per
+//! worker) from io_uring reads where the sans-IO indexer asks, and shared by every
+//! NetStream playing it; each NetStream then reads its samples through the ring, a bounded
+//! block ahead at a time, and the worker's timers pace what is not yet due.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::port::port;
+use super::Worker;
+use crate::app::request::PlayParams;
+use crate::engine::conn::ConnRef;
+use crate::engine::content_root::ContentRoot;
+use crate::engine::file_read::FileReadError;
+use crate::engine::owner::{Owner, VodReader};
+use crate::engine::timers::TimerKind;
+use crate::media::port::Urgency;
+use crate::media::vod::content_path::ContentPath;
+use crate::media::vod::file_play::{FilePlay, Item, Turn};
+use crate::media::vod::index::{Feed, MediaIndex};
+use crate::media::vod::indexer::Indexer;
+use crate::media::vod::play_status;
+use crate::media::vod::playback::Length;
+use crate::media::StreamKey;
+
+/// Bytes a playing NetStream reads ahead of the sample it needs: samples lie in file order,
+/// so one read serves many, and a viewer holds at most this (or one larger sample).
+const READ_AHEAD_BYTES: usize = 256 * 1024;
+
+#[derive(Default)]
+pub(crate) struct VodState {
+    /// Files by canonical path.
+    files: HashMap<PathBuf, FileEntry>,
+    /// Indexes being built, by the id their reads carry.
+    building: HashMap<u32, PathBuf>,
+    next_id: u32,
+    plays: HashMap<(ConnRef, u32), Play>,
+}
+
+enum FileEntry {
+    Building {
+        file: Arc<File>,
+        indexer: Box<Indexer>,
+        /// The last read asked for: asked again with nothing new, the file changed.
+        asked: (u64, usize),
+        waiting: Vec<Waiting>,
+    },
+    Ready {
+        file: Arc<File>,
+        index: Arc<MediaIndex>,
+    },
+}
+
+/// What waits for a file's index: a play, or a `getStreamLength` call.
+enum Waiting {
+    Play(PlayWait),
+    Length {
+        r: ConnRef,
+        stream_id: u32,
+        transaction: f64,
+    },
+}
+
+impl Waiting {
+    fn is_play_of(&self, r: ConnRef, stream_id: u32) -> bool {
+        matches!(self, Waiting::Play(w) if w.r == r && w.stream_id == stream_id)
+    }
+}
+
+/// A play waiting for its file's index.
+struct PlayWait {
+    r: ConnRef,
+    stream_id: u32,
+    name: String,
+    start_ms: u32,
+    len: Length,
+    reset: bool,
+}
+
+struct Play {
+    play: FilePlay,
+    /// The files of the playlist's items, by index.
+    files: Vec<(Arc<MediaIndex>, Arc<File>)>,
+    /// Bytes read ahead: (file index, offset, bytes).
+    ahead: Option<(Arc<MediaIndex>, u64, Vec<u8>)>,
+    /// A read in flight for this sample.
+    reading: Option<(Arc<MediaIndex>, usize)>,
+    /// The pacing timer armed (clock ms), so one is armed per wake-up.
+    wake_at: Option<u64>,
+}
+
+impl Worker {
+    /// Takes a play that names a file: true when VOD handled it (playing, waiting for the
+    /// file's index, or refused with StreamNotFound); false leaves it to the live path.
+    pub(super) fn start_vod(
+        &mut self,
+        r: ConnRef,
+        stream_id: u32,
+        key: &StreamKey,
+        params: &PlayParams,
+    ) -> bool {
+        let Some(root) = self.config.vod.root.clone() else {
+            return false;
+        };
+        // -1: live only; -2 (and other negatives): live if published, else the file.
+        if params.start == -1.0 || (params.start < 0.0 && self.shared.registry.is_published(key)) {
+            return false;
+        }
+        let wants_file = params.start >= 0.0;
+        let peer = self
+            .conns
+            .get(r)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        let path = match ContentPath::resolve(key.app(), key.instance(), &params.name) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(worker = self.id, peer = %peer, name = %params.name, reason = %e,
+                    "play refused: stream not found");
+                self.vod_not_found(r, stream_id, key.name());
+                return true;
+            }
+        };
+        let real = ContentRoot::new(&root).and_then(|root| root.existing_file(&path));
+        let real = match real {
+            Ok(p) => p,
+            Err(e) => {
+                if !wants_file && matches!(e, crate::engine::content_root::RootError::Io { .. }) {
+                    // No such file: a live play that waits for its publisher.
+                    return false;
+                }
+                warn!(worker = self.id, peer = %peer, name = %params.name, reason = %e,
+                    "play refused: stream not found");
+                self.vod_not_found(r, stream_id, key.name());
+                return true;
+            }
+        };
+        let waiting = Waiting::Play(PlayWait {
+            r,
+            stream_id,
+            name: key.name().to_string(),
+            start_ms: params.start.clamp(0.0, f64::from(u32::MAX)) as u32,
+            len: Length::from_wire(Some(params.duration)),
+            reset: params.reset,
+        });
+        info!(worker = self.id, peer = %peer, file = %real.display(), start = params.start,
+            "file play");
+        self.vod_when_indexed(real, path.format(), waiting, &peer);
+        true
+    }
+
+    /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
+    fn vod_when_indexed(
+        &mut self,
+        real: PathBuf,
+        format: crate::media::vod::content_path::FileFormat,
+        waiting: Waiting,
+        peer: &str,
+    ) {
+        match self.vod.files.get_mut(&real) {
+            Some(FileEntry::Ready { file, index }) => {
+                let (file, index) = (Arc::clone(file), Arc::clone(index));
+                self.vod_indexed(waiting, Ok((file, index)));
+            }
+            Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
+            None => self.vod_index(real, format, waiting, peer),
+        }
+    }
+
+    /// What waited for an index gets it (or learns the file cannot be served).
+    fn vod_indexed(&mut self, waiting: Waiting, indexed: Result<(Arc<File>, Arc<MediaIndex>), ()>) {
+        match (waiting, indexed) {
+            (Waiting::Play(w), Ok((file, index))) => self.vod_begin(w, file, index),
+            (Waiting::Play(w), Err(())) => self.vod_not_found(w.r, w.stream_id, &w.name),
+            (
+                Waiting::Length {
+                    r,
+                    stream_id,
+                    transaction,
+                },
+                indexed,
+            ) => {
+                let secs = indexed.map_or(0.0, |(_, i)| f64::from(i.duration_ms) / 1000.0);
+                self.reply(
+                    r,
+                    stream_id,
+                    &crate::app::status::result(
+                        transaction,
+                        crate::proto::amf0::Amf0Value::Null,
+                        crate::proto::amf0::Amf0Value::Number(secs),
+                    ),
+                );
+                // It may come after an index read, outside any handling of `r`'s input.
+                self.flush_out(r);
+                // An index built only to answer this is not kept.
+                self.vod_forget_unused();
+            }
+        }
+    }
+
+    /// `getStreamLength(name)`: a file's duration in seconds (its index built if need be),
+    /// 0 for anything that is not a file under the content root.
+    pub(super) fn vod_length(
+        &mut self,
+        r: ConnRef,
+        stream_id: u32,
+        transaction: f64,
+        key: &StreamKey,
+        name: &str,
+    ) {
+        let waiting = Waiting::Length {
+            r,
+            stream_id,
+            transaction,
+        };
+        let found = self.config.vod.root.as_ref().and_then(|root| {
+            let path = ContentPath::resolve(key.app(), key.instance(), name).ok()?;
+            let real = ContentRoot::new(root)
+                .and_then(|root| root.existing_file(&path))
+                .ok()?;
+            Some((real, path.format()))
+        });
+        match found {
+            Some((real, format)) => {
+                let peer = self
+                    .conns
+                    .get(r)
+                    .map(|c| c.peer.to_string())
+                    .unwrap_or_default();
+                self.vod_when_indexed(real, format, waiting, &peer);
+            }
+            None => self.vod_indexed(waiting, Err(())),
+        }
+    }
+
+    fn vod_not_found(&mut self, r: ConnRef, stream_id: u32, name: &str) {
+        if let Some(c) = self.conns.get_mut(r) {
+            c.client.nc.stream_idle(stream_id);
+        }
+        play_status::not_found(&mut port!(self), r, stream_id, name);
+    }
+
+    /// Opens `real` and starts building its index.
+    fn vod_index(
+        &mut self,
+        real: PathBuf,
+        format: crate::media::vod::content_path::FileFormat,
+        waiting: Waiting,
+        peer: &str,
+    ) {
+        let opened = File::open(&real).and_then(|f| f.metadata().map(|m| (f, m.len())));
+        let (file, len) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
+                    "play refused: cannot open");
+                self.vod_indexed(waiting, Err(()));
+                return;
+            }
+        };
+        let file = Arc::new(file);
+        let indexer = Indexer::new(format, len);
+        let Feed::Read { at, len: want } = indexer.start() else {
+            return;
+        };
+        self.vod.next_id = self.vod.next_id.wrapping_add(1);
+        let id = self.vod.next_id;
+        self.vod.building.insert(id, real.clone());
+        self.file_reads.start(
+            &mut self.io,
+            Arc::clone(&file),
+            at,
+            want.max(READ_AHEAD_BYTES),
+            Owner::Vod(VodReader::Index(id)),
+        );
+        self.vod.files.insert(
+            real,
+            FileEntry::Building {
+                file,
+                indexer: Box::new(indexer),
+                asked: (at, want),
+                waiting: vec![waiting],
+            },
+        );
+    }
+
+    pub(super) fn on_vod_read(
+        &mut self,
+        reader: VodReader,
+        at: u64,
+        result: Result<Vec<u8>, FileReadError>,
+    ) {
+        match reader {
+            VodReader::Index(id) => self.vod_index_read(id, at, result),
+            VodReader::Viewer(r, stream_id) => {
+                let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+                    return;
+                };
+                let Some((index, _)) = play.reading.take() else {
+                    return;
+                };
+                match result {
+                    Ok(bytes) => play.ahead = Some((index, at, bytes)),
+                    Err(e) => {
+                        warn!(worker = self.id, error = %e, "file read failed; play stopped");
+                        self.vod_end(r, stream_id);
+                        return;
+                    }
+                }
+                self.vod_pump(r, stream_id);
+            }
+        }
+    }
+
+    fn vod_index_read(&mut self, id: u32, at: u64, result: Result<Vec<u8>, FileReadError>) {
+        let Some(path) = self.vod.building.get(&id).cloned() else {
+            return;
+        };
+        let Some(FileEntry::Building {
+            file,
+            indexer,
+            asked,
+            ..
+        }) = self.vod.files.get_mut(&path)
+        else {
+            return;
+        };
+        let fed = match result {
+            Ok(bytes) => indexer.feed(at, &bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let next = match fed {
+            Ok(Feed::Read { at, len }) if (at, len) != *asked => {
+                *asked = (at, len);
+                let file = Arc::clone(file);
+                self.file_reads.start(
+                    &mut self.io,
+                    file,
+                    at,
+                    len.max(READ_AHEAD_BYTES),
+                    Owner::Vod(VodReader::Index(id)),
+                );
+                return;
+            }
+            Ok(Feed::Read { .. }) => Err("the file changed while it was indexed".to_string()),
+            Ok(Feed::Done(index)) => Ok(Arc::new(*index)),
+            Err(e) => Err(e),
+        };
+        self.vod.building.remove(&id);
+        let Some(FileEntry::Building { file, waiting, .. }) = self.vod.files.remove(&path) else {
+            return;
+        };
+        match next {
+            Ok(index) => {
+                info!(worker = self.id, file = %path.display(), samples = index.samples.len(),
+                    duration_ms = index.duration_ms, "file indexed");
+                self.vod.files.insert(
+                    path,
+                    FileEntry::Ready {
+                        file: Arc::clone(&file),
+                        index: Arc::clone(&index),
+                    },
+                );
+                for w in waiting {
+                    self.vod_indexed(w, Ok((Arc::clone(&file), Arc::clone(&index))));
+                }
+            }
+            Err(e) => {
+                warn!(worker = self.id, file = %path.display(), reason = %e,
+                    "play refused: the file cannot be served");
+                for w in waiting {
+                    self.vod_indexed(w, Err(()));
+                }
+            }
+        }
+    }
+
+    /// A play's file is indexed: it starts (or joins the NetStream's playlist).
+    fn vod_begin(&mut self, w: PlayWait, file: Arc<File>, index: Arc<MediaIndex>) {
+        let now = self.clock_ms(Instant::now());
+        let item = Item {
+            name: w.name,
+            index: Arc::clone(&index),
+            start_ms: w.start_ms,
+            len: w.len,
+        };
+        let key = (w.r, w.stream_id);
+        let play = self.vod.plays.entry(key).or_insert_with(|| Play {
+            play: FilePlay::new(w.r, w.stream_id),
+            files: Vec::new(),
+            ahead: None,
+            reading: None,
+            wake_at: None,
+        });
+        if w.reset {
+            play.files.clear();
+            play.ahead = None;
+        }
+        play.files.push((index, file));
+        let mut port = port!(self);
+        play.play.play(item, w.reset, now, &mut port);
+        self.vod_pump(w.r, w.stream_id);
+    }
+
+    /// Sends what is due for a NetStream playing a file, reading ahead as it goes, and arms
+    /// its timer for the next sample.
+    pub(super) fn vod_pump(&mut self, r: ConnRef, stream_id: u32) {
+        let now_instant = Instant::now();
+        let now = self.clock_ms(now_instant);
+        let mut port = port!(self);
+        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+            return;
+        };
+        if play.reading.is_some() {
+            return;
+        }
+        // Bounded by the samples of the file (each round sends one or returns).
+        let ended = loop {
+            match play.play.poll(now, &mut port) {
+                Turn::Send(index, i) => {
+                    let Some(sample) = index.samples.get(i).copied() else {
+                        continue;
+                    };
+                    let start = sample.offset;
+                    let end = start + u64::from(sample.size);
+                    let cached = play.ahead.as_ref().and_then(|(ai, at, bytes)| {
+                        let from = usize::try_from(start.checked_sub(*at)?).ok()?;
+                        let to = usize::try_from(end - *at).ok()?;
+                        (Arc::ptr_eq(ai, &index) && to <= bytes.len()).then_some((from, to))
+                    });
+                    if let Some((from, to)) = cached {
+                        let bytes = &play.ahead.as_ref().map(|a| &a.2[from..to]).unwrap_or(&[]);
+                        let frame = play_status::sample_frame(&index, &sample, bytes);
+                        crate::media::port::Port::frame(
+                            &mut port,
+                            r,
+                            stream_id,
+                            &frame,
+                            Urgency::Now,
+                        );
+                        continue;
+                    }
+                    let Some(file) = play
+                        .files
+                        .iter()
+                        .find(|(i, _)| Arc::ptr_eq(i, &index))
+                        .map(|(_, f)| Arc::clone(f))
+                    else {
+                        return;
+                    };
+                    let left = index.file_len.saturating_sub(start) as usize;
+                    let len = (sample.size as usize).max(READ_AHEAD_BYTES.min(left));
+                    // The sample is read first, then sent: step back so poll returns it again.
+                    play.reading = Some((Arc::clone(&index), i));
+                    play.play.unsend(i);
+                    self.file_reads.start(
+                        &mut self.io,
+                        file,
+                        start,
+                        len,
+                        Owner::Vod(VodReader::Viewer(r, stream_id)),
+                    );
+                    return;
+                }
+                Turn::WaitUntil(t) => {
+                    if play.wake_at != Some(t) {
+                        play.wake_at = Some(t);
+                        let at = self.started + Duration::from_millis(t);
+                        self.timers
+                            .arm_for(Owner::Conn(r), at, TimerKind::VodPace(stream_id));
+                    }
+                    return;
+                }
+                Turn::Idle => break !play.play.is_playing(),
+            }
+        };
+        if ended {
+            self.vod_end(r, stream_id);
+        }
+    }
+
+    /// The NetStream's play ended or failed: it is idle again.
+    fn vod_end(&mut self, r: ConnRef, stream_id: u32) {
+        self.vod.plays.remove(&(r, stream_id));
+        if let Some(c) = self.conns.get_mut(r) {
+            c.client.nc.stream_idle(stream_id);
+        }
+        self.vod_forget_unused();
+    }
+
+    /// A play on `stream_id` stopped (closeStream, a new play, the client gone): true if it
+    /// was a file play.
+    pub(super) fn stop_vod(&mut self, r: ConnRef, stream_id: u32) -> bool {
+        let mut was = self.vod.plays.remove(&(r, stream_id)).is_some();
+        for f in self.vod.files.values_mut() {
+            if let FileEntry::Building { waiting, .. } = f {
+                let before = waiting.len();
+                waiting.retain(|w| !w.is_play_of(r, stream_id));
+                was |= waiting.len() != before;
+            }
+        }
+        if was {
+            self.vod_forget_unused();
+        }
+        was
+    }
+
+    /// Whether `stream_id` plays a file (or waits for one's index).
+    pub(super) fn vod_plays(&self, r: ConnRef, stream_id: u32) -> bool {
+        self.vod.plays.contains_key(&(r, stream_id))
+            || self.vod.files.values().any(|f| match f {
+                FileEntry::Building { waiting, .. } => {
+                    waiting.iter().any(|w| w.is_play_of(r, stream_id))
+                }
+                FileEntry::Ready { .. } => false,
+            })
+    }
+
+    /// pause / unpause of a file play: true if `stream_id` plays a file.
+    pub(super) fn vod_pause(&mut self, r: ConnRef, stream_id: u32, pause: bool) -> bool {
+        let now = self.clock_ms(Instant::now());
+        let mut port = port!(self);
+        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+            return false;
+        };
+        play.play.pause(pause, now, &mut port);
+        play.wake_at = None;
+        self.vod_pump(r, stream_id);
+        true
+    }
+
+    /// `seek`: a file play moves to the key frame at or before `ms`; anything else (a live
+    /// stream, an idle NetStream) cannot seek.
+    pub(super) fn vod_seek(&mut self, r: ConnRef, stream_id: u32, ms: f64) {
+        let now = self.clock_ms(Instant::now());
+        let mut port = port!(self);
+        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+            play_status::seek_failed(&mut port, r, stream_id);
+            return;
+        };
+        play.play
+            .seek(ms.clamp(0.0, f64::from(u32::MAX)) as u32, now, &mut port);
+        play.ahead = None;
+        play.wake_at = None;
+        self.vod_pump(r, stream_id);
+    }
+
+    /// SetBufferLength: how far ahead of real time a file play may send.
+    pub(super) fn vod_buffer(&mut self, r: ConnRef, stream_id: u32, ms: u32) {
+        if let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) {
+            play.play.set_buffer(ms);
+            play.wake_at = None;
+            self.vod_pump(r, stream_id);
+        }
+    }
+
+    /// Files being played, as streams for `stratactl streams` and /metrics: one per file
+    /// name, with its viewers on this worker (no publisher; the manager adds the workers up).
+    pub(super) fn vod_stream_infos(&self) -> Vec<control_protocol::StreamInfo> {
+        let mut viewers: HashMap<(String, String, String), u64> = HashMap::new();
+        for ((r, _), play) in &self.vod.plays {
+            let (Some(c), Some(name)) = (self.conns.get(*r), play.play.current_name()) else {
+                continue;
+            };
+            let key = (
+                c.client.nc.app.clone(),
+                c.client.nc.instance.clone(),
+                name.to_string(),
+            );
+            *viewers.entry(key).or_default() += 1;
+        }
+        viewers
+            .into_iter()
+            .map(
+                |((app, instance, name), viewers)| control_protocol::StreamInfo {
+                    app,
+                    instance,
+                    name,
+                    publisher: None,
+                    publisher_client: None,
+                    video_codec: None,
+                    audio_codec: None,
+                    bitrate_in: 0.0,
+                    bitrate_out: 0.0,
+                    viewers,
+                    gop_frames: 0,
+                    since: 0.0,
+                    recording: None,
+                },
+            )
+            .collect()
+    }
+
+    /// Indexes nobody plays any more are let go (a later play builds them again).
+    fn vod_forget_unused(&mut self) {
+        self.vod.files.retain(|_, f| match f {
+            FileEntry::Ready { index, .. } => Arc::strong_count(index) > 1,
+            FileEntry::Building { .. } => true,
+        });
+    }
+}

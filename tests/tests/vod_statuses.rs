@@ -1,0 +1,227 @@
+//! A file play's statuses through our RTMP client: pause, unpause and seek (on the key
+//! frame at or before the target), and a three-item playlist (Play.Switch between items,
+//! Play.Complete and Play.Stop at the end).
+
+use std::time::{Duration, Instant};
+
+use dataplane::proto::amf0::{self, Amf0Value};
+use dataplane::proto::rtmp::msg_type;
+use dataplane::proto::rtmp::session::SessionEvent;
+use e2e::rtmp_client::{info_code, is_avc_key_frame, is_avc_sequence_header, RtmpClient};
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{Server, ServerOptions};
+use e2e::tools::ffmpeg;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// 4 s of 25 fps H.264 (a key frame every second) and AAC as `clip.flv` and `clip.mp4`.
+fn server(dir: &ScratchDir) -> Server {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("vod/_definst_")).expect("content dir");
+    for name in ["clip.flv", "clip.mp4"] {
+        let out = root.join("vod/_definst_").join(name);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "32k",
+            "-y",
+            out.to_str().expect("utf-8 path"),
+        ])
+        .expect_success(Duration::from_secs(60));
+    }
+    Server::start_with(ServerOptions {
+        workers: 1,
+        config: Some(format!(
+            "[vod]\nroot = {:?}\n",
+            root.to_str().expect("utf-8 path")
+        )),
+        ..ServerOptions::default()
+    })
+}
+
+fn player(server: &Server) -> (RtmpClient, u32) {
+    let mut c = RtmpClient::connected(server.addr(), "vod").expect("connect");
+    let sid = c.create_stream().expect("createStream");
+    (c, sid)
+}
+
+fn play(c: &mut RtmpClient, sid: u32, name: &str, start_ms: f64, len_ms: f64, reset: bool) {
+    c.send_command(
+        sid,
+        "play",
+        Amf0Value::Null,
+        &[
+            Amf0Value::string(name),
+            Amf0Value::Number(start_ms),
+            Amf0Value::Number(len_ms),
+            Amf0Value::Boolean(reset),
+        ],
+    )
+    .expect("play");
+}
+
+/// The code of an onPlayStatus data message.
+fn play_status(payload: &[u8]) -> Option<String> {
+    let values = amf0::decode_all(payload).ok()?;
+    if values.first()?.as_str()? != "onPlayStatus" {
+        return None;
+    }
+    values.get(1)?.get("code")?.as_str().map(str::to_string)
+}
+
+#[test]
+fn pause_unpause_and_seek_are_notified_and_seek_lands_on_a_key_frame() {
+    let dir = ScratchDir::new("vod-seek");
+    let mut server = server(&dir);
+    let (mut c, sid) = player(&server);
+    // The length of a file (its index built for the answer), and 0 for what is none.
+    let length = |c: &mut RtmpClient, name: &str| {
+        let reply = c
+            .call("getStreamLength", &[Amf0Value::string(name)], WAIT)
+            .expect("getStreamLength");
+        match reply.args.first() {
+            Some(Amf0Value::Number(n)) => *n,
+            other => panic!("getStreamLength({name}) answered {other:?}"),
+        }
+    };
+    let secs = length(&mut c, "clip");
+    assert!((4.0..=4.2).contains(&secs), "clip lasts {secs} s");
+    assert!((4.0..=4.2).contains(&length(&mut c, "mp4:clip.mp4")));
+    assert_eq!(length(&mut c, "none"), 0.0);
+    assert_eq!(length(&mut c, "../../x"), 0.0);
+    play(&mut c, sid, "clip", 0.0, -1.0, true);
+    c.wait_status("NetStream.Play.Reset", WAIT)
+        .expect("Play.Reset");
+    c.wait_status("NetStream.Play.Start", WAIT)
+        .expect("Play.Start");
+    let (first, _) = c.wait_first_video(WAIT).expect("video");
+    assert!(
+        is_avc_sequence_header(&first.payload),
+        "the sequence header comes first"
+    );
+
+    let pause = |c: &mut RtmpClient, on: bool| {
+        c.send_command(
+            sid,
+            "pause",
+            Amf0Value::Null,
+            &[Amf0Value::Boolean(on), Amf0Value::Number(0.0)],
+        )
+        .expect("pause")
+    };
+    pause(&mut c, true);
+    c.wait_status("NetStream.Pause.Notify", WAIT)
+        .expect("Pause.Notify");
+    pause(&mut c, false);
+    c.wait_status("NetStream.Unpause.Notify", WAIT)
+        .expect("Unpause.Notify");
+
+    c.send_command(sid, "seek", Amf0Value::Null, &[Amf0Value::Number(2500.0)])
+        .expect("seek");
+    c.wait_status("NetStream.Seek.Notify", WAIT)
+        .expect("Seek.Notify");
+    c.wait_status("NetStream.Play.Start", WAIT)
+        .expect("Play.Start after the seek");
+    // After the headers sent again, the first picture is the key frame at 2 s.
+    let deadline = Instant::now() + WAIT;
+    let key = loop {
+        assert!(Instant::now() < deadline, "no picture after the seek");
+        let (m, _) = c.wait_first_video(WAIT).expect("video after the seek");
+        if !is_avc_sequence_header(&m.payload) {
+            break m;
+        }
+    };
+    assert!(
+        is_avc_key_frame(&key.payload),
+        "seek resumed on a non-key frame"
+    );
+    assert!(
+        (1_900..=2_500).contains(&key.timestamp),
+        "resumed at {} ms",
+        key.timestamp
+    );
+    server.assert_alive();
+}
+
+#[test]
+fn a_three_item_playlist_switches_twice_then_completes() {
+    let dir = ScratchDir::new("vod-playlist");
+    let mut server = server(&dir);
+    let (mut c, sid) = player(&server);
+    play(&mut c, sid, "clip", 3000.0, -1.0, true);
+    play(&mut c, sid, "mp4:clip.mp4", 1000.0, 500.0, false);
+    play(&mut c, sid, "clip", 2000.0, 0.0, false);
+
+    let mut statuses = Vec::new();
+    let mut play_statuses = Vec::new();
+    let mut key_frames = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !statuses.iter().any(|s| s == "NetStream.Play.Stop") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no Play.Stop; statuses {statuses:?}, {play_statuses:?}"
+        );
+        match c.read_event(left).expect("event") {
+            // The client session may take a status for the answer to the `play` call it
+            // numbered: whichever event carries it, it is an onStatus.
+            SessionEvent::Command { command, .. }
+            | SessionEvent::Status { command, .. }
+            | SessionEvent::Result { command, .. }
+            | SessionEvent::Error { command, .. }
+                if command.name == "onStatus" =>
+            {
+                statuses.extend(info_code(&command));
+            }
+            SessionEvent::Data { message } if message.type_id == msg_type::DATA_AMF0 => {
+                play_statuses.extend(play_status(&message.payload));
+            }
+            SessionEvent::Media { message }
+                // A key frame picture (AVC packet type 1), not a sequence header or end.
+                if message.type_id == msg_type::VIDEO
+                    && is_avc_key_frame(&message.payload)
+                    && message.payload.get(1) == Some(&1) =>
+            {
+                key_frames += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            "NetStream.Play.Reset",
+            "NetStream.Play.Start",
+            "NetStream.Play.Stop"
+        ]
+    );
+    assert_eq!(
+        play_statuses,
+        [
+            "NetStream.Play.Switch",
+            "NetStream.Play.Switch",
+            "NetStream.Play.Complete"
+        ]
+    );
+    // Item 1: from 3 s, one key frame; item 2: the key frame at 1 s for 0.5 s; item 3: the
+    // single frame at 2 s.
+    assert_eq!(key_frames, 3);
+    server.assert_alive();
+}
