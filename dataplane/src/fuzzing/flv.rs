@@ -1,7 +1,7 @@
 //! Fuzz entry point for FLV recovery: the tail of a file `append` continues, which may be
 //! anything (a crash, a power cut, a file that was never ours).
 
-use crate::proto::flv::{recovery, writer};
+use crate::proto::flv::{self, recovery, writer};
 
 /// The first byte says how much of the file lies before the bytes given (a window of a
 /// longer file); the rest is both the file's head and its tail. Whatever is recovered must
@@ -13,7 +13,7 @@ pub fn flv_recovery(data: &[u8]) {
     let len = bytes.len() as u64;
     if before == 0 {
         if let Ok(r) = recovery::recover(bytes, bytes, len) {
-            assert!(r.end <= len && r.end >= writer::FILE_HEADER_LEN as u64);
+            assert!(r.end <= len && r.end >= flv::FIRST_TAG_AT as u64);
             let cut = &bytes[..r.end as usize];
             assert_eq!(
                 recovery::recover(cut, cut, r.end),
@@ -36,8 +36,8 @@ pub fn flv_recording_seed() -> Vec<u8> {
     out.extend_from_slice(&writer::metadata_tag(1.5, 300.0));
     for (i, ts) in [0u32, 40, 80, 0x0100_0000].into_iter().enumerate() {
         let body = vec![0x17u8; 5 + i];
-        writer::tag(&mut out, writer::tag_type::VIDEO, ts, &body);
-        writer::tag(&mut out, writer::tag_type::AUDIO, ts, &[0xAF, 1, 2]);
+        writer::tag(&mut out, flv::tag_type::VIDEO, ts, &body);
+        writer::tag(&mut out, flv::tag_type::AUDIO, ts, &[0xAF, 1, 2]);
     }
     out
 }

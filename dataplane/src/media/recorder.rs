@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use crate::proto::flv::writer::{self, tag_type};
+use crate::proto::flv::{self, tag_type, writer};
 use crate::proto::rtmp::msg_type;
 
 /// What an appended recording's time starts after the file's last tag: one frame at
@@ -150,7 +150,7 @@ impl Recorder {
         match start {
             Start::Fresh => {
                 writer::file_header(&mut r.buf);
-                r.metadata_at = writer::FILE_HEADER_LEN as u64;
+                r.metadata_at = flv::FIRST_TAG_AT as u64;
                 r.buf.extend_from_slice(&writer::metadata_tag(0.0, 0.0));
             }
             Start::Append {
@@ -166,7 +166,7 @@ impl Recorder {
                 r.offset_ts = last_timestamp.saturating_add(APPEND_GAP_MS);
                 r.last_ts = last_timestamp;
                 if has_metadata {
-                    r.metadata_at = writer::FILE_HEADER_LEN as u64;
+                    r.metadata_at = flv::FIRST_TAG_AT as u64;
                 }
             }
         }
@@ -444,7 +444,7 @@ mod tests {
 
     fn metadata_numbers(file: &[u8]) -> (f64, f64) {
         use crate::proto::amf0::{self, Amf0Value};
-        let at = writer::FILE_HEADER_LEN + writer::TAG_HEADER_LEN;
+        let at = flv::FIRST_TAG_AT + flv::TAG_HEADER_LEN;
         let v = amf0::decode_all(&file[at..at + writer::METADATA_BODY_LEN]).expect("metadata");
         let n = |k| v[1].get(k).and_then(Amf0Value::as_f64).expect("number");
         (n("duration"), n("filesize"))
@@ -542,7 +542,7 @@ mod tests {
         r.completed(Ok(bytes.len() - 5)).expect("rest");
         assert!(matches!(
             r.poll(0),
-            Some(FileOp::Write { offset, .. }) if offset == writer::FILE_HEADER_LEN as u64
+            Some(FileOp::Write { offset, .. }) if offset == flv::FIRST_TAG_AT as u64
         ));
     }
 
@@ -605,7 +605,7 @@ mod tests {
         let start = Start::Append {
             end: rec.end,
             last_timestamp: rec.last_timestamp,
-            has_metadata: writer::is_metadata_tag(&disk.file[writer::FILE_HEADER_LEN..]),
+            has_metadata: writer::is_metadata_tag(&disk.file[flv::FIRST_TAG_AT..]),
         };
         let mut r = Recorder::new(start, RecorderLimits::default(), 0);
         for t in 0..25u32 {
@@ -684,7 +684,7 @@ mod tests {
                         };
                         let _ = r.completed(Ok(n));
                         pending = r.retry();
-                        if disk.file.len() >= writer::FILE_HEADER_LEN && pending.is_none() {
+                        if disk.file.len() >= flv::FIRST_TAG_AT && pending.is_none() {
                             let whole = recovery::recover(&disk.file, &disk.file, disk.file.len() as u64);
                             proptest::prop_assert_eq!(whole.map(|w| w.end), Ok(disk.file.len() as u64));
                         }

@@ -22,7 +22,7 @@ use crate::engine::slab::{Slab, SlabRef};
 use crate::media::frame::Frame;
 use crate::media::recorder::{FileOp, RecordError, Recorder, RecorderLimits, RecorderRef, Start};
 use crate::media::FrameKind;
-use crate::proto::flv::{recovery, writer};
+use crate::proto::flv::{self, recovery, writer};
 
 struct Recording {
     key: StreamKey,
@@ -139,8 +139,7 @@ fn open_recording(path: &Path, append: bool) -> io::Result<(File, Start)> {
     if !append || len == 0 {
         return Ok((file, Start::Fresh));
     }
-    let mut head =
-        vec![0u8; (writer::FILE_HEADER_LEN + writer::METADATA_TAG_LEN).min(len as usize)];
+    let mut head = vec![0u8; (flv::FIRST_TAG_AT + writer::METADATA_TAG_LEN).min(len as usize)];
     file.read_exact_at(&mut head, 0)?;
     // Most torn ends are a fraction of a tag: a small window first, the whole bound (two of
     // the largest tags) only if that finds no boundary.
@@ -159,7 +158,7 @@ fn open_recording(path: &Path, append: bool) -> io::Result<(File, Start)> {
         file.set_len(found.end)?;
     }
     let has_metadata = head
-        .get(writer::FILE_HEADER_LEN..)
+        .get(flv::FIRST_TAG_AT..)
         .is_some_and(writer::is_metadata_tag);
     Ok((
         file,

@@ -17,6 +17,17 @@ pub(crate) const FILE_HEADER_LEN: usize = 9;
 pub(crate) const TAG_HEADER_LEN: usize = 11;
 /// The UI32 after every tag (and before the first): the size of the tag before it.
 pub(crate) const PREVIOUS_TAG_SIZE_LEN: usize = 4;
+/// The file header and PreviousTagSize0: where the first tag starts.
+pub(crate) const FIRST_TAG_AT: usize = FILE_HEADER_LEN + PREVIOUS_TAG_SIZE_LEN;
+/// The largest tag body: DataSize is 24 bits.
+pub(crate) const MAX_TAG_BODY: usize = 0xFF_FFFF;
+
+/// FLV tag types, the same numbers as RTMP message types.
+pub(crate) mod tag_type {
+    pub(crate) const AUDIO: u8 = 8;
+    pub(crate) const VIDEO: u8 = 9;
+    pub(crate) const SCRIPT: u8 = 18;
+}
 
 /// Why a file is not FLV.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

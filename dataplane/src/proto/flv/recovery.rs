@@ -7,7 +7,7 @@
 //! own PreviousTagSize does the same (or it is the first tag): two links, so that a
 //! payload that happens to hold a plausible size is not taken for a boundary.
 
-use super::writer::{tag_type, FILE_HEADER_LEN, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
+use super::{tag_type, FIRST_TAG_AT, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
 
 /// How much of a file's end recovery reads: the largest tag (a 24-bit body), a whole tag
 /// before it for the second link, and headers. A larger torn tail is not recovered.
@@ -32,7 +32,7 @@ pub(crate) enum RecoveryError {
 /// Whether `head` (the file's first bytes) is an FLV header whose tags start where the
 /// recorder's do.
 pub(crate) fn is_flv_header(head: &[u8]) -> bool {
-    head.len() >= FILE_HEADER_LEN
+    head.len() >= FIRST_TAG_AT
         && head.starts_with(b"FLV")
         && head.get(5..9) == Some(&[0, 0, 0, 9][..])
 }
@@ -40,7 +40,7 @@ pub(crate) fn is_flv_header(head: &[u8]) -> bool {
 /// The last whole tag of a file `file_len` long whose last `tail.len()` bytes are `tail`
 /// (the caller reads at most `TAIL_WINDOW`; `head` is its first bytes).
 pub(crate) fn recover(head: &[u8], tail: &[u8], file_len: u64) -> Result<Recovered, RecoveryError> {
-    if !is_flv_header(head) || file_len < FILE_HEADER_LEN as u64 {
+    if !is_flv_header(head) || file_len < FIRST_TAG_AT as u64 {
         return Err(RecoveryError::NotFlv);
     }
     let Some(tail_start) = file_len.checked_sub(tail.len() as u64) else {
@@ -50,17 +50,17 @@ pub(crate) fn recover(head: &[u8], tail: &[u8], file_len: u64) -> Result<Recover
         bytes: tail,
         start: tail_start,
     };
-    let lowest = tail_start.max(FILE_HEADER_LEN as u64);
+    let lowest = tail_start.max(FIRST_TAG_AT as u64);
     let mut end = file_len;
     while end >= lowest {
-        if end == FILE_HEADER_LEN as u64 {
+        if end == FIRST_TAG_AT as u64 {
             return Ok(Recovered {
                 end,
                 last_timestamp: 0,
             });
         }
         if let Some(tag) = window.tag_ending_at(end) {
-            if tag.start == FILE_HEADER_LEN as u64 || window.tag_ending_at(tag.start).is_some() {
+            if tag.start == FIRST_TAG_AT as u64 || window.tag_ending_at(tag.start).is_some() {
                 return Ok(Recovered {
                     end,
                     last_timestamp: tag.timestamp,
@@ -97,7 +97,7 @@ impl Window<'_> {
         let size = u32::from_be_bytes(size.try_into().ok()?);
         let body = size.checked_sub(TAG_HEADER_LEN as u32)?;
         let start = size_at.checked_sub(u64::from(size))?;
-        if start < FILE_HEADER_LEN as u64 {
+        if start < FIRST_TAG_AT as u64 {
             return None;
         }
         let h = self.at(start, TAG_HEADER_LEN)?;
@@ -184,12 +184,12 @@ mod tests {
         assert_eq!(
             run(&f),
             Ok(Recovered {
-                end: FILE_HEADER_LEN as u64,
+                end: FIRST_TAG_AT as u64,
                 last_timestamp: 0
             })
         );
         f.extend_from_slice(&[9, 0, 0]);
-        assert_eq!(run(&f).map(|r| r.end), Ok(FILE_HEADER_LEN as u64));
+        assert_eq!(run(&f).map(|r| r.end), Ok(FIRST_TAG_AT as u64));
     }
 
     #[test]

@@ -2,23 +2,8 @@
 //! recorder's own `onMetaData`, laid out so that its duration and file size can be
 //! rewritten in place when a recording ends cleanly.
 
+use super::{tag_type, FILE_HEADER_LEN, MAX_TAG_BODY, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN};
 use crate::proto::amf0::{self, Amf0Value};
-
-/// "FLV", version 1, flags, header length 9.
-pub(crate) const HEADER_LEN: usize = 9;
-/// The header and PreviousTagSize0: where the first tag starts.
-pub(crate) const FILE_HEADER_LEN: usize = HEADER_LEN + PREVIOUS_TAG_SIZE_LEN;
-pub(crate) const TAG_HEADER_LEN: usize = 11;
-pub(crate) const PREVIOUS_TAG_SIZE_LEN: usize = 4;
-/// The largest tag body: DataSize is 24 bits.
-pub(crate) const MAX_TAG_BODY: usize = 0xFF_FFFF;
-
-/// FLV tag types, the same numbers as RTMP message types.
-pub(crate) mod tag_type {
-    pub(crate) const AUDIO: u8 = 8;
-    pub(crate) const VIDEO: u8 = 9;
-    pub(crate) const SCRIPT: u8 = 18;
-}
 
 const FLAG_AUDIO: u8 = 0x04;
 const FLAG_VIDEO: u8 = 0x01;
@@ -29,7 +14,7 @@ pub(crate) fn file_header(out: &mut Vec<u8>) {
     out.extend_from_slice(b"FLV");
     out.push(1);
     out.push(FLAG_AUDIO | FLAG_VIDEO);
-    out.extend_from_slice(&(HEADER_LEN as u32).to_be_bytes());
+    out.extend_from_slice(&(FILE_HEADER_LEN as u32).to_be_bytes());
     out.extend_from_slice(&0u32.to_be_bytes());
 }
 
@@ -136,6 +121,7 @@ pub(crate) fn publisher_metadata(body: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::FIRST_TAG_AT;
     use super::*;
 
     #[test]
@@ -157,7 +143,7 @@ mod tests {
         let mut out = Vec::new();
         file_header(&mut out);
         assert_eq!(out, b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
-        assert_eq!(out.len(), FILE_HEADER_LEN);
+        assert_eq!(out.len(), FIRST_TAG_AT);
     }
 
     #[test]
