@@ -7,56 +7,17 @@ use std::time::Duration;
 
 use e2e::media_probe::{of_type, probe_packets, Packet};
 use e2e::scratch_dir::ScratchDir;
-use e2e::server::{Server, ServerOptions};
 use e2e::tools::{ffmpeg, ChildGuard};
+use e2e::vod_fixture::{make_clip, vod_server};
 
 /// 4 s of 25 fps H.264 (a key frame every second) and AAC, as `<root>/vod/_definst_/`
 /// `clip.flv` and `sub/clip.mp4`.
 fn content_root(dir: &ScratchDir) -> std::path::PathBuf {
     let root = dir.join("root");
-    let files = root.join("vod/_definst_/sub");
-    std::fs::create_dir_all(&files).expect("content dirs");
     for out in ["vod/_definst_/clip.flv", "vod/_definst_/sub/clip.mp4"] {
-        let out = root.join(out);
-        let out = out.to_str().expect("utf-8 path");
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "32k",
-            "-y",
-            out,
-        ])
-        .expect_success(Duration::from_secs(60));
+        make_clip(&root.join(out));
     }
     root
-}
-
-fn vod_server(root: &Path) -> Server {
-    Server::start_with(ServerOptions {
-        workers: 1,
-        config: Some(format!(
-            "[vod]\nroot = {:?}\n",
-            root.to_str().expect("utf-8 path")
-        )),
-        ..ServerOptions::default()
-    })
 }
 
 fn video(file: &Path) -> Vec<Packet> {

@@ -9,51 +9,18 @@ use dataplane::proto::rtmp::msg_type;
 use dataplane::proto::rtmp::session::SessionEvent;
 use e2e::rtmp_client::{info_code, is_avc_key_frame, is_avc_sequence_header, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
-use e2e::server::{Server, ServerOptions};
-use e2e::tools::ffmpeg;
+use e2e::server::Server;
+use e2e::vod_fixture::{make_clip, vod_server};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// 4 s of 25 fps H.264 (a key frame every second) and AAC as `clip.flv` and `clip.mp4`.
 fn server(dir: &ScratchDir) -> Server {
     let root = dir.join("root");
-    std::fs::create_dir_all(root.join("vod/_definst_")).expect("content dir");
     for name in ["clip.flv", "clip.mp4"] {
-        let out = root.join("vod/_definst_").join(name);
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "32k",
-            "-y",
-            out.to_str().expect("utf-8 path"),
-        ])
-        .expect_success(Duration::from_secs(60));
+        make_clip(&root.join("vod/_definst_").join(name));
     }
-    Server::start_with(ServerOptions {
-        workers: 1,
-        config: Some(format!(
-            "[vod]\nroot = {:?}\n",
-            root.to_str().expect("utf-8 path")
-        )),
-        ..ServerOptions::default()
-    })
+    vod_server(&root)
 }
 
 fn player(server: &Server) -> (RtmpClient, u32) {

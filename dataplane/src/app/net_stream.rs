@@ -116,15 +116,7 @@ pub(crate) fn play_stopped<P: Port>(
     stream_id: u32,
     key: &StreamKey,
 ) {
-    let name = key.name();
-    port.status(
-        client,
-        stream_id,
-        Level::Status,
-        "NetStream.Play.Stop",
-        &format!("Stopped playing {name}."),
-        name,
-    );
+    crate::media::play_statuses::stopped(port, client, stream_id, key.name());
 }
 
 /// What the caller does after a refusal.

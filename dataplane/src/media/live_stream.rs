@@ -279,7 +279,7 @@ impl LiveStream {
         let (client, stream_id) = (viewer.client, viewer.stream_id);
         viewer.from_seq = self.next_seq;
         self.viewers.push(viewer);
-        super::play_start::announce(port, client, stream_id, self.key.name(), reset);
+        super::play_statuses::announce(port, client, stream_id, self.key.name(), reset);
         if self.is_live() {
             self.send_snapshot(self.viewers.len() - 1, port, stopped);
         }

@@ -8,7 +8,7 @@ pub(crate) mod data_frame;
 pub mod frame;
 pub(crate) mod gop_cache;
 pub mod live_stream;
-pub(crate) mod play_start;
+pub(crate) mod play_statuses;
 pub mod port;
 pub mod recorder;
 pub(crate) mod send_queue;

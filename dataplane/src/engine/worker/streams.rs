@@ -63,16 +63,7 @@ impl Worker {
                     publisher,
                     remote_workers.iter().copied(),
                 );
-                for w in remote_workers {
-                    self.post(
-                        w,
-                        WorkerMsg::StreamStarted {
-                            key: key.clone(),
-                            publish_id,
-                            snapshot: Vec::new(),
-                        },
-                    );
-                }
+                self.tell_workers_started(&key, publish_id, &remote_workers);
                 self.start_recording(r, stream_id, &key, mode);
                 self.went_live(&key);
                 self.announce_to_children(&key, true);
@@ -298,6 +289,26 @@ impl Worker {
         let mut port = port!(self);
         if let Some(stream) = self.streams.get_mut(key).filter(|s| from(&s.source)) {
             stream.clear_metadata(m, &mut port);
+        }
+    }
+
+    /// Tells the workers with viewers of `key` waiting that it went live here (a local
+    /// publisher or an upstream link), so they follow it.
+    pub(super) fn tell_workers_started(
+        &mut self,
+        key: &StreamKey,
+        publish_id: u64,
+        workers: &[usize],
+    ) {
+        for &w in workers {
+            self.post(
+                w,
+                WorkerMsg::StreamStarted {
+                    key: key.clone(),
+                    publish_id,
+                    snapshot: Vec::new(),
+                },
+            );
         }
     }
 

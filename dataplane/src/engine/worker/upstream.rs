@@ -451,16 +451,7 @@ impl Worker {
                 who,
                 remote_workers.iter().copied(),
             );
-        for w in remote_workers {
-            self.post(
-                w,
-                WorkerMsg::StreamStarted {
-                    key: key.clone(),
-                    publish_id,
-                    snapshot: Vec::new(),
-                },
-            );
-        }
+        self.tell_workers_started(&key, publish_id, &remote_workers);
         self.went_live(&key);
         self.announce_to_children(&key, true);
     }

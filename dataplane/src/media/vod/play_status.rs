@@ -1,12 +1,12 @@
 //! What a viewer of a file is told, as AMS tells it: the start (shared with live plays:
-//! `media/play_start.rs`) followed by onMetaData with the file's duration and the sequence
+//! `media/play_statuses.rs`) followed by onMetaData with the file's duration and the sequence
 //! headers; Play.Switch between playlist items, Play.Complete and Play.Stop at the end
 //! (onPlayStatus carries Switch and Complete), Pause/Unpause/Seek notifications, and
 //! StreamNotFound.
 
 use super::index::{MediaIndex, Sample};
 use crate::media::frame::{Frame, FrameRef, MediaMessage};
-use crate::media::play_start;
+use crate::media::play_statuses;
 use crate::media::port::{ClientRef, Level, Port, StreamEvent, Urgency};
 use crate::proto::amf0::{self, Amf0Value};
 use crate::proto::rtmp::msg_type;
@@ -22,7 +22,7 @@ pub(crate) fn start<P: Port>(
     index: &MediaIndex,
     at: u32,
 ) {
-    play_start::announce(port, client, stream_id, name, reset);
+    play_statuses::announce(port, client, stream_id, name, reset);
     headers(port, client, stream_id, index, at);
     port.flush(client);
 }
@@ -50,14 +50,7 @@ pub(crate) fn complete<P: Port>(
     index: &MediaIndex,
 ) {
     play_status(port, client, stream_id, "NetStream.Play.Complete", index);
-    port.status(
-        client,
-        stream_id,
-        Level::Status,
-        "NetStream.Play.Stop",
-        &format!("Stopped playing {name}."),
-        name,
-    );
+    play_statuses::stopped(port, client, stream_id, name);
     port.stream_event(client, StreamEvent::Eof(stream_id));
     port.flush(client);
 }
@@ -109,14 +102,7 @@ pub(crate) fn seeked<P: Port>(
         &format!("Seeking {at} (stream ID: {stream_id})."),
         name,
     );
-    port.status(
-        client,
-        stream_id,
-        Level::Status,
-        "NetStream.Play.Start",
-        &format!("Started playing {name}."),
-        name,
-    );
+    play_statuses::started(port, client, stream_id, name);
     headers(port, client, stream_id, index, at);
     port.flush(client);
 }
