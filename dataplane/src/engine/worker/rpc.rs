@@ -49,6 +49,9 @@ impl Worker {
             );
         }
         let ask = rpc::request(request, &c.client.nc, c.client.id, c.peer.to_string(), cmd);
+        // Operators see each call that goes to the application (a refused flood is one
+        // log line instead, above).
+        self.emit("call", r, Some(&cmd.name), None);
         self.pending_rpc.insert(request, r);
         self.timers.arm(Timer {
             at: Instant::now() + RPC_TIMEOUT,
@@ -160,6 +163,7 @@ impl Worker {
         self.timers
             .arm_for(Owner::Conn(r), now + timeout, TimerKind::CallDeadline);
         self.flush_out(r);
+        self.emit("call_client", r, Some(method), None);
         Some(transaction)
     }
 
@@ -325,6 +329,32 @@ mod tests {
 
     fn waiting(w: &Worker, r: ConnRef) -> usize {
         w.pending_rpc.values().filter(|c| **c == r).count()
+    }
+
+    /// The operator events drained from the control mailbox: (event, stream).
+    fn events(
+        control: &crate::engine::mailbox::MailboxReceiver<ControlInbound>,
+    ) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        while let Some(m) = control.try_recv() {
+            if let ControlInbound::Event(e) = m {
+                out.push((e.event, e.stream));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn calls_both_ways_are_events_naming_the_method() {
+        let (mut w, control) = worker();
+        w.shared.rpc_manager.store(true, Ordering::Relaxed);
+        let (r, _peer) = connected(&mut w);
+        events(&control);
+        w.on_session_event(r, command("addUser", 2.0, vec![]));
+        assert!(events(&control).contains(&("call".into(), Some("addUser".into()))));
+        let sent = w.call_client_for(r, "greet", &[], Duration::from_secs(5), None);
+        assert!(sent.is_some());
+        assert!(events(&control).contains(&("call_client".into(), Some("greet".into()))));
     }
 
     #[test]
