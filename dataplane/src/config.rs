@@ -168,6 +168,10 @@ pub(crate) struct ApplicationConfig {
     /// upstream (the seed's "stream activity idle interval").
     #[serde(default = "default_idle_ms")]
     pub(crate) idle_ms: u32,
+    /// Intermediate and edge: keep the next upstream group playing beside the current one,
+    /// so a failover switches at its buffered key frame at once (`relay::standby`).
+    #[serde(default)]
+    pub(crate) hot_standby: bool,
     /// The groups read from `host_ini` by [`Config::load`]; a configuration whose host.ini
     /// does not parse is never built, so a running server keeps the groups it has.
     #[serde(skip)]
@@ -373,6 +377,12 @@ impl Config {
             if !tiered && app.host_ini.is_some() {
                 return Err(format!(
                     "application {:?}: host_ini is only for role \"intermediate\" or \"edge\"",
+                    app.name
+                ));
+            }
+            if !tiered && app.hot_standby {
+                return Err(format!(
+                    "application {:?}: hot_standby is only for role \"intermediate\" or \"edge\"",
                     app.name
                 ));
             }

@@ -9,4 +9,5 @@ pub(crate) mod failover;
 pub(crate) mod host_ini;
 pub(crate) mod link;
 pub(crate) mod rebase;
+pub(crate) mod standby;
 pub(crate) mod tier;

@@ -32,6 +32,7 @@ use crate::relay::failover::{Attempts, FailoverList};
 use crate::relay::host_ini::UpstreamGroup;
 use crate::relay::link::{LinkStep, PullLink};
 use crate::relay::rebase::{Mapped, Rebase};
+use crate::relay::standby::StandbyBuffer;
 use control_protocol::Event;
 
 /// How long one connect attempt may take.
@@ -93,6 +94,10 @@ struct Pull {
     /// Messages from the current link, and when the idle check last saw the count change.
     media: u64,
     idle_seen: (u64, Instant),
+    /// The application keeps a hot standby (`hot_standby`).
+    hot_standby: bool,
+    /// The group kept playing beside the current one, and what a switch to it replays.
+    standby: Option<(usize, StandbyBuffer)>,
 }
 
 /// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
@@ -140,6 +145,8 @@ impl Worker {
             idle: Duration::from_millis(u64::from(app.idle_ms)),
             media: 0,
             idle_seen: (0, now),
+            hot_standby: app.hot_standby,
+            standby: None,
         };
         let groups = pull.groups.len();
         let check = pull.idle / IDLE_CHECKS;
@@ -339,8 +346,21 @@ impl Worker {
                 let detail = format!("group {label} answers again; list {order:?}");
                 self.upstream_event("upstream_recovered", &key, addr.clone(), detail);
             }
+            let Some(pull) = self.pulls.slab.get_mut(p) else {
+                return;
+            };
             if takes_over {
                 self.take_over(p, g, r);
+            } else if pull.hot_standby && pull.standby.is_none() {
+                // Answered while another group is current: kept playing as the standby.
+                let mut buffer = StandbyBuffer::default();
+                if let Some((from, m)) = pull.early_data.take_if(|(from, _)| *from == g) {
+                    debug_assert_eq!(from, g);
+                    buffer.push(FrameKind::Metadata, m, true);
+                }
+                pull.standby = Some((g, buffer));
+                debug!(worker = self.id, stream = key.name(), group = %label, ?order,
+                    "upstream answered; hot standby");
             } else {
                 // Answered, but another group is current: parked, at its place in the list.
                 if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
@@ -355,13 +375,21 @@ impl Worker {
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
+        let kind = tag::classify(m.type_id, &m.payload);
         if pull.list.active() != Some(g) {
+            if let Some((_, buffer)) = pull.standby.as_mut().filter(|(s, _)| *s == g) {
+                buffer.push(kind, m, keep);
+            }
             return;
         }
+        self.feed(p, r, kind, m, keep);
+    }
+
+    /// A message of the current link `r` of pull `p`, to the stream at its rebased time.
+    fn feed(&mut self, p: SlabRef, r: ConnRef, kind: FrameKind, m: MediaMessage, keep: bool) {
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
-        let kind = tag::classify(m.type_id, &m.payload);
         let timestamp = match pull.rebase.map(kind, m.timestamp) {
             Mapped::Drop => return,
             Mapped::Hold => {
@@ -489,6 +517,7 @@ impl Worker {
         if let Some(l) = pull.links.get_mut(g) {
             l.down = true;
         }
+        pull.standby.take_if(|(s, _)| *s == g);
         let was_current = pull.list.active() == Some(g) || pull.next == Some(g);
         let next = self.leave_list(p, g);
         if was_current {
@@ -514,6 +543,7 @@ impl Worker {
         link.set(LinkState::Waiting);
         link.attempts.failed();
         link.down = true;
+        pull.standby.take_if(|(s, _)| *s == g);
         let delay = backoff::delay(link.attempts.failures);
         let failures = link.attempts.failures;
         warn!(worker = self.id, stream = pull.key.name(), group = %pull.groups[g].label,
@@ -569,6 +599,25 @@ impl Worker {
             self.upstream_event("upstream_failover", &key, String::new(), detail);
             return self.release_claim(p);
         };
+        // A hot standby that has a key frame takes over at once, replaying its GOP.
+        let standby = pull.standby.take_if(|(s, buffer)| {
+            *s != from
+                && buffer.ready()
+                && matches!(pull.links[*s].state, LinkState::Linked { fresh: false, .. })
+        });
+        if let Some((s, mut buffer)) = standby {
+            let LinkState::Linked { conn, .. } = pull.links[s].state else {
+                return;
+            };
+            info!(worker = self.id, stream = key.name(), from = %from_label,
+                to = %pull.groups[s].label, reason, "failing over to the hot standby");
+            pull.list.activate(s);
+            self.take_over(p, s, conn);
+            for (kind, m, keep) in buffer.take() {
+                self.feed(p, conn, kind, m, keep);
+            }
+            return;
+        }
         pull.next = Some(n);
         let to_label = pull.groups[n].label.clone();
         info!(worker = self.id, stream = key.name(), from = %from_label, to = %to_label,
@@ -684,6 +733,11 @@ impl Worker {
                 let active = pull.list.active() == Some(g);
                 let state = match link.state {
                     LinkState::Linked { .. } if active => "streaming",
+                    LinkState::Linked { .. }
+                        if pull.standby.as_ref().is_some_and(|(s, _)| *s == g) =>
+                    {
+                        "standby"
+                    }
                     LinkState::Linked { .. } => "linked",
                     LinkState::Idle if pull.list.order().contains(&g) => "parked",
                     LinkState::Idle => "idle",
