@@ -199,6 +199,14 @@ fn is_publisher(source: &Source, r: ConnRef) -> bool {
     matches!(source, Source::Local { publisher, .. } if *publisher == r)
 }
 
+/// What a data message from a publisher or an upstream link does to its stream.
+pub(super) enum StreamData {
+    /// A frame for the stream's viewers; `true`: the stream keeps it for joiners (metadata).
+    Frame(MediaMessage, bool),
+    /// `@clearDataFrame`: the kept metadata goes, on every worker of the stream.
+    ClearMetadata(MediaMessage),
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::IntoRawFd;
@@ -260,12 +268,4 @@ mod tests {
             "the session forgot the expired call too: {events:?}"
         );
     }
-}
-
-/// What a data message from a publisher or an upstream link does to its stream.
-pub(super) enum StreamData {
-    /// A frame for the stream's viewers; `true`: the stream keeps it for joiners (metadata).
-    Frame(MediaMessage, bool),
-    /// `@clearDataFrame`: the kept metadata goes, on every worker of the stream.
-    ClearMetadata(MediaMessage),
 }
