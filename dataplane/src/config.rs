@@ -172,7 +172,14 @@ pub(crate) struct ApplicationConfig {
     /// so a failover switches at its buffered key frame at once (`relay::standby`).
     #[serde(default)]
     pub(crate) hot_standby: bool,
-    /// The groups read from `host_ini` by [`Config::load`]; a configuration whose host.ini
+    /// A plain pull relay: `rtmp://host[:port]/app[/instance]`, played on the first viewer
+    /// of a stream nobody publishes here (`relay::pull_url`).
+    pub(crate) pull: Option<String>,
+    /// How long a pull stays after its last viewer left, in milliseconds.
+    #[serde(default)]
+    pub(crate) pull_linger_ms: u32,
+    /// The one group of a `pull` (set by `Config::parse`), or the groups read from `host_ini`
+    /// by [`Config::load`]; a configuration whose host.ini
     /// does not parse is never built, so a running server keeps the groups it has.
     #[serde(skip)]
     pub(crate) upstreams: Vec<UpstreamGroup>,
@@ -298,14 +305,22 @@ impl Config {
     }
 
     pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        let invalid = |message| ConfigError::Invalid {
             path: origin.to_string(),
             message,
-        })?;
+        };
+        config.validate().map_err(invalid)?;
+        for app in &mut config.applications {
+            if let Some(url) = &app.pull {
+                let group = crate::relay::pull_url::parse(url)
+                    .map_err(|e| invalid(format!("application {:?}: {e}", app.name)))?;
+                app.upstreams = vec![group];
+            }
+        }
         Ok(config)
     }
 
@@ -377,6 +392,19 @@ impl Config {
             if !tiered && app.host_ini.is_some() {
                 return Err(format!(
                     "application {:?}: host_ini is only for role \"intermediate\" or \"edge\"",
+                    app.name
+                ));
+            }
+            if tiered && app.pull.is_some() {
+                return Err(format!(
+                    "application {:?}: pull is for an application without a role (an \
+                     intermediate or edge has its upstreams in host_ini)",
+                    app.name
+                ));
+            }
+            if app.pull_linger_ms > 600_000 {
+                return Err(format!(
+                    "application {:?}: pull_linger_ms must be at most 600000",
                     app.name
                 ));
             }

@@ -159,3 +159,19 @@ pub fn switch_gap(seen: &Seen, killed: Instant) -> Option<Duration> {
     let last_picture = video[..header].iter().rev().find(|s| s.3)?;
     Some(video[header].0.duration_since(last_picture.0))
 }
+
+/// What a viewer notices of a failover: the largest gap between video pictures that ends in
+/// the 3 s after `killed` (the source's own jitter in that window included).
+pub fn failover_gap(seen: &Seen, killed: Instant) -> Duration {
+    let video: Vec<Instant> = seen
+        .iter()
+        .filter(|s| s.1 == VIDEO && s.3)
+        .map(|s| s.0)
+        .collect();
+    video
+        .windows(2)
+        .filter(|w| w[1] > killed && w[1] <= killed + Duration::from_secs(3))
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}

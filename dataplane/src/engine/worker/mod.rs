@@ -18,6 +18,7 @@ mod control;
 mod outbound;
 mod port;
 mod recordings;
+mod resolve;
 mod rpc;
 mod session;
 mod streams;
@@ -694,6 +695,11 @@ impl Worker {
             WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
+            WorkerMsg::Resolved {
+                pull,
+                group,
+                result,
+            } => self.upstream_resolved(pull, group, result),
             WorkerMsg::AuthDecision {
                 request,
                 allow,

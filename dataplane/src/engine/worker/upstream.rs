@@ -98,6 +98,10 @@ struct Pull {
     hot_standby: bool,
     /// The group kept playing beside the current one, and what a switch to it replays.
     standby: Option<(usize, StandbyBuffer)>,
+    /// How long the pull stays without viewers (`pull_linger_ms`), and since when it has
+    /// none; checked with the idle checks.
+    linger: Duration,
+    unwanted_since: Option<Instant>,
 }
 
 /// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
@@ -111,7 +115,14 @@ impl Worker {
     /// A viewer plays `key`, which nobody publishes yet: if its application has upstreams
     /// and this worker does not pull it already, ask every group for it.
     pub(super) fn maybe_pull(&mut self, key: &StreamKey) {
-        if self.pulls.by_key.contains_key(key) || self.shutting_down.is_some() {
+        if let Some(&p) = self.pulls.by_key.get(key) {
+            // A viewer back while the pull lingers: it stays.
+            if let Some(pull) = self.pulls.slab.get_mut(p) {
+                pull.unwanted_since = None;
+            }
+            return;
+        }
+        if self.shutting_down.is_some() {
             return;
         }
         let Some(app) = self
@@ -147,6 +158,8 @@ impl Worker {
             idle_seen: (0, now),
             hot_standby: app.hot_standby,
             standby: None,
+            linger: Duration::from_millis(u64::from(app.pull_linger_ms)),
+            unwanted_since: None,
         };
         let groups = pull.groups.len();
         let check = pull.idle / IDLE_CHECKS;
@@ -173,22 +186,52 @@ impl Worker {
         let (addr, secondary) = link.attempts.address(group);
         let which = if secondary { "secondary" } else { "primary" };
         let attempt = link.attempts.failures + 1;
-        let Ok(to) = addr.to_string().parse::<SocketAddr>() else {
-            let why = format!("{addr}: upstream hostnames are not resolved yet; use an IP");
-            return self.group_failed(p, g, &why);
-        };
+        let to = addr.to_string();
+        let ip = to.parse::<SocketAddr>().ok();
+        let (host, port) = (addr.host.clone(), addr.port);
         link.set(LinkState::Connecting);
         info!(worker = self.id, stream = pull.key.name(), group = %group.label, %to, which,
             attempt, "connecting to upstream");
         let detail = format!("group {} {which} {to} attempt {attempt}", group.label);
         let key = pull.key.clone();
-        self.upstream_event("upstream_attempt", &key, to.to_string(), detail);
+        self.upstream_event("upstream_attempt", &key, to, detail);
+        match ip {
+            Some(to) => self.connect_upstream(p, g, to),
+            // A hostname: resolved off this thread (`resolve.rs`), then connected.
+            None => self.resolve_upstream(p, g as u16, host, port),
+        }
+    }
+
+    fn connect_upstream(&mut self, p: SlabRef, g: usize, to: SocketAddr) {
         let owner = Owner::Pull {
             pull: p,
             group: g as u16,
         };
         if let Err(e) = self.connect(to, CONNECT_TIMEOUT, owner) {
             self.group_failed(p, g, &format!("no socket for {to}: {e}"));
+        }
+    }
+
+    /// The answer for an attempt at a hostname: connect, or the attempt failed.
+    pub(super) fn upstream_resolved(
+        &mut self,
+        p: SlabRef,
+        group: u16,
+        result: Result<SocketAddr, String>,
+    ) {
+        let g = usize::from(group);
+        let connecting = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.links.get(g))
+            .is_some_and(|l| l.state == LinkState::Connecting);
+        if !connecting {
+            return; // The pull ended meanwhile.
+        }
+        match result {
+            Ok(to) => self.connect_upstream(p, g, to),
+            Err(why) => self.group_failed(p, g, &why),
         }
     }
 
@@ -677,6 +720,13 @@ impl Worker {
                     now + check,
                     TimerKind::Idle,
                 );
+                if let Some(since) = pull.unwanted_since {
+                    if now.duration_since(since) >= pull.linger {
+                        let key = pull.key.clone();
+                        pull.unwanted_since = None;
+                        return self.release_unwanted_pull_now(&key);
+                    }
+                }
                 if pull.media != pull.idle_seen.0 {
                     pull.idle_seen = (pull.media, now);
                     return;
@@ -698,8 +748,27 @@ impl Worker {
         }
     }
 
-    /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends.
+    /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends,
+    /// at once or after the application's `pull_linger_ms`.
     pub(super) fn release_unwanted_pull(&mut self, key: &StreamKey) {
+        let wanted = self.shared.registry.has_viewers(key) || self.subscribed(key);
+        let Some(pull) = self
+            .pulls
+            .by_key
+            .get(key)
+            .and_then(|&p| self.pulls.slab.get_mut(p))
+        else {
+            return;
+        };
+        if pull.linger.is_zero() {
+            return self.release_unwanted_pull_now(key);
+        }
+        if !wanted && pull.unwanted_since.is_none() {
+            pull.unwanted_since = Some(Instant::now());
+        }
+    }
+
+    fn release_unwanted_pull_now(&mut self, key: &StreamKey) {
         if let Some(&p) = self.pulls.by_key.get(key) {
             if !self.shared.registry.has_viewers(key) && !self.subscribed(key) {
                 self.end_pull(p);
