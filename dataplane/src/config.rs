@@ -653,6 +653,34 @@ mod tests {
     }
 
     #[test]
+    fn pull_is_one_upstream_group_and_hot_standby_is_for_tiers() {
+        let c = Config::parse(
+            "[[application]]\nname = \"relay\"\npull = \"rtmp://127.0.0.2:1936/live\"\n\
+             pull_linger_ms = 3000\n",
+            "t",
+        )
+        .expect("a pull application");
+        let app = &c.applications[0];
+        assert_eq!(app.pull_linger_ms, 3_000);
+        assert_eq!(app.upstreams.len(), 1);
+        assert_eq!(app.upstreams[0].primary.to_string(), "127.0.0.2:1936");
+        assert_eq!(app.upstreams[0].app, "live");
+        // A bad URL names the application and what is wrong.
+        let e = Config::parse(
+            "[[application]]\nname = \"r\"\npull = \"http://x/y\"\n",
+            "t",
+        )
+        .expect_err("not rtmp://")
+        .to_string();
+        assert!(e.contains("\"r\"") && e.contains("rtmp://"), "{e}");
+        // A tier has host_ini, not pull; hot standby is only for tiers.
+        assert!(Config::parse(&format!("{EDGE}pull = \"rtmp://a/b\"\n"), "t").is_err());
+        assert!(Config::parse("[[application]]\nname = \"p\"\nhot_standby = true\n", "t").is_err());
+        let hot = Config::parse(&format!("{EDGE}hot_standby = true\n"), "t").expect("edge");
+        assert!(hot.applications[0].hot_standby);
+    }
+
+    #[test]
     fn example_file_parses() {
         let text = include_str!("../../strata.example.toml");
         Config::parse(text, "strata.example.toml").expect("example config is valid");
