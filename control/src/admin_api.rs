@@ -174,10 +174,17 @@ fn scrape(shared: &Shared) -> String {
             Reply::Streams { streams } => streams,
             _ => Vec::new(),
         };
-        Ok((status, streams))
+        let upstreams = match client.request(Call::Upstreams)? {
+            Reply::Upstreams { upstreams } => upstreams,
+            _ => Vec::new(),
+        };
+        Ok((status, streams, upstreams))
     })();
     match fetched {
-        Ok((status, streams)) => metrics::render(Some((&status, &streams)), &counters),
+        Ok((status, streams, upstreams)) => {
+            metrics::render(Some((&status, &streams)), &counters)
+                + &metrics::render_upstreams(&upstreams)
+        }
         Err(e) => {
             tracing::debug!("metrics scrape without stratad: {e}");
             metrics::render(None, &counters)

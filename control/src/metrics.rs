@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4) of stratad's status and streams, and of the
 //! manager's own counters. Written by hand: it is a few lines of text.
 
-use crate::protocol::{ServerStatus, StreamInfo};
+use crate::protocol::{ServerStatus, StreamInfo, UpstreamInfo};
 use std::fmt::Write as _;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -333,6 +333,55 @@ pub fn render(
     w.out
 }
 
+/// One gauge's value for a group, if it has one.
+type UpstreamValue = fn(&UpstreamInfo) -> Option<f64>;
+
+/// Gauges of every relay pull's upstream groups (`stratactl upstreams`), appended to a
+/// scrape. Their events (connect, failover, recovery) are counted by
+/// `strata_manager_events_total{event="upstream_..."}`.
+pub fn render_upstreams(upstreams: &[UpstreamInfo]) -> String {
+    let mut w = Writer { out: String::new() };
+    let families: [(&str, &str, UpstreamValue); 4] = [
+        (
+            "strata_upstream_active",
+            "1 for the group a pulled stream comes from now, else 0",
+            |u| Some(if u.active { 1.0 } else { 0.0 }),
+        ),
+        (
+            "strata_upstream_failed_attempts",
+            "Failed connection attempts in a row at a group",
+            |u| Some(f64::from(u.attempts)),
+        ),
+        (
+            "strata_upstream_list_position",
+            "A group's place in the failover list (0 is first); absent when not in it",
+            |u| u.position.map(|p| p as f64),
+        ),
+        (
+            "strata_upstream_state_since_seconds",
+            "Unix time of a group's last change of state",
+            |u| Some(u.since),
+        ),
+    ];
+    for (name, help, value) in families {
+        w.family(name, "gauge", help);
+        for u in upstreams {
+            let worker = u.worker.to_string();
+            let labels = [
+                ("app", u.app.as_str()),
+                ("stream", u.stream.as_str()),
+                ("worker", worker.as_str()),
+                ("group", u.group.as_str()),
+                ("state", u.state.as_str()),
+            ];
+            if let Some(v) = value(u) {
+                w.sample(name, &labels, v);
+            }
+        }
+    }
+    w.out
+}
+
 /// One parsed sample: name, labels, value.
 pub type Sample = (String, Vec<(String, String)>, f64);
 
@@ -523,6 +572,41 @@ mod tests {
             vec![("outcome".into(), "result".into())],
             3.0
         )));
+    }
+
+    #[test]
+    fn upstream_gauges_parse_and_name_each_group() {
+        let up = |group: &str, active, position| UpstreamInfo {
+            app: "lsc_edge".into(),
+            stream: "cam".into(),
+            worker: 1,
+            group: group.into(),
+            primary: "127.0.0.2:1935".into(),
+            secondary: "127.0.0.2:1935".into(),
+            address: "127.0.0.2:1935".into(),
+            state: if active { "streaming" } else { "waiting" }.into(),
+            attempts: if active { 0 } else { 3 },
+            active,
+            position,
+            since: 1.5,
+        };
+        let text = render_upstreams(&[up("server1", true, Some(0)), up("server2", false, None)]);
+        let samples = parse(&text).expect("well-formed");
+        let find = |name: &str, group: &str| {
+            samples
+                .iter()
+                .find(|(n, l, _)| n == name && l.iter().any(|(k, v)| k == "group" && v == group))
+                .map(|s| s.2)
+        };
+        assert_eq!(find("strata_upstream_active", "server1"), Some(1.0));
+        assert_eq!(find("strata_upstream_active", "server2"), Some(0.0));
+        assert_eq!(
+            find("strata_upstream_failed_attempts", "server2"),
+            Some(3.0)
+        );
+        assert_eq!(find("strata_upstream_list_position", "server1"), Some(0.0));
+        assert_eq!(find("strata_upstream_list_position", "server2"), None);
+        assert!(text.contains("state=\"waiting\""), "{text}");
     }
 
     #[test]

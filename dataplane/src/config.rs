@@ -179,7 +179,18 @@ pub(crate) struct ApplicationConfig {
     /// upstream (the seed's "stream activity idle interval").
     #[serde(default = "default_idle_ms")]
     pub(crate) idle_ms: u32,
-    /// The groups read from `host_ini` by [`Config::load`]; a configuration whose host.ini
+    /// Intermediate and edge: keep the next upstream group playing beside the current one,
+    /// so a failover switches at its buffered key frame at once (`relay::standby`).
+    #[serde(default)]
+    pub(crate) hot_standby: bool,
+    /// A plain pull relay: `rtmp://host[:port]/app[/instance]`, played on the first viewer
+    /// of a stream nobody publishes here (`relay::pull_url`).
+    pub(crate) pull: Option<String>,
+    /// How long a pull stays after its last viewer left, in milliseconds.
+    #[serde(default)]
+    pub(crate) pull_linger_ms: u32,
+    /// The one group of a `pull` (set by `Config::parse`), or the groups read from `host_ini`
+    /// by [`Config::load`]; a configuration whose host.ini
     /// does not parse is never built, so a running server keeps the groups it has.
     #[serde(skip)]
     pub(crate) upstreams: Vec<UpstreamGroup>,
@@ -297,14 +308,22 @@ impl Config {
     }
 
     pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        let invalid = |message| ConfigError::Invalid {
             path: origin.to_string(),
             message,
-        })?;
+        };
+        config.validate().map_err(invalid)?;
+        for app in &mut config.applications {
+            if let Some(url) = &app.pull {
+                let group = crate::relay::pull_url::parse(url)
+                    .map_err(|e| invalid(format!("application {:?}: {e}", app.name)))?;
+                app.upstreams = vec![group];
+            }
+        }
         Ok(config)
     }
 
@@ -384,6 +403,25 @@ impl Config {
             if !tiered && app.host_ini.is_some() {
                 return Err(format!(
                     "application {:?}: host_ini is only for role \"intermediate\" or \"edge\"",
+                    app.name
+                ));
+            }
+            if tiered && app.pull.is_some() {
+                return Err(format!(
+                    "application {:?}: pull is for an application without a role (an \
+                     intermediate or edge has its upstreams in host_ini)",
+                    app.name
+                ));
+            }
+            if app.pull_linger_ms > 600_000 {
+                return Err(format!(
+                    "application {:?}: pull_linger_ms must be at most 600000",
+                    app.name
+                ));
+            }
+            if !tiered && app.hot_standby {
+                return Err(format!(
+                    "application {:?}: hot_standby is only for role \"intermediate\" or \"edge\"",
                     app.name
                 ));
             }
@@ -632,6 +670,34 @@ mod tests {
         assert_eq!(c.vod.root, Some(PathBuf::from("/srv/media")));
         assert!(Config::parse("[vod]\nroot = \"\"\n", "t").is_err());
         assert!(Config::parse("[vod]\nrot = \"/a\"\n", "t").is_err());
+    }
+
+    #[test]
+    fn pull_is_one_upstream_group_and_hot_standby_is_for_tiers() {
+        let c = Config::parse(
+            "[[application]]\nname = \"relay\"\npull = \"rtmp://127.0.0.2:1936/live\"\n\
+             pull_linger_ms = 3000\n",
+            "t",
+        )
+        .expect("a pull application");
+        let app = &c.applications[0];
+        assert_eq!(app.pull_linger_ms, 3_000);
+        assert_eq!(app.upstreams.len(), 1);
+        assert_eq!(app.upstreams[0].primary.to_string(), "127.0.0.2:1936");
+        assert_eq!(app.upstreams[0].app, "live");
+        // A bad URL names the application and what is wrong.
+        let e = Config::parse(
+            "[[application]]\nname = \"r\"\npull = \"http://x/y\"\n",
+            "t",
+        )
+        .expect_err("not rtmp://")
+        .to_string();
+        assert!(e.contains("\"r\"") && e.contains("rtmp://"), "{e}");
+        // A tier has host_ini, not pull; hot standby is only for tiers.
+        assert!(Config::parse(&format!("{EDGE}pull = \"rtmp://a/b\"\n"), "t").is_err());
+        assert!(Config::parse("[[application]]\nname = \"p\"\nhot_standby = true\n", "t").is_err());
+        let hot = Config::parse(&format!("{EDGE}hot_standby = true\n"), "t").expect("edge");
+        assert!(hot.applications[0].hot_standby);
     }
 
     #[test]

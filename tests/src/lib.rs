@@ -6,7 +6,9 @@
 //! receiving), [`live_fixture`] (server + publisher + viewer), [`rtmp_client`] (our own blocking
 //! RTMP client), [`raw_chunk`] (hostile bytes), [`scratch_dir`] (per-test files),
 //! [`flv_tags`] (an FLV's tags), [`flv_source`] (an FLV file's tags published by our client),
-//! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook), [`pyrtmp`] (python-librtmp and stratactl binaries).
+//! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook),
+//! [`pyrtmp`] (python-librtmp and stratactl binaries), [`tiers`] (origins, edges and a viewer
+//! timed across a failover).
 
 pub mod flv_source;
 pub mod flv_tags;
@@ -21,6 +23,7 @@ pub mod rtmp_client;
 pub mod sample_media;
 pub mod scratch_dir;
 pub mod server;
+pub mod tiers;
 pub mod tools;
 pub mod vod_fixture;
 

@@ -12,131 +12,12 @@ use control::protocol::{Call, Reply};
 use e2e::bounds;
 use e2e::publisher::publish_sample;
 use e2e::recorder::Recorder;
-use e2e::rtmp_client::{is_avc_sequence_header, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
-use e2e::server::{free_addr_on, Server, ServerOptions};
+use e2e::server::{free_addr_on, Server};
+use e2e::tiers::{check_viewer, host, origin_at, tier, watch, MAX_GAP};
 use e2e::tools::{rtmpdump, ChildGuard};
-use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-const VIDEO: u8 = 9;
-const AUDIO: u8 = 8;
-/// The issue's bound on what a viewer notices of a failover.
-const MAX_GAP: Duration = Duration::from_millis(1500);
-
-fn host(last: u8) -> IpAddr {
-    IpAddr::from([127, 0, 0, last])
-}
-
-fn origin_at(addr: SocketAddr) -> Server {
-    Server::start_with(ServerOptions {
-        config: Some("[[application]]\nname = \"lsc_origin\"\nrole = \"origin\"\n".into()),
-        addr: Some(addr),
-        ..ServerOptions::default()
-    })
-}
-
-/// A tier below: `role` with one host.ini line per `(label, primary, secondary, app)`.
-fn tier(
-    dir: &ScratchDir,
-    name: &str,
-    role: &str,
-    at: IpAddr,
-    groups: &[(&str, SocketAddr, SocketAddr, &str)],
-    idle_ms: u32,
-) -> Server {
-    let host_ini: PathBuf = dir.join(&format!("{name}-host.ini"));
-    let mut text = String::from("#server group name primaryIP;secondaryIP appToConnect\n");
-    for (label, primary, secondary, app) in groups {
-        text.push_str(&format!("{label} {primary};{secondary} {app}\n"));
-    }
-    std::fs::write(&host_ini, text).expect("host.ini");
-    Server::start_with(ServerOptions {
-        config: Some(format!(
-            "[[application]]\nname = \"{name}\"\nrole = \"{role}\"\nhost_ini = {:?}\n\
-             idle_ms = {idle_ms}\n",
-            host_ini.display().to_string()
-        )),
-        host: Some(at),
-        rust_log: "info,dataplane=debug".into(),
-        ..ServerOptions::default()
-    })
-}
-
-/// What a viewer received: (arrival, type, timestamp, picture). Codec headers are not
-/// pictures: a new source's header rightly shares its key frame's timestamp.
-type Seen = Vec<(Instant, u8, u32, bool)>;
-
-/// Our client plays `name` on `addr`/`app` until `until`, recording every audio and video
-/// message; an error if the connection is dropped.
-fn watch(addr: SocketAddr, app: &'static str, until: Instant) -> JoinHandle<Result<Seen, String>> {
-    std::thread::spawn(move || {
-        let mut client = RtmpClient::connected(addr, app).map_err(|e| e.to_string())?;
-        client.play("cam").map_err(|e| e.to_string())?;
-        let mut seen = Vec::new();
-        while Instant::now() < until {
-            let wait = until
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(250));
-            match client.read_message(wait) {
-                Ok(m) if m.type_id == VIDEO || m.type_id == AUDIO => {
-                    let picture = m.type_id == VIDEO && !is_avc_sequence_header(&m.payload);
-                    seen.push((Instant::now(), m.type_id, m.timestamp, picture));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
-                Err(e) => return Err(format!("viewer on {addr} lost its connection: {e}")),
-            }
-        }
-        client.shutdown();
-        Ok(seen)
-    })
-}
-
-/// Checks a viewer's record: the largest gap between video messages, video timestamps that
-/// only rise, audio ones that never fall, and video after the kill.
-fn check_viewer(name: &str, seen: &Seen, killed: Instant) -> Result<Duration, String> {
-    let video: Vec<_> = seen.iter().filter(|s| s.1 == VIDEO && s.3).collect();
-    if video.len() <= 50 {
-        return Err(format!("{name}: too little video ({})", video.len()));
-    }
-    let gap = video
-        .windows(2)
-        .map(|w| {
-            (
-                w[1].0.duration_since(w[0].0),
-                w[1].0.saturating_duration_since(killed),
-            )
-        })
-        .max()
-        .unwrap_or_default();
-    if gap.0 > MAX_GAP {
-        return Err(format!(
-            "{name}: a gap of {:?} between video frames (limit {MAX_GAP:?}), ending {:?} \
-             after the kill",
-            gap.0, gap.1
-        ));
-    }
-    if !video.iter().any(|s| s.0 > killed + Duration::from_secs(2)) {
-        return Err(format!("{name}: no video two seconds after the kill"));
-    }
-    for w in video.windows(2) {
-        if w[1].2 <= w[0].2 {
-            return Err(format!(
-                "{name}: video timestamp {} after {} (duplicate or backwards)",
-                w[1].2, w[0].2
-            ));
-        }
-    }
-    let audio: Vec<_> = seen.iter().filter(|s| s.1 == AUDIO).collect();
-    if audio.windows(2).any(|w| w[1].2 < w[0].2) {
-        return Err(format!("{name}: audio went backwards"));
-    }
-    Ok(gap.0)
-}
 
 fn wait_file_grows(path: &std::path::Path, child: &mut ChildGuard, what: &str) {
     let deadline = Instant::now() + bounds::STREAM_UP;
@@ -270,7 +151,7 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
                 lines(&edges[i])
             )
         };
-        match check_viewer(&format!("edge {i} viewer"), &seen, killed) {
+        match check_viewer(&format!("edge {i} viewer"), &seen, killed, MAX_GAP) {
             Ok(gap) => println!("edge {i} viewer: largest gap between video frames {gap:?}"),
             Err(e) => panic!("{e}\n{}", context()),
         }
@@ -411,7 +292,7 @@ fn an_upstream_that_goes_silent_is_left_after_the_idle_interval() {
         .join()
         .expect("watcher thread")
         .unwrap_or_else(|e| panic!("{e}"));
-    match check_viewer("edge viewer", &seen, frozen) {
+    match check_viewer("edge viewer", &seen, frozen, MAX_GAP) {
         Ok(gap) => println!("idle failover: largest gap between video frames {gap:?}"),
         Err(e) => panic!("{e}\n{}", edge.log()),
     }

@@ -55,6 +55,12 @@ pub(crate) enum WorkerMsg {
     },
     /// From the control thread: a validated new configuration.
     Reload(Arc<Config>),
+    /// To a worker from its resolver thread: the address of an upstream hostname.
+    Resolved {
+        pull: crate::engine::slab::SlabRef,
+        group: u16,
+        result: Result<std::net::SocketAddr, String>,
+    },
     /// From the control thread: the manager's answer to an auth request.
     AuthDecision {
         request: u64,

@@ -166,7 +166,7 @@ fn parse_line(line: &str, number: usize) -> Result<UpstreamGroup, String> {
     })
 }
 
-fn parse_app(word: &str) -> Result<(String, Option<String>), String> {
+pub(super) fn parse_app(word: &str) -> Result<(String, Option<String>), String> {
     let mut parts = word.split('/');
     let app = parts.next().unwrap_or_default();
     let instance = parts.next();
@@ -184,7 +184,7 @@ fn parse_app(word: &str) -> Result<(String, Option<String>), String> {
     Ok((app.to_string(), instance.map(str::to_string)))
 }
 
-fn parse_addr(text: &str) -> Result<UpstreamAddr, String> {
+pub(super) fn parse_addr(text: &str) -> Result<UpstreamAddr, String> {
     if text.is_empty() {
         return Err("empty".into());
     }

@@ -8,5 +8,7 @@ pub(crate) mod backoff;
 pub(crate) mod failover;
 pub(crate) mod host_ini;
 pub(crate) mod link;
+pub(crate) mod pull_url;
 pub(crate) mod rebase;
+pub(crate) mod standby;
 pub(crate) mod tier;

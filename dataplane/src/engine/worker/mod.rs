@@ -19,6 +19,7 @@ mod files;
 mod outbound;
 mod port;
 mod recordings;
+mod resolve;
 mod rpc;
 mod session;
 pub(super) mod shared_objects;
@@ -708,6 +709,11 @@ impl Worker {
             WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
+            WorkerMsg::Resolved {
+                pull,
+                group,
+                result,
+            } => self.upstream_resolved(pull, group, result),
             WorkerMsg::AuthDecision {
                 request,
                 allow,

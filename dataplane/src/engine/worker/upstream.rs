@@ -32,6 +32,7 @@ use crate::relay::failover::{Attempts, FailoverList};
 use crate::relay::host_ini::UpstreamGroup;
 use crate::relay::link::{LinkStep, PullLink};
 use crate::relay::rebase::{Mapped, Rebase};
+use crate::relay::standby::StandbyBuffer;
 use control_protocol::Event;
 
 /// How long one connect attempt may take.
@@ -93,6 +94,14 @@ struct Pull {
     /// Messages from the current link, and when the idle check last saw the count change.
     media: u64,
     idle_seen: (u64, Instant),
+    /// The application keeps a hot standby (`hot_standby`).
+    hot_standby: bool,
+    /// The group kept playing beside the current one, and what a switch to it replays.
+    standby: Option<(usize, StandbyBuffer)>,
+    /// How long the pull stays without viewers (`pull_linger_ms`), and since when it has
+    /// none; checked with the idle checks.
+    linger: Duration,
+    unwanted_since: Option<Instant>,
 }
 
 /// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
@@ -106,7 +115,14 @@ impl Worker {
     /// A viewer plays `key`, which nobody publishes yet: if its application has upstreams
     /// and this worker does not pull it already, ask every group for it.
     pub(super) fn maybe_pull(&mut self, key: &StreamKey) {
-        if self.pulls.by_key.contains_key(key) || self.shutting_down.is_some() {
+        if let Some(&p) = self.pulls.by_key.get(key) {
+            // A viewer back while the pull lingers: it stays.
+            if let Some(pull) = self.pulls.slab.get_mut(p) {
+                pull.unwanted_since = None;
+            }
+            return;
+        }
+        if self.shutting_down.is_some() {
             return;
         }
         let Some(app) = self
@@ -140,6 +156,10 @@ impl Worker {
             idle: Duration::from_millis(u64::from(app.idle_ms)),
             media: 0,
             idle_seen: (0, now),
+            hot_standby: app.hot_standby,
+            standby: None,
+            linger: Duration::from_millis(u64::from(app.pull_linger_ms)),
+            unwanted_since: None,
         };
         let groups = pull.groups.len();
         let check = pull.idle / IDLE_CHECKS;
@@ -166,22 +186,52 @@ impl Worker {
         let (addr, secondary) = link.attempts.address(group);
         let which = if secondary { "secondary" } else { "primary" };
         let attempt = link.attempts.failures + 1;
-        let Ok(to) = addr.to_string().parse::<SocketAddr>() else {
-            let why = format!("{addr}: upstream hostnames are not resolved yet; use an IP");
-            return self.group_failed(p, g, &why);
-        };
+        let to = addr.to_string();
+        let ip = to.parse::<SocketAddr>().ok();
+        let (host, port) = (addr.host.clone(), addr.port);
         link.set(LinkState::Connecting);
         info!(worker = self.id, stream = pull.key.name(), group = %group.label, %to, which,
             attempt, "connecting to upstream");
         let detail = format!("group {} {which} {to} attempt {attempt}", group.label);
         let key = pull.key.clone();
-        self.upstream_event("upstream_attempt", &key, to.to_string(), detail);
+        self.upstream_event("upstream_attempt", &key, to, detail);
+        match ip {
+            Some(to) => self.connect_upstream(p, g, to),
+            // A hostname: resolved off this thread (`resolve.rs`), then connected.
+            None => self.resolve_upstream(p, g as u16, host, port),
+        }
+    }
+
+    fn connect_upstream(&mut self, p: SlabRef, g: usize, to: SocketAddr) {
         let owner = Owner::Pull {
             pull: p,
             group: g as u16,
         };
         if let Err(e) = self.connect(to, CONNECT_TIMEOUT, owner) {
             self.group_failed(p, g, &format!("no socket for {to}: {e}"));
+        }
+    }
+
+    /// The answer for an attempt at a hostname: connect, or the attempt failed.
+    pub(super) fn upstream_resolved(
+        &mut self,
+        p: SlabRef,
+        group: u16,
+        result: Result<SocketAddr, String>,
+    ) {
+        let g = usize::from(group);
+        let connecting = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.links.get(g))
+            .is_some_and(|l| l.state == LinkState::Connecting);
+        if !connecting {
+            return; // The pull ended meanwhile.
+        }
+        match result {
+            Ok(to) => self.connect_upstream(p, g, to),
+            Err(why) => self.group_failed(p, g, &why),
         }
     }
 
@@ -339,8 +389,21 @@ impl Worker {
                 let detail = format!("group {label} answers again; list {order:?}");
                 self.upstream_event("upstream_recovered", &key, addr.clone(), detail);
             }
+            let Some(pull) = self.pulls.slab.get_mut(p) else {
+                return;
+            };
             if takes_over {
                 self.take_over(p, g, r);
+            } else if pull.hot_standby && pull.standby.is_none() {
+                // Answered while another group is current: kept playing as the standby.
+                let mut buffer = StandbyBuffer::default();
+                if let Some((from, m)) = pull.early_data.take_if(|(from, _)| *from == g) {
+                    debug_assert_eq!(from, g);
+                    buffer.push(FrameKind::Metadata, m, true);
+                }
+                pull.standby = Some((g, buffer));
+                debug!(worker = self.id, stream = key.name(), group = %label, ?order,
+                    "upstream answered; hot standby");
             } else {
                 // Answered, but another group is current: parked, at its place in the list.
                 if let Some(l) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) {
@@ -355,13 +418,21 @@ impl Worker {
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
+        let kind = tag::classify(m.type_id, &m.payload);
         if pull.list.active() != Some(g) {
+            if let Some((_, buffer)) = pull.standby.as_mut().filter(|(s, _)| *s == g) {
+                buffer.push(kind, m, keep);
+            }
             return;
         }
+        self.feed(p, r, kind, m, keep);
+    }
+
+    /// A message of the current link `r` of pull `p`, to the stream at its rebased time.
+    fn feed(&mut self, p: SlabRef, r: ConnRef, kind: FrameKind, m: MediaMessage, keep: bool) {
         let Some(pull) = self.pulls.slab.get_mut(p) else {
             return;
         };
-        let kind = tag::classify(m.type_id, &m.payload);
         let timestamp = match pull.rebase.map(kind, m.timestamp) {
             Mapped::Drop => return,
             Mapped::Hold => {
@@ -480,6 +551,7 @@ impl Worker {
         if let Some(l) = pull.links.get_mut(g) {
             l.down = true;
         }
+        pull.standby.take_if(|(s, _)| *s == g);
         let was_current = pull.list.active() == Some(g) || pull.next == Some(g);
         let next = self.leave_list(p, g);
         if was_current {
@@ -505,6 +577,7 @@ impl Worker {
         link.set(LinkState::Waiting);
         link.attempts.failed();
         link.down = true;
+        pull.standby.take_if(|(s, _)| *s == g);
         let delay = backoff::delay(link.attempts.failures);
         let failures = link.attempts.failures;
         warn!(worker = self.id, stream = pull.key.name(), group = %pull.groups[g].label,
@@ -560,6 +633,25 @@ impl Worker {
             self.upstream_event("upstream_failover", &key, String::new(), detail);
             return self.release_claim(p);
         };
+        // A hot standby that has a key frame takes over at once, replaying its GOP.
+        let standby = pull.standby.take_if(|(s, buffer)| {
+            *s != from
+                && buffer.ready()
+                && matches!(pull.links[*s].state, LinkState::Linked { fresh: false, .. })
+        });
+        if let Some((s, mut buffer)) = standby {
+            let LinkState::Linked { conn, .. } = pull.links[s].state else {
+                return;
+            };
+            info!(worker = self.id, stream = key.name(), from = %from_label,
+                to = %pull.groups[s].label, reason, "failing over to the hot standby");
+            pull.list.activate(s);
+            self.take_over(p, s, conn);
+            for (kind, m, keep) in buffer.take() {
+                self.feed(p, conn, kind, m, keep);
+            }
+            return;
+        }
         pull.next = Some(n);
         let to_label = pull.groups[n].label.clone();
         info!(worker = self.id, stream = key.name(), from = %from_label, to = %to_label,
@@ -619,6 +711,13 @@ impl Worker {
                     now + check,
                     TimerKind::Idle,
                 );
+                if let Some(since) = pull.unwanted_since {
+                    if now.duration_since(since) >= pull.linger {
+                        let key = pull.key.clone();
+                        pull.unwanted_since = None;
+                        return self.release_unwanted_pull_now(&key);
+                    }
+                }
                 if pull.media != pull.idle_seen.0 {
                     pull.idle_seen = (pull.media, now);
                     return;
@@ -640,8 +739,27 @@ impl Worker {
         }
     }
 
-    /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends.
+    /// No worker has a viewer of `key` any more: its pull (if this worker has one) ends,
+    /// at once or after the application's `pull_linger_ms`.
     pub(super) fn release_unwanted_pull(&mut self, key: &StreamKey) {
+        let wanted = self.shared.registry.has_viewers(key) || self.subscribed(key);
+        let Some(pull) = self
+            .pulls
+            .by_key
+            .get(key)
+            .and_then(|&p| self.pulls.slab.get_mut(p))
+        else {
+            return;
+        };
+        if pull.linger.is_zero() {
+            return self.release_unwanted_pull_now(key);
+        }
+        if !wanted && pull.unwanted_since.is_none() {
+            pull.unwanted_since = Some(Instant::now());
+        }
+    }
+
+    fn release_unwanted_pull_now(&mut self, key: &StreamKey) {
         if let Some(&p) = self.pulls.by_key.get(key) {
             if !self.shared.registry.has_viewers(key) && !self.subscribed(key) {
                 self.end_pull(p);
@@ -675,6 +793,11 @@ impl Worker {
                 let active = pull.list.active() == Some(g);
                 let state = match link.state {
                     LinkState::Linked { .. } if active => "streaming",
+                    LinkState::Linked { .. }
+                        if pull.standby.as_ref().is_some_and(|(s, _)| *s == g) =>
+                    {
+                        "standby"
+                    }
                     LinkState::Linked { .. } => "linked",
                     LinkState::Idle if pull.list.order().contains(&g) => "parked",
                     LinkState::Idle => "idle",

@@ -1,0 +1,307 @@
+//! Issue 9's benchmark (what it must show, 7), not a timed test: run it by hand with a
+//! release stratad and put the figures in BENCHMARKS.md.
+//!
+//! ```text
+//! cargo build --release --bin stratad
+//! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- failover 20
+//! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- origin-cost 50
+//! ```
+//!
+//! `failover N`: two origins (ffmpeg publishes the sample to both), one edge with a group
+//! for each; N times `kill -9` of the origin the edge streams from (and its publisher),
+//! then both come back. A viewer of ours on the edge records arrival times; per kill two
+//! figures: the switch (from the last picture of the old source to the new source's codec
+//! header, what the failover itself costs) and the largest gap between pictures in the 3 s
+//! after the kill (the viewer's experience, the source's own jitter included). Once with
+//! the default rule, once with `hot_standby = true`; p50 and max of each.
+//!
+//! `origin-cost N`: one origin with one publisher; its CPU over 15 s with N direct viewers,
+//! then with N edges pulling the stream (one edge stratad with N edge applications, one
+//! viewer each: N server-to-server links at the origin, as N edge servers would make).
+
+use e2e::publisher::publish_sample;
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{free_addr_on, Server, ServerOptions};
+use e2e::tiers::{failover_gap, host, origin_at, switch_gap, tier_with, watch, Seen};
+use e2e::tools::ChildGuard;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("failover") => {
+            for hot in [false, true] {
+                failover(n(1, 20), hot);
+            }
+        }
+        Some("origin-cost") => origin_cost(n(1, 50)),
+        Some("jitter") => jitter(n(1, 20)),
+        _ => eprintln!(
+            "usage: tiers failover [kills] | tiers origin-cost [viewers] | tiers jitter [windows]"
+        ),
+    }
+}
+
+/// Waits (bounded) until `needle` appears in `server`'s log more than `before` times.
+fn wait_count(server: &Server, needle: &str, before: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if server.log().matches(needle).count() > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn failover(kills: usize, hot: bool) {
+    let dir = ScratchDir::new("bench-tiers-failover");
+    let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
+    let start = |a: SocketAddr| {
+        let o = origin_at(a);
+        let p = publish_sample(&format!("rtmp://{a}/lsc_origin/cam"));
+        (o, p)
+    };
+    let mut origins: [Option<(Server, ChildGuard)>; 2] = addrs.map(|a| Some(start(a)));
+    let edge = tier_with(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", addrs[0], addrs[0], "lsc_origin"),
+            ("server2", addrs[1], addrs[1], "lsc_origin"),
+        ],
+        1000,
+        if hot { "hot_standby = true\n" } else { "" },
+    );
+    // A viewer that stays all along keeps the pull up between the measuring ones.
+    let keep = watch(
+        edge.addr(),
+        "lsc_edge",
+        Instant::now() + Duration::from_secs(20 * kills as u64 + 60),
+    );
+    let rejoined = if hot {
+        "answered; hot standby"
+    } else {
+        "answered; parked"
+    };
+    assert!(wait_count(
+        &edge,
+        "upstream plays",
+        0,
+        Duration::from_secs(15)
+    ));
+    assert!(wait_count(&edge, rejoined, 0, Duration::from_secs(15)));
+    let (mut switches, mut gaps) = (Vec::new(), Vec::new());
+    for k in 0..kills {
+        let log = edge.log();
+        // The group streaming now: the last "plays"/"switched" line names it.
+        let current = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("upstream plays") || l.contains("stream switched upstream"))
+            .map_or(0, |l| usize::from(!l.contains("group=server1")));
+        let rejoins = log.matches(rejoined).count();
+        let viewer = watch(
+            edge.addr(),
+            "lsc_edge",
+            Instant::now() + Duration::from_secs(5),
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        let killed = Instant::now();
+        if let Some((mut o, mut p)) = origins[current].take() {
+            o.signal(libc::SIGKILL);
+            let _ = o.wait_exit(Duration::from_secs(5));
+            p.kill();
+        }
+        let seen: Seen = match viewer.join() {
+            Ok(Ok(seen)) => seen,
+            Ok(Err(e)) => panic!("kill {k}: {e}"),
+            Err(_) => panic!("kill {k}: viewer thread panicked"),
+        };
+        let switch = switch_gap(&seen, killed);
+        let gap = failover_gap(&seen, killed);
+        println!(
+            "{} kill {k}: group server{} killed; switch {}; largest gap in 3 s {}",
+            if hot { "hot standby" } else { "default" },
+            current + 1,
+            switch.map_or("none".into(), ms),
+            ms(gap)
+        );
+        if let Some(s) = switch {
+            switches.push(s);
+        }
+        gaps.push(gap);
+        origins[current] = Some(start(addrs[current]));
+        if !wait_count(&edge, rejoined, rejoins, Duration::from_secs(15)) {
+            println!("kill {k}: the origin did not rejoin in 15 s");
+        }
+    }
+    drop(keep);
+    switches.sort();
+    gaps.sort();
+    println!(
+        "== {}: {} kills; switch p50 {} max {} ({} seen); largest gap p50 {} max {}",
+        if hot { "hot standby" } else { "default rule" },
+        kills,
+        ms(percentile(&switches, 0.5)),
+        ms(switches.last().copied().unwrap_or_default()),
+        switches.len(),
+        ms(percentile(&gaps, 0.5)),
+        ms(gaps.last().copied().unwrap_or_default()),
+    );
+}
+
+/// The floor under the failover figures: the same edge and viewer with no kill, the
+/// largest gap between pictures in each of N windows of 3 s (the source's own jitter).
+fn jitter(windows: usize) {
+    let dir = ScratchDir::new("bench-tiers-jitter");
+    let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
+    let _origins = addrs.map(|a| {
+        let o = origin_at(a);
+        let p = publish_sample(&format!("rtmp://{a}/lsc_origin/cam"));
+        (o, p)
+    });
+    let edge = tier_with(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", addrs[0], addrs[0], "lsc_origin"),
+            ("server2", addrs[1], addrs[1], "lsc_origin"),
+        ],
+        1000,
+        "",
+    );
+    let until = Instant::now() + Duration::from_secs(3 * windows as u64 + 4);
+    let viewer = watch(edge.addr(), "lsc_edge", until);
+    let seen = match viewer.join() {
+        Ok(Ok(seen)) => seen,
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("viewer thread panicked"),
+    };
+    let Some(first) = seen.first().map(|s| s.0) else {
+        panic!("the viewer received nothing");
+    };
+    let mut gaps: Vec<Duration> = (0..windows)
+        .map(|i| failover_gap(&seen, first + Duration::from_secs(1 + 3 * i as u64)))
+        .collect();
+    gaps.sort();
+    println!(
+        "== no kill: largest gap between pictures per 3 s window over {windows}: p50 {} max {}",
+        ms(percentile(&gaps, 0.5)),
+        ms(gaps.last().copied().unwrap_or_default())
+    );
+}
+
+/// N viewers of ours playing `app`/cam on `addr` for `secs`.
+fn viewers(
+    addr: SocketAddr,
+    apps: &[&'static str],
+    secs: u64,
+) -> Vec<JoinHandle<Result<Seen, String>>> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    apps.iter().map(|app| watch(addr, app, until)).collect()
+}
+
+/// The origin's CPU seconds per second over `window`, after `settle`.
+fn origin_cpu(origin: &Server, settle: Duration, window: Duration) -> f64 {
+    std::thread::sleep(settle);
+    let a = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    std::thread::sleep(window);
+    let b = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    (b - a) / window.as_secs_f64()
+}
+
+fn origin_cost(n: usize) {
+    let dir = ScratchDir::new("bench-tiers-cost");
+    let origin = origin_at(free_addr_on(host(2)));
+    let _publisher = publish_sample(&origin.url("lsc_origin/cam"));
+    std::thread::sleep(Duration::from_secs(2));
+    let (settle, window) = (Duration::from_secs(3), Duration::from_secs(15));
+    let secs = (settle + window).as_secs() + 2;
+
+    let idle = origin_cpu(&origin, Duration::ZERO, Duration::from_secs(5));
+    println!(
+        "origin with its publisher only: {:.2} % of a core",
+        idle * 100.0
+    );
+
+    let apps: Vec<&'static str> = vec!["lsc_origin"; n];
+    let direct = viewers(origin.addr(), &apps, secs);
+    let cpu_direct = origin_cpu(&origin, settle, window);
+    let ok = direct
+        .into_iter()
+        .map(JoinHandle::join)
+        .filter(|v| matches!(v, Ok(Ok(s)) if s.len() > 100))
+        .count();
+    println!(
+        "{n} direct viewers ({ok} received): origin {:.2} % of a core",
+        cpu_direct * 100.0
+    );
+
+    // N edges: one stratad with N edge applications, each pulling from the origin.
+    let host_ini = dir.join("host.ini");
+    std::fs::write(
+        &host_ini,
+        format!("server1 {0};{0} lsc_origin\n", origin.addr()),
+    )
+    .expect("host.ini");
+    let names: Vec<&'static str> = (0..n)
+        .map(|i| &*Box::leak(format!("edge{i}").into_boxed_str()))
+        .collect();
+    let config: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "[[application]]\nname = \"{name}\"\nrole = \"edge\"\nhost_ini = {:?}\n",
+                host_ini.display().to_string()
+            )
+        })
+        .collect();
+    let edges = Server::start_with(ServerOptions {
+        config: Some(config),
+        host: Some(host(5)),
+        ..ServerOptions::default()
+    });
+    let through_edges = viewers(edges.addr(), &names, secs);
+    let cpu_edges = origin_cpu(&origin, settle, window);
+    let ok = through_edges
+        .into_iter()
+        .map(JoinHandle::join)
+        .filter(|v| matches!(v, Ok(Ok(s)) if s.len() > 100))
+        .count();
+    let links = origin
+        .log()
+        .matches("play started")
+        .count()
+        .saturating_sub(n);
+    println!(
+        "{n} edges pulling ({ok} viewers received, {links} plays at the origin): origin {:.2} % \
+         of a core",
+        cpu_edges * 100.0
+    );
+    println!(
+        "== per direct viewer {:.3} %, per edge {:.3} % of a core (publisher only: {:.2} %)",
+        (cpu_direct - idle) * 100.0 / n as f64,
+        (cpu_edges - idle) * 100.0 / n as f64,
+        idle * 100.0
+    );
+}

@@ -1,0 +1,71 @@
+//! A plain `pull` relay's upstream (the application key `pull`, as nginx-rtmp's `pull`):
+//! `rtmp://host[:port]/app[/instance]`, made into one upstream group whose primary and
+//! secondary are that server, so a plain pull is a tiers pull with one group (connect on
+//! the first viewer, retry with back-off, rebase across reconnects) without a host.ini.
+//! Addresses and applications follow host.ini's rules (`host_ini::parse_addr`, `parse_app`).
+
+use super::host_ini::{parse_addr, parse_app, UpstreamGroup};
+
+/// The group label a pull shows in `stratactl upstreams` and events.
+const LABEL: &str = "pull";
+
+/// Parses a pull URL; the error says what is wrong with it.
+pub(crate) fn parse(url: &str) -> Result<UpstreamGroup, String> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .ok_or_else(|| format!("pull {url:?}: expected rtmp://host[:port]/app[/instance]"))?;
+    let (authority, path) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("pull {url:?}: no application after the host"))?;
+    let addr = parse_addr(authority).map_err(|e| format!("pull {url:?}: address {e}"))?;
+    let (app, instance) = parse_app(path).map_err(|e| format!("pull {url:?}: {e}"))?;
+    Ok(UpstreamGroup {
+        label: LABEL.to_string(),
+        primary: addr.clone(),
+        secondary: addr,
+        app,
+        instance,
+        line: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_url_is_one_group_of_one_server() {
+        let g = parse("rtmp://127.0.0.2:1936/live").expect("parses");
+        assert_eq!(g.primary.to_string(), "127.0.0.2:1936");
+        assert_eq!(g.primary, g.secondary);
+        assert_eq!((g.app.as_str(), g.instance), ("live", None));
+        let g = parse("rtmp://origin.example/live/inst").expect("parses");
+        assert_eq!(g.primary.to_string(), "origin.example:1935");
+        assert_eq!(g.instance.as_deref(), Some("inst"));
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (url, why) in [
+            ("http://a/live", "expected rtmp://"),
+            ("rtmp://127.0.0.1", "no application"),
+            ("rtmp://127.0.0.1:0/live", "port"),
+            ("rtmp://127.0.0.1/", "empty part"),
+            ("rtmp://127.0.0.1/a/b/c", "app/instance"),
+        ] {
+            let e = parse(url).expect_err(url);
+            assert!(e.contains(why), "{url}: {e}");
+        }
+    }
+
+    proptest! {
+        /// A configuration file is untrusted: any URL parses or is refused, never panics.
+        #[test]
+        fn any_url_never_panics(url in ".{0,80}") {
+            let _ = parse(&url);
+            let _ = parse(&format!("rtmp://{url}"));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Hot standby (issue 9, beyond the seed): an edge with `hot_standby = true` keeps the next
+//! upstream group playing beside the current one (`stratactl upstreams` shows it as
+//! `standby`). `kill -9` of the origin it streams from switches the stream to the standby
+//! (the edge logs it): the viewer keeps its connection, timestamps stay monotonic, and the
+//! time from its last picture of the old source to the new source's start stays within the
+//! issue's 200 ms. On loopback the default rule's reconnect is quick too, so that bound does
+//! not tell the two rules apart; the log line and the standby state are what show the
+//! standby was used (benches/examples/tiers.rs measures both rules).
+
+use control::client::ControlClient;
+use control::protocol::{Call, Reply};
+use e2e::bounds;
+use e2e::publisher::publish_sample;
+use e2e::recorder::Recorder;
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::free_addr_on;
+use e2e::tiers::{check_viewer, host, origin_at, switch_gap, tier_with, watch, MAX_GAP};
+use std::time::{Duration, Instant};
+
+/// The issue's target for a failover with hot standby.
+const HOT_MAX_GAP: Duration = Duration::from_millis(200);
+
+#[test]
+fn a_hot_standby_takes_over_within_a_few_frames() {
+    let dir = ScratchDir::new("tiers-hot-standby");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let mut origins = [Some(origin_at(a_addr)), Some(origin_at(b_addr))];
+    let mut publishers = [
+        Some(publish_sample(&format!("rtmp://{a_addr}/lsc_origin/cam"))),
+        Some(publish_sample(&format!("rtmp://{b_addr}/lsc_origin/cam"))),
+    ];
+    let edge = tier_with(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", a_addr, a_addr, "lsc_origin"),
+            ("server2", b_addr, b_addr, "lsc_origin"),
+        ],
+        1000,
+        "hot_standby = true\n",
+    );
+    let mut recorder = Recorder::start(&edge.url("lsc_edge/cam"));
+    recorder.assert_keeps_receiving(bounds::STREAM_UP);
+    let line = edge
+        .wait_log_line(&["upstream plays"], bounds::MESSAGE)
+        .expect("the edge plays from an origin");
+    let current = if line.contains("group=server1") { 0 } else { 1 };
+    assert!(
+        edge.wait_log_line(&["hot standby"], bounds::MESSAGE)
+            .is_some(),
+        "the other group did not become the standby:\n{}",
+        edge.log()
+    );
+    // `stratactl upstreams` says which is which.
+    let socket = edge.control_socket().expect("socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    let upstreams = match control.request(Call::Upstreams).expect("upstreams") {
+        Reply::Upstreams { upstreams } => upstreams,
+        other => panic!("upstreams answered {other:?}"),
+    };
+    let states: Vec<_> = upstreams
+        .iter()
+        .map(|u| (u.group.clone(), u.state.clone()))
+        .collect();
+    let expect_state = |g: usize| if g == current { "streaming" } else { "standby" };
+    assert_eq!(
+        states,
+        (0..2)
+            .map(|g| (format!("server{}", g + 1), expect_state(g).to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    let until = Instant::now() + Duration::from_secs(7);
+    let watcher = watch(edge.addr(), "lsc_edge", until);
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = Instant::now();
+    if let Some(mut o) = origins[current].take() {
+        o.signal(libc::SIGKILL);
+        assert!(o.wait_exit(Duration::from_secs(5)).is_some());
+    }
+    if let Some(mut p) = publishers[current].take() {
+        p.kill();
+    }
+    assert!(
+        edge.wait_log_line(&["failing over to the hot standby"], Duration::from_secs(5))
+            .is_some(),
+        "the edge did not switch to its standby:\n{}",
+        edge.log()
+    );
+    let seen = watcher
+        .join()
+        .expect("watcher thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = check_viewer("edge viewer", &seen, killed, MAX_GAP) {
+        panic!("{e}\n{}", edge.log());
+    }
+    let gap = switch_gap(&seen, killed).expect("the viewer saw the new source start");
+    println!("hot standby failover: from the last picture to the new source {gap:?}");
+    assert!(
+        gap <= HOT_MAX_GAP,
+        "a gap of {gap:?} at the switch (limit {HOT_MAX_GAP:?})\n{}",
+        edge.log()
+    );
+    assert!(recorder.child.is_running(), "the ffmpeg viewer stopped");
+    recorder.assert_keeps_receiving(Duration::from_secs(10));
+}
