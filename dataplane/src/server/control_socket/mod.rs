@@ -27,6 +27,8 @@ use tracing::{debug, info, warn};
 use super::reload::RunningConfig;
 use crate::app::instance::InstanceKey;
 use crate::config::AuthDefault;
+use crate::engine::content_listing;
+use crate::engine::content_root::ContentRoot;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
 use crate::engine::Shared;
@@ -436,6 +438,7 @@ impl ControlServer {
                         "rpc_reply",
                         "client_call",
                         "broadcast",
+                        "vod",
                     ]
                     .contains(&m)
                 });
@@ -451,6 +454,25 @@ impl ControlServer {
             }
         };
         self.on_request(token, request);
+    }
+
+    /// `vod`: the content root's playable files, walked here (bounded; see
+    /// `engine/content_listing.rs`), since the workers hold nothing of files not played.
+    fn list_files(&mut self, token: u64, id: u64, app: Option<String>, instance: Option<String>) {
+        let Some(root) = self.config.current().vod.root.clone() else {
+            let why = "stratad serves no files (no vod.root or --content-root)";
+            return self.respond_error(token, id, "not_found", why);
+        };
+        let root = match ContentRoot::new(&root) {
+            Ok(r) => r,
+            Err(e) => return self.respond_error(token, id, "not_found", &e.to_string()),
+        };
+        let listing = content_listing::list(&root, app.as_deref(), instance.as_deref());
+        let reply = Reply::VodFiles {
+            vod_files: listing.files,
+            truncated: listing.truncated,
+        };
+        self.respond(token, id, reply);
     }
 
     fn on_request(&mut self, token: u64, request: Request) {
@@ -509,6 +531,7 @@ impl ControlServer {
                 }
                 self.ask_shared_objects(token, id, call)
             }
+            Call::Vod { app, instance } => self.list_files(token, id, app, instance),
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
