@@ -33,10 +33,11 @@ pub fn table(files: &[VodFileInfo], truncated: bool) -> String {
                     f.instance.clone(),
                     f.name.clone(),
                     bytes(f.size),
+                    f.duration_s.map_or("-".into(), |s| format!("{s:.1} s")),
                 ]
             })
             .collect();
-        render(&["APP", "INSTANCE", "NAME", "SIZE"], &rows)
+        render(&["APP", "INSTANCE", "NAME", "SIZE", "DURATION"], &rows)
     };
     if truncated {
         out += "(more files: the listing stopped at its bound)\n";

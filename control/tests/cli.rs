@@ -307,6 +307,11 @@ fn vod_lists_the_content_roots_files_and_asks_for_one_instance() {
         t.contains("mp4:dir/talk.mp4") && t.contains("16.2 MB"),
         "{t}"
     );
+    // The duration when a worker has the file's index, else `-`.
+    let clip = t.lines().find(|l| l.contains(" clip ")).expect("clip row");
+    assert!(clip.trim_end().ends_with("60.1 s"), "{clip}");
+    let talk = t.lines().find(|l| l.contains("talk")).expect("talk row");
+    assert!(talk.trim_end().ends_with('-'), "{talk}");
 
     let out = stratactl(&fake.path, &["vod", "vod/room1", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

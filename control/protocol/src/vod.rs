@@ -12,4 +12,7 @@ pub struct VodFileInfo {
     pub name: String,
     /// Bytes.
     pub size: u64,
+    /// Seconds, when a worker holds the file's index (while the file is being played).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
 }

@@ -138,16 +138,17 @@ pub fn streams() -> Vec<StreamInfo> {
 
 /// The fake's content root: two files of `vod`'s default instance, one of `vod/room1`.
 pub fn vod_files() -> Vec<control::protocol::VodFileInfo> {
-    let file = |instance: &str, name: &str, size| control::protocol::VodFileInfo {
+    let file = |instance: &str, name: &str, size, duration_s| control::protocol::VodFileInfo {
         app: "vod".into(),
         instance: instance.into(),
         name: name.into(),
         size,
+        duration_s,
     };
     vec![
-        file("_definst_", "clip", 16_221_938),
-        file("_definst_", "mp4:dir/talk.mp4", 2_048),
-        file("room1", "rec", 512),
+        file("_definst_", "clip", 16_221_938, Some(60.067)),
+        file("_definst_", "mp4:dir/talk.mp4", 2_048, None),
+        file("room1", "rec", 512, None),
     ]
 }
 

@@ -8,7 +8,7 @@
 //! listed only when `ContentRoot::existing_file` (what a play opens) accepts it.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use control_protocol::VodFileInfo;
 
@@ -26,6 +26,8 @@ const MAX_FILES: usize = 10_000;
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Listing {
     pub(crate) files: Vec<VodFileInfo>,
+    /// Each file's canonical path (what a play opens), in the order of `files`.
+    pub(crate) paths: Vec<PathBuf>,
     /// A bound stopped the walk: more files may exist.
     pub(crate) truncated: bool,
 }
@@ -61,8 +63,16 @@ pub(crate) fn list(root: &ContentRoot, app: Option<&str>, instance: Option<&str>
             }
         }
     }
-    let key = |f: &VodFileInfo| (f.app.clone(), f.instance.clone(), f.name.clone());
-    walk.listing.files.sort_by_key(key);
+    let mut both: Vec<_> = walk
+        .listing
+        .files
+        .drain(..)
+        .zip(walk.listing.paths.drain(..))
+        .collect();
+    both.sort_by(|(a, _), (b, _)| {
+        (&a.app, &a.instance, &a.name).cmp(&(&b.app, &b.instance, &b.name))
+    });
+    (walk.listing.files, walk.listing.paths) = both.into_iter().unzip();
     walk.listing
 }
 
@@ -140,18 +150,21 @@ impl Walk<'_> {
                 continue;
             };
             // What a play of that name would open: a link out of the root is not listed.
-            let size = ContentPath::resolve(app, instance, &play)
+            let Some(real) = ContentPath::resolve(app, instance, &play)
                 .ok()
                 .and_then(|p| self.root.existing_file(&p).ok())
-                .and_then(|real| fs::metadata(real).ok())
-                .map(|m| m.len());
-            if let Some(size) = size {
+            else {
+                continue;
+            };
+            if let Ok(meta) = fs::metadata(&real) {
                 self.listing.files.push(VodFileInfo {
                     app: app.to_string(),
                     instance: instance.to_string(),
                     name: play,
-                    size,
+                    size: meta.len(),
+                    duration_s: None,
                 });
+                self.listing.paths.push(real);
             }
         }
     }
@@ -161,7 +174,6 @@ impl Walk<'_> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-    use std::path::PathBuf;
 
     struct Scratch(PathBuf);
     impl Drop for Scratch {
@@ -217,10 +229,11 @@ mod tests {
             ]
         );
         assert!(all.truncated, "the deep file is past the depth bound");
-        // Every listed name plays the listed file.
-        for f in &all.files {
+        // Every listed name plays the listed file, whose canonical path is beside it.
+        assert_eq!(all.paths.len(), all.files.len());
+        for (f, path) in all.files.iter().zip(&all.paths) {
             let p = ContentPath::resolve(&f.app, &f.instance, &f.name).expect("name");
-            assert!(r.existing_file(&p).is_ok(), "{}", f.name);
+            assert_eq!(r.existing_file(&p).ok().as_ref(), Some(path), "{}", f.name);
         }
 
         assert_eq!(

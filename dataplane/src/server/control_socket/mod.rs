@@ -74,6 +74,11 @@ enum PendingKind {
     Upstreams(Vec<control_protocol::UpstreamInfo>),
     /// Asked of one worker (the instance's owner).
     SharedObjects(Option<Result<Vec<SoInfo>, String>>),
+    /// `vod`: the files listed, then the durations of those a worker has indexed.
+    Vod {
+        listing: content_listing::Listing,
+        durations: HashMap<PathBuf, u32>,
+    },
 }
 
 struct PendingQuery {
@@ -457,7 +462,7 @@ impl ControlServer {
     }
 
     /// `vod`: the content root's playable files, walked here (bounded; see
-    /// `engine/content_listing.rs`), since the workers hold nothing of files not played.
+    /// `engine/content_listing.rs`), with the durations of those a worker has indexed.
     fn list_files(&mut self, token: u64, id: u64, app: Option<String>, instance: Option<String>) {
         let Some(root) = self.config.current().vod.root.clone() else {
             let why = "stratad serves no files (no vod.root or --content-root)";
@@ -468,11 +473,11 @@ impl ControlServer {
             Err(e) => return self.respond_error(token, id, "not_found", &e.to_string()),
         };
         let listing = content_listing::list(&root, app.as_deref(), instance.as_deref());
-        let reply = Reply::VodFiles {
-            vod_files: listing.files,
-            truncated: listing.truncated,
+        let kind = PendingKind::Vod {
+            listing,
+            durations: HashMap::new(),
         };
-        self.respond(token, id, reply);
+        self.ask_workers(token, id, Query::VodDurations, kind);
     }
 
     fn on_request(&mut self, token: u64, request: Request) {
@@ -751,6 +756,9 @@ impl ControlServer {
                     }
                     (PendingKind::Count(n), Answer::Count(m)) => *n += m,
                     (PendingKind::SharedObjects(acc), Answer::SharedObjects(r)) => *acc = Some(r),
+                    (PendingKind::Vod { durations, .. }, Answer::VodDurations(d)) => {
+                        durations.extend(d)
+                    }
                     _ => {}
                 }
                 if p.remaining == 0 {
@@ -880,6 +888,19 @@ impl ControlServer {
             }
             PendingKind::Called { client, .. } => {
                 self.respond_error(p.client, p.id, "not_found", &format!("no client {client}"))
+            }
+            PendingKind::Vod {
+                mut listing,
+                durations,
+            } => {
+                for (f, path) in listing.files.iter_mut().zip(&listing.paths) {
+                    f.duration_s = durations.get(path).map(|ms| f64::from(*ms) / 1000.0);
+                }
+                let reply = Reply::VodFiles {
+                    vod_files: listing.files,
+                    truncated: listing.truncated,
+                };
+                self.respond(p.client, p.id, reply);
             }
             PendingKind::Count(n) => self.respond(
                 p.client,
