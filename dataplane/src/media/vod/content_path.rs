@@ -302,5 +302,16 @@ mod tests {
                 }
             }
         }
+
+        /// Whatever a file is called on disk, a listed name plays that very file.
+        #[test]
+        fn listed_names_resolve_back_to_their_file(
+            file in proptest::string::string_regex("[a-zA-Z:?./\\x00é]{0,20}(\\.(flv|FLV|mp4|f4v|txt))?").expect("regex"),
+        ) {
+            if let Some(name) = play_name("vod", D, &file) {
+                let p = ContentPath::resolve("vod", D, &name).expect("a listed name resolves");
+                prop_assert_eq!(p.relative(), Path::new("vod").join(D).join(&file));
+            }
+        }
     }
 }
