@@ -90,6 +90,10 @@ pub struct Report {
     /// frame rate when nothing is dropped).
     #[serde(default)]
     pub video_fps: Option<f64>,
+    /// The fewest video pictures any playing player received (a VOD run: every viewer got
+    /// the file at real-time pace when this is the frame rate times the run plus the lead).
+    #[serde(default)]
+    pub video_pictures_min: Option<u64>,
     #[serde(default)]
     pub audio_per_s: Option<f64>,
     /// Steady-window delivery divided by the players playing.
@@ -154,6 +158,7 @@ impl Report {
             max_video_gap_ms: 0.0,
             mbps_per_viewer: None,
             video_fps: None,
+            video_pictures_min: None,
             audio_per_s: None,
             server_pid: cfg.server_pid,
             server_cpu_pct: None,

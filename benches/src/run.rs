@@ -211,6 +211,11 @@ impl Report {
         if video_secs > 0.0 {
             self.video_fps = Some(video as f64 / video_secs);
         }
+        self.video_pictures_min = players
+            .iter()
+            .filter(|p| p.play_started.is_some())
+            .map(|p| p.video_pictures)
+            .min();
         if media_secs > 0.0 {
             self.audio_per_s = Some(audio as f64 / media_secs);
         }

@@ -96,12 +96,23 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 type Column = (&'static str, fn(&Report) -> Option<f64>, usize, bool);
 
 /// Name, figure, decimals, whether a stratad/nginx ratio means something.
-const COLUMNS: [Column; 13] = [
+const COLUMNS: [Column; 17] = [
     ("playing", |r| Some(r.playing as f64), 0, false),
     ("failed", |r| Some(r.failed as f64), 0, false),
     ("cpu %", |r| r.server_cpu_pct, 1, true),
     ("Mbit/s", |r| r.delivered_mbps, 0, true),
     ("Gbit/s/core", |r| r.gbps_per_core, 2, true),
+    ("Mbit/s/viewer", |r| r.mbps_per_viewer, 2, true),
+    // Players playing per core of server CPU at the stream's rate (a VOD run's headline).
+    (
+        "viewers/core",
+        |r| match r.server_cpu_pct {
+            Some(cpu) if cpu > 0.0 => Some(r.playing as f64 / (cpu / 100.0)),
+            _ => None,
+        },
+        0,
+        true,
+    ),
     (
         "RSS MiB",
         |r| r.server_rss_steady_kib.map(|k| k as f64 / 1024.0),
@@ -111,6 +122,13 @@ const COLUMNS: [Column; 13] = [
     ("KiB/viewer", |r| r.kib_per_viewer, 1, true),
     ("ttfv p50", |r| r.first_video_ms.map(|p| p.p50), 0, true),
     ("ttfv p99", |r| r.first_video_ms.map(|p| p.p99), 0, true),
+    ("fps", |r| r.video_fps, 1, false),
+    (
+        "frames min",
+        |r| r.video_pictures_min.map(|n| n as f64),
+        0,
+        false,
+    ),
     ("stalls", |r| Some(r.stalls as f64), 0, false),
     ("video stalls", |r| Some(r.video_stalls as f64), 0, false),
     ("load cpu %", |r| r.load_cpu_pct, 1, false),
@@ -207,7 +225,10 @@ pub fn render(by_n: &Results) -> String {
             growth from before the players joined to the steady window, per player playing. \
             stalls: gaps > 500 ms in a player's media; video stalls: between its pictures. \
             overflows: listen-queue overflows in the server's network namespace during the run. \
-            worker cpu %: each stratad worker thread (strata-w0 / strata-w1 / ...).\n";
+            worker cpu %: each stratad worker thread (strata-w0 / strata-w1 / ...). \
+            viewers/core: players playing per core of server CPU. fps: each player's video \
+            pictures a second from its first to the end (lead included); frames min: the fewest \
+            pictures a playing player received.\n";
     out
 }
 
@@ -241,6 +262,25 @@ mod tests {
             v.extend(extra.clone());
         }
         serde_json::from_value(v).expect("report")
+    }
+
+    #[test]
+    fn viewers_per_core_and_frames() {
+        let r = report(serde_json::json!({"server_cpu_pct": 50.0, "video_pictures_min": 750}));
+        let col = |name: &str| {
+            let (_, get, _, _) = COLUMNS.iter().find(|c| c.0 == name).expect("column");
+            get(&r)
+        };
+        assert_eq!(col("viewers/core"), Some(20.0));
+        assert_eq!(col("frames min"), Some(750.0));
+        let idle = report(serde_json::json!({"server_cpu_pct": 0.0}));
+        assert_eq!(
+            COLUMNS
+                .iter()
+                .find(|c| c.0 == "viewers/core")
+                .map(|c| (c.1)(&idle)),
+            Some(None)
+        );
     }
 
     #[test]

@@ -74,9 +74,12 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
             ("status", true, _) => control(shared, Call::Status),
             ("streams", true, _) => control(shared, Call::Streams),
             ("clients", true, _) => control(shared, Call::Clients),
+            ("vod", true, _) => control(shared, crate::vod_command::call(None)),
             ("reload", _, true) => control(shared, Call::Reload),
             ("manager", true, _) => manager_state(shared),
-            ("status" | "streams" | "clients" | "reload" | "manager", _, _) => not_allowed(),
+            ("status" | "streams" | "clients" | "vod" | "reload" | "manager", _, _) => {
+                not_allowed()
+            }
             _ => error(404, "not_found", &format!("no such path: {path}")),
         },
         Some(("kick", id)) if post => match id.parse::<u64>() {
@@ -91,9 +94,13 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
                 control(shared, Call::StopStream { stream })
             }
         }
+        Some(("vod", target)) if get => control(
+            shared,
+            crate::vod_command::call(Some(&percent_decode(target))),
+        ),
         Some(("clients", rest)) if post => crate::rpc_api::client_call(shared, rest, body),
         Some(("broadcast", target)) if post => crate::rpc_api::broadcast(shared, target, body),
-        Some(("kick" | "stop" | "clients" | "broadcast", _)) => not_allowed(),
+        Some(("kick" | "stop" | "clients" | "broadcast" | "vod", _)) => not_allowed(),
         _ => error(404, "not_found", &format!("no such path: {path}")),
     }
 }

@@ -16,6 +16,7 @@ mod rpc_hook;
 pub mod so_command;
 pub mod table;
 pub mod tune;
+pub mod vod_command;
 
 /// The control socket's wire types live in their own crate (`control/protocol`) so that
 /// `stratad` shares them without linking this crate's HTTP server and client.

@@ -289,3 +289,43 @@ fn so_commands_send_their_call_and_print_the_object() {
         })));
     });
 }
+
+#[test]
+fn vod_lists_the_content_roots_files_and_asks_for_one_instance() {
+    let dir = Scratch::new("cli-vod");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let out = stratactl(&fake.path, &["vod"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let header = t.lines().next().expect("header");
+    assert!(
+        header.starts_with("APP") && header.contains("NAME") && header.contains("SIZE"),
+        "{t}"
+    );
+    assert_eq!(t.lines().count(), 4, "{t}");
+    assert!(
+        t.contains("mp4:dir/talk.mp4") && t.contains("16.2 MB"),
+        "{t}"
+    );
+    // The duration when a worker has the file's index, else `-`.
+    let clip = t.lines().find(|l| l.contains(" clip ")).expect("clip row");
+    assert!(clip.trim_end().ends_with("60.1 s"), "{clip}");
+    let talk = t.lines().find(|l| l.contains("talk")).expect("talk row");
+    assert!(talk.trim_end().ends_with('-'), "{talk}");
+
+    let out = stratactl(&fake.path, &["vod", "vod/room1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["vod_files"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["vod_files"][0]["name"], "rec");
+    assert_eq!(v["truncated"], false);
+    let asked = fake.seen(|s| s.calls.clone());
+    assert!(asked.contains(&Call::Vod {
+        app: None,
+        instance: None
+    }));
+    assert!(asked.contains(&Call::Vod {
+        app: Some("vod".into()),
+        instance: Some("room1".into())
+    }));
+}

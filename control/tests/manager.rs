@@ -119,6 +119,32 @@ fn admin_api_maps_to_control_calls() {
 }
 
 #[test]
+fn admin_api_lists_vod_files() {
+    let dir = Scratch::new("mgr-vod");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let m = start(&fake.path, HookConfig::default());
+    let (code, body) = http(&m, "GET", "/api/v1/vod");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["vod_files"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(v["vod_files"][1]["name"], "mp4:dir/talk.mp4");
+    let (code, body) = http(&m, "GET", "/api/v1/vod/vod%2Froom1");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"name\":\"rec\"") && !body.contains("clip"),
+        "{body}"
+    );
+    assert_eq!(http(&m, "POST", "/api/v1/vod").0, 405);
+    fake.seen(|s| {
+        assert!(s.calls.contains(&Call::Vod {
+            app: Some("vod".into()),
+            instance: Some("room1".into())
+        }));
+    });
+    m.shutdown();
+}
+
+#[test]
 fn metrics_parse_as_prometheus_text_with_viewers_per_stream() {
     let dir = Scratch::new("mgr-metrics");
     let fake = FakeStratad::start(&dir.join("s.sock"));

@@ -17,6 +17,8 @@ mod rpc;
 pub use rpc::{RpcClient, RpcError, RpcOutcome, RpcRequest, RpcRequestLine, CALL_FAILED};
 mod shared_objects;
 pub use shared_objects::{SoCall, SoInfo};
+mod vod;
+pub use vod::VodFileInfo;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
@@ -97,6 +99,14 @@ pub enum Call {
     },
     /// A remote shared object of an application instance: list, get, set, delete.
     So(SoCall),
+    /// The files under the content root (of `app`, of its `instance` only if given),
+    /// answered with `Reply::VodFiles`; `not_found` when stratad serves no files.
+    Vod {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -141,6 +151,12 @@ pub enum Reply {
     },
     SharedObjects {
         shared_objects: Vec<SoInfo>,
+    },
+    /// `truncated`: the walk stopped at its bound on files or depth, so more files exist.
+    VodFiles {
+        vod_files: Vec<VodFileInfo>,
+        #[serde(default)]
+        truncated: bool,
     },
     Done {
         done: bool,
@@ -310,6 +326,8 @@ mod tests {
             r#"{"v":1,"id":2,"method":"kick","params":{"client":17}}"#,
             r#"{"v":1,"id":3,"method":"stop_stream","params":{"stream":"live/_definst_/cam"}}"#,
             r#"{"v":1,"id":4,"method":"auth_reply","params":{"request":9,"allow":false,"reason":"bad key"}}"#,
+            r#"{"v":1,"id":5,"method":"vod","params":{"app":"vod"}}"#,
+            r#"{"v":1,"id":6,"method":"vod","params":{}}"#,
         ] {
             let r: Request = serde_json::from_str(line).expect(line);
             assert_eq!(serde_json::to_string(&r).expect("encode"), line);

@@ -6,7 +6,7 @@ use control::client::{Answer, ControlClient, Unsolicited};
 use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{ManagerConfig, DEFAULT_HTTP};
 use control::protocol::{Call, Reply, DEFAULT_SOCKET};
-use control::{rpc_cli, so_command, table, tune};
+use control::{rpc_cli, so_command, table, tune, vod_command};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +36,8 @@ enum Command {
     Streams,
     /// Connected clients
     Clients,
+    /// Files under the content root (of APP or APP/INSTANCE): the name to play, the size
+    Vod { target: Option<String> },
     /// Upstream groups of relay pulls: addresses, state, attempts, which is active, since
     Upstreams,
     /// Disconnect a client by id
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Status => show(one_shot(Call::Status)?, cli.json),
         Command::Streams => show(one_shot(Call::Streams)?, cli.json),
         Command::Clients => show(one_shot(Call::Clients)?, cli.json),
+        Command::Vod { target } => show(one_shot(vod_command::call(target.as_deref()))?, cli.json),
         Command::Upstreams => show(one_shot(Call::Upstreams)?, cli.json),
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
@@ -193,6 +196,10 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
         ),
         Reply::Upstreams { upstreams } => table::upstreams(&upstreams, now()),
         Reply::SharedObjects { shared_objects } => so_command::table(&shared_objects),
+        Reply::VodFiles {
+            vod_files,
+            truncated,
+        } => vod_command::table(&vod_files, truncated),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {

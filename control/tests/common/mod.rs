@@ -136,6 +136,22 @@ pub fn streams() -> Vec<StreamInfo> {
     }]
 }
 
+/// The fake's content root: two files of `vod`'s default instance, one of `vod/room1`.
+pub fn vod_files() -> Vec<control::protocol::VodFileInfo> {
+    let file = |instance: &str, name: &str, size, duration_s| control::protocol::VodFileInfo {
+        app: "vod".into(),
+        instance: instance.into(),
+        name: name.into(),
+        size,
+        duration_s,
+    };
+    vec![
+        file("_definst_", "clip", 16_221_938, Some(60.067)),
+        file("_definst_", "mp4:dir/talk.mp4", 2_048, None),
+        file("room1", "rec", 512, None),
+    ]
+}
+
 pub fn clients() -> Vec<ClientInfo> {
     (1..=4)
         .map(|id| ClientInfo {
@@ -372,6 +388,17 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
                     code: "not_found".into(),
                     message: format!("no client {client}"),
                 }),
+            ),
+            Call::Vod { app, instance } => (
+                Some(Reply::VodFiles {
+                    vod_files: vod_files()
+                        .into_iter()
+                        .filter(|f| app.as_ref().is_none_or(|a| *a == f.app))
+                        .filter(|f| instance.as_ref().is_none_or(|i| *i == f.instance))
+                        .collect(),
+                    truncated: false,
+                }),
+                None,
             ),
             Call::So(_) => (
                 Some(Reply::SharedObjects {

@@ -127,6 +127,8 @@ pub(crate) enum Query {
     },
     /// Asked of the instance's owner only: an operator's shared-object request.
     So(SoCall),
+    /// The files whose index the worker holds, with their durations (`stratactl vod`).
+    VodDurations,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,8 @@ pub(crate) enum Answer {
     Count(u64),
     /// The objects asked about, or why not.
     SharedObjects(Result<Vec<SoInfo>, String>),
+    /// Indexed files by canonical path, with their durations in milliseconds.
+    VodDurations(Vec<(std::path::PathBuf, u32)>),
 }
 
 /// What workers tell the control thread.

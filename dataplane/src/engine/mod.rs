@@ -6,6 +6,7 @@
 mod buf_ring;
 mod conn;
 mod connect;
+pub(crate) mod content_listing;
 pub(crate) mod content_root;
 pub(crate) mod cross;
 mod file;

@@ -72,6 +72,7 @@ impl Worker {
             }
             Query::Clients => Answer::Clients(self.client_infos()),
             Query::Upstreams => Answer::Upstreams(self.upstream_infos()),
+            Query::VodDurations => Answer::VodDurations(self.vod.durations()),
             Query::Kick { client } => {
                 let target = self
                     .conns

@@ -43,6 +43,19 @@ pub(crate) struct VodState {
     plays: HashMap<(ConnRef, u32), Play>,
 }
 
+impl VodState {
+    /// The files whose index is built, by canonical path, with their durations.
+    pub(super) fn durations(&self) -> Vec<(PathBuf, u32)> {
+        self.files
+            .iter()
+            .filter_map(|(path, f)| match f {
+                FileEntry::Ready { index, .. } => Some((path.clone(), index.duration_ms)),
+                FileEntry::Building { .. } => None,
+            })
+            .collect()
+    }
+}
+
 enum FileEntry {
     Building {
         file: Arc<File>,

@@ -102,6 +102,31 @@ impl ContentPath {
     }
 }
 
+/// The name a client plays `file` by (a path below `<app>/<instance>/`, `/`-separated):
+/// `dir/clip` for `dir/clip.flv` (`dir/clip.FLV` as it is, `flv:` when the first component
+/// holds a colon), and `mp4:dir/clip.mp4` for ISO files. None for a file no name reaches
+/// (another extension, a component `resolve` refuses), so listings show only what plays.
+pub(crate) fn play_name(app: &str, instance: &str, file: &str) -> Option<String> {
+    let candidates = if has_extension(file, "flv") {
+        let stem = &file[..file.len() - ".flv".len()];
+        vec![
+            stem.to_string(),
+            file.to_string(),
+            format!("flv:{stem}"),
+            format!("flv:{file}"),
+        ]
+    } else if ["mp4", "f4v", "m4v"].iter().any(|e| has_extension(file, e)) {
+        vec![format!("mp4:{file}")]
+    } else {
+        return None;
+    };
+    // The first name that leads back to this very file.
+    let wanted = Path::new(app).join(instance).join(file);
+    candidates.into_iter().find(|name| {
+        ContentPath::resolve(app, instance, name).is_ok_and(|p| p.relative() == wanted)
+    })
+}
+
 impl fmt::Display for ContentPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.relative.display().fmt(f)
@@ -169,6 +194,22 @@ mod tests {
     fn path(app: &str, instance: &str, name: &str) -> Result<(String, FileFormat), NameError> {
         ContentPath::resolve(app, instance, name)
             .map(|p| (p.relative().display().to_string(), p.format()))
+    }
+
+    #[test]
+    fn listed_names_play_the_listed_file() {
+        let name = |f: &str| play_name("vod", D, f);
+        assert_eq!(name("clip.flv").as_deref(), Some("clip"));
+        assert_eq!(name("dir/sub/clip.flv").as_deref(), Some("dir/sub/clip"));
+        assert_eq!(name("Clip.FLV").as_deref(), Some("Clip.FLV"));
+        assert_eq!(name("a:b.flv").as_deref(), Some("flv:a:b"));
+        assert_eq!(name("dir/a.mp4").as_deref(), Some("mp4:dir/a.mp4"));
+        assert_eq!(name("a.f4v").as_deref(), Some("mp4:a.f4v"));
+        // Not served, or not reachable by any name.
+        assert_eq!(name("notes.txt"), None);
+        assert_eq!(name(".flv"), None);
+        assert_eq!(name("q?x.flv"), None);
+        assert_eq!(name("bell\u{7}.flv"), None);
     }
 
     #[test]
@@ -259,6 +300,17 @@ mod tests {
                 for c in p.relative().components() {
                     prop_assert!(matches!(c, std::path::Component::Normal(_)), "{:?}", p);
                 }
+            }
+        }
+
+        /// Whatever a file is called on disk, a listed name plays that very file.
+        #[test]
+        fn listed_names_resolve_back_to_their_file(
+            file in proptest::string::string_regex("[a-zA-Z:?./\\x00é]{0,20}(\\.(flv|FLV|mp4|f4v|txt))?").expect("regex"),
+        ) {
+            if let Some(name) = play_name("vod", D, &file) {
+                let p = ContentPath::resolve("vod", D, &name).expect("a listed name resolves");
+                prop_assert_eq!(p.relative(), Path::new("vod").join(D).join(&file));
             }
         }
     }

@@ -27,6 +27,8 @@ use tracing::{debug, info, warn};
 use super::reload::RunningConfig;
 use crate::app::instance::InstanceKey;
 use crate::config::AuthDefault;
+use crate::engine::content_listing;
+use crate::engine::content_root::ContentRoot;
 use crate::engine::cross::{Answer, ControlInbound, Query, WorkerMsg};
 use crate::engine::mailbox::MailboxReceiver;
 use crate::engine::Shared;
@@ -72,6 +74,11 @@ enum PendingKind {
     Upstreams(Vec<control_protocol::UpstreamInfo>),
     /// Asked of one worker (the instance's owner).
     SharedObjects(Option<Result<Vec<SoInfo>, String>>),
+    /// `vod`: the files listed, then the durations of those a worker has indexed.
+    Vod {
+        listing: content_listing::Listing,
+        durations: HashMap<PathBuf, u32>,
+    },
 }
 
 struct PendingQuery {
@@ -436,6 +443,7 @@ impl ControlServer {
                         "rpc_reply",
                         "client_call",
                         "broadcast",
+                        "vod",
                     ]
                     .contains(&m)
                 });
@@ -451,6 +459,25 @@ impl ControlServer {
             }
         };
         self.on_request(token, request);
+    }
+
+    /// `vod`: the content root's playable files, walked here (bounded; see
+    /// `engine/content_listing.rs`), with the durations of those a worker has indexed.
+    fn list_files(&mut self, token: u64, id: u64, app: Option<String>, instance: Option<String>) {
+        let Some(root) = self.config.current().vod.root.clone() else {
+            let why = "stratad serves no files (no vod.root or --content-root)";
+            return self.respond_error(token, id, "not_found", why);
+        };
+        let root = match ContentRoot::new(&root) {
+            Ok(r) => r,
+            Err(e) => return self.respond_error(token, id, "not_found", &e.to_string()),
+        };
+        let listing = content_listing::list(&root, app.as_deref(), instance.as_deref());
+        let kind = PendingKind::Vod {
+            listing,
+            durations: HashMap::new(),
+        };
+        self.ask_workers(token, id, Query::VodDurations, kind);
     }
 
     fn on_request(&mut self, token: u64, request: Request) {
@@ -509,6 +536,7 @@ impl ControlServer {
                 }
                 self.ask_shared_objects(token, id, call)
             }
+            Call::Vod { app, instance } => self.list_files(token, id, app, instance),
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
@@ -728,6 +756,9 @@ impl ControlServer {
                     }
                     (PendingKind::Count(n), Answer::Count(m)) => *n += m,
                     (PendingKind::SharedObjects(acc), Answer::SharedObjects(r)) => *acc = Some(r),
+                    (PendingKind::Vod { durations, .. }, Answer::VodDurations(d)) => {
+                        durations.extend(d)
+                    }
                     _ => {}
                 }
                 if p.remaining == 0 {
@@ -857,6 +888,19 @@ impl ControlServer {
             }
             PendingKind::Called { client, .. } => {
                 self.respond_error(p.client, p.id, "not_found", &format!("no client {client}"))
+            }
+            PendingKind::Vod {
+                mut listing,
+                durations,
+            } => {
+                for (f, path) in listing.files.iter_mut().zip(&listing.paths) {
+                    f.duration_s = durations.get(path).map(|ms| f64::from(*ms) / 1000.0);
+                }
+                let reply = Reply::VodFiles {
+                    vod_files: listing.files,
+                    truncated: listing.truncated,
+                };
+                self.respond(p.client, p.id, reply);
             }
             PendingKind::Count(n) => self.respond(
                 p.client,
