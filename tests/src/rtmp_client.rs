@@ -209,6 +209,12 @@ impl RtmpClient {
         Ok(Instant::now())
     }
 
+    /// Set Buffer Length (a user control message) for `stream_id`.
+    pub fn set_buffer_length(&mut self, stream_id: u32, ms: u32) -> io::Result<()> {
+        self.session.set_buffer_length(stream_id, ms, &mut self.out);
+        self.flush()
+    }
+
     /// `publish(name, "live")` on our NetStream (no media is sent).
     pub fn publish(&mut self, name: &str) -> io::Result<()> {
         self.publish_as(name, "live")

@@ -192,3 +192,36 @@ fn a_three_item_playlist_switches_twice_then_completes() {
     assert_eq!(key_frames, 3);
     server.assert_alive();
 }
+
+/// Players send Set Buffer Length right after `play`, before the file's index is built and
+/// the play begins: the buffer they ask for still decides how far ahead the file is sent.
+/// With 10 s asked, the whole 4 s clip (100 video frames) arrives at once; with the 1 s
+/// default it would take about 3 s.
+#[test]
+fn a_buffer_length_sent_right_after_play_sends_that_far_ahead() {
+    let dir = ScratchDir::new("vod-buffer");
+    let mut server = server(&dir);
+    let (mut c, sid) = player(&server);
+    play(&mut c, sid, "clip", 0.0, -1.0, true);
+    c.set_buffer_length(sid, 10_000).expect("set buffer length");
+    let sent = Instant::now();
+    let window = Duration::from_millis(1500);
+    let mut frames = 0;
+    while frames < 100 && sent.elapsed() < window {
+        let left = window.saturating_sub(sent.elapsed());
+        match c.read_message(left) {
+            Ok(m) if m.type_id == msg_type::VIDEO && !is_avc_sequence_header(&m.payload) => {
+                frames += 1
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(
+        frames >= 95,
+        "{frames} of the clip's 100 video frames within {window:?} of play: the 10 s buffer \
+         was not applied\n{}",
+        server.log()
+    );
+    server.assert_alive();
+}

@@ -116,6 +116,9 @@ pub(crate) struct NetConnection {
     pub(crate) connect_query: Option<String>,
     pub(crate) object_encoding: f64,
     streams: Vec<(u32, StreamState)>,
+    /// SetBufferLength per stream (ms), kept whatever the stream does, so a file play that
+    /// starts later (after its index is built) still sends ahead by what the client asked.
+    buffer_lengths: Vec<(u32, u32)>,
     next_stream_id: u32,
 }
 
@@ -182,6 +185,30 @@ impl NetConnection {
         }
     }
 
+    /// The client's buffer length for `stream_id` (SetBufferLength); ignored for a stream
+    /// it did not create.
+    pub(crate) fn set_buffer_length(&mut self, stream_id: u32, ms: u32) {
+        if !self.streams.iter().any(|(i, _)| *i == stream_id) {
+            return;
+        }
+        match self
+            .buffer_lengths
+            .iter_mut()
+            .find(|(i, _)| *i == stream_id)
+        {
+            Some((_, b)) => *b = ms,
+            None => self.buffer_lengths.push((stream_id, ms)),
+        }
+    }
+
+    /// What the client last said its buffer for `stream_id` is, if it said.
+    pub(crate) fn buffer_length(&self, stream_id: u32) -> Option<u32> {
+        self.buffer_lengths
+            .iter()
+            .find(|(i, _)| *i == stream_id)
+            .map(|(_, b)| *b)
+    }
+
     fn key(&self, name: &str) -> StreamKey {
         StreamKey::new(&self.app, &self.instance, name)
     }
@@ -243,6 +270,7 @@ impl NetConnection {
             Request::DeleteStream { stream_id: id } => {
                 self.stop(id, out);
                 self.streams.retain(|(i, _)| *i != id);
+                self.buffer_lengths.retain(|(i, _)| *i != id);
             }
             Request::CloseStream => self.stop(stream_id, out),
             Request::ReleaseStream { .. } => out.push(reply(status::result(
@@ -584,6 +612,36 @@ mod tests {
         nc.on_command(0, &cmd("connect", 1.0, obj, vec![]), &config, &mut out);
         assert!(!nc.is_connected());
         assert!(matches!(&out[1], Action::Close { .. }));
+    }
+
+    #[test]
+    fn buffer_lengths_are_kept_per_created_stream_until_it_is_deleted() {
+        let config = Config::default();
+        let mut nc = connected(&config);
+        let mut out = Vec::new();
+        nc.on_command(
+            0,
+            &cmd("createStream", 2.0, Amf0Value::Null, vec![]),
+            &config,
+            &mut out,
+        );
+        nc.set_buffer_length(1, 3000);
+        nc.set_buffer_length(1, 5000);
+        nc.set_buffer_length(7, 1000);
+        assert_eq!(nc.buffer_length(1), Some(5000), "the last one said");
+        assert_eq!(nc.buffer_length(7), None, "a stream it did not create");
+        nc.on_command(
+            0,
+            &cmd(
+                "deleteStream",
+                3.0,
+                Amf0Value::Null,
+                vec![Amf0Value::Number(1.0)],
+            ),
+            &config,
+            &mut out,
+        );
+        assert_eq!(nc.buffer_length(1), None, "forgotten with its stream");
     }
 
     #[test]

@@ -72,8 +72,9 @@ impl Worker {
             }
             SessionEvent::SharedObject { amf3, message } => self.on_shared_object(r, amf3, message),
             SessionEvent::BufferLength { stream_id, ms } => {
-                if let Some(c) = self.conns.get(r) {
+                if let Some(c) = self.conns.get_mut(r) {
                     debug!(peer = %c.peer, stream_id, ms, "client buffer length");
+                    c.client.nc.set_buffer_length(stream_id, ms);
                 }
                 self.vod_buffer(r, stream_id, ms);
             }

@@ -404,12 +404,24 @@ impl Worker {
             len: w.len,
         };
         let key = (w.r, w.stream_id);
-        let play = self.vod.plays.entry(key).or_insert_with(|| Play {
-            play: FilePlay::new(w.r, w.stream_id),
-            files: Vec::new(),
-            ahead: None,
-            reading: None,
-            wake_at: None,
+        // A SetBufferLength that came before the index was ready (players send it right
+        // after `play`) applies from the start.
+        let buffer = self
+            .conns
+            .get(w.r)
+            .and_then(|c| c.client.nc.buffer_length(w.stream_id));
+        let play = self.vod.plays.entry(key).or_insert_with(|| {
+            let mut play = FilePlay::new(w.r, w.stream_id);
+            if let Some(ms) = buffer {
+                play.set_buffer(ms);
+            }
+            Play {
+                play,
+                files: Vec::new(),
+                ahead: None,
+                reading: None,
+                wake_at: None,
+            }
         });
         if w.reset {
             play.files.clear();
