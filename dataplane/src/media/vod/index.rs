@@ -229,21 +229,10 @@ impl MediaIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(timestamp: u32, kind: FrameKind) -> Sample {
-        Sample {
-            offset: 0,
-            size: 1,
-            timestamp,
-            composition: 0,
-            kind,
-            track: 0,
-        }
-    }
-
-    fn index(samples: Vec<Sample>) -> MediaIndex {
+impl MediaIndex {
+    /// An FLV index of just these samples (no headers, no file): for tests of what reads
+    /// indexes.
+    pub(crate) fn from_samples(samples: Vec<Sample>) -> MediaIndex {
         let key_frames = samples
             .iter()
             .enumerate()
@@ -263,6 +252,26 @@ mod tests {
             width: 0,
             height: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(timestamp: u32, kind: FrameKind) -> Sample {
+        Sample {
+            offset: 0,
+            size: 1,
+            timestamp,
+            composition: 0,
+            kind,
+            track: 0,
+        }
+    }
+
+    fn index(samples: Vec<Sample>) -> MediaIndex {
+        MediaIndex::from_samples(samples)
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::vod::index::{Container, Sample};
+    use crate::media::vod::index::Sample;
 
     /// 10 s at 25 fps with a key frame every second and audio every 20 ms.
     fn file() -> Arc<MediaIndex> {
@@ -204,25 +204,7 @@ mod tests {
                 track: 0,
             });
         }
-        let key_frames = samples
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.kind == FrameKind::VideoKey)
-            .map(|(i, _)| i as u32)
-            .collect();
-        Arc::new(MediaIndex {
-            container: Container::Flv,
-            file_len: 0,
-            duration_ms: MediaIndex::duration_from_samples(&samples),
-            samples,
-            key_frames,
-            tracks: vec![],
-            metadata: None,
-            video_header: None,
-            audio_header: None,
-            width: 0,
-            height: 0,
-        })
+        Arc::new(MediaIndex::from_samples(samples))
     }
 
     /// Everything sent at `now`, and what it said after.
