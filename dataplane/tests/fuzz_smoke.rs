@@ -463,3 +463,10 @@ fn iso_index_survives_mutations() {
         10,
     );
 }
+
+#[test]
+fn rtmfp_packets_and_chunks_survive_mutations() {
+    let seeds = fuzzing::rtmfp_seeds();
+    run(fuzzing::rtmfp_packet, &seeds, 13);
+    run(fuzzing::rtmfp_chunks, &seeds, 14);
+}

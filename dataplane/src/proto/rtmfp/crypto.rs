@@ -1,0 +1,360 @@
+//! The Flash profile's packet protection (RFC 7425 §4.2, §4.6.4, §4.6.5): AES-128-CBC with a
+//! zero IV per packet over [session sequence number][checksum] packet [0xff padding to 16],
+//! then optionally a truncated HMAC-SHA256 of the ciphertext. Startup packets use the
+//! well-known key "Adobe Systems 02" (they only hide the handshake from casual eyes; the
+//! session keys come from Diffie-Hellman).
+//!
+//! One `PacketCrypto` per direction pair of a session; the AES key schedules are expanded
+//! once, and a packet costs no allocation (the caller's buffers are reused).
+
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
+use aes::Aes128;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::checksum::internet_checksum;
+use super::error::{Result, RtmfpError};
+use super::vlu;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// RFC 7425 §4.2: the key of every startup-mode packet.
+pub(crate) const DEFAULT_KEY: [u8; 16] = *b"Adobe Systems 02";
+pub(crate) const MIN_HMAC_LEN: usize = 4;
+pub(crate) const MAX_HMAC_LEN: usize = 32;
+const BLOCK: usize = 16;
+/// Session sequence numbers further than this behind the highest one seen are refused
+/// (a sliding replay window, as IPsec does).
+const SEQ_WINDOW: u64 = 64;
+
+/// What the keying negotiated for one session (RFC 7425 §4.6.5, §4.6.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Protection {
+    /// Our packets carry an HMAC of this length instead of the checksum.
+    pub tx_hmac: Option<usize>,
+    /// The peer's packets carry an HMAC of this length.
+    pub rx_hmac: Option<usize>,
+    /// Our packets start with a session sequence number.
+    pub tx_seq: bool,
+    /// The peer's packets start with one.
+    pub rx_seq: bool,
+}
+
+/// The keys a completed handshake yields (see `keys.rs`).
+#[derive(Clone)]
+pub(crate) struct DerivedKeys {
+    pub encrypt: [u8; 32],
+    pub decrypt: [u8; 32],
+    pub tx_hmac: [u8; 32],
+    pub rx_hmac: [u8; 32],
+}
+
+pub(crate) struct PacketCrypto {
+    enc: Aes128,
+    dec: Aes128,
+    tx_hmac: Option<(HmacSha256, usize)>,
+    rx_hmac: Option<(HmacSha256, usize)>,
+    tx_seq: Option<u64>,
+    rx_seq: Option<ReplayWindow>,
+}
+
+#[derive(Default)]
+struct ReplayWindow {
+    highest: u64,
+    seen: u64,
+    any: bool,
+}
+
+impl ReplayWindow {
+    fn check(&self, seq: u64) -> bool {
+        if !self.any || seq > self.highest {
+            return true;
+        }
+        let back = self.highest - seq;
+        back < SEQ_WINDOW && self.seen & (1 << back) == 0
+    }
+
+    fn record(&mut self, seq: u64) {
+        if !self.any {
+            self.any = true;
+            self.highest = seq;
+            self.seen = 1;
+        } else if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= SEQ_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.highest = seq;
+        } else {
+            self.seen |= 1 << (self.highest - seq);
+        }
+    }
+}
+
+fn hmac_key(key: &[u8; 32]) -> HmacSha256 {
+    // HMAC takes keys of any length: this cannot fail.
+    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+impl PacketCrypto {
+    /// Startup mode: the default key both ways, checksums, no sequence numbers.
+    pub(crate) fn startup() -> Self {
+        let k = Aes128::new(&DEFAULT_KEY.into());
+        PacketCrypto {
+            enc: k.clone(),
+            dec: k,
+            tx_hmac: None,
+            rx_hmac: None,
+            tx_seq: None,
+            rx_seq: None,
+        }
+    }
+
+    pub(crate) fn session(keys: &DerivedKeys, p: Protection) -> Self {
+        let enc: [u8; 16] = first16(&keys.encrypt);
+        let dec: [u8; 16] = first16(&keys.decrypt);
+        PacketCrypto {
+            enc: Aes128::new(&enc.into()),
+            dec: Aes128::new(&dec.into()),
+            tx_hmac: p.tx_hmac.map(|n| (hmac_key(&keys.tx_hmac), n)),
+            rx_hmac: p.rx_hmac.map(|n| (hmac_key(&keys.rx_hmac), n)),
+            tx_seq: p.tx_seq.then_some(0),
+            rx_seq: p.rx_seq.then(ReplayWindow::default),
+        }
+    }
+
+    /// Seals `plain` (packet header and chunks) for `session_id` into `out` (cleared first):
+    /// the datagram to send.
+    pub(crate) fn seal(&mut self, session_id: u32, plain: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&[0; 4]);
+        if let Some(seq) = self.tx_seq.as_mut() {
+            vlu::put(*seq, out);
+            *seq += 1;
+        }
+        let checksum_at = out.len();
+        if self.tx_hmac.is_none() {
+            out.extend_from_slice(&[0, 0]);
+        }
+        let covered_from = out.len();
+        out.extend_from_slice(plain);
+        let enc_len = out.len() - 4;
+        let padded = enc_len.div_ceil(BLOCK).max(1) * BLOCK;
+        out.resize(4 + padded, 0xff);
+        if self.tx_hmac.is_none() {
+            let sum = internet_checksum(&out[covered_from..]);
+            out[checksum_at..checksum_at + 2].copy_from_slice(&sum.to_be_bytes());
+        }
+        let body = &mut out[4..];
+        let len = body.len();
+        let cbc = cbc::Encryptor::<Aes128>::inner_iv_init(self.enc.clone(), &[0u8; BLOCK].into());
+        // The length is a whole number of blocks: NoPadding cannot fail.
+        let _ = cbc.encrypt_padded_mut::<NoPadding>(body, len);
+        if let Some((mac, n)) = &self.tx_hmac {
+            let tag = mac.clone().chain_update(&out[4..]).finalize().into_bytes();
+            out.extend_from_slice(&tag[..*n]);
+        }
+        let scrambled = session_id ^ word(&out[4..8]) ^ word(&out[8..12]);
+        out[..4].copy_from_slice(&scrambled.to_be_bytes());
+    }
+
+    /// Opens a datagram already routed to this session: verifies the HMAC or checksum and
+    /// the sequence number, and returns the packet (header and chunks, padding included).
+    pub(crate) fn open<'a>(
+        &mut self,
+        datagram: &[u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8]> {
+        let enc = datagram.get(4..).ok_or(RtmfpError::Truncated("packet"))?;
+        let hmac_len = self.rx_hmac.as_ref().map_or(0, |(_, n)| *n);
+        if enc.len() < hmac_len + BLOCK {
+            return Err(RtmfpError::Truncated("packet"));
+        }
+        let (enc, tag) = enc.split_at(enc.len() - hmac_len);
+        if enc.len() % BLOCK != 0 {
+            return Err(RtmfpError::NotBlockAligned);
+        }
+        if let Some((mac, n)) = &self.rx_hmac {
+            let want = mac.clone().chain_update(enc).finalize().into_bytes();
+            if !constant_time_eq(&want[..*n], tag) {
+                return Err(RtmfpError::BadHmac);
+            }
+        }
+        scratch.clear();
+        scratch.extend_from_slice(enc);
+        let cbc = cbc::Decryptor::<Aes128>::inner_iv_init(self.dec.clone(), &[0u8; BLOCK].into());
+        cbc.decrypt_padded_mut::<NoPadding>(scratch)
+            .map_err(|_| RtmfpError::NotBlockAligned)?;
+        let mut rest: &[u8] = scratch;
+        let mut seq = None;
+        if let Some(w) = &self.rx_seq {
+            let s = vlu::read(&mut rest)?;
+            if !w.check(s) {
+                return Err(RtmfpError::Replay);
+            }
+            seq = Some(s);
+        }
+        if self.rx_hmac.is_none() {
+            if rest.len() < 2 {
+                return Err(RtmfpError::Truncated("checksum"));
+            }
+            let (sum, covered) = rest.split_at(2);
+            if u16::from_be_bytes([sum[0], sum[1]]) != internet_checksum(covered) {
+                return Err(RtmfpError::BadChecksum);
+            }
+            rest = covered;
+        }
+        if let (Some(s), Some(w)) = (seq, self.rx_seq.as_mut()) {
+            w.record(s);
+        }
+        let start = scratch.len() - rest.len();
+        Ok(&scratch[start..])
+    }
+}
+
+fn first16(k: &[u8; 32]) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&k[..16]);
+    o
+}
+
+fn word(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The session id a datagram is addressed to: the first word XOR the next two (RFC 7016
+/// §2.2.1). The encrypted part is at least one AES block, so a shorter datagram is refused.
+pub(crate) fn session_id_of(datagram: &[u8]) -> Result<u32> {
+    if datagram.len() < 4 + BLOCK {
+        return Err(RtmfpError::Truncated("packet"));
+    }
+    Ok(word(&datagram[..4]) ^ word(&datagram[4..8]) ^ word(&datagram[8..12]))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::KeyIvInit;
+
+    fn keys() -> DerivedKeys {
+        DerivedKeys {
+            encrypt: [1; 32],
+            decrypt: [2; 32],
+            tx_hmac: [3; 32],
+            rx_hmac: [4; 32],
+        }
+    }
+
+    fn mirrored() -> DerivedKeys {
+        let k = keys();
+        DerivedKeys {
+            encrypt: k.decrypt,
+            decrypt: k.encrypt,
+            tx_hmac: k.rx_hmac,
+            rx_hmac: k.tx_hmac,
+        }
+    }
+
+    #[test]
+    fn default_key_round_trip_and_layout() {
+        let mut a = PacketCrypto::startup();
+        let mut out = Vec::new();
+        a.seal(0, &[0x0b, 0x00, 0x01, 0x30, 0, 0], &mut out);
+        // 4-byte scrambled id + one block (2 checksum + 6 bytes + 8 padding).
+        assert_eq!(out.len(), 20);
+        assert_eq!(session_id_of(&out), Ok(0));
+        // The ciphertext is plain AES-128-CBC with a zero IV under "Adobe Systems 02".
+        let mut block = out[4..20].to_vec();
+        let cbc = cbc::Decryptor::<Aes128>::new(&DEFAULT_KEY.into(), &[0u8; 16].into());
+        cbc.decrypt_padded_mut::<NoPadding>(&mut block)
+            .expect("one block");
+        assert_eq!(&block[2..8], &[0x0b, 0x00, 0x01, 0x30, 0, 0]);
+        assert!(block[8..].iter().all(|&b| b == 0xff));
+        assert_eq!(
+            u16::from_be_bytes([block[0], block[1]]),
+            internet_checksum(&block[2..])
+        );
+        let mut scratch = Vec::new();
+        let plain = PacketCrypto::startup()
+            .open(&out, &mut scratch)
+            .expect("opens");
+        assert_eq!(&plain[..6], &[0x0b, 0x00, 0x01, 0x30, 0, 0]);
+    }
+
+    #[test]
+    fn corrupt_packets_are_refused() {
+        let mut out = Vec::new();
+        PacketCrypto::startup().seal(7, b"\x0bhello", &mut out);
+        let mut scratch = Vec::new();
+        for i in 4..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 0x10;
+            assert!(PacketCrypto::startup().open(&bad, &mut scratch).is_err());
+        }
+        assert_eq!(
+            PacketCrypto::startup().open(&out[..out.len() - 1], &mut scratch),
+            Err(RtmfpError::Truncated("packet"))
+        );
+        let mut two = Vec::new();
+        PacketCrypto::startup().seal(7, &[0x0b; 20], &mut two);
+        assert_eq!(
+            PacketCrypto::startup().open(&two[..two.len() - 1], &mut scratch),
+            Err(RtmfpError::NotBlockAligned)
+        );
+    }
+
+    #[test]
+    fn hmac_and_sequence_numbers() {
+        let p = Protection {
+            tx_hmac: Some(10),
+            rx_hmac: Some(10),
+            tx_seq: true,
+            rx_seq: true,
+        };
+        let mut a = PacketCrypto::session(&keys(), p);
+        let mut b = PacketCrypto::session(&mirrored(), p);
+        let mut scratch = Vec::new();
+        let mut first = Vec::new();
+        a.seal(99, b"\x09first", &mut first);
+        assert_eq!((first.len() - 4) % 16, 10);
+        assert_eq!(session_id_of(&first), Ok(99));
+        let mut second = Vec::new();
+        a.seal(99, b"\x09second", &mut second);
+        assert_eq!(
+            &b.open(&second, &mut scratch).expect("second")[..7],
+            b"\x09second"
+        );
+        assert_eq!(
+            &b.open(&first, &mut scratch).expect("late first")[..6],
+            b"\x09first"
+        );
+        assert_eq!(b.open(&first, &mut scratch), Err(RtmfpError::Replay));
+        let mut bad = second.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(b.open(&bad, &mut scratch), Err(RtmfpError::BadHmac));
+        // Without the negotiated HMAC the other side cannot read it.
+        let mut plain = PacketCrypto::session(&mirrored(), Protection::default());
+        assert!(plain.open(&second, &mut scratch).is_err());
+    }
+
+    #[test]
+    fn replay_window_slides() {
+        let mut w = ReplayWindow::default();
+        for s in [5, 3, 70, 69] {
+            assert!(w.check(s));
+            w.record(s);
+        }
+        assert!(!w.check(5));
+        assert!(!w.check(69));
+        assert!(w.check(68));
+    }
+}

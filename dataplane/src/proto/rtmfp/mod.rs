@@ -1,0 +1,18 @@
+//! RTMFP (RFC 7016) with the Flash profile (RFC 7425), sans-IO: datagrams and the time in,
+//! datagrams, events and the next deadline out, both roles (initiator and responder).
+//!
+//! Layers, one file each: `vlu` (integers and option lists), `checksum`, `crypto` (AES-CBC,
+//! HMAC, sequence numbers), `packet` (header and chunk framing), `address`, `chunk` (the
+//! chunk types).
+
+// The engine does not carry RTMFP yet (UDP ports on the workers come next): until then
+// only the tests, the fuzz targets and the example drive this module.
+#![allow(dead_code)]
+
+pub(crate) mod address;
+pub(crate) mod checksum;
+pub(crate) mod chunk;
+pub(crate) mod crypto;
+pub(crate) mod error;
+pub(crate) mod packet;
+pub(crate) mod vlu;
