@@ -12,7 +12,13 @@
 pub(crate) mod address;
 pub(crate) mod checksum;
 pub(crate) mod chunk;
+pub(crate) mod congestion;
+pub(crate) mod cookie;
 pub(crate) mod crypto;
+pub(crate) mod dh;
 pub(crate) mod error;
+pub(crate) mod flow_recv;
+pub(crate) mod flow_send;
+pub(crate) mod keys;
 pub(crate) mod packet;
 pub(crate) mod vlu;

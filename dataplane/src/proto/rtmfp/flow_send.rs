@@ -1,0 +1,436 @@
+//! The sending side of a flow (RFC 7016 §3.6.2): messages cut into fragments with sequence
+//! numbers, kept until acknowledged; retransmitted when a timeout or three later
+//! acknowledgements say they were lost; abandoned when their deadline passes (partial
+//! reliability: late video is worth less than the next frame); limited by the receiver's
+//! advertised buffer.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::chunk::{self, Fragment, UserData};
+use super::vlu;
+
+/// RFC 7016 §3.6.2.4: a fragment is lost after this many acknowledgements of later ones.
+const NAKS_FOR_LOSS: u8 = 3;
+/// Until the first acknowledgement, assume the receiver can take this much.
+const INITIAL_PEER_BUFFER: u64 = 64 * 1024;
+
+/// User Data option types (RFC 7016 §2.3.11.1).
+pub(crate) const OPT_METADATA: u64 = 0x00;
+pub(crate) const OPT_RETURN_ASSOCIATION: u64 = 0x0a;
+
+#[derive(Debug)]
+pub(crate) struct SendFrag {
+    pub seq: u64,
+    pub fragment: Fragment,
+    pub data: Bytes,
+    pub abandoned: bool,
+    pub fin: bool,
+    pub in_flight: bool,
+    pub ever_sent: bool,
+    /// The session-wide transmission number of its last sending, to tell which fragments
+    /// later acknowledgements passed over.
+    pub tsn: u64,
+    pub sent_at: u64,
+    pub naks: u8,
+    /// Abandon (if still unacknowledged) at this time.
+    pub expires_at: Option<u64>,
+    /// Bytes it took in its last packet (counted against the congestion window).
+    pub wire_len: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct SendFlow {
+    pub id: u64,
+    /// The option list sent with the first fragments until acknowledged.
+    options: Vec<u8>,
+    options_acked: bool,
+    next_seq: u64,
+    pub(crate) queue: VecDeque<SendFrag>,
+    pub peer_buffer: u64,
+    pub closing: bool,
+    /// The receiver refused the flow (its code).
+    pub exception: Option<u64>,
+    pub outstanding: u64,
+    /// The newest transmission number ever acknowledged.
+    max_acked_tsn: u64,
+}
+
+/// What an acknowledgement did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct AckOutcome {
+    pub acked_bytes: u64,
+    pub newly_lost: bool,
+    pub progress: bool,
+}
+
+impl SendFlow {
+    pub(crate) fn new(id: u64, metadata: &[u8], return_association: Option<u64>) -> Self {
+        let mut options = Vec::new();
+        vlu::put_option(OPT_METADATA, metadata, &mut options);
+        if let Some(a) = return_association {
+            let mut v = Vec::new();
+            vlu::put(a, &mut v);
+            vlu::put_option(OPT_RETURN_ASSOCIATION, &v, &mut options);
+        }
+        SendFlow {
+            id,
+            options,
+            options_acked: false,
+            next_seq: 1,
+            queue: VecDeque::new(),
+            peer_buffer: INITIAL_PEER_BUFFER,
+            closing: false,
+            exception: None,
+            outstanding: 0,
+            max_acked_tsn: 0,
+        }
+    }
+
+    /// Queues one message, cut into fragments of at most `max_frag` bytes (`Bytes` slices:
+    /// no copy). `deadline`: abandon what is still unacknowledged at that time.
+    pub(crate) fn send(&mut self, message: Bytes, max_frag: usize, deadline: Option<u64>) {
+        if self.closing || self.exception.is_some() {
+            return;
+        }
+        let n = message.len().div_ceil(max_frag).max(1);
+        for i in 0..n {
+            let fragment = match (n, i) {
+                (1, _) => Fragment::Whole,
+                (_, 0) => Fragment::Begin,
+                (_, i) if i + 1 == n => Fragment::End,
+                _ => Fragment::Middle,
+            };
+            let from = i * max_frag;
+            let to = (from + max_frag).min(message.len());
+            self.queue.push_back(SendFrag {
+                seq: self.next_seq,
+                fragment,
+                data: message.slice(from..to),
+                abandoned: false,
+                fin: false,
+                in_flight: false,
+                ever_sent: false,
+                tsn: 0,
+                sent_at: 0,
+                naks: 0,
+                expires_at: deadline,
+                wire_len: 0,
+            });
+            self.next_seq += 1;
+        }
+    }
+
+    /// Ends the flow: the last fragment (an empty one if need be) carries FIN.
+    pub(crate) fn close(&mut self) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        match self.queue.back_mut() {
+            Some(f) if !f.ever_sent => f.fin = true,
+            _ => {
+                self.queue.push_back(SendFrag {
+                    seq: self.next_seq,
+                    fragment: Fragment::Whole,
+                    data: Bytes::new(),
+                    abandoned: false,
+                    fin: true,
+                    in_flight: false,
+                    ever_sent: false,
+                    tsn: 0,
+                    sent_at: 0,
+                    naks: 0,
+                    expires_at: None,
+                    wire_len: 0,
+                });
+                self.next_seq += 1;
+            }
+        }
+    }
+
+    /// Closed and everything acknowledged: the flow can go.
+    pub(crate) fn is_done(&self) -> bool {
+        (self.closing && self.queue.is_empty()) || self.exception.is_some()
+    }
+
+    /// The forward sequence number: everything at or below it is acknowledged or
+    /// abandoned (RFC 7016 §3.6.2.3.1).
+    fn fsn(&self) -> u64 {
+        let mut fsn = self.queue.front().map_or(self.next_seq - 1, |f| f.seq - 1);
+        for f in &self.queue {
+            if f.abandoned && f.seq == fsn + 1 {
+                fsn += 1;
+            } else {
+                break;
+            }
+        }
+        fsn
+    }
+
+    /// Abandons fragments past their deadline; returns the bytes no longer in flight.
+    pub(crate) fn expire(&mut self, now: u64) -> u64 {
+        let mut freed = 0;
+        for f in self.queue.iter_mut() {
+            if !f.abandoned && f.expires_at.is_some_and(|d| d <= now) {
+                f.abandoned = true;
+                f.data = Bytes::new();
+                if f.in_flight {
+                    f.in_flight = false;
+                    freed += f.wire_len;
+                }
+            }
+        }
+        self.outstanding -= freed;
+        freed
+    }
+
+    /// Whether a fragment is waiting to be (re)sent and the receiver has room for it.
+    pub(crate) fn has_sendable(&self) -> bool {
+        self.queue.iter().any(|f| !f.in_flight && self.fits(f))
+    }
+
+    fn fits(&self, f: &SendFrag) -> bool {
+        // Abandoned fragments and FIN take no buffer; else the receiver must have room for
+        // what is in flight plus this (one fragment always goes, as a window probe would).
+        f.abandoned
+            || f.data.is_empty()
+            || self.outstanding == 0
+            || self.outstanding + f.data.len() as u64 <= self.peer_buffer
+    }
+
+    /// Writes the next sendable fragments as chunks into `out` until `room` bytes are used;
+    /// `tsn` numbers each sending. Returns the bytes written.
+    pub(crate) fn write_fragments(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut room: usize,
+        now: u64,
+        tsn: &mut u64,
+    ) -> usize {
+        let fsn = self.fsn();
+        let start_len = out.len();
+        let mut prev_seq: Option<u64> = None;
+        let mut i = 0;
+        while i < self.queue.len() {
+            let f = &self.queue[i];
+            if f.in_flight || !self.fits(f) {
+                i += 1;
+                continue;
+            }
+            let next = prev_seq.is_some_and(|p| p + 1 == f.seq);
+            let opts = (!self.options_acked).then_some(&self.options[..]);
+            let d = UserData {
+                flow_id: self.id,
+                seq: f.seq,
+                fsn_offset: f.seq - fsn,
+                fragment: f.fragment,
+                abandon: f.abandoned,
+                fin: f.fin,
+                options: opts,
+                data: if f.abandoned { &[] } else { &f.data },
+            };
+            let before = out.len();
+            chunk::encode::user_data(out, &d, next);
+            let used = out.len() - before;
+            if used > room {
+                out.truncate(before);
+                break;
+            }
+            room -= used;
+            let f = &mut self.queue[i];
+            f.in_flight = true;
+            f.ever_sent = true;
+            f.naks = 0;
+            f.sent_at = now;
+            *tsn += 1;
+            f.tsn = *tsn;
+            f.wire_len = used as u64;
+            self.outstanding += used as u64;
+            prev_seq = Some(f.seq);
+            i += 1;
+        }
+        out.len() - start_len
+    }
+
+    /// Applies an acknowledgement: `cumulative` and inclusive `ranges` above it, and the
+    /// receiver's free buffer.
+    pub(crate) fn on_ack(
+        &mut self,
+        buffer_bytes: u64,
+        cumulative: u64,
+        ranges: impl Iterator<Item = (u64, u64)>,
+    ) -> AckOutcome {
+        self.options_acked = true;
+        self.peer_buffer = buffer_bytes;
+        let mut out = AckOutcome::default();
+        let mut max_tsn = self.max_acked_tsn;
+        let mut ack = |f: &mut SendFrag, out: &mut AckOutcome| {
+            if f.in_flight {
+                out.acked_bytes += f.wire_len;
+                max_tsn = max_tsn.max(f.tsn);
+            }
+            out.progress = true;
+        };
+        while let Some(f) = self.queue.front_mut() {
+            if f.seq > cumulative {
+                break;
+            }
+            ack(f, &mut out);
+            self.queue.pop_front();
+        }
+        for (from, to) in ranges {
+            // The queue is ordered by sequence number: keep what is outside the range.
+            let mut kept = VecDeque::with_capacity(self.queue.len());
+            for mut f in self.queue.drain(..) {
+                if f.seq >= from && f.seq <= to {
+                    ack(&mut f, &mut out);
+                } else {
+                    kept.push_back(f);
+                }
+            }
+            self.queue = kept;
+        }
+        self.outstanding -= out.acked_bytes.min(self.outstanding);
+        self.max_acked_tsn = max_tsn;
+        // Fragments sent before the newest acknowledged one and still unacknowledged were
+        // passed over: after three such acknowledgements they count as lost.
+        for f in self.queue.iter_mut() {
+            if f.in_flight && f.tsn < max_tsn {
+                f.naks += 1;
+                if f.naks >= NAKS_FOR_LOSS {
+                    f.in_flight = false;
+                    self.outstanding -= f.wire_len.min(self.outstanding);
+                    out.newly_lost = true;
+                }
+            }
+        }
+        out
+    }
+
+    /// A retransmission timeout: everything in flight is presumed lost.
+    pub(crate) fn on_timeout(&mut self) {
+        for f in self.queue.iter_mut() {
+            f.in_flight = false;
+        }
+        self.outstanding = 0;
+    }
+
+    pub(crate) fn oldest_in_flight(&self) -> Option<u64> {
+        self.queue
+            .iter()
+            .filter(|f| f.in_flight)
+            .map(|f| f.sent_at)
+            .min()
+    }
+
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.queue
+            .iter()
+            .filter(|f| !f.abandoned)
+            .filter_map(|f| f.expires_at)
+            .min()
+    }
+
+    pub(crate) fn on_exception(&mut self, code: u64) {
+        self.exception = Some(code);
+        self.queue.clear();
+        self.outstanding = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::rtmfp::chunk::{Chunk, ChunkDecoder};
+    use crate::proto::rtmfp::packet::chunks;
+
+    fn sent(out: &[u8]) -> Vec<(u64, u64, Fragment, bool, Vec<u8>)> {
+        let mut d = ChunkDecoder::default();
+        chunks(out)
+            .map(|c| {
+                let (k, v) = c.expect("chunk");
+                match d.decode(k, v).expect("decode") {
+                    Chunk::UserData(u) => (
+                        u.seq,
+                        u.fsn_offset,
+                        u.fragment,
+                        u.options.is_some(),
+                        u.data.to_vec(),
+                    ),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fragments_acks_and_loss() {
+        let mut f = SendFlow::new(3, b"TC", None);
+        f.send(Bytes::from_static(b"0123456789"), 4, None);
+        f.send(Bytes::from_static(b"ab"), 4, None);
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 0, &mut tsn);
+        let s = sent(&out);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0], (1, 1, Fragment::Begin, true, b"0123".to_vec()));
+        assert_eq!(s[2], (3, 3, Fragment::End, true, b"89".to_vec()));
+        assert_eq!(s[3].2, Fragment::Whole);
+        // Ack 1 and 3..4: 2 is passed over.
+        for _ in 0..2 {
+            let o = f.on_ack(65536, 1, [(3, 4)].into_iter());
+            assert!(!o.newly_lost);
+        }
+        let o = f.on_ack(65536, 1, [(3, 4)].into_iter());
+        assert!(o.newly_lost, "three acks past it make it lost");
+        assert!(f.has_sendable());
+        out.clear();
+        f.write_fragments(&mut out, 1000, 10, &mut tsn);
+        let s = sent(&out);
+        // Options are no longer sent once acknowledged; fsn offset is 1 (1 acked).
+        assert_eq!(s, vec![(2, 1, Fragment::Middle, false, b"4567".to_vec())]);
+        f.on_ack(65536, 4, std::iter::empty());
+        assert!(f.queue.is_empty());
+        f.close();
+        assert!(!f.is_done());
+        out.clear();
+        f.write_fragments(&mut out, 1000, 20, &mut tsn);
+        f.on_ack(65536, 5, std::iter::empty());
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn deadlines_abandon_and_move_the_forward_sequence_number() {
+        let mut f = SendFlow::new(1, b"", None);
+        f.send(Bytes::from_static(b"late"), 100, Some(50));
+        f.send(Bytes::from_static(b"fresh"), 100, None);
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 0, &mut tsn);
+        f.expire(60);
+        assert_eq!(f.fsn(), 1);
+        f.on_timeout();
+        out.clear();
+        f.write_fragments(&mut out, 1000, 70, &mut tsn);
+        let s = sent(&out);
+        // The abandoned fragment goes again without data; the fresh one says fsn = 1.
+        assert_eq!(s[0].4, b"");
+        assert_eq!((s[1].0, s[1].1), (2, 1));
+    }
+
+    #[test]
+    fn receiver_buffer_limits_what_is_in_flight() {
+        let mut f = SendFlow::new(1, b"", None);
+        for _ in 0..10 {
+            f.send(Bytes::from(vec![0u8; 100]), 100, None);
+        }
+        f.on_ack(250, 0, std::iter::empty());
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 10_000, 0, &mut tsn);
+        assert!(f.outstanding <= 250 + 120, "{}", f.outstanding);
+        assert!(f.queue.iter().filter(|q| q.in_flight).count() < 10);
+    }
+}
