@@ -30,6 +30,8 @@ pub(crate) struct RecvFlow {
     buffered: usize,
     limit: usize,
     fin: Option<u64>,
+    /// The sender's forward sequence number: missing fragments at or below it are abandoned.
+    abandoned_through: u64,
     pub complete: bool,
     pub ack_due: bool,
     /// We refused the flow with this code (sent in Flow Exception instead of acks).
@@ -61,6 +63,7 @@ impl RecvFlow {
             buffered: 0,
             limit,
             fin: None,
+            abandoned_through: 0,
             complete: false,
             ack_due: false,
             rejected: None,
@@ -76,8 +79,10 @@ impl RecvFlow {
         let fsn = d.seq - d.fsn_offset;
         if d.seq > self.cumulative && !self.frags.contains_key(&d.seq) {
             // Flow control: past the advertised window the fragment is dropped (not acked),
-            // and the sender retransmits when the window opens.
-            if self.buffered + d.data.len() > self.limit && !d.data.is_empty() {
+            // and the sender retransmits when the window opens. Empty fragments count too,
+            // so that a peer cannot grow the map without bound.
+            if self.buffered + d.data.len() > self.limit || self.frags.len() >= self.limit / 64 + 64
+            {
                 return r;
             }
             self.buffered += d.data.len();
@@ -93,15 +98,9 @@ impl RecvFlow {
                 self.fin = Some(d.seq);
             }
         }
-        if fsn >= self.next_deliver {
-            // The sender gave up on everything through fsn: drop it, deliver past it.
-            let keep = self.frags.split_off(&(fsn + 1));
-            for f in self.frags.values() {
-                self.buffered -= f.data.len();
-            }
-            self.frags = keep;
-            self.next_deliver = fsn + 1;
-        }
+        // The sender has everything through fsn acknowledged or abandoned: whatever of it
+        // never arrived will not come.
+        self.abandoned_through = self.abandoned_through.max(fsn);
         self.advance_cumulative();
         self.deliver(&mut r.messages);
         if self.fin.is_some_and(|f| self.next_deliver > f) {
@@ -112,7 +111,10 @@ impl RecvFlow {
     }
 
     fn advance_cumulative(&mut self) {
-        self.cumulative = self.cumulative.max(self.next_deliver - 1);
+        self.cumulative = self
+            .cumulative
+            .max(self.next_deliver - 1)
+            .max(self.abandoned_through);
         while self.frags.contains_key(&(self.cumulative + 1)) {
             self.cumulative += 1;
         }
@@ -127,7 +129,17 @@ impl RecvFlow {
     fn deliver(&mut self, out: &mut Vec<Vec<u8>>) {
         loop {
             let Some(first) = self.frags.get(&self.next_deliver) else {
-                return;
+                if self.next_deliver > self.abandoned_through {
+                    return;
+                }
+                // A gap the sender abandoned: skip to what follows it.
+                let next_here = self
+                    .frags
+                    .range(self.next_deliver..)
+                    .next()
+                    .map_or(u64::MAX, |(s, _)| *s);
+                self.next_deliver = next_here.min(self.abandoned_through + 1);
+                continue;
             };
             if first.abandoned || matches!(first.fragment, Fragment::Middle | Fragment::End) {
                 // Abandoned, or the rest of a message whose start was abandoned.
@@ -153,6 +165,14 @@ impl RecvFlow {
                     Some(_) => {
                         // A new message (or an abandoned piece) before this one's End: the
                         // sender abandoned the rest of it.
+                        for s in self.next_deliver..end {
+                            self.take(s);
+                        }
+                        self.next_deliver = end;
+                        break;
+                    }
+                    None if end <= self.abandoned_through => {
+                        // A piece of it was abandoned: the message is lost.
                         for s in self.next_deliver..end {
                             self.take(s);
                         }

@@ -182,7 +182,7 @@ impl SendFlow {
                 }
             }
         }
-        self.outstanding -= freed;
+        self.outstanding = self.outstanding.saturating_sub(freed);
         freed
     }
 
@@ -224,7 +224,8 @@ impl SendFlow {
             let d = UserData {
                 flow_id: self.id,
                 seq: f.seq,
-                fsn_offset: f.seq - fsn,
+                // An abandoned fragment at or below the forward sequence number says so itself.
+                fsn_offset: f.seq.saturating_sub(fsn),
                 fragment: f.fragment,
                 abandon: f.abandoned,
                 fin: f.fin,

@@ -16,9 +16,14 @@ pub(crate) mod congestion;
 pub(crate) mod cookie;
 pub(crate) mod crypto;
 pub(crate) mod dh;
+pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod flow_recv;
 pub(crate) mod flow_send;
 pub(crate) mod keys;
 pub(crate) mod packet;
+pub(crate) mod session;
 pub(crate) mod vlu;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,578 @@
+//! The RTMFP endpoint: one per UDP socket, both roles. It routes each datagram by its
+//! session id — 0 for startup packets (the handshake under the default key), the
+//! initiator's id while it waits for RIKeying, else an open session — and runs the Flash
+//! handshake (RFC 7016 §3.5.1, RFC 7425 §4):
+//!
+//! - responder: an IHello gets an RHello with a stateless cookie and our certificate (no
+//!   state kept); an IIKeying with a valid cookie makes the session and gets RIKeying;
+//! - initiator: `connect` sends IHello (retried with back-off), RHello gets IIKeying with our
+//!   certificate and key component, RIKeying completes the session; a Redirect sends the
+//!   IHello on to the addresses it names.
+//!
+//! Sans-IO: the caller passes the time (ms) in, takes datagrams and events out, and calls
+//! `handle_timeout` at `poll_timeout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use super::chunk::{self, encode, Chunk, ChunkDecoder};
+use super::cookie::{CookieCheck, CookieJar};
+use super::crypto::{self, PacketCrypto};
+use super::dh::{DhGroup, DhKey};
+use super::error::{Result, RtmfpError};
+use super::keys::{self, Policy};
+use super::packet::{self, Header, Mode, MAX_PLAIN};
+use super::session::{Event, Session, SessionConfig, SessionId, Transmit};
+
+const TAG_LEN: usize = 16;
+const HELLO_RETRY_MS: u64 = 1_000;
+const CONNECT_GIVE_UP_MS: u64 = 20_000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointConfig {
+    /// Answer IHellos (the server role). A client endpoint only initiates.
+    pub accept: bool,
+    /// Diffie-Hellman groups, in order of preference (offered as a responder).
+    pub groups: Vec<DhGroup>,
+    pub policy: Policy,
+    pub session: SessionConfig,
+    pub max_sessions: usize,
+    /// Seeds keys, tags, session ids and the cookie secret: tests pass a constant, the
+    /// engine a random one.
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            accept: false,
+            groups: vec![DhGroup::Modp2048, DhGroup::Modp1024],
+            policy: Policy::default(),
+            session: SessionConfig::default(),
+            max_sessions: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+enum Opening {
+    HelloSent,
+    KeyingSent {
+        key: DhKey,
+        skic: Vec<u8>,
+        iikeying: Vec<u8>,
+        responder_cert: Vec<u8>,
+        to: SocketAddr,
+    },
+}
+
+struct Initiator {
+    epd: Vec<u8>,
+    tag: [u8; TAG_LEN],
+    targets: Vec<SocketAddr>,
+    state: Opening,
+    started: u64,
+    next_retry: u64,
+    retry_ms: u64,
+}
+
+pub(crate) struct Endpoint {
+    config: EndpointConfig,
+    rng: StdRng,
+    cookies: CookieJar,
+    cert: Vec<u8>,
+    peer_id: keys::PeerId,
+    startup: PacketCrypto,
+    sessions: HashMap<SessionId, Session>,
+    /// Responder: (initiator address, initiator session id) → our session, to answer a
+    /// repeated IIKeying with the same RIKeying.
+    by_initiator: HashMap<(SocketAddr, u32), SessionId>,
+    opening: HashMap<SessionId, Initiator>,
+    next_id: SessionId,
+    out: VecDeque<Transmit>,
+    events: VecDeque<(SessionId, Event)>,
+    plain: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
+    pub(crate) dropped: u64,
+}
+
+impl Endpoint {
+    pub(crate) fn new(config: EndpointConfig) -> Self {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let mut randomness = [0u8; 64];
+        rng.fill_bytes(&mut randomness);
+        let cert = keys::responder_cert(&config.groups, &randomness);
+        let peer_id = keys::peer_id(&cert);
+        Endpoint {
+            next_id: 1 + rng.next_u32() % 0x1000,
+            config,
+            rng,
+            cookies: CookieJar::new(secret),
+            cert,
+            peer_id,
+            startup: PacketCrypto::startup(),
+            sessions: HashMap::new(),
+            by_initiator: HashMap::new(),
+            opening: HashMap::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            plain: Vec::with_capacity(MAX_PLAIN),
+            scratch: Vec::with_capacity(packet::MAX_PACKET),
+            dropped: 0,
+        }
+    }
+
+    /// Our peer id as a responder (the SHA-256 of our certificate).
+    pub(crate) fn peer_id(&self) -> &keys::PeerId {
+        &self.peer_id
+    }
+
+    fn alloc_id(&mut self) -> SessionId {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            if !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub(crate) fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    pub(crate) fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.sessions.get_mut(&id)
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Initiator: opens a session to `to` for the endpoint discriminator `epd` (see
+    /// `keys::epd_url` and friends). Its id names it in events until and after it opens.
+    pub(crate) fn connect(&mut self, now: u64, to: SocketAddr, epd: Vec<u8>) -> SessionId {
+        let id = self.alloc_id();
+        let mut tag = [0u8; TAG_LEN];
+        self.rng.fill_bytes(&mut tag);
+        let i = Initiator {
+            epd,
+            tag,
+            targets: vec![to],
+            state: Opening::HelloSent,
+            started: now,
+            next_retry: now + HELLO_RETRY_MS,
+            retry_ms: HELLO_RETRY_MS,
+        };
+        self.send_hello(now, &i);
+        self.opening.insert(id, i);
+        id
+    }
+
+    fn startup_packet(&mut self, now: u64, to: SocketAddr, session_id: u32, chunks: &[u8]) {
+        self.plain.clear();
+        let mut h = Header::new(Mode::Startup);
+        h.timestamp = Some(packet::timestamp(now));
+        h.encode(&mut self.plain);
+        self.plain.extend_from_slice(chunks);
+        let mut data = Vec::new();
+        self.startup.seal(session_id, &self.plain, &mut data);
+        self.out.push_back(Transmit { to, data });
+    }
+
+    fn send_hello(&mut self, now: u64, i: &Initiator) {
+        let mut c = Vec::new();
+        encode::ihello(&mut c, &i.epd, &i.tag);
+        for &t in &i.targets {
+            self.startup_packet(now, t, 0, &c);
+        }
+    }
+
+    /// One received datagram.
+    pub(crate) fn handle(&mut self, now: u64, from: SocketAddr, datagram: &[u8]) {
+        if self.handle_inner(now, from, datagram).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn handle_inner(&mut self, now: u64, from: SocketAddr, datagram: &[u8]) -> Result<()> {
+        let sid = crypto::session_id_of(datagram)?;
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            let r = s.handle(now, from, datagram, &mut self.scratch);
+            let closed = s.is_closed();
+            self.drain_session_events(sid);
+            if closed {
+                self.reap(now, sid);
+            }
+            return r;
+        }
+        if sid != 0 && !self.opening.contains_key(&sid) {
+            return Err(RtmfpError::Malformed("unknown session id"));
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.handle_startup(now, from, sid, datagram, &mut scratch);
+        self.scratch = scratch;
+        r
+    }
+
+    fn handle_startup(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        sid: u32,
+        datagram: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        let plain = self.startup.open(datagram, scratch)?;
+        let (header, area) = Header::decode(plain)?;
+        if header.mode != Mode::Startup {
+            return Err(RtmfpError::Malformed("startup packet mode"));
+        }
+        let mut dec = ChunkDecoder::default();
+        for c in packet::chunks(area) {
+            let (k, v) = c?;
+            match dec.decode(k, v)? {
+                Chunk::IHello { epd, tag } if sid == 0 => self.on_ihello(now, from, epd, tag)?,
+                Chunk::RHello { tag, cookie, cert } if sid == 0 => {
+                    self.on_rhello(now, from, tag, cookie, cert)?
+                }
+                Chunk::Redirect { tag, destinations } if sid == 0 => {
+                    self.on_redirect(now, tag, destinations)
+                }
+                Chunk::IIKeying {
+                    initiator_session_id,
+                    cookie,
+                    cert,
+                    skic,
+                    ..
+                } if sid == 0 => {
+                    self.on_iikeying(now, from, initiator_session_id, cookie, cert, skic)?
+                }
+                Chunk::RIKeying {
+                    responder_session_id,
+                    skrc,
+                    ..
+                } if sid != 0 => self.on_rikeying(now, from, sid, responder_session_id, skrc)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_ihello(&mut self, now: u64, from: SocketAddr, epd: &[u8], tag: &[u8]) -> Result<()> {
+        if !self.config.accept {
+            return Ok(());
+        }
+        let e = keys::parse_epd(epd)?;
+        if let Some(id) = e.peer_id {
+            if id != self.peer_id {
+                // Another client's peer id: introductions are not wired yet (the session
+                // layer will answer with that client's addresses); an unknown one gets an
+                // empty Redirect, which clients read as "not here".
+                let mut c = Vec::new();
+                encode::redirect(&mut c, tag, &[]);
+                self.startup_packet(now, from, 0, &c);
+                return Ok(());
+            }
+        }
+        let cookie = self.cookies.make(from, now / 1000);
+        let mut c = Vec::new();
+        encode::rhello(&mut c, tag, &cookie, &self.cert);
+        self.startup_packet(now, from, 0, &c);
+        Ok(())
+    }
+
+    fn on_rhello(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        tag: &[u8],
+        cookie: &[u8],
+        cert: &[u8],
+    ) -> Result<()> {
+        let Some((&id, _)) = self
+            .opening
+            .iter()
+            .find(|(_, i)| matches!(i.state, Opening::HelloSent) && i.tag[..] == *tag)
+        else {
+            return Ok(());
+        };
+        let offered = keys::cert_groups(cert);
+        let group = self
+            .config
+            .groups
+            .iter()
+            .copied()
+            .find(|g| offered.contains(&g.id()))
+            .ok_or(RtmfpError::Unsupported("no common Diffie-Hellman group"))?;
+        let key = DhKey::generate(group, &mut self.rng);
+        let our_cert = keys::initiator_cert(&key);
+        let skic = self.config.policy.initiator_component(&key);
+        let mut c = Vec::new();
+        encode::iikeying(&mut c, id, cookie, &our_cert, &skic, b"X");
+        self.startup_packet(now, from, 0, &c);
+        if let Some(i) = self.opening.get_mut(&id) {
+            i.state = Opening::KeyingSent {
+                key,
+                skic,
+                iikeying: c,
+                responder_cert: cert.to_vec(),
+                to: from,
+            };
+            i.retry_ms = HELLO_RETRY_MS;
+            i.next_retry = now + HELLO_RETRY_MS;
+        }
+        Ok(())
+    }
+
+    fn on_redirect(&mut self, now: u64, tag: &[u8], destinations: &[u8]) {
+        let Some((&id, i)) = self
+            .opening
+            .iter_mut()
+            .find(|(_, i)| matches!(i.state, Opening::HelloSent) && i.tag[..] == *tag)
+        else {
+            return;
+        };
+        let to: Vec<SocketAddr> = chunk::redirect_addresses(destinations)
+            .map_while(|a| a.ok())
+            .map(|(a, _)| a)
+            .filter(|a| !a.ip().is_unspecified())
+            .take(8)
+            .collect();
+        for a in &to {
+            if !i.targets.contains(a) {
+                i.targets.push(*a);
+            }
+        }
+        let mut c = Vec::new();
+        encode::ihello(&mut c, &i.epd, &i.tag);
+        for a in &to {
+            self.startup_packet(now, *a, 0, &c);
+        }
+        self.events.push_back((id, Event::Redirected { to }));
+    }
+
+    fn on_iikeying(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        isid: u32,
+        cookie: &[u8],
+        cert: &[u8],
+        skic: &[u8],
+    ) -> Result<()> {
+        if !self.config.accept {
+            return Ok(());
+        }
+        match self.cookies.check(cookie, from, now / 1000) {
+            CookieCheck::Ok => {}
+            CookieCheck::OtherAddress => {
+                // The initiator's address changed since RHello: give it a cookie for the
+                // new one (RFC 7016 §3.5.1.1.2).
+                let fresh = self.cookies.make(from, now / 1000);
+                let mut v = Vec::new();
+                super::vlu::put_field(cookie, &mut v);
+                v.extend_from_slice(&fresh);
+                let mut c = Vec::new();
+                encode::bytes(&mut c, chunk::kind::COOKIE_CHANGE, &v);
+                self.startup_packet(now, from, isid, &c);
+                return Ok(());
+            }
+            CookieCheck::Bad => return Err(RtmfpError::Malformed("cookie")),
+        }
+        if let Some(&sid) = self.by_initiator.get(&(from, isid)) {
+            // A repeated IIKeying (our RIKeying was lost): the same answer again.
+            let again = self
+                .sessions
+                .get(&sid)
+                .and_then(|s| s.rikeying.as_ref())
+                .filter(|(_, k, _)| k[..] == *skic)
+                .map(|(_, _, c)| c.clone());
+            if let Some(c) = again {
+                self.startup_packet(now, from, isid, &c);
+            }
+            return Ok(());
+        }
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(RtmfpError::Unsupported("session limit"));
+        }
+        let (group, their_key) = keys::initiator_public_key(skic, cert)?;
+        if !self.config.groups.contains(&group) {
+            return Err(RtmfpError::Unsupported("Diffie-Hellman group"));
+        }
+        let (policy, protection) = self.config.policy.negotiate(skic)?;
+        let key = DhKey::generate(group, &mut self.rng);
+        let secret = key.shared_secret(their_key)?;
+        let skrc = policy.responder_component(&key);
+        let derived = keys::derive(&secret, &skrc, skic);
+        let id = self.alloc_id();
+        let mut c = Vec::new();
+        encode::rikeying(&mut c, id, &skrc, b"X");
+        self.startup_packet(now, from, isid, &c);
+        let peer_id = keys::peer_id(cert);
+        let mut s = Session::new(
+            id,
+            isid,
+            from,
+            peer_id,
+            Mode::Responder,
+            PacketCrypto::session(&derived, protection),
+            self.config.session,
+            now,
+        );
+        s.rikeying = Some((isid, skic.to_vec(), c));
+        self.sessions.insert(id, s);
+        self.by_initiator.insert((from, isid), id);
+        self.events.push_back((
+            id,
+            Event::Accepted {
+                peer_id,
+                addr: from,
+            },
+        ));
+        Ok(())
+    }
+
+    fn on_rikeying(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        sid: u32,
+        rsid: u32,
+        skrc: &[u8],
+    ) -> Result<()> {
+        let Some(i) = self.opening.get(&sid) else {
+            return Ok(());
+        };
+        let Opening::KeyingSent {
+            key,
+            skic,
+            responder_cert,
+            to,
+            ..
+        } = &i.state
+        else {
+            return Ok(());
+        };
+        if *to != from {
+            return Err(RtmfpError::Malformed("RIKeying from another address"));
+        }
+        let (_, protection) = self.config.policy.negotiate(skrc)?;
+        let their_key = keys::responder_public_key(skrc, key.group())?;
+        let secret = key.shared_secret(their_key)?;
+        let derived = keys::derive(&secret, skic, skrc);
+        let peer_id = keys::peer_id(responder_cert);
+        self.opening.remove(&sid);
+        let s = Session::new(
+            sid,
+            rsid,
+            from,
+            peer_id,
+            Mode::Initiator,
+            PacketCrypto::session(&derived, protection),
+            self.config.session,
+            now,
+        );
+        self.sessions.insert(sid, s);
+        self.events.push_back((sid, Event::Connected { peer_id }));
+        Ok(())
+    }
+
+    fn drain_session_events(&mut self, sid: SessionId) {
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            while let Some(e) = s.poll_event() {
+                self.events.push_back((sid, e));
+            }
+        }
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<(SessionId, Event)> {
+        if self.events.is_empty() {
+            let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+            for id in ids {
+                self.drain_session_events(id);
+            }
+        }
+        self.events.pop_front()
+    }
+
+    /// The next datagram to send: handshake packets first, then each session's.
+    pub(crate) fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
+        if self.out.is_empty() {
+            for s in self.sessions.values_mut() {
+                s.poll_transmit(now, &mut self.out);
+            }
+        }
+        self.out.pop_front()
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        let opening = self.opening.values().map(|i| i.next_retry);
+        let sessions = self.sessions.values().filter_map(|s| s.poll_timeout());
+        opening.chain(sessions).min()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: u64) {
+        let due: Vec<SessionId> = self
+            .opening
+            .iter()
+            .filter(|(_, i)| i.next_retry <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(mut i) = self.opening.remove(&id) else {
+                continue;
+            };
+            if now >= i.started + CONNECT_GIVE_UP_MS {
+                self.events.push_back((
+                    id,
+                    Event::ConnectFailed {
+                        reason: "no answer",
+                    },
+                ));
+                continue;
+            }
+            match &i.state {
+                Opening::HelloSent => self.send_hello(now, &i),
+                Opening::KeyingSent { iikeying, to, .. } => {
+                    let (c, to) = (iikeying.clone(), *to);
+                    self.startup_packet(now, to, 0, &c);
+                }
+            }
+            i.retry_ms = i.retry_ms * 3 / 2;
+            i.next_retry = now + i.retry_ms;
+            self.opening.insert(id, i);
+        }
+        for s in self.sessions.values_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+        let closed: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in closed {
+            self.reap(now, id);
+        }
+    }
+
+    /// Removes a closed session, after its last events and packets (a close ack).
+    fn reap(&mut self, now: u64, id: SessionId) {
+        self.drain_session_events(id);
+        if let Some(mut s) = self.sessions.remove(&id) {
+            s.poll_transmit(now, &mut self.out);
+            if let Some((isid, _, _)) = s.rikeying {
+                self.by_initiator.remove(&(s.peer, isid));
+            }
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! One open RTMFP session (RFC 7016 §3.5): decrypts its packets, dispatches their chunks to
+//! its flows, builds its outgoing packets (control chunks, acknowledgements, then data as
+//! the congestion window allows), and keeps its timers (retransmission, keepalive, idle,
+//! close). Address mobility (§3.5.4.2): a valid packet from a new address makes the session
+//! ping that address, and the session moves there once the ping is answered from there.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::chunk::{self, kind, Chunk, ChunkDecoder};
+use super::congestion::{Congestion, Rtt};
+use super::crypto::PacketCrypto;
+use super::error::Result;
+use super::flow_recv::RecvFlow;
+use super::flow_send::{SendFlow, OPT_METADATA, OPT_RETURN_ASSOCIATION};
+use super::keys::PeerId;
+use super::packet::{self, Header, Mode, MAX_PLAIN, TICK_MS};
+use super::vlu;
+
+pub(crate) type SessionId = u32;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transmit {
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Initiator: the handshake completed.
+    Connected {
+        peer_id: PeerId,
+    },
+    /// Responder: a new session.
+    Accepted {
+        peer_id: PeerId,
+        addr: SocketAddr,
+    },
+    ConnectFailed {
+        reason: &'static str,
+    },
+    /// The responder sent us elsewhere (empty: the peer id is unknown to it).
+    Redirected {
+        to: Vec<SocketAddr>,
+    },
+    FlowOpened {
+        flow: u64,
+        metadata: Vec<u8>,
+        return_association: Option<u64>,
+    },
+    Message {
+        flow: u64,
+        data: Vec<u8>,
+    },
+    /// The peer ended its flow (everything delivered).
+    FlowFinished {
+        flow: u64,
+    },
+    /// The peer refused our flow.
+    FlowRejected {
+        flow: u64,
+        code: u64,
+    },
+    AddressChanged {
+        addr: SocketAddr,
+    },
+    Closed {
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionConfig {
+    /// Ping after this long without hearing from the peer.
+    pub keepalive_ms: u64,
+    /// Give up after this long without hearing from the peer.
+    pub idle_timeout_ms: u64,
+    /// Each receiving flow buffers at most this much (what its acks advertise).
+    pub recv_window: usize,
+    pub max_recv_flows: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            keepalive_ms: 10_000,
+            idle_timeout_ms: 120_000,
+            recv_window: 256 * 1024,
+            max_recv_flows: 256,
+        }
+    }
+}
+
+/// Flow Exception code for a flow refused for lack of resources (any nonzero code will do:
+/// the Flash profile gives codes no meaning).
+pub(crate) const EXCEPTION_REFUSED: u64 = 1;
+/// Fragment payload so that one fragment and its chunk header fit a packet.
+pub(crate) const MAX_FRAGMENT: usize = MAX_PLAIN - 5 - 3 - 1 - 3 * 10;
+const CLOSE_RETRY_MS: u64 = 1_000;
+const CLOSE_GIVE_UP_MS: u64 = 90_000;
+const MOBILITY_MARK: u8 = b'M';
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    NearClose { since: u64, last_sent: u64 },
+    Closed,
+}
+
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) peer_session_id: u32,
+    pub(crate) peer: SocketAddr,
+    pub(crate) peer_id: PeerId,
+    mode: Mode,
+    crypto: PacketCrypto,
+    config: SessionConfig,
+    state: State,
+    last_recv: u64,
+    last_ping: Option<u64>,
+    ts_echo: Option<(u16, u64)>,
+    rtt: Rtt,
+    cc: Congestion,
+    tsn: u64,
+    send_flows: BTreeMap<u64, SendFlow>,
+    next_flow_id: u64,
+    recv_flows: BTreeMap<u64, RecvFlow>,
+    control: Vec<u8>,
+    probe: Option<(SocketAddr, [u8; 8], bool)>,
+    events: VecDeque<Event>,
+    plain: Vec<u8>,
+    /// Responder: the RIKeying chunk, resent if the initiator repeats its IIKeying.
+    pub(crate) rikeying: Option<(u32, Vec<u8>, Vec<u8>)>,
+    /// Datagrams refused (bad checksum, HMAC, replay, malformed).
+    pub(crate) dropped: u64,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: SessionId,
+        peer_session_id: u32,
+        peer: SocketAddr,
+        peer_id: PeerId,
+        mode: Mode,
+        crypto: PacketCrypto,
+        config: SessionConfig,
+        now: u64,
+    ) -> Self {
+        Session {
+            id,
+            peer_session_id,
+            peer,
+            peer_id,
+            mode,
+            crypto,
+            config,
+            state: State::Open,
+            last_recv: now,
+            last_ping: None,
+            ts_echo: None,
+            rtt: Rtt::default(),
+            cc: Congestion::default(),
+            tsn: 0,
+            send_flows: BTreeMap::new(),
+            next_flow_id: 1,
+            recv_flows: BTreeMap::new(),
+            control: Vec::new(),
+            probe: None,
+            events: VecDeque::new(),
+            plain: Vec::with_capacity(MAX_PLAIN),
+            rikeying: None,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    pub(crate) fn rtt_ms(&self) -> Option<u64> {
+        self.rtt.srtt()
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+
+    /// Opens a sending flow; `metadata` names it to the peer (RFC 7425: "TC" + stream).
+    pub(crate) fn open_flow(&mut self, metadata: &[u8], return_association: Option<u64>) -> u64 {
+        let id = self.next_flow_id;
+        self.next_flow_id += 1;
+        self.send_flows
+            .insert(id, SendFlow::new(id, metadata, return_association));
+        id
+    }
+
+    /// Queues a message on a flow; `deadline`: abandon what is unacknowledged by then.
+    pub(crate) fn send(&mut self, flow: u64, message: Bytes, deadline: Option<u64>) -> bool {
+        match self.send_flows.get_mut(&flow) {
+            Some(f) if self.state == State::Open => {
+                f.send(message, MAX_FRAGMENT, deadline);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn close_flow(&mut self, flow: u64) {
+        if let Some(f) = self.send_flows.get_mut(&flow) {
+            f.close();
+        }
+    }
+
+    pub(crate) fn reject_flow(&mut self, flow: u64, code: u64) {
+        if let Some(f) = self.recv_flows.get_mut(&flow) {
+            f.rejected = Some(code);
+            f.ack_due = true;
+        }
+    }
+
+    /// Bytes queued or in flight on our flows.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.send_flows
+            .values()
+            .flat_map(|f| f.queue.iter())
+            .map(|q| q.data.len())
+            .sum()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn debug_state(&self) -> String {
+        let flows: Vec<String> = self
+            .send_flows
+            .values()
+            .map(|f| {
+                let q: Vec<String> = f
+                    .queue
+                    .iter()
+                    .take(6)
+                    .map(|q| {
+                        format!(
+                            "{}:{}{}{}",
+                            q.seq, q.in_flight as u8, q.abandoned as u8, q.naks
+                        )
+                    })
+                    .collect();
+                format!(
+                    "flow {} out {} peerbuf {} len {} [{}]",
+                    f.id,
+                    f.outstanding,
+                    f.peer_buffer,
+                    f.queue.len(),
+                    q.join(" ")
+                )
+            })
+            .collect();
+        format!(
+            "cwnd {} rto {} state {:?} {}",
+            self.cc.cwnd,
+            self.rtt.rto(),
+            self.state,
+            flows.join("; ")
+        )
+    }
+
+    pub(crate) fn close(&mut self, now: u64) {
+        if self.state == State::Open {
+            self.state = State::NearClose {
+                since: now,
+                last_sent: now,
+            };
+            chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE, &[]);
+        }
+    }
+
+    fn closed(&mut self, reason: &'static str) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events.push_back(Event::Closed { reason });
+        }
+    }
+
+    /// A datagram addressed to this session.
+    pub(crate) fn handle(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        datagram: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        let r = self.handle_inner(now, from, datagram, scratch);
+        if r.is_err() {
+            self.dropped += 1;
+        }
+        r
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        datagram: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        let plain = self.crypto.open(datagram, scratch)?;
+        let (header, area) = Header::decode(plain)?;
+        let expected = if self.mode == Mode::Initiator {
+            Mode::Responder
+        } else {
+            Mode::Initiator
+        };
+        if header.mode != expected {
+            return Err(super::error::RtmfpError::Malformed("packet mode"));
+        }
+        self.last_recv = now;
+        self.last_ping = None;
+        if let Some(ts) = header.timestamp {
+            self.ts_echo = Some((ts, now));
+        }
+        if let Some(echo) = header.timestamp_echo {
+            let ticks = packet::timestamp(now).wrapping_sub(echo);
+            // Echoes older than half the timestamp space are ambiguous: ignore them.
+            if ticks < 0x8000 {
+                self.rtt.sample(u64::from(ticks) * TICK_MS);
+            }
+        }
+        if from != self.peer && self.probe.is_none_or(|(a, _, _)| a != from) {
+            let nonce = (now ^ u64::from(self.tsn as u32) << 20).to_be_bytes();
+            self.probe = Some((from, nonce, false));
+        }
+        let mut dec = ChunkDecoder::default();
+        for c in packet::chunks(area) {
+            let (k, v) = c?;
+            let c = dec.decode(k, v)?;
+            self.on_chunk(now, from, c);
+        }
+        Ok(())
+    }
+
+    fn on_chunk(&mut self, now: u64, from: SocketAddr, c: Chunk<'_>) {
+        match c {
+            Chunk::Ping(m) => chunk::encode::bytes(&mut self.control, kind::PING_REPLY, m),
+            Chunk::PingReply(m) => {
+                if let Some((addr, nonce, _)) = self.probe {
+                    if addr == from && m.len() == 9 && m[0] == MOBILITY_MARK && m[1..] == nonce {
+                        self.peer = addr;
+                        self.probe = None;
+                        self.events.push_back(Event::AddressChanged { addr });
+                    }
+                }
+            }
+            Chunk::UserData(u) => {
+                if !self.recv_flows.contains_key(&u.flow_id) {
+                    let (metadata, assoc) = flow_options(u.options);
+                    let mut f =
+                        RecvFlow::new(u.flow_id, metadata.clone(), assoc, self.config.recv_window);
+                    if self.recv_flows.len() >= self.config.max_recv_flows
+                        || self.state != State::Open
+                    {
+                        f.rejected = Some(EXCEPTION_REFUSED);
+                    } else {
+                        self.events.push_back(Event::FlowOpened {
+                            flow: u.flow_id,
+                            metadata,
+                            return_association: assoc,
+                        });
+                    }
+                    self.recv_flows.insert(u.flow_id, f);
+                }
+                if let Some(f) = self.recv_flows.get_mut(&u.flow_id) {
+                    let r = f.on_data(&u);
+                    for data in r.messages {
+                        self.events.push_back(Event::Message {
+                            flow: u.flow_id,
+                            data,
+                        });
+                    }
+                    if r.finished {
+                        self.events
+                            .push_back(Event::FlowFinished { flow: u.flow_id });
+                    }
+                }
+            }
+            Chunk::Ack {
+                flow_id,
+                buffer_blocks,
+                cumulative,
+                ranges,
+                rest,
+            } => {
+                if let Some(f) = self.send_flows.get_mut(&flow_id) {
+                    let o = f.on_ack(
+                        buffer_blocks.saturating_mul(1024),
+                        cumulative,
+                        chunk::ack_ranges(cumulative, ranges, rest).take(1024),
+                    );
+                    if o.acked_bytes > 0 {
+                        self.cc.on_ack(o.acked_bytes);
+                    }
+                    if o.newly_lost {
+                        self.cc.on_loss(now, &self.rtt);
+                    }
+                    if f.is_done() {
+                        self.send_flows.remove(&flow_id);
+                    }
+                }
+            }
+            Chunk::BufferProbe { flow_id } => {
+                if let Some(f) = self.recv_flows.get_mut(&flow_id) {
+                    f.ack_due = true;
+                }
+            }
+            Chunk::FlowException { flow_id, code } => {
+                if let Some(mut f) = self.send_flows.remove(&flow_id) {
+                    f.on_exception(code);
+                    self.events.push_back(Event::FlowRejected {
+                        flow: flow_id,
+                        code,
+                    });
+                }
+            }
+            Chunk::SessionClose => {
+                chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE_ACK, &[]);
+                self.closed("peer closed the session");
+            }
+            Chunk::SessionCloseAck => {
+                if matches!(self.state, State::NearClose { .. }) {
+                    self.closed("closed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn header(&self, now: u64) -> Header {
+        let mut h = Header::new(self.mode);
+        h.timestamp = Some(packet::timestamp(now));
+        if let Some((ts, at)) = self.ts_echo {
+            let elapsed = now.saturating_sub(at);
+            if elapsed < 128_000 {
+                h.timestamp_echo = Some(ts.wrapping_add((elapsed / TICK_MS) as u16));
+            }
+        }
+        h
+    }
+
+    fn seal(&mut self, to: SocketAddr, out: &mut VecDeque<Transmit>) {
+        let mut data = Vec::with_capacity(self.plain.len() + 64);
+        self.crypto
+            .seal(self.peer_session_id, &self.plain, &mut data);
+        out.push_back(Transmit { to, data });
+    }
+
+    /// Builds every packet the session has to send now.
+    pub(crate) fn poll_transmit(&mut self, now: u64, out: &mut VecDeque<Transmit>) {
+        if let Some((addr, nonce, sent)) = self.probe.as_mut() {
+            if !*sent {
+                *sent = true;
+                let (addr, nonce) = (*addr, *nonce);
+                self.plain.clear();
+                self.header(now).encode(&mut self.plain);
+                let mut m = [0u8; 9];
+                m[0] = MOBILITY_MARK;
+                m[1..].copy_from_slice(&nonce);
+                chunk::encode::bytes(&mut self.plain, kind::PING, &m);
+                self.seal(addr, out);
+            }
+        }
+        if self.state == State::Closed && self.control.is_empty() {
+            return;
+        }
+        loop {
+            self.plain.clear();
+            self.header(now).encode(&mut self.plain);
+            let body = self.plain.len();
+            // Control chunks are small; whatever does not fit waits for the next packet.
+            let take = chunk_prefix(&self.control, MAX_PLAIN - body);
+            self.plain.extend_from_slice(&self.control[..take]);
+            self.control.drain(..take);
+            for f in self.recv_flows.values_mut() {
+                if f.ack_due && self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
+                    f.write_ack(&mut self.plain);
+                }
+            }
+            if self.state == State::Open {
+                let outstanding: u64 = self.send_flows.values().map(|f| f.outstanding).sum();
+                if outstanding < self.cc.cwnd {
+                    for f in self.send_flows.values_mut() {
+                        let room = MAX_PLAIN - self.plain.len();
+                        if room < 32 {
+                            break;
+                        }
+                        f.write_fragments(&mut self.plain, room, now, &mut self.tsn);
+                    }
+                }
+            }
+            if self.plain.len() == body {
+                break;
+            }
+            self.seal(self.peer, out);
+        }
+        self.send_flows.retain(|_, f| !f.is_done());
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<u64> {
+        let mut t = match self.state {
+            State::Closed => return None,
+            State::NearClose { last_sent, .. } => last_sent + CLOSE_RETRY_MS,
+            // The next keepalive ping: after the last one, or after the last packet heard.
+            State::Open => self.last_ping.unwrap_or(self.last_recv) + self.config.keepalive_ms,
+        };
+        t = t.min(self.last_recv + self.config.idle_timeout_ms);
+        let rto = self.rtt.rto();
+        for f in self.send_flows.values() {
+            if let Some(o) = f.oldest_in_flight() {
+                t = t.min(o + rto);
+            }
+            if let Some(e) = f.next_expiry() {
+                t = t.min(e);
+            }
+        }
+        Some(t)
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: u64) {
+        match self.state {
+            State::Closed => return,
+            State::NearClose { since, last_sent } => {
+                if now >= since + CLOSE_GIVE_UP_MS {
+                    self.closed("close not acknowledged");
+                    return;
+                }
+                if now >= last_sent + CLOSE_RETRY_MS {
+                    chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE, &[]);
+                    self.state = State::NearClose {
+                        since,
+                        last_sent: now,
+                    };
+                }
+            }
+            State::Open => {}
+        }
+        if now >= self.last_recv + self.config.idle_timeout_ms {
+            self.closed("peer silent");
+            return;
+        }
+        if self.state == State::Open
+            && now >= self.last_recv + self.config.keepalive_ms
+            && self
+                .last_ping
+                .is_none_or(|p| now >= p + self.config.keepalive_ms)
+        {
+            chunk::encode::bytes(&mut self.control, kind::PING, &[]);
+            self.last_ping = Some(now);
+        }
+        let rto = self.rtt.rto();
+        let mut timed_out = false;
+        for f in self.send_flows.values_mut() {
+            f.expire(now);
+            if f.oldest_in_flight().is_some_and(|o| now >= o + rto) {
+                timed_out = true;
+            }
+        }
+        if timed_out {
+            for f in self.send_flows.values_mut() {
+                // Nothing acknowledged within the timeout: a window of zero is probed by
+                // the resent fragment itself.
+                f.on_timeout();
+                if f.peer_buffer == 0 {
+                    chunk::encode::flow_vlus(&mut self.control, kind::BUFFER_PROBE, &[f.id]);
+                }
+            }
+            self.cc.on_timeout();
+            self.rtt.timed_out();
+        }
+    }
+}
+
+/// How many bytes of a run of whole chunks fit in `room`.
+fn chunk_prefix(chunks: &[u8], room: usize) -> usize {
+    let mut at = 0;
+    while at + 3 <= chunks.len() {
+        let len = 3 + usize::from(u16::from_be_bytes([chunks[at + 1], chunks[at + 2]]));
+        if at + len > room {
+            break;
+        }
+        at += len;
+    }
+    at
+}
+
+/// A new flow's metadata and return association from its first fragment's options.
+fn flow_options(options: Option<&[u8]>) -> (Vec<u8>, Option<u64>) {
+    let Some(list) = options else {
+        return (Vec::new(), None);
+    };
+    let metadata = vlu::find_option(list, OPT_METADATA)
+        .unwrap_or_default()
+        .to_vec();
+    let assoc =
+        vlu::find_option(list, OPT_RETURN_ASSOCIATION).and_then(|mut v| vlu::read(&mut v).ok());
+    (metadata, assoc)
+}

@@ -1,0 +1,467 @@
+//! Both roles through the `Endpoint`s, over a simulated network (latency, seeded random
+//! loss, address changes) with a simulated clock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::crypto::{self, PacketCrypto};
+use super::dh::DhGroup;
+use super::endpoint::{Endpoint, EndpointConfig};
+use super::keys::{self, Policy};
+use super::session::{Event, SessionId};
+
+struct Net {
+    client: Endpoint,
+    server: Endpoint,
+    caddr: SocketAddr,
+    saddr: SocketAddr,
+    now: u64,
+    latency: u64,
+    loss: f64,
+    rng: StdRng,
+    wire: VecDeque<(u64, SocketAddr, SocketAddr, Vec<u8>)>,
+    client_events: Vec<(SessionId, Event)>,
+    server_events: Vec<(SessionId, Event)>,
+    /// Every datagram seen, for checks on what went over the wire.
+    seen: Vec<Vec<u8>>,
+    /// The last datagram the server sent.
+    last_from_server: Vec<u8>,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+impl Net {
+    fn new(client: EndpointConfig, server: EndpointConfig) -> Self {
+        Net {
+            client: Endpoint::new(EndpointConfig { seed: 11, ..client }),
+            server: Endpoint::new(EndpointConfig {
+                accept: true,
+                seed: 22,
+                ..server
+            }),
+            caddr: addr("127.0.0.2:40000"),
+            saddr: addr("127.0.0.1:1935"),
+            now: 1_000_000,
+            latency: 20,
+            loss: 0.0,
+            rng: StdRng::seed_from_u64(7),
+            wire: VecDeque::new(),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            seen: Vec::new(),
+            last_from_server: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.client.poll_transmit(self.now) {
+            self.put(self.caddr, t.to, t.data);
+        }
+        while let Some(t) = self.server.poll_transmit(self.now) {
+            self.put(self.saddr, t.to, t.data);
+        }
+        while let Some(e) = self.client.poll_event() {
+            self.client_events.push(e);
+        }
+        while let Some(e) = self.server.poll_event() {
+            self.server_events.push(e);
+        }
+    }
+
+    fn put(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        assert!(data.len() <= 1200, "datagram of {} bytes", data.len());
+        self.seen.push(data.clone());
+        if from == self.saddr {
+            self.last_from_server = data.clone();
+        }
+        if self.rng.gen_bool(self.loss) {
+            return;
+        }
+        self.wire
+            .push_back((self.now + self.latency, from, to, data));
+    }
+
+    /// Runs the network until `done` or `limit_ms` of simulated time pass.
+    fn run(&mut self, limit_ms: u64, mut done: impl FnMut(&Net) -> bool) -> bool {
+        let end = self.now + limit_ms;
+        for _ in 0..1_000_000 {
+            self.flush();
+            if done(self) {
+                return true;
+            }
+            let next_wire = self.wire.iter().map(|w| w.0).min();
+            let next = [
+                next_wire,
+                self.client.poll_timeout(),
+                self.server.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(end)
+            .max(self.now);
+            if next > end {
+                self.now = end;
+                return done(self);
+            }
+            self.now = next;
+            let due: Vec<_> = {
+                let (d, keep): (Vec<_>, Vec<_>) =
+                    self.wire.drain(..).partition(|w| w.0 <= self.now);
+                self.wire = keep.into();
+                d
+            };
+            for (_, from, to, data) in due {
+                if to == self.saddr {
+                    self.server.handle(self.now, from, &data);
+                } else if to == self.caddr {
+                    self.client.handle(self.now, self.saddr, &data);
+                }
+            }
+            if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.client.handle_timeout(self.now);
+            }
+            if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.server.handle_timeout(self.now);
+            }
+        }
+        false
+    }
+
+    fn connect(&mut self) -> (SessionId, SessionId) {
+        let epd = keys::epd_url("rtmfp://127.0.0.1/live");
+        let c = self.client.connect(self.now, self.saddr, epd);
+        let ok = self.run(30_000, |n| {
+            n.client_events
+                .iter()
+                .any(|e| matches!(e.1, Event::Connected { .. }))
+                && n.server_events
+                    .iter()
+                    .any(|e| matches!(e.1, Event::Accepted { .. }))
+        });
+        assert!(
+            ok,
+            "handshake: client {:?} server {:?}",
+            self.client_events, self.server_events
+        );
+        let s = self
+            .server_events
+            .iter()
+            .find_map(|(id, e)| matches!(e, Event::Accepted { .. }).then_some(*id))
+            .expect("accepted");
+        (c, s)
+    }
+
+    fn messages(events: &[(SessionId, Event)], flow: Option<u64>) -> Vec<Vec<u8>> {
+        events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Message { flow: f, data } if flow.is_none_or(|x| x == *f) => {
+                    Some(data.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn client_and_server_shake_hands_and_exchange_encrypted_messages() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, s) = net.connect();
+    // Identities: the client knows the server's peer id; the server's is the SHA-256 of
+    // the client's certificate.
+    let server_id = *net.server.peer_id();
+    assert!(net
+        .client_events
+        .iter()
+        .any(|e| e.1 == Event::Connected { peer_id: server_id }));
+    assert_eq!(net.client.session(c).expect("session").peer_id, server_id);
+    let handshake_datagrams = net.seen.len();
+
+    let flow = net
+        .client
+        .session_mut(c)
+        .expect("session")
+        .open_flow(b"TC\x04\x00", None);
+    let sent = net.client.session_mut(c).expect("session").send(
+        flow,
+        Bytes::from_static(b"hello over rtmfp"),
+        None,
+    );
+    assert!(sent);
+    let ok = net.run(5_000, |n| !Net::messages(&n.server_events, None).is_empty());
+    assert!(ok);
+    assert!(net
+        .server_events
+        .iter()
+        .any(|e| matches!(&e.1, Event::FlowOpened { metadata, .. } if metadata == b"TC\x04\x00")));
+    assert_eq!(
+        Net::messages(&net.server_events, None),
+        vec![b"hello over rtmfp".to_vec()]
+    );
+
+    // The answer on a flow associated with the client's.
+    let reply = net
+        .server
+        .session_mut(s)
+        .expect("session")
+        .open_flow(b"TC\x04\x00", Some(flow));
+    net.server
+        .session_mut(s)
+        .expect("session")
+        .send(reply, Bytes::from_static(b"welcome"), None);
+    assert!(net.run(5_000, |n| !Net::messages(&n.client_events, None).is_empty()));
+    assert!(net.client_events.iter().any(
+        |e| matches!(e.1, Event::FlowOpened { return_association: Some(f), .. } if f == flow)
+    ));
+    assert_eq!(
+        Net::messages(&net.client_events, None),
+        vec![b"welcome".to_vec()]
+    );
+
+    // Session packets are not readable with the startup key, and name the peer's session.
+    for d in &net.seen[handshake_datagrams..] {
+        assert!(PacketCrypto::startup().open(d, &mut Vec::new()).is_err());
+        let sid = crypto::session_id_of(d).expect("sid");
+        assert!(sid == c || sid == net.client.session(c).expect("s").peer_session_id);
+    }
+    assert!(
+        net.client.session(c).expect("s").rtt_ms().is_some(),
+        "timestamp echoes give an RTT"
+    );
+    assert_eq!(net.server.dropped + net.client.dropped, 0);
+}
+
+#[test]
+fn hmac_and_sequence_numbers_when_the_peer_asks_and_group_2_only() {
+    let strict = Policy {
+        hmac_recv_required: true,
+        sseq_recv_required: true,
+        hmac_send_always: true,
+        ..Policy::default()
+    };
+    let client = EndpointConfig {
+        policy: strict,
+        ..EndpointConfig::default()
+    };
+    let server = EndpointConfig {
+        groups: vec![DhGroup::Modp1024],
+        ..EndpointConfig::default()
+    };
+    let mut net = Net::new(client, server);
+    let (c, s) = net.connect();
+    let flow = net.client.session_mut(c).expect("s").open_flow(b"x", None);
+    for i in 0..20u8 {
+        net.client
+            .session_mut(c)
+            .expect("s")
+            .send(flow, Bytes::from(vec![i; 3000]), None);
+    }
+    assert!(
+        net.run(10_000, |n| Net::messages(&n.server_events, None).len()
+            == 20)
+    );
+    let back = net
+        .server
+        .session_mut(s)
+        .expect("s")
+        .open_flow(b"y", Some(flow));
+    net.server
+        .session_mut(s)
+        .expect("s")
+        .send(back, Bytes::from_static(b"ok"), None);
+    assert!(net.run(5_000, |n| Net::messages(&n.client_events, None).len() == 1));
+    // The client asked for sequence numbers: a replayed server datagram is refused (the
+    // server did not ask, so it does not check them).
+    net.run(1_000, |_| false);
+    let last = net.last_from_server.clone();
+    let before = net.client.session(c).expect("s").dropped;
+    net.client.handle(net.now, net.saddr, &last);
+    assert_eq!(net.client.session(c).expect("s").dropped, before + 1);
+    assert_eq!(before, 0);
+}
+
+#[test]
+fn an_ihello_costs_the_server_no_state_and_bad_cookies_make_no_session() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    for port in 0..200u16 {
+        let from = SocketAddr::new(net.caddr.ip(), 20_000 + port);
+        let mut c = Vec::new();
+        super::chunk::encode::ihello(
+            &mut c,
+            &keys::epd_url("rtmfp://127.0.0.1/live"),
+            &[port as u8; 16],
+        );
+        let mut plain = vec![0x0b, 0, 0];
+        plain.extend_from_slice(&c);
+        let mut d = Vec::new();
+        PacketCrypto::startup().seal(0, &plain, &mut d);
+        net.server.handle(net.now, from, &d);
+    }
+    assert_eq!(net.server.session_count(), 0);
+    let mut answers = 0;
+    while net.server.poll_transmit(net.now).is_some() {
+        answers += 1;
+    }
+    assert_eq!(answers, 200);
+    // An IIKeying with a forged cookie is dropped without a session.
+    let mut c = Vec::new();
+    super::chunk::encode::iikeying(&mut c, 5, &[0; 64], b"\x02\x1d\x02", b"", b"X");
+    let mut plain = vec![0x0b, 0, 0];
+    plain.extend_from_slice(&c);
+    let mut d = Vec::new();
+    PacketCrypto::startup().seal(0, &plain, &mut d);
+    net.server.handle(net.now, net.caddr, &d);
+    assert_eq!(net.server.session_count(), 0);
+    assert!(net.server.poll_transmit(net.now).is_none());
+}
+
+#[test]
+fn every_message_arrives_through_five_percent_loss() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, _) = net.connect();
+    net.loss = 0.05;
+    let flow = net.client.session_mut(c).expect("s").open_flow(b"TC", None);
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut want = Vec::new();
+    for i in 0..300u32 {
+        let len = rng.gen_range(1..5000);
+        let mut m = i.to_be_bytes().to_vec();
+        m.resize(len.max(4), (i % 251) as u8);
+        want.push(m.clone());
+        net.client
+            .session_mut(c)
+            .expect("s")
+            .send(flow, Bytes::from(m), None);
+    }
+    let ok = net.run(300_000, |n| {
+        Net::messages(&n.server_events, None).len() == 300
+    });
+    assert!(
+        ok,
+        "delivered {}: {} / {:?}",
+        Net::messages(&net.server_events, None).len(),
+        net.client.session(c).expect("s").debug_state(),
+        net.server.poll_timeout()
+    );
+    assert_eq!(Net::messages(&net.server_events, None), want);
+    // The sender's queue drains once the last acks arrive.
+    assert!(net.run(30_000, |n| n
+        .client
+        .session(c)
+        .is_some_and(|s| s.queued_bytes() == 0)));
+}
+
+#[test]
+fn late_messages_are_abandoned_and_later_ones_still_arrive() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, _) = net.connect();
+    let flow = net.client.session_mut(c).expect("s").open_flow(b"TC", None);
+    // The link goes dead while the first message is sent; its deadline passes.
+    net.loss = 1.0;
+    let deadline = net.now + 500;
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(flow, Bytes::from(vec![1u8; 4000]), Some(deadline));
+    net.run(1_000, |_| false);
+    net.loss = 0.0;
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(flow, Bytes::from_static(b"next frame"), None);
+    let ok = net.run(20_000, |n| {
+        !Net::messages(&n.server_events, None).is_empty()
+    });
+    assert!(
+        ok,
+        "{} {:?}",
+        net.client.session(c).expect("s").debug_state(),
+        net.server_events
+    );
+    assert_eq!(
+        Net::messages(&net.server_events, None),
+        vec![b"next frame".to_vec()]
+    );
+}
+
+#[test]
+fn close_and_idle_timeout() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, _) = net.connect();
+    net.client.session_mut(c).expect("s").close(net.now);
+    let both = net.run(10_000, |n| {
+        n.client_events
+            .iter()
+            .any(|e| matches!(e.1, Event::Closed { .. }))
+            && n.server_events
+                .iter()
+                .any(|e| matches!(e.1, Event::Closed { .. }))
+    });
+    assert!(both);
+    net.run(1_000, |_| false);
+    assert_eq!(net.server.session_count(), 0);
+
+    // A peer that goes silent: keepalive pings, then the session ends.
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    net.connect();
+    net.loss = 1.0;
+    assert!(net.run(200_000, |n| n.server_events.iter().any(|e| e.1
+        == Event::Closed {
+            reason: "peer silent"
+        })));
+}
+
+#[test]
+fn a_session_follows_its_peer_to_a_new_address() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, s) = net.connect();
+    let flow = net.client.session_mut(c).expect("s").open_flow(b"TC", None);
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(flow, Bytes::from_static(b"one"), None);
+    assert!(net.run(5_000, |n| Net::messages(&n.server_events, None).len() == 1));
+    // The client's NAT mapping changes.
+    net.caddr = addr("127.0.0.9:41000");
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(flow, Bytes::from_static(b"two"), None);
+    let ok = net.run(10_000, |n| {
+        Net::messages(&n.server_events, None).len() == 2
+            && n.server_events
+                .iter()
+                .any(|e| matches!(e.1, Event::AddressChanged { .. }))
+    });
+    assert!(ok, "{:?}", net.server_events);
+    assert_eq!(net.server.session(s).expect("s").peer, net.caddr);
+    let back = net
+        .server
+        .session_mut(s)
+        .expect("s")
+        .open_flow(b"r", Some(flow));
+    net.server
+        .session_mut(s)
+        .expect("s")
+        .send(back, Bytes::from_static(b"reply"), None);
+    assert!(net.run(5_000, |n| Net::messages(&n.client_events, None).len() == 1));
+}
+
+#[test]
+fn an_unknown_peer_id_gets_an_empty_redirect() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let c = net
+        .client
+        .connect(net.now, net.saddr, keys::epd_peer_id(&[0x42; 32]));
+    assert!(net.run(5_000, |n| !n.client_events.is_empty()));
+    assert_eq!(net.client_events[0], (c, Event::Redirected { to: vec![] }));
+    assert_eq!(net.server.session_count(), 0);
+}
