@@ -15,7 +15,9 @@ pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use flv::{flv_recording_seed, flv_recovery};
 pub use host_ini::host_ini;
-pub use rtmfp::{rtmfp_chunks, rtmfp_packet, rtmfp_seeds};
+pub use rtmfp::{
+    rtmfp_chunks, rtmfp_flash_message, rtmfp_handshake, rtmfp_packet, rtmfp_reassembly, rtmfp_seeds,
+};
 pub use rtmp::*;
 pub use session::rtmp_session;
 pub use shared_object::{shared_object_file, shared_object_message};

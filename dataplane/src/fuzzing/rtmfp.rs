@@ -84,6 +84,127 @@ pub fn rtmfp_chunks(area: &[u8]) {
     }
 }
 
+/// A startup packet (`data` is its plain header and chunks, sealed here with the default
+/// key so that the handshake code is reached) to a server endpoint and to a client endpoint
+/// that is connecting; then to an established session's id, as a stray datagram.
+pub fn rtmfp_handshake(data: &[u8]) {
+    use crate::proto::rtmfp::dh::DhGroup;
+    use crate::proto::rtmfp::endpoint::{Endpoint, EndpointConfig};
+    use crate::proto::rtmfp::keys;
+    let from = std::net::SocketAddr::from(([127, 0, 0, 2], 5000));
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], 1935));
+    // Group 2 only: the fuzzer may complete a handshake, and 1024-bit keys keep it quick.
+    let groups = vec![DhGroup::Modp1024];
+    let mut server = Endpoint::new(EndpointConfig {
+        accept: true,
+        groups: groups.clone(),
+        ..EndpointConfig::default()
+    });
+    let mut client = Endpoint::new(EndpointConfig {
+        groups,
+        ..EndpointConfig::default()
+    });
+    let id = client.connect(0, to, keys::epd_url("rtmfp://127.0.0.1/live"));
+    // Random bytes never carry a valid cookie: an IIKeying gets the server's real one, so
+    // that certificates, key components and Diffie-Hellman are reached.
+    let fixed = with_cookie(data, &server.cookie_for(from, 0));
+    let mut d = Vec::new();
+    PacketCrypto::startup().seal(0, &fixed, &mut d);
+    server.handle(1, from, &d);
+    client.handle(1, to, &d);
+    PacketCrypto::startup().seal(id, data, &mut d);
+    client.handle(2, to, &d);
+    client.handle(3, to, data);
+    server.handle(3, from, data);
+    for e in [&mut server, &mut client] {
+        while e.poll_transmit(4).is_some() {}
+        while e.poll_event().is_some() {}
+        e.handle_timeout(100_000);
+    }
+}
+
+/// `plain` with the cookie of any IIKeying chunk replaced by `cookie`.
+fn with_cookie(plain: &[u8], cookie: &[u8]) -> Vec<u8> {
+    use crate::proto::rtmfp::chunk::encode;
+    let Ok((_, area)) = Header::decode(plain) else {
+        return plain.to_vec();
+    };
+    let mut out = plain[..plain.len() - area.len()].to_vec();
+    let mut d = ChunkDecoder::default();
+    for c in packet::chunks(area) {
+        let Ok((kind, value)) = c else { break };
+        match d.decode(kind, value) {
+            Ok(Chunk::IIKeying {
+                initiator_session_id,
+                cert,
+                skic,
+                signature,
+                ..
+            }) => encode::iikeying(
+                &mut out,
+                initiator_session_id,
+                cookie,
+                cert,
+                skic,
+                signature,
+            ),
+            _ => encode::bytes(&mut out, kind, value),
+        }
+    }
+    out
+}
+
+/// Flow reassembly: each 4-byte record is one fragment (sequence number, forward sequence
+/// number offset, flags: fragment position, abandon, fin; then data length); the receiver
+/// must never deliver more than it was given, nor panic.
+pub fn rtmfp_reassembly(data: &[u8]) {
+    use crate::proto::rtmfp::chunk::{Fragment, UserData};
+    use crate::proto::rtmfp::flow_recv::RecvFlow;
+    let mut f = RecvFlow::new(1, Vec::new(), None, 4096);
+    let payload = [0x5a_u8; 256];
+    let mut given = 0usize;
+    let mut delivered = 0usize;
+    for r in data.chunks_exact(4) {
+        let seq = u64::from(r[0]) + 1;
+        let fsn_offset = u64::from(r[1]).min(seq);
+        let fragment = [
+            Fragment::Whole,
+            Fragment::Begin,
+            Fragment::Middle,
+            Fragment::End,
+        ][usize::from(r[2] & 3)];
+        let len = usize::from(r[3]);
+        let d = UserData {
+            flow_id: 1,
+            seq,
+            fsn_offset,
+            fragment,
+            abandon: r[2] & 4 != 0,
+            fin: r[2] & 8 != 0,
+            options: None,
+            data: &payload[..len],
+        };
+        given += len;
+        delivered += f.on_data(&d).messages.iter().map(Vec::len).sum::<usize>();
+        let mut ack = Vec::new();
+        f.write_ack(&mut ack);
+        rtmfp_chunks(&ack);
+    }
+    assert!(delivered <= given, "delivered more than was received");
+}
+
+/// Flash profile flow messages and metadata.
+pub fn rtmfp_flash_message(data: &[u8]) {
+    use crate::proto::rtmfp::flash::{self, FlashControl, FlowMetadata};
+    let _ = FlowMetadata::decode(data);
+    if let Ok(m) = flash::decode_message(1, data) {
+        let _ = FlashControl::from_message(&m);
+        let mut again = Vec::new();
+        flash::encode_message(&m, &mut again);
+        assert_eq!(again, data, "a flow message re-encodes to itself");
+    }
+}
+
 /// Valid inputs for the smoke test and the fuzz corpora: a startup datagram carrying every
 /// handshake chunk, and a plain chunk area with user data, acks and the session chunks.
 pub fn rtmfp_seeds() -> Vec<Vec<u8>> {
@@ -141,7 +262,45 @@ pub fn rtmfp_seeds() -> Vec<Vec<u8>> {
     encode::bytes(&mut area, kind::PING_REPLY, b"ping");
     encode::bytes(&mut area, kind::SESSION_CLOSE, b"");
     encode::bytes(&mut area, kind::SESSION_CLOSE_ACK, b"");
-    vec![datagram, plain, area]
+    // A real IIKeying from our client role, to the server of `rtmfp_handshake`.
+    let iikeying = {
+        use crate::proto::rtmfp::dh::DhGroup;
+        use crate::proto::rtmfp::endpoint::{Endpoint, EndpointConfig};
+        use crate::proto::rtmfp::keys;
+        let from = std::net::SocketAddr::from(([127, 0, 0, 2], 5000));
+        let groups = vec![DhGroup::Modp1024];
+        let mut server = Endpoint::new(EndpointConfig {
+            accept: true,
+            groups: groups.clone(),
+            ..EndpointConfig::default()
+        });
+        let mut client = Endpoint::new(EndpointConfig {
+            groups,
+            ..EndpointConfig::default()
+        });
+        client.connect(0, addr, keys::epd_url("rtmfp://127.0.0.1/live"));
+        let mut last = Vec::new();
+        for _ in 0..2 {
+            while let Some(t) = client.poll_transmit(1) {
+                last = t.data.clone();
+                server.handle(1, from, &t.data);
+            }
+            while let Some(t) = server.poll_transmit(1) {
+                client.handle(1, addr, &t.data);
+            }
+        }
+        let mut scratch = Vec::new();
+        PacketCrypto::startup()
+            .open(&last, &mut scratch)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    };
+    let mut flash_msg = vec![20, 0, 0, 0, 0];
+    flash_msg.extend_from_slice(b"\x02\x00\x07connect\x00\x3f\xf0\x00\x00\x00\x00\x00\x00");
+    let reassembly = vec![
+        0, 0, 0, 10, 2, 2, 1, 20, 3, 3, 2, 30, 4, 4, 3, 40, 1, 1, 0, 5, 7, 2, 8, 0,
+    ];
+    vec![datagram, plain, area, flash_msg, reassembly, iikeying]
 }
 
 #[cfg(test)]
@@ -161,12 +320,52 @@ mod tests {
         }
 
         #[test]
-        fn seeds_with_arbitrary_tails_never_panic(which in 0usize..3, cut in 0usize..2000, tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn arbitrary_reassembly_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            rtmfp_reassembly(&data);
+        }
+
+        #[test]
+        fn arbitrary_flash_messages_never_panic(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            rtmfp_flash_message(&data);
+        }
+
+        #[test]
+        fn seeds_with_arbitrary_tails_never_panic(which in 0usize..6, cut in 0usize..2000, tail in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut s = rtmfp_seeds()[which].clone();
             s.truncate(cut);
             s.extend_from_slice(&tail);
             rtmfp_packet(&s);
             rtmfp_chunks(&s);
+            rtmfp_reassembly(&s);
+            rtmfp_flash_message(&s);
         }
+
+        #[test]
+        fn arbitrary_startup_packets_never_panic(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            rtmfp_handshake(&data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod handshake_seed {
+    #[test]
+    fn the_iikeying_seed_makes_a_session() {
+        use crate::proto::rtmfp::endpoint::{Endpoint, EndpointConfig};
+        let seeds = super::rtmfp_seeds();
+        assert!(!seeds[5].is_empty(), "the client produced an IIKeying");
+        // What rtmfp_handshake does, observed: the fixed-up IIKeying opens a session.
+        let from = std::net::SocketAddr::from(([127, 0, 0, 2], 5000));
+        let groups = vec![crate::proto::rtmfp::dh::DhGroup::Modp1024];
+        let mut server = Endpoint::new(EndpointConfig {
+            accept: true,
+            groups,
+            ..EndpointConfig::default()
+        });
+        let fixed = super::with_cookie(&seeds[5], &server.cookie_for(from, 0));
+        let mut d = Vec::new();
+        super::PacketCrypto::startup().seal(0, &fixed, &mut d);
+        server.handle(1, from, &d);
+        assert_eq!(server.session_count(), 1);
     }
 }

@@ -133,6 +133,16 @@ impl Endpoint {
         &self.peer_id
     }
 
+    /// The cookie an RHello to `addr` carries at `now_s` (for the fuzz harness, which
+    /// cannot guess one).
+    pub(crate) fn cookie_for(
+        &self,
+        addr: SocketAddr,
+        now_s: u64,
+    ) -> [u8; super::cookie::COOKIE_LEN] {
+        self.cookies.make(addr, now_s)
+    }
+
     fn alloc_id(&mut self) -> SessionId {
         loop {
             let id = self.next_id;

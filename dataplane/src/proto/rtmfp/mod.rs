@@ -18,6 +18,7 @@ pub(crate) mod crypto;
 pub(crate) mod dh;
 pub(crate) mod endpoint;
 pub(crate) mod error;
+pub(crate) mod flash;
 pub(crate) mod flow_recv;
 pub(crate) mod flow_send;
 pub(crate) mod keys;

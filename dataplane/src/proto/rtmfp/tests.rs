@@ -465,3 +465,80 @@ fn an_unknown_peer_id_gets_an_empty_redirect() {
     assert_eq!(net.client_events[0], (c, Event::Redirected { to: vec![] }));
     assert_eq!(net.server.session_count(), 0);
 }
+
+#[test]
+fn netconnection_commands_and_media_travel_as_rtmp_messages_on_flows() {
+    use super::flash::StreamFlows;
+    use crate::proto::amf0::Amf0Value;
+    use crate::proto::rtmp::{csid, msg_type, Message};
+
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, s) = net.connect();
+    let mut client_flows = StreamFlows::default();
+    let mut server_flows = StreamFlows::default();
+    let connect = Message::command(
+        0,
+        false,
+        &[Amf0Value::string("connect"), Amf0Value::Number(1.0)],
+    );
+    let video = Message {
+        csid: csid::VIDEO,
+        timestamp: 40,
+        type_id: msg_type::VIDEO,
+        stream_id: 1,
+        payload: Bytes::from(vec![0x17; 3000]),
+    };
+    assert!(client_flows.send(net.client.session_mut(c).expect("s"), &connect, None));
+    assert!(client_flows.send(
+        net.client.session_mut(c).expect("s"),
+        &video,
+        Some(net.now + 2_000)
+    ));
+    assert!(net.run(5_000, |n| Net::messages(&n.server_events, None).len() == 2));
+    let mut got = Vec::new();
+    for (_, e) in &net.server_events {
+        match e {
+            Event::FlowOpened { flow, metadata, .. } => {
+                server_flows
+                    .on_flow_opened(*flow, metadata)
+                    .expect("a Flash flow");
+            }
+            Event::Message { flow, data } => {
+                got.push(server_flows.on_message(*flow, data).expect("message"))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got, vec![connect, video]);
+
+    let result = Message::command(
+        0,
+        false,
+        &[Amf0Value::string("_result"), Amf0Value::Number(1.0)],
+    );
+    server_flows.send(net.server.session_mut(s).expect("s"), &result, None);
+    assert!(net.run(5_000, |n| Net::messages(&n.client_events, None).len() == 1));
+    let mut answer = None;
+    for (_, e) in &net.client_events {
+        match e {
+            Event::FlowOpened {
+                flow,
+                metadata,
+                return_association,
+            } => {
+                assert!(
+                    return_association.is_some(),
+                    "the answer names the client's stream 0 flow"
+                );
+                client_flows
+                    .on_flow_opened(*flow, metadata)
+                    .expect("a Flash flow");
+            }
+            Event::Message { flow, data } => {
+                answer = Some(client_flows.on_message(*flow, data).expect("message"))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(answer, Some(result));
+}
