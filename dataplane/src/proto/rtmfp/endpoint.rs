@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
+use super::address::Origin;
 use super::chunk::{self, encode, Chunk, ChunkDecoder};
 use super::cookie::{CookieCheck, CookieJar};
 use super::crypto::{self, PacketCrypto};
@@ -40,6 +41,8 @@ pub(crate) struct EndpointConfig {
     pub policy: Policy,
     pub session: SessionConfig,
     pub max_sessions: usize,
+    /// Sessions one IP address may hold (many clients behind one NAT share an address).
+    pub max_sessions_per_ip: usize,
     /// Seeds keys, tags, session ids and the cookie secret: tests pass a constant, the
     /// engine a random one.
     pub seed: u64,
@@ -53,6 +56,7 @@ impl Default for EndpointConfig {
             policy: Policy::default(),
             session: SessionConfig::default(),
             max_sessions: 10_000,
+            max_sessions_per_ip: 256,
             seed: 0,
         }
     }
@@ -90,6 +94,10 @@ pub(crate) struct Endpoint {
     /// Responder: (initiator address, initiator session id) → our session, to answer a
     /// repeated IIKeying with the same RIKeying.
     by_initiator: HashMap<(SocketAddr, u32), SessionId>,
+    /// Responder sessions per initiator IP address.
+    per_ip: HashMap<std::net::IpAddr, usize>,
+    /// Open sessions by their peer's id, for introductions.
+    by_peer_id: HashMap<keys::PeerId, SessionId>,
     opening: HashMap<SessionId, Initiator>,
     next_id: SessionId,
     out: VecDeque<Transmit>,
@@ -119,6 +127,8 @@ impl Endpoint {
             startup: PacketCrypto::startup(),
             sessions: HashMap::new(),
             by_initiator: HashMap::new(),
+            by_peer_id: HashMap::new(),
+            per_ip: HashMap::new(),
             opening: HashMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -282,12 +292,7 @@ impl Endpoint {
         let e = keys::parse_epd(epd)?;
         if let Some(id) = e.peer_id {
             if id != self.peer_id {
-                // Another client's peer id: introductions are not wired yet (the session
-                // layer will answer with that client's addresses); an unknown one gets an
-                // empty Redirect, which clients read as "not here".
-                let mut c = Vec::new();
-                encode::redirect(&mut c, tag, &[]);
-                self.startup_packet(now, from, 0, &c);
+                self.introduce(now, from, id, epd, tag);
                 return Ok(());
             }
         }
@@ -296,6 +301,33 @@ impl Endpoint {
         encode::rhello(&mut c, tag, &cookie, &self.cert);
         self.startup_packet(now, from, 0, &c);
         Ok(())
+    }
+
+    /// An IHello for another endpoint's peer id (RFC 7016 §3.5.1.4, RFC 7425 §4.4): the
+    /// initiator gets a Redirect to that client's addresses, and the client a Forwarded IHello
+    /// with the initiator's address, so that the two can meet directly. An unknown peer id
+    /// gets an empty Redirect, which clients read as "not here". Stateless, like RHello.
+    fn introduce(&mut self, now: u64, from: SocketAddr, id: &[u8], epd: &[u8], tag: &[u8]) {
+        let target = self
+            .by_peer_id
+            .get(id)
+            .and_then(|sid| self.sessions.get_mut(sid))
+            .filter(|s| !s.is_closed() && s.peer != from);
+        let mut to = Vec::new();
+        if let Some(s) = target {
+            to.push((s.peer, Origin::Remote));
+            to.extend(
+                s.announced
+                    .iter()
+                    .filter(|a| **a != s.peer)
+                    .take(7)
+                    .map(|a| (*a, Origin::Local)),
+            );
+            s.forward_hello(epd, from, tag);
+        }
+        let mut c = Vec::new();
+        encode::redirect(&mut c, tag, &to);
+        self.startup_packet(now, from, 0, &c);
     }
 
     fn on_rhello(
@@ -409,7 +441,12 @@ impl Endpoint {
             }
             return Ok(());
         }
-        if self.sessions.len() >= self.config.max_sessions {
+        if self.sessions.len() >= self.config.max_sessions
+            || self
+                .per_ip
+                .get(&from.ip())
+                .is_some_and(|n| *n >= self.config.max_sessions_per_ip)
+        {
             return Err(RtmfpError::Unsupported("session limit"));
         }
         let (group, their_key) = keys::initiator_public_key(skic, cert)?;
@@ -439,6 +476,8 @@ impl Endpoint {
         s.rikeying = Some((isid, skic.to_vec(), c));
         self.sessions.insert(id, s);
         self.by_initiator.insert((from, isid), id);
+        self.by_peer_id.insert(peer_id, id);
+        *self.per_ip.entry(from.ip()).or_default() += 1;
         self.events.push_back((
             id,
             Event::Accepted {
@@ -581,7 +620,32 @@ impl Endpoint {
         if let Some(mut s) = self.sessions.remove(&id) {
             s.poll_transmit(now, &mut self.out);
             if let Some((isid, _, _)) = s.rikeying {
-                self.by_initiator.remove(&(s.peer, isid));
+                let origin = match self.by_initiator.remove_entry(&(s.peer, isid)) {
+                    Some(((a, _), _)) => Some(a),
+                    None => {
+                        // The peer moved since it connected.
+                        let mut origin = None;
+                        self.by_initiator.retain(|(a, _), v| {
+                            let keep = *v != id;
+                            if !keep {
+                                origin = Some(*a);
+                            }
+                            keep
+                        });
+                        origin
+                    }
+                };
+                if let Some(a) = origin {
+                    if let Some(n) = self.per_ip.get_mut(&a.ip()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.per_ip.remove(&a.ip());
+                        }
+                    }
+                }
+            }
+            if self.by_peer_id.get(&s.peer_id) == Some(&id) {
+                self.by_peer_id.remove(&s.peer_id);
             }
         }
     }

@@ -67,6 +67,13 @@ pub(crate) enum Event {
     AddressChanged {
         addr: SocketAddr,
     },
+    /// The server forwarded another endpoint's IHello to us (an introduction): answer it
+    /// directly at `reply_to` to open a peer-to-peer session.
+    Introduction {
+        epd: Vec<u8>,
+        reply_to: SocketAddr,
+        tag: Vec<u8>,
+    },
     Closed {
         reason: &'static str,
     },
@@ -136,6 +143,9 @@ pub(crate) struct Session {
     pub(crate) rikeying: Option<(u32, Vec<u8>, Vec<u8>)>,
     /// Datagrams refused (bad checksum, HMAC, replay, malformed).
     pub(crate) dropped: u64,
+    /// Addresses the peer says it also has (Flash's `setPeerInfo`), given out with the
+    /// observed one when another endpoint asks for this peer.
+    pub(crate) announced: Vec<SocketAddr>,
 }
 
 impl Session {
@@ -174,6 +184,7 @@ impl Session {
             plain: Vec::with_capacity(MAX_PLAIN),
             rikeying: None,
             dropped: 0,
+            announced: Vec::new(),
         }
     }
 
@@ -269,6 +280,11 @@ impl Session {
             self.state,
             flows.join("; ")
         )
+    }
+
+    /// Asks the peer to answer another endpoint's IHello (server side of an introduction).
+    pub(crate) fn forward_hello(&mut self, epd: &[u8], reply_to: SocketAddr, tag: &[u8]) {
+        chunk::encode::forwarded_ihello(&mut self.control, epd, reply_to, tag);
     }
 
     pub(crate) fn close(&mut self, now: u64) {
@@ -429,6 +445,13 @@ impl Session {
                         code,
                     });
                 }
+            }
+            Chunk::ForwardedIHello { epd, reply_to, tag } => {
+                self.events.push_back(Event::Introduction {
+                    epd: epd.to_vec(),
+                    reply_to,
+                    tag: tag.to_vec(),
+                });
             }
             Chunk::SessionClose => {
                 chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE_ACK, &[]);

@@ -409,6 +409,28 @@ fn close_and_idle_timeout() {
     net.run(1_000, |_| false);
     assert_eq!(net.server.session_count(), 0);
 
+    // One address may hold a bounded number of sessions; a closed one frees its place.
+    let server = EndpointConfig {
+        max_sessions_per_ip: 1,
+        ..EndpointConfig::default()
+    };
+    let mut net = Net::new(EndpointConfig::default(), server);
+    let (c, _) = net.connect();
+    let second = net
+        .client
+        .connect(net.now, net.saddr, keys::epd_url("rtmfp://127.0.0.1/live"));
+    net.run(3_000, |_| false);
+    assert_eq!(net.server.session_count(), 1);
+    assert!(!net
+        .client_events
+        .iter()
+        .any(|e| e.0 == second && matches!(e.1, Event::Connected { .. })));
+    net.client.session_mut(c).expect("s").close(net.now);
+    assert!(net
+        .run(30_000, |n| n.client_events.iter().any(
+            |e| e.0 == second && matches!(e.1, Event::Connected { .. })
+        )));
+
     // A peer that goes silent: keepalive pings, then the session ends.
     let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
     net.connect();
@@ -541,4 +563,60 @@ fn netconnection_commands_and_media_travel_as_rtmp_messages_on_flows() {
         }
     }
     assert_eq!(answer, Some(result));
+}
+
+#[test]
+fn the_server_introduces_a_peer_by_its_peer_id() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, s) = net.connect();
+    let a_id = net.server.session(s).expect("s").peer_id;
+    net.server.session_mut(s).expect("s").announced = vec![addr("192.168.1.5:40000")];
+    // A second client asks the server for the first one by peer id.
+    let b_addr = addr("127.0.0.3:50000");
+    let mut b = Endpoint::new(EndpointConfig {
+        seed: 33,
+        ..EndpointConfig::default()
+    });
+    let bid = b.connect(net.now, net.saddr, keys::epd_peer_id(&a_id));
+    let ihello = b.poll_transmit(net.now).expect("IHello");
+    net.server.handle(net.now, b_addr, &ihello.data);
+    // The server answers B with A's addresses...
+    let redirect = net.server.poll_transmit(net.now).expect("Redirect");
+    assert_eq!(redirect.to, b_addr);
+    b.handle(net.now, net.saddr, &redirect.data);
+    assert_eq!(
+        b.poll_event(),
+        Some((
+            bid,
+            Event::Redirected {
+                to: vec![net.caddr, addr("192.168.1.5:40000")]
+            }
+        ))
+    );
+    // ... B sends its IHello on to them directly ...
+    let direct: Vec<_> = std::iter::from_fn(|| b.poll_transmit(net.now))
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(direct, vec![net.caddr, addr("192.168.1.5:40000")]);
+    // ... and A hears of B through its session with the server.
+    assert!(net.run(5_000, |n| n
+        .client_events
+        .iter()
+        .any(|e| matches!(e.1, Event::Introduction { .. }))));
+    let intro = net.client_events.iter().find_map(|(id, e)| match e {
+        Event::Introduction { reply_to, epd, .. } => Some((*id, *reply_to, epd.clone())),
+        _ => None,
+    });
+    assert_eq!(intro, Some((c, b_addr, keys::epd_peer_id(&a_id))));
+    // An IHello for nobody's peer id changes nothing at A.
+    let before = net.client_events.len();
+    let mut b2 = Endpoint::new(EndpointConfig {
+        seed: 44,
+        ..EndpointConfig::default()
+    });
+    b2.connect(net.now, net.saddr, keys::epd_peer_id(&[1; 32]));
+    let ihello = b2.poll_transmit(net.now).expect("IHello");
+    net.server.handle(net.now, b_addr, &ihello.data);
+    net.run(1_000, |_| false);
+    assert_eq!(net.client_events.len(), before);
 }
