@@ -92,11 +92,12 @@ pub(crate) struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
+        // At most 64 flows of 256 KiB: a session buffers at most 16 MiB of a peer's data.
         SessionConfig {
             keepalive_ms: 10_000,
             idle_timeout_ms: 120_000,
             recv_window: 256 * 1024,
-            max_recv_flows: 256,
+            max_recv_flows: 64,
         }
     }
 }

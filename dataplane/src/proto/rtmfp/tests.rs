@@ -620,3 +620,48 @@ fn the_server_introduces_a_peer_by_its_peer_id() {
     net.run(1_000, |_| false);
     assert_eq!(net.client_events.len(), before);
 }
+
+#[test]
+fn flows_past_the_limit_are_refused_with_a_flow_exception() {
+    use super::session::SessionConfig;
+    let server = EndpointConfig {
+        session: SessionConfig {
+            max_recv_flows: 1,
+            ..SessionConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let mut net = Net::new(EndpointConfig::default(), server);
+    let (c, _) = net.connect();
+    let first = net.client.session_mut(c).expect("s").open_flow(b"a", None);
+    let second = net.client.session_mut(c).expect("s").open_flow(b"b", None);
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(first, Bytes::from_static(b"1"), None);
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(second, Bytes::from_static(b"2"), None);
+    assert!(net.run(5_000, |n| n
+        .client_events
+        .iter()
+        .any(|e| matches!(e.1, Event::FlowRejected { .. }))));
+    assert!(net.client_events.iter().any(|e| e.1
+        == Event::FlowRejected {
+            flow: second,
+            code: super::session::EXCEPTION_REFUSED
+        }));
+    assert_eq!(Net::messages(&net.server_events, None), vec![b"1".to_vec()]);
+    // The refused flow is gone; the other goes on.
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(first, Bytes::from_static(b"3"), None);
+    assert!(!net
+        .client
+        .session_mut(c)
+        .expect("s")
+        .send(second, Bytes::from_static(b"4"), None));
+    assert!(net.run(5_000, |n| Net::messages(&n.server_events, None).len() == 2));
+}
