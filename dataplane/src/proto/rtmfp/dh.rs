@@ -55,7 +55,8 @@ impl DhGroup {
     }
 }
 
-/// One side's ephemeral key pair.
+/// One side's key pair (ephemeral for a server, a client's identity for its sessions).
+#[derive(Clone)]
 pub(crate) struct DhKey {
     group: DhGroup,
     private: BigUint,

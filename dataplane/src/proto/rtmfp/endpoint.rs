@@ -34,8 +34,11 @@ const CONNECT_GIVE_UP_MS: u64 = 20_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointConfig {
-    /// Answer IHellos (the server role). A client endpoint only initiates.
+    /// Answer IHellos (the server role).
     pub accept: bool,
+    /// Answer IHellos that name our own client identity (peer id), and the introductions a
+    /// server forwards: peer-to-peer sessions.
+    pub accept_peers: bool,
     /// Diffie-Hellman groups, in order of preference (offered as a responder).
     pub groups: Vec<DhGroup>,
     pub policy: Policy,
@@ -52,6 +55,7 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
             accept: false,
+            accept_peers: false,
             groups: vec![DhGroup::Modp2048, DhGroup::Modp1024],
             policy: Policy::default(),
             session: SessionConfig::default(),
@@ -89,6 +93,10 @@ pub(crate) struct Endpoint {
     cookies: CookieJar,
     cert: Vec<u8>,
     peer_id: keys::PeerId,
+    /// Our client identity: static keys (one per group), their certificate and its hash.
+    identity: Vec<DhKey>,
+    identity_cert: Vec<u8>,
+    identity_id: keys::PeerId,
     startup: PacketCrypto,
     sessions: HashMap<SessionId, Session>,
     /// Responder: (initiator address, initiator session id) → our session, to answer a
@@ -106,6 +114,8 @@ pub(crate) struct Endpoint {
     scratch: Vec<u8>,
     /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
     pub(crate) dropped: u64,
+    /// The time of the last input, for answers made while draining events.
+    last_now: u64,
 }
 
 impl Endpoint {
@@ -117,7 +127,17 @@ impl Endpoint {
         rng.fill_bytes(&mut randomness);
         let cert = keys::responder_cert(&config.groups, &randomness);
         let peer_id = keys::peer_id(&cert);
+        let identity: Vec<DhKey> = config
+            .groups
+            .iter()
+            .map(|g| DhKey::generate(*g, &mut rng))
+            .collect();
+        let identity_cert = keys::initiator_cert(&identity);
+        let identity_id = keys::peer_id(&identity_cert);
         Endpoint {
+            identity,
+            identity_cert,
+            identity_id,
             next_id: 1 + rng.next_u32() % 0x1000,
             config,
             rng,
@@ -135,12 +155,25 @@ impl Endpoint {
             plain: Vec::with_capacity(MAX_PLAIN),
             scratch: Vec::with_capacity(packet::MAX_PACKET),
             dropped: 0,
+            last_now: 0,
         }
     }
 
-    /// Our peer id as a responder (the SHA-256 of our certificate).
+    /// Our peer id as a server (the SHA-256 of our server certificate).
     pub(crate) fn peer_id(&self) -> &keys::PeerId {
         &self.peer_id
+    }
+
+    /// Our peer id as a client (the SHA-256 of our client certificate): what servers and
+    /// peers know us by.
+    pub(crate) fn identity_id(&self) -> &keys::PeerId {
+        &self.identity_id
+    }
+
+    /// Which certificate answers IHellos: the server's, or (a peer-to-peer endpoint) our
+    /// client identity's.
+    fn as_peer(&self) -> bool {
+        !self.config.accept && self.config.accept_peers
     }
 
     /// The cookie an RHello to `addr` carries at `now_s` (for the fuzz harness, which
@@ -216,6 +249,7 @@ impl Endpoint {
 
     /// One received datagram.
     pub(crate) fn handle(&mut self, now: u64, from: SocketAddr, datagram: &[u8]) {
+        self.last_now = now;
         if self.handle_inner(now, from, datagram).is_err() {
             self.dropped += 1;
         }
@@ -286,21 +320,37 @@ impl Endpoint {
     }
 
     fn on_ihello(&mut self, now: u64, from: SocketAddr, epd: &[u8], tag: &[u8]) -> Result<()> {
+        let e = keys::parse_epd(epd)?;
+        if self.as_peer() {
+            // Only IHellos for us by our peer id.
+            if e.peer_id == Some(&self.identity_id[..]) {
+                self.send_rhello(now, from, tag);
+            }
+            return Ok(());
+        }
         if !self.config.accept {
             return Ok(());
         }
-        let e = keys::parse_epd(epd)?;
         if let Some(id) = e.peer_id {
             if id != self.peer_id {
                 self.introduce(now, from, id, epd, tag);
                 return Ok(());
             }
         }
-        let cookie = self.cookies.make(from, now / 1000);
-        let mut c = Vec::new();
-        encode::rhello(&mut c, tag, &cookie, &self.cert);
-        self.startup_packet(now, from, 0, &c);
+        self.send_rhello(now, from, tag);
         Ok(())
+    }
+
+    fn send_rhello(&mut self, now: u64, to: SocketAddr, tag: &[u8]) {
+        let cookie = self.cookies.make(to, now / 1000);
+        let cert = if self.as_peer() {
+            &self.identity_cert
+        } else {
+            &self.cert
+        };
+        let mut c = Vec::new();
+        encode::rhello(&mut c, tag, &cookie, cert);
+        self.startup_packet(now, to, 0, &c);
     }
 
     /// An IHello for another endpoint's peer id (RFC 7016 §3.5.1.4, RFC 7425 §4.4): the
@@ -353,8 +403,10 @@ impl Endpoint {
             .copied()
             .find(|g| offered.contains(&g.id()))
             .ok_or(RtmfpError::Unsupported("no common Diffie-Hellman group"))?;
-        let key = DhKey::generate(group, &mut self.rng);
-        let our_cert = keys::initiator_cert(&key);
+        let Some(key) = self.identity.iter().find(|k| k.group() == group).cloned() else {
+            return Err(RtmfpError::Unsupported("Diffie-Hellman group"));
+        };
+        let our_cert = self.identity_cert.clone();
         let skic = self.config.policy.initiator_component(&key);
         let mut c = Vec::new();
         encode::iikeying(&mut c, id, cookie, &our_cert, &skic, b"X");
@@ -409,7 +461,7 @@ impl Endpoint {
         cert: &[u8],
         skic: &[u8],
     ) -> Result<()> {
-        if !self.config.accept {
+        if !self.config.accept && !self.config.accept_peers {
             return Ok(());
         }
         match self.cookies.check(cookie, from, now / 1000) {
@@ -454,7 +506,17 @@ impl Endpoint {
             return Err(RtmfpError::Unsupported("Diffie-Hellman group"));
         }
         let (policy, protection) = self.config.policy.negotiate(skic)?;
-        let key = DhKey::generate(group, &mut self.rng);
+        // A server answers with a fresh key; a peer with its identity's static key, the one
+        // its certificate (which the initiator may already have used) carries.
+        let key = if self.as_peer() {
+            self.identity
+                .iter()
+                .find(|k| k.group() == group)
+                .cloned()
+                .ok_or(RtmfpError::Unsupported("Diffie-Hellman group"))?
+        } else {
+            DhKey::generate(group, &mut self.rng)
+        };
         let secret = key.shared_secret(their_key)?;
         let skrc = policy.responder_component(&key);
         let derived = keys::derive(&secret, &skrc, skic);
@@ -513,7 +575,11 @@ impl Endpoint {
             return Err(RtmfpError::Malformed("RIKeying from another address"));
         }
         let (_, protection) = self.config.policy.negotiate(skrc)?;
-        let their_key = keys::responder_public_key(skrc, key.group())?;
+        // The key is in the responder's component, or (a static-key peer) its certificate.
+        let their_key = match keys::responder_public_key(skrc, key.group()) {
+            Ok(k) => k,
+            Err(e) => keys::cert_public_key(responder_cert, key.group()).ok_or(e)?,
+        };
         let secret = key.shared_secret(their_key)?;
         let derived = keys::derive(&secret, skic, skrc);
         let peer_id = keys::peer_id(responder_cert);
@@ -534,9 +600,22 @@ impl Endpoint {
     }
 
     fn drain_session_events(&mut self, sid: SessionId) {
+        let mut answer = Vec::new();
         if let Some(s) = self.sessions.get_mut(&sid) {
             while let Some(e) = s.poll_event() {
+                if let Event::Introduction { epd, reply_to, tag } = &e {
+                    answer.push((epd.clone(), *reply_to, tag.clone()));
+                }
                 self.events.push_back((sid, e));
+            }
+        }
+        // A server introduced another endpoint to us: answer it directly (RFC 7016
+        // §3.5.1.5), which also opens our NAT to it.
+        for (epd, reply_to, tag) in answer {
+            if self.config.accept_peers
+                && keys::parse_epd(&epd).is_ok_and(|e| e.peer_id == Some(&self.identity_id[..]))
+            {
+                self.send_rhello(self.last_now, reply_to, &tag);
             }
         }
     }
@@ -568,6 +647,7 @@ impl Endpoint {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: u64) {
+        self.last_now = now;
         let due: Vec<SessionId> = self
             .opening
             .iter()

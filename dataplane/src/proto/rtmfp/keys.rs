@@ -117,15 +117,25 @@ pub(crate) fn responder_cert(groups: &[DhGroup], randomness: &[u8; 64]) -> Vec<u
     c
 }
 
-/// A client's certificate as Flash Player makes it: its Diffie-Hellman public key (for the
-/// group 2 key, the well-known `81 02 1D 02` + 128 bytes).
-pub(crate) fn initiator_cert(key: &DhKey) -> Vec<u8> {
-    let mut v = Vec::new();
-    vlu::put(key.group().id(), &mut v);
-    v.extend_from_slice(key.public());
+/// A client's certificate as Flash Player makes it: its Diffie-Hellman public keys (for a
+/// group 2 key alone, the well-known `81 02 1D 02` + 128 bytes). The keys are the client's
+/// identity: its peer id is the hash of this certificate, and peers reach it by that id.
+pub(crate) fn initiator_cert(keys: &[DhKey]) -> Vec<u8> {
     let mut c = Vec::new();
-    vlu::put_option(cert_opt::DH_PUBLIC_KEY, &v, &mut c);
+    for key in keys {
+        let mut v = Vec::new();
+        vlu::put(key.group().id(), &mut v);
+        v.extend_from_slice(key.public());
+        vlu::put_option(cert_opt::DH_PUBLIC_KEY, &v, &mut c);
+    }
     c
+}
+
+/// The static public key for `group` in a certificate, if it has one.
+pub(crate) fn cert_public_key(cert: &[u8], group: DhGroup) -> Option<&[u8]> {
+    group_options(cert, cert_opt::DH_PUBLIC_KEY)
+        .find(|(g, _)| *g == group.id())
+        .map(|(_, k)| k)
 }
 
 /// (group, rest of value) for the options of `kind` whose value starts with a group VLU.
@@ -334,7 +344,7 @@ mod tests {
     #[test]
     fn flash_client_certificate_and_peer_id() {
         let key = DhKey::generate(DhGroup::Modp1024, &mut StdRng::seed_from_u64(3));
-        let cert = initiator_cert(&key);
+        let cert = initiator_cert(std::slice::from_ref(&key));
         assert_eq!(cert.len(), 132);
         assert_eq!(cert[..4], [0x81, 0x02, 0x1d, 0x02]);
         assert_eq!(peer_id(&cert), <[u8; 32]>::from(Sha256::digest(&cert)));
@@ -436,7 +446,7 @@ mod tests {
         // A static-key initiator that only selects a group: the key comes from its cert.
         let mut select = Vec::new();
         vlu::put_option(key_opt::DH_GROUP_SELECT, &[2], &mut select);
-        let cert = initiator_cert(&a);
+        let cert = initiator_cert(std::slice::from_ref(&a));
         assert_eq!(
             initiator_public_key(&select, &cert).expect("key").1,
             a.public()

@@ -665,3 +665,131 @@ fn flows_past_the_limit_are_refused_with_a_flow_exception() {
         .send(second, Bytes::from_static(b"4"), None));
     assert!(net.run(5_000, |n| Net::messages(&n.server_events, None).len() == 2));
 }
+
+/// One endpoint on the simulated network: its address, itself, the events it gave.
+type Node<'a> = (
+    SocketAddr,
+    &'a mut Endpoint,
+    &'a mut Vec<(SessionId, Event)>,
+);
+
+/// Three endpoints on one simulated network (no loss), for introductions.
+fn route(nodes: &mut [Node<'_>], now: &mut u64, rounds: usize) {
+    for _ in 0..rounds {
+        let mut wire = Vec::new();
+        for (a, e, ev) in nodes.iter_mut() {
+            while let Some(t) = e.poll_transmit(*now) {
+                wire.push((*a, t.to, t.data));
+            }
+            while let Some(x) = e.poll_event() {
+                ev.push(x);
+            }
+        }
+        *now += 10;
+        for (from, to, data) in wire {
+            if let Some((_, e, _)) = nodes.iter_mut().find(|(a, _, _)| *a == to) {
+                e.handle(*now, from, &data);
+            }
+        }
+        for (_, e, _) in nodes.iter_mut() {
+            if e.poll_timeout().is_some_and(|t| t <= *now) {
+                e.handle_timeout(*now);
+            }
+        }
+    }
+}
+
+#[test]
+fn two_clients_introduced_by_the_server_talk_directly() {
+    let (sa, aa, ba) = (
+        addr("127.0.0.1:1935"),
+        addr("127.0.0.2:40000"),
+        addr("127.0.0.3:50000"),
+    );
+    let mut server = Endpoint::new(EndpointConfig {
+        accept: true,
+        seed: 1,
+        ..EndpointConfig::default()
+    });
+    let mut a = Endpoint::new(EndpointConfig {
+        accept_peers: true,
+        seed: 2,
+        ..EndpointConfig::default()
+    });
+    let mut b = Endpoint::new(EndpointConfig {
+        seed: 3,
+        ..EndpointConfig::default()
+    });
+    let (mut se, mut ae, mut be) = (Vec::new(), Vec::new(), Vec::new());
+    let mut now = 1_000_000;
+    let url = keys::epd_url("rtmfp://127.0.0.1/live");
+    a.connect(now, sa, url.clone());
+    b.connect(now, sa, url);
+    route(
+        &mut [
+            (sa, &mut server, &mut se),
+            (aa, &mut a, &mut ae),
+            (ba, &mut b, &mut be),
+        ],
+        &mut now,
+        20,
+    );
+    assert_eq!(server.session_count(), 2);
+    // The server knows A by its client identity.
+    let a_id = *a.identity_id();
+    assert!(se
+        .iter()
+        .any(|e| matches!(e.1, Event::Accepted { peer_id, .. } if peer_id == a_id)));
+
+    // B asks for A by peer id: the server redirects B to A and forwards B's IHello to A,
+    // which answers B directly; B keys with A; the server carries none of it after that.
+    let p2p = b.connect(now, sa, keys::epd_peer_id(&a_id));
+    route(
+        &mut [
+            (sa, &mut server, &mut se),
+            (aa, &mut a, &mut ae),
+            (ba, &mut b, &mut be),
+        ],
+        &mut now,
+        30,
+    );
+    assert!(
+        be.contains(&(p2p, Event::Connected { peer_id: a_id })),
+        "{be:?}"
+    );
+    let accepted = ae.iter().find_map(|(id, e)| match e {
+        Event::Accepted { addr, .. } if *addr == ba => Some(*id),
+        _ => None,
+    });
+    let a_side = accepted.expect("A accepted B's session");
+    assert!(ae
+        .iter()
+        .any(|e| matches!(e.1, Event::Introduction { reply_to, .. } if reply_to == ba)));
+
+    // Media straight from B to A.
+    let flow = b
+        .session_mut(p2p)
+        .expect("p2p")
+        .open_flow(b"TC\x04\x01", None);
+    b.session_mut(p2p)
+        .expect("p2p")
+        .send(flow, Bytes::from_static(b"direct video"), None);
+    route(
+        &mut [
+            (sa, &mut server, &mut se),
+            (aa, &mut a, &mut ae),
+            (ba, &mut b, &mut be),
+        ],
+        &mut now,
+        10,
+    );
+    assert!(ae.iter().any(|e| *e
+        == (
+            a_side,
+            Event::Message {
+                flow,
+                data: b"direct video".to_vec()
+            }
+        )));
+    assert_eq!(b.session(p2p).expect("p2p").peer, aa);
+}
