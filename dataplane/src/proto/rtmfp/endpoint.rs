@@ -107,6 +107,9 @@ pub(crate) struct Endpoint {
     /// Open sessions by their peer's id, for introductions.
     by_peer_id: HashMap<keys::PeerId, SessionId>,
     opening: HashMap<SessionId, Initiator>,
+    /// Sessions that may have something to send, in the order they got it.
+    dirty: VecDeque<SessionId>,
+    is_dirty: std::collections::HashSet<SessionId>,
     next_id: SessionId,
     out: VecDeque<Transmit>,
     events: VecDeque<(SessionId, Event)>,
@@ -150,6 +153,8 @@ impl Endpoint {
             by_peer_id: HashMap::new(),
             per_ip: HashMap::new(),
             opening: HashMap::new(),
+            dirty: VecDeque::new(),
+            is_dirty: std::collections::HashSet::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             plain: Vec::with_capacity(MAX_PLAIN),
@@ -200,7 +205,12 @@ impl Endpoint {
         self.sessions.get(&id)
     }
 
+    /// A session to act on (open flows, send, close): it is flushed at the next
+    /// `poll_transmit`.
     pub(crate) fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        if self.sessions.contains_key(&id) {
+            self.mark(id);
+        }
         self.sessions.get_mut(&id)
     }
 
@@ -260,6 +270,7 @@ impl Endpoint {
         if let Some(s) = self.sessions.get_mut(&sid) {
             let r = s.handle(now, from, datagram, &mut self.scratch);
             let closed = s.is_closed();
+            self.mark(sid);
             self.drain_session_events(sid);
             if closed {
                 self.reap(now, sid);
@@ -358,13 +369,14 @@ impl Endpoint {
     /// with the initiator's address, so that the two can meet directly. An unknown peer id
     /// gets an empty Redirect, which clients read as "not here". Stateless, like RHello.
     fn introduce(&mut self, now: u64, from: SocketAddr, id: &[u8], epd: &[u8], tag: &[u8]) {
-        let target = self
-            .by_peer_id
-            .get(id)
-            .and_then(|sid| self.sessions.get_mut(sid))
+        let sid = self.by_peer_id.get(id).copied();
+        let target = sid
+            .and_then(|sid| self.sessions.get_mut(&sid))
             .filter(|s| !s.is_closed() && s.peer != from);
         let mut to = Vec::new();
+        let mut forwarded = false;
         if let Some(s) = target {
+            forwarded = true;
             to.push((s.peer, Origin::Remote));
             to.extend(
                 s.announced
@@ -374,6 +386,9 @@ impl Endpoint {
                     .map(|a| (*a, Origin::Local)),
             );
             s.forward_hello(epd, from, tag);
+        }
+        if let (true, Some(sid)) = (forwarded, sid) {
+            self.mark(sid);
         }
         let mut c = Vec::new();
         encode::redirect(&mut c, tag, &to);
@@ -630,14 +645,40 @@ impl Endpoint {
         self.events.pop_front()
     }
 
-    /// The next datagram to send: handshake packets first, then each session's.
-    pub(crate) fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
-        if self.out.is_empty() {
-            for s in self.sessions.values_mut() {
-                s.poll_transmit(now, &mut self.out);
-            }
+    /// Writes the next datagram to send into `buf` (cleared first) and returns its
+    /// destination: handshake packets first, then the sessions that had input, timers or
+    /// calls since they last had nothing to send (so a flush costs nothing for idle ones).
+    pub(crate) fn poll_transmit_into(&mut self, now: u64, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if let Some(t) = self.out.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&t.data);
+            return Some(t.to);
         }
-        self.out.pop_front()
+        while let Some(&id) = self.dirty.front() {
+            if let Some(to) = self
+                .sessions
+                .get_mut(&id)
+                .and_then(|s| s.poll_transmit(now, buf))
+            {
+                return Some(to);
+            }
+            self.dirty.pop_front();
+            self.is_dirty.remove(&id);
+        }
+        None
+    }
+
+    /// `poll_transmit_into` with a datagram of its own (tests and tools).
+    pub(crate) fn poll_transmit(&mut self, now: u64) -> Option<Transmit> {
+        let mut data = Vec::new();
+        let to = self.poll_transmit_into(now, &mut data)?;
+        Some(Transmit { to, data })
+    }
+
+    fn mark(&mut self, id: SessionId) {
+        if self.is_dirty.insert(id) {
+            self.dirty.push_back(id);
+        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
@@ -678,10 +719,17 @@ impl Endpoint {
             i.next_retry = now + i.retry_ms;
             self.opening.insert(id, i);
         }
-        for s in self.sessions.values_mut() {
-            if s.poll_timeout().is_some_and(|t| t <= now) {
+        let due: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.sessions.get_mut(&id) {
                 s.handle_timeout(now);
             }
+            self.mark(id);
         }
         let closed: Vec<SessionId> = self
             .sessions
@@ -698,7 +746,13 @@ impl Endpoint {
     fn reap(&mut self, now: u64, id: SessionId) {
         self.drain_session_events(id);
         if let Some(mut s) = self.sessions.remove(&id) {
-            s.poll_transmit(now, &mut self.out);
+            let mut data = Vec::new();
+            while let Some(to) = s.poll_transmit(now, &mut data) {
+                self.out.push_back(Transmit {
+                    to,
+                    data: std::mem::take(&mut data),
+                });
+            }
             if let Some((isid, _, _)) = s.rikeying {
                 let origin = match self.by_initiator.remove_entry(&(s.peer, isid)) {
                     Some(((a, _), _)) => Some(a),

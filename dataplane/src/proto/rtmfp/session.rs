@@ -21,7 +21,8 @@ use super::vlu;
 
 pub(crate) type SessionId = u32;
 
-/// A datagram to send.
+/// A datagram to send (handshake packets, and `Endpoint::poll_transmit` for tests and
+/// tools; the engine takes datagrams into its own buffers with `poll_transmit_into`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Transmit {
     pub to: SocketAddr,
@@ -479,15 +480,10 @@ impl Session {
         h
     }
 
-    fn seal(&mut self, to: SocketAddr, out: &mut VecDeque<Transmit>) {
-        let mut data = Vec::with_capacity(self.plain.len() + 64);
-        self.crypto
-            .seal(self.peer_session_id, &self.plain, &mut data);
-        out.push_back(Transmit { to, data });
-    }
-
-    /// Builds every packet the session has to send now.
-    pub(crate) fn poll_transmit(&mut self, now: u64, out: &mut VecDeque<Transmit>) {
+    /// Builds the next packet the session has to send into `buf` (cleared first: the
+    /// caller reuses one buffer, so a datagram costs no allocation) and returns where it
+    /// goes; `None` when there is nothing to send now.
+    pub(crate) fn poll_transmit(&mut self, now: u64, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         if let Some((addr, nonce, sent)) = self.probe.as_mut() {
             if !*sent {
                 *sent = true;
@@ -498,43 +494,43 @@ impl Session {
                 m[0] = MOBILITY_MARK;
                 m[1..].copy_from_slice(&nonce);
                 chunk::encode::bytes(&mut self.plain, kind::PING, &m);
-                self.seal(addr, out);
+                self.crypto.seal(self.peer_session_id, &self.plain, buf);
+                return Some(addr);
             }
         }
         if self.state == State::Closed && self.control.is_empty() {
-            return;
+            return None;
         }
-        loop {
-            self.plain.clear();
-            self.header(now).encode(&mut self.plain);
-            let body = self.plain.len();
-            // Control chunks are small; whatever does not fit waits for the next packet.
-            let take = chunk_prefix(&self.control, MAX_PLAIN - body);
-            self.plain.extend_from_slice(&self.control[..take]);
-            self.control.drain(..take);
-            for f in self.recv_flows.values_mut() {
-                if f.ack_due && self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
-                    f.write_ack(&mut self.plain);
-                }
+        self.plain.clear();
+        self.header(now).encode(&mut self.plain);
+        let body = self.plain.len();
+        // Control chunks are small; whatever does not fit waits for the next packet.
+        let take = chunk_prefix(&self.control, MAX_PLAIN - body);
+        self.plain.extend_from_slice(&self.control[..take]);
+        self.control.drain(..take);
+        for f in self.recv_flows.values_mut() {
+            if f.ack_due && self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
+                f.write_ack(&mut self.plain);
             }
-            if self.state == State::Open {
-                let outstanding: u64 = self.send_flows.values().map(|f| f.outstanding).sum();
-                if outstanding < self.cc.cwnd {
-                    for f in self.send_flows.values_mut() {
-                        let room = MAX_PLAIN - self.plain.len();
-                        if room < 32 {
-                            break;
-                        }
-                        f.write_fragments(&mut self.plain, room, now, &mut self.tsn);
+        }
+        if self.state == State::Open {
+            let outstanding: u64 = self.send_flows.values().map(|f| f.outstanding).sum();
+            if outstanding < self.cc.cwnd {
+                for f in self.send_flows.values_mut() {
+                    let room = MAX_PLAIN - self.plain.len();
+                    if room < 32 {
+                        break;
                     }
+                    f.write_fragments(&mut self.plain, room, now, &mut self.tsn);
                 }
             }
-            if self.plain.len() == body {
-                break;
-            }
-            self.seal(self.peer, out);
         }
         self.send_flows.retain(|_, f| !f.is_done());
+        if self.plain.len() == body {
+            return None;
+        }
+        self.crypto.seal(self.peer_session_id, &self.plain, buf);
+        Some(self.peer)
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
