@@ -196,6 +196,14 @@ impl RecvFlow {
         }
     }
 
+    /// Fragments are waiting above a hole (a loss to report at once).
+    pub(crate) fn has_gap(&self) -> bool {
+        self.frags
+            .keys()
+            .next_back()
+            .is_some_and(|&s| s > self.cumulative)
+    }
+
     /// Free buffer in the 1024-byte blocks acknowledgements count.
     pub(crate) fn buffer_blocks(&self) -> u64 {
         (self.limit.saturating_sub(self.buffered) / 1024) as u64

@@ -109,6 +109,8 @@ pub(crate) const EXCEPTION_REFUSED: u64 = 1;
 /// Fragment payload so that one fragment and its chunk header fit a packet.
 pub(crate) const MAX_FRAGMENT: usize = MAX_PLAIN - 5 - 3 - 1 - 3 * 10;
 const CLOSE_RETRY_MS: u64 = 1_000;
+/// RFC 7016 §3.6.3.4.4: a lone packet of data is acknowledged within 200 ms.
+const DELAYED_ACK_MS: u64 = 200;
 const CLOSE_GIVE_UP_MS: u64 = 90_000;
 const MOBILITY_MARK: u8 = b'M';
 
@@ -141,6 +143,11 @@ pub(crate) struct Session {
     probe: Option<(SocketAddr, [u8; 8], bool)>,
     events: VecDeque<Event>,
     plain: Vec<u8>,
+    /// Packets with user data since our last acknowledgement, and when a lone one must be
+    /// acknowledged at the latest.
+    data_packets_unacked: u32,
+    delayed_ack_at: Option<u64>,
+    ack_now: bool,
     /// Responder: the RIKeying chunk, resent if the initiator repeats its IIKeying.
     pub(crate) rikeying: Option<(u32, Vec<u8>, Vec<u8>)>,
     /// Datagrams refused (bad checksum, HMAC, replay, malformed).
@@ -184,6 +191,9 @@ impl Session {
             probe: None,
             events: VecDeque::new(),
             plain: Vec::with_capacity(MAX_PLAIN),
+            data_packets_unacked: 0,
+            delayed_ack_at: None,
+            ack_now: false,
             rikeying: None,
             dropped: 0,
             announced: Vec::new(),
@@ -358,10 +368,26 @@ impl Session {
             self.probe = Some((from, nonce, false));
         }
         let mut dec = ChunkDecoder::default();
+        let mut data = false;
         for c in packet::chunks(area) {
             let (k, v) = c?;
             let c = dec.decode(k, v)?;
+            data |= matches!(c, Chunk::UserData(_));
             self.on_chunk(now, from, c);
+        }
+        if data {
+            // RFC 7016 §3.6.3.4.4: acknowledge every second packet of data, at once when
+            // something is missing or the peer marked the packet time critical, else within
+            // the delayed-ack time.
+            self.data_packets_unacked += 1;
+            if self.data_packets_unacked >= 2
+                || header.time_critical
+                || self.recv_flows.values().any(|f| f.has_gap() || f.complete)
+            {
+                self.ack_now = true;
+            } else if self.delayed_ack_at.is_none() {
+                self.delayed_ack_at = Some(now + DELAYED_ACK_MS);
+            }
         }
         Ok(())
     }
@@ -437,6 +463,7 @@ impl Session {
             Chunk::BufferProbe { flow_id } => {
                 if let Some(f) = self.recv_flows.get_mut(&flow_id) {
                     f.ack_due = true;
+                    self.ack_now = true;
                 }
             }
             Chunk::FlowException { flow_id, code } => {
@@ -508,9 +535,21 @@ impl Session {
         let take = chunk_prefix(&self.control, MAX_PLAIN - body);
         self.plain.extend_from_slice(&self.control[..take]);
         self.control.drain(..take);
-        for f in self.recv_flows.values_mut() {
-            if f.ack_due && self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
-                f.write_ack(&mut self.plain);
+        if self.ack_now {
+            let mut all = true;
+            for f in self.recv_flows.values_mut() {
+                if f.ack_due {
+                    if self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
+                        f.write_ack(&mut self.plain);
+                    } else {
+                        all = false;
+                    }
+                }
+            }
+            if all {
+                self.ack_now = false;
+                self.data_packets_unacked = 0;
+                self.delayed_ack_at = None;
             }
         }
         if self.state == State::Open {
@@ -541,6 +580,9 @@ impl Session {
             State::Open => self.last_ping.unwrap_or(self.last_recv) + self.config.keepalive_ms,
         };
         t = t.min(self.last_recv + self.config.idle_timeout_ms);
+        if let Some(d) = self.delayed_ack_at {
+            t = t.min(d);
+        }
         let rto = self.rtt.rto();
         for f in self.send_flows.values() {
             if let Some(o) = f.oldest_in_flight() {
@@ -574,6 +616,10 @@ impl Session {
         if now >= self.last_recv + self.config.idle_timeout_ms {
             self.closed("peer silent");
             return;
+        }
+        if self.delayed_ack_at.is_some_and(|d| now >= d) {
+            self.ack_now = true;
+            self.delayed_ack_at = None;
         }
         if self.state == State::Open
             && now >= self.last_recv + self.config.keepalive_ms

@@ -28,8 +28,9 @@ struct Net {
     server_events: Vec<(SessionId, Event)>,
     /// Every datagram seen, for checks on what went over the wire.
     seen: Vec<Vec<u8>>,
-    /// The last datagram the server sent.
+    /// The last datagram the server sent, and how many it sent.
     last_from_server: Vec<u8>,
+    from_server: usize,
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -56,6 +57,7 @@ impl Net {
             server_events: Vec::new(),
             seen: Vec::new(),
             last_from_server: Vec::new(),
+            from_server: 0,
         }
     }
 
@@ -79,6 +81,7 @@ impl Net {
         self.seen.push(data.clone());
         if from == self.saddr {
             self.last_from_server = data.clone();
+            self.from_server += 1;
         }
         if self.rng.gen_bool(self.loss) {
             return;
@@ -792,4 +795,45 @@ fn two_clients_introduced_by_the_server_talk_directly() {
             }
         )));
     assert_eq!(b.session(p2p).expect("p2p").peer, aa);
+}
+
+#[test]
+fn acknowledgements_cover_two_packets_or_wait_for_the_delayed_ack_time() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, _) = net.connect();
+    let flow = net.client.session_mut(c).expect("s").open_flow(b"TC", None);
+    for i in 0..40u8 {
+        net.client
+            .session_mut(c)
+            .expect("s")
+            .send(flow, Bytes::from(vec![i; 1000]), None);
+    }
+    // Packets fed one at a time: every second one is acknowledged at once.
+    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| net.client.poll_transmit(net.now))
+        .map(|t| t.data)
+        .collect();
+    assert!(sent.len() >= 4, "{} packets", sent.len());
+    for (i, d) in sent.iter().enumerate() {
+        net.server.handle(net.now, net.caddr, d);
+        let acks = std::iter::from_fn(|| net.server.poll_transmit(net.now)).count();
+        assert_eq!(acks, i % 2, "packet {i}");
+    }
+    assert!(
+        net.run(10_000, |n| Net::messages(&n.server_events, None).len()
+            == 40)
+    );
+    net.run(1_000, |_| false);
+    // A lone packet is acknowledged after the delayed-ack time, not at once.
+    let t0 = net.now;
+    net.client
+        .session_mut(c)
+        .expect("s")
+        .send(flow, Bytes::from_static(b"lone"), None);
+    let before = net.from_server;
+    assert!(net.run(5_000, |n| n.from_server > before));
+    assert!(
+        net.now - t0 >= 200,
+        "acknowledged after {} ms",
+        net.now - t0
+    );
 }
