@@ -1,12 +1,16 @@
 //! RTMFP (RFC 7016) with the Flash profile (RFC 7425), sans-IO: datagrams and the time in,
 //! datagrams, events and the next deadline out, both roles (initiator and responder).
 //!
-//! Layers, one file each: `vlu` (integers and option lists), `checksum`, `crypto` (AES-CBC,
-//! HMAC, sequence numbers), `packet` (header and chunk framing), `address`, `chunk` (the
-//! chunk types).
+//! Layers, one file each, bottom up: `vlu` (integers and option lists), `checksum`, `crypto`
+//! (AES-CBC, HMAC, sequence numbers), `packet` (header and chunk framing), `address`,
+//! `chunk` (the chunk types), `dh`, `keys` (identities and keying), `cookie`, `congestion`,
+//! `flow_send`, `flow_recv`, `session`, `endpoint`, and `flash` (RTMP messages on flows).
+//!
+//! Use: one `Endpoint` per UDP socket; feed it `handle(now, from, datagram)` and
+//! `handle_timeout(now)` at `poll_timeout()`, drain `poll_transmit_into` and `poll_event`.
 
 // The engine does not carry RTMFP yet (UDP ports on the workers come next): until then
-// only the tests, the fuzz targets and the example drive this module.
+// only the tests and the fuzz targets drive this module.
 #![allow(dead_code)]
 
 pub(crate) mod address;
