@@ -186,6 +186,11 @@ impl Port for QueuePort {
     fn is_open(&self, _: ClientRef) -> bool {
         true
     }
+    fn unsent(&self, c: ClientRef) -> usize {
+        self.queues
+            .get(c.slot as usize)
+            .map_or(0, SendQueue::queued_bytes)
+    }
     fn flush(&mut self, _: ClientRef) {}
     fn close(&mut self, _: ClientRef, _: String) {}
     fn to_worker(&mut self, _: usize, _: &StreamKey, _: u64, _: MediaMessage) {}
