@@ -36,14 +36,14 @@ pub(crate) struct CatchingUp {
 impl LiveStream {
     /// Whether some viewers still take their GOP in rounds (the caller runs `catch_up` every
     /// loop turn while so).
-    pub(crate) fn is_catching_up(&self) -> bool {
+    pub fn is_catching_up(&self) -> bool {
         !self.catching_up.is_empty()
     }
 
     /// One round: each catching-up viewer whose last round is out gets up to
     /// `CATCH_UP_BYTES_PER_ROUND` more of its GOP; one that reaches the end of the GOP is
     /// caught up. True if some still catch up.
-    pub(crate) fn catch_up<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) -> bool {
+    pub fn catch_up<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) -> bool {
         self.catch_up_with(CATCH_UP_BYTES_PER_ROUND, port, stopped);
         self.is_catching_up()
     }
