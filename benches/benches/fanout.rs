@@ -1,10 +1,12 @@
 //! Joining a stream with a full GOP cache, and one message fanned out to 1,000 and 10,000
 //! viewer send queues (a shared `Bytes` pushed to each, then each queue's batch taken and
 //! completed, as the engine does per viewer); and a live stream's media flush to 2,000
-//! caught-up viewers through `media::LiveStream` and a port that queues like the engine's.
+//! caught-up viewers through `media::LiveStream` and a port that queues like the engine's;
+//! and a join storm: 500 viewers joining one batch (key frames first, then the rest of the
+//! GOP in rounds, the transport taking each round between turns).
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use dataplane::media::frame::{Batch, FrameRef, MediaMessage, OutputFormat};
 use dataplane::media::live_stream::LiveStream;
 use dataplane::media::port::{ClientRef, Level, Port, Pushed, StreamEvent, Urgency};
@@ -186,6 +188,11 @@ impl Port for QueuePort {
     fn is_open(&self, _: ClientRef) -> bool {
         true
     }
+    fn unsent(&self, c: ClientRef) -> usize {
+        self.queues
+            .get(c.slot as usize)
+            .map_or(0, SendQueue::queued_bytes)
+    }
     fn flush(&mut self, _: ClientRef) {}
     fn close(&mut self, _: ClientRef, _: String) {}
     fn to_worker(&mut self, _: usize, _: &StreamKey, _: u64, _: MediaMessage) {}
@@ -267,5 +274,120 @@ fn media_flush(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, join, fanout, media_flush);
+/// A stream of the benchmark's shape (two AAC frames and a 2 Mbit/s picture every 50 ms,
+/// 8 KB pictures, a 60 KB key frame) published for `ms` from its key frame, with `viewers`
+/// empty queues in the port for the joiners.
+fn published_stream(ms: u32, viewers: usize) -> (LiveStream, QueuePort) {
+    let mut port = QueuePort {
+        queues: (0..viewers)
+            .map(|_| SendQueue::new(QueueLimits::default()))
+            .collect(),
+    };
+    let mut stream = LiveStream::new(StreamKey::new("live", "_definst_", "cam"));
+    let publisher = ClientRef {
+        slot: u32::MAX,
+        generation: 0,
+    };
+    stream.publish_local(publisher, 1, 0.0, None, std::iter::empty());
+    let mut stopped = Vec::new();
+    let message = |type_id, ts, first: u8, len: usize| {
+        let mut payload = vec![0u8; len];
+        payload[0] = first;
+        payload[1] = 1;
+        MediaMessage {
+            timestamp: ts,
+            type_id,
+            payload: Bytes::from(payload),
+        }
+    };
+    // The AVC sequence header (AVCPacketType 0).
+    let header = MediaMessage {
+        timestamp: 0,
+        type_id: msg_type::VIDEO,
+        payload: Bytes::from(vec![0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]),
+    };
+    stream.publish_frame(header, true, true, &mut port, &mut stopped);
+    for ts in (0..ms).step_by(50) {
+        let (picture, len) = if ts == 0 {
+            (0x17, 60_000)
+        } else {
+            (0x27, 8_000)
+        };
+        for m in [
+            message(msg_type::AUDIO, ts, 0xAF, 400),
+            message(msg_type::VIDEO, ts, picture, len),
+            message(msg_type::AUDIO, ts + 21, 0xAF, 400),
+        ] {
+            stream.publish_frame(m, true, true, &mut port, &mut stopped);
+        }
+    }
+    stream.flush_pending(&mut port, &mut stopped);
+    (stream, port)
+}
+
+/// The transport takes everything queued (one batch and completion per viewer).
+fn drain(port: &mut QueuePort, iov: &mut Vec<libc::iovec>) {
+    for q in &mut port.queues {
+        loop {
+            let n = q.next_batch(iov, 64, 1 << 20);
+            if n == 0 {
+                break;
+            }
+            q.complete(n);
+        }
+    }
+}
+
+fn join_storm(c: &mut Criterion) {
+    const JOINERS: usize = 500;
+    let mut g = c.benchmark_group("join_storm");
+    g.throughput(Throughput::Elements(JOINERS as u64));
+    let joiners = |stream: &mut LiveStream, port: &mut QueuePort| {
+        let mut stopped = Vec::new();
+        for slot in 0..JOINERS as u32 {
+            let viewer = Viewer::new(
+                ClientRef {
+                    slot,
+                    generation: 0,
+                },
+                1,
+                -1.0,
+                true,
+            );
+            stream.add_viewer(viewer, false, port, &mut stopped);
+        }
+    };
+    // Every joiner's metadata, headers and key frame: what stands between the last joiner
+    // of a batch and its first picture.
+    g.bench_function(format!("key_frames_to_{JOINERS}_joiners"), |b| {
+        b.iter_batched_ref(
+            || published_stream(1_000, JOINERS),
+            |(stream, port)| joiners(stream, port),
+            BatchSize::LargeInput,
+        );
+    });
+    // The whole join: key frames, then the rest of a GOP 1 s in (~210 KB) in rounds, the
+    // transport draining every queue between rounds, until all are caught up.
+    g.bench_function(format!("whole_gop_to_{JOINERS}_joiners_in_rounds"), |b| {
+        let mut iov = Vec::with_capacity(64);
+        b.iter_batched_ref(
+            || published_stream(1_000, JOINERS),
+            |(stream, port)| {
+                joiners(stream, port);
+                let mut stopped = Vec::new();
+                for _ in 0..1_000 {
+                    drain(port, &mut iov);
+                    if !stream.catch_up(port, &mut stopped) {
+                        break;
+                    }
+                }
+                assert!(!stream.is_catching_up(), "the rounds end");
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+}
+
+criterion_group!(benches, join, fanout, media_flush, join_storm);
 criterion_main!(benches);

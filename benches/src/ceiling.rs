@@ -250,7 +250,11 @@ impl Drop for SetOnDrop<'_> {
 
 pub fn run(cfg: &CeilingConfig) -> Result<CeilingReport, String> {
     cfg.validate()?;
-    raise_nofile(cfg.sockets)?;
+    // Both ends of every connection are ours.
+    crate::limits::raise_nofile(
+        2 * cfg.sockets as u64 + 32,
+        &format!("{} sockets (both ends)", cfg.sockets),
+    )?;
     let listener = listen(cfg.sockets)?;
     let addr = listener
         .local_addr()
@@ -312,34 +316,6 @@ pub fn run(cfg: &CeilingConfig) -> Result<CeilingReport, String> {
         &window?,
         shared.backlog.load(Ordering::Relaxed),
     ))
-}
-
-/// Both ends of every connection are ours: raise the soft limit to the hard one, and say so
-/// up front when that is still too few, rather than failing half-way through connecting.
-fn raise_nofile(sockets: usize) -> Result<(), String> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on a live struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Ok(());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        }
-    }
-    let needed = 2 * sockets as u64 + 32;
-    if lim.rlim_cur < needed {
-        return Err(format!(
-            "{sockets} sockets need {needed} file descriptors (both ends) but RLIMIT_NOFILE is {}: raise it (ulimit -n)",
-            lim.rlim_cur
-        ));
-    }
-    Ok(())
 }
 
 fn listen(sockets: usize) -> Result<Socket, String> {

@@ -3,7 +3,7 @@
 //! The load tool's parts: [`url`] (what to connect to), [`skim`] (a chunk parser that does
 //! not reassemble media), [`player`] (one player, sans-IO), [`load`] (the epoll loop that runs
 //! thousands of them per thread), [`flv`] and [`publisher`] (a real-time FLV publisher),
-//! [`procstat`] (CPU and memory from /proc), [`run`] and [`report`], and [`media`] (the
+//! [`procstat`] (CPU and memory from /proc), `limits` (the descriptor limit), [`run`] and [`report`], and [`media`] (the
 //! benchmark stream, made with ffmpeg). [`ceiling`] measures what the simplest possible
 //! server (the same bytes written to N sockets) costs on this machine; [`epoll`] is the
 //! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
@@ -12,6 +12,7 @@
 pub mod ceiling;
 pub mod epoll;
 pub mod flv;
+mod limits;
 pub mod load;
 pub mod media;
 pub mod player;

@@ -34,6 +34,11 @@ const WORKER_THREAD_PREFIX: &str = "strata-w";
 const PUBLISH_LEAD: Duration = Duration::from_secs(1);
 
 pub fn run(cfg: &RunConfig) -> Result<Report, String> {
+    // One socket per player, plus the publisher's, the epoll sets and /proc reads.
+    crate::limits::raise_nofile(
+        cfg.load.players as u64 + 64,
+        &format!("{} players", cfg.load.players),
+    )?;
     let t_start = Instant::now();
     let deadline = t_start + cfg.duration;
     let publisher = match &cfg.publish {

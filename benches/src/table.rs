@@ -96,7 +96,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 type Column = (&'static str, fn(&Report) -> Option<f64>, usize, bool);
 
 /// Name, figure, decimals, whether a stratad/nginx ratio means something.
-const COLUMNS: [Column; 17] = [
+const COLUMNS: [Column; 18] = [
     ("playing", |r| Some(r.playing as f64), 0, false),
     ("failed", |r| Some(r.failed as f64), 0, false),
     ("cpu %", |r| r.server_cpu_pct, 1, true),
@@ -122,6 +122,13 @@ const COLUMNS: [Column; 17] = [
     ("KiB/viewer", |r| r.kib_per_viewer, 1, true),
     ("ttfv p50", |r| r.first_video_ms.map(|p| p.p50), 0, true),
     ("ttfv p99", |r| r.first_video_ms.map(|p| p.p99), 0, true),
+    // A join storm's headline: the server's part of the first picture's wait.
+    (
+        "play ttfv p99",
+        |r| r.play_to_first_video_ms.map(|p| p.p99),
+        0,
+        true,
+    ),
     ("fps", |r| r.video_fps, 1, false),
     (
         "frames min",
@@ -221,8 +228,9 @@ pub fn render(by_n: &Results) -> String {
             out += &format!("| {} |\n", dashes.join(" | "));
         }
     }
-    out += "Medians over the runs. ttfv: connect to first video picture (ms). KiB/viewer: RSS \
-            growth from before the players joined to the steady window, per player playing. \
+    out += "Medians over the runs. ttfv: connect to first video picture (ms); play ttfv: \
+            from the play command. KiB/viewer: RSS growth from before the players joined to \
+            the steady window, per player playing. \
             stalls: gaps > 500 ms in a player's media; video stalls: between its pictures. \
             overflows: listen-queue overflows in the server's network namespace during the run. \
             worker cpu %: each stratad worker thread (strata-w0 / strata-w1 / ...). \

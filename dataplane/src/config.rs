@@ -26,6 +26,10 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ServerConfig {
     pub(crate) listen: Vec<SocketAddr>,
+    /// Each worker's accept queue per address (listen(2)'s backlog; the kernel caps it at
+    /// net.core.somaxconn). A join storm fills it faster than a busy worker accepts: 10,000
+    /// viewers arriving within a second on 2 workers is ~5,000 per listener.
+    pub(crate) listen_backlog: u32,
     /// 0: one worker per core.
     pub(crate) workers: usize,
     /// The chunk size the server sends with (announced in Set Chunk Size after connect).
@@ -240,6 +244,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))],
+            listen_backlog: 8192,
             workers: 0,
             chunk_size: 65_536,
             window_ack_size: 2_500_000,
@@ -331,6 +336,12 @@ impl Config {
         let s = &self.server;
         if s.listen.is_empty() {
             return Err("server.listen needs at least one address".into());
+        }
+        if !(1..=i32::MAX as u32).contains(&s.listen_backlog) {
+            return Err(format!(
+                "server.listen_backlog {} is outside 1..=2147483647",
+                s.listen_backlog
+            ));
         }
         if !(128..=0x7FFF_FFFF).contains(&s.chunk_size) {
             return Err(format!(
@@ -553,6 +564,19 @@ mod tests {
         let c = Config::parse("", "t").expect("empty config");
         assert_eq!(c, Config::default());
         assert!(c.application("anything").is_some());
+    }
+
+    #[test]
+    fn listen_backlog_is_a_positive_int() {
+        assert_eq!(Config::default().server.listen_backlog, 8192);
+        let c = Config::parse("[server]\nlisten_backlog = 65535\n", "t").expect("config");
+        assert_eq!(c.server.listen_backlog, 65_535);
+        for bad in ["0", "2147483648"] {
+            let e = Config::parse(&format!("[server]\nlisten_backlog = {bad}\n"), "t")
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("server.listen_backlog"), "{e}");
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         info!(root = %root.root().display(), "serving files as VOD");
     }
     limits::raise_nofile(config.server.max_connections);
+    limits::note_backlog(config.server.listen_backlog);
 
     let signals = Signals::block();
     let (shared, receivers) = workers::shared_state(count)?;

@@ -3,7 +3,7 @@
 //!
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 2000 --server-pid PID
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 0 --publish bench.flv --duration 600
-//!   strata-load gen-media [--out FILE] [--seconds 60]
+//!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
 
 use std::path::PathBuf;
@@ -74,11 +74,15 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Make the benchmark stream with ffmpeg (H.264 + AAC, ~2.15 Mbit/s, 2 s GOP).
+    /// Make the benchmark stream with ffmpeg (H.264 + AAC, ~2.15 Mbit/s, 2 s GOP; or its
+    /// 500 kbit/s rendition); prints its path.
     GenMedia {
-        /// Output file [default: target/bench-media/bench.flv]
+        /// Output file [default: target/bench-media/bench.flv, bench-500k.flv for 500k]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// full: 1280x720, ~2.15 Mbit/s; 500k: 640x360, ~0.5 Mbit/s (same source and GOP).
+        #[arg(long, default_value = "full", value_parser = benches::media::Rendition::parse)]
+        rendition: benches::media::Rendition,
         #[arg(long, default_value_t = 60)]
         seconds: u32,
         /// Make it again even if it exists.
@@ -159,10 +163,12 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
         Cmd::GenMedia {
             out,
             seconds,
+            rendition,
             force,
         } => {
-            let out = out.unwrap_or_else(|| benches::media::default_dir().join("bench.flv"));
-            let p = benches::media::generate(&out, seconds, force)?;
+            let out =
+                out.unwrap_or_else(|| benches::media::default_dir().join(rendition.file_name()));
+            let p = benches::media::generate(&out, seconds, rendition, force)?;
             println!("{}", p.display());
         }
         Cmd::Table { dir } => {

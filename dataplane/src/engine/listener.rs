@@ -6,9 +6,6 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Deep enough for a burst of viewers joining at once (a popular stream going live).
-const ACCEPT_BACKLOG: i32 = 4096;
-
 fn bound(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -24,9 +21,11 @@ fn bound(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
-pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<Socket> {
+/// A listening socket with `backlog` (`server.listen_backlog`, validated to fit an i32;
+/// the kernel caps it at net.core.somaxconn, see `server::limits::note_backlog`).
+pub(crate) fn tcp_listener(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
     let socket = bound(addr)?;
-    socket.listen(ACCEPT_BACKLOG)?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket)
 }
 

@@ -104,6 +104,10 @@ pub trait Port {
     fn batch(&mut self, client: ClientRef, stream_id: u32, batch: &Batch<'_>) -> bool;
     /// Whether the client is still there and open.
     fn is_open(&self, client: ClientRef) -> bool;
+    /// Bytes queued for `client` that the transport has not written yet (those in flight
+    /// included); 0 for a client that is gone. A joiner catching up on its GOP gets its next
+    /// round only once this is below a round (see `LiveStream::catch_up`).
+    fn unsent(&self, client: ClientRef) -> usize;
     /// What was said to `client` so far goes out now (the media flush does the rest).
     fn flush(&mut self, client: ClientRef);
     /// Flushes what is queued for `client`, then closes it (after the current fan-out).

@@ -295,7 +295,7 @@ impl SendQueue {
     }
 
     /// Bytes not yet written, in flight included.
-    pub(crate) fn queued_bytes(&self) -> usize {
+    pub fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
 

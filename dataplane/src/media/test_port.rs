@@ -197,6 +197,10 @@ impl Port for TestPort {
         self.clients.get(&c).is_some_and(|c| c.open)
     }
 
+    fn unsent(&self, c: ClientRef) -> usize {
+        self.clients.get(&c).map_or(0, |c| c.queue.queued_bytes())
+    }
+
     fn flush(&mut self, _: ClientRef) {}
 
     fn close(&mut self, c: ClientRef, reason: String) {

@@ -2,6 +2,27 @@
 
 use tracing::{info, warn};
 
+/// Where the kernel's cap on every listen backlog is.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
+/// listen(2) silently caps the backlog at net.core.somaxconn: say so at start, so that an
+/// operator tuning for join storms knows which knob is the real limit (tuning/README.md).
+pub(super) fn note_backlog(backlog: u32) {
+    let Some(cap) = std::fs::read_to_string(SOMAXCONN)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    if cap < backlog {
+        info!(
+            listen_backlog = backlog,
+            somaxconn = cap,
+            "the accept queue is capped at net.core.somaxconn; raise it for join storms (sysctl net.core.somaxconn, tuning/README.md)"
+        );
+    }
+}
+
 /// Every connection is a descriptor: raise the soft limit to the hard one, and say so when
 /// even that is below what the configuration means to serve.
 pub(super) fn raise_nofile(max_connections: usize) {

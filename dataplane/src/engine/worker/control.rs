@@ -210,7 +210,7 @@ impl Worker {
             if self.listeners.iter().flatten().any(|l| l.addr == *addr) {
                 continue;
             }
-            match super::super::listener::tcp_listener(*addr) {
+            match super::super::listener::tcp_listener(*addr, config.server.listen_backlog) {
                 Ok(socket) => {
                     self.listeners.push(Some(Listener {
                         addr: *addr,

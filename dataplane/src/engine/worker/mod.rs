@@ -179,7 +179,7 @@ impl Worker {
         for addr in &config.server.listen {
             listeners.push(Some(Listener {
                 addr: *addr,
-                socket: super::listener::tcp_listener(*addr)?,
+                socket: super::listener::tcp_listener(*addr, config.server.listen_backlog)?,
             }));
         }
         let workers = shared.mailboxes.len();

@@ -162,6 +162,10 @@ impl Port for RtmpPort<'_> {
             .is_some_and(|c| c.closing == Closing::Open)
     }
 
+    fn unsent(&self, client: ConnRef) -> usize {
+        self.conns.get(client).map_or(0, |c| c.queue.queued_bytes())
+    }
+
     fn flush(&mut self, client: ConnRef) {
         if self.conns.get_mut(client).is_some_and(Conn::queue_out) {
             self.due(client);

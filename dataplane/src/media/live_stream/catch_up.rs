@@ -3,6 +3,11 @@
 //! picture before any joiner's backlog is copied; the rest of its GOP follows here, at most
 //! `CATCH_UP_BYTES_PER_ROUND` per viewer per round, one round per loop turn, until it
 //! reaches the live edge and joins the caught-up viewers (and the shared-buffer fan-out).
+//! A viewer gets its next round only once the transport took nearly all of its last one
+//! (`Port::unsent` below a round): in a join storm the loop turns far faster than 2,000
+//! sockets drain, and without that every joiner's whole GOP would be queued within a few
+//! turns, so that the sends of joiners whose play arrives a little later would again
+//! wait behind everyone's GOP.
 //!
 //! While a viewer catches up, live frames do not reach it directly: they are in the GOP
 //! behind what it has been given (the pending ones too, see `LiveStream::pending`), so the
@@ -31,18 +36,20 @@ pub(crate) struct CatchingUp {
 impl LiveStream {
     /// Whether some viewers still take their GOP in rounds (the caller runs `catch_up` every
     /// loop turn while so).
-    pub(crate) fn is_catching_up(&self) -> bool {
+    pub fn is_catching_up(&self) -> bool {
         !self.catching_up.is_empty()
     }
 
-    /// One round: each catching-up viewer gets up to `CATCH_UP_BYTES_PER_ROUND` more of its
-    /// GOP; one that reaches the end of the GOP is caught up. True if some still catch up.
-    pub(crate) fn catch_up<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) -> bool {
+    /// One round: each catching-up viewer whose last round is out gets up to
+    /// `CATCH_UP_BYTES_PER_ROUND` more of its GOP; one that reaches the end of the GOP is
+    /// caught up. True if some still catch up.
+    pub fn catch_up<P: Port>(&mut self, port: &mut P, stopped: &mut Stopped) -> bool {
         self.catch_up_with(CATCH_UP_BYTES_PER_ROUND, port, stopped);
         self.is_catching_up()
     }
 
-    /// A round with `budget` bytes per viewer (at least one frame each).
+    /// A round with `budget` bytes per viewer (at least one frame each, to those with less
+    /// than `budget` unsent; `usize::MAX`: the whole rest of the GOP to every one).
     pub(super) fn catch_up_with<P: Port>(
         &mut self,
         budget: usize,
@@ -52,6 +59,23 @@ impl LiveStream {
         let mut i = 0;
         while i < self.catching_up.len() {
             let c = &mut self.catching_up[i];
+            if port.unsent(c.viewer.client) >= budget {
+                // Its last round (or its key frame) is still waiting for the transport: it
+                // gets no more until that is out, so what is queued per joiner stays about a
+                // round and a later joiner's key frame waits behind rounds, not whole GOPs.
+                if self.gop.gop_from(c.next).0 != c.next {
+                    // So slow that its GOP rolled over meanwhile: it becomes a lagging viewer
+                    // waiting for the next key frame, under the usual policy (dropped
+                    // media, closed past the lag limit).
+                    let mut c = self.catching_up.swap_remove(i);
+                    c.viewer.need_key = true;
+                    c.viewer.from_seq = self.next_seq;
+                    self.viewers.push(c.viewer);
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
             let (start, gop) = self.gop.gop_from(c.next);
             if start != c.next {
                 // The rest of its GOP was dropped: it starts again on a key frame.

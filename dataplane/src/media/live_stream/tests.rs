@@ -885,3 +885,39 @@ fn an_upstream_link_feeds_like_a_publisher_and_a_relink_costs_viewers_no_status(
         Some(FrameKind::VideoKey)
     );
 }
+
+#[test]
+fn a_joiner_gets_its_next_round_only_once_the_last_is_out_and_lags_like_any_viewer_if_never() {
+    let mut sim = Sim::new();
+    sim.picture_bytes = BIG_PICTURE;
+    sim.publish();
+    sim.run(1_700); // 700 ms into the GOP: ~20 pictures of 30 KB cached
+    let stuck = sim.client(false);
+    let reader = sim.client(true);
+    sim.play(stuck);
+    sim.play(reader);
+    sim.run(200); // four loop turns: four rounds for a joiner whose transport keeps up
+    let most = catch_up::CATCH_UP_BYTES_PER_ROUND / BIG_PICTURE + 1;
+    let stuck_got = sim.video(stuck).len() - 1;
+    assert!(
+        (1..=most).contains(&stuck_got),
+        "one round while nothing was written: {stuck_got} pictures"
+    );
+    assert!(
+        sim.video(reader).len() - 1 > most,
+        "a reader takes a round per turn"
+    );
+    assert!(sim.stream.is_catching_up());
+    // The GOP it was taking rolls over: it becomes a lagging viewer under the usual policy,
+    // its media dropped until a key frame, never the old GOP's rest.
+    sim.run(5_000);
+    assert!(!sim.stream.is_catching_up());
+    assert!(sim.stream.viewers.len() == 2);
+    let video = sim.video(stuck);
+    assert_eq!(video[0], (1_000, FrameKind::VideoKey));
+    assert_eq!(video[stuck_got + 1].1, FrameKind::VideoKey, "{video:?}");
+    assert!(video[stuck_got + 1].0 >= 2_000, "{video:?}");
+    assert!(sim.port.clients[&stuck].queue.dropped_frames() > 0);
+    assert!(sim.port.clients[&reader].closed.is_none());
+    sim.assert_in_order_once(reader, &[2_000]);
+}
