@@ -9,4 +9,5 @@ pub(crate) mod byte_window;
 pub use amf_error::AmfError;
 pub mod command;
 pub(crate) mod flv;
+pub(crate) mod mpegts;
 pub mod rtmp;
