@@ -256,6 +256,24 @@ pub struct StreamInfo {
     /// The file the stream is being recorded to, if it is. Absent from older servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// The stream's multicast outputs on the worker it enters. Absent from older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multicast: Vec<MulticastOutputInfo>,
+}
+
+/// One multicast output of a stream, as `streams` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulticastOutputInfo {
+    /// "239.1.1.1:5000"
+    pub group: String,
+    pub rtp: bool,
+    /// waiting_for_key, sending, backing_off
+    pub state: String,
+    pub datagrams: u64,
+    pub bytes: u64,
+    /// Bytes dropped (queue overflow, failed sends).
+    pub dropped_bytes: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,6 +133,7 @@ pub fn streams() -> Vec<StreamInfo> {
         gop_frames: 50,
         since: 0.0,
         recording: None,
+        multicast: Vec::new(),
     }]
 }
 

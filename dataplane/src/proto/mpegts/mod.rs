@@ -23,10 +23,6 @@ pub(crate) mod muxer;
 pub(crate) mod packet;
 pub(crate) mod pes;
 pub(crate) mod psi;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the multicast outputs use it (next commit)")
-)]
 pub(crate) mod rtp;
 pub(crate) mod source;
 

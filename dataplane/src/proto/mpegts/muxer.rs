@@ -43,10 +43,6 @@ struct AudioTrack {
 
 /// One frame's TS packets.
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the multicast outputs read them (next commit)")
-)]
 pub(crate) struct Muxed {
     pub(crate) bytes: Bytes,
     /// The packets start with the PAT and PMT and a frame a decoder can start on (a video

@@ -1004,6 +1004,7 @@ mod tests {
             gop_frames: 0,
             since: 0.0,
             recording: recording.map(String::from),
+            multicast: Vec::new(),
         }
     }
 
