@@ -331,7 +331,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         for m in &self.multicast {
-            m.validate()
+            crate::multicast::spec::validate(m)
                 .map_err(|e| format!("[[multicast]] {}: {e}", m.stream))?;
         }
         let s = &self.server;

@@ -297,3 +297,74 @@ fn publisher_restart_resumes_on_a_key_frame_with_a_discontinuity() {
         srv.log()
     );
 }
+
+fn control(srv: &Server, call: control::protocol::MulticastCall) -> control::protocol::Reply {
+    let path = srv.control_socket().expect("the server's control socket");
+    let mut c = control::client::ControlClient::connect(path).expect("control socket");
+    c.request(control::protocol::Call::Multicast(call))
+        .expect("multicast request")
+}
+
+#[test]
+fn an_output_added_and_removed_at_run_time_while_a_viewer_plays() {
+    use control::protocol::{MulticastCall, Reply};
+    let _ns = NetNs::enter();
+    let srv = server("");
+    let _publisher = publish_sample(&srv.url("live/cam"));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut viewer = e2e::recorder::Recorder::start(&srv.url("live/cam"));
+    viewer.assert_keeps_receiving(Duration::from_secs(15));
+    let mut raw = Raw::join(Ipv4Addr::new(239, 10, 0, 7), 5012);
+    receive_for(&mut [&mut raw], Duration::from_secs(1));
+    assert!(raw.datagrams.is_empty(), "nothing before the output exists");
+
+    let output = serde_json::from_str(r#"{"stream": "live/cam", "group": "239.10.0.7:5012"}"#)
+        .expect("output");
+    let added = control(&srv, MulticastCall::Add { output });
+    assert!(matches!(added, Reply::Done { done: true, .. }), "{added:?}");
+    let listed = control(&srv, MulticastCall::List);
+    let Reply::Multicast { multicast } = listed else {
+        panic!("{listed:?}");
+    };
+    assert_eq!(multicast.len(), 1);
+    assert_eq!(multicast[0].origin, "runtime");
+    receive_for(&mut [&mut raw], Duration::from_secs(3));
+    let packets = raw.packets();
+    assert!(
+        packets.len() > 300,
+        "{} TS packets after the add",
+        packets.len()
+    );
+    // Added mid-stream: it starts on the GOP cache's key frame, after the tables.
+    assert_eq!(pid(packets[0]), 0, "starts with the PAT");
+    let first_video = packets.iter().find(|p| pid(p) == 0x100).expect("video");
+    assert_eq!(af_flags(first_video) & 0x40, 0x40, "on a key frame");
+    viewer.assert_keeps_receiving(Duration::from_secs(15));
+
+    let group = "239.10.0.7:5012".parse().expect("addr");
+    let removed = control(
+        &srv,
+        MulticastCall::Remove {
+            stream: "live/cam".into(),
+            group,
+        },
+    );
+    assert!(
+        matches!(removed, Reply::Done { done: true, .. }),
+        "{removed:?}"
+    );
+    receive_for(&mut [&mut raw], Duration::from_millis(500));
+    let after_remove = raw.datagrams.len();
+    receive_for(&mut [&mut raw], Duration::from_secs(2));
+    assert_eq!(
+        raw.datagrams.len(),
+        after_remove,
+        "nothing after the remove"
+    );
+    viewer.assert_keeps_receiving(Duration::from_secs(15));
+    assert!(
+        srv.log().contains("removed by an operator"),
+        "{}",
+        srv.log()
+    );
+}

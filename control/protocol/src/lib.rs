@@ -19,6 +19,10 @@ mod shared_objects;
 pub use shared_objects::{SoCall, SoInfo};
 mod vod;
 pub use vod::VodFileInfo;
+mod multicast;
+pub use multicast::{
+    MulticastCall, MulticastListed, MulticastOutput, DEFAULT_PACKETS_PER_DATAGRAM,
+};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
@@ -107,6 +111,8 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<String>,
     },
+    /// Multicast outputs: list, add, remove (`multicast` reply, or `done`).
+    Multicast(MulticastCall),
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -166,6 +172,9 @@ pub enum Reply {
     /// A client's answer to `client_call`.
     Answer {
         answer: RpcOutcome,
+    },
+    Multicast {
+        multicast: Vec<MulticastListed>,
     },
 }
 

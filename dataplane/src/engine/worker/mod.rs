@@ -132,8 +132,8 @@ pub(crate) struct Worker {
     /// Multicast outputs of the streams that enter here (see `multicast.rs`); after `io`
     /// for the same reason.
     multicasts: multicast::Multicasts,
-    /// Multicast outputs an operator added at run time (id, spec), besides the config's.
-    multicast_added: Vec<(u64, crate::multicast::spec::MulticastSpec)>,
+    /// Multicast outputs an operator added at run time, besides the config's.
+    multicast_added: Vec<crate::multicast::spec::MulticastSpec>,
     /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
     pulls: upstream::Pulls,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
@@ -745,6 +745,8 @@ impl Worker {
                 target,
                 message,
             } => self.so_deliver(instance, target, message),
+            WorkerMsg::MulticastAdd(spec) => self.add_multicast(spec),
+            WorkerMsg::MulticastRemove { stream, group } => self.remove_multicast(&stream, group),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }

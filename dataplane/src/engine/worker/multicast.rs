@@ -230,7 +230,10 @@ impl Worker {
         {
             return;
         }
-        let specs: Vec<MulticastSpec> = self.multicast_specs().filter(|s| s.matches(key)).collect();
+        let specs: Vec<MulticastSpec> = self
+            .multicast_specs()
+            .filter(|s| crate::multicast::spec::matches(s, key))
+            .collect();
         for spec in specs {
             self.open_output(key, spec);
         }
@@ -242,7 +245,7 @@ impl Worker {
         self.config
             .multicast
             .iter()
-            .chain(self.multicast_added.iter().map(|(_, s)| s))
+            .chain(self.multicast_added.iter())
             .cloned()
     }
 
@@ -299,6 +302,54 @@ impl Worker {
         }
         info!(stream = %key, group = %spec.group, rtp = spec.rtp, "multicast output started");
         self.multicast_event("multicast_start", key, &spec, None);
+    }
+
+    /// An operator added an output: kept for streams going live later, and opened now for
+    /// those live here.
+    pub(super) fn add_multicast(&mut self, spec: MulticastSpec) {
+        let live: Vec<StreamKey> = self
+            .streams
+            .iter()
+            .filter(|(k, s)| s.source.here().is_some() && crate::multicast::spec::matches(&spec, k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.multicast_added.push(spec.clone());
+        for key in live {
+            self.open_output(&key, spec.clone());
+        }
+    }
+
+    /// An operator removed an output added at run time: it closes wherever it is open.
+    pub(super) fn remove_multicast(&mut self, stream: &str, group: SocketAddr) {
+        self.multicast_added
+            .retain(|s| !(s.stream == stream && s.group == group));
+        let doomed: Vec<SlabRef> = self
+            .multicasts
+            .active
+            .iter()
+            .copied()
+            .filter(|r| {
+                self.multicasts
+                    .entries
+                    .get(*r)
+                    .is_some_and(|e| e.spec.stream == stream && e.spec.group == group)
+            })
+            .collect();
+        for r in doomed {
+            let Some(key) = self.multicasts.entries.get(r).map(|e| e.key.clone()) else {
+                continue;
+            };
+            if let Some(s) = self.multicasts.streams.get_mut(&key) {
+                s.outputs.retain(|o| *o != r);
+                if s.outputs.is_empty() {
+                    self.multicasts.streams.remove(&key);
+                    if let Some(stream) = self.streams.get_mut(&key) {
+                        stream.sinks.retain(|s| *s != Sink::Multicast);
+                    }
+                }
+            }
+            self.close_output(r, "removed by an operator");
+        }
     }
 
     /// The stream's source left (or the stream ends here): its outputs close once what
