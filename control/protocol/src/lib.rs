@@ -305,7 +305,9 @@ pub struct ClientInfo {
 pub struct Event {
     /// connect, disconnect, publish_start, publish_stop, play_start, play_stop; so_use,
     /// so_release, so_change (a client's shared-object use, release, or batch of changes:
-    /// `stream` then holds the object's name).
+    /// `stream` then holds the object's name); multicast_start, multicast_stop,
+    /// multicast_failed (an output: `addr` holds its group, `reason` why it stopped or the
+    /// error with its errno).
     pub event: String,
     /// Unix time in seconds.
     pub ts: f64,

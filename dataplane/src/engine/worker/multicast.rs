@@ -22,7 +22,6 @@ use socket2::{Domain, Protocol, SockAddr, Type};
 use super::*;
 use crate::engine::slab::{Slab, SlabRef};
 use crate::media::frame::Frame;
-use crate::media::sink::Sink;
 use crate::multicast::output::{Output, Part, State};
 use crate::multicast::spec::MulticastSpec;
 use crate::proto::mpegts::muxer::TsMuxer;
@@ -289,16 +288,10 @@ impl Worker {
         });
         s.outputs.push(r);
         self.multicasts.active.push(r);
-        if !stream.sinks.contains(&Sink::Multicast) {
-            stream.sinks.push(Sink::Multicast);
-        }
-        if new_stream {
-            // A stream already under way: the output starts on the GOP cache's key frame,
-            // muxed now (the headers and the frames since).
-            let frames: Vec<FrameRef> = stream.gop.snapshot().cloned().collect();
-            for f in frames {
-                self.multicasts.offer(key, &f);
-            }
+        // A stream already under way: the first output starts on the GOP cache's key
+        // frame (muxed now); later ones wait for the next key frame of the shared mux.
+        for f in stream.add_multicast() {
+            self.multicasts.offer(key, &f);
         }
         info!(stream = %key, group = %spec.group, rtp = spec.rtp, "multicast output started");
         self.multicast_event("multicast_start", key, &spec, None);
@@ -344,7 +337,7 @@ impl Worker {
                 if s.outputs.is_empty() {
                     self.multicasts.streams.remove(&key);
                     if let Some(stream) = self.streams.get_mut(&key) {
-                        stream.sinks.retain(|s| *s != Sink::Multicast);
+                        stream.remove_multicast();
                     }
                 }
             }
