@@ -35,8 +35,8 @@ pub struct UdpCeilingConfig {
     pub port: u16,
     /// Per output, Mbit/s.
     pub rate_mbps: f64,
-    /// One send per output per interval (stratad sends once per loop turn with new
-    /// frames: about every 15 ms for a 25 fps stream with AAC).
+    /// One send per output per interval (stratad's outputs send what came within
+    /// `live.send_batch_ms`, 150 ms by default, in one send).
     pub interval: Duration,
     pub rtp: bool,
     pub duration: Duration,
@@ -51,7 +51,7 @@ impl Default for UdpCeilingConfig {
             first_group: Ipv4Addr::new(239, 20, 0, 1),
             port: 5000,
             rate_mbps: 2.15,
-            interval: Duration::from_millis(15),
+            interval: Duration::from_millis(150),
             rtp: false,
             duration: Duration::from_secs(20),
             warmup: Duration::from_secs(3),

@@ -123,7 +123,7 @@ enum Cmd {
         #[arg(long, default_value_t = 2.16)]
         rate_mbps: f64,
         /// Paced mode: each socket gets one write of rate x interval bytes per interval
-        /// [default: 100; with --udp 15, about how often stratad's outputs send].
+        /// [default: 100; with --udp 150, stratad's live.send_batch_ms].
         #[arg(long)]
         interval_ms: Option<u64>,
         /// Unpaced mode: bytes per write.
@@ -229,7 +229,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                     first_group: group,
                     port,
                     rate_mbps,
-                    interval: Duration::from_millis(interval_ms.unwrap_or(15)),
+                    interval: Duration::from_millis(interval_ms.unwrap_or(150)),
                     rtp,
                     duration: secs(duration, "duration")?,
                     warmup: secs(warmup, "warmup")?,

@@ -6,6 +6,8 @@
 //! - It starts on a place a decoder can start (tables and a key frame), and starts again
 //!   there whenever it lost its place: the publisher left, the queue overflowed, or a send
 //!   failed.
+//! - Batched like viewers' sends: what arrives within `batch_ms` (`live.send_batch_ms`) of
+//!   the oldest unsent frame goes in one send.
 //! - Never slows the stream: what it cannot send is dropped, bounded by `MAX_QUEUED`.
 //! - Paced: with a rate, a send takes no more than the credit earned since the last one
 //!   (a token bucket holding at most `BURST_MS` of the rate).
@@ -77,6 +79,10 @@ pub(crate) struct Output {
     rtp: bool,
     /// Bits per second (0: unpaced).
     rate: u64,
+    /// Unsent bytes wait this long for more before a send (0: sent at the next poll).
+    batch_ms: u64,
+    /// When `poll_send` first saw the oldest unsent bytes.
+    unsent_since: Option<u64>,
     state: State,
     /// Muxed frames not yet sent (the front one from `front_offset`), each with the 90 kHz
     /// time of its RTMP timestamp for the RTP header.
@@ -100,11 +106,13 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    pub(crate) fn new(packets: usize, rtp: bool, rate: u64, ssrc: u32) -> Self {
+    pub(crate) fn new(packets: usize, rtp: bool, rate: u64, batch_ms: u64, ssrc: u32) -> Self {
         Output {
             packets: packets.clamp(1, 7),
             rtp,
             rate,
+            batch_ms,
+            unsent_since: None,
             state: State::WaitingForKey,
             queue: VecDeque::new(),
             front_offset: 0,
@@ -165,6 +173,7 @@ impl Output {
         self.queued = 0;
         self.front_offset = 0;
         self.flight_in_queue = false;
+        self.unsent_since = None;
     }
 
     /// When the output next has something to send, if not now: the end of a back-off, or
@@ -176,11 +185,14 @@ impl Output {
         match self.state {
             State::BackingOff { retry_at, .. } => Some(retry_at),
             _ if self.unsent() == 0 => None,
-            _ if self.rate == 0 => Some(now_ms),
             _ => {
+                let batched = self.unsent_since.map_or(now_ms, |s| s + self.batch_ms);
+                if self.rate == 0 {
+                    return Some(batched);
+                }
                 let need = self.datagram_payload() as u64;
                 let short = need.saturating_sub(self.credit_now(now_ms));
-                Some(now_ms + (short * 8 * 1000).div_ceil(self.rate))
+                Some(batched.max(now_ms + (short * 8 * 1000).div_ceil(self.rate)))
             }
         }
     }
@@ -216,6 +228,10 @@ impl Output {
         }
         let unsent = self.unsent();
         if unsent == 0 {
+            return None;
+        }
+        let since = *self.unsent_since.get_or_insert(now_ms);
+        if now_ms.saturating_sub(since) < self.batch_ms {
             return None;
         }
         let payload = self.datagram_payload();
@@ -268,6 +284,8 @@ impl Output {
         if self.rate > 0 {
             self.credit = self.credit.saturating_sub(bytes as u64);
         }
+        // What is left (a paced or GSO-bounded remainder) is already due.
+        self.unsent_since = (bytes < unsent).then_some(since);
         self.in_flight = true;
         self.flight_in_queue = true;
         Some(&self.send)

@@ -280,7 +280,13 @@ impl Worker {
         let r = self.multicasts.entries.insert(Entry {
             key: key.clone(),
             socket,
-            output: Output::new(spec.packet_size, spec.rtp, spec.rate, ssrc),
+            output: Output::new(
+                spec.packet_size,
+                spec.rtp,
+                spec.rate,
+                u64::from(self.config.live.send_batch_ms),
+                ssrc,
+            ),
             slot: Box::new(SendSlot::new(spec.group)),
             spec: spec.clone(),
             in_flight: false,

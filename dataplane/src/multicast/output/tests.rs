@@ -26,7 +26,7 @@ fn datagrams(o: &Output, send: &Send) -> Vec<Vec<u8>> {
 
 #[test]
 fn starts_on_a_key_frame() {
-    let mut o = Output::new(7, false, 0, 1);
+    let mut o = Output::new(7, false, 0, 0, 1);
     o.offer(&muxed(3, false, 0, 1));
     assert!(o.poll_send(0).is_none());
     assert_eq!(o.state(), State::WaitingForKey);
@@ -50,7 +50,7 @@ fn starts_on_a_key_frame() {
 
 #[test]
 fn datagrams_span_frames_and_rtp_numbers_them() {
-    let mut o = Output::new(7, true, 0, 0xabcd);
+    let mut o = Output::new(7, true, 0, 0, 0xabcd);
     o.offer(&muxed(5, true, 1000, 1));
     o.offer(&muxed(5, false, 1040, 2));
     o.offer(&muxed(5, false, 1080, 3));
@@ -90,7 +90,7 @@ fn datagrams_span_frames_and_rtp_numbers_them() {
 
 #[test]
 fn one_send_at_a_time_and_at_most_one_gso_call() {
-    let mut o = Output::new(7, false, 0, 1);
+    let mut o = Output::new(7, false, 0, 0, 1);
     o.offer(&muxed(7 * 100, true, 0, 1));
     let send = o.poll_send(0).expect("a send");
     assert_eq!(send.datagrams, 49, "64 KB of 1316-byte segments");
@@ -103,7 +103,7 @@ fn one_send_at_a_time_and_at_most_one_gso_call() {
 fn pacing_keeps_within_the_rate() {
     // 1,052,800 bit/s: 100 datagrams of 1316 bytes a second, bursts of 10 ms (one).
     let rate = 1316 * 8 * 100;
-    let mut o = Output::new(7, false, rate, 1);
+    let mut o = Output::new(7, false, rate, 0, 1);
     o.offer(&muxed(7 * 50, true, 0, 1));
     let mut sent = 0;
     let mut now = 0;
@@ -119,7 +119,7 @@ fn pacing_keeps_within_the_rate() {
 
 #[test]
 fn a_failed_send_backs_off_then_resumes_on_a_key_frame() {
-    let mut o = Output::new(7, false, 0, 1);
+    let mut o = Output::new(7, false, 0, 0, 1);
     o.offer(&muxed(7, true, 0, 1));
     o.poll_send(0).expect("a send");
     assert_eq!(
@@ -149,7 +149,7 @@ fn a_failed_send_backs_off_then_resumes_on_a_key_frame() {
 
 #[test]
 fn an_overflowing_queue_drops_and_waits_for_a_key_frame() {
-    let mut o = Output::new(7, false, 0, 1);
+    let mut o = Output::new(7, false, 0, 0, 1);
     let big = MAX_QUEUED / TS_PACKET_SIZE / 2 + 1;
     o.offer(&muxed(big, true, 0, 1));
     o.offer(&muxed(big, false, 40, 2));
@@ -160,11 +160,25 @@ fn an_overflowing_queue_drops_and_waits_for_a_key_frame() {
 
 #[test]
 fn a_source_leaving_waits_for_the_next_key_frame() {
-    let mut o = Output::new(7, false, 0, 1);
+    let mut o = Output::new(7, false, 0, 0, 1);
     o.offer(&muxed(1, true, 0, 1));
     o.source_left();
     o.offer(&muxed(1, false, 40, 2));
     assert_eq!(o.queued, 188);
     o.offer(&muxed(1, true, 0, 3));
     assert_eq!(o.queued, 2 * 188);
+}
+
+#[test]
+fn frames_within_the_batch_window_share_one_send() {
+    let mut o = Output::new(7, false, 0, 150, 1);
+    o.offer(&muxed(3, true, 0, 1));
+    assert!(o.poll_send(1000).is_none(), "the window starts");
+    assert_eq!(o.next_due(1000), Some(1150));
+    o.offer(&muxed(3, false, 40, 2));
+    assert!(o.poll_send(1100).is_none());
+    let send = o.poll_send(1150).expect("the batch");
+    assert_eq!(send.bytes, 6 * 188);
+    assert!(o.completed(Ok(1), 1150).is_ok());
+    assert_eq!(o.next_due(1150), None);
 }
