@@ -368,3 +368,52 @@ fn an_output_added_and_removed_at_run_time_while_a_viewer_plays() {
         srv.log()
     );
 }
+
+#[test]
+fn a_group_without_a_route_is_logged_with_its_errno_and_retried() {
+    let _ns = NetNs::enter();
+    // This thread is in the namespace: take the multicast route away.
+    let out = std::process::Command::new("ip")
+        .args(["route", "del", "224.0.0.0/4", "dev", "lo"])
+        .output()
+        .expect("ip route del");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let srv = server(&output("live/cam", "239.10.0.8:5014", ""));
+    let _publisher = publish_sample(&srv.url("live/cam"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !srv.log().contains("multicast send failed") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = srv.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("multicast send failed"))
+        .unwrap_or_else(|| panic!("no failure logged:\n{log}"));
+    assert!(
+        line.contains(&format!("errno={}", libc::ENETUNREACH)) && line.contains("239.10.0.8:5014"),
+        "{line}"
+    );
+    // The route comes back: the output resumes (after its back-off, on a key frame).
+    let out = std::process::Command::new("ip")
+        .args(["route", "add", "224.0.0.0/4", "dev", "lo"])
+        .output()
+        .expect("ip route add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut raw = Raw::join(Ipv4Addr::new(239, 10, 0, 8), 5014);
+    receive_for(&mut [&mut raw], Duration::from_secs(10));
+    let packets = raw.packets();
+    assert!(
+        packets.len() > 100,
+        "{} TS packets after the route came back",
+        packets.len()
+    );
+    assert_eq!(pid(packets[0]), 0, "resumes with the PAT");
+}
