@@ -197,6 +197,7 @@ impl Port for QueuePort {
     fn close(&mut self, _: ClientRef, _: String) {}
     fn to_worker(&mut self, _: usize, _: &StreamKey, _: u64, _: MediaMessage) {}
     fn record(&mut self, _: RecorderRef, _: &dataplane::media::frame::Frame) {}
+    fn multicast(&mut self, _: &StreamKey, _: &dataplane::media::frame::Frame) {}
 }
 
 fn media_flush(c: &mut Criterion) {

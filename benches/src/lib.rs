@@ -7,7 +7,8 @@
 //! benchmark stream, made with ffmpeg). [`ceiling`] measures what the simplest possible
 //! server (the same bytes written to N sockets) costs on this machine; [`epoll`] is the
 //! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
-//! objects: N users of one object, one changing it at a fixed rate.
+//! objects: N users of one object, one changing it at a fixed rate. [`udp_ceiling`] is the
+//! ceiling of multicast outputs: the same datagrams, batched as stratad batches them.
 
 pub mod ceiling;
 pub mod epoll;
@@ -23,4 +24,5 @@ pub mod run;
 pub mod skim;
 pub mod so_bench;
 pub mod table;
+pub mod udp_ceiling;
 pub mod url;

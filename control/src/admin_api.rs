@@ -16,6 +16,9 @@
 //! | GET  /api/v1/so/{app}/{instance}/{name}        | so get   |
 //! | PUT  /api/v1/so/{app}/{instance}/{name}/{slot} | so set (body: the JSON value) |
 //! | DELETE /api/v1/so/{app}/{instance}/{name}[/{slot}] | so delete (no slot: clear) |
+//! | GET  /api/v1/multicast       | multicast list |
+//! | POST /api/v1/multicast, body: an output (`{"stream", "group", "rtp", ...}`) | multicast add |
+//! | DELETE /api/v1/multicast, body `{"stream", "group"}` | multicast remove |
 //!
 //! A success is 200 with the reply's `result` as the body. Errors are
 //! `{"error": {"code", "message"}}`: 503 when stratad cannot be reached, 504 when it does not
@@ -69,6 +72,9 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
     };
     let get = matches!(method, Method::Get);
     let post = matches!(method, Method::Post);
+    if rest == "multicast" {
+        return multicast(shared, method, body);
+    }
     match rest.split_once('/') {
         None => match (rest, get, post) {
             ("status", true, _) => control(shared, Call::Status),
@@ -103,6 +109,30 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &str) -> Answer {
         Some(("kick" | "stop" | "clients" | "broadcast" | "vod", _)) => not_allowed(),
         _ => error(404, "not_found", &format!("no such path: {path}")),
     }
+}
+
+/// `/api/v1/multicast`: GET lists, POST adds the output in the body, DELETE removes the
+/// one the body names.
+fn multicast(shared: &Shared, method: &Method, body: &str) -> Answer {
+    use crate::protocol::{MulticastCall, MulticastOutput};
+    #[derive(serde::Deserialize)]
+    struct Named {
+        stream: String,
+        group: std::net::SocketAddr,
+    }
+    let call = match method {
+        Method::Get => MulticastCall::List,
+        Method::Post => match serde_json::from_str::<MulticastOutput>(body) {
+            Ok(output) => MulticastCall::Add { output },
+            Err(e) => return error(400, "bad_request", &format!("body: {e}")),
+        },
+        Method::Delete => match serde_json::from_str::<Named>(body) {
+            Ok(Named { stream, group }) => MulticastCall::Remove { stream, group },
+            Err(e) => return error(400, "bad_request", &format!("body: {e}")),
+        },
+        _ => return not_allowed(),
+    };
+    control(shared, Call::Multicast(call))
 }
 
 pub(crate) fn not_allowed() -> Answer {

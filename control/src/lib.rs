@@ -10,6 +10,7 @@ pub mod line_reader;
 pub mod manager;
 pub mod manager_config;
 pub mod metrics;
+pub mod multicast_command;
 mod rpc_api;
 pub mod rpc_cli;
 mod rpc_hook;

@@ -281,6 +281,45 @@ pub fn render(
         }
     }
 
+    if let Some((_, streams)) = stratad {
+        for (name, help, value) in [
+            (
+                "strata_multicast_datagrams_total",
+                "Datagrams a multicast output sent",
+                (|m: &crate::protocol::MulticastOutputInfo| m.datagrams)
+                    as fn(&crate::protocol::MulticastOutputInfo) -> u64,
+            ),
+            (
+                "strata_multicast_bytes_total",
+                "TS bytes a multicast output sent",
+                |m| m.bytes,
+            ),
+            (
+                "strata_multicast_dropped_bytes_total",
+                "TS bytes a multicast output dropped (queue overflow, failed sends)",
+                |m| m.dropped_bytes,
+            ),
+            (
+                "strata_multicast_failures_total",
+                "Failed sends of a multicast output",
+                |m| m.failures,
+            ),
+        ] {
+            w.family(name, "counter", help);
+            for st in streams {
+                for m in &st.multicast {
+                    let labels = [
+                        ("app", st.app.as_str()),
+                        ("instance", st.instance.as_str()),
+                        ("stream", st.name.as_str()),
+                        ("group", m.group.as_str()),
+                    ];
+                    w.sample(name, &labels, value(m) as f64);
+                }
+            }
+        }
+    }
+
     w.single(
         "strata_manager_reconnects_total",
         "counter",
@@ -513,6 +552,7 @@ mod tests {
             gop_frames: 50,
             since: 0.0,
             recording: Some("/srv/media/live/_definst_/cam.flv".into()),
+            multicast: Vec::new(),
         }
     }
 
@@ -541,6 +581,33 @@ mod tests {
         assert!(samples
             .iter()
             .any(|(n, _, v)| n == "strata_worker_so_messages_out_total" && *v == 9.0));
+    }
+
+    #[test]
+    fn multicast_outputs_count_per_group() {
+        let mut st = stream("cam");
+        st.multicast.push(crate::protocol::MulticastOutputInfo {
+            group: "239.1.1.1:5000".into(),
+            rtp: true,
+            state: "sending".into(),
+            datagrams: 70,
+            bytes: 92_120,
+            dropped_bytes: 0,
+            failures: 1,
+        });
+        let text = render(Some((&status(), &[st])), &ManagerCounters::default());
+        let samples = parse(&text).expect(&text);
+        let bytes = samples
+            .iter()
+            .find(|(n, _, _)| n == "strata_multicast_bytes_total")
+            .expect("bytes per output");
+        assert!(bytes.1.contains(&("group".into(), "239.1.1.1:5000".into())));
+        assert_eq!(bytes.2, 92_120.0);
+        let failures = samples
+            .iter()
+            .find(|(n, _, _)| n == "strata_multicast_failures_total")
+            .expect("failures per output");
+        assert_eq!(failures.2, 1.0);
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn streams(streams: &[StreamInfo], now: f64) -> String {
             ]
         })
         .collect();
-    render(
+    let mut table = render(
         &[
             "APP",
             "INSTANCE",
@@ -171,7 +171,41 @@ pub fn streams(streams: &[StreamInfo], now: f64) -> String {
             "RECORDING",
         ],
         &rows,
-    )
+    );
+    let outputs: Vec<Vec<String>> = streams
+        .iter()
+        .flat_map(|s| {
+            s.multicast.iter().map(move |m| {
+                vec![
+                    format!("{}/{}/{}", s.app, s.instance, s.name),
+                    m.group.clone(),
+                    if m.rtp { "rtp" } else { "udp" }.to_string(),
+                    m.state.clone(),
+                    m.datagrams.to_string(),
+                    m.bytes.to_string(),
+                    m.dropped_bytes.to_string(),
+                    m.failures.to_string(),
+                ]
+            })
+        })
+        .collect();
+    if !outputs.is_empty() {
+        table.push('\n');
+        table.push_str(&render(
+            &[
+                "MULTICAST OF",
+                "GROUP",
+                "AS",
+                "STATE",
+                "DATAGRAMS",
+                "BYTES",
+                "DROPPED",
+                "FAILURES",
+            ],
+            &outputs,
+        ));
+    }
+    table
 }
 
 pub fn upstreams(upstreams: &[UpstreamInfo], now: f64) -> String {

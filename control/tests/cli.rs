@@ -329,3 +329,53 @@ fn vod_lists_the_content_roots_files_and_asks_for_one_instance() {
         instance: Some("room1".into())
     }));
 }
+
+#[test]
+fn multicast_lists_adds_and_removes_outputs() {
+    use control::protocol::MulticastCall;
+    let dir = Scratch::new("cli-multicast");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let out = stratactl(&fake.path, &["multicast", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("STREAM") && t.contains("239.1.1.1:5000") && t.contains("rtp"),
+        "{t}"
+    );
+    let out = stratactl(
+        &fake.path,
+        &[
+            "multicast",
+            "add",
+            "live/cam",
+            "239.1.1.2:5002",
+            "--ttl",
+            "2",
+            "--rate",
+            "3000000",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stratactl(
+        &fake.path,
+        &["multicast", "remove", "live/cam", "239.1.1.2:5002"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stratactl(&fake.path, &["multicast", "add", "live/cam", "not-a-group"]);
+    assert!(
+        !out.status.success(),
+        "a group that is not an address is refused"
+    );
+    fake.seen(|s| {
+        let added = s.calls.iter().find_map(|c| match c {
+            Call::Multicast(MulticastCall::Add { output }) => Some(output.clone()),
+            _ => None,
+        });
+        let added = added.expect("an add call");
+        assert_eq!((added.ttl, added.rate, added.rtp), (2, 3_000_000, false));
+        assert!(s.calls.contains(&Call::Multicast(MulticastCall::Remove {
+            stream: "live/cam".into(),
+            group: "239.1.1.2:5002".parse().expect("addr"),
+        })));
+    });
+}

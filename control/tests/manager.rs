@@ -408,3 +408,42 @@ fn shared_object_routes_map_to_so_calls() {
     });
     m.shutdown();
 }
+
+#[test]
+fn admin_api_lists_adds_and_removes_multicast_outputs() {
+    use control::protocol::MulticastCall;
+    let dir = Scratch::new("mgr-multicast");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let m = start(&fake.path, HookConfig::default());
+    let agent = ureq::AgentBuilder::new().timeout(WAIT).build();
+    let url = format!("http://{}/api/v1/multicast", m.http_addr());
+    let (code, body) = http(&m, "GET", "/api/v1/multicast");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["multicast"][0]["group"], "239.1.1.1:5000", "{body}");
+    assert_eq!(v["multicast"][0]["origin"], "config", "{body}");
+    let add = agent
+        .post(&url)
+        .send_string(r#"{"stream": "live/cam", "group": "239.1.1.3:5004", "rtp": true}"#)
+        .expect("post");
+    assert_eq!(add.status(), 200);
+    let bad = agent.post(&url).send_string(r#"{"stream": "live/cam"}"#);
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))));
+    let del = agent
+        .delete(&url)
+        .send_string(r#"{"stream": "live/cam", "group": "239.1.1.3:5004"}"#)
+        .expect("delete");
+    assert_eq!(del.status(), 200);
+    assert_eq!(http(&m, "PUT", "/api/v1/multicast").0, 405);
+    fake.seen(|s| {
+        assert!(s.calls.iter().any(|c| matches!(
+            c,
+            Call::Multicast(MulticastCall::Add { output }) if output.rtp && output.ttl == 16
+        )));
+        assert!(s.calls.iter().any(|c| matches!(
+            c,
+            Call::Multicast(MulticastCall::Remove { stream, .. }) if stream == "live/cam"
+        )));
+    });
+    m.shutdown();
+}

@@ -20,6 +20,8 @@ pub struct Config {
     pub(crate) shared_objects: crate::app::shared_objects::SoConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
+    /// Multicast outputs (`[[multicast]]`): streams sent as MPEG-TS to multicast groups.
+    pub(crate) multicast: Vec<crate::multicast::spec::MulticastSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -333,6 +335,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for m in &self.multicast {
+            crate::multicast::spec::validate(m)
+                .map_err(|e| format!("[[multicast]] {}: {e}", m.stream))?;
+        }
         let s = &self.server;
         if s.listen.is_empty() {
             return Err("server.listen needs at least one address".into());

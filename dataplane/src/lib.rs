@@ -9,6 +9,7 @@ pub(crate) mod app;
 pub mod config;
 mod engine;
 pub mod media;
+mod multicast;
 pub mod proto;
 mod relay;
 pub mod server;

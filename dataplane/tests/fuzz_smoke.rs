@@ -261,6 +261,14 @@ fn flv_recovery_survives_mutations() {
     run(fuzzing::flv_recovery, &[whole, torn, window], 9);
 }
 
+#[test]
+fn mpegts_mux_survives_mutations() {
+    let seed = fuzzing::mpegts_seed();
+    let mut restart = seed.clone();
+    restart[0] |= 2;
+    run(fuzzing::mpegts_mux, &[seed, restart], 15);
+}
+
 fn info(level: &str, code: &str) -> Amf0Value {
     Amf0Value::object([
         ("level", Amf0Value::string(level)),

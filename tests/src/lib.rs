@@ -8,13 +8,14 @@
 //! [`flv_tags`] (an FLV's tags), [`flv_source`] (an FLV file's tags published by our client),
 //! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook),
 //! [`pyrtmp`] (python-librtmp and stratactl binaries), [`tiers`] (origins, edges and a viewer
-//! timed across a failover).
+//! timed across a failover), [`netns`] (a network namespace for multicast tests).
 
 pub mod flv_source;
 pub mod flv_tags;
 pub mod json_hook;
 pub mod live_fixture;
 pub mod media_probe;
+pub mod netns;
 pub mod publisher;
 pub mod pyrtmp;
 pub mod raw_chunk;

@@ -5,6 +5,8 @@
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 0 --publish bench.flv --duration 600
 //!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
+//!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--json]
+//!   strata-load multicast-config --streams 1 --groups 500 >> strata.toml
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -124,9 +126,10 @@ enum Cmd {
         /// fast as the sockets take them).
         #[arg(long, default_value_t = 2.16)]
         rate_mbps: f64,
-        /// Paced mode: each socket gets one write of rate x interval bytes per interval.
-        #[arg(long, default_value_t = 100)]
-        interval_ms: u64,
+        /// Paced mode: each socket gets one write of rate x interval bytes per interval
+        /// [default: 100; with --udp 150, stratad's live.send_batch_ms].
+        #[arg(long)]
+        interval_ms: Option<u64>,
         /// Unpaced mode: bytes per write.
         #[arg(long, default_value_t = 65536)]
         write_size: usize,
@@ -149,6 +152,35 @@ enum Cmd {
         /// Print the report as JSON (per-second lines go to stderr).
         #[arg(long)]
         json: bool,
+        /// UDP mode: -n multicast outputs, each one sendmsg (UDP GSO, 1316-byte datagrams)
+        /// per interval to its own group, as stratad's outputs send; run it in a network
+        /// namespace whose 224.0.0.0/4 routes through lo (the tool checks).
+        #[arg(long)]
+        udp: bool,
+        /// UDP mode: an RTP header per datagram, as its own iovec.
+        #[arg(long)]
+        rtp: bool,
+        /// UDP mode: the first group (output i sends to it + i).
+        #[arg(long, default_value = "239.20.0.1")]
+        group: std::net::Ipv4Addr,
+        /// UDP mode: the groups' port.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
+    /// `[[multicast]]` entries for stratad's multicast benchmark: STREAMS streams
+    /// (live/bench0, ...) each to GROUPS groups, numbered from --group as `ceiling --udp`
+    /// numbers its outputs.
+    MulticastConfig {
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        #[arg(long, default_value_t = 500)]
+        groups: usize,
+        #[arg(long, default_value = "239.20.0.1")]
+        group: std::net::Ipv4Addr,
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        #[arg(long)]
+        rtp: bool,
     },
 }
 
@@ -188,15 +220,42 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             cpu,
             sink_cpu,
             json,
+            udp,
+            rtp,
+            group,
+            port,
         } => {
             let secs = |v: f64, name: &str| {
                 Duration::try_from_secs_f64(v)
                     .map_err(|_| format!("--{name} must be a number of seconds"))
             };
+            if udp {
+                let cfg = benches::udp_ceiling::UdpCeilingConfig {
+                    outputs: sockets,
+                    first_group: group,
+                    port,
+                    rate_mbps,
+                    interval: Duration::from_millis(interval_ms.unwrap_or(150)),
+                    rtp,
+                    duration: secs(duration, "duration")?,
+                    warmup: secs(warmup, "warmup")?,
+                    cpu: Some(cpu),
+                };
+                let report = benches::udp_ceiling::run(&cfg)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&report).map_err(|e| e.to_string())?
+                    );
+                } else {
+                    print!("{}", report.human());
+                }
+                return Ok(());
+            }
             let cfg = benches::ceiling::CeilingConfig {
                 sockets,
                 rate_mbps,
-                interval: Duration::from_millis(interval_ms),
+                interval: Duration::from_millis(interval_ms.unwrap_or(100)),
                 write_size,
                 iovecs,
                 duration: secs(duration, "duration")?,
@@ -240,6 +299,16 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             };
             print!("{}", benches::so_bench::run(&cfg)?.to_table());
         }
+        Cmd::MulticastConfig {
+            streams,
+            groups,
+            group,
+            port,
+            rtp,
+        } => print!(
+            "{}",
+            benches::udp_ceiling::multicast_config(streams, groups, group, port, rtp)
+        ),
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             let port = l.local_addr().map_err(|e| e.to_string())?.port();

@@ -19,6 +19,10 @@ mod shared_objects;
 pub use shared_objects::{SoCall, SoInfo};
 mod vod;
 pub use vod::VodFileInfo;
+mod multicast;
+pub use multicast::{
+    MulticastCall, MulticastListed, MulticastOutput, DEFAULT_PACKETS_PER_DATAGRAM,
+};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where stratad listens when `--control-socket` is not given.
@@ -107,6 +111,8 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<String>,
     },
+    /// Multicast outputs: list, add, remove (`multicast` reply, or `done`).
+    Multicast(MulticastCall),
 }
 
 /// A line from stratad: a response, an event or an auth request.
@@ -166,6 +172,9 @@ pub enum Reply {
     /// A client's answer to `client_call`.
     Answer {
         answer: RpcOutcome,
+    },
+    Multicast {
+        multicast: Vec<MulticastListed>,
     },
 }
 
@@ -256,6 +265,24 @@ pub struct StreamInfo {
     /// The file the stream is being recorded to, if it is. Absent from older servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// The stream's multicast outputs on the worker it enters. Absent from older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multicast: Vec<MulticastOutputInfo>,
+}
+
+/// One multicast output of a stream, as `streams` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulticastOutputInfo {
+    /// "239.1.1.1:5000"
+    pub group: String,
+    pub rtp: bool,
+    /// waiting_for_key, sending, backing_off
+    pub state: String,
+    pub datagrams: u64,
+    pub bytes: u64,
+    /// Bytes dropped (queue overflow, failed sends).
+    pub dropped_bytes: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,7 +305,9 @@ pub struct ClientInfo {
 pub struct Event {
     /// connect, disconnect, publish_start, publish_stop, play_start, play_stop; so_use,
     /// so_release, so_change (a client's shared-object use, release, or batch of changes:
-    /// `stream` then holds the object's name).
+    /// `stream` then holds the object's name); multicast_start, multicast_stop,
+    /// multicast_failed (an output: `addr` holds its group, `reason` why it stopped or the
+    /// error with its errno).
     pub event: String,
     /// Unix time in seconds.
     pub ts: f64,

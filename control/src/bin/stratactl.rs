@@ -6,7 +6,7 @@ use control::client::{Answer, ControlClient, Unsolicited};
 use control::manager::{Manager, ManagerOptions};
 use control::manager_config::{ManagerConfig, DEFAULT_HTTP};
 use control::protocol::{Call, Reply, DEFAULT_SOCKET};
-use control::{rpc_cli, so_command, table, tune, vod_command};
+use control::{multicast_command, rpc_cli, so_command, table, tune, vod_command};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +50,11 @@ enum Command {
     So {
         #[command(subcommand)]
         action: so_command::SoAction,
+    },
+    /// Multicast outputs: list, add, remove (streams as MPEG-TS to multicast groups)
+    Multicast {
+        #[command(subcommand)]
+        action: multicast_command::MulticastAction,
     },
     /// Print events (connect, publish, play...) until interrupted
     Events,
@@ -125,6 +130,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),
         Command::So { action } => show(one_shot(Call::So(so_command::call(action)))?, cli.json),
+        Command::Multicast { action } => show(
+            one_shot(Call::Multicast(multicast_command::call(action)))?,
+            cli.json,
+        ),
         Command::Events => events(
             &socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             cli.json,
@@ -200,6 +209,7 @@ fn show(answer: Answer, json: bool) -> Result<ExitCode, String> {
             vod_files,
             truncated,
         } => vod_command::table(&vod_files, truncated),
+        Reply::Multicast { multicast } => multicast_command::table(&multicast),
         Reply::Done { done, message } => {
             let msg = message.unwrap_or_else(|| if done { "done" } else { "not done" }.into());
             if !done {

@@ -133,6 +133,7 @@ pub fn streams() -> Vec<StreamInfo> {
         gop_frames: 50,
         since: 0.0,
         recording: None,
+        multicast: Vec::new(),
     }]
 }
 
@@ -400,6 +401,19 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
                 }),
                 None,
             ),
+            Call::Multicast(control::protocol::MulticastCall::List) => (
+                Some(Reply::Multicast {
+                    multicast: vec![control::protocol::MulticastListed {
+                        output: serde_json::from_str(
+                            r#"{"stream":"live/cam","group":"239.1.1.1:5000","rtp":true}"#,
+                        )
+                        .expect("output"),
+                        origin: "config".into(),
+                    }],
+                }),
+                None,
+            ),
+            Call::Multicast(_) => (done(None), None),
             Call::So(_) => (
                 Some(Reply::SharedObjects {
                     shared_objects: vec![control::protocol::SoInfo {

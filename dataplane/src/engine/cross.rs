@@ -91,6 +91,14 @@ pub(crate) enum WorkerMsg {
         target: SoTarget,
         message: Arc<SoMessage>,
     },
+    /// From the control thread: an operator added a multicast output; the worker where a
+    /// matching stream enters opens it.
+    MulticastAdd(crate::multicast::spec::MulticastSpec),
+    /// From the control thread: an operator removed the output of `stream` to `group`.
+    MulticastRemove {
+        stream: String,
+        group: std::net::SocketAddr,
+    },
     Shutdown,
 }
 

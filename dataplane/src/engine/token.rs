@@ -23,6 +23,8 @@ pub(crate) enum OpKind {
     File = 9,
     /// A file read (slot: its entry in `FileReads`).
     FileRead = 10,
+    /// A multicast output's batched send (slot: the output in the worker's `Multicasts`).
+    MulticastSend = 11,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,7 @@ impl Token {
             8 => OpKind::UdpSend,
             9 => OpKind::File,
             10 => OpKind::FileRead,
+            11 => OpKind::MulticastSend,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
@@ -88,6 +91,7 @@ mod tests {
             OpKind::UdpSend,
             OpKind::File,
             OpKind::FileRead,
+            OpKind::MulticastSend,
         ] {
             let t = Token::new(kind, 7, 9);
             assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));

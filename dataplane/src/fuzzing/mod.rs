@@ -6,6 +6,7 @@ mod client_session;
 mod flv;
 mod host_ini;
 mod rtmfp;
+mod mpegts;
 mod rtmp;
 mod session;
 mod shared_object;
@@ -18,6 +19,7 @@ pub use host_ini::host_ini;
 pub use rtmfp::{
     rtmfp_chunks, rtmfp_flash_message, rtmfp_handshake, rtmfp_packet, rtmfp_reassembly, rtmfp_seeds,
 };
+pub use mpegts::{mpegts_mux, mpegts_seed};
 pub use rtmp::*;
 pub use session::rtmp_session;
 pub use shared_object::{shared_object_file, shared_object_message};

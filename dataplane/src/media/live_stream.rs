@@ -266,6 +266,24 @@ impl LiveStream {
         self.sinks.retain(|s| *s != Sink::Recorder(recorder));
     }
 
+    /// The stream's multicast outputs on this worker start (while its source is here: a
+    /// local publisher or an upstream link): they get every frame from here on. Returns
+    /// what they start from when the sink is new: the GOP cache (metadata, headers, the
+    /// last key frame and the frames since), so that they need not wait for the next key
+    /// frame.
+    pub(crate) fn add_multicast(&mut self) -> Vec<FrameRef> {
+        if self.source.here().is_none() || self.sinks.contains(&Sink::Multicast) {
+            return Vec::new();
+        }
+        self.sinks.push(Sink::Multicast);
+        self.gop.snapshot().cloned().collect()
+    }
+
+    /// The stream has no multicast output left here.
+    pub(crate) fn remove_multicast(&mut self) {
+        self.sinks.retain(|s| *s != Sink::Multicast);
+    }
+
     /// A NetStream starts playing: Stream Begin, Play.Reset (if asked), Play.Start, and if
     /// the stream is live, the start of the snapshot so it starts on a key frame (the rest
     /// follows in rounds: `catch_up`).

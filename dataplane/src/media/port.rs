@@ -119,4 +119,7 @@ pub trait Port {
     /// `Sink::Recorder`). A recording that cannot take it (failed) is the port's to report
     /// after the call, as a client to close is.
     fn record(&mut self, recorder: RecorderRef, frame: &Frame);
+    /// A frame of a stream published here, for its multicast outputs (see
+    /// `Sink::Multicast`).
+    fn multicast(&mut self, key: &StreamKey, frame: &Frame);
 }

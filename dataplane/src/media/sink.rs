@@ -18,6 +18,9 @@ pub(crate) enum Sink {
     /// A recording of the stream on this worker (see `media::recorder`): each frame
     /// becomes an FLV tag in its buffer; the worker writes it out through its ring.
     Recorder(RecorderRef),
+    /// The stream's multicast outputs on this worker (see `multicast/`): each frame is
+    /// muxed to MPEG-TS once and the bytes shared by all of them.
+    Multicast,
 }
 
 impl Sink {
@@ -31,6 +34,7 @@ impl Sink {
         match *self {
             Sink::Worker(w) => port.to_worker(w, key, publish_id, frame.message()),
             Sink::Recorder(r) => port.record(r, frame),
+            Sink::Multicast => port.multicast(key, frame),
         }
     }
 }

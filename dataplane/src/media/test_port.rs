@@ -52,6 +52,8 @@ pub(crate) struct TestPort {
     pub(crate) forwarded: Vec<(usize, u32)>,
     /// Frames handed to recordings: which one, and the frame's type and timestamp.
     pub(crate) recorded: Vec<(RecorderRef, u8, u32)>,
+    /// Frames offered to a stream's multicast outputs: (stream, type, timestamp).
+    pub(crate) multicast: Vec<(String, u8, u32)>,
     /// Every frame handed to any client, in the order the port got them.
     pub(crate) log: Vec<(ClientRef, FrameKind)>,
 }
@@ -216,5 +218,10 @@ impl Port for TestPort {
     fn record(&mut self, recorder: RecorderRef, frame: &Frame) {
         self.recorded
             .push((recorder, frame.type_id, frame.timestamp));
+    }
+
+    fn multicast(&mut self, key: &StreamKey, frame: &Frame) {
+        self.multicast
+            .push((key.to_string(), frame.type_id, frame.timestamp));
     }
 }

@@ -9,5 +9,6 @@ pub(crate) mod byte_window;
 pub use amf_error::AmfError;
 pub mod command;
 pub(crate) mod flv;
+pub(crate) mod mpegts;
 pub(crate) mod rtmfp;
 pub mod rtmp;

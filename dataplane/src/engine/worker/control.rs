@@ -137,6 +137,7 @@ impl Worker {
                     gop_frames: s.gop.gop_len().0 as u64,
                     since: if local { s.stats.since } else { 0.0 },
                     recording: self.recordings.path_of(key),
+                    multicast: self.multicasts.reports(key),
                 }
             })
             .collect()

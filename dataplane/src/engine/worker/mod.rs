@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 mod control;
 mod files;
+mod multicast;
 mod outbound;
 mod port;
 mod recordings;
@@ -128,6 +129,11 @@ pub(crate) struct Worker {
     /// `recordings.rs`); after `io` for the same reason.
     files: FileOps<Owner>,
     recordings: recordings::Recordings,
+    /// Multicast outputs of the streams that enter here (see `multicast.rs`); after `io`
+    /// for the same reason.
+    multicasts: multicast::Multicasts,
+    /// Multicast outputs an operator added at run time, besides the config's.
+    multicast_added: Vec<crate::multicast::spec::MulticastSpec>,
     /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
     pulls: upstream::Pulls,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
@@ -200,6 +206,8 @@ impl Worker {
             udp: UdpSockets::default(),
             files: FileOps::default(),
             recordings: recordings::Recordings::default(),
+            multicasts: multicast::Multicasts::default(),
+            multicast_added: Vec::new(),
             pulls: upstream::Pulls::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
@@ -239,6 +247,9 @@ impl Worker {
             if let Some(due) = self.recordings_wait() {
                 wait = wait.min(due);
             }
+            if let Some(due) = self.multicast_wait() {
+                wait = wait.min(due);
+            }
             if let Some(at) = self.media.at {
                 wait = wait.min(at.saturating_duration_since(now));
             }
@@ -256,6 +267,7 @@ impl Worker {
             self.handle_completions(&mut completions);
             self.run_timers();
             self.pump_recordings();
+            self.pump_multicast();
             self.rearm_receives();
             self.flush_dirty();
             self.wake_peers();
@@ -434,6 +446,7 @@ impl Worker {
             OpKind::UdpSend => self.on_udp_sent(token, c),
             OpKind::File => self.on_file(token, c),
             OpKind::FileRead => self.on_file_read(token, c),
+            OpKind::MulticastSend => self.on_multicast_sent(token, c),
             OpKind::Cancel => {}
         }
     }
@@ -732,6 +745,8 @@ impl Worker {
                 target,
                 message,
             } => self.so_deliver(instance, target, message),
+            WorkerMsg::MulticastAdd(spec) => self.add_multicast(spec),
+            WorkerMsg::MulticastRemove { stream, group } => self.remove_multicast(&stream, group),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }

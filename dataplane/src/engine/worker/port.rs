@@ -15,6 +15,7 @@ pub(super) struct RtmpPort<'a> {
     pub(crate) closing: &'a mut Vec<(ConnRef, String)>,
     pub(crate) mailboxes: &'a [Mailbox<WorkerMsg>],
     pub(crate) recordings: &'a mut super::recordings::Recordings,
+    pub(crate) multicasts: &'a mut super::multicast::Multicasts,
     pub(crate) wake: &'a mut [bool],
     pub(crate) stats: &'a WorkerStats,
     pub(crate) batch_ms: u32,
@@ -32,6 +33,7 @@ macro_rules! port {
             closing: &mut $w.closing,
             mailboxes: &$w.shared.mailboxes,
             recordings: &mut $w.recordings,
+            multicasts: &mut $w.multicasts,
             wake: &mut $w.wake,
             stats: &$w.shared.stats[$w.id],
             batch_ms: $w.config.live.send_batch_ms,
@@ -193,5 +195,9 @@ impl Port for RtmpPort<'_> {
 
     fn record(&mut self, recorder: RecorderRef, frame: &Frame) {
         self.recordings.offer(recorder, frame);
+    }
+
+    fn multicast(&mut self, key: &StreamKey, frame: &Frame) {
+        self.multicasts.offer(key, frame);
     }
 }

@@ -78,6 +78,7 @@ impl Worker {
             return;
         };
         stream.went_live(&mut port, &mut self.stopped);
+        self.start_multicast(key);
         self.note_catching_up(key);
         self.settle(key);
     }
@@ -149,6 +150,7 @@ impl Worker {
 
     /// The stream's publisher left: viewers get UnpublishNotify and wait for the next one.
     pub(super) fn went_offline(&mut self, key: &StreamKey) {
+        self.stop_multicast(key);
         let mut port = port!(self);
         let Some(stream) = self.streams.get_mut(key) else {
             return;

@@ -617,6 +617,7 @@ impl Worker {
                     gop_frames: 0,
                     since: 0.0,
                     recording: None,
+                    multicast: Vec::new(),
                 },
             )
             .collect()

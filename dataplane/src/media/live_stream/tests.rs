@@ -830,6 +830,40 @@ fn a_recorder_gets_every_frame_in_order() {
     assert!(!sim.stream.sinks.contains(&Sink::Recorder(r)));
 }
 
+/// Multicast outputs are one more sink: added mid-stream they start from the GOP cache (a
+/// key frame first among the pictures), then get every frame, whatever viewers drop;
+/// removed, nothing more; not while nobody publishes here.
+#[test]
+fn multicast_outputs_start_from_the_gop_cache_then_get_every_frame() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1000);
+    let start = sim.stream.add_multicast();
+    let first_picture = start
+        .iter()
+        .find(|f| matches!(f.kind, FrameKind::VideoKey | FrameKind::VideoInter));
+    assert_eq!(first_picture.map(|f| f.kind), Some(FrameKind::VideoKey));
+    assert!(sim.stream.add_multicast().is_empty(), "one sink per stream");
+    let slow = sim.client(false);
+    sim.play(slow);
+    sim.run(2000);
+    let sent: Vec<u32> = sim.port.multicast.iter().map(|(_, _, ts)| *ts).collect();
+    assert!(sent.len() > 2 * FPS as usize, "every frame: {}", sent.len());
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "in order");
+    assert!(sim
+        .port
+        .multicast
+        .iter()
+        .all(|(key, _, _)| key == &sim.stream.key.to_string()));
+    sim.stream.remove_multicast();
+    let after = sim.port.multicast.len();
+    sim.run(500);
+    assert_eq!(sim.port.multicast.len(), after, "nothing after removal");
+    sim.unpublish();
+    assert!(sim.stream.add_multicast().is_empty());
+    assert!(!sim.stream.sinks.contains(&Sink::Multicast));
+}
+
 #[test]
 fn an_upstream_link_feeds_like_a_publisher_and_a_relink_costs_viewers_no_status() {
     let mut sim = Sim::new();

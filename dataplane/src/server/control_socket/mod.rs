@@ -4,6 +4,7 @@
 //! blocks a worker, and a flood of requests is refused with `busy` past a bound.
 
 mod client;
+mod multicast;
 mod peer;
 mod status;
 
@@ -112,6 +113,8 @@ pub(super) struct ControlServer {
     rpc_waiting: HashMap<u64, (usize, Instant)>,
     sampler: Sampler,
     stop: Arc<AtomicBool>,
+    /// Multicast outputs operators added (see `multicast.rs`).
+    multicast_added: Vec<crate::multicast::spec::MulticastSpec>,
 }
 
 fn bind(path: &Path) -> io::Result<UnixListener> {
@@ -184,6 +187,7 @@ impl ControlServer {
             rpc_waiting: HashMap::new(),
             sampler: Sampler::new(workers),
             stop,
+            multicast_added: Vec::new(),
         })
     }
 
@@ -444,6 +448,7 @@ impl ControlServer {
                         "client_call",
                         "broadcast",
                         "vod",
+                        "multicast",
                     ]
                     .contains(&m)
                 });
@@ -537,6 +542,7 @@ impl ControlServer {
                 self.ask_shared_objects(token, id, call)
             }
             Call::Vod { app, instance } => self.list_files(token, id, app, instance),
+            Call::Multicast(call) => self.multicast(token, id, call),
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,
@@ -1004,6 +1010,7 @@ mod tests {
             gop_frames: 0,
             since: 0.0,
             recording: recording.map(String::from),
+            multicast: Vec::new(),
         }
     }
 

@@ -1,0 +1,302 @@
+//! The UDP ceiling: what sending multicast outputs costs at the least on this machine, to
+//! state stratad's multicast cost as a multiple of it. One pinned thread sends the same
+//! datagrams (one buffer, filled once) to N multicast groups the way stratad's outputs
+//! do: every `interval`, one `sendmsg` per output carrying rate × interval bytes cut into
+//! 1316-byte datagrams by the kernel (UDP GSO, `UDP_SEGMENT`), with a 12-byte RTP header
+//! per datagram as its own iovec when `rtp`. Nothing receives: like stratad's benchmark,
+//! the groups have no members, so the figure is the sender's.
+//!
+//! Only where groups stay on this machine: every group must route through `lo` (run it
+//! under `ip netns exec NS` with `ip route add 224.0.0.0/4 dev lo` in NS); the tool checks
+//! with `ip route get` and refuses otherwise. Bounded: it stops at its deadline.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::procstat::{current_tid, thread_cpu_seconds};
+
+/// 7 TS packets of 188 bytes: what stratad's outputs send by default.
+pub const DATAGRAM: usize = 7 * 188;
+const RTP_HEADER: usize = 12;
+/// UDP GSO's limit per call.
+const MAX_SEGMENTS: usize = 64;
+const MAX_GSO_BYTES: usize = 65_000;
+
+#[derive(Debug, Clone)]
+pub struct UdpCeilingConfig {
+    pub outputs: usize,
+    /// The first group; output i sends to first + i (port `port`).
+    pub first_group: Ipv4Addr,
+    pub port: u16,
+    /// Per output, Mbit/s.
+    pub rate_mbps: f64,
+    /// One send per output per interval (stratad's outputs send what came within
+    /// `live.send_batch_ms`, 150 ms by default, in one send).
+    pub interval: Duration,
+    pub rtp: bool,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub cpu: Option<usize>,
+}
+
+impl Default for UdpCeilingConfig {
+    fn default() -> Self {
+        UdpCeilingConfig {
+            outputs: 500,
+            first_group: Ipv4Addr::new(239, 20, 0, 1),
+            port: 5000,
+            rate_mbps: 2.15,
+            interval: Duration::from_millis(150),
+            rtp: false,
+            duration: Duration::from_secs(20),
+            warmup: Duration::from_secs(3),
+            cpu: Some(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UdpCeilingReport {
+    pub outputs: usize,
+    pub rate_mbps: f64,
+    pub interval_ms: f64,
+    pub rtp: bool,
+    pub steady_secs: f64,
+    pub sends: u64,
+    pub datagrams: u64,
+    pub bytes: u64,
+    pub send_errors: u64,
+    pub gbps: f64,
+    /// The sender thread's CPU, in % of one core.
+    pub cpu_pct: f64,
+    /// cpu_pct ÷ outputs.
+    pub cpu_pct_per_output: f64,
+    /// Core-seconds per second per Gbit/s sent.
+    pub cores_per_gbps: f64,
+    pub us_per_send: f64,
+}
+
+impl UdpCeilingReport {
+    pub fn human(&self) -> String {
+        format!(
+            "udp ceiling: {} outputs x {:.2} Mbit/s ({}; one sendmsg per output every {:.0} ms)\n\
+             sent {:.3} Gbit/s in {:.1} s: {} sends, {} datagrams, {} errors\n\
+             sender CPU {:.1} % of a core: {:.4} % per output, {:.3} cores per Gbit/s, {:.2} us per send\n",
+            self.outputs,
+            self.rate_mbps,
+            if self.rtp { "RTP" } else { "UDP" },
+            self.interval_ms,
+            self.gbps,
+            self.steady_secs,
+            self.sends,
+            self.datagrams,
+            self.send_errors,
+            self.cpu_pct,
+            self.cpu_pct_per_output,
+            self.cores_per_gbps,
+            self.us_per_send,
+        )
+    }
+}
+
+fn group(cfg: &UdpCeilingConfig, i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(cfg.first_group).wrapping_add(i as u32))
+}
+
+/// Refuses unless `addr` routes through `lo` (a namespace made for it).
+fn check_route(addr: Ipv4Addr) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["route", "get", &addr.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run `ip route get`: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains(" dev lo ") {
+        return Err(format!(
+            "{addr} does not route through lo ({}); run under `ip netns exec NS` in a \
+             namespace with `ip link set lo up`, `ip link set lo multicast on` and \
+             `ip route add 224.0.0.0/4 dev lo`",
+            text.trim()
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
+    if cfg.outputs == 0 || !(cfg.rate_mbps > 0.0 && cfg.rate_mbps.is_finite()) {
+        return Err("-n and --rate-mbps must be positive".into());
+    }
+    if !group(cfg, 0).is_multicast() || !group(cfg, cfg.outputs - 1).is_multicast() {
+        return Err("the groups must be multicast addresses".into());
+    }
+    check_route(group(cfg, 0))?;
+    check_route(group(cfg, cfg.outputs - 1))?;
+    if let Some(id) = cfg.cpu {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+            return Err(format!("cannot pin to core {id}"));
+        }
+    }
+    let per_send = (cfg.rate_mbps * 1e6 / 8.0 * cfg.interval.as_secs_f64()).round() as usize;
+    let payload = vec![0x47u8; per_send.max(1)];
+    let rtp_headers = vec![[0x80u8, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]; MAX_SEGMENTS];
+    let mut sockets = Vec::with_capacity(cfg.outputs);
+    for i in 0..cfg.outputs {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
+            .map_err(|e| e.to_string())?;
+        s.set_multicast_ttl_v4(1).map_err(|e| e.to_string())?;
+        let to: SockAddr = SocketAddr::V4(SocketAddrV4::new(group(cfg, i), cfg.port)).into();
+        sockets.push((s, to));
+    }
+    let tid = current_tid();
+    let start = Instant::now();
+    let steady_from = start + cfg.warmup;
+    let end = start + cfg.duration;
+    let mut next = start;
+    let (mut sends, mut datagrams, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut at_steady: Option<(Instant, f64, u64, u64, u64, u64)> = None;
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(2 * MAX_SEGMENTS);
+    let mut cmsg = [0u64; 4];
+    let segment = DATAGRAM + if cfg.rtp { RTP_HEADER } else { 0 };
+    while Instant::now() < end {
+        if at_steady.is_none() && Instant::now() >= steady_from {
+            let cpu = thread_cpu_seconds(tid).unwrap_or(0.0);
+            at_steady = Some((Instant::now(), cpu, sends, datagrams, bytes, errors));
+        }
+        for (socket, to) in &sockets {
+            // One send per output per interval: the interval's bytes, at most one GSO
+            // call's worth (more calls if the rate asks for more).
+            let mut left = payload.len();
+            while left > 0 {
+                let n_dgrams = left
+                    .div_ceil(DATAGRAM)
+                    .min(MAX_SEGMENTS)
+                    .min(MAX_GSO_BYTES / segment);
+                let take = left.min(n_dgrams * DATAGRAM);
+                iov.clear();
+                let mut at = payload.len() - left;
+                for (d, header) in rtp_headers.iter().enumerate().take(n_dgrams) {
+                    if cfg.rtp {
+                        iov.push(libc::iovec {
+                            iov_base: header.as_ptr() as *mut libc::c_void,
+                            iov_len: RTP_HEADER,
+                        });
+                    }
+                    let len = DATAGRAM.min(payload.len() - at).min(take - d * DATAGRAM);
+                    iov.push(libc::iovec {
+                        iov_base: payload[at..].as_ptr() as *mut libc::c_void,
+                        iov_len: len,
+                    });
+                    at += len;
+                }
+                // SAFETY: msghdr is plain old data.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_name = to.as_ptr() as *mut libc::c_void;
+                msg.msg_namelen = to.len();
+                msg.msg_iov = iov.as_mut_ptr();
+                msg.msg_iovlen = iov.len() as _;
+                if n_dgrams > 1 {
+                    // SAFETY: cmsg holds one cmsghdr and a u16 (24 of its 32 bytes).
+                    unsafe {
+                        msg.msg_control = cmsg.as_mut_ptr().cast();
+                        msg.msg_controllen = libc::CMSG_SPACE(2) as _;
+                        let c = libc::CMSG_FIRSTHDR(&msg);
+                        (*c).cmsg_level = libc::SOL_UDP;
+                        (*c).cmsg_type = libc::UDP_SEGMENT;
+                        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment as u16);
+                    }
+                }
+                // SAFETY: every pointer in msg is valid for the call.
+                let rc = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+                if rc < 0 {
+                    errors += 1;
+                } else {
+                    sends += 1;
+                    datagrams += n_dgrams as u64;
+                    bytes += take as u64;
+                }
+                left -= take;
+            }
+        }
+        next += cfg.interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now; // behind: no burst to catch up
+        }
+    }
+    let Some((t0, cpu0, s0, d0, b0, e0)) = at_steady else {
+        return Err("the run ended before its steady window".into());
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds(tid).unwrap_or(0.0) - cpu0;
+    let gbps = (bytes - b0) as f64 * 8.0 / secs / 1e9;
+    let cpu_pct = cpu / secs * 100.0;
+    Ok(UdpCeilingReport {
+        outputs: cfg.outputs,
+        rate_mbps: cfg.rate_mbps,
+        interval_ms: cfg.interval.as_secs_f64() * 1000.0,
+        rtp: cfg.rtp,
+        steady_secs: secs,
+        sends: sends - s0,
+        datagrams: datagrams - d0,
+        bytes: bytes - b0,
+        send_errors: errors - e0,
+        gbps,
+        cpu_pct,
+        cpu_pct_per_output: cpu_pct / cfg.outputs as f64,
+        cores_per_gbps: if gbps > 0.0 { cpu / secs / gbps } else { 0.0 },
+        us_per_send: if sends > s0 {
+            cpu * 1e6 / (sends - s0) as f64
+        } else {
+            0.0
+        },
+    })
+}
+
+/// `[[multicast]]` entries for a stratad benchmark: `streams` streams (live/bench0, ...)
+/// each to `groups` groups, numbered from `first_group` as the ceiling numbers its outputs.
+pub fn multicast_config(
+    streams: usize,
+    groups: usize,
+    first_group: Ipv4Addr,
+    port: u16,
+    rtp: bool,
+) -> String {
+    let mut out = String::new();
+    for s in 0..streams {
+        for g in 0..groups {
+            let addr = Ipv4Addr::from(u32::from(first_group).wrapping_add((s * groups + g) as u32));
+            out.push_str(&format!(
+                "[[multicast]]\nstream = \"live/bench{s}\"\ngroup = \"{addr}:{port}\"\nrtp = {rtp}\n\n"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_numbers_groups_like_the_ceiling() {
+        let c = multicast_config(2, 2, Ipv4Addr::new(239, 20, 0, 1), 5000, false);
+        assert_eq!(c.matches("[[multicast]]").count(), 4);
+        assert!(c.contains("stream = \"live/bench1\"\ngroup = \"239.20.0.4:5000\""));
+    }
+
+    #[test]
+    fn refuses_groups_that_leave_the_machine() {
+        let cfg = UdpCeilingConfig {
+            first_group: Ipv4Addr::new(10, 0, 0, 1),
+            ..Default::default()
+        };
+        assert!(run(&cfg).is_err());
+    }
+}

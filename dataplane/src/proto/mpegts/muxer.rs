@@ -1,0 +1,307 @@
+//! One stream's transport stream: RTMP messages in, TS packets out, one `Muxed` per audio
+//! or video frame. The muxer holds what must stay the same across frames: the tracks and
+//! their configurations, the continuity counter of every PID and the PMT's version. A
+//! stream has one muxer and every output of the stream shares its bytes.
+//!
+//! Time: PTS and DTS are the RTMP timestamps (and composition offsets) at 90 kHz, plus
+//! `TIME_OFFSET` so that the PCR, `PCR_DELAY` behind the video's DTS, never goes below
+//! zero. The PCR rides on the video PID (the audio PID of an audio-only stream), once per
+//! frame: well within the 100 ms the standard asks for at any usual frame rate.
+
+use bytes::Bytes;
+
+use super::adts::{self, AdtsConfig};
+use super::annex_b::{write_access_unit, NalSyntax, ParameterSets};
+use super::packet::{write_unit, UnitFlags};
+use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_VIDEO};
+use super::psi::{self, stream_type, Elementary};
+use super::source::{self, AudioCodec, Unit, VideoCodec};
+use super::{avc_config, hevc_config, MuxError, CLOCK_HZ, TIME_MASK, TS_PACKET_SIZE};
+use crate::proto::rtmp::msg_type;
+
+pub(crate) const VIDEO_PID: u16 = 0x100;
+pub(crate) const AUDIO_PID: u16 = 0x101;
+/// What every PTS and DTS gets added: 1.4 s, as ffmpeg's muxer starts its streams.
+const TIME_OFFSET: u64 = 14 * CLOCK_HZ / 10;
+/// How far the PCR runs behind the video's DTS: the decoder's buffering (ffmpeg's default
+/// `max_delay`).
+const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
+/// An audio-only stream repeats its tables this often (in media milliseconds), so that a
+/// receiver joining finds them without a key frame to wait for.
+const AUDIO_ONLY_TABLES_MS: u32 = 500;
+
+struct VideoTrack {
+    codec: VideoCodec,
+    sets: ParameterSets,
+}
+
+struct AudioTrack {
+    codec: AudioCodec,
+    /// AAC only: from the sequence header.
+    adts: Option<AdtsConfig>,
+}
+
+/// One frame's TS packets.
+#[derive(Debug, Clone)]
+pub(crate) struct Muxed {
+    pub(crate) bytes: Bytes,
+    /// The packets start with the PAT and PMT and a frame a decoder can start on (a video
+    /// key frame; an audio frame of an audio-only stream): where an output may begin.
+    pub(crate) key: bool,
+    /// The RTMP timestamp (DTS) of the frame, in milliseconds.
+    pub(crate) timestamp: u32,
+}
+
+#[derive(Default)]
+struct Counters {
+    pat: u8,
+    pmt: u8,
+    video: u8,
+    audio: u8,
+}
+
+#[derive(Default)]
+pub(crate) struct TsMuxer {
+    video: Option<VideoTrack>,
+    audio: Option<AudioTrack>,
+    cc: Counters,
+    pmt_version: u8,
+    /// The tracks changed since the PMT was last written.
+    pmt_changed: bool,
+    /// When the tables were last written (media milliseconds), for audio-only streams.
+    tables_at: Option<u32>,
+    /// The next PES on each PID flags a discontinuity (a new source).
+    video_discontinuity: bool,
+    audio_discontinuity: bool,
+    /// Scratch for one PES (header room, then the elementary stream), kept between frames.
+    pes: Vec<u8>,
+    header: Vec<u8>,
+}
+
+impl TsMuxer {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The source switched (a new publisher, a relay failover): its time base starts
+    /// again. The next packets of each PID say so; the tracks stay until new sequence
+    /// headers replace them.
+    pub(crate) fn discontinuity(&mut self) {
+        self.video_discontinuity = true;
+        self.audio_discontinuity = true;
+    }
+
+    /// One RTMP message. `Ok(None)`: nothing to send (a configuration, a frame before its
+    /// configuration, data messages, codecs a TS of ours does not carry).
+    pub(crate) fn push(
+        &mut self,
+        type_id: u8,
+        timestamp: u32,
+        payload: &[u8],
+    ) -> Result<Option<Muxed>, MuxError> {
+        let unit = match type_id {
+            msg_type::VIDEO => source::video(payload)?,
+            msg_type::AUDIO => source::audio(payload)?,
+            _ => return Ok(None),
+        };
+        match unit {
+            Unit::VideoConfig { codec, record } => {
+                let sets = match codec {
+                    VideoCodec::H264 => avc_config::parse(record)?,
+                    VideoCodec::Hevc => hevc_config::parse(record)?,
+                };
+                if self.video.as_ref().map(|v| v.codec) != Some(codec) {
+                    self.pmt_changed = true;
+                }
+                self.video = Some(VideoTrack { codec, sets });
+                Ok(None)
+            }
+            Unit::AacConfig(config) => {
+                let adts = adts::parse(config)?;
+                self.set_audio(AudioCodec::Aac, Some(adts));
+                Ok(None)
+            }
+            Unit::Video {
+                codec,
+                key,
+                cts,
+                data,
+            } => self.video_frame(codec, key, cts, timestamp, data),
+            Unit::Audio { codec, data } => {
+                // MP3 has no sequence header: its first frame declares the track.
+                if codec == AudioCodec::Mp3 && self.audio.as_ref().map(|a| a.codec) != Some(codec) {
+                    self.set_audio(codec, None);
+                }
+                self.audio_frame(codec, timestamp, data)
+            }
+            Unit::Skip => Ok(None),
+        }
+    }
+
+    fn set_audio(&mut self, codec: AudioCodec, adts: Option<AdtsConfig>) {
+        if self.audio.as_ref().map(|a| a.codec) != Some(codec) {
+            self.pmt_changed = true;
+        }
+        self.audio = Some(AudioTrack { codec, adts });
+    }
+
+    fn video_frame(
+        &mut self,
+        codec: VideoCodec,
+        key: bool,
+        cts: i32,
+        timestamp: u32,
+        data: &[u8],
+    ) -> Result<Option<Muxed>, MuxError> {
+        let Some(track) = self.video.as_ref().filter(|v| v.codec == codec) else {
+            return Ok(None); // no configuration for this codec yet
+        };
+        let syntax = match codec {
+            VideoCodec::H264 => NalSyntax::H264,
+            VideoCodec::Hevc => NalSyntax::Hevc,
+        };
+        self.pes.clear();
+        self.pes.resize(pes::MAX_HEADER_LEN, 0);
+        write_access_unit(&mut self.pes, syntax, &track.sets, key, data)?;
+        let dts = to_clock(timestamp);
+        let pts = dts + (i64::from(cts.max(0)) as u64) * CLOCK_HZ / 1000;
+        let mut out = self.start_frame(key, timestamp);
+        let flags = UnitFlags {
+            pcr: Some(dts.saturating_sub(PCR_DELAY)),
+            discontinuity: std::mem::take(&mut self.video_discontinuity),
+            random_access: key,
+        };
+        let at = self.write_pes_header(STREAM_ID_VIDEO, pts, Some(dts));
+        write_unit(
+            &mut out,
+            VIDEO_PID,
+            &mut self.cc.video,
+            flags,
+            &self.pes[at..],
+        );
+        Ok(Some(Muxed {
+            bytes: Bytes::from(out),
+            key,
+            timestamp,
+        }))
+    }
+
+    fn audio_frame(
+        &mut self,
+        codec: AudioCodec,
+        timestamp: u32,
+        data: &[u8],
+    ) -> Result<Option<Muxed>, MuxError> {
+        let Some(track) = self.audio.as_ref().filter(|a| a.codec == codec) else {
+            return Ok(None); // no configuration for this codec yet
+        };
+        self.pes.clear();
+        self.pes.resize(pes::MAX_HEADER_LEN, 0);
+        match (track.codec, &track.adts) {
+            (AudioCodec::Aac, Some(c)) => adts::write_header(&mut self.pes, c, data.len())?,
+            (AudioCodec::Aac, None) => return Ok(None),
+            (AudioCodec::Mp3, _) => {}
+        }
+        self.pes.extend_from_slice(data);
+        let audio_only = self.video.is_none();
+        // An audio-only stream: its tables every so often make a place to start.
+        let key = audio_only
+            && (self.pmt_changed
+                || match self.tables_at {
+                    None => true,
+                    Some(at) => timestamp.wrapping_sub(at) >= AUDIO_ONLY_TABLES_MS,
+                });
+        let pts = to_clock(timestamp);
+        let mut out = self.start_frame(key, timestamp);
+        let flags = UnitFlags {
+            pcr: audio_only.then(|| pts.saturating_sub(PCR_DELAY)),
+            discontinuity: std::mem::take(&mut self.audio_discontinuity),
+            random_access: key,
+        };
+        let at = self.write_pes_header(STREAM_ID_AUDIO, pts, None);
+        write_unit(
+            &mut out,
+            AUDIO_PID,
+            &mut self.cc.audio,
+            flags,
+            &self.pes[at..],
+        );
+        Ok(Some(Muxed {
+            bytes: Bytes::from(out),
+            key,
+            timestamp,
+        }))
+    }
+
+    /// A frame's output buffer, starting with the tables when it is a place to start or
+    /// the tracks changed.
+    fn start_frame(&mut self, key: bool, timestamp: u32) -> Vec<u8> {
+        let packets = 2 + (pes::MAX_HEADER_LEN + self.pes.len()) / (TS_PACKET_SIZE - 12) + 1;
+        let mut out = Vec::with_capacity(packets * TS_PACKET_SIZE);
+        if key || self.pmt_changed {
+            if self.pmt_changed {
+                self.pmt_version = (self.pmt_version + 1) & 0x1f;
+                self.pmt_changed = false;
+            }
+            psi::write_pat(&mut out, &mut self.cc.pat);
+            let mut streams = [Elementary {
+                stream_type: 0,
+                pid: 0,
+            }; 2];
+            let mut n = 0;
+            if let Some(v) = &self.video {
+                streams[n] = Elementary {
+                    stream_type: match v.codec {
+                        VideoCodec::H264 => stream_type::H264,
+                        VideoCodec::Hevc => stream_type::HEVC,
+                    },
+                    pid: VIDEO_PID,
+                };
+                n += 1;
+            }
+            if let Some(a) = &self.audio {
+                streams[n] = Elementary {
+                    stream_type: match a.codec {
+                        AudioCodec::Aac => stream_type::AAC_ADTS,
+                        AudioCodec::Mp3 => stream_type::MPEG1_AUDIO,
+                    },
+                    pid: AUDIO_PID,
+                };
+                n += 1;
+            }
+            let pcr_pid = if self.video.is_some() {
+                VIDEO_PID
+            } else {
+                AUDIO_PID
+            };
+            psi::write_pmt(
+                &mut out,
+                &mut self.cc.pmt,
+                self.pmt_version,
+                pcr_pid,
+                &streams[..n],
+            );
+            self.tables_at = Some(timestamp);
+        }
+        out
+    }
+
+    /// Writes the PES header into the room left at the front of `self.pes`; returns where
+    /// the PES packet starts in it.
+    fn write_pes_header(&mut self, stream_id: u8, pts: u64, dts: Option<u64>) -> usize {
+        let payload_len = self.pes.len() - pes::MAX_HEADER_LEN;
+        self.header.clear();
+        pes::write_header(&mut self.header, stream_id, pts, dts, payload_len);
+        let at = pes::MAX_HEADER_LEN - self.header.len();
+        self.pes[at..pes::MAX_HEADER_LEN].copy_from_slice(&self.header);
+        at
+    }
+}
+
+/// An RTMP timestamp (milliseconds) on the 90 kHz clock, with the offset.
+fn to_clock(ms: u32) -> u64 {
+    (u64::from(ms) * CLOCK_HZ / 1000 + TIME_OFFSET) & TIME_MASK
+}
+
+#[cfg(test)]
+mod tests;

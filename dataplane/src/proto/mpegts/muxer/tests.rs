@@ -1,0 +1,276 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::proto::flv::reader::tests::walk;
+use crate::proto::mpegts::crc::crc32_mpeg2;
+use crate::proto::mpegts::psi::{PAT_PID, PMT_PID};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const CLIP: &[u8] = include_bytes!("../../../media/vod/testdata/avc_aac.flv");
+
+/// The clip's messages: (type, timestamp, body).
+fn clip() -> Vec<(u8, u32, Vec<u8>)> {
+    walk(CLIP, 1 << 20, usize::MAX)
+        .into_iter()
+        .map(|(h, body)| (h.tag_type, h.timestamp, body))
+        .collect()
+}
+
+fn mux_all(m: &mut TsMuxer, msgs: &[(u8, u32, Vec<u8>)]) -> Vec<Muxed> {
+    msgs.iter()
+        .filter_map(|(t, ts, body)| m.push(*t, *ts, body).expect("the clip muxes"))
+        .collect()
+}
+
+/// What a reader of the packets sees: per PID, the payload units (with their first
+/// packet's adaptation flags byte), and every continuity error.
+#[derive(Default)]
+struct Reader {
+    cc: HashMap<u16, u8>,
+    units: HashMap<u16, Vec<(u8, Vec<u8>)>>,
+    cc_errors: usize,
+}
+
+impl Reader {
+    fn read(&mut self, ts: &[u8]) {
+        assert_eq!(ts.len() % 188, 0);
+        for p in ts.chunks(188) {
+            assert_eq!(p[0], 0x47);
+            let pid = u16::from(p[1] & 0x1f) << 8 | u16::from(p[2]);
+            let start = p[1] & 0x40 != 0;
+            let cc = p[3] & 0x0f;
+            let (af_flags, body) = if p[3] & 0x20 != 0 {
+                let len = p[4] as usize;
+                (if len > 0 { p[5] } else { 0 }, &p[5 + len..])
+            } else {
+                (0, &p[4..])
+            };
+            if let Some(&prev) = self.cc.get(&pid) {
+                if (prev + 1) & 0x0f != cc && af_flags & 0x80 == 0 {
+                    self.cc_errors += 1;
+                }
+            }
+            self.cc.insert(pid, cc);
+            let units = self.units.entry(pid).or_default();
+            if start {
+                units.push((af_flags, body.to_vec()));
+            } else if let Some(u) = units.last_mut() {
+                u.1.extend_from_slice(body);
+            }
+        }
+    }
+}
+
+fn pes_pts(pes: &[u8]) -> (u64, Option<u64>) {
+    assert_eq!(&pes[..3], &[0, 0, 1]);
+    let t = |b: &[u8]| {
+        u64::from(b[0] & 0x0e) << 29
+            | u64::from(b[1]) << 22
+            | u64::from(b[2] >> 1) << 15
+            | u64::from(b[3]) << 7
+            | u64::from(b[4] >> 1)
+    };
+    let pts = t(&pes[9..]);
+    let dts = (pes[7] & 0x40 != 0).then(|| t(&pes[14..]));
+    (pts, dts)
+}
+
+#[test]
+fn the_clip_becomes_a_clean_transport_stream() {
+    let msgs = clip();
+    let mut m = TsMuxer::new();
+    let muxed = mux_all(&mut m, &msgs);
+    let mut r = Reader::default();
+    for f in &muxed {
+        r.read(&f.bytes);
+    }
+    assert_eq!(r.cc_errors, 0);
+    // Each frame keeps its RTMP time (the outputs pace and stamp RTP by it).
+    let latest = msgs
+        .iter()
+        .filter(|m| m.0 == msg_type::AUDIO)
+        .map(|m| m.1)
+        .max();
+    assert_eq!(muxed.iter().map(|f| f.timestamp).max(), latest);
+    let video = &r.units[&VIDEO_PID];
+    let audio = &r.units[&AUDIO_PID];
+    assert_eq!(video.len(), 25);
+    assert_eq!(audio.len(), 45);
+    // Tables before each key frame, each checked by its CRC.
+    let keys = muxed.iter().filter(|f| f.key).count();
+    assert!(keys >= 1);
+    assert_eq!(r.units[&PAT_PID].len(), keys);
+    for (_, s) in &r.units[&PMT_PID] {
+        let len = usize::from(s[2] & 0x0f) << 8 | usize::from(s[3]);
+        assert_eq!(crc32_mpeg2(&s[1..4 + len]), 0);
+        assert_eq!(s[13..18], [0x1b, 0xe1, 0x00, 0xf0, 0x00]);
+        assert_eq!(s[18..23], [0x0f, 0xe1, 0x01, 0xf0, 0x00]);
+    }
+    // The first video unit: PCR, random access, AUD, then SPS and PPS, and DTS never
+    // goes back.
+    let (flags, first) = &video[0];
+    assert_eq!(flags & 0x50, 0x50);
+    let header_len = 9 + first[8] as usize;
+    assert_eq!(
+        &first[header_len..header_len + 6],
+        &[0, 0, 0, 1, 0x09, 0xf0]
+    );
+    assert_eq!(first[header_len + 10] & 0x1f, 7, "SPS after the AUD");
+    let mut last_dts = 0;
+    for (_, pes) in video {
+        let (pts, dts) = pes_pts(pes);
+        let dts = dts.unwrap_or(pts);
+        assert!(pts >= dts && dts >= last_dts);
+        last_dts = dts;
+    }
+    // Audio: ADTS behind each PES header, with the frame's length.
+    for (_, pes) in audio {
+        let adts = &pes[14..];
+        assert_eq!(&adts[..2], &[0xff, 0xf1]);
+        let len =
+            usize::from(adts[3] & 3) << 11 | usize::from(adts[4]) << 3 | usize::from(adts[5] >> 5);
+        assert_eq!(len, adts.len());
+    }
+}
+
+#[test]
+fn a_discontinuity_is_flagged_once_per_pid() {
+    let msgs = clip();
+    let mut m = TsMuxer::new();
+    mux_all(&mut m, &msgs);
+    m.discontinuity();
+    let again = mux_all(&mut m, &msgs);
+    let mut r = Reader::default();
+    for f in &again {
+        r.read(&f.bytes);
+    }
+    assert_eq!(r.units[&VIDEO_PID][0].0 & 0x80, 0x80);
+    assert_eq!(r.units[&AUDIO_PID][0].0 & 0x80, 0x80);
+    assert_eq!(r.units[&VIDEO_PID][1].0 & 0x80, 0);
+    assert_eq!(r.units[&AUDIO_PID][1].0 & 0x80, 0);
+}
+
+#[test]
+fn frames_before_their_configuration_are_not_sent() {
+    let mut m = TsMuxer::new();
+    assert!(m
+        .push(msg_type::VIDEO, 0, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65])
+        .unwrap()
+        .is_none());
+    assert!(m
+        .push(msg_type::AUDIO, 0, &[0xaf, 1, 0x21])
+        .unwrap()
+        .is_none());
+    assert!(m
+        .push(msg_type::DATA_AMF0, 0, &[2, 0, 1, b'x'])
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn audio_only_mp3_repeats_its_tables() {
+    let mut m = TsMuxer::new();
+    let frame = [0x2f, 0xff, 0xfb, 0x90, 0x00];
+    let keys: Vec<bool> = (0..30)
+        .map(|i| {
+            m.push(msg_type::AUDIO, i * 26, &frame)
+                .unwrap()
+                .expect("a frame")
+                .key
+        })
+        .collect();
+    assert!(keys[0]);
+    assert_eq!(
+        keys.iter().filter(|k| **k).count(),
+        2,
+        "every 500 ms of 780"
+    );
+}
+
+#[test]
+fn a_new_codec_changes_the_pmt_version() {
+    let msgs = clip();
+    let mut m = TsMuxer::new();
+    mux_all(&mut m, &msgs);
+    let v = m.pmt_version;
+    let f = m
+        .push(msg_type::AUDIO, 2000, &[0x2f, 0xff, 0xfb])
+        .unwrap()
+        .expect("mp3 frame");
+    assert_eq!(m.pmt_version, (v + 1) & 0x1f);
+    let mut r = Reader::default();
+    r.read(&f.bytes);
+    assert_eq!(r.units[&PMT_PID][0].1[18], stream_type::MPEG1_AUDIO);
+}
+
+/// ffprobe reads what we mux: h264 at the clip's size, aac, every frame.
+#[test]
+fn ffprobe_reads_the_muxed_clip() {
+    let mut m = TsMuxer::new();
+    let muxed = mux_all(&mut m, &clip());
+    let path = std::env::temp_dir().join(format!("strata-mpegts-{}.ts", std::process::id()));
+    let bytes: Vec<u8> = muxed.iter().flat_map(|f| f.bytes.iter().copied()).collect();
+    std::fs::write(&path, &bytes).expect("write the muxed file");
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames")
+        .args(["-of", "compact=p=0:nk=1"])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = out.expect("ffprobe must be installed for this test (tests/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.stderr,
+        b"",
+        "ffprobe complained: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The streams, then (after a blank line) the same streams as the program lists them.
+    let streams = text.split("\n\n").next().unwrap_or_default();
+    assert_eq!(streams.trim(), "h264|64|48|25\naac|45", "{text}");
+}
+
+proptest! {
+    /// Whatever a publisher sends, the muxer answers with packets or an error, never a
+    /// panic, and what it sends is whole packets with unbroken counters.
+    #[test]
+    fn any_messages_never_panic(msgs in proptest::collection::vec(
+        (prop_oneof![Just(msg_type::AUDIO), Just(msg_type::VIDEO), Just(msg_type::DATA_AMF0)],
+         any::<u32>(),
+         proptest::collection::vec(any::<u8>(), 0..64)), 0..24)) {
+        let mut m = TsMuxer::new();
+        let mut r = Reader::default();
+        for (t, ts, body) in &msgs {
+            if let Ok(Some(f)) = m.push(*t, *ts, body) {
+                r.read(&f.bytes);
+            }
+        }
+        prop_assert_eq!(r.cc_errors, 0);
+    }
+
+    /// The clip's own messages with bytes changed: a config or frame may be refused, the
+    /// rest goes on.
+    #[test]
+    fn a_mangled_clip_never_panics(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let mut msgs = clip();
+        for (at, v) in flips {
+            let n = msgs.len();
+            let body = &mut msgs[at % n].2;
+            if !body.is_empty() {
+                let j = at / n % body.len();
+                body[j] = v;
+            }
+        }
+        let mut m = TsMuxer::new();
+        for (t, ts, body) in &msgs {
+            let _ = m.push(*t, *ts, body);
+        }
+    }
+}

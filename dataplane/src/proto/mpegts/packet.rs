@@ -1,0 +1,204 @@
+//! TS packets: the 4-byte header (sync, payload unit start, PID, continuity counter), the
+//! adaptation field (discontinuity, random access, PCR, stuffing) and the splitting of one
+//! payload unit (a PES packet or a PSI section) into whole 188-byte packets.
+
+use super::{SYNC_BYTE, TIME_MASK, TS_PACKET_SIZE};
+
+const HEADER_LEN: usize = 4;
+const BODY_LEN: usize = TS_PACKET_SIZE - HEADER_LEN;
+
+/// What the first packet of a payload unit says in its adaptation field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct UnitFlags {
+    /// A program clock reference, in 90 kHz units (the 27 MHz extension is 0).
+    pub(crate) pcr: Option<u64>,
+    /// The time base (and the continuity counter) may jump here: a new source.
+    pub(crate) discontinuity: bool,
+    /// A decoder can start here (a key frame, after the tables).
+    pub(crate) random_access: bool,
+}
+
+impl UnitFlags {
+    fn needs_adaptation(&self) -> bool {
+        self.pcr.is_some() || self.discontinuity || self.random_access
+    }
+}
+
+/// Appends `unit` to `out` as whole TS packets on `pid`, counting `cc` (4 bits) up once
+/// per packet. The first packet has payload_unit_start set and carries `flags`; the last
+/// is filled with adaptation-field stuffing.
+pub(crate) fn write_unit(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
+    let mut rest = unit;
+    let mut first = true;
+    loop {
+        let flags = if first { flags } else { UnitFlags::default() };
+        let taken = write_packet(out, pid, *cc, first, flags, rest);
+        *cc = (*cc + 1) & 0x0f;
+        rest = &rest[taken..];
+        first = false;
+        if rest.is_empty() {
+            break;
+        }
+    }
+}
+
+/// A PSI section (behind its pointer field) as one packet, padded with 0xff after the
+/// section as PSI is (no adaptation field). Our sections are a few dozen bytes; a longer
+/// one is cut, which `debug_assert` catches in tests.
+pub(crate) fn write_section(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &[u8]) {
+    debug_assert!(section.len() <= BODY_LEN);
+    let start = out.len();
+    out.extend_from_slice(&[SYNC_BYTE, 0x40 | ((pid >> 8) as u8 & 0x1f), pid as u8]);
+    out.push(0x10 | (*cc & 0x0f));
+    *cc = (*cc + 1) & 0x0f;
+    out.extend_from_slice(&section[..section.len().min(BODY_LEN)]);
+    out.resize(start + TS_PACKET_SIZE, 0xff);
+}
+
+/// One packet with as much of `payload` as fits; returns how much it took.
+fn write_packet(
+    out: &mut Vec<u8>,
+    pid: u16,
+    cc: u8,
+    unit_start: bool,
+    flags: UnitFlags,
+    payload: &[u8],
+) -> usize {
+    // The adaptation field's fixed part after its length byte: flags, then the PCR.
+    let fixed = if flags.needs_adaptation() {
+        1 + if flags.pcr.is_some() { 6 } else { 0 }
+    } else {
+        0
+    };
+    let room = if fixed > 0 {
+        BODY_LEN - 1 - fixed
+    } else {
+        BODY_LEN
+    };
+    let take = payload.len().min(room);
+    // Adaptation field bytes including its length byte; 0 when there is none.
+    let adaptation = if take < room || fixed > 0 {
+        BODY_LEN - take
+    } else {
+        0
+    };
+    let start = out.len();
+    out.push(SYNC_BYTE);
+    out.push(if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f));
+    out.push(pid as u8);
+    let control = if adaptation > 0 { 0x30 } else { 0x10 };
+    out.push(control | (cc & 0x0f));
+    if adaptation > 0 {
+        let length = adaptation - 1;
+        out.push(length as u8);
+        if length > 0 {
+            let mut f = 0u8;
+            if flags.discontinuity {
+                f |= 0x80;
+            }
+            if flags.random_access {
+                f |= 0x40;
+            }
+            if flags.pcr.is_some() {
+                f |= 0x10;
+            }
+            out.push(f);
+            if let Some(pcr) = flags.pcr {
+                let base = pcr & TIME_MASK;
+                // 33 bits of base, 6 reserved bits (ones), 9 bits of extension (0).
+                out.extend_from_slice(&[
+                    (base >> 25) as u8,
+                    (base >> 17) as u8,
+                    (base >> 9) as u8,
+                    (base >> 1) as u8,
+                    ((base & 1) as u8) << 7 | 0x7e,
+                    0,
+                ]);
+            }
+            out.resize(start + HEADER_LEN + adaptation, 0xff);
+        }
+    }
+    out.extend_from_slice(&payload[..take]);
+    debug_assert_eq!(out.len() - start, TS_PACKET_SIZE);
+    take
+}
+
+/// The PID of a packet (for tests and the datagram planner's checks).
+#[cfg(test)]
+pub(crate) fn pid_of(packet: &[u8]) -> u16 {
+    u16::from(packet[1] & 0x1f) << 8 | u16::from(packet[2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_small_unit_is_one_stuffed_packet() {
+        let mut out = Vec::new();
+        let mut cc = 15;
+        write_unit(&mut out, 0x100, &mut cc, UnitFlags::default(), &[1, 2, 3]);
+        assert_eq!(out.len(), 188);
+        assert_eq!(&out[..4], &[0x47, 0x41, 0x00, 0x3f]);
+        assert_eq!(out[4] as usize, 188 - 4 - 1 - 3);
+        assert_eq!(&out[185..], &[1, 2, 3]);
+        assert_eq!(cc, 0);
+        assert_eq!(pid_of(&out), 0x100);
+    }
+
+    #[test]
+    fn one_byte_of_stuffing_is_the_length_byte_alone() {
+        let mut out = Vec::new();
+        let mut cc = 0;
+        write_unit(&mut out, 0x101, &mut cc, UnitFlags::default(), &[7; 183]);
+        assert_eq!(out.len(), 188);
+        assert_eq!(out[3] & 0x30, 0x30);
+        assert_eq!(out[4], 0);
+        assert_eq!(out[5], 7);
+    }
+
+    #[test]
+    fn pcr_and_flags_in_the_first_packet_only() {
+        let mut out = Vec::new();
+        let mut cc = 0;
+        let flags = UnitFlags {
+            pcr: Some(0x1_2345_6789),
+            discontinuity: true,
+            random_access: true,
+        };
+        write_unit(&mut out, 0x100, &mut cc, flags, &[9; 400]);
+        assert_eq!(out.len(), 3 * 188);
+        assert_eq!(out[4], 7);
+        assert_eq!(out[5], 0x80 | 0x40 | 0x10);
+        let b = &out[6..12];
+        let base = u64::from(b[0]) << 25
+            | u64::from(b[1]) << 17
+            | u64::from(b[2]) << 9
+            | u64::from(b[3]) << 1
+            | u64::from(b[4] >> 7);
+        assert_eq!(base, 0x1_2345_6789);
+        assert_eq!(out[188 + 1] & 0x40, 0, "no unit start after the first");
+        assert_eq!(out[188 + 3], 0x11, "no adaptation in a full middle packet");
+        assert_eq!(cc, 3);
+    }
+
+    proptest! {
+        #[test]
+        fn any_unit_round_trips(len in 0usize..2000, pcr in proptest::option::of(any::<u64>()), d: bool, r: bool) {
+            let unit: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut out = Vec::new();
+            let mut cc = 5;
+            write_unit(&mut out, 0x1fff, &mut cc, UnitFlags { pcr, discontinuity: d, random_access: r }, &unit);
+            prop_assert_eq!(out.len() % 188, 0);
+            let mut back = Vec::new();
+            for (i, p) in out.chunks(188).enumerate() {
+                prop_assert_eq!(p[0], 0x47);
+                prop_assert_eq!(p[3] & 0x0f, ((5 + i) & 0x0f) as u8);
+                let body = if p[3] & 0x20 != 0 { 5 + p[4] as usize } else { 4 };
+                back.extend_from_slice(&p[body..]);
+            }
+            prop_assert_eq!(back, unit);
+        }
+    }
+}
