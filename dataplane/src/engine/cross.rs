@@ -57,8 +57,7 @@ pub(crate) enum WorkerMsg {
     Reload(Arc<Config>),
     /// To a worker from its resolver thread: the address of an upstream hostname.
     Resolved {
-        pull: crate::engine::slab::SlabRef,
-        group: u16,
+        owner: crate::engine::owner::Owner,
         result: Result<std::net::SocketAddr, String>,
     },
     /// From the control thread: the manager's answer to an auth request.

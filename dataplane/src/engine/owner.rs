@@ -17,6 +17,8 @@ pub(crate) enum Owner {
     /// A relay pull of this worker (see `worker/upstream.rs`): the connects and retries of
     /// its link to upstream group `group` (its index in host.ini), and its idle checks.
     Pull { pull: SlabRef, group: u16 },
+    /// A push relay of this worker (see `worker/push.rs`): its connects and retries.
+    Push(SlabRef),
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
     /// A file read for VOD (see `worker/vod.rs`).

@@ -18,6 +18,7 @@ mod control;
 mod files;
 mod outbound;
 mod port;
+mod push;
 mod recordings;
 mod resolve;
 mod rpc;
@@ -130,6 +131,8 @@ pub(crate) struct Worker {
     recordings: recordings::Recordings,
     /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
     pulls: upstream::Pulls,
+    /// Push relays: streams published here forwarded to other servers (see `push.rs`).
+    pushes: push::Pushes,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
     children: Vec<ConnRef>,
     /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
@@ -201,6 +204,7 @@ impl Worker {
             files: FileOps::default(),
             recordings: recordings::Recordings::default(),
             pulls: upstream::Pulls::default(),
+            pushes: push::Pushes::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
@@ -709,11 +713,7 @@ impl Worker {
             WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
-            WorkerMsg::Resolved {
-                pull,
-                group,
-                result,
-            } => self.upstream_resolved(pull, group, result),
+            WorkerMsg::Resolved { owner, result } => self.resolved(owner, result),
             WorkerMsg::AuthDecision {
                 request,
                 allow,
@@ -765,6 +765,10 @@ impl Worker {
                     self.pull_timer(pull, group, kind);
                     continue;
                 }
+                Owner::Push(push) => {
+                    self.push_timer(push, kind);
+                    continue;
+                }
                 Owner::Worker => {
                     self.worker_timer(kind, now);
                     continue;
@@ -781,7 +785,7 @@ impl Worker {
                     let connected = c
                         .upstream
                         .as_ref()
-                        .map_or(c.client.nc.is_connected(), |u| u.link.is_connected());
+                        .map_or(c.client.nc.is_connected(), |u| u.is_connected());
                     if !connected && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
@@ -918,7 +922,7 @@ impl Worker {
         let mut actions = Vec::new();
         c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
-        let pull = c.upstream.as_ref().map(|u| (u.pull, u.group));
+        let link = c.upstream.as_ref().map(|u| u.owner());
         for a in actions {
             match a {
                 Action::StopPublish { key, .. } => self.stop_publish(r, &key),
@@ -926,8 +930,10 @@ impl Worker {
                 _ => {}
             }
         }
-        if let Some((pull, group)) = pull {
-            self.link_closed(r, pull, group, reason);
+        match link {
+            Some(Owner::Pull { pull, group }) => self.link_closed(r, pull, group, reason),
+            Some(Owner::Push(push)) => self.push_closed(r, push, reason),
+            _ => {}
         }
         let Some(c) = self.conns.get_mut(r) else {
             return;

@@ -16,16 +16,12 @@
 //! the list. Viewers keep their connections throughout. The pull ends when the last viewer
 //! (on any worker) leaves.
 
-use std::collections::HashMap;
-use std::os::fd::IntoRawFd;
-
 use super::session::StreamData;
 use super::*;
 use crate::engine::conn::LinkConn;
 use crate::engine::connect::ConnectError;
 use crate::engine::slab::{Slab, SlabRef};
 use crate::media::tag::{self, FrameKind};
-use crate::proto::rtmp::handshake::HandshakeKind;
 use crate::proto::rtmp::Message;
 use crate::relay::backoff;
 use crate::relay::failover::{Attempts, FailoverList};
@@ -34,6 +30,7 @@ use crate::relay::link::{LinkStep, PullLink};
 use crate::relay::rebase::{Mapped, Rebase};
 use crate::relay::standby::StandbyBuffer;
 use control_protocol::Event;
+use std::collections::HashMap;
 
 /// How long one connect attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -198,7 +195,14 @@ impl Worker {
         match ip {
             Some(to) => self.connect_upstream(p, g, to),
             // A hostname: resolved off this thread (`resolve.rs`), then connected.
-            None => self.resolve_upstream(p, g as u16, host, port),
+            None => self.resolve(
+                Owner::Pull {
+                    pull: p,
+                    group: g as u16,
+                },
+                host,
+                port,
+            ),
         }
     }
 
@@ -263,26 +267,14 @@ impl Worker {
             .map(|pull| pull.key.name().to_string())
             .unwrap_or_default();
         let link = PullLink::new(path.clone(), format!("rtmp://{to}/{path}"), name);
-        let session_config = self.session_config();
-        let r = self.adopt(socket.into_raw_fd());
-        let epoch = self.started.elapsed().as_millis() as u32;
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        c.session = Session::client(
-            session_config,
-            HandshakeKind::Digest,
-            &mut self.rng,
-            epoch,
-            &mut c.out,
+        let r = self.adopt_outbound(
+            socket,
+            LinkConn::Pull {
+                pull: p,
+                group,
+                link,
+            },
         );
-        // No connect preamble: a client's first message is connect itself.
-        c.preamble_sent = true;
-        c.upstream = Some(Box::new(LinkConn {
-            pull: p,
-            group,
-            link,
-        }));
         if let Some(l) = self
             .pulls
             .slab
@@ -302,11 +294,15 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        let Some(up) = c.upstream.as_mut() else {
-            return;
+        let (p, g, step) = match c.upstream.as_deref_mut() {
+            Some(LinkConn::Pull { pull, group, link }) => (
+                *pull,
+                usize::from(*group),
+                link.on_event(&mut c.session, ev, &mut c.out),
+            ),
+            Some(LinkConn::Push { .. }) => return self.on_push_event(r, ev),
+            None => return,
         };
-        let step = up.link.on_event(&mut c.session, ev, &mut c.out);
-        let (p, g) = (up.pull, usize::from(up.group));
         if self.pulls.slab.get(p).is_none() {
             return self.close(r, "its pull ended", false);
         }
@@ -782,7 +778,8 @@ impl Worker {
         }
     }
 
-    /// Every group of every pull of this worker, for `stratactl upstreams`.
+    /// Every group of every pull of this worker, then its pushes, for `stratactl
+    /// upstreams`.
     pub(super) fn upstream_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
         let mut out = Vec::new();
         for p in self.pulls.by_key.values() {
@@ -820,12 +817,19 @@ impl Worker {
                 });
             }
         }
+        out.extend(self.push_infos());
         out
     }
 
     /// An upstream event for managers (`stratactl events`): what happened to a pull's
     /// groups, by stream.
-    fn upstream_event(&self, event: &str, key: &StreamKey, addr: String, detail: String) {
+    pub(super) fn upstream_event(
+        &self,
+        event: &str,
+        key: &StreamKey,
+        addr: String,
+        detail: String,
+    ) {
         self.shared.control.post(ControlInbound::Event(Event {
             event: event.to_string(),
             ts: unix_now(),
