@@ -58,7 +58,7 @@ pub(crate) struct Conn {
     pub(crate) amf3: bool,
     pub(crate) bytes_out: u64,
     /// Set when this is a connection we opened (a relay pull's link to an upstream, a push
-    /// to its target): its session is in the client role and its events go to the link,
+    /// to its target, a standing link to an upstream group): its session is in the client role and its events go to the link,
     /// not to `client`.
     pub(crate) upstream: Option<Box<LinkConn>>,
 }
@@ -77,6 +77,11 @@ pub(crate) enum LinkConn {
         push: SlabRef,
         link: crate::relay::push::PushLink,
     },
+    /// An application's standing link to an upstream group (FCAddChild).
+    Child {
+        reg: SlabRef,
+        link: crate::relay::registration::ChildLink,
+    },
 }
 
 impl LinkConn {
@@ -85,6 +90,7 @@ impl LinkConn {
         match self {
             LinkConn::Pull { link, .. } => link.is_connected(),
             LinkConn::Push { link, .. } => link.is_connected(),
+            LinkConn::Child { link, .. } => link.is_connected(),
         }
     }
 
@@ -93,6 +99,7 @@ impl LinkConn {
         match *self {
             LinkConn::Pull { pull, group, .. } => super::owner::Owner::Pull { pull, group },
             LinkConn::Push { push, .. } => super::owner::Owner::Push(push),
+            LinkConn::Child { reg, .. } => super::owner::Owner::Registration(reg),
         }
     }
 }

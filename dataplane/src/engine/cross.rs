@@ -55,6 +55,13 @@ pub(crate) enum WorkerMsg {
     },
     /// From the control thread: a validated new configuration.
     Reload(Arc<Config>),
+    /// From worker 0's standing links to every worker: `name` appeared in (`live`) or left
+    /// the upstream groups' lists of `app` (`relay::catalog`).
+    UpstreamCatalog {
+        app: String,
+        name: String,
+        live: bool,
+    },
     /// To a worker from its resolver thread: the address of an upstream hostname.
     Resolved {
         owner: crate::engine::owner::Owner,
@@ -101,6 +108,7 @@ pub(crate) enum Query {
     Streams,
     Clients,
     Upstreams,
+    UpstreamLinks,
     Kick {
         client: u64,
     },

@@ -19,6 +19,9 @@ pub(crate) enum Owner {
     Pull { pull: SlabRef, group: u16 },
     /// A push relay of this worker (see `worker/push.rs`): its connects and retries.
     Push(SlabRef),
+    /// A standing FCAddChild link of an application to an upstream group (see
+    /// `worker/registrations.rs`): its connects and retries.
+    Registration(SlabRef),
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
     /// A file read for VOD (see `worker/vod.rs`).

@@ -6,11 +6,15 @@
 //! (engine/worker/upstream.rs, engine/worker/push.rs).
 
 pub(crate) mod backoff;
+pub(crate) mod catalog;
 pub(crate) mod failover;
 pub(crate) mod host_ini;
 pub(crate) mod link;
 pub(crate) mod pull_url;
 pub(crate) mod push;
 pub(crate) mod rebase;
+pub(crate) mod registration;
 pub(crate) mod standby;
+#[cfg(test)]
+pub(crate) mod test_peer;
 pub(crate) mod tier;

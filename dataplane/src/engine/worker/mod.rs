@@ -20,6 +20,7 @@ mod outbound;
 mod port;
 mod push;
 mod recordings;
+mod registrations;
 mod resolve;
 mod rpc;
 mod session;
@@ -86,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) auth_manager: AtomicBool,
     /// A manager has registered to answer client calls (`rpc_register`).
     pub(crate) rpc_manager: AtomicBool,
+    /// The upstream groups' lists of live streams (worker 0's standing links keep them).
+    pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
 }
 
 /// How often stream rates are refreshed.
@@ -133,6 +136,8 @@ pub(crate) struct Worker {
     pulls: upstream::Pulls,
     /// Push relays: streams published here forwarded to other servers (see `push.rs`).
     pushes: push::Pushes,
+    /// Standing links to upstream groups (worker 0 only; see `registrations.rs`).
+    registrations: registrations::Registrations,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
     children: Vec<ConnRef>,
     /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
@@ -205,6 +210,7 @@ impl Worker {
             recordings: recordings::Recordings::default(),
             pulls: upstream::Pulls::default(),
             pushes: push::Pushes::default(),
+            registrations: registrations::Registrations::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
@@ -233,6 +239,7 @@ impl Worker {
         self.arm_mailbox();
         self.timers
             .arm_for(Owner::Worker, Instant::now() + TICK, TimerKind::Tick);
+        self.start_registrations();
         let mut completions = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -711,6 +718,9 @@ impl Worker {
                 }
             }
             WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
+            WorkerMsg::UpstreamCatalog { app, name, live } => {
+                self.catalog_changed(&app, &name, live)
+            }
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
             WorkerMsg::Resolved { owner, result } => self.resolved(owner, result),
@@ -767,6 +777,10 @@ impl Worker {
                 }
                 Owner::Push(push) => {
                     self.push_timer(push, kind);
+                    continue;
+                }
+                Owner::Registration(r) => {
+                    self.registration_timer(r, kind);
                     continue;
                 }
                 Owner::Worker => {
@@ -933,6 +947,7 @@ impl Worker {
         match link {
             Some(Owner::Pull { pull, group }) => self.link_closed(r, pull, group, reason),
             Some(Owner::Push(push)) => self.push_closed(r, push, reason),
+            Some(Owner::Registration(reg)) => self.registration_closed(r, reg, reason),
             _ => {}
         }
         let Some(c) = self.conns.get_mut(r) else {

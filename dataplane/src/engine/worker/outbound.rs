@@ -56,6 +56,7 @@ impl Worker {
                 return self.pull_connected(pull, group, done.to, done.result)
             }
             Owner::Push(push) => return self.push_connected(push, done.to, done.result),
+            Owner::Registration(r) => return self.registration_connected(r, done.to, done.result),
             _ => {}
         }
         match done.result {

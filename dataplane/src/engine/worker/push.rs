@@ -318,6 +318,7 @@ impl Worker {
                 ),
                 position: None,
                 since: push.since,
+                streams: Vec::new(),
             });
         }
         out

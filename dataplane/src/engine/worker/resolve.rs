@@ -46,6 +46,7 @@ impl Worker {
         match owner {
             Owner::Pull { pull, group } => self.upstream_resolved(pull, group, result),
             Owner::Push(push) => self.push_resolved(push, result),
+            Owner::Registration(r) => self.registration_resolved(r, result),
             _ => debug_assert!(false, "only relays resolve names: {owner:?}"),
         }
     }

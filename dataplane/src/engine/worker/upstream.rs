@@ -24,6 +24,7 @@ use crate::engine::slab::{Slab, SlabRef};
 use crate::media::tag::{self, FrameKind};
 use crate::proto::rtmp::Message;
 use crate::relay::backoff;
+use crate::relay::catalog::Known;
 use crate::relay::failover::{Attempts, FailoverList};
 use crate::relay::host_ini::UpstreamGroup;
 use crate::relay::link::{LinkStep, PullLink};
@@ -120,6 +121,16 @@ impl Worker {
             return;
         }
         if self.shutting_down.is_some() {
+            return;
+        }
+        if self.upstreams_know(key) == Known::Absent {
+            // Every group's list is known and none has it: nobody is dialled; the pull
+            // starts when a list gains the name (`catalog_changed`).
+            debug!(
+                worker = self.id,
+                stream = key.name(),
+                "no upstream lists it; not pulled"
+            );
             return;
         }
         let Some(app) = self
@@ -301,6 +312,7 @@ impl Worker {
                 link.on_event(&mut c.session, ev, &mut c.out),
             ),
             Some(LinkConn::Push { .. }) => return self.on_push_event(r, ev),
+            Some(LinkConn::Child { .. }) => return self.on_child_event(r, ev),
             None => return,
         };
         if self.pulls.slab.get(p).is_none() {
@@ -814,6 +826,7 @@ impl Worker {
                     active,
                     position: pull.list.order().iter().position(|&x| x == g),
                     since: link.since,
+                    streams: Vec::new(),
                 });
             }
         }
