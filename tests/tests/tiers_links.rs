@@ -174,3 +174,52 @@ fn lower_tiers_register_keep_the_lists_and_answer_from_them() {
         "NetStream.Play.StreamNotFound"
     );
 }
+
+/// A reload that changes an edge's host.ini: its links to the old groups close and the new
+/// groups' open and register, with their own lists.
+#[test]
+fn a_reload_with_new_groups_moves_the_standing_links() {
+    let dir = ScratchDir::new("tiers-links-reload");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let origins = [origin_at(a_addr), origin_at(b_addr)];
+    let _on_b = publish_sample(&origins[1].url("lsc_origin/cam"));
+    let edge = tier(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[("server1", a_addr, a_addr, "lsc_origin")],
+        1000,
+    );
+    wait_links(&edge, "the edge registers with the first origin", |l| {
+        l.len() == 1 && l[0].state == "registered" && l[0].primary == a_addr.to_string()
+    });
+    let mut subscriber = RtmpClient::connected(edge.addr(), "lsc_edge").expect("connect");
+    assert_eq!(
+        subscribe(&mut subscriber, "cam"),
+        "NetStream.Play.StreamNotFound"
+    );
+
+    std::fs::write(
+        dir.join("lsc_edge-host.ini"),
+        format!("server2 {b_addr};{b_addr} lsc_origin\n"),
+    )
+    .expect("new host.ini");
+    let socket = edge.control_socket().expect("control socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    match control.request(Call::Reload) {
+        Ok(Reply::Done { done: true, .. }) => {}
+        other => panic!("the reload was refused: {other:?}"),
+    }
+    wait_links(&edge, "the edge's link moves to the new group", |l| {
+        l.len() == 1 && l[0].group == "server2" && lists(l, "server2", "cam")
+    });
+    assert!(
+        origins[0]
+            .wait_log_line(&["connection closed", "app=lsc_origin"], bounds::MESSAGE)
+            .is_some(),
+        "the old group's link stayed:\n{}",
+        origins[0].log()
+    );
+    assert_eq!(subscribe(&mut subscriber, "cam"), "NetStream.Play.Start");
+}
