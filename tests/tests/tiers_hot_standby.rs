@@ -106,3 +106,76 @@ fn a_hot_standby_takes_over_within_a_few_frames() {
     assert!(recorder.child.is_running(), "the ffmpeg viewer stopped");
     recorder.assert_keeps_receiving(Duration::from_secs(10));
 }
+
+/// A frozen origin (SIGSTOP: its connection stays open, nothing comes) with a hot standby:
+/// the edge leaves it as soon as it has been quiet for a few frame intervals while the
+/// standby keeps sending, not after `idle_ms` (1 s here).
+#[test]
+fn a_quiet_upstream_with_a_standby_is_left_before_the_idle_interval() {
+    const IDLE: Duration = Duration::from_millis(1_000);
+    let dir = ScratchDir::new("tiers-hot-standby-quiet");
+    let (a_addr, b_addr) = (free_addr_on(host(2)), free_addr_on(host(3)));
+    let origins = [origin_at(a_addr), origin_at(b_addr)];
+    let _publishers = [
+        publish_sample(&format!("rtmp://{a_addr}/lsc_origin/cam")),
+        publish_sample(&format!("rtmp://{b_addr}/lsc_origin/cam")),
+    ];
+    let edge = tier_with(
+        &dir,
+        "lsc_edge",
+        "edge",
+        host(5),
+        &[
+            ("server1", a_addr, a_addr, "lsc_origin"),
+            ("server2", b_addr, b_addr, "lsc_origin"),
+        ],
+        IDLE.as_millis() as u32,
+        "hot_standby = true\n",
+    );
+    let mut recorder = Recorder::start(&edge.url("lsc_edge/cam"));
+    recorder.assert_keeps_receiving(bounds::STREAM_UP);
+    let line = edge
+        .wait_log_line(&["upstream plays"], bounds::MESSAGE)
+        .expect("the edge plays from an origin");
+    let current = if line.contains("group=server1") { 0 } else { 1 };
+    assert!(
+        edge.wait_log_line(&["hot standby"], bounds::MESSAGE)
+            .is_some(),
+        "no standby:\n{}",
+        edge.log()
+    );
+    let until = Instant::now() + Duration::from_secs(6);
+    let watcher = watch(edge.addr(), "lsc_edge", until);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let frozen = Instant::now();
+    origins[current].signal(libc::SIGSTOP);
+    let switched = edge.wait_log_line(&["failing over to the hot standby"], Duration::from_secs(5));
+    let took = frozen.elapsed();
+    origins[current].signal(libc::SIGCONT);
+    assert!(
+        switched.is_some(),
+        "the edge did not switch:\n{}",
+        edge.log()
+    );
+    assert!(
+        edge.log().contains("while the hot standby sends"),
+        "the switch was not for a quiet upstream:\n{}",
+        edge.log()
+    );
+    let seen = watcher
+        .join()
+        .expect("watcher thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gap = match check_viewer("edge viewer", &seen, frozen, MAX_GAP) {
+        Ok(gap) => gap,
+        Err(e) => panic!("{e}\n{}", edge.log()),
+    };
+    println!("quiet upstream with a standby: switched after {took:?}; largest gap {gap:?}");
+    assert!(
+        gap < IDLE,
+        "the viewer waited {gap:?}, no better than the idle interval\n{}",
+        edge.log()
+    );
+    recorder.assert_keeps_receiving(Duration::from_secs(10));
+}

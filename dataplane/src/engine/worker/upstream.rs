@@ -29,7 +29,7 @@ use crate::relay::failover::{Attempts, FailoverList};
 use crate::relay::host_ini::UpstreamGroup;
 use crate::relay::link::{LinkStep, PullLink};
 use crate::relay::rebase::{Mapped, Rebase};
-use crate::relay::standby::StandbyBuffer;
+use crate::relay::standby::{self, StandbyBuffer};
 use control_protocol::Event;
 use std::collections::HashMap;
 
@@ -96,10 +96,25 @@ struct Pull {
     hot_standby: bool,
     /// The group kept playing beside the current one, and what a switch to it replays.
     standby: Option<(usize, StandbyBuffer)>,
+    /// Messages from the standby, and when a check last saw the count change.
+    standby_media: u64,
+    standby_seen: (u64, Instant),
     /// How long the pull stays without viewers (`pull_linger_ms`), and since when it has
     /// none; checked with the idle checks.
     linger: Duration,
     unwanted_since: Option<Instant>,
+}
+
+impl Pull {
+    /// How often its idle checks run (and so how soon silence is noticed).
+    fn check_every(&self) -> Duration {
+        let check = self.idle / IDLE_CHECKS;
+        if self.hot_standby {
+            check.min(standby::CHECK)
+        } else {
+            check
+        }
+    }
 }
 
 /// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
@@ -166,11 +181,13 @@ impl Worker {
             idle_seen: (0, now),
             hot_standby: app.hot_standby,
             standby: None,
+            standby_media: 0,
+            standby_seen: (0, now),
             linger: Duration::from_millis(u64::from(app.pull_linger_ms)),
             unwanted_since: None,
         };
         let groups = pull.groups.len();
-        let check = pull.idle / IDLE_CHECKS;
+        let check = pull.check_every();
         let p = self.pulls.slab.insert(pull);
         self.pulls.by_key.insert(key.clone(), p);
         self.timers.arm_for(
@@ -430,6 +447,7 @@ impl Worker {
         if pull.list.active() != Some(g) {
             if let Some((_, buffer)) = pull.standby.as_mut().filter(|(s, _)| *s == g) {
                 buffer.push(kind, m, keep);
+                pull.standby_media += 1;
             }
             return;
         }
@@ -713,7 +731,7 @@ impl Worker {
             }
             TimerKind::Idle => {
                 let now = Instant::now();
-                let check = pull.idle / IDLE_CHECKS;
+                let check = pull.check_every();
                 self.timers.arm_for(
                     Owner::Pull { pull: p, group: 0 },
                     now + check,
@@ -726,6 +744,9 @@ impl Worker {
                         return self.release_unwanted_pull_now(&key);
                     }
                 }
+                if pull.standby_media != pull.standby_seen.0 {
+                    pull.standby_seen = (pull.standby_media, now);
+                }
                 if pull.media != pull.idle_seen.0 {
                     pull.idle_seen = (pull.media, now);
                     return;
@@ -733,14 +754,30 @@ impl Worker {
                 let Some(current) = pull.list.active() else {
                     return;
                 };
-                if now.duration_since(pull.idle_seen.1) < pull.idle {
+                let silent = now.duration_since(pull.idle_seen.1);
+                // A hot standby that keeps sending while the current link is silent takes
+                // over without waiting for the idle interval.
+                let quiet_switch = pull.standby.as_ref().is_some_and(|(_, b)| b.ready())
+                    && standby::leave_quiet_current(
+                        silent,
+                        now.duration_since(pull.standby_seen.1),
+                        pull.idle,
+                    );
+                if silent < pull.idle && !quiet_switch {
                     return;
                 }
-                let idle_ms = pull.idle.as_millis();
+                let reason = if quiet_switch {
+                    format!(
+                        "no media for {} ms while the hot standby sends",
+                        silent.as_millis()
+                    )
+                } else {
+                    format!("no media for {} ms", pull.idle.as_millis())
+                };
                 let link = pull.links[current].state;
-                self.group_failed(p, current, &format!("no media for {idle_ms} ms"));
+                self.group_failed(p, current, &reason);
                 if let LinkState::Linked { conn, .. } = link {
-                    self.close(conn, &format!("no media for {idle_ms} ms"), false);
+                    self.close(conn, &reason, false);
                 }
             }
             _ => debug_assert!(false, "a pull arms only retries and idle checks: {kind:?}"),
