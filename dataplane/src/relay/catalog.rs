@@ -9,6 +9,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+/// The most names one group may list: an upstream that announces more is not a server of
+/// ours behaving, and its link is closed rather than let it grow the list without bound.
+pub(crate) const MAX_NAMES: usize = 10_000;
+/// The longest stream name a list keeps (bytes).
+pub(crate) const MAX_NAME_LEN: usize = 1_024;
+
 #[derive(Debug, Default, Clone)]
 struct GroupList {
     registered: bool,
@@ -65,19 +71,34 @@ impl Catalog {
     }
 
     /// addStream / removeStream from group `g` of `app`; the change of the union, if any.
-    pub(crate) fn stream(&mut self, app: &str, g: usize, name: &str, live: bool) -> Option<Change> {
+    /// An error (the list unchanged) for a name or a list past the bounds.
+    pub(crate) fn stream(
+        &mut self,
+        app: &str,
+        g: usize,
+        name: &str,
+        live: bool,
+    ) -> Result<Option<Change>, String> {
+        if live && name.len() > MAX_NAME_LEN {
+            return Err(format!("a stream name of {} bytes", name.len()));
+        }
         let before = self.lookup(app, name) == Known::Listed;
-        let list = self.group_mut(app, g)?;
+        let Some(list) = self.group_mut(app, g) else {
+            return Ok(None);
+        };
         if live {
+            if list.names.len() >= MAX_NAMES && !list.names.contains(name) {
+                return Err(format!("more than {MAX_NAMES} streams listed"));
+            }
             list.names.insert(name.to_string());
         } else {
             list.names.remove(name);
         }
         let after = self.lookup(app, name) == Known::Listed;
-        (before != after).then(|| Change {
+        Ok((before != after).then(|| Change {
             name: name.to_string(),
             live: after,
-        })
+        }))
     }
 
     /// Group `g`'s link is gone: it is unregistered and its list forgotten (it is sent
@@ -165,7 +186,7 @@ mod tests {
         );
         c.registered("edge", 1);
         assert_eq!(c.lookup("edge", "cam"), Known::Absent);
-        assert_eq!(c.stream("edge", 1, "cam", true), change("cam", true));
+        assert_eq!(c.stream("edge", 1, "cam", true), Ok(change("cam", true)));
         assert_eq!(c.lookup("edge", "cam"), Known::Listed);
         assert_eq!(c.lookup("other", "cam"), Known::Unknown);
         // A group that goes down makes what only it listed unknown, not absent.
@@ -186,20 +207,28 @@ mod tests {
         c.set_groups("i", 2);
         c.registered("i", 0);
         c.registered("i", 1);
-        assert_eq!(c.stream("i", 0, "cam", true), change("cam", true));
-        assert_eq!(c.stream("i", 1, "cam", true), None);
-        assert_eq!(c.stream("i", 0, "cam", true), None, "a repeated addStream");
-        assert_eq!(c.stream("i", 0, "cam", false), None, "group 1 still has it");
+        assert_eq!(c.stream("i", 0, "cam", true), Ok(change("cam", true)));
+        assert_eq!(c.stream("i", 1, "cam", true), Ok(None));
+        assert_eq!(
+            c.stream("i", 0, "cam", true),
+            Ok(None),
+            "a repeated addStream"
+        );
+        assert_eq!(
+            c.stream("i", 0, "cam", false),
+            Ok(None),
+            "group 1 still has it"
+        );
         assert_eq!(c.lost("i", 0), []);
-        assert_eq!(c.stream("i", 1, "cam", false), change("cam", false));
+        assert_eq!(c.stream("i", 1, "cam", false), Ok(change("cam", false)));
         assert_eq!(
             c.stream("i", 1, "x", false),
-            None,
+            Ok(None),
             "removeStream of nothing"
         );
-        assert_eq!(c.stream("i", 5, "x", true), None, "no such group");
+        assert_eq!(c.stream("i", 5, "x", true), Ok(None), "no such group");
         // A reload with new groups forgets the old lists.
-        c.stream("i", 1, "a", true);
+        c.stream("i", 1, "a", true).expect("listed");
         assert_eq!(
             c.set_groups("i", 1),
             [Change {
@@ -208,7 +237,7 @@ mod tests {
             }]
         );
         assert_eq!(c.lookup("i", "a"), Known::Unknown);
-        c.stream("i", 0, "b", true);
+        c.stream("i", 0, "b", true).expect("listed");
         assert_eq!(
             c.remove_app("i"),
             [Change {
@@ -216,6 +245,26 @@ mod tests {
                 live: false
             }]
         );
+    }
+
+    #[test]
+    fn a_list_past_its_bounds_is_refused_and_left_as_it_was() {
+        let mut c = Catalog::default();
+        c.set_groups("e", 1);
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(c.stream("e", 0, &long, true).is_err());
+        for i in 0..MAX_NAMES {
+            c.stream("e", 0, &format!("s{i}"), true)
+                .expect("within bounds");
+        }
+        let e = c
+            .stream("e", 0, "one-more", true)
+            .expect_err("past the bound");
+        assert!(e.contains("more than"), "{e}");
+        assert_eq!(c.union("e").len(), MAX_NAMES);
+        // Known names and removals still go.
+        assert_eq!(c.stream("e", 0, "s1", true), Ok(None));
+        assert!(c.stream("e", 0, "s1", false).expect("removed").is_some());
     }
 
     proptest! {
@@ -232,7 +281,7 @@ mod tests {
                 let changes = if lose {
                     c.lost("a", g)
                 } else {
-                    c.stream("a", g, &name, live).into_iter().collect()
+                    c.stream("a", g, &name, live).ok().flatten().into_iter().collect()
                 };
                 for ch in changes {
                     let consistent = if ch.live {

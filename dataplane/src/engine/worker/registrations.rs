@@ -264,7 +264,10 @@ impl Worker {
             RegistrationStep::Stream { name, live } => {
                 debug!(%app, group = g, name, live, "upstream list changed");
                 let change = self.catalog().stream(&app, g, &name, live);
-                self.post_catalog(&app, change.into_iter().collect());
+                match change {
+                    Ok(change) => self.post_catalog(&app, change.into_iter().collect()),
+                    Err(why) => self.close(conn, &format!("upstream list refused: {why}"), true),
+                }
             }
             RegistrationStep::Failed(reason) => self.close(conn, &reason, true),
         }
