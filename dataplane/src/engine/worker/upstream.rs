@@ -60,9 +60,22 @@ struct GroupLink {
     down: bool,
     /// Unix time of its last change of state, for `stratactl upstreams`.
     since: f64,
+    /// A reload took the group out of the application: it is never tried again (its index
+    /// stays, so that every reference to the pull's groups keeps meaning the same one).
+    retired: bool,
 }
 
 impl GroupLink {
+    fn new() -> Self {
+        GroupLink {
+            state: LinkState::Idle,
+            attempts: Attempts::default(),
+            down: false,
+            since: unix_now(),
+            retired: false,
+        }
+    }
+
     fn set(&mut self, state: LinkState) {
         if std::mem::discriminant(&state) != std::mem::discriminant(&self.state) {
             self.since = unix_now();
@@ -160,16 +173,7 @@ impl Worker {
         let pull = Pull {
             key: key.clone(),
             groups: app.upstreams.clone(),
-            links: app
-                .upstreams
-                .iter()
-                .map(|_| GroupLink {
-                    state: LinkState::Idle,
-                    attempts: Attempts::default(),
-                    down: false,
-                    since: unix_now(),
-                })
-                .collect(),
+            links: app.upstreams.iter().map(|_| GroupLink::new()).collect(),
             list: FailoverList::default(),
             next: None,
             rebase: Rebase::default(),
@@ -208,6 +212,9 @@ impl Worker {
         let (Some(group), Some(link)) = (pull.groups.get(g), pull.links.get_mut(g)) else {
             return;
         };
+        if link.retired {
+            return link.set(LinkState::Waiting);
+        }
         let (addr, secondary) = link.attempts.address(group);
         let which = if secondary { "secondary" } else { "primary" };
         let attempt = link.attempts.failures + 1;
@@ -257,9 +264,9 @@ impl Worker {
             .slab
             .get(p)
             .and_then(|pull| pull.links.get(g))
-            .is_some_and(|l| l.state == LinkState::Connecting);
+            .is_some_and(|l| l.state == LinkState::Connecting && !l.retired);
         if !connecting {
-            return; // The pull ended meanwhile.
+            return; // The pull ended (or a reload retired the group) meanwhile.
         }
         match result {
             Ok(to) => self.connect_upstream(p, g, to),
@@ -281,8 +288,21 @@ impl Worker {
             Ok(socket) => socket,
             Err(e) => return self.group_failed(p, g, &format!("connect to {to}: {e}")),
         };
-        let Some(upstream) = self.pulls.slab.get(p).and_then(|pull| pull.groups.get(g)) else {
-            return; // The pull ended meanwhile; the socket closes here.
+        let retired = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.links.get(g))
+            .is_none_or(|l| l.retired);
+        let Some(upstream) = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.groups.get(g))
+            .filter(|_| !retired)
+        else {
+            // The pull ended (or a reload retired the group) meanwhile; the socket closes.
+            return;
         };
         let path = match &upstream.instance {
             Some(instance) => format!("{}/{instance}", upstream.app),
@@ -397,12 +417,25 @@ impl Worker {
             });
             link.attempts.succeeded();
             let recovered = std::mem::replace(&mut link.down, false);
+            // A current group that a reload retired streams on until another answers.
+            let retired_current = pull
+                .list
+                .active()
+                .filter(|&c| c != g && pull.links[c].retired);
             let takes_over = if pull.next == Some(g) {
+                pull.list.activate(g);
+                true
+            } else if let Some(c) = retired_current {
+                pull.list.failed(c);
                 pull.list.activate(g);
                 true
             } else {
                 pull.list.answered(g)
             };
+            let retired_conn = retired_current.and_then(|c| match pull.links[c].state {
+                LinkState::Linked { conn, .. } => Some(conn),
+                _ => None,
+            });
             let (key, label) = (pull.key.clone(), pull.groups[g].label.clone());
             let order = pull.list.order().to_vec();
             let addr = self
@@ -419,6 +452,9 @@ impl Worker {
             };
             if takes_over {
                 self.take_over(p, g, r);
+                if let Some(old) = retired_conn {
+                    self.close(old, "its group left the configuration", false);
+                }
             } else if pull.hot_standby && pull.standby.is_none() {
                 // Answered while another group is current: kept playing as the standby.
                 let mut buffer = StandbyBuffer::default();
@@ -827,6 +863,93 @@ impl Worker {
         }
     }
 
+    /// A reload: every running pull whose application's groups changed takes the new ones.
+    /// A group no longer configured is retired (its link closed; if the stream came from
+    /// it, the stream fails over as if it had dropped); a new group is appended and asked
+    /// at once, joining the list when it answers. Groups in both stay as they are.
+    pub(super) fn reload_pulls(&mut self) {
+        let same = |a: &UpstreamGroup, b: &UpstreamGroup| {
+            (&a.label, &a.primary, &a.secondary, &a.app, &a.instance)
+                == (&b.label, &b.primary, &b.secondary, &b.app, &b.instance)
+        };
+        let pulls: Vec<SlabRef> = self.pulls.by_key.values().copied().collect();
+        for p in pulls {
+            let Some(pull) = self.pulls.slab.get(p) else {
+                continue;
+            };
+            let wanted: Vec<UpstreamGroup> = self
+                .config
+                .applications
+                .iter()
+                .find(|a| a.name == pull.key.app())
+                .map(|a| a.upstreams.clone())
+                .unwrap_or_default();
+            let retire: Vec<usize> = (0..pull.groups.len())
+                .filter(|&g| {
+                    !pull.links[g].retired && !wanted.iter().any(|w| same(w, &pull.groups[g]))
+                })
+                .collect();
+            let added: Vec<UpstreamGroup> = wanted
+                .into_iter()
+                .filter(|w| {
+                    !pull
+                        .groups
+                        .iter()
+                        .zip(&pull.links)
+                        .any(|(g, l)| !l.retired && same(w, g))
+                })
+                .collect();
+            if retire.is_empty() && added.is_empty() {
+                continue;
+            }
+            info!(
+                worker = self.id,
+                stream = pull.key.name(),
+                retired = retire.len(),
+                added = added.len(),
+                "upstream groups changed by a reload"
+            );
+            let first_new = pull.groups.len();
+            if let Some(pull) = self.pulls.slab.get_mut(p) {
+                for group in added {
+                    pull.groups.push(group);
+                    pull.links.push(GroupLink::new());
+                }
+            }
+            for g in first_new..self.pulls.slab.get(p).map_or(0, |x| x.groups.len()) {
+                self.attempt(p, g);
+            }
+            for g in retire {
+                self.retire_group(p, g);
+            }
+        }
+    }
+
+    fn retire_group(&mut self, p: SlabRef, g: usize) {
+        let Some(link) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) else {
+            return;
+        };
+        link.retired = true;
+        let state = link.state;
+        let Some(pull) = self.pulls.slab.get(p) else {
+            return;
+        };
+        let current = pull.list.active() == Some(g);
+        let others = pull.list.order().iter().any(|&x| x != g);
+        if current && !others {
+            // Nothing else to stream from yet: it streams on until a new group answers
+            // (`link_frame`), so viewers see a switch rather than an unpublish.
+            return;
+        }
+        if let LinkState::Linked { conn, .. } = state {
+            // Through `link_closed` → `group_failed`: out of the list, a failover if it was
+            // current; its retry never attempts.
+            self.close(conn, "its group left the configuration", false);
+        } else {
+            self.group_failed(p, g, "its group left the configuration");
+        }
+    }
+
     /// Every group of every pull of this worker, then its pushes, for `stratactl
     /// upstreams`.
     pub(super) fn upstream_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
@@ -836,6 +959,9 @@ impl Worker {
                 continue;
             };
             for (g, (group, link)) in pull.groups.iter().zip(&pull.links).enumerate() {
+                if link.retired {
+                    continue;
+                }
                 let active = pull.list.active() == Some(g);
                 let state = match link.state {
                     LinkState::Linked { .. } if active => "streaming",
