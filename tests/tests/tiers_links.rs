@@ -125,7 +125,8 @@ fn lower_tiers_register_keep_the_lists_and_answer_from_them() {
     });
     assert!(!intermediate.log().contains("upstream plays"));
 
-    // A name no list has: StreamNotFound at once, and no origin is asked for it.
+    // A name no list has: StreamNotFound at once (after the lists' 150 ms grace for an
+    // addStream still on its way), and no origin is asked for it.
     let mut subscriber = RtmpClient::connected(edge.addr(), "lsc_edge").expect("connect");
     let asked = Instant::now();
     assert_eq!(

@@ -828,7 +828,7 @@ impl Worker {
                     }
                 }
                 TimerKind::VodPace(stream_id) => self.vod_pump(r, stream_id),
-                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle => {
+                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle | TimerKind::ListGrace => {
                     debug_assert!(false, "a worker or pull timer armed for a connection")
                 }
             }
@@ -844,6 +844,7 @@ impl Worker {
                 self.timers
                     .arm_for(Owner::Worker, now + TICK, TimerKind::Tick);
             }
+            TimerKind::ListGrace => self.list_grace_over(now),
             TimerKind::Connect
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)

@@ -62,11 +62,17 @@ impl Registration {
     }
 }
 
-/// Worker 0's standing links.
+/// How long a subscribe for a name no list has waits before StreamNotFound: the lists
+/// trail the upstreams by a message (an origin's addStream for a publisher that just
+/// started may still be on its way), and a subscriber must not be told "not found" for it.
+const LIST_GRACE: Duration = Duration::from_millis(150);
+
+/// Worker 0's standing links; on every worker, its subscribes waiting out `LIST_GRACE`.
 #[derive(Default)]
 pub(super) struct Registrations {
     slab: Slab<Registration>,
     all: Vec<SlabRef>,
+    unlisted: Vec<(StreamKey, Instant)>,
 }
 
 impl Worker {
@@ -367,6 +373,31 @@ impl Worker {
             .collect();
         for key in waiting {
             self.maybe_pull(&key);
+        }
+    }
+
+    /// A subscribe for `key`, which no list has: answered StreamNotFound after
+    /// `LIST_GRACE` unless a list gains it meanwhile (then `catalog_changed` pulls it).
+    pub(super) fn subscribe_unlisted(&mut self, key: StreamKey) {
+        let due = Instant::now() + LIST_GRACE;
+        self.registrations.unlisted.push((key, due));
+        self.timers
+            .arm_for(Owner::Worker, due, TimerKind::ListGrace);
+    }
+
+    pub(super) fn list_grace_over(&mut self, now: Instant) {
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.registrations.unlisted)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.registrations.unlisted = waiting;
+        for (key, _) in due {
+            if !self.subscribed(&key) {
+                continue;
+            }
+            match self.upstreams_know(&key) {
+                Known::Absent => self.subscribers_not_found(&key),
+                Known::Listed | Known::Unknown => self.maybe_pull(&key),
+            }
         }
     }
 

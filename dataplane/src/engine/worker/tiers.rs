@@ -86,7 +86,9 @@ impl Worker {
             .applications
             .iter()
             .any(|a| a.name == key.app() && a.role.is_some_and(|role| role.has_upstreams()));
-        if pulls && self.upstreams_know(&key) != Known::Absent {
+        if pulls && self.upstreams_know(&key) == Known::Absent {
+            self.subscribe_unlisted(key);
+        } else if pulls {
             self.maybe_pull(&key);
         } else {
             self.subscribers_not_found(&key);
