@@ -656,6 +656,7 @@ mod tests {
             active,
             position,
             since: 1.5,
+            streams: Vec::new(),
         };
         let text = render_upstreams(&[up("server1", true, Some(0)), up("server2", false, None)]);
         let samples = parse(&text).expect("well-formed");

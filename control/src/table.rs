@@ -217,7 +217,12 @@ pub fn upstreams(upstreams: &[UpstreamInfo], now: f64) -> String {
         .map(|u| {
             vec![
                 u.app.clone(),
-                u.stream.clone(),
+                // A standing link lists its group's live streams.
+                if u.streams.is_empty() {
+                    u.stream.clone()
+                } else {
+                    format!("{} [{}]", u.stream, u.streams.join(" "))
+                },
                 u.group.clone(),
                 format!("{};{}", u.primary, u.secondary),
                 u.address.clone(),

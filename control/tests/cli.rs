@@ -245,6 +245,29 @@ fn upstreams_table_shows_groups_state_attempts_and_the_active_one() {
 }
 
 #[test]
+fn upstreams_links_lists_each_standing_link_with_its_streams() {
+    let dir = Scratch::new("cli-upstream-links");
+    let fake = FakeStratad::start(&dir.join("s.sock"));
+    let out = stratactl(&fake.path, &["upstreams", "--links"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let registered = table.lines().nth(2).expect("row");
+    assert!(
+        registered.contains("* [cam news]") && registered.contains("registered"),
+        "{table}"
+    );
+    let waiting = table.lines().nth(1).expect("row");
+    assert!(
+        waiting.contains("waiting") && !waiting.contains('['),
+        "{table}"
+    );
+    let out = stratactl(&fake.path, &["--json", "upstreams", "--links"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["upstreams"][1]["streams"][1], "news");
+    assert!(json["upstreams"][0].get("streams").is_none());
+}
+
+#[test]
 fn so_commands_send_their_call_and_print_the_object() {
     use control::protocol::SoCall;
     let dir = Scratch::new("cli-so");

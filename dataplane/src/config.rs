@@ -195,6 +195,13 @@ pub(crate) struct ApplicationConfig {
     /// How long a pull stays after its last viewer left, in milliseconds.
     #[serde(default)]
     pub(crate) pull_linger_ms: u32,
+    /// Push relays: every stream published here is forwarded to each of these
+    /// `rtmp://host[:port]/app[/instance]` targets under its own name (nginx-rtmp's `push`).
+    #[serde(default)]
+    pub(crate) push: Vec<String>,
+    /// `push` parsed (set by `Config::parse`), one group labelled `push` per target.
+    #[serde(skip)]
+    pub(crate) push_targets: Vec<UpstreamGroup>,
     /// The one group of a `pull` (set by `Config::parse`), or the groups read from `host_ini`
     /// by [`Config::load`]; a configuration whose host.ini
     /// does not parse is never built, so a running server keeps the groups it has.
@@ -330,6 +337,12 @@ impl Config {
                     .map_err(|e| invalid(format!("application {:?}: {e}", app.name)))?;
                 app.upstreams = vec![group];
             }
+            app.push_targets = app
+                .push
+                .iter()
+                .map(|url| crate::relay::pull_url::parse_push(url))
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid(format!("application {:?}: {e}", app.name)))?;
         }
         Ok(config)
     }
@@ -728,6 +741,29 @@ mod tests {
         assert!(Config::parse("[[application]]\nname = \"p\"\nhot_standby = true\n", "t").is_err());
         let hot = Config::parse(&format!("{EDGE}hot_standby = true\n"), "t").expect("edge");
         assert!(hot.applications[0].hot_standby);
+    }
+
+    #[test]
+    fn push_targets_parse_and_a_bad_one_names_its_application() {
+        let c = Config::parse(
+            "[[application]]\nname = \"live\"\npush = [\"rtmp://127.0.0.3/live\", \
+             \"rtmp://relay.example:1936/in/room\"]\n",
+            "t",
+        )
+        .expect("a push application");
+        let targets = &c.applications[0].push_targets;
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].primary.to_string(), "127.0.0.3:1935");
+        assert_eq!(targets[1].primary.to_string(), "relay.example:1936");
+        assert_eq!(targets[1].instance.as_deref(), Some("room"));
+        assert!(c.applications[0].upstreams.is_empty());
+        let e = Config::parse(
+            "[[application]]\nname = \"q\"\npush = [\"rtmp://h\"]\n",
+            "t",
+        )
+        .expect_err("no application in the URL")
+        .to_string();
+        assert!(e.contains("\"q\"") && e.contains("push"), "{e}");
     }
 
     #[test]

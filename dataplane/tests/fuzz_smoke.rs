@@ -385,6 +385,45 @@ fn client_session_survives_mutations() {
 }
 
 #[test]
+fn relay_links_survive_mutations() {
+    // The answers of a server, then what a parent tier sends its children.
+    let mut answers = server_answers();
+    let config = SessionConfig::client(4096);
+    let mut parent = Session::server(config, &mut StdRng::seed_from_u64(9), 0);
+    let mut out = BytesMut::new();
+    for (method, name) in [
+        ("addStream", "cam"),
+        ("addStream", "b"),
+        ("removeStream", "cam"),
+    ] {
+        let values = [
+            Amf0Value::string(method),
+            Amf0Value::Number(0.0),
+            Amf0Value::Null,
+            Amf0Value::string(name),
+        ];
+        parent.write_command(0, false, &values, &mut out);
+    }
+    let publish_start = [
+        Amf0Value::string("onStatus"),
+        Amf0Value::Number(0.0),
+        Amf0Value::Null,
+        info("status", "NetStream.Publish.Start"),
+    ];
+    parent.write_command(1, false, &publish_start, &mut out);
+    answers.extend_from_slice(&out);
+    let seeds: Vec<Vec<u8>> = [0u8, 1, 2, 5, 3 * 7 + 2]
+        .iter()
+        .map(|&ctl| {
+            let mut v = vec![ctl];
+            v.extend_from_slice(&answers);
+            v
+        })
+        .collect();
+    run(fuzzing::relay_links, &seeds, 10);
+}
+
+#[test]
 fn host_ini_survives_mutations() {
     let seeds: Vec<Vec<u8>> = [
         "#server group name primaryIP;secondaryIP appToConnect\n\

@@ -8,8 +8,10 @@
 //! [`flv_tags`] (an FLV's tags), [`flv_source`] (an FLV file's tags published by our client),
 //! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook),
 //! [`pyrtmp`] (python-librtmp and stratactl binaries), [`tiers`] (origins, edges and a viewer
-//! timed across a failover), [`netns`] (a network namespace for multicast tests).
+//! timed across a failover), [`netns`] (a network namespace for multicast tests),
+//! [`delay_proxy`] (a link with latency between two hosts).
 
+pub mod delay_proxy;
 pub mod flv_source;
 pub mod flv_tags;
 pub mod json_hook;

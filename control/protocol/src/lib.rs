@@ -54,6 +54,10 @@ pub enum Call {
     Clients,
     /// The upstream groups of every relay pull (intermediate and edge applications).
     Upstreams,
+    /// The standing FCAddChild links of intermediate and edge applications to their
+    /// upstream groups, each with the list of live streams it keeps (answered with
+    /// `Reply::Upstreams`, stream `*`).
+    UpstreamLinks,
     Kick {
         client: u64,
     },
@@ -201,6 +205,9 @@ pub struct UpstreamInfo {
     pub position: Option<usize>,
     /// Unix time of its last change of state.
     pub since: f64,
+    /// A standing link (stream `*`): the active publishers its group lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,8 +38,13 @@ enum Command {
     Clients,
     /// Files under the content root (of APP or APP/INSTANCE): the name to play, the size
     Vod { target: Option<String> },
-    /// Upstream groups of relay pulls: addresses, state, attempts, which is active, since
-    Upstreams,
+    /// Upstream groups of relay pulls and pushes: addresses, state, attempts, which is
+    /// active, since
+    Upstreams {
+        /// The standing FCAddChild links instead, each with its group's live streams
+        #[arg(long)]
+        links: bool,
+    },
     /// Disconnect a client by id
     Kick { id: u64 },
     /// Disconnect a stream's publisher (app/instance/name or app/name)
@@ -125,7 +130,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Streams => show(one_shot(Call::Streams)?, cli.json),
         Command::Clients => show(one_shot(Call::Clients)?, cli.json),
         Command::Vod { target } => show(one_shot(vod_command::call(target.as_deref()))?, cli.json),
-        Command::Upstreams => show(one_shot(Call::Upstreams)?, cli.json),
+        Command::Upstreams { links: false } => show(one_shot(Call::Upstreams)?, cli.json),
+        Command::Upstreams { links: true } => show(one_shot(Call::UpstreamLinks)?, cli.json),
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),

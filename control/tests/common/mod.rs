@@ -110,12 +110,29 @@ pub fn upstreams() -> Vec<control::protocol::UpstreamInfo> {
             active,
             position,
             since: 1_700_000_000.0,
+            streams: Vec::new(),
         }
     };
     vec![
         group("server1", "127.0.0.2:1935", "waiting", false, None, 2),
         group("server2", "127.0.0.3:1935", "streaming", true, Some(0), 0),
     ]
+}
+
+/// Standing links: one registered with two live streams, one waiting.
+pub fn upstream_links() -> Vec<control::protocol::UpstreamInfo> {
+    let mut links = upstreams();
+    for (link, streams) in links.iter_mut().zip([vec![], vec!["cam", "news"]]) {
+        link.stream = "*".into();
+        link.state = if streams.is_empty() {
+            "waiting"
+        } else {
+            "registered"
+        }
+        .into();
+        link.streams = streams.into_iter().map(String::from).collect();
+    }
+    links
 }
 
 pub fn streams() -> Vec<StreamInfo> {
@@ -363,6 +380,12 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             Call::Upstreams => (
                 Some(Reply::Upstreams {
                     upstreams: upstreams(),
+                }),
+                None,
+            ),
+            Call::UpstreamLinks => (
+                Some(Reply::Upstreams {
+                    upstreams: upstream_links(),
                 }),
                 None,
             ),

@@ -57,17 +57,51 @@ pub(crate) struct Conn {
     /// The client sends commands framed as AMF3 (type 17); replies use the same framing.
     pub(crate) amf3: bool,
     pub(crate) bytes_out: u64,
-    /// Set when this is a connection we opened to an upstream (a relay pull): its session
-    /// is in the client role and its events go to the link, not to `client`.
+    /// Set when this is a connection we opened (a relay pull's link to an upstream, a push
+    /// to its target, a standing link to an upstream group): its session is in the client role and its events go to the link,
+    /// not to `client`.
     pub(crate) upstream: Option<Box<LinkConn>>,
 }
 
-/// An upstream link riding on a connection: the pull it serves and its conversation.
-pub(crate) struct LinkConn {
-    pub(crate) pull: SlabRef,
-    /// The upstream group it goes to (index in host.ini).
-    pub(crate) group: u16,
-    pub(crate) link: crate::relay::link::PullLink,
+/// A relay's conversation riding on a connection we opened.
+pub(crate) enum LinkConn {
+    /// A relay pull's link: the pull it serves, the upstream group it goes to (index in
+    /// host.ini), and its conversation.
+    Pull {
+        pull: SlabRef,
+        group: u16,
+        link: crate::relay::link::PullLink,
+    },
+    /// A push relay's connection to its target.
+    Push {
+        push: SlabRef,
+        link: crate::relay::push::PushLink,
+    },
+    /// An application's standing link to an upstream group (FCAddChild).
+    Child {
+        reg: SlabRef,
+        link: crate::relay::registration::ChildLink,
+    },
+}
+
+impl LinkConn {
+    /// Past connect: the connection's setup deadline no longer applies.
+    pub(crate) fn is_connected(&self) -> bool {
+        match self {
+            LinkConn::Pull { link, .. } => link.is_connected(),
+            LinkConn::Push { link, .. } => link.is_connected(),
+            LinkConn::Child { link, .. } => link.is_connected(),
+        }
+    }
+
+    /// Whom the connection's end concerns.
+    pub(crate) fn owner(&self) -> super::owner::Owner {
+        match *self {
+            LinkConn::Pull { pull, group, .. } => super::owner::Owner::Pull { pull, group },
+            LinkConn::Push { push, .. } => super::owner::Owner::Push(push),
+            LinkConn::Child { reg, .. } => super::owner::Owner::Registration(reg),
+        }
+    }
 }
 
 impl Conn {

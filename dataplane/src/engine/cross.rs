@@ -55,10 +55,16 @@ pub(crate) enum WorkerMsg {
     },
     /// From the control thread: a validated new configuration.
     Reload(Arc<Config>),
+    /// From worker 0's standing links to every worker: `name` appeared in (`live`) or left
+    /// the upstream groups' lists of `app` (`relay::catalog`).
+    UpstreamCatalog {
+        app: String,
+        name: String,
+        live: bool,
+    },
     /// To a worker from its resolver thread: the address of an upstream hostname.
     Resolved {
-        pull: crate::engine::slab::SlabRef,
-        group: u16,
+        owner: crate::engine::owner::Owner,
         result: Result<std::net::SocketAddr, String>,
     },
     /// From the control thread: the manager's answer to an auth request.
@@ -110,6 +116,7 @@ pub(crate) enum Query {
     Streams,
     Clients,
     Upstreams,
+    UpstreamLinks,
     Kick {
         client: u64,
     },

@@ -17,6 +17,11 @@ pub(crate) enum Owner {
     /// A relay pull of this worker (see `worker/upstream.rs`): the connects and retries of
     /// its link to upstream group `group` (its index in host.ini), and its idle checks.
     Pull { pull: SlabRef, group: u16 },
+    /// A push relay of this worker (see `worker/push.rs`): its connects and retries.
+    Push(SlabRef),
+    /// A standing FCAddChild link of an application to an upstream group (see
+    /// `worker/registrations.rs`): its connects and retries.
+    Registration(SlabRef),
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
     /// A file read for VOD (see `worker/vod.rs`).

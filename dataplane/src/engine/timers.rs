@@ -33,6 +33,9 @@ pub(crate) enum TimerKind {
     Idle,
     /// A NetStream playing a file has its next sample due (the stream id).
     VodPace(u32),
+    /// Subscribes for names no upstream list has get StreamNotFound now, unless a list
+    /// gained the name meanwhile (`worker/registrations.rs`).
+    ListGrace,
 }
 
 /// A connection's timer, as connection code arms it.

@@ -7,6 +7,7 @@ mod flv;
 mod host_ini;
 mod rtmfp;
 mod mpegts;
+mod relay_links;
 mod rtmp;
 mod session;
 mod shared_object;
@@ -20,6 +21,7 @@ pub use rtmfp::{
     rtmfp_chunks, rtmfp_flash_message, rtmfp_handshake, rtmfp_packet, rtmfp_reassembly, rtmfp_seeds,
 };
 pub use mpegts::{mpegts_mux, mpegts_seed};
+pub use relay_links::relay_links;
 pub use rtmp::*;
 pub use session::rtmp_session;
 pub use shared_object::{shared_object_file, shared_object_message};

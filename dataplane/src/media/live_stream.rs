@@ -5,7 +5,7 @@
 
 use super::frame::{Batch, Frame, FrameRef, MediaMessage};
 use super::gop_cache::{GopCache, GopCacheLimits};
-use super::port::{ClientRef, Level, Port, StreamEvent};
+use super::port::{ClientRef, Level, Port, StreamEvent, Urgency};
 use super::recorder::RecorderRef;
 use super::sink::Sink;
 use super::stream_key::StreamKey;
@@ -282,6 +282,29 @@ impl LiveStream {
     /// The stream has no multicast output left here.
     pub(crate) fn remove_multicast(&mut self) {
         self.sinks.retain(|s| *s != Sink::Multicast);
+    }
+
+    /// A push relay's target accepted the publish (while the publisher is local): it gets
+    /// metadata, codec headers and the current GOP from its key frame, so the target's
+    /// viewers can start at once, then every frame as it arrives. The GOP goes as a
+    /// viewer's snapshot does: at once and never dropped (it is bounded by the GOP cache's
+    /// limits), so its age does not read as lag.
+    pub(crate) fn add_push<P: Port>(&mut self, link: ClientRef, stream_id: u32, port: &mut P) {
+        let sink = Sink::Push { link, stream_id };
+        if !matches!(self.source, Source::Local { .. }) || self.sinks.contains(&sink) {
+            return;
+        }
+        for f in self.gop.snapshot() {
+            port.frame(link, stream_id, f, Urgency::Now);
+        }
+        self.sinks.push(sink);
+        port.flush(link);
+    }
+
+    /// A push's connection closed: it gets nothing more.
+    pub(crate) fn remove_push(&mut self, link: ClientRef) {
+        self.sinks
+            .retain(|s| !matches!(*s, Sink::Push { link: l, .. } if l == link));
     }
 
     /// A NetStream starts playing: Stream Begin, Play.Reset (if asked), Play.Start, and if

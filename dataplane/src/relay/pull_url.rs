@@ -1,26 +1,36 @@
-//! A plain `pull` relay's upstream (the application key `pull`, as nginx-rtmp's `pull`):
-//! `rtmp://host[:port]/app[/instance]`, made into one upstream group whose primary and
-//! secondary are that server, so a plain pull is a tiers pull with one group (connect on
-//! the first viewer, retry with back-off, rebase across reconnects) without a host.ini.
-//! Addresses and applications follow host.ini's rules (`host_ini::parse_addr`, `parse_app`).
+//! A plain relay's far end, `rtmp://host[:port]/app[/instance]`, as nginx-rtmp's `pull` and
+//! `push` take it. A `pull` URL is made into one upstream group whose primary and secondary
+//! are that server, so a plain pull is a tiers pull with one group (connect on the first
+//! viewer, retry with back-off, rebase across reconnects) without a host.ini; a `push` URL
+//! is the target a published stream is forwarded to (`engine/worker/push.rs`), labelled
+//! `push`. Addresses and applications follow host.ini's rules (`host_ini::parse_addr`,
+//! `parse_app`).
 
 use super::host_ini::{parse_addr, parse_app, UpstreamGroup};
 
-/// The group label a pull shows in `stratactl upstreams` and events.
-const LABEL: &str = "pull";
-
 /// Parses a pull URL; the error says what is wrong with it.
 pub(crate) fn parse(url: &str) -> Result<UpstreamGroup, String> {
+    parse_as("pull", url)
+}
+
+/// Parses a push target; the error says what is wrong with it.
+pub(crate) fn parse_push(url: &str) -> Result<UpstreamGroup, String> {
+    parse_as("push", url)
+}
+
+/// `kind` is the configuration key, and the label the group shows in `stratactl upstreams`
+/// and events.
+fn parse_as(kind: &str, url: &str) -> Result<UpstreamGroup, String> {
     let rest = url
         .strip_prefix("rtmp://")
-        .ok_or_else(|| format!("pull {url:?}: expected rtmp://host[:port]/app[/instance]"))?;
+        .ok_or_else(|| format!("{kind} {url:?}: expected rtmp://host[:port]/app[/instance]"))?;
     let (authority, path) = rest
         .split_once('/')
-        .ok_or_else(|| format!("pull {url:?}: no application after the host"))?;
-    let addr = parse_addr(authority).map_err(|e| format!("pull {url:?}: address {e}"))?;
-    let (app, instance) = parse_app(path).map_err(|e| format!("pull {url:?}: {e}"))?;
+        .ok_or_else(|| format!("{kind} {url:?}: no application after the host"))?;
+    let addr = parse_addr(authority).map_err(|e| format!("{kind} {url:?}: address {e}"))?;
+    let (app, instance) = parse_app(path).map_err(|e| format!("{kind} {url:?}: {e}"))?;
     Ok(UpstreamGroup {
-        label: LABEL.to_string(),
+        label: kind.to_string(),
         primary: addr.clone(),
         secondary: addr,
         app,
@@ -57,6 +67,8 @@ mod tests {
         ] {
             let e = parse(url).expect_err(url);
             assert!(e.contains(why), "{url}: {e}");
+            let e = parse_push(url).expect_err(url);
+            assert!(e.starts_with("push ") && e.contains(why), "{url}: {e}");
         }
     }
 

@@ -6,8 +6,28 @@
 //! viewers get a decodable picture about one frame interval after the current link is
 //! lost instead of after a fresh connect, play and the next key frame.
 
+use std::time::Duration;
+
 use crate::media::frame::MediaMessage;
 use crate::media::tag::FrameKind;
+
+/// A pull with a hot standby checks its links this often (a pull without one, every
+/// quarter of `idle_ms`).
+pub(crate) const CHECK: Duration = Duration::from_millis(50);
+/// The current link silent this long while the standby keeps sending: the current one is
+/// left at once instead of after `idle_ms` (a frozen origin whose connection stays open).
+/// Several frame intervals, so a stream's own jitter does not make the stream flap.
+pub(crate) const QUIET: Duration = Duration::from_millis(300);
+
+/// Whether to leave a current link that has been `silent` for a standby that last sent
+/// `standby_silent` ago (both as the pull's checks measure them).
+pub(crate) fn leave_quiet_current(
+    silent: Duration,
+    standby_silent: Duration,
+    idle: Duration,
+) -> bool {
+    silent >= QUIET.min(idle) && standby_silent < QUIET / 2
+}
 
 /// The longest GOP kept (messages): a standby whose key frames are rarer than this keeps
 /// nothing until its next one, rather than growing without bound.
@@ -71,6 +91,24 @@ mod tests {
     /// standby (its clock at 50 000) has been playing. Replaying its buffer through the
     /// rebase hands viewers its headers and key frame right away, continuing after the
     /// last timestamp they got, then the rest of its GOP and its live messages, monotonic.
+    #[test]
+    fn a_quiet_current_is_left_only_for_a_standby_that_sends() {
+        let ms = Duration::from_millis;
+        let idle = ms(1_000);
+        assert!(leave_quiet_current(ms(300), ms(0), idle));
+        assert!(leave_quiet_current(ms(350), ms(100), idle));
+        assert!(
+            !leave_quiet_current(ms(250), ms(0), idle),
+            "jitter, not silence"
+        );
+        assert!(
+            !leave_quiet_current(ms(900), ms(900), idle),
+            "both silent: the source paused"
+        );
+        // A shorter idle interval than QUIET applies as it is.
+        assert!(leave_quiet_current(ms(200), ms(0), ms(200)));
+    }
+
     #[test]
     fn a_switch_to_the_standby_starts_at_its_key_frame_at_once() {
         let mut rebase = Rebase::default();

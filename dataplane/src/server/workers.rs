@@ -56,6 +56,7 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         next_auth_id: AtomicU64::new(1),
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
+        catalog: Default::default(),
     });
     Ok((
         shared,

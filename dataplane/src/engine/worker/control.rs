@@ -72,6 +72,7 @@ impl Worker {
             }
             Query::Clients => Answer::Clients(self.client_infos()),
             Query::Upstreams => Answer::Upstreams(self.upstream_infos()),
+            Query::UpstreamLinks => Answer::Upstreams(self.registration_infos()),
             Query::VodDurations => Answer::VodDurations(self.vod.durations()),
             Query::Kick { client } => {
                 let target = self
@@ -230,7 +231,9 @@ impl Worker {
         {
             warn_no_zerocopy();
         }
-        self.config = config;
+        let old = std::mem::replace(&mut self.config, config);
+        self.reload_registrations(&old);
+        self.reload_pulls();
     }
 
     /// Runs `action` now, or first asks the manager when the configuration says so.

@@ -19,7 +19,9 @@ mod files;
 mod multicast;
 mod outbound;
 mod port;
+mod push;
 mod recordings;
+mod registrations;
 mod resolve;
 mod rpc;
 mod session;
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) auth_manager: AtomicBool,
     /// A manager has registered to answer client calls (`rpc_register`).
     pub(crate) rpc_manager: AtomicBool,
+    /// The upstream groups' lists of live streams (worker 0's standing links keep them).
+    pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
 }
 
 /// How often stream rates are refreshed.
@@ -136,6 +140,10 @@ pub(crate) struct Worker {
     multicast_added: Vec<crate::multicast::spec::MulticastSpec>,
     /// Relay pulls: streams this worker plays from an upstream (see `upstream.rs`).
     pulls: upstream::Pulls,
+    /// Push relays: streams published here forwarded to other servers (see `push.rs`).
+    pushes: push::Pushes,
+    /// Standing links to upstream groups (worker 0 only; see `registrations.rs`).
+    registrations: registrations::Registrations,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
     children: Vec<ConnRef>,
     /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
@@ -209,6 +217,8 @@ impl Worker {
             multicasts: multicast::Multicasts::default(),
             multicast_added: Vec::new(),
             pulls: upstream::Pulls::default(),
+            pushes: push::Pushes::default(),
+            registrations: registrations::Registrations::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
@@ -237,6 +247,7 @@ impl Worker {
         self.arm_mailbox();
         self.timers
             .arm_for(Owner::Worker, Instant::now() + TICK, TimerKind::Tick);
+        self.start_registrations();
         let mut completions = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -720,13 +731,12 @@ impl Worker {
                 }
             }
             WorkerMsg::TierStream { key, live } => self.tell_children(&key, live),
+            WorkerMsg::UpstreamCatalog { app, name, live } => {
+                self.catalog_changed(&app, &name, live)
+            }
             WorkerMsg::Query { query, ask } => self.answer_query(query, ask),
             WorkerMsg::Reload(config) => self.reload(config),
-            WorkerMsg::Resolved {
-                pull,
-                group,
-                result,
-            } => self.upstream_resolved(pull, group, result),
+            WorkerMsg::Resolved { owner, result } => self.resolved(owner, result),
             WorkerMsg::AuthDecision {
                 request,
                 allow,
@@ -780,6 +790,14 @@ impl Worker {
                     self.pull_timer(pull, group, kind);
                     continue;
                 }
+                Owner::Push(push) => {
+                    self.push_timer(push, kind);
+                    continue;
+                }
+                Owner::Registration(r) => {
+                    self.registration_timer(r, kind);
+                    continue;
+                }
                 Owner::Worker => {
                     self.worker_timer(kind, now);
                     continue;
@@ -796,7 +814,7 @@ impl Worker {
                     let connected = c
                         .upstream
                         .as_ref()
-                        .map_or(c.client.nc.is_connected(), |u| u.link.is_connected());
+                        .map_or(c.client.nc.is_connected(), |u| u.is_connected());
                     if !connected && c.closing == Closing::Open {
                         let secs = self.config.server.connect_timeout_ms as f64 / 1000.0;
                         self.close(
@@ -825,7 +843,7 @@ impl Worker {
                     }
                 }
                 TimerKind::VodPace(stream_id) => self.vod_pump(r, stream_id),
-                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle => {
+                TimerKind::Tick | TimerKind::Retry | TimerKind::Idle | TimerKind::ListGrace => {
                     debug_assert!(false, "a worker or pull timer armed for a connection")
                 }
             }
@@ -841,6 +859,7 @@ impl Worker {
                 self.timers
                     .arm_for(Owner::Worker, now + TICK, TimerKind::Tick);
             }
+            TimerKind::ListGrace => self.list_grace_over(now),
             TimerKind::Connect
             | TimerKind::CloseFlush
             | TimerKind::Auth(_)
@@ -933,7 +952,7 @@ impl Worker {
         let mut actions = Vec::new();
         c.client.nc.close_all(&mut actions);
         c.closing = Closing::Flushing;
-        let pull = c.upstream.as_ref().map(|u| (u.pull, u.group));
+        let link = c.upstream.as_ref().map(|u| u.owner());
         for a in actions {
             match a {
                 Action::StopPublish { key, .. } => self.stop_publish(r, &key),
@@ -941,8 +960,11 @@ impl Worker {
                 _ => {}
             }
         }
-        if let Some((pull, group)) = pull {
-            self.link_closed(r, pull, group, reason);
+        match link {
+            Some(Owner::Pull { pull, group }) => self.link_closed(r, pull, group, reason),
+            Some(Owner::Push(push)) => self.push_closed(r, push, reason),
+            Some(Owner::Registration(reg)) => self.registration_closed(r, reg, reason),
+            _ => {}
         }
         let Some(c) = self.conns.get_mut(r) else {
             return;

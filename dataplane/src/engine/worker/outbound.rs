@@ -4,24 +4,30 @@
 //! `on_completion` hands `Connect`, `UdpRecv` and `UdpSend` completions here, and shutdown
 //! cancels connects in flight and closes the sockets.
 //!
-//! Relay pulls (`Owner::Pull`, `upstream.rs`) open connections; RTMFP sessions will be the
+//! Relay pulls (`Owner::Pull`, `upstream.rs`) and pushes (`Owner::Push`, `push.rs`) open
+//! connections; RTMFP sessions will be the
 //! first to take datagrams. Each owner has its `Owner` variant and its arm in the routing
 //! below; an outcome for an owner that takes none is logged and let go.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
 use std::time::Duration;
 
 use bytes::Bytes;
+use socket2::Socket;
 use tracing::debug;
 
 use super::Worker;
+use crate::engine::conn::{ConnRef, LinkConn};
 use crate::engine::connect::Connected;
 use crate::engine::io::Completion;
 use crate::engine::owner::Owner;
 use crate::engine::slab::SlabRef;
 use crate::engine::token::Token;
 use crate::engine::udp::UdpSendError;
+use crate::proto::rtmp::handshake::HandshakeKind;
+use crate::proto::rtmp::session::Session;
 
 impl Worker {
     /// Starts a TCP connect to `to` for `owner`, failing after `timeout`; the outcome goes
@@ -41,13 +47,17 @@ impl Worker {
         }
     }
 
-    /// Hands a connect's outcome to its owner. A relay pull takes the socket and makes it a
-    /// connection in the client role (`pull_connected`): its receive and sends are armed
-    /// exactly as for an accepted one (the ring does not care who opened a socket). Any
-    /// other owner takes none, so the socket is closed.
+    /// Hands a connect's outcome to its owner. A relay pull or push takes the socket and
+    /// makes it a connection in the client role (`adopt_outbound`). Any other owner takes
+    /// none, so the socket is closed.
     fn connected(&mut self, done: Connected<Owner>) {
-        if let Owner::Pull { pull, group } = done.owner {
-            return self.pull_connected(pull, group, done.to, done.result);
+        match done.owner {
+            Owner::Pull { pull, group } => {
+                return self.pull_connected(pull, group, done.to, done.result)
+            }
+            Owner::Push(push) => return self.push_connected(push, done.to, done.result),
+            Owner::Registration(r) => return self.registration_connected(r, done.to, done.result),
+            _ => {}
         }
         match done.result {
             Ok(socket) => {
@@ -60,6 +70,28 @@ impl Worker {
                     "outbound connect failed");
             }
         }
+    }
+
+    /// A socket we connected becomes a connection whose session is in the client role,
+    /// its events going to `link`: its receive and sends are armed exactly as for an
+    /// accepted one (the ring does not care who opened a socket).
+    pub(super) fn adopt_outbound(&mut self, socket: Socket, link: LinkConn) -> ConnRef {
+        let session_config = self.session_config();
+        let r = self.adopt(socket.into_raw_fd());
+        let epoch = self.started.elapsed().as_millis() as u32;
+        if let Some(c) = self.conns.get_mut(r) {
+            c.session = Session::client(
+                session_config,
+                HandshakeKind::Digest,
+                &mut self.rng,
+                epoch,
+                &mut c.out,
+            );
+            // No connect preamble: a client's first message is connect itself.
+            c.preamble_sent = true;
+            c.upstream = Some(Box::new(link));
+        }
+        r
     }
 
     /// Binds a UDP socket on `addr` for `owner` (every worker binds the same address:

@@ -1,4 +1,4 @@
-//! Upstream hostnames (host.ini and `pull` accept names): resolved off the worker's thread,
+//! Upstream and push target hostnames (host.ini, `pull` and `push` accept names): resolved off the worker's thread,
 //! since getaddrinfo blocks and a worker's loop never may. An attempt at a name spawns a
 //! short-lived thread (attempts are seconds apart at most per group, so threads stay few)
 //! that resolves it and posts the answer to the worker's mailbox; the worker then connects
@@ -7,12 +7,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use super::*;
-use crate::engine::slab::SlabRef;
 
 impl Worker {
-    /// Resolves `host`:`port` for pull `p`'s group `group`; the answer comes back as
-    /// `WorkerMsg::Resolved`.
-    pub(super) fn resolve_upstream(&mut self, p: SlabRef, group: u16, host: String, port: u16) {
+    /// Resolves `host`:`port` for `owner` (a pull's group, a push); the answer comes back
+    /// as `WorkerMsg::Resolved`.
+    pub(super) fn resolve(&mut self, owner: Owner, host: String, port: u16) {
         let shared = Arc::clone(&self.shared);
         let worker = self.id;
         let spawned = std::thread::Builder::new()
@@ -33,16 +32,22 @@ impl Worker {
                             .ok_or_else(|| format!("{host} has no address"))
                     });
                 if let Some(m) = shared.mailboxes.get(worker) {
-                    m.post(WorkerMsg::Resolved {
-                        pull: p,
-                        group,
-                        result,
-                    });
+                    m.post(WorkerMsg::Resolved { owner, result });
                     m.wake();
                 }
             });
         if let Err(e) = spawned {
-            self.upstream_resolved(p, group, Err(format!("no resolver thread: {e}")));
+            self.resolved(owner, Err(format!("no resolver thread: {e}")));
+        }
+    }
+
+    /// The answer for an attempt at a hostname, to the owner that asked.
+    pub(super) fn resolved(&mut self, owner: Owner, result: Result<SocketAddr, String>) {
+        match owner {
+            Owner::Pull { pull, group } => self.upstream_resolved(pull, group, result),
+            Owner::Push(push) => self.push_resolved(push, result),
+            Owner::Registration(r) => self.registration_resolved(r, result),
+            _ => debug_assert!(false, "only relays resolve names: {owner:?}"),
         }
     }
 }

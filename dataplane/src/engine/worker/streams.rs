@@ -65,6 +65,7 @@ impl Worker {
                 );
                 self.tell_workers_started(&key, publish_id, &remote_workers);
                 self.start_recording(r, stream_id, &key, mode);
+                self.start_pushes(&key);
                 self.went_live(&key);
                 self.announce_to_children(&key, true);
             }
@@ -134,6 +135,7 @@ impl Worker {
         }
         self.emit("publish_stop", r, Some(key.name()), None);
         self.finish_recordings(key);
+        self.stop_pushes(key);
         let remote = self.shared.registry.unpublish(key, publish_id);
         for w in remote {
             self.post(

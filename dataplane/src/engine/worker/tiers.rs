@@ -6,6 +6,7 @@
 //! is told at once what the registry has live.
 
 use super::*;
+use crate::relay::catalog::Known;
 use crate::relay::tier;
 
 impl Worker {
@@ -35,7 +36,12 @@ impl Worker {
         if !self.children.contains(&r) {
             self.children.push(r);
         }
-        for name in self.shared.registry.live_names(&app, &instance) {
+        let names = if self.lists_from_upstreams(&app) {
+            self.upstream_names(&app)
+        } else {
+            self.shared.registry.live_names(&app, &instance)
+        };
+        for name in names {
             self.notify_child(r, true, &name);
         }
     }
@@ -80,7 +86,9 @@ impl Worker {
             .applications
             .iter()
             .any(|a| a.name == key.app() && a.role.is_some_and(|role| role.has_upstreams()));
-        if pulls {
+        if pulls && self.upstreams_know(&key) == Known::Absent {
+            self.subscribe_unlisted(key);
+        } else if pulls {
             self.maybe_pull(&key);
         } else {
             self.subscribers_not_found(&key);
@@ -140,6 +148,11 @@ impl Worker {
         for r in subscribers {
             self.notify_subscriber(r, key, code);
         }
+        if self.lists_from_upstreams(key.app()) {
+            // Its children hear what the upstreams' lists say (`catalog_changed`), not
+            // which streams this server happens to pull.
+            return;
+        }
         let conns = &self.conns;
         self.children
             .retain(|r| conns.get(*r).is_some_and(|c| c.closing == Closing::Open));
@@ -151,6 +164,14 @@ impl Worker {
                 self.notify_child(r, live, key.name());
             }
         }
+    }
+
+    /// An intermediate (or edge) with upstream groups: it keeps their lists, and tells its
+    /// own children what they list.
+    fn lists_from_upstreams(&self, app: &str) -> bool {
+        self.config.applications.iter().any(|a| {
+            a.name == app && a.role.is_some_and(|r| r.has_upstreams()) && !a.upstreams.is_empty()
+        })
     }
 
     fn notify_child(&mut self, r: ConnRef, live: bool, name: &str) {

@@ -16,24 +16,22 @@
 //! the list. Viewers keep their connections throughout. The pull ends when the last viewer
 //! (on any worker) leaves.
 
-use std::collections::HashMap;
-use std::os::fd::IntoRawFd;
-
 use super::session::StreamData;
 use super::*;
 use crate::engine::conn::LinkConn;
 use crate::engine::connect::ConnectError;
 use crate::engine::slab::{Slab, SlabRef};
 use crate::media::tag::{self, FrameKind};
-use crate::proto::rtmp::handshake::HandshakeKind;
 use crate::proto::rtmp::Message;
 use crate::relay::backoff;
+use crate::relay::catalog::Known;
 use crate::relay::failover::{Attempts, FailoverList};
 use crate::relay::host_ini::UpstreamGroup;
 use crate::relay::link::{LinkStep, PullLink};
 use crate::relay::rebase::{Mapped, Rebase};
-use crate::relay::standby::StandbyBuffer;
+use crate::relay::standby::{self, StandbyBuffer};
 use control_protocol::Event;
+use std::collections::HashMap;
 
 /// How long one connect attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,9 +60,22 @@ struct GroupLink {
     down: bool,
     /// Unix time of its last change of state, for `stratactl upstreams`.
     since: f64,
+    /// A reload took the group out of the application: it is never tried again (its index
+    /// stays, so that every reference to the pull's groups keeps meaning the same one).
+    retired: bool,
 }
 
 impl GroupLink {
+    fn new() -> Self {
+        GroupLink {
+            state: LinkState::Idle,
+            attempts: Attempts::default(),
+            down: false,
+            since: unix_now(),
+            retired: false,
+        }
+    }
+
     fn set(&mut self, state: LinkState) {
         if std::mem::discriminant(&state) != std::mem::discriminant(&self.state) {
             self.since = unix_now();
@@ -98,10 +109,25 @@ struct Pull {
     hot_standby: bool,
     /// The group kept playing beside the current one, and what a switch to it replays.
     standby: Option<(usize, StandbyBuffer)>,
+    /// Messages from the standby, and when a check last saw the count change.
+    standby_media: u64,
+    standby_seen: (u64, Instant),
     /// How long the pull stays without viewers (`pull_linger_ms`), and since when it has
     /// none; checked with the idle checks.
     linger: Duration,
     unwanted_since: Option<Instant>,
+}
+
+impl Pull {
+    /// How often its idle checks run (and so how soon silence is noticed).
+    fn check_every(&self) -> Duration {
+        let check = self.idle / IDLE_CHECKS;
+        if self.hot_standby {
+            check.min(standby::CHECK)
+        } else {
+            check
+        }
+    }
 }
 
 /// A worker's pulls, by the slot their `Owner::Pull` names and by stream.
@@ -125,6 +151,16 @@ impl Worker {
         if self.shutting_down.is_some() {
             return;
         }
+        if self.upstreams_know(key) == Known::Absent {
+            // Every group's list is known and none has it: nobody is dialled; the pull
+            // starts when a list gains the name (`catalog_changed`).
+            debug!(
+                worker = self.id,
+                stream = key.name(),
+                "no upstream lists it; not pulled"
+            );
+            return;
+        }
         let Some(app) = self
             .config
             .applications
@@ -137,16 +173,7 @@ impl Worker {
         let pull = Pull {
             key: key.clone(),
             groups: app.upstreams.clone(),
-            links: app
-                .upstreams
-                .iter()
-                .map(|_| GroupLink {
-                    state: LinkState::Idle,
-                    attempts: Attempts::default(),
-                    down: false,
-                    since: unix_now(),
-                })
-                .collect(),
+            links: app.upstreams.iter().map(|_| GroupLink::new()).collect(),
             list: FailoverList::default(),
             next: None,
             rebase: Rebase::default(),
@@ -158,11 +185,13 @@ impl Worker {
             idle_seen: (0, now),
             hot_standby: app.hot_standby,
             standby: None,
+            standby_media: 0,
+            standby_seen: (0, now),
             linger: Duration::from_millis(u64::from(app.pull_linger_ms)),
             unwanted_since: None,
         };
         let groups = pull.groups.len();
-        let check = pull.idle / IDLE_CHECKS;
+        let check = pull.check_every();
         let p = self.pulls.slab.insert(pull);
         self.pulls.by_key.insert(key.clone(), p);
         self.timers.arm_for(
@@ -183,6 +212,9 @@ impl Worker {
         let (Some(group), Some(link)) = (pull.groups.get(g), pull.links.get_mut(g)) else {
             return;
         };
+        if link.retired {
+            return link.set(LinkState::Waiting);
+        }
         let (addr, secondary) = link.attempts.address(group);
         let which = if secondary { "secondary" } else { "primary" };
         let attempt = link.attempts.failures + 1;
@@ -198,7 +230,14 @@ impl Worker {
         match ip {
             Some(to) => self.connect_upstream(p, g, to),
             // A hostname: resolved off this thread (`resolve.rs`), then connected.
-            None => self.resolve_upstream(p, g as u16, host, port),
+            None => self.resolve(
+                Owner::Pull {
+                    pull: p,
+                    group: g as u16,
+                },
+                host,
+                port,
+            ),
         }
     }
 
@@ -225,9 +264,9 @@ impl Worker {
             .slab
             .get(p)
             .and_then(|pull| pull.links.get(g))
-            .is_some_and(|l| l.state == LinkState::Connecting);
+            .is_some_and(|l| l.state == LinkState::Connecting && !l.retired);
         if !connecting {
-            return; // The pull ended meanwhile.
+            return; // The pull ended (or a reload retired the group) meanwhile.
         }
         match result {
             Ok(to) => self.connect_upstream(p, g, to),
@@ -249,8 +288,21 @@ impl Worker {
             Ok(socket) => socket,
             Err(e) => return self.group_failed(p, g, &format!("connect to {to}: {e}")),
         };
-        let Some(upstream) = self.pulls.slab.get(p).and_then(|pull| pull.groups.get(g)) else {
-            return; // The pull ended meanwhile; the socket closes here.
+        let retired = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.links.get(g))
+            .is_none_or(|l| l.retired);
+        let Some(upstream) = self
+            .pulls
+            .slab
+            .get(p)
+            .and_then(|pull| pull.groups.get(g))
+            .filter(|_| !retired)
+        else {
+            // The pull ended (or a reload retired the group) meanwhile; the socket closes.
+            return;
         };
         let path = match &upstream.instance {
             Some(instance) => format!("{}/{instance}", upstream.app),
@@ -263,26 +315,14 @@ impl Worker {
             .map(|pull| pull.key.name().to_string())
             .unwrap_or_default();
         let link = PullLink::new(path.clone(), format!("rtmp://{to}/{path}"), name);
-        let session_config = self.session_config();
-        let r = self.adopt(socket.into_raw_fd());
-        let epoch = self.started.elapsed().as_millis() as u32;
-        let Some(c) = self.conns.get_mut(r) else {
-            return;
-        };
-        c.session = Session::client(
-            session_config,
-            HandshakeKind::Digest,
-            &mut self.rng,
-            epoch,
-            &mut c.out,
+        let r = self.adopt_outbound(
+            socket,
+            LinkConn::Pull {
+                pull: p,
+                group,
+                link,
+            },
         );
-        // No connect preamble: a client's first message is connect itself.
-        c.preamble_sent = true;
-        c.upstream = Some(Box::new(LinkConn {
-            pull: p,
-            group,
-            link,
-        }));
         if let Some(l) = self
             .pulls
             .slab
@@ -302,11 +342,16 @@ impl Worker {
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        let Some(up) = c.upstream.as_mut() else {
-            return;
+        let (p, g, step) = match c.upstream.as_deref_mut() {
+            Some(LinkConn::Pull { pull, group, link }) => (
+                *pull,
+                usize::from(*group),
+                link.on_event(&mut c.session, ev, &mut c.out),
+            ),
+            Some(LinkConn::Push { .. }) => return self.on_push_event(r, ev),
+            Some(LinkConn::Child { .. }) => return self.on_child_event(r, ev),
+            None => return,
         };
-        let step = up.link.on_event(&mut c.session, ev, &mut c.out);
-        let (p, g) = (up.pull, usize::from(up.group));
         if self.pulls.slab.get(p).is_none() {
             return self.close(r, "its pull ended", false);
         }
@@ -372,12 +417,25 @@ impl Worker {
             });
             link.attempts.succeeded();
             let recovered = std::mem::replace(&mut link.down, false);
+            // A current group that a reload retired streams on until another answers.
+            let retired_current = pull
+                .list
+                .active()
+                .filter(|&c| c != g && pull.links[c].retired);
             let takes_over = if pull.next == Some(g) {
+                pull.list.activate(g);
+                true
+            } else if let Some(c) = retired_current {
+                pull.list.failed(c);
                 pull.list.activate(g);
                 true
             } else {
                 pull.list.answered(g)
             };
+            let retired_conn = retired_current.and_then(|c| match pull.links[c].state {
+                LinkState::Linked { conn, .. } => Some(conn),
+                _ => None,
+            });
             let (key, label) = (pull.key.clone(), pull.groups[g].label.clone());
             let order = pull.list.order().to_vec();
             let addr = self
@@ -394,6 +452,9 @@ impl Worker {
             };
             if takes_over {
                 self.take_over(p, g, r);
+                if let Some(old) = retired_conn {
+                    self.close(old, "its group left the configuration", false);
+                }
             } else if pull.hot_standby && pull.standby.is_none() {
                 // Answered while another group is current: kept playing as the standby.
                 let mut buffer = StandbyBuffer::default();
@@ -422,6 +483,7 @@ impl Worker {
         if pull.list.active() != Some(g) {
             if let Some((_, buffer)) = pull.standby.as_mut().filter(|(s, _)| *s == g) {
                 buffer.push(kind, m, keep);
+                pull.standby_media += 1;
             }
             return;
         }
@@ -705,7 +767,7 @@ impl Worker {
             }
             TimerKind::Idle => {
                 let now = Instant::now();
-                let check = pull.idle / IDLE_CHECKS;
+                let check = pull.check_every();
                 self.timers.arm_for(
                     Owner::Pull { pull: p, group: 0 },
                     now + check,
@@ -718,6 +780,9 @@ impl Worker {
                         return self.release_unwanted_pull_now(&key);
                     }
                 }
+                if pull.standby_media != pull.standby_seen.0 {
+                    pull.standby_seen = (pull.standby_media, now);
+                }
                 if pull.media != pull.idle_seen.0 {
                     pull.idle_seen = (pull.media, now);
                     return;
@@ -725,14 +790,30 @@ impl Worker {
                 let Some(current) = pull.list.active() else {
                     return;
                 };
-                if now.duration_since(pull.idle_seen.1) < pull.idle {
+                let silent = now.duration_since(pull.idle_seen.1);
+                // A hot standby that keeps sending while the current link is silent takes
+                // over without waiting for the idle interval.
+                let quiet_switch = pull.standby.as_ref().is_some_and(|(_, b)| b.ready())
+                    && standby::leave_quiet_current(
+                        silent,
+                        now.duration_since(pull.standby_seen.1),
+                        pull.idle,
+                    );
+                if silent < pull.idle && !quiet_switch {
                     return;
                 }
-                let idle_ms = pull.idle.as_millis();
+                let reason = if quiet_switch {
+                    format!(
+                        "no media for {} ms while the hot standby sends",
+                        silent.as_millis()
+                    )
+                } else {
+                    format!("no media for {} ms", pull.idle.as_millis())
+                };
                 let link = pull.links[current].state;
-                self.group_failed(p, current, &format!("no media for {idle_ms} ms"));
+                self.group_failed(p, current, &reason);
                 if let LinkState::Linked { conn, .. } = link {
-                    self.close(conn, &format!("no media for {idle_ms} ms"), false);
+                    self.close(conn, &reason, false);
                 }
             }
             _ => debug_assert!(false, "a pull arms only retries and idle checks: {kind:?}"),
@@ -782,7 +863,95 @@ impl Worker {
         }
     }
 
-    /// Every group of every pull of this worker, for `stratactl upstreams`.
+    /// A reload: every running pull whose application's groups changed takes the new ones.
+    /// A group no longer configured is retired (its link closed; if the stream came from
+    /// it, the stream fails over as if it had dropped); a new group is appended and asked
+    /// at once, joining the list when it answers. Groups in both stay as they are.
+    pub(super) fn reload_pulls(&mut self) {
+        let same = |a: &UpstreamGroup, b: &UpstreamGroup| {
+            (&a.label, &a.primary, &a.secondary, &a.app, &a.instance)
+                == (&b.label, &b.primary, &b.secondary, &b.app, &b.instance)
+        };
+        let pulls: Vec<SlabRef> = self.pulls.by_key.values().copied().collect();
+        for p in pulls {
+            let Some(pull) = self.pulls.slab.get(p) else {
+                continue;
+            };
+            let wanted: Vec<UpstreamGroup> = self
+                .config
+                .applications
+                .iter()
+                .find(|a| a.name == pull.key.app())
+                .map(|a| a.upstreams.clone())
+                .unwrap_or_default();
+            let retire: Vec<usize> = (0..pull.groups.len())
+                .filter(|&g| {
+                    !pull.links[g].retired && !wanted.iter().any(|w| same(w, &pull.groups[g]))
+                })
+                .collect();
+            let added: Vec<UpstreamGroup> = wanted
+                .into_iter()
+                .filter(|w| {
+                    !pull
+                        .groups
+                        .iter()
+                        .zip(&pull.links)
+                        .any(|(g, l)| !l.retired && same(w, g))
+                })
+                .collect();
+            if retire.is_empty() && added.is_empty() {
+                continue;
+            }
+            info!(
+                worker = self.id,
+                stream = pull.key.name(),
+                retired = retire.len(),
+                added = added.len(),
+                "upstream groups changed by a reload"
+            );
+            let first_new = pull.groups.len();
+            if let Some(pull) = self.pulls.slab.get_mut(p) {
+                for group in added {
+                    pull.groups.push(group);
+                    pull.links.push(GroupLink::new());
+                }
+            }
+            for g in first_new..self.pulls.slab.get(p).map_or(0, |x| x.groups.len()) {
+                self.attempt(p, g);
+            }
+            for g in retire {
+                self.retire_group(p, g);
+            }
+        }
+    }
+
+    fn retire_group(&mut self, p: SlabRef, g: usize) {
+        let Some(link) = self.pulls.slab.get_mut(p).and_then(|x| x.links.get_mut(g)) else {
+            return;
+        };
+        link.retired = true;
+        let state = link.state;
+        let Some(pull) = self.pulls.slab.get(p) else {
+            return;
+        };
+        let current = pull.list.active() == Some(g);
+        let others = pull.list.order().iter().any(|&x| x != g);
+        if current && !others {
+            // Nothing else to stream from yet: it streams on until a new group answers
+            // (`link_frame`), so viewers see a switch rather than an unpublish.
+            return;
+        }
+        if let LinkState::Linked { conn, .. } = state {
+            // Through `link_closed` → `group_failed`: out of the list, a failover if it was
+            // current; its retry never attempts.
+            self.close(conn, "its group left the configuration", false);
+        } else {
+            self.group_failed(p, g, "its group left the configuration");
+        }
+    }
+
+    /// Every group of every pull of this worker, then its pushes, for `stratactl
+    /// upstreams`.
     pub(super) fn upstream_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
         let mut out = Vec::new();
         for p in self.pulls.by_key.values() {
@@ -790,6 +959,9 @@ impl Worker {
                 continue;
             };
             for (g, (group, link)) in pull.groups.iter().zip(&pull.links).enumerate() {
+                if link.retired {
+                    continue;
+                }
                 let active = pull.list.active() == Some(g);
                 let state = match link.state {
                     LinkState::Linked { .. } if active => "streaming",
@@ -817,15 +989,23 @@ impl Worker {
                     active,
                     position: pull.list.order().iter().position(|&x| x == g),
                     since: link.since,
+                    streams: Vec::new(),
                 });
             }
         }
+        out.extend(self.push_infos());
         out
     }
 
     /// An upstream event for managers (`stratactl events`): what happened to a pull's
     /// groups, by stream.
-    fn upstream_event(&self, event: &str, key: &StreamKey, addr: String, detail: String) {
+    pub(super) fn upstream_event(
+        &self,
+        event: &str,
+        key: &StreamKey,
+        addr: String,
+        detail: String,
+    ) {
         self.shared.control.post(ControlInbound::Event(Event {
             event: event.to_string(),
             ts: unix_now(),

@@ -955,3 +955,128 @@ fn a_joiner_gets_its_next_round_only_once_the_last_is_out_and_lags_like_any_view
     assert!(sim.port.clients[&reader].closed.is_none());
     sim.assert_in_order_once(reader, &[2_000]);
 }
+
+/// A push target's message stream (what its createStream answered).
+const PUSH_NS: u32 = 7;
+
+#[test]
+fn a_push_starts_with_headers_and_the_gop_then_gets_every_frame_and_no_statuses() {
+    let mut sim = Sim::new();
+    sim.publish();
+    sim.run(1_500);
+    let push = sim.client(true);
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    // Added twice (a repeated Publish.Start) it is still one sink.
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    let first: Vec<FrameKind> = sim.frames(push).iter().take(4).map(|f| f.2).collect();
+    assert_eq!(
+        first,
+        [
+            FrameKind::Metadata,
+            FrameKind::VideoHeader,
+            FrameKind::AudioHeader,
+            FrameKind::VideoKey
+        ]
+    );
+    assert_eq!(
+        sim.video(push)[0],
+        (1_000, FrameKind::VideoKey),
+        "the GOP's key frame"
+    );
+    sim.run(2_000);
+    // Every frame once, in order, no gap: the GOP, then live.
+    sim.assert_in_order_once(push, &[]);
+    let video = sim.video(push);
+    assert!(video.last().is_some_and(|(ts, _)| *ts > 3_400), "{video:?}");
+    // A target is a server: it is told nothing but the stream (no Play statuses, no
+    // stream events), and it is not a viewer.
+    assert!(
+        sim.told(push)
+            .iter()
+            .all(|t| matches!(t, Told::Frame { .. })),
+        "{:?}",
+        sim.told(push)
+    );
+    assert!(sim.stream.viewers.is_empty() && sim.stream.viewer_count() == 0);
+    // Removed (its connection closed), it gets nothing more.
+    sim.stream.remove_push(push);
+    let n = sim.frames(push).len();
+    sim.run(1_000);
+    assert_eq!(sim.frames(push).len(), n);
+}
+
+#[test]
+fn a_push_is_only_for_a_local_publisher() {
+    let mut sim = Sim::new();
+    let push = sim.client(true);
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    sim.publish();
+    sim.run(500);
+    assert!(sim.frames(push).is_empty(), "added before the publish");
+    // The publisher leaves: the sinks go with it.
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    sim.unpublish();
+    let n = sim.frames(push).len();
+    sim.publish();
+    sim.run(500);
+    assert_eq!(sim.frames(push).len(), n, "a push outlived its publish");
+}
+
+#[test]
+fn a_slow_push_target_drops_to_the_next_key_frame_while_the_publisher_and_viewers_go_on() {
+    let mut sim = Sim::new();
+    sim.publish();
+    let (push, viewer) = (sim.client(true), sim.client(true));
+    sim.play(viewer);
+    sim.run(1_000);
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    sim.run(500);
+    // The target stops reading for 1.2 s (past the queue's 500 ms drop lag), then reads
+    // again: what waited in its queue is dropped, and it resumes on a key frame.
+    sim.port.clients.get_mut(&push).expect("push").reads = false;
+    sim.run(1_200);
+    let q = &mut sim.port.clients.get_mut(&push).expect("push").queue;
+    assert!(q.dropped_frames() > 0, "a slow target's media is dropped");
+    let in_flight = q.in_flight_bytes();
+    q.complete(in_flight);
+    sim.port.clients.get_mut(&push).expect("push").reads = true;
+    sim.run(2_300);
+    assert!(sim.port.clients[&push].closed.is_none());
+    // Its video jumps only to key frames (1 s apart here), and it is live again.
+    let rolled: Vec<u32> = (0..10).map(|s| s * 1_000).collect();
+    sim.assert_in_order_once(push, &rolled);
+    let video = sim.video(push);
+    assert!(video.last().is_some_and(|(ts, _)| *ts > 4_900), "{video:?}");
+    // Metadata and headers are never dropped: they were sent once, at the start.
+    assert_eq!(
+        sim.frames(push)
+            .iter()
+            .filter(|f| f.2 == FrameKind::VideoHeader)
+            .count(),
+        1
+    );
+    // The viewer got everything meanwhile.
+    sim.assert_in_order_once(viewer, &[]);
+    assert!(sim.video(viewer).last().is_some_and(|(ts, _)| *ts > 4_900));
+}
+
+#[test]
+fn a_push_target_that_stops_reading_is_closed_not_waited_for() {
+    let mut sim = Sim::new();
+    sim.publish();
+    let (push, viewer) = (sim.client(false), sim.client(true));
+    sim.play(viewer);
+    sim.stream.add_push(push, PUSH_NS, &mut sim.port);
+    sim.run(5_000);
+    let reason = sim.port.clients[&push]
+        .closed
+        .clone()
+        .expect("closed past max_lag_ms");
+    assert!(reason.contains("push target too slow"), "{reason}");
+    // Not told InsufficientBW (a target is no player), and nothing after the close.
+    assert!(sim.codes(push).is_empty());
+    let n = sim.frames(push).len();
+    sim.run(500);
+    assert_eq!(sim.frames(push).len(), n);
+    assert!(sim.video(viewer).last().is_some_and(|(ts, _)| *ts > 5_400));
+}

@@ -507,6 +507,12 @@ impl ControlServer {
                 Query::Upstreams,
                 PendingKind::Upstreams(Vec::new()),
             ),
+            Call::UpstreamLinks => self.ask_workers(
+                token,
+                id,
+                Query::UpstreamLinks,
+                PendingKind::Upstreams(Vec::new()),
+            ),
             Call::Kick { client } => {
                 let kind = PendingKind::Found {
                     found: false,

@@ -1,0 +1,326 @@
+//! Push relays (the application key `push`, as nginx-rtmp's): every stream published on
+//! this worker in an application with push targets is forwarded to each of them under its
+//! own name. Per target this worker opens a connection (`engine::connect`) whose `Session`
+//! is in the client role; `relay::push::PushLink` connects, creates a stream and publishes.
+//! Once the target says Publish.Start, the connection becomes a sink of the stream
+//! (`Sink::Push`): it is sent metadata, headers and the current GOP, then every frame, all
+//! through its own bounded send queue, so a slow target drops to the next key frame (and one
+//! that stops reading is closed) while the publisher never waits for it.
+//!
+//! A push that fails (refused, the connection lost, the target gone) is tried again with
+//! the relays' back-off for as long as the stream is published here; the pushes end with
+//! the publish.
+
+use std::collections::HashMap;
+
+use super::port::port;
+use super::*;
+use crate::engine::conn::LinkConn;
+use crate::engine::connect::ConnectError;
+use crate::engine::slab::{Slab, SlabRef};
+use crate::relay::backoff;
+use crate::relay::host_ini::UpstreamGroup;
+use crate::relay::push::{PushLink, PushStep};
+
+/// How long one connect attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PushState {
+    Connecting,
+    /// Connected; `publishing` once the target accepted the publish.
+    Linked {
+        conn: ConnRef,
+        publishing: bool,
+    },
+    /// Failed; the retry timer is armed.
+    Waiting,
+}
+
+/// One stream pushed to one target.
+struct Push {
+    key: StreamKey,
+    target: UpstreamGroup,
+    state: PushState,
+    /// Failed attempts since it last published.
+    failures: u32,
+    /// Unix time of its last change of state, for `stratactl upstreams`.
+    since: f64,
+}
+
+impl Push {
+    fn set(&mut self, state: PushState) {
+        if std::mem::discriminant(&state) != std::mem::discriminant(&self.state)
+            || matches!((state, self.state), (PushState::Linked { publishing: a, .. },
+                PushState::Linked { publishing: b, .. }) if a != b)
+        {
+            self.since = unix_now();
+        }
+        self.state = state;
+    }
+
+    /// `rtmp://host:port/app[/instance]`, as the target is named in logs and listings.
+    fn url(&self) -> String {
+        let t = &self.target;
+        match &t.instance {
+            Some(instance) => format!("rtmp://{}/{}/{instance}", t.primary, t.app),
+            None => format!("rtmp://{}/{}", t.primary, t.app),
+        }
+    }
+}
+
+/// A worker's pushes, by the slot their `Owner::Push` names and by stream.
+#[derive(Default)]
+pub(super) struct Pushes {
+    slab: Slab<Push>,
+    by_key: HashMap<StreamKey, Vec<SlabRef>>,
+}
+
+impl Worker {
+    /// A client of this worker started publishing `key`: if its application pushes, a push
+    /// per target starts.
+    pub(super) fn start_pushes(&mut self, key: &StreamKey) {
+        if self.shutting_down.is_some() || self.pushes.by_key.contains_key(key) {
+            return;
+        }
+        let Some(app) = self
+            .config
+            .applications
+            .iter()
+            .find(|a| a.name == key.app() && !a.push_targets.is_empty())
+        else {
+            return;
+        };
+        let targets = app.push_targets.clone();
+        let mut refs = Vec::with_capacity(targets.len());
+        for target in targets {
+            refs.push(self.pushes.slab.insert(Push {
+                key: key.clone(),
+                target,
+                state: PushState::Waiting,
+                failures: 0,
+                since: unix_now(),
+            }));
+        }
+        self.pushes.by_key.insert(key.clone(), refs.clone());
+        for p in refs {
+            self.push_attempt(p);
+        }
+    }
+
+    /// The publish of `key` ended: its pushes end, their connections closed (after what is
+    /// queued goes out).
+    pub(super) fn stop_pushes(&mut self, key: &StreamKey) {
+        let Some(refs) = self.pushes.by_key.remove(key) else {
+            return;
+        };
+        for p in refs {
+            let Some(push) = self.pushes.slab.remove(p) else {
+                continue;
+            };
+            debug!(worker = self.id, stream = key.name(), target = %push.url(), "push ended");
+            if let PushState::Linked { conn, .. } = push.state {
+                self.close(conn, "the pushed stream's publisher stopped", false);
+            }
+        }
+    }
+
+    fn push_attempt(&mut self, p: SlabRef) {
+        let Some(push) = self.pushes.slab.get_mut(p) else {
+            return;
+        };
+        push.set(PushState::Connecting);
+        let addr = push.target.primary.clone();
+        info!(worker = self.id, stream = push.key.name(), target = %push.url(),
+            attempt = push.failures + 1, "pushing");
+        match addr.to_string().parse::<SocketAddr>() {
+            Ok(to) => self.push_connect(p, to),
+            // A hostname: resolved off this thread (`resolve.rs`), then connected.
+            Err(_) => self.resolve(Owner::Push(p), addr.host.clone(), addr.port),
+        }
+    }
+
+    fn push_connect(&mut self, p: SlabRef, to: SocketAddr) {
+        if let Err(e) = self.connect(to, CONNECT_TIMEOUT, Owner::Push(p)) {
+            self.push_failed(p, &format!("no socket for {to}: {e}"));
+        }
+    }
+
+    /// The answer for an attempt at a hostname: connect, or the attempt failed.
+    pub(super) fn push_resolved(&mut self, p: SlabRef, result: Result<SocketAddr, String>) {
+        let connecting = self
+            .pushes
+            .slab
+            .get(p)
+            .is_some_and(|push| push.state == PushState::Connecting);
+        if !connecting {
+            return; // The push ended meanwhile.
+        }
+        match result {
+            Ok(to) => self.push_connect(p, to),
+            Err(why) => self.push_failed(p, &why),
+        }
+    }
+
+    /// A connect of push `p` ended: the socket becomes a connection in the client role,
+    /// its link publishing the stream.
+    pub(super) fn push_connected(
+        &mut self,
+        p: SlabRef,
+        to: SocketAddr,
+        result: Result<Socket, ConnectError>,
+    ) {
+        let socket = match result {
+            Ok(socket) => socket,
+            Err(e) => return self.push_failed(p, &format!("connect to {to}: {e}")),
+        };
+        let Some(push) = self.pushes.slab.get(p) else {
+            return; // The push ended meanwhile; the socket closes here.
+        };
+        let t = &push.target;
+        let path = match &t.instance {
+            Some(instance) => format!("{}/{instance}", t.app),
+            None => t.app.clone(),
+        };
+        let link = PushLink::new(
+            path.clone(),
+            format!("rtmp://{to}/{path}"),
+            push.key.name().to_string(),
+        );
+        let r = self.adopt_outbound(socket, LinkConn::Push { push: p, link });
+        if let Some(push) = self.pushes.slab.get_mut(p) {
+            push.set(PushState::Linked {
+                conn: r,
+                publishing: false,
+            });
+        }
+        self.flush_out(r);
+    }
+
+    /// What the target said on push connection `r`.
+    pub(super) fn on_push_event(&mut self, r: ConnRef, ev: SessionEvent) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        let Some(LinkConn::Push { push, link }) = c.upstream.as_deref_mut() else {
+            return;
+        };
+        let p = *push;
+        match link.on_event(&mut c.session, ev, &mut c.out) {
+            PushStep::Nothing => {}
+            PushStep::Publishing { stream_id } => self.push_publishing(p, r, stream_id),
+            PushStep::Failed(reason) => self.close(r, &reason, true),
+        }
+    }
+
+    /// The target accepted the publish: the connection becomes a sink of the stream.
+    fn push_publishing(&mut self, p: SlabRef, r: ConnRef, stream_id: u32) {
+        let Some(push) = self.pushes.slab.get_mut(p) else {
+            return self.close(r, "its push ended", false);
+        };
+        push.set(PushState::Linked {
+            conn: r,
+            publishing: true,
+        });
+        push.failures = 0;
+        let (key, url) = (push.key.clone(), push.url());
+        info!(worker = self.id, stream = key.name(), target = %url, "push publishing");
+        let mut port = port!(self);
+        if let Some(stream) = self.streams.get_mut(&key) {
+            stream.add_push(r, stream_id, &mut port);
+        }
+        self.upstream_event("push_connected", &key, url, "the target publishes".into());
+    }
+
+    /// Push connection `r` closed (by either side, or too slow).
+    pub(super) fn push_closed(&mut self, r: ConnRef, p: SlabRef, reason: &str) {
+        let Some(push) = self.pushes.slab.get(p) else {
+            return;
+        };
+        if !matches!(push.state, PushState::Linked { conn, .. } if conn == r) {
+            return;
+        }
+        let key = push.key.clone();
+        if let Some(stream) = self.streams.get_mut(&key) {
+            stream.remove_push(r);
+        }
+        self.push_failed(p, reason);
+    }
+
+    /// An attempt or the connection of push `p` failed: tried again after back-off while
+    /// the stream is published here.
+    fn push_failed(&mut self, p: SlabRef, reason: &str) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        let Some(push) = self.pushes.slab.get_mut(p) else {
+            return;
+        };
+        push.set(PushState::Waiting);
+        push.failures += 1;
+        let delay = backoff::delay(push.failures);
+        let (key, url, failures) = (push.key.clone(), push.url(), push.failures);
+        warn!(worker = self.id, stream = key.name(), target = %url, failures, reason,
+            retry_in_ms = delay.as_millis() as u64, "push failed");
+        self.timers
+            .arm_for(Owner::Push(p), Instant::now() + delay, TimerKind::Retry);
+        let detail = format!("{reason}; attempt {failures} failed, retry in {delay:?}");
+        self.upstream_event("push_failed", &key, url, detail);
+    }
+
+    pub(super) fn push_timer(&mut self, p: SlabRef, kind: TimerKind) {
+        debug_assert_eq!(kind, TimerKind::Retry, "a push arms only retries");
+        let waiting = self
+            .pushes
+            .slab
+            .get(p)
+            .is_some_and(|push| push.state == PushState::Waiting);
+        if waiting && self.shutting_down.is_none() {
+            self.push_attempt(p);
+        }
+    }
+
+    /// Every push of this worker, for `stratactl upstreams`: the group is `push <target>`,
+    /// active while the target publishes.
+    pub(super) fn push_infos(&self) -> Vec<control_protocol::UpstreamInfo> {
+        let mut out = Vec::new();
+        for p in self.pushes.by_key.values().flatten() {
+            let Some(push) = self.pushes.slab.get(*p) else {
+                continue;
+            };
+            let state = match push.state {
+                PushState::Connecting => "connecting",
+                PushState::Linked {
+                    publishing: false, ..
+                } => "linked",
+                PushState::Linked {
+                    publishing: true, ..
+                } => "publishing",
+                PushState::Waiting => "waiting",
+            };
+            let address = push.target.primary.to_string();
+            out.push(control_protocol::UpstreamInfo {
+                app: push.key.app().to_string(),
+                stream: push.key.name().to_string(),
+                worker: self.id,
+                group: format!("push {}", push.url()),
+                primary: address.clone(),
+                secondary: address.clone(),
+                address,
+                state: state.to_string(),
+                attempts: push.failures,
+                active: matches!(
+                    push.state,
+                    PushState::Linked {
+                        publishing: true,
+                        ..
+                    }
+                ),
+                position: None,
+                since: push.since,
+                streams: Vec::new(),
+            });
+        }
+        out
+    }
+}
