@@ -46,11 +46,13 @@ fn wait_connected(m: &Manager) {
 /// calls): only then do broadcast lines reach the manager.
 fn wait_registered(fake: &FakeStratad, n: usize, auth: bool) {
     wait_for(WAIT, || {
-        fake.seen(|s| {
+        let asked = fake.seen(|s| {
             let count = |want: &Call| s.calls.iter().filter(|c| *c == want).count();
-            (count(&Call::Subscribe) >= n && (!auth || count(&Call::AuthRegister) >= n))
-                .then_some(())
-        })
+            count(&Call::Subscribe) >= n && (!auth || count(&Call::AuthRegister) >= n)
+        });
+        // The fake records a call when it reads it and takes the connection as a
+        // subscriber only after answering: an event broadcast in between reaches no one.
+        (asked && fake.subscribers() >= n).then_some(())
     })
     .expect("manager subscribes (and registers for auth)");
 }
