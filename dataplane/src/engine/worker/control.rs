@@ -342,7 +342,7 @@ impl Worker {
     }
 
     /// Carries out (or refuses) the waiting command, then what queued up behind it.
-    fn auth_resolved(&mut self, r: ConnRef, action: Action, allow: bool, reason: &str) {
+    pub(super) fn auth_resolved(&mut self, r: ConnRef, action: Action, allow: bool, reason: &str) {
         if allow {
             self.apply_now(r, action);
         } else {

@@ -21,6 +21,7 @@ mod port;
 mod recordings;
 mod resolve;
 mod rpc;
+mod scripts;
 mod session;
 pub(super) mod shared_objects;
 mod streams;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) auth_manager: AtomicBool,
     /// A manager has registered to answer client calls (`rpc_register`).
     pub(crate) rpc_manager: AtomicBool,
+    /// The script thread, when `[scripts] dir` is set (see `crate::scripts`).
+    pub(crate) scripts: Option<crate::scripts::Scripts>,
 }
 
 /// How often stream rates are refreshed.
@@ -116,6 +119,10 @@ pub(crate) struct Worker {
     pending_auth: HashMap<u64, ConnRef>,
     /// Client calls waiting for the manager, by request id (see `rpc.rs`).
     pending_rpc: HashMap<u64, ConnRef>,
+    /// Connects waiting for their application's onConnect, by request id (see `scripts.rs`).
+    pending_script: HashMap<u64, ConnRef>,
+    /// Clients a script admitted, by client id: their calls go to the script.
+    script_clients: HashMap<u64, ConnRef>,
     last_tick: Instant,
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
@@ -192,6 +199,8 @@ impl Worker {
             listeners,
             pending_auth: HashMap::new(),
             pending_rpc: HashMap::new(),
+            pending_script: HashMap::new(),
+            script_clients: HashMap::new(),
             last_tick: Instant::now(),
             conns: Slots::default(),
             streams: HashMap::new(),
@@ -732,6 +741,7 @@ impl Worker {
                 target,
                 message,
             } => self.so_deliver(instance, target, message),
+            WorkerMsg::Script(msg) => self.on_script(msg),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -887,12 +897,14 @@ impl Worker {
         }
         let (peer, app) = (c.peer, c.client.app().to_string());
         self.so_client_closed(r);
+        self.script_client_closed(r);
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
         if let Some(request) = c.client.gate.clear() {
             self.pending_auth.remove(&request);
+            self.pending_script.remove(&request);
         }
         for request in c.client.incoming.clear() {
             self.pending_rpc.remove(&request);

@@ -38,6 +38,7 @@ pub(crate) fn shared(
         next_auth_id: AtomicU64::new(1),
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
+        scripts: None,
     });
     (shared, receivers, control_rx)
 }

@@ -1,0 +1,179 @@
+// The AMS server-side API of one application instance, in JavaScript over four native
+// functions: __trace(text), __load(name), and the host's two entries below. The host
+// calls __dispatch(json) with one event and gets back JSON: what the event returned, an
+// exception if one escaped, and the operations the script asked for meanwhile (accept,
+// reject, calls, timers...), which the host carries out after the script has returned.
+// Everything crosses as JSON, so the engine's objects never leave this context.
+(function (global, appName, instanceName) {
+  "use strict";
+  var trace_ = global.__trace;
+  var ops = [];
+  var clients = {};        // id -> Client (pending or accepted)
+  var states = {};         // id -> "pending" | "accepted"
+  var calls = {};          // our call id -> the result object
+  var callSeq = 0;
+  var timers = {};         // timer id -> { fn, args, ms, repeat }
+  var timerSeq = 0;
+  var slice = Array.prototype.slice;
+
+  global.trace = function () {
+    trace_(slice.call(arguments).map(String).join(" "));
+  };
+
+  function Client() {}
+  Client.prototype.call = function (method, resultObj) {
+    var id = 0;
+    if (resultObj) {
+      id = ++callSeq;
+      calls[id] = resultObj;
+    }
+    ops.push({ op: "call", client: this.id, method: String(method), call: id,
+               args: slice.call(arguments, 2) });
+    return true;
+  };
+  Client.prototype.getBandwidthLimit = function () { return 0; };
+  Client.prototype.setBandwidthLimit = function () {};
+  // Methods a client may not call on itself: the API's own.
+  var reserved = { call: 1, getBandwidthLimit: 1, setBandwidthLimit: 1 };
+  global.Client = Client;
+
+  var application = {
+    name: instanceName === "_definst_" ? appName : appName + "/" + instanceName,
+    hostname: "localhost",
+    server: "Strata",
+    clients: [],
+  };
+  function removeClient(c) {
+    var i = application.clients.indexOf(c);
+    if (i >= 0) application.clients.splice(i, 1);
+  }
+  function settle(c, accept, error) {
+    if (!c || states[c.id] !== "pending") return false;
+    if (accept) {
+      states[c.id] = "accepted";
+      application.clients.push(c);
+      ops.push({ op: "accept", client: c.id });
+      if (typeof application.onConnectAccept === "function") application.onConnectAccept(c);
+    } else {
+      delete states[c.id];
+      delete clients[c.id];
+      ops.push({ op: "reject", client: c.id, error: error === undefined ? null : error });
+      if (typeof application.onConnectReject === "function") application.onConnectReject(c, error);
+    }
+    return true;
+  }
+  application.acceptConnection = function (c) { return settle(c, true); };
+  application.rejectConnection = function (c, error) { return settle(c, false, error); };
+  application.disconnect = function (c) {
+    if (!c || !states[c.id]) return false;
+    ops.push({ op: "disconnect", client: c.id });
+    return true;
+  };
+  application.broadcastMsg = function (method) {
+    ops.push({ op: "broadcast", method: String(method), args: slice.call(arguments, 1) });
+  };
+  global.application = application;
+
+  function addTimer(fn, ms, args, repeat) {
+    var id = ++timerSeq;
+    ms = Math.max(0, Number(ms) || 0);
+    timers[id] = { fn: fn, args: args, ms: ms, repeat: repeat };
+    ops.push({ op: "timer", id: id, ms: ms });
+    return id;
+  }
+  // setInterval(fn, ms, ...args) or AMS's setInterval(object, "method", ms, ...args).
+  function timerArgs(a, repeat) {
+    if (typeof a[0] === "function") return addTimer(a[0], a[1], slice.call(a, 2), repeat);
+    var obj = a[0], name = a[1];
+    return addTimer(function () { return obj[name].apply(obj, arguments); },
+                    a[2], slice.call(a, 3), repeat);
+  }
+  global.setInterval = function () { return timerArgs(arguments, true); };
+  global.setTimeout = function () { return timerArgs(arguments, false); };
+  global.clearInterval = global.clearTimeout = function (id) { delete timers[id]; };
+  global.load = function (name) { return global.__load(String(name)); };
+
+  function onEvent(e) {
+    switch (e.type) {
+      case "start":
+        if (typeof application.onAppStart === "function") application.onAppStart();
+        return undefined;
+      case "stop":
+        if (typeof application.onAppStop === "function") application.onAppStop({});
+        return undefined;
+      case "connect": {
+        var c = new Client();
+        for (var k in e.client) c[k] = e.client[k];
+        clients[c.id] = c;
+        states[c.id] = "pending";
+        if (typeof application.onConnect !== "function") { settle(c, true); return undefined; }
+        var r;
+        try {
+          r = application.onConnect.apply(application, [c].concat(e.args));
+        } catch (err) {
+          settle(c, false);
+          throw err;
+        }
+        if (r === true) settle(c, true);
+        else if (r === false) settle(c, false);
+        // Anything else: pending, until acceptConnection or rejectConnection.
+        return undefined;
+      }
+      case "disconnect": {
+        var d = clients[e.client];
+        var was = states[e.client];
+        delete clients[e.client];
+        delete states[e.client];
+        if (!d || was !== "accepted") return undefined;
+        removeClient(d);
+        if (typeof application.onDisconnect === "function") application.onDisconnect(d);
+        return undefined;
+      }
+      case "call": {
+        var cl = clients[e.client];
+        var f = cl && states[e.client] === "accepted" ? cl[e.method] : undefined;
+        if (typeof f !== "function" || reserved[e.method] ||
+            Object.prototype.hasOwnProperty.call(Object.prototype, e.method)) {
+          throw new Error("Method not found (" + e.method + ").");
+        }
+        return f.apply(cl, e.args);
+      }
+      case "result": {
+        var o = calls[e.call];
+        delete calls[e.call];
+        if (!o) return undefined;
+        if (e.ok && typeof o.onResult === "function") o.onResult(e.value);
+        if (!e.ok && typeof o.onStatus === "function") o.onStatus(e.value);
+        return undefined;
+      }
+      case "timer": {
+        var t = timers[e.id];
+        if (!t) return undefined;
+        if (t.repeat) ops.push({ op: "timer", id: e.id, ms: t.ms });
+        else delete timers[e.id];
+        t.fn.apply(null, t.args);
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  global.__dispatch = function (json) {
+    var out = {};
+    try {
+      out.result = onEvent(JSON.parse(json));
+    } catch (err) {
+      out.error = { message: String(err && err.message !== undefined ? err.message : err),
+                    stack: String((err && err.stack) || "") };
+    }
+    out.ops = ops;
+    ops = [];
+    return JSON.stringify(out);
+  };
+  // Operations of the top-level code (a setInterval in main.asc), taken after loading.
+  global.__drain = function () {
+    var o = JSON.stringify(ops);
+    ops = [];
+    return o;
+  };
+})

@@ -1,0 +1,149 @@
+//! The script context in memory: the AMS API's answers, exceptions with their place, and
+//! the budgets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::context::{Budget, Fatal, Op, ScriptContext};
+
+fn app(tag: &str, files: &[(&str, &str)]) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-script-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(d.join(name), text).expect("write");
+    }
+    d
+}
+
+fn budget() -> Budget {
+    Budget {
+        time: Duration::from_millis(200),
+        memory: 16 * 1024 * 1024,
+    }
+}
+
+fn load(tag: &str, main: &str) -> (ScriptContext, Vec<Op>) {
+    let d = app(tag, &[("main.asc", main)]);
+    ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget()).expect("loads")
+}
+
+fn connect(id: u64, args: serde_json::Value) -> serde_json::Value {
+    json!({"type": "connect", "client": {"id": id, "ip": "127.0.0.1", "agent": "LNX 9"}, "args": args})
+}
+
+#[test]
+fn on_connect_decides_now_or_later() {
+    let (mut s, ops) = load(
+        "connect",
+        r#"
+        var waiting = null;
+        application.onConnect = function (c, user) {
+            if (user == "ok") return true;
+            if (user == "no") { application.rejectConnection(c, {why: "bad user"}); return; }
+            waiting = c;
+            setTimeout(function () { application.acceptConnection(waiting); }, 10);
+        };
+        setInterval(function () {}, 1000);
+        "#,
+    );
+    assert_eq!(
+        ops,
+        vec![Op::Timer { id: 1, ms: 1000.0 }],
+        "top-level timers are taken"
+    );
+    let out = s.dispatch(&connect(1, json!(["ok"]))).expect("runs");
+    assert_eq!(out.ops, vec![Op::Accept { client: 1 }]);
+    let out = s.dispatch(&connect(2, json!(["no"]))).expect("runs");
+    assert_eq!(
+        out.ops,
+        vec![Op::Reject {
+            client: 2,
+            error: json!({"why": "bad user"})
+        }]
+    );
+    let out = s.dispatch(&connect(3, json!(["later"]))).expect("runs");
+    assert_eq!(out.ops, vec![Op::Timer { id: 2, ms: 10.0 }], "pending");
+    let out = s
+        .dispatch(&json!({"type": "timer", "id": 2}))
+        .expect("runs");
+    assert_eq!(out.ops, vec![Op::Accept { client: 3 }]);
+}
+
+#[test]
+fn client_methods_answer_calls_and_exceptions_name_their_place() {
+    let (mut s, _) = load(
+        "calls",
+        "Client.prototype.add = function (a, b) { return a + b; };\n\
+         application.onConnect = function (c) {\n\
+           c.whoami = function () { return this.ip + ' ' + this.agent; };\n\
+           c.fail = function () { throw new Error('no such room'); };\n\
+           return true;\n\
+         };\n",
+    );
+    s.dispatch(&connect(7, json!([]))).expect("runs");
+    let call = |s: &mut ScriptContext, method: &str, args| {
+        s.dispatch(&json!({"type": "call", "client": 7, "method": method, "args": args}))
+            .expect("runs")
+    };
+    assert_eq!(call(&mut s, "add", json!([2, 3])).result, Some(json!(5)));
+    assert_eq!(
+        call(&mut s, "whoami", json!([])).result,
+        Some(json!("127.0.0.1 LNX 9"))
+    );
+    let e = call(&mut s, "fail", json!([])).error.expect("thrown");
+    assert_eq!(e.message, "no such room");
+    assert_eq!(e.place(), "main.asc:4:34", "{e:?}");
+    for hidden in ["call", "toString", "missing", "constructor"] {
+        assert!(call(&mut s, hidden, json!([])).error.is_some(), "{hidden}");
+    }
+}
+
+#[test]
+fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
+    let (mut s, _) = load(
+        "budget",
+        "application.onConnect = function (c, what) {\n\
+           if (what == 'loop') { while (true) {} }\n\
+           var a = []; while (true) { a.push(new Array(10000).join('x') + a.length); }\n\
+         };\n",
+    );
+    let started = Instant::now();
+    assert_eq!(
+        s.dispatch(&connect(1, json!(["loop"]))).err(),
+        Some(Fatal::Time(200))
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(
+        s.dispatch(&connect(2, json!(["hoard"]))),
+        Err(Fatal::Memory(_))
+    ));
+}
+
+#[test]
+fn load_reads_files_of_the_application_only() {
+    let d = app(
+        "load",
+        &[
+            ("main.asc", "load('lib.asc'); var loaded = helper();"),
+            ("lib.asc", "function helper() { return 1; }"),
+        ],
+    );
+    let (s, _) =
+        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget()).expect("ok");
+    assert_eq!(s.files().len(), 2);
+    std::fs::write(d.join("escape.asc"), "load('../x.asc');").expect("write");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("escape.asc"), budget())
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("inside the application"), "{e}");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("lib.asc"), budget());
+    assert!(e.is_ok());
+    std::fs::write(d.join("bad.asc"), "var x = ;").expect("write");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("bad.asc"), budget())
+        .err()
+        .expect("a syntax error");
+    assert!(e.to_string().contains("bad.asc"), "{e}");
+}
