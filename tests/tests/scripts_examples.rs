@@ -1,0 +1,260 @@
+//! Server-side application scripts (issue 13) with real clients: the chat and auth
+//! examples of examples/scripts driven by python-librtmp (calls both ways) and our RTMP
+//! client (connect arguments, the rejection's `application` object, broadcasts); and the
+//! budget: an instance whose script loops forever is unloaded within its budget, its
+//! clients get NetConnection.Connect.AppShutdown, and a viewer of another application
+//! keeps playing.
+
+use dataplane::proto::amf0::Amf0Value;
+use dataplane::proto::rtmp::session::CallAnswer;
+use e2e::live_fixture::LiveFixture;
+use e2e::pyrtmp::python;
+use e2e::rtmp_client::{info_code, Reply, RtmpClient};
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{workspace_dir, Server, ServerOptions};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A child process killed (by pid) when dropped, also when the test panics.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scripts_config(dir: &Path, extra: &str) -> String {
+    format!("[scripts]\ndir = {:?}\n{extra}", dir.display().to_string())
+}
+
+fn examples_server() -> Server {
+    let dir = workspace_dir().join("examples/scripts");
+    Server::start_with(ServerOptions {
+        config: Some(scripts_config(&dir, "")),
+        ..ServerOptions::default()
+    })
+}
+
+/// Connects to `app` with these connect arguments; the client and the connect's reply
+/// (`_result` or `_error`).
+fn connect_with(addr: SocketAddr, app: &str, args: &[Amf0Value]) -> (RtmpClient, Reply) {
+    let mut c = RtmpClient::open(addr).expect("handshake");
+    let obj = Amf0Value::object([
+        ("app", Amf0Value::string(app)),
+        ("tcUrl", Amf0Value::string(format!("rtmp://{addr}/{app}"))),
+        ("flashVer", Amf0Value::string("LNX 9,0,124,2")),
+        ("objectEncoding", Amf0Value::Number(0.0)),
+    ]);
+    let tx = c.send_command(0, "connect", obj, args).expect("connect");
+    let reply = c.wait_reply(tx, WAIT).expect("a reply to connect");
+    (c, reply)
+}
+
+fn s(v: &str) -> Amf0Value {
+    Amf0Value::string(v)
+}
+
+/// The `application` object of a NetConnection.Connect.Rejected reply.
+fn rejection(reply: &Reply) -> Option<&Amf0Value> {
+    assert_eq!(reply.name, "_error", "{reply:?}");
+    assert_eq!(
+        info_code(reply).as_deref(),
+        Some("NetConnection.Connect.Rejected")
+    );
+    reply.args.first().and_then(|i| i.get("application"))
+}
+
+#[test]
+fn the_chat_example_with_python_librtmp_and_our_client() {
+    let server = examples_server();
+    let script = workspace_dir().join("tests/py/script_chat.py");
+    let mut py = Killed(
+        Command::new(python())
+            .arg(&script)
+            .arg(server.url("chat"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python-librtmp"),
+    );
+    let (tx, lines) = mpsc::channel();
+    let stdout = py.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("python-librtmp said nothing; expected {what}"))
+    };
+
+    // Server to client (welcome) and client to server (who), over python-librtmp.
+    assert_eq!(next("welcomed"), "welcomed");
+    assert_eq!(next("who"), "who: [\"alice\"]");
+    assert_eq!(next("ready"), "ready");
+
+    // Our client joins as bob, answers welcome, and says a line everyone hears.
+    let (mut bob, reply) = connect_with(server.addr(), "chat", &[s("bob")]);
+    assert_eq!(reply.name, "_result", "{reply:?}");
+    let welcome = bob
+        .answer_call("welcome", WAIT, |_| CallAnswer::Result(s("hi from bob")))
+        .expect("the script calls welcome");
+    assert_eq!(welcome.args.first(), Some(&Amf0Value::Number(2.0)));
+    let said = bob.call("say", &[s("hello")], WAIT).expect("say");
+    assert_eq!(said.name, "_result", "{said:?}");
+    assert_eq!(said.args.first(), Some(&Amf0Value::Number(1.0)));
+    assert_eq!(next("heard"), "heard: [\"bob: hello\"]");
+
+    // python's own line, what the script kept of python's welcome answer, an exception.
+    assert_eq!(next("say"), "say: 2.0");
+    assert_eq!(next("welcomeAnswer"), "welcomeAnswer: \"thanks 1\"");
+    let fail = next("fail");
+    assert!(fail.contains("this method always fails"), "{fail}");
+    bob.wait_command(WAIT, "onMessage", |c| {
+        c.name == "onMessage" && c.args.first() == Some(&s("alice: hi"))
+    })
+    .expect("bob hears alice");
+    let who = bob.call("who", &[], WAIT).expect("who");
+    assert_eq!(
+        who.args.first(),
+        Some(&Amf0Value::StrictArray(vec![s("alice"), s("bob")])),
+        "{who:?}"
+    );
+    // The exception was logged with its file and line; trace() lines name the instance.
+    assert!(
+        server
+            .wait_log_line(&["script exception", "main.asc:53"], WAIT)
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    assert!(server
+        .wait_log_line(&["chat room chat started", "instance=_definst_"], WAIT)
+        .is_some());
+
+    // A client without a name is refused with the script's error object; alice leaving
+    // is broadcast.
+    let (_nameless, reply) = connect_with(server.addr(), "chat", &[]);
+    let app = rejection(&reply).expect("the script's error object");
+    assert_eq!(
+        app.get("message").and_then(Amf0Value::as_str),
+        Some("a name is required")
+    );
+    drop(py);
+    bob.wait_command(WAIT, "onLeft", |c| {
+        c.name == "onLeft" && c.args.first() == Some(&s("alice"))
+    })
+    .expect("bob hears alice leave");
+}
+
+#[test]
+fn the_auth_example_decides_later() {
+    let server = examples_server();
+    let started = Instant::now();
+    let (mut alice, reply) = connect_with(server.addr(), "auth", &[s("alice"), s("secret")]);
+    assert_eq!(reply.name, "_result", "{reply:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "the decision waited for the timer"
+    );
+    let me = alice.call("whoami", &[], WAIT).expect("whoami");
+    assert_eq!(me.args.first(), Some(&s("alice")));
+
+    let (_m, reply) = connect_with(server.addr(), "auth", &[s("mallory"), s("guess")]);
+    let app = rejection(&reply).expect("the script's error object");
+    assert_eq!(
+        app.get("code").and_then(Amf0Value::as_str),
+        Some("Auth.Failed")
+    );
+    // Still served after a refusal.
+    assert_eq!(
+        alice.call("whoami", &[], WAIT).expect("whoami").name,
+        "_result"
+    );
+}
+
+#[test]
+fn a_script_that_loops_is_unloaded_within_its_budget_and_others_go_on() {
+    let dir = ScratchDir::new("scripts-loop");
+    let scripts = dir.join("apps");
+    for (app, main) in [
+        (
+            "loop",
+            "application.onConnect = function () { while (true) {} };\n",
+        ),
+        (
+            "spin",
+            "Client.prototype.hang = function () { for (;;) {} };\n\
+             Client.prototype.echo = function () { return 'pong'; };\n",
+        ),
+    ] {
+        std::fs::create_dir_all(scripts.join(app)).expect("mkdir");
+        std::fs::write(scripts.join(app).join("main.asc"), main).expect("write");
+    }
+    let mut fixture = LiveFixture::start_with(ServerOptions {
+        config: Some(scripts_config(&scripts, "time_budget_ms = 500\n")),
+        ..ServerOptions::default()
+    });
+    let addr = fixture.server.addr();
+
+    // onConnect never returns: the connect is refused once the budget is spent.
+    let started = Instant::now();
+    let (_looper, reply) = connect_with(addr, "loop", &[]);
+    let took = started.elapsed();
+    assert_eq!(reply.name, "_error", "{reply:?}");
+    assert!(
+        took < Duration::from_millis(2_500),
+        "refused after {took:?}"
+    );
+    assert!(fixture
+        .server
+        .wait_log_line(
+            &[
+                "application instance unloaded",
+                "app=loop",
+                "longer than its budget of 500 ms"
+            ],
+            WAIT
+        )
+        .is_some());
+
+    // A connected client's method loops: the instance goes, its clients get AppShutdown.
+    let (mut caller, reply) = connect_with(addr, "spin", &[]);
+    assert_eq!(reply.name, "_result", "{reply:?}");
+    let (mut other, _) = connect_with(addr, "spin", &[]);
+    assert_eq!(
+        other.call("echo", &[], WAIT).expect("echo").args.first(),
+        Some(&s("pong"))
+    );
+    caller
+        .send_command(0, "hang", Amf0Value::Null, &[])
+        .expect("hang");
+    other
+        .wait_status("NetConnection.Connect.AppShutdown", WAIT)
+        .expect("the instance's clients are told");
+
+    // Meanwhile: the live viewer kept playing, and the server answers new clients.
+    fixture.assert_others_unaffected();
+    let started = Instant::now();
+    RtmpClient::connected(addr, "live").expect("a new client is served");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The scripted application loads again for its next client.
+    let (mut again, reply) = connect_with(addr, "spin", &[]);
+    assert_eq!(reply.name, "_result", "{reply:?}");
+    assert_eq!(
+        again.call("echo", &[], WAIT).expect("echo").args.first(),
+        Some(&s("pong"))
+    );
+}
