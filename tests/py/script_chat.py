@@ -3,7 +3,8 @@ tests/tests/scripts_examples.rs.
 
 Connects as "alice" (a connect argument), answers the script's `welcome` call, calls the
 script's methods `who`, `say` (and sees its broadcast), `welcomeAnswer` (what the script
-kept of our answer) and `fail` (an exception: `_error`). Prints one line per step.
+kept of our answer) and `fail` (an exception: `_error`), and hears the other client
+leave (`onLeft`, broadcast by onDisconnect). Prints one line per step.
 """
 import json
 import sys
@@ -33,4 +34,6 @@ say("say:", json.dumps(conn.call("say", "hi").result(timeout=10)))
 say("welcomeAnswer:", json.dumps(conn.call("welcomeAnswer").result(timeout=10)))
 conn.call("fail")
 say("fail:", json.dumps(conn.process_packets(invoked_method="_error", timeout=10)))
+# The test's client leaves: the script's onDisconnect tells the room.
+say("left:", json.dumps(conn.process_packets(invoked_method="onLeft", timeout=30)))
 conn.close()
