@@ -10,6 +10,7 @@
 //! objects: N users of one object, one changing it at a fixed rate.
 
 pub mod ceiling;
+pub mod connect_bench;
 pub mod epoll;
 pub mod flv;
 pub mod load;
