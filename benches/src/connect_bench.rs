@@ -159,7 +159,13 @@ pub fn run(cfg: &ConnectBenchConfig) -> Result<ConnectReport, String> {
             for c in clients.iter_mut() {
                 if calls_sent < cfg.calls {
                     c.session
-                        .call(0, method, Amf0Value::Null, &[Amf0Value::Number(1.0)], &mut c.pending)
+                        .call(
+                            0,
+                            method,
+                            Amf0Value::Null,
+                            &[Amf0Value::Number(1.0)],
+                            &mut c.pending,
+                        )
                         .map_err(|e| e.to_string())?;
                     c.call_sent = Some(Instant::now());
                     calls_sent += 1;
@@ -173,7 +179,9 @@ pub fn run(cfg: &ConnectBenchConfig) -> Result<ConnectReport, String> {
         let n = epoll.wait(&mut evs, 10);
         for ev in evs.iter().take(n) {
             let i = ev.u64 as usize;
-            let Some(c) = clients.get_mut(i) else { continue };
+            let Some(c) = clients.get_mut(i) else {
+                continue;
+            };
             loop {
                 match c.sock.read(&mut buf) {
                     Ok(0) => return Err(format!("client {i}: server closed the connection")),
@@ -214,7 +222,13 @@ pub fn run(cfg: &ConnectBenchConfig) -> Result<ConnectReport, String> {
                         }
                         if let (Some(method), true) = (&cfg.method, calls_sent < cfg.calls) {
                             c.session
-                                .call(0, method, Amf0Value::Null, &[Amf0Value::Number(1.0)], &mut c.pending)
+                                .call(
+                                    0,
+                                    method,
+                                    Amf0Value::Null,
+                                    &[Amf0Value::Number(1.0)],
+                                    &mut c.pending,
+                                )
                                 .map_err(|e| e.to_string())?;
                             c.call_sent = Some(Instant::now());
                             calls_sent += 1;

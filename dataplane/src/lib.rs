@@ -11,7 +11,7 @@ mod engine;
 pub mod media;
 pub mod proto;
 mod relay;
-mod scripts;
+pub mod scripts;
 pub mod server;
 
 #[doc(hidden)]

@@ -25,15 +25,15 @@ const PRELUDE: &str = include_str!("prelude.js");
 /// How much one instance may take: each entry into the script (an event, a timer, the
 /// loading) gets `time`; the runtime's heap is capped at `memory` bytes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Budget {
-    pub(crate) time: Duration,
-    pub(crate) memory: usize,
+pub struct Budget {
+    pub time: Duration,
+    pub memory: usize,
 }
 
 /// What the script asked for while it ran (see prelude.js for who asks what).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
-pub(crate) enum Op {
+pub enum Op {
     Accept {
         client: u64,
     },
@@ -66,7 +66,7 @@ pub(crate) enum Op {
 
 /// An exception that escaped the script: its message and where it was thrown.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub(crate) struct ScriptError {
+pub struct ScriptError {
     pub(crate) message: String,
     #[serde(default)]
     pub(crate) stack: String,
@@ -90,7 +90,7 @@ impl ScriptError {
 
 /// What one event did.
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct Outcome {
+pub struct Outcome {
     #[serde(default)]
     pub(crate) result: Option<Value>,
     #[serde(default)]
@@ -101,7 +101,7 @@ pub(crate) struct Outcome {
 
 /// Why the instance cannot go on: it must be unloaded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub(crate) enum Fatal {
+pub enum Fatal {
     #[error("the script ran longer than its budget of {0} ms")]
     Time(u128),
     #[error("the script went over its memory budget of {0} bytes")]
@@ -112,7 +112,7 @@ pub(crate) enum Fatal {
     Engine(String),
 }
 
-pub(crate) struct ScriptContext {
+pub struct ScriptContext {
     // Field order: the context goes before its runtime.
     ctx: Context,
     rt: Runtime,
@@ -141,7 +141,7 @@ pub(crate) fn changed(files: &[(PathBuf, u64)]) -> bool {
 impl ScriptContext {
     /// A context for `app`/`instance` running the main script `main` of `folder`; runs
     /// the top-level code (not onAppStart: the host sends `start` next).
-    pub(crate) fn load(
+    pub fn load(
         app: &str,
         instance: &str,
         folder: &Path,
@@ -209,7 +209,7 @@ impl ScriptContext {
     }
 
     /// Gives the script one event (see prelude.js's `onEvent` for the shapes).
-    pub(crate) fn dispatch(&mut self, event: &Value) -> Result<Outcome, Fatal> {
+    pub fn dispatch(&mut self, event: &Value) -> Result<Outcome, Fatal> {
         let json = event.to_string();
         let out = self.enter(|ctx| {
             let f: Function = ctx.globals().get("__dispatch")?;

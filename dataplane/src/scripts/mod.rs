@@ -11,7 +11,8 @@
 //! get NetConnection.Connect.AppShutdown.
 
 mod app_dir;
-pub(crate) mod context;
+/// Public for the benchmarks (context start-up and call cost).
+pub mod context;
 mod host;
 #[cfg(test)]
 mod tests;
