@@ -140,8 +140,9 @@ impl Host {
                 let Some(i) = self.instances.get_mut(&instance) else {
                     return;
                 };
-                i.pending.remove(&client);
-                if i.clients.remove(&client).is_some() {
+                // A client still waiting for onConnect is forgotten too (no onDisconnect).
+                let waited = i.pending.remove(&client).is_some();
+                if i.clients.remove(&client).is_some() || waited {
                     let ev = json!({"type": "disconnect", "client": client});
                     self.event(&instance, &ev, "onDisconnect");
                 }
