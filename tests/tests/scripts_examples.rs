@@ -7,6 +7,7 @@
 
 use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::rtmp::session::CallAnswer;
+use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
 use e2e::live_fixture::LiveFixture;
 use e2e::pyrtmp::python;
 use e2e::rtmp_client::{info_code, Reply, RtmpClient};
@@ -126,6 +127,48 @@ fn the_chat_example_with_python_librtmp_and_our_client() {
         c.name == "onMessage" && c.args.first() == Some(&s("alice: hi"))
     })
     .expect("bob hears alice");
+    // The script's shared object "users": a slot per user, set by the script; a slot a
+    // client sets reaches the script's onSync.
+    let users = |events| SoMessage {
+        name: "users".into(),
+        version: 0,
+        persistent: false,
+        events,
+    };
+    bob.send_shared_object(false, &users(vec![SoEvent::Use]))
+        .expect("use users");
+    let deadline = Instant::now() + WAIT;
+    let mut names = std::collections::BTreeSet::new();
+    while names.len() < 2 {
+        assert!(Instant::now() < deadline, "users seen: {names:?}");
+        let m = bob.wait_shared_object("users", WAIT).expect("users");
+        for e in m.events {
+            if let SoEvent::Change(pairs) = e {
+                names.extend(pairs.into_iter().map(|(k, _)| k));
+            }
+        }
+    }
+    assert_eq!(names, ["alice", "bob"].map(String::from).into());
+    let topic = users(vec![SoEvent::RequestChange {
+        key: "topic".into(),
+        value: s("rust"),
+    }]);
+    bob.send_shared_object(false, &topic).expect("set topic");
+    // The change reaches the script through the object's owner, the call directly: ask
+    // until the script has it (bounded).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let t = bob.call("topic", &[], WAIT).expect("topic");
+        if t.args.first() == Some(&s("rust")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the script never saw the topic: {t:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.wait_log_line(&["topic is now rust"], WAIT).is_some());
     let who = bob.call("who", &[], WAIT).expect("who");
     assert_eq!(
         who.args.first(),
@@ -135,7 +178,7 @@ fn the_chat_example_with_python_librtmp_and_our_client() {
     // The exception was logged with its file and line; trace() lines name the instance.
     assert!(
         server
-            .wait_log_line(&["script exception", "main.asc:53"], WAIT)
+            .wait_log_line(&["script exception", "main.asc:68"], WAIT)
             .is_some(),
         "{}",
         server.log()

@@ -62,6 +62,14 @@ pub enum Op {
         id: u64,
         ms: f64,
     },
+    /// A `SharedObject` operation (see `ScriptSoAction`).
+    So {
+        name: String,
+        #[serde(default)]
+        persistent: bool,
+        #[serde(flatten)]
+        action: super::ScriptSoAction,
+    },
 }
 
 /// An exception that escaped the script: its message and where it was thrown.

@@ -170,6 +170,10 @@ impl Host {
                 let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
                 self.event(&instance, &ev, "a call's onResult");
             }
+            ToScripts::So { instance, message } => {
+                let ev = super::so_event::event(&message);
+                self.event(&instance, &ev, "a SharedObject's onSync");
+            }
             ToScripts::Reload(config) => self.reload(&config.scripts),
         }
     }
@@ -364,6 +368,22 @@ impl Host {
                         );
                     }
                 }
+                Op::So {
+                    name,
+                    persistent,
+                    action,
+                } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::So {
+                            instance: key.clone(),
+                            name,
+                            persistent,
+                            action,
+                        },
+                    );
+                }
                 Op::Timer { id, ms } => {
                     let generation = i.generation;
                     self.timer_seq += 1;
@@ -415,6 +435,13 @@ impl Host {
             instance: key.clone(),
             reason: reason.to_string(),
         });
+        let owner = key.owner(self.shared.mailboxes.len());
+        self.post(
+            owner,
+            FromScripts::SoLeave {
+                instance: key.clone(),
+            },
+        );
         // Its timers find no instance of their generation and are dropped when due.
     }
 

@@ -14,6 +14,7 @@ mod app_dir;
 /// Public for the benchmarks (context start-up and call cost).
 pub mod context;
 mod host;
+mod so_event;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 use crate::app::instance::InstanceKey;
 use crate::config::Config;
+use crate::proto::rtmp::shared_object::SoMessage;
 
 pub(crate) use host::start;
 
@@ -100,7 +102,33 @@ pub(crate) enum ToScripts {
         ok: bool,
         value: Value,
     },
+    /// An update of a shared object the instance's script uses, from the object's owner.
+    So {
+        instance: InstanceKey,
+        message: SoMessage,
+    },
     Reload(Arc<Config>),
+}
+
+/// What a script does to a shared object; the owner worker applies it with the script as
+/// one more user of the object (`engine/worker/shared_objects.rs`, `SCRIPT_USER`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum ScriptSoAction {
+    Use,
+    Release,
+    /// Sets a slot (null removes it); every user sees it, as a change by the server.
+    Set {
+        key: String,
+        #[serde(default)]
+        value: Value,
+    },
+    Clear,
+    Send {
+        handler: String,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
 }
 
 /// The script thread's message to a worker.
@@ -135,6 +163,15 @@ pub(crate) enum FromScripts {
         instance: InstanceKey,
         reason: String,
     },
+    /// To the instance's owner: a script's shared-object operation.
+    So {
+        instance: InstanceKey,
+        name: String,
+        persistent: bool,
+        action: ScriptSoAction,
+    },
+    /// To the instance's owner: the script is gone; it uses no object any more.
+    SoLeave { instance: InstanceKey },
 }
 
 /// The workers' handle on the script thread.

@@ -74,6 +74,88 @@
   };
   global.application = application;
 
+  // SharedObject: a mirror of the object's slots, kept by the owner's updates; the
+  // script's own changes apply to the mirror at once and reach every client as the
+  // server's. Each setProperty's echo comes back once and is not reported to onSync.
+  var sharedObjects = {};
+  function SharedObject(name, persistent) {
+    this.name = name;
+    this.persistent = persistent;
+    this.version = 0;
+    this._data = {};
+    this._echo = {};
+  }
+  function soOp(so, action, extra) {
+    var op = { op: "so", name: so.name, persistent: so.persistent, action: action };
+    for (var k in extra) op[k] = extra[k];
+    ops.push(op);
+  }
+  SharedObject.get = function (name, persistent) {
+    name = String(name);
+    var so = sharedObjects[name];
+    if (!so) {
+      so = sharedObjects[name] = new SharedObject(name, !!persistent);
+      soOp(so, "use", {});
+    }
+    return so;
+  };
+  SharedObject.prototype.getProperty = function (key) {
+    var v = this._data[key];
+    return v === undefined ? null : v;
+  };
+  SharedObject.prototype.setProperty = function (key, value) {
+    key = String(key);
+    if (value === null || value === undefined) delete this._data[key];
+    else this._data[key] = value;
+    this._echo[key] = (this._echo[key] || 0) + 1;
+    soOp(this, "set", { key: key, value: value === undefined ? null : value });
+  };
+  SharedObject.prototype.getPropertyNames = function () { return Object.keys(this._data); };
+  SharedObject.prototype.size = function () { return Object.keys(this._data).length; };
+  SharedObject.prototype.clear = function () {
+    this._data = {};
+    soOp(this, "clear", {});
+    return true;
+  };
+  SharedObject.prototype.send = function (handler) {
+    soOp(this, "send", { handler: String(handler), args: slice.call(arguments, 1) });
+    return true;
+  };
+  // The owner applies every change in order, one at a time: there is nothing to lock.
+  SharedObject.prototype.lock = function () { return 1; };
+  SharedObject.prototype.unlock = function () { return 0; };
+  SharedObject.prototype.flush = function () { return true; };
+  SharedObject.prototype.close = function () {
+    soOp(this, "release", {});
+    delete sharedObjects[this.name];
+  };
+  global.SharedObject = SharedObject;
+  function soUpdate(e) {
+    var so = sharedObjects[e.name];
+    if (!so) return;
+    so.version = e.version;
+    var list = [];
+    e.events.forEach(function (ev) {
+      if (ev.t === "change") {
+        for (var k in ev.slots) {
+          so._data[k] = ev.slots[k];
+          if (so._echo[k] > 0) { so._echo[k] -= 1; continue; }
+          list.push({ code: "change", name: k });
+        }
+      } else if (ev.t === "remove") {
+        delete so._data[ev.key];
+        if (so._echo[ev.key] > 0) { so._echo[ev.key] -= 1; return; }
+        list.push({ code: "delete", name: ev.key });
+      } else if (ev.t === "clear") {
+        so._data = {};
+        list.push({ code: "clear" });
+      } else if (ev.t === "send" && typeof so[ev.handler] === "function") {
+        so[ev.handler].apply(so, ev.args);
+      }
+    });
+    if (list.length && typeof so.onSync === "function") so.onSync(list);
+  }
+
   function addTimer(fn, ms, args, repeat) {
     var id = ++timerSeq;
     ms = Math.max(0, Number(ms) || 0);
@@ -146,6 +228,9 @@
         if (!e.ok && typeof o.onStatus === "function") o.onStatus(e.value);
         return undefined;
       }
+      case "so":
+        soUpdate(e);
+        return undefined;
       case "timer": {
         var t = timers[e.id];
         if (!t) return undefined;

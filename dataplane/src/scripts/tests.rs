@@ -147,3 +147,53 @@ fn load_reads_files_of_the_application_only() {
         .expect("a syntax error");
     assert!(e.to_string().contains("bad.asc"), "{e}");
 }
+
+#[test]
+fn shared_objects_mirror_the_owner_and_report_other_changes() {
+    let (mut s, ops) = load(
+        "so",
+        r#"
+        var so = SharedObject.get("room", true);
+        var synced = [];
+        so.onSync = function (list) { list.forEach(function (c) { synced.push(c.code + ":" + (c.name || "")); }); };
+        so.setProperty("topic", "rust");
+        Client.prototype.state = function () {
+            return { topic: so.getProperty("topic"), names: so.getPropertyNames(), size: so.size(), synced: synced };
+        };
+        application.onConnect = function () { return true; };
+        "#,
+    );
+    use super::ScriptSoAction as A;
+    let so_op = |action| Op::So {
+        name: "room".into(),
+        persistent: true,
+        action,
+    };
+    assert_eq!(
+        ops,
+        vec![
+            so_op(A::Use),
+            so_op(A::Set {
+                key: "topic".into(),
+                value: json!("rust")
+            })
+        ]
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    // The echo of our own change, then a client's change and removal.
+    let update = json!({"type": "so", "name": "room", "version": 2, "events": [
+        {"t": "change", "slots": {"topic": "rust"}},
+        {"t": "change", "slots": {"mood": "good"}},
+        {"t": "remove", "key": "mood"},
+    ]});
+    s.dispatch(&update).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "state", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(
+            json!({"topic": "rust", "names": ["topic"], "size": 1, "synced": ["change:mood", "delete:mood"]})
+        )
+    );
+}

@@ -162,6 +162,15 @@ impl Worker {
             } => {
                 self.broadcast(&instance.app, Some(&instance.instance), &method, &args);
             }
+            FromScripts::So {
+                instance,
+                name,
+                persistent,
+                action,
+            } => self.so_script(instance, name, persistent, action),
+            FromScripts::SoLeave { instance } => {
+                self.so_leave(instance, super::shared_objects::SCRIPT_USER)
+            }
             FromScripts::Shutdown { instance, reason } => {
                 let members: Vec<ConnRef> = self
                     .script_clients
