@@ -1,18 +1,23 @@
 //! Server-side application scripts (issue 13) with real clients: the chat and auth
 //! examples of examples/scripts driven by python-librtmp (calls both ways) and our RTMP
-//! client (connect arguments, the rejection's `application` object, broadcasts); and the
+//! client (connect arguments, the rejection's `application` object, broadcasts, the
+//! shared object), the auth example asking an HTTP service through the manager; and the
 //! budget: an instance whose script loops forever is unloaded within its budget, its
 //! clients get NetConnection.Connect.AppShutdown, and a viewer of another application
 //! keeps playing.
 
+use control::manager::{Manager, ManagerOptions};
+use control::manager_config::{HookConfig, ReconnectConfig};
 use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::rtmp::session::CallAnswer;
 use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
+use e2e::json_hook::{HookAnswer, JsonHook};
 use e2e::live_fixture::LiveFixture;
 use e2e::pyrtmp::python;
 use e2e::rtmp_client::{info_code, Reply, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{workspace_dir, Server, ServerOptions};
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -199,24 +204,82 @@ fn the_chat_example_with_python_librtmp_and_our_client() {
     assert_eq!(next("left"), "left: [\"bob\"]");
 }
 
+/// The auth example's HTTP service: alice with "secret" gets in.
+fn check_user(body: &Value) -> HookAnswer {
+    let ok = body["method"] == "checkUser" && body["args"] == json!(["alice", "secret"]);
+    let answer = if ok {
+        json!({"result": {"ok": true}})
+    } else {
+        json!({"result": {"ok": false, "reason": "unknown user or bad token"}})
+    };
+    (200, answer, Duration::from_millis(20))
+}
+
 #[test]
-fn the_auth_example_decides_later() {
-    let server = examples_server();
-    let started = Instant::now();
-    let (mut alice, reply) = connect_with(server.addr(), "auth", &[s("alice"), s("secret")]);
-    assert_eq!(reply.name, "_result", "{reply:?}");
-    assert!(
-        started.elapsed() >= Duration::from_millis(50),
-        "the decision waited for the timer"
-    );
+fn the_auth_example_asks_an_http_service_through_the_manager() {
+    let dir = ScratchDir::new("scripts-auth");
+    let socket = dir.join("stratad.sock");
+    let examples = workspace_dir().join("examples/scripts");
+    let server = Server::start_with(ServerOptions {
+        config: Some(format!(
+            "[control]\nsocket = {:?}\n{}",
+            socket.display().to_string(),
+            scripts_config(&examples, "")
+        )),
+        ..ServerOptions::default()
+    });
+    let hook = JsonHook::start(check_user);
+    let _manager = Manager::start(ManagerOptions {
+        socket: socket.clone(),
+        http: "127.0.0.1:0".into(),
+        hooks: HookConfig {
+            on_call: Some(hook.url.clone()),
+            ..HookConfig::default()
+        },
+        reconnect: ReconnectConfig {
+            initial_ms: 50,
+            max_ms: 200,
+        },
+    })
+    .expect("manager");
+
+    // Until the manager has registered, the script hears "no manager" (bounded wait).
+    let deadline = Instant::now() + WAIT;
+    let mut alice = loop {
+        let (c, reply) = connect_with(server.addr(), "auth", &[s("alice"), s("secret")]);
+        if reply.name == "_result" {
+            break c;
+        }
+        let app = rejection(&reply).expect("the script's error object");
+        assert_eq!(
+            app.get("code").and_then(Amf0Value::as_str),
+            Some("Auth.Unavailable"),
+            "{reply:?}"
+        );
+        assert!(Instant::now() < deadline, "the manager never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let me = alice.call("whoami", &[], WAIT).expect("whoami");
     assert_eq!(me.args.first(), Some(&s("alice")));
+    let asked = hook.seen();
+    let check = asked
+        .iter()
+        .find(|b| b["method"] == "checkUser")
+        .unwrap_or_else(|| panic!("the service saw no checkUser: {asked:?}"));
+    assert_eq!(
+        (check["app"].as_str(), check["client"]["addr"].as_str()),
+        (Some("auth"), Some("script"))
+    );
 
     let (_m, reply) = connect_with(server.addr(), "auth", &[s("mallory"), s("guess")]);
     let app = rejection(&reply).expect("the script's error object");
     assert_eq!(
         app.get("code").and_then(Amf0Value::as_str),
         Some("Auth.Failed")
+    );
+    assert_eq!(
+        app.get("message").and_then(Amf0Value::as_str),
+        Some("unknown user or bad token")
     );
     // Still served after a refusal.
     assert_eq!(

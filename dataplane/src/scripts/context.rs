@@ -62,6 +62,14 @@ pub enum Op {
         id: u64,
         ms: f64,
     },
+    /// `application.callManager(method, resultObj, ...args)`: the manager's `on_call`
+    /// webhook answers; `call` 0: nobody waits for the answer.
+    Manager {
+        method: String,
+        call: u64,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
     /// A `SharedObject` operation (see `ScriptSoAction`).
     So {
         name: String,

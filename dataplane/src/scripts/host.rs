@@ -9,10 +9,11 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control_protocol::{RpcOutcome, CALL_FAILED};
+use control_protocol::{RpcClient, RpcOutcome, RpcRequest, CALL_FAILED};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
@@ -22,7 +23,7 @@ use super::context::{self, Budget, Fatal, Op, Outcome, ScriptContext};
 use super::{FromScripts, ScriptsConfig, ToScripts};
 use crate::app::instance::InstanceKey;
 use crate::app::net_connection::DEFAULT_INSTANCE;
-use crate::engine::cross::WorkerMsg;
+use crate::engine::cross::{ControlInbound, WorkerMsg};
 use crate::engine::Shared;
 
 /// The longest the thread sleeps with no timer due (it wakes on every message anyway).
@@ -48,6 +49,8 @@ struct Host {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_of: HashMap<u64, (InstanceKey, u64, u64)>,
     timer_seq: u64,
+    /// Scripts' calls to the manager by request id: the instance, its load and its call.
+    manager_calls: HashMap<u64, (InstanceKey, u64, u64)>,
 }
 
 /// Starts the script thread for `shared` (whose `scripts` handle sends to `rx`).
@@ -70,6 +73,7 @@ pub(crate) fn start(
                 timers: BinaryHeap::new(),
                 timer_of: HashMap::new(),
                 timer_seq: 0,
+                manager_calls: HashMap::new(),
             };
             host.run(rx)
         })
@@ -169,6 +173,22 @@ impl Host {
             } => {
                 let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
                 self.event(&instance, &ev, "a call's onResult");
+            }
+            ToScripts::ManagerAnswer { request, outcome } => {
+                let Some((key, generation, call)) = self.manager_calls.remove(&request) else {
+                    return;
+                };
+                if self.instances.get(&key).map(|i| i.generation) != Some(generation) {
+                    return;
+                }
+                let (ok, value) = match outcome {
+                    RpcOutcome { error: Some(e), .. } => {
+                        (false, json!({"code": e.code, "description": e.description}))
+                    }
+                    RpcOutcome { result, .. } => (true, result.unwrap_or(Value::Null)),
+                };
+                let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
+                self.event(&key, &ev, "a manager call's onResult");
             }
             ToScripts::So { instance, message } => {
                 let ev = super::so_event::event(&message);
@@ -368,6 +388,10 @@ impl Host {
                         );
                     }
                 }
+                Op::Manager { method, call, args } => {
+                    let generation = i.generation;
+                    self.call_manager(key, generation, method, call, args);
+                }
                 Op::So {
                     name,
                     persistent,
@@ -394,6 +418,51 @@ impl Host {
                 }
             }
         }
+    }
+
+    /// Sends a script's call to the manager through the control thread, as a client's
+    /// call to an application method goes (client id 0, address "script").
+    fn call_manager(
+        &mut self,
+        key: &InstanceKey,
+        generation: u64,
+        method: String,
+        call: u64,
+        args: Vec<Value>,
+    ) {
+        let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
+        if !self.shared.rpc_manager.load(Ordering::Relaxed) {
+            if call != 0 {
+                let ev = json!({"type": "result", "call": call, "ok": false,
+                    "value": {"code": CALL_FAILED, "description": "No manager answers calls."}});
+                self.event(key, &ev, "a manager call's onStatus");
+            }
+            return;
+        }
+        if call != 0 {
+            self.manager_calls
+                .insert(request, (key.clone(), generation, call));
+        }
+        let ask = RpcRequest {
+            request,
+            app: key.app.clone(),
+            instance: key.instance.clone(),
+            client: RpcClient {
+                id: 0,
+                addr: "script".into(),
+                tc_url: None,
+                object_encoding: 0.0,
+            },
+            method,
+            args,
+        };
+        // The answer comes to the owner worker, which passes it on.
+        let worker = key.owner(self.shared.mailboxes.len());
+        self.shared.control.post(ControlInbound::Rpc {
+            worker,
+            request: ask,
+        });
+        self.shared.control.wake();
     }
 
     fn run_timers(&mut self) {

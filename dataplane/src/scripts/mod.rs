@@ -102,6 +102,12 @@ pub(crate) enum ToScripts {
         ok: bool,
         value: Value,
     },
+    /// The manager answered a script's `callManager` (request id from
+    /// `Shared::next_auth_id`; the worker it was addressed to passes it on).
+    ManagerAnswer {
+        request: u64,
+        outcome: control_protocol::RpcOutcome,
+    },
     /// An update of a shared object the instance's script uses, from the object's owner.
     So {
         instance: InstanceKey,

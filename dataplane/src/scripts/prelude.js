@@ -69,6 +69,17 @@
     ops.push({ op: "disconnect", client: c.id });
     return true;
   };
+  // A call to the manager's on_call webhook (an HTTP service of the operator's): what
+  // scripts have instead of LoadVars, since stratad itself makes no HTTP requests.
+  application.callManager = function (method, resultObj) {
+    var id = 0;
+    if (resultObj) {
+      id = ++callSeq;
+      calls[id] = resultObj;
+    }
+    ops.push({ op: "manager", method: String(method), call: id, args: slice.call(arguments, 2) });
+    return true;
+  };
   application.broadcastMsg = function (method) {
     ops.push({ op: "broadcast", method: String(method), args: slice.call(arguments, 1) });
   };

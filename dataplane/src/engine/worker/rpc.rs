@@ -81,6 +81,13 @@ impl Worker {
     /// The manager answered client call `request`.
     pub(super) fn rpc_answered(&mut self, request: u64, outcome: &RpcOutcome) {
         let Some(r) = self.pending_rpc.remove(&request) else {
+            // Not a client's: a script's `callManager` (the script thread ignores others).
+            if let Some(scripts) = self.shared.scripts.as_ref() {
+                scripts.send(crate::scripts::ToScripts::ManagerAnswer {
+                    request,
+                    outcome: outcome.clone(),
+                });
+            }
             return;
         };
         let Some(caller) = self
