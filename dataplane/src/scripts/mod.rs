@@ -203,7 +203,7 @@ impl Scripts {
             .unwrap_or(false)
     }
 
-    fn set_apps(&self, apps: Vec<String>) {
+    pub(crate) fn set_apps(&self, apps: Vec<String>) {
         if let Ok(mut a) = self.apps.write() {
             *a = apps;
         }

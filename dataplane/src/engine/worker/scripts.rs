@@ -239,3 +239,117 @@ impl Worker {
         self.maybe_free(r);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::engine::worker::testing::{shared, worker_of};
+    use crate::proto::command::Command;
+    use crate::scripts::Scripts;
+
+    fn command(name: &str, object: Amf0Value, args: Vec<Amf0Value>) -> SessionEvent {
+        SessionEvent::Command {
+            stream_id: 0,
+            amf3: false,
+            command: Command {
+                name: name.into(),
+                transaction_id: 1.0,
+                command_object: object,
+                args,
+            },
+        }
+    }
+
+    fn connect(app: &str, name: &str) -> SessionEvent {
+        let object = Amf0Value::object([
+            ("app", Amf0Value::string(app)),
+            ("flashVer", Amf0Value::string("LNX 9,0,124,2")),
+        ]);
+        command("connect", object, vec![Amf0Value::string(name)])
+    }
+
+    #[test]
+    fn a_scripted_connect_waits_in_the_gate_and_the_script_decides() {
+        let (mut shared, mut receivers, _control) = shared(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let scripts = Scripts::new(tx);
+        scripts.set_apps(vec!["chat".into()]);
+        Arc::get_mut(&mut shared).expect("not shared yet").scripts = Some(scripts);
+        let mut w = worker_of(shared, receivers.remove(0));
+        let mut peers = Vec::new();
+        let mut client = |w: &mut Worker| {
+            let (ours, theirs) = UnixStream::pair().expect("socketpair");
+            peers.push(theirs);
+            w.adopt(ours.into_raw_fd())
+        };
+
+        // An unscripted application is not asked about.
+        let plain = client(&mut w);
+        w.on_session_event(plain, connect("live", "x"));
+        assert!(rx.try_recv().is_err());
+        assert!(!w.conns.get(plain).expect("open").client.gate.is_waiting());
+
+        // bob's connect waits for onConnect; what he sends meanwhile waits behind it.
+        let bob = client(&mut w);
+        w.on_session_event(bob, connect("chat", "bob"));
+        let Ok(ToScripts::Connect {
+            request,
+            instance,
+            client: info,
+            args,
+            ..
+        }) = rx.try_recv()
+        else {
+            panic!("the script is asked")
+        };
+        assert_eq!(instance, InstanceKey::new("chat", "_definst_"));
+        assert_eq!(args, vec![json!("bob")]);
+        assert_eq!(info["agent"], json!("LNX 9,0,124,2"));
+        assert!(w.conns.get(bob).expect("open").client.gate.is_waiting());
+        w.on_event_or_defer(bob, command("who", Amf0Value::Null, vec![]));
+        assert!(rx.try_recv().is_err(), "the call waits for the decision");
+
+        // Accepted: the waiting call goes to the script.
+        w.on_script(FromScripts::Decided {
+            request,
+            accept: true,
+            error: Value::Null,
+            reason: "ok".into(),
+        });
+        assert!(!w.conns.get(bob).expect("open").client.gate.is_waiting());
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ToScripts::Call { method, .. }) if method == "who"
+        ));
+
+        // eve is rejected: her connection closes.
+        let eve = client(&mut w);
+        w.on_session_event(eve, connect("chat", "eve"));
+        let Ok(ToScripts::Connect { request, .. }) = rx.try_recv() else {
+            panic!("the script is asked")
+        };
+        w.on_script(FromScripts::Decided {
+            request,
+            accept: false,
+            error: json!({"message": "no"}),
+            reason: "rejected".into(),
+        });
+        assert!(w.conns.get(eve).is_none_or(|c| c.closing != Closing::Open));
+
+        // The instance shuts down: bob is closed, and the script hears he left.
+        w.on_script(FromScripts::Shutdown {
+            instance: InstanceKey::new("chat", "_definst_"),
+            reason: "test".into(),
+        });
+        assert!(w.conns.get(bob).is_none_or(|c| c.closing != Closing::Open));
+        assert!(matches!(rx.try_recv(), Ok(ToScripts::Disconnect { .. })));
+        assert!(w.script_clients.is_empty() && w.pending_script.is_empty());
+        assert!(w
+            .conns
+            .get(plain)
+            .is_some_and(|c| c.closing == Closing::Open));
+    }
+}
