@@ -361,3 +361,37 @@ fn a_script_that_loops_is_unloaded_within_its_budget_and_others_go_on() {
         Some(&s("pong"))
     );
 }
+
+#[test]
+fn stream_access_set_by_the_script_is_enforced() {
+    let dir = ScratchDir::new("scripts-access");
+    let scripts = dir.join("apps");
+    std::fs::create_dir_all(scripts.join("gated")).expect("mkdir");
+    std::fs::write(
+        scripts.join("gated").join("main.asc"),
+        "application.onConnect = function (c) {\n\
+           c.writeAccess = \"public\";\n\
+           c.readAccess = \"shows;public\";\n\
+           return true;\n\
+         };\n",
+    )
+    .expect("write");
+    let server = Server::start_with(ServerOptions {
+        config: Some(scripts_config(&scripts, "")),
+        ..ServerOptions::default()
+    });
+    let mut c = RtmpClient::connected(server.addr(), "gated").expect("connect");
+    c.publish("secret").expect("publish");
+    c.wait_status("NetStream.Publish.BadName", WAIT)
+        .expect("no write access to secret");
+    c.publish("public").expect("publish");
+    c.wait_status("NetStream.Publish.Start", WAIT)
+        .expect("write access to public");
+    let mut v = RtmpClient::connected(server.addr(), "gated").expect("connect");
+    v.play("news").expect("play");
+    v.wait_status("NetStream.Play.Failed", WAIT)
+        .expect("no read access to news");
+    v.play("shows").expect("play");
+    v.wait_status("NetStream.Play.Start", WAIT)
+        .expect("read access to shows");
+}

@@ -36,6 +36,11 @@ pub struct Budget {
 pub enum Op {
     Accept {
         client: u64,
+        /// The client's readAccess and writeAccess when accepted.
+        #[serde(default)]
+        read: Option<String>,
+        #[serde(default)]
+        write: Option<String>,
     },
     Reject {
         client: u64,

@@ -252,6 +252,7 @@ impl Host {
                         accept: false,
                         error: Value::Null,
                         reason: "the application failed to load".into(),
+                        access: None,
                     },
                 );
             }
@@ -332,7 +333,15 @@ impl Host {
                 return;
             };
             match op {
-                Op::Accept { client } => {
+                Op::Accept {
+                    client,
+                    read,
+                    write,
+                } => {
+                    let access = crate::app::access::Access::parse(
+                        read.as_deref().unwrap_or("/"),
+                        write.as_deref().unwrap_or("/"),
+                    );
                     if let Some((worker, request)) = i.pending.remove(&client) {
                         i.clients.insert(client, worker);
                         self.post(
@@ -342,6 +351,7 @@ impl Host {
                                 accept: true,
                                 error: Value::Null,
                                 reason: "accepted by the script".into(),
+                                access,
                             },
                         );
                     }
@@ -355,6 +365,7 @@ impl Host {
                                 accept: false,
                                 error,
                                 reason: "rejected by the script".into(),
+                                access: None,
                             },
                         );
                     }
@@ -497,6 +508,7 @@ impl Host {
                     accept: false,
                     error: Value::Null,
                     reason: format!("the application was unloaded: {reason}"),
+                    access: None,
                 },
             );
         }

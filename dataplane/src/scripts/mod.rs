@@ -147,6 +147,8 @@ pub(crate) enum FromScripts {
         accept: bool,
         error: Value,
         reason: String,
+        /// The accepted client's stream access (None: everything).
+        access: Option<crate::app::access::Access>,
     },
     /// `client.call(method, resultObj, ...args)`; `call` 0: nobody waits for the answer.
     CallClient {

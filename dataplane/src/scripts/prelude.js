@@ -52,7 +52,8 @@
     if (accept) {
       states[c.id] = "accepted";
       application.clients.push(c);
-      ops.push({ op: "accept", client: c.id });
+      ops.push({ op: "accept", client: c.id, read: String(c.readAccess),
+                 write: String(c.writeAccess) });
       if (typeof application.onConnectAccept === "function") application.onConnectAccept(c);
     } else {
       delete states[c.id];
@@ -196,6 +197,7 @@
         return undefined;
       case "connect": {
         var c = new Client();
+        c.readAccess = c.writeAccess = "/";
         for (var k in e.client) c[k] = e.client[k];
         clients[c.id] = c;
         states[c.id] = "pending";

@@ -30,6 +30,15 @@ fn load(tag: &str, main: &str) -> (ScriptContext, Vec<Op>) {
     ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget()).expect("loads")
 }
 
+/// The accept of a client whose access the script left as it was (everything).
+fn accepted(client: u64) -> Op {
+    Op::Accept {
+        client,
+        read: Some("/".into()),
+        write: Some("/".into()),
+    }
+}
+
 fn connect(id: u64, args: serde_json::Value) -> serde_json::Value {
     json!({"type": "connect", "client": {"id": id, "ip": "127.0.0.1", "agent": "LNX 9"}, "args": args})
 }
@@ -55,7 +64,7 @@ fn on_connect_decides_now_or_later() {
         "top-level timers are taken"
     );
     let out = s.dispatch(&connect(1, json!(["ok"]))).expect("runs");
-    assert_eq!(out.ops, vec![Op::Accept { client: 1 }]);
+    assert_eq!(out.ops, vec![accepted(1)]);
     let out = s.dispatch(&connect(2, json!(["no"]))).expect("runs");
     assert_eq!(
         out.ops,
@@ -69,7 +78,7 @@ fn on_connect_decides_now_or_later() {
     let out = s
         .dispatch(&json!({"type": "timer", "id": 2}))
         .expect("runs");
-    assert_eq!(out.ops, vec![Op::Accept { client: 3 }]);
+    assert_eq!(out.ops, vec![accepted(3)]);
 }
 
 #[test]

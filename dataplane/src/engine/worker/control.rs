@@ -241,6 +241,9 @@ impl Worker {
             c.client.gate.defer_action(action);
             return;
         }
+        if let Some(why) = self.script_refuses(r, &action) {
+            return self.refuse(r, action, &why);
+        }
         match needs_decision(&action, &self.config.auth) {
             Some(kind) => self.request_auth(r, kind, action),
             None => self.apply_now(r, action),

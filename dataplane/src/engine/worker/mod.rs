@@ -123,6 +123,8 @@ pub(crate) struct Worker {
     pending_script: HashMap<u64, ConnRef>,
     /// Clients a script admitted, by client id: their calls go to the script.
     script_clients: HashMap<u64, ConnRef>,
+    /// Their readAccess/writeAccess, for those a script restricted.
+    script_access: HashMap<u64, crate::app::access::Access>,
     last_tick: Instant,
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
@@ -201,6 +203,7 @@ impl Worker {
             pending_rpc: HashMap::new(),
             pending_script: HashMap::new(),
             script_clients: HashMap::new(),
+            script_access: HashMap::new(),
             last_tick: Instant::now(),
             conns: Slots::default(),
             streams: HashMap::new(),

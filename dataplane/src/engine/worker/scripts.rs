@@ -8,6 +8,7 @@ use control_protocol::CALL_FAILED;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::app::access::Access;
 use crate::app::instance::InstanceKey;
 use crate::app::rpc;
 use crate::proto::amf_json;
@@ -60,6 +61,21 @@ impl Worker {
         None
     }
 
+    /// The script's readAccess/writeAccess refuse this publish or play: why.
+    pub(super) fn script_refuses(&self, r: ConnRef, action: &Action) -> Option<String> {
+        let c = self.conns.get(r)?;
+        let access = self.script_access.get(&c.client.id)?;
+        match action {
+            Action::StartPublish { key, .. } if !access.can_write(key.name()) => {
+                Some(format!("no write access to {}", key.name()))
+            }
+            Action::StartPlay { key, .. } if !access.can_read(key.name()) => {
+                Some(format!("no read access to {}", key.name()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether `r`'s calls go to its application's script.
     pub(super) fn script_calls(&self, r: ConnRef) -> bool {
         self.conns
@@ -88,6 +104,7 @@ impl Worker {
             return;
         };
         let admitted = self.script_clients.remove(&c.client.id).is_some();
+        self.script_access.remove(&c.client.id);
         if admitted || (c.client.gate.is_waiting() && scripts.has_app(&c.client.nc.app)) {
             scripts.send(ToScripts::Disconnect {
                 instance: InstanceKey::new(&c.client.nc.app, &c.client.nc.instance),
@@ -115,7 +132,8 @@ impl Worker {
                 accept,
                 error,
                 reason,
-            } => self.script_decided(request, accept, error, &reason),
+                access,
+            } => self.script_decided(request, accept, error, &reason, access),
             FromScripts::CallClient {
                 instance,
                 client,
@@ -199,7 +217,14 @@ impl Worker {
         }
     }
 
-    fn script_decided(&mut self, request: u64, accept: bool, error: Value, reason: &str) {
+    fn script_decided(
+        &mut self,
+        request: u64,
+        accept: bool,
+        error: Value,
+        reason: &str,
+        access: Option<Access>,
+    ) {
         let Some(r) = self.pending_script.remove(&request) else {
             return;
         };
@@ -212,6 +237,9 @@ impl Worker {
         let id = c.client.id;
         if accept {
             self.script_clients.insert(id, r);
+            if let Some(access) = access {
+                self.script_access.insert(id, access);
+            }
             return self.auth_resolved(r, action, true, reason);
         }
         let peer = c.peer;
@@ -318,6 +346,7 @@ mod tests {
             accept: true,
             error: Value::Null,
             reason: "ok".into(),
+            access: None,
         });
         assert!(!w.conns.get(bob).expect("open").client.gate.is_waiting());
         assert!(matches!(
@@ -336,6 +365,7 @@ mod tests {
             accept: false,
             error: json!({"message": "no"}),
             reason: "rejected".into(),
+            access: None,
         });
         assert!(w.conns.get(eve).is_none_or(|c| c.closing != Closing::Open));
 
