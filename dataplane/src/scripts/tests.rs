@@ -222,3 +222,20 @@ fn shared_objects_mirror_the_owner_and_report_other_changes() {
         )
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// What a peer controls (the method it calls, its arguments, its connect arguments)
+    /// never breaks the context: an answer or an exception, never an engine failure.
+    #[test]
+    fn peers_cannot_break_the_context(method in ".{0,40}", text in ".{0,200}", n in proptest::num::f64::ANY) {
+        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };")]);
+        let (mut s, _) = ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget())
+            .expect("loads");
+        s.dispatch(&connect(1, json!([text.clone(), {"$undefined": true}]))).expect("connects");
+        let call = json!({"type": "call", "client": 1, "method": method, "args": [text, n]});
+        let out = s.dispatch(&call);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
+    }
+}
