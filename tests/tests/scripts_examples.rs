@@ -363,7 +363,7 @@ fn a_script_that_loops_is_unloaded_within_its_budget_and_others_go_on() {
 }
 
 #[test]
-fn stream_access_set_by_the_script_is_enforced() {
+fn stream_access_and_publish_events_of_a_script() {
     let dir = ScratchDir::new("scripts-access");
     let scripts = dir.join("apps");
     std::fs::create_dir_all(scripts.join("gated")).expect("mkdir");
@@ -373,7 +373,10 @@ fn stream_access_set_by_the_script_is_enforced() {
            c.writeAccess = \"public\";\n\
            c.readAccess = \"shows;public\";\n\
            return true;\n\
-         };\n",
+         };\n\
+         application.onPublish = function (c, s) { trace('published ' + s.name); };\n\
+         application.onUnpublish = function (c, s) { trace('unpublished ' + s.name); };\n\
+         application.onDisconnect = function (c) { trace('script saw the client leave'); };\n",
     )
     .expect("write");
     let server = Server::start_with(ServerOptions {
@@ -394,4 +397,20 @@ fn stream_access_set_by_the_script_is_enforced() {
     v.play("shows").expect("play");
     v.wait_status("NetStream.Play.Start", WAIT)
         .expect("read access to shows");
+
+    // onPublish for the stream that started only; onUnpublish before onDisconnect.
+    assert!(server.wait_log_line(&["published public"], WAIT).is_some());
+    drop(c);
+    let unpublished = server.wait_log_line(&["unpublished public"], WAIT);
+    assert!(unpublished.is_some(), "{}", server.log());
+    assert!(server
+        .wait_log_line(&["script saw the client leave"], WAIT)
+        .is_some());
+    let log = server.log();
+    let at = |needle: &str| log.find(needle).unwrap_or(usize::MAX);
+    assert!(
+        at("unpublished public") < at("script saw the client leave"),
+        "{log}"
+    );
+    assert!(!log.contains("published secret"), "{log}");
 }

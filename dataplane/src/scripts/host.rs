@@ -174,6 +174,20 @@ impl Host {
                 let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
                 self.event(&instance, &ev, "a call's onResult");
             }
+            ToScripts::Stream {
+                instance,
+                client,
+                name,
+                publish,
+            } => {
+                let kind = if publish { "publish" } else { "unpublish" };
+                let ev = json!({"type": kind, "client": client, "name": name});
+                self.event(
+                    &instance,
+                    &ev,
+                    if publish { "onPublish" } else { "onUnpublish" },
+                );
+            }
             ToScripts::ManagerAnswer { request, outcome } => {
                 let Some((key, generation, call)) = self.manager_calls.remove(&request) else {
                     return;

@@ -81,6 +81,13 @@ pub(crate) enum ToScripts {
         client_id: u64,
         args: Vec<Value>,
     },
+    /// An admitted client started (or stopped) publishing `name`: onPublish/onUnpublish.
+    Stream {
+        instance: InstanceKey,
+        client: u64,
+        name: String,
+        publish: bool,
+    },
     /// A client of a scripted instance left (connected or still waiting).
     Disconnect {
         instance: InstanceKey,

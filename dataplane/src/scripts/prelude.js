@@ -241,6 +241,18 @@
         if (!e.ok && typeof o.onStatus === "function") o.onStatus(e.value);
         return undefined;
       }
+      case "publish":
+      case "unpublish": {
+        var p = clients[e.client];
+        if (!p || states[e.client] !== "accepted") return undefined;
+        p._published = p._published || {};
+        var handler = e.type === "publish" ? application.onPublish : application.onUnpublish;
+        if (e.type === "publish") p._published[e.name] = true;
+        else if (p._published[e.name]) delete p._published[e.name];
+        else return undefined;
+        if (typeof handler === "function") handler.call(application, p, { name: e.name });
+        return undefined;
+      }
       case "so":
         soUpdate(e);
         return undefined;

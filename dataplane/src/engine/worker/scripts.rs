@@ -98,6 +98,21 @@ impl Worker {
         });
     }
 
+    /// Admitted client `r` started or stopped publishing `key`: its script is told.
+    pub(super) fn script_stream(&self, r: ConnRef, key: &StreamKey, publish: bool) {
+        let (Some(scripts), Some(c)) = (self.shared.scripts.as_ref(), self.conns.get(r)) else {
+            return;
+        };
+        if self.script_clients.contains_key(&c.client.id) {
+            scripts.send(ToScripts::Stream {
+                instance: InstanceKey::new(&c.client.nc.app, &c.client.nc.instance),
+                client: c.client.id,
+                name: key.name().to_string(),
+                publish,
+            });
+        }
+    }
+
     /// Client `r` goes away: its script is told (if it has one).
     pub(super) fn script_client_closed(&mut self, r: ConnRef) {
         let (Some(scripts), Some(c)) = (self.shared.scripts.as_ref(), self.conns.get(r)) else {
@@ -105,6 +120,20 @@ impl Worker {
         };
         let admitted = self.script_clients.remove(&c.client.id).is_some();
         self.script_access.remove(&c.client.id);
+        if admitted {
+            // onUnpublish before onDisconnect, as AMS calls them (the script ignores a
+            // stream it was not told was published).
+            for (_, s) in c.client.nc.streams() {
+                if let crate::app::net_connection::StreamState::Publishing(key) = s {
+                    scripts.send(ToScripts::Stream {
+                        instance: InstanceKey::new(&c.client.nc.app, &c.client.nc.instance),
+                        client: c.client.id,
+                        name: key.name().to_string(),
+                        publish: false,
+                    });
+                }
+            }
+        }
         if admitted || (c.client.gate.is_waiting() && scripts.has_app(&c.client.nc.app)) {
             scripts.send(ToScripts::Disconnect {
                 instance: InstanceKey::new(&c.client.nc.app, &c.client.nc.instance),

@@ -52,6 +52,7 @@ impl Worker {
                 net_stream::publish_started(&mut port!(self), r, stream_id, &key);
                 let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
                 self.emit("publish_start", r, Some(key.name()), None);
+                self.script_stream(r, &key, true);
                 let stream = self
                     .streams
                     .entry(key.clone())
@@ -132,6 +133,7 @@ impl Worker {
             info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "publish stopped");
         }
         self.emit("publish_stop", r, Some(key.name()), None);
+        self.script_stream(r, key, false);
         self.finish_recordings(key);
         let remote = self.shared.registry.unpublish(key, publish_id);
         for w in remote {
