@@ -83,6 +83,12 @@ pub enum Op {
         #[serde(flatten)]
         action: super::ScriptSoAction,
     },
+    /// A server-side `Stream` operation (see `ScriptStreamAction`).
+    Stream {
+        name: String,
+        #[serde(flatten)]
+        action: super::ScriptStreamAction,
+    },
 }
 
 /// An exception that escaped the script: its message and where it was thrown.

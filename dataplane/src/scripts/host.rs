@@ -208,6 +208,16 @@ impl Host {
                 let ev = super::so_event::event(&message);
                 self.event(&instance, &ev, "a SharedObject's onSync");
             }
+            ToScripts::StreamStatus {
+                instance,
+                name,
+                code,
+                details,
+            } => {
+                let ev =
+                    json!({"type": "streamstatus", "name": name, "code": code, "details": details});
+                self.event(&instance, &ev, "a Stream's onStatus");
+            }
             ToScripts::Reload(config) => self.reload(&config.scripts),
         }
     }
@@ -429,6 +439,17 @@ impl Host {
                             instance: key.clone(),
                             name,
                             persistent,
+                            action,
+                        },
+                    );
+                }
+                Op::Stream { name, action } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::Stream {
+                            instance: key.clone(),
+                            name,
                             action,
                         },
                     );

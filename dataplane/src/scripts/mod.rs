@@ -120,6 +120,13 @@ pub(crate) enum ToScripts {
         instance: InstanceKey,
         message: SoMessage,
     },
+    /// A status of the instance's server-side stream `name`, for its `onStatus`.
+    StreamStatus {
+        instance: InstanceKey,
+        name: String,
+        code: String,
+        details: String,
+    },
     Reload(Arc<Config>),
 }
 
@@ -137,6 +144,29 @@ pub enum ScriptSoAction {
         value: Value,
     },
     Clear,
+    Send {
+        handler: String,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
+}
+
+/// What a script does to a server-side stream (`Stream.get(name)`); the instance's owner
+/// worker plays it (`engine/worker/server_streams.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum ScriptStreamAction {
+    /// `play(source, start, len, reset)` of a file (start and len in ms, as a client's
+    /// play sends them; the script gives seconds, as AMS).
+    Play {
+        source: String,
+        start: f64,
+        len: f64,
+        reset: bool,
+    },
+    /// `play(false)`: the playlist ends.
+    Stop,
+    /// `send(handler, ...args)`: a data message in the stream.
     Send {
         handler: String,
         #[serde(default)]
@@ -185,7 +215,14 @@ pub(crate) enum FromScripts {
         persistent: bool,
         action: ScriptSoAction,
     },
-    /// To the instance's owner: the script is gone; it uses no object any more.
+    /// To the instance's owner: a script's server-side stream operation.
+    Stream {
+        instance: InstanceKey,
+        name: String,
+        action: ScriptStreamAction,
+    },
+    /// To the instance's owner: the script is gone; it uses no object any more (and its
+    /// server-side streams end).
     SoLeave { instance: InstanceKey },
 }
 

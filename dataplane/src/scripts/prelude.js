@@ -142,6 +142,37 @@
     delete sharedObjects[this.name];
   };
   global.SharedObject = SharedObject;
+  // Stream: a server-side stream, published under its name in this instance; play()
+  // queues files (seconds, as AMS: start -2/-1/0+, len -1 to the end), the owner
+  // worker plays them in real time and reports to onStatus.
+  var streams = {};
+  function Stream(name) { this.name = name; }
+  function streamOp(s, action, extra) {
+    var op = { op: "stream", name: s.name, action: action };
+    for (var k in extra) op[k] = extra[k];
+    ops.push(op);
+  }
+  Stream.get = function (name) {
+    name = String(name);
+    return streams[name] || (streams[name] = new Stream(name));
+  };
+  Stream.prototype.play = function (source, start, len, reset) {
+    if (source === false) { streamOp(this, "stop", {}); return true; }
+    start = start === undefined ? -2 : Number(start);
+    len = len === undefined ? -1 : Number(len);
+    streamOp(this, "play", {
+      source: String(source),
+      start: start > 0 ? start * 1000 : 0,
+      len: len >= 0 ? len * 1000 : -1,
+      reset: reset === undefined ? true : !!reset
+    });
+    return true;
+  };
+  Stream.prototype.send = function (handler) {
+    streamOp(this, "send", { handler: String(handler), args: slice.call(arguments, 1) });
+    return true;
+  };
+  global.Stream = Stream;
   function soUpdate(e) {
     var so = sharedObjects[e.name];
     if (!so) return;
@@ -256,6 +287,13 @@
       case "so":
         soUpdate(e);
         return undefined;
+      case "streamstatus": {
+        var st = streams[e.name];
+        var level = /NotFound|Failed|BadName/.test(e.code) ? "error" : "status";
+        if (st && typeof st.onStatus === "function")
+          st.onStatus({ code: e.code, level: level, details: e.details });
+        return undefined;
+      }
       case "timer": {
         var t = timers[e.id];
         if (!t) return undefined;

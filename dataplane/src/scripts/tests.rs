@@ -223,6 +223,67 @@ fn shared_objects_mirror_the_owner_and_report_other_changes() {
     );
 }
 
+#[test]
+fn a_server_stream_plays_a_playlist_and_hears_its_statuses() {
+    let (mut s, ops) = load(
+        "stream",
+        r#"
+        var heard = [];
+        var tv = Stream.get("tv");
+        tv.onStatus = function (info) { heard.push(info.code + "/" + info.level); };
+        tv.play("intro", 0, -1);
+        tv.play("show", 2.5, 10, false);
+        tv.send("onCue", "ad");
+        Client.prototype.heard = function () { return heard; };
+        Client.prototype.stop = function () { Stream.get("tv").play(false); };
+        "#,
+    );
+    use super::ScriptStreamAction as A;
+    let op = |action| Op::Stream {
+        name: "tv".into(),
+        action,
+    };
+    assert_eq!(
+        ops,
+        vec![
+            op(A::Play {
+                source: "intro".into(),
+                start: 0.0,
+                len: -1.0,
+                reset: true
+            }),
+            op(A::Play {
+                source: "show".into(),
+                start: 2500.0,
+                len: 10_000.0,
+                reset: false
+            }),
+            op(A::Send {
+                handler: "onCue".into(),
+                args: vec![json!("ad")]
+            }),
+        ],
+        "seconds become the ms a play carries; reset defaults to true"
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    for code in ["NetStream.Play.Start", "NetStream.Play.StreamNotFound"] {
+        let ev = json!({"type": "streamstatus", "name": "tv", "code": code, "details": "intro"});
+        s.dispatch(&ev).expect("runs");
+    }
+    let call = |s: &mut ScriptContext, m: &str| {
+        s.dispatch(&json!({"type": "call", "client": 1, "method": m, "args": []}))
+            .expect("runs")
+    };
+    assert_eq!(
+        call(&mut s, "heard").result,
+        Some(json!([
+            "NetStream.Play.Start/status",
+            "NetStream.Play.StreamNotFound/error"
+        ]))
+    );
+    assert_eq!(call(&mut s, "stop").ops, vec![op(A::Stop)]);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 

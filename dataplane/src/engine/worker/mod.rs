@@ -22,6 +22,7 @@ mod recordings;
 mod resolve;
 mod rpc;
 mod scripts;
+mod server_streams;
 mod session;
 pub(super) mod shared_objects;
 mod streams;
@@ -147,6 +148,7 @@ pub(crate) struct Worker {
     file_reads: FileReads<Owner>,
     /// Files played on this worker: their indexes and the NetStreams playing them.
     vod: vod::VodState,
+    server_streams: server_streams::ServerStreams,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -217,6 +219,7 @@ impl Worker {
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
             vod: vod::VodState::default(),
+            server_streams: server_streams::ServerStreams::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -784,6 +787,10 @@ impl Worker {
                 }
                 Owner::Recording(_) => {
                     debug_assert!(false, "recordings arm no timers: {kind:?}");
+                    continue;
+                }
+                Owner::Vod(crate::engine::owner::VodReader::Server(id)) => {
+                    self.server_stream_pump(id);
                     continue;
                 }
                 Owner::Vod(_) => continue,

@@ -216,8 +216,14 @@ impl Worker {
                 action,
             } => self.so_script(instance, name, persistent, action),
             FromScripts::SoLeave { instance } => {
+                self.server_streams_leave(&instance);
                 self.so_leave(instance, super::shared_objects::SCRIPT_USER)
             }
+            FromScripts::Stream {
+                instance,
+                name,
+                action,
+            } => self.server_stream(instance, name, action),
             FromScripts::Shutdown { instance, reason } => {
                 let members: Vec<ConnRef> = self
                     .script_clients
