@@ -72,3 +72,57 @@ fn reload_replaces_changed_scripts_only() {
     let mut again = RtmpClient::connected(server.addr(), "one").expect("one again");
     assert_eq!(call(&mut again, "version"), Some(Amf0Value::Number(2.0)));
 }
+
+/// `stratactl app reload APP` (the `app_reload` control request): APP's instance is
+/// unloaded though nothing changed (its client gets AppShutdown, its next client a fresh
+/// script); another application keeps its client and state; an application without a
+/// script is an error.
+#[test]
+fn app_reload_unloads_one_application_only() {
+    let dir = ScratchDir::new("scripts-app-reload");
+    let apps = dir.join("apps");
+    write(&apps, "one", &version_script(1));
+    write(&apps, "two", &version_script(1));
+    let socket = dir.join("stratad.sock");
+    let server = Server::start_with(ServerOptions {
+        config: Some(format!(
+            "[control]\nsocket = {:?}\n[scripts]\ndir = {:?}\n",
+            socket.display().to_string(),
+            apps.display().to_string()
+        )),
+        ..ServerOptions::default()
+    });
+    let mut one = RtmpClient::connected(server.addr(), "one").expect("one");
+    let mut two = RtmpClient::connected(server.addr(), "two").expect("two");
+    assert_eq!(call(&mut one, "next"), Some(Amf0Value::Number(1.0)));
+    assert_eq!(call(&mut two, "next"), Some(Amf0Value::Number(1.0)));
+
+    let mut control = ControlClient::connect(&socket).expect("control socket");
+    match control.request(Call::AppReload { app: "one".into() }) {
+        Ok(Reply::Done { done: true, .. }) => {}
+        other => panic!("app reload answered {other:?}"),
+    }
+    one.wait_status("NetConnection.Connect.AppShutdown", WAIT)
+        .expect("the reloaded application's client is told");
+    assert!(server
+        .wait_log_line(
+            &["application instance unloaded", "app=one", "operator"],
+            WAIT
+        )
+        .is_some());
+    assert_eq!(call(&mut two, "next"), Some(Amf0Value::Number(2.0)));
+    let mut again = RtmpClient::connected(server.addr(), "one").expect("one again");
+    assert_eq!(
+        call(&mut again, "next"),
+        Some(Amf0Value::Number(1.0)),
+        "a fresh script"
+    );
+    assert!(
+        control
+            .request(Call::AppReload {
+                app: "nothing".into()
+            })
+            .is_err(),
+        "an application without a script is an error"
+    );
+}

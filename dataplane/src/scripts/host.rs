@@ -219,6 +219,7 @@ impl Host {
                 self.event(&instance, &ev, "a Stream's onStatus");
             }
             ToScripts::Reload(config) => self.reload(&config.scripts),
+            ToScripts::ReloadApp(app) => self.reload_app(&app),
         }
     }
 
@@ -564,6 +565,23 @@ impl Host {
     /// A new configuration: instances whose scripts changed on disk (or whose folder
     /// moved) are stopped and unloaded, so their next client loads the new scripts;
     /// other instances and their clients are untouched.
+    /// Unloads `app`'s instances whatever changed; the next client (or load_on_startup)
+    /// loads its scripts again.
+    fn reload_app(&mut self, app: &str) {
+        self.refresh_apps();
+        let stale: Vec<InstanceKey> = self
+            .instances
+            .keys()
+            .filter(|k| k.app == app)
+            .cloned()
+            .collect();
+        for key in stale {
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
+            self.unload(&key, "its scripts were reloaded by the operator");
+        }
+        self.load_on_startup();
+    }
+
     fn reload(&mut self, config: &ScriptsConfig) {
         let dir_changed = config.dir != self.config.dir;
         self.config = config.clone();

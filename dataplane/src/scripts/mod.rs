@@ -128,6 +128,8 @@ pub(crate) enum ToScripts {
         details: String,
     },
     Reload(Arc<Config>),
+    /// `stratactl app reload APP`: the application's instances are unloaded, changed or not.
+    ReloadApp(String),
 }
 
 /// What a script does to a shared object; the owner worker applies it with the script as
