@@ -377,6 +377,7 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             ),
             Call::StopStream { .. }
             | Call::Reload
+            | Call::AppReload { .. }
             | Call::Subscribe
             | Call::AuthRegister
             | Call::RpcRegister
