@@ -1,7 +1,8 @@
 //! The "TV channel" example (examples/scripts/tv, issue 13): a script plays a programme of
-//! files (an FLV, then an MP4, over and over) on the server-side stream "channel". Two
-//! viewers who join 5 s apart receive the same media timestamps at the same wall-clock
-//! moment (within 200 ms); ffmpeg plays the channel as a live stream.
+//! files (an FLV, then an MP4) and then the live stream "studio" (published by ffmpeg) on
+//! the server-side stream "channel". Two viewers who join 5 s apart receive the same media
+//! timestamps at the same wall-clock moment (within 200 ms), across the switch from the
+//! files to the live stream; ffmpeg plays the channel as a live stream.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::proto::rtmp::msg_type;
 use e2e::media_probe::{of_type, probe_packets};
+use e2e::publisher::publish_sample;
 use e2e::rtmp_client::RtmpClient;
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{workspace_dir, Server, ServerOptions};
@@ -54,8 +56,11 @@ fn watch(addr: std::net::SocketAddr, until: Instant) -> Vec<(Instant, u32)> {
 #[test]
 fn two_viewers_joining_5s_apart_see_the_same_timestamps_at_the_same_moment() {
     let dir = ScratchDir::new("scripts-tv");
+    let before_server = Instant::now();
     let server = tv_server(&dir);
     let addr = server.addr();
+    // The studio is on the air before the programme reaches it (8 s in).
+    let _studio = publish_sample(&format!("rtmp://{addr}/tv/studio"));
     let start = Instant::now();
     let until = start + Duration::from_secs(13);
     let (tx, rx) = mpsc::channel();
@@ -116,9 +121,23 @@ fn two_viewers_joining_5s_apart_see_the_same_timestamps_at_the_same_moment() {
         a.windows(2).all(|w| w[1].1 + 100 >= w[0].1),
         "video timestamps never go back"
     );
+    // The channel keeps to the clock (its time counts from the script's start, after
+    // `before_server`), the live item too: at most a GOP ahead, as its start is sent at once.
+    for (at, ts) in a {
+        let since = at.duration_since(before_server).as_millis() as u64;
+        assert!(
+            u64::from(*ts) <= since + 3_000,
+            "stream time {ts} ms only {since} ms after the server started"
+        );
+    }
+    let log = server.log();
     assert!(
-        server.log().contains("server stream published"),
+        log.contains("server stream published"),
         "the log names the server stream"
+    );
+    assert!(
+        log.contains("server stream follows a live stream"),
+        "the programme reached the studio"
     );
 }
 

@@ -158,8 +158,9 @@ pub enum ScriptSoAction {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum ScriptStreamAction {
-    /// `play(source, start, len, reset)` of a file (start and len in ms, as a client's
-    /// play sends them; the script gives seconds, as AMS).
+    /// `play(source, start, len, reset)` (start and len in ms, as a client's play sends
+    /// them; the script gives seconds, as AMS): start -1 the live stream `source` of the
+    /// instance, -2 the file if there is one, else the live stream, 0+ the file from there.
     Play {
         source: String,
         start: f64,

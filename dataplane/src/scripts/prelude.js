@@ -143,8 +143,9 @@
   };
   global.SharedObject = SharedObject;
   // Stream: a server-side stream, published under its name in this instance; play()
-  // queues files (seconds, as AMS: start -2/-1/0+, len -1 to the end), the owner
-  // worker plays them in real time and reports to onStatus.
+  // queues files and live streams (seconds, as AMS: start -2 a file if there is one,
+  // else the live stream, -1 the live stream, 0+ the file from there; len -1 to the end),
+  // the owner worker plays them in real time and reports to onStatus.
   var streams = {};
   function Stream(name) { this.name = name; }
   function streamOp(s, action, extra) {
@@ -162,7 +163,7 @@
     len = len === undefined ? -1 : Number(len);
     streamOp(this, "play", {
       source: String(source),
-      start: start > 0 ? start * 1000 : 0,
+      start: start >= 0 ? start * 1000 : (start === -1 ? -1 : -2),
       len: len >= 0 ? len * 1000 : -1,
       reset: reset === undefined ? true : !!reset
     });

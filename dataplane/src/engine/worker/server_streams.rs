@@ -4,9 +4,12 @@
 //! publisher, reads the files through the ring as VOD does (`vod.rs` builds and shares the
 //! indexes), paces the samples in real time with its timers (`ServerPlaylist` says when),
 //! and publishes them into the `LiveStream` as an upstream link would, from a source no
-//! connection has (`link`). Statuses go back to the script's `Stream.onStatus`.
+//! connection has (`link`). A live item follows another stream of the instance as one
+//! more viewer of it would (a registry join, a subscription to its publisher's worker):
+//! `publish_frame` hands its frames here, re-timed onto the stream's timeline. Statuses
+//! go back to the script's `Stream.onStatus`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +22,13 @@ use crate::app::instance::InstanceKey;
 use crate::engine::content_root::ContentRoot;
 use crate::engine::file_read::FileReadError;
 use crate::engine::owner::VodReader;
+use crate::media::tag::{self as frame_tag, FrameKind};
 use crate::media::vod::content_path::ContentPath;
 use crate::media::vod::file_play::Item;
 use crate::media::vod::index::MediaIndex;
 use crate::media::vod::play_status;
 use crate::media::vod::playback::Length;
-use crate::media::vod::server_playlist::{ServerPlaylist, Step};
+use crate::media::vod::server_playlist::{Entry, ServerPlaylist, Step};
 use crate::proto::amf0::{self, Amf0Value};
 use crate::proto::rtmp::msg_type;
 use crate::scripts::{ScriptStreamAction, ToScripts};
@@ -36,6 +40,18 @@ const READ_AHEAD_BYTES: usize = 256 * 1024;
 pub(crate) struct ServerStreams {
     by_id: HashMap<u32, ServerStream>,
     next_id: u32,
+    /// Live streams a server stream's live item follows, and by which.
+    follows: Vec<(StreamKey, u32)>,
+    /// A followed frame is being re-published: a server stream that follows another one
+    /// gets nothing through it (so no loop of streams can recurse).
+    relaying: bool,
+}
+
+impl ServerStreams {
+    /// Whether `publish_frame` has anything to hand over (checked once per message).
+    pub(super) fn follows_any(&self) -> bool {
+        !self.follows.is_empty() && !self.relaying
+    }
 }
 
 struct ServerStream {
@@ -48,15 +64,27 @@ struct ServerStream {
     wake_at: Option<u64>,
     /// The registry claim while the stream is published.
     publish_id: Option<u64>,
+    /// Plays in the order the script made them: a file's waits for its index, and what
+    /// is behind it waits too. (seq, reset, the item and its file once known.)
+    order: VecDeque<(u64, bool, Option<Ready>)>,
+    next_seq: u64,
+    /// The live stream the current item follows.
+    following: Option<StreamKey>,
+    /// A key frame of the followed stream came through (inter frames before it are not
+    /// passed on: nothing could decode them).
+    keyed: bool,
 }
+
+/// A play ready for the playlist: the item, and its file if it is one.
+type Ready = (Entry, Option<Arc<File>>);
 
 /// An item waiting for its file's index (see `vod.rs`'s `Waiting`).
 pub(super) struct ServerItem {
     pub(super) id: u32,
+    pub(super) seq: u64,
     pub(super) name: String,
     pub(super) start_ms: u32,
     pub(super) len: Length,
-    pub(super) reset: bool,
 }
 
 /// The source the stream's frames come from: no connection has this slot.
@@ -123,13 +151,19 @@ impl Worker {
                 reading: false,
                 wake_at: None,
                 publish_id: None,
+                order: VecDeque::new(),
+                next_seq: 0,
+                following: None,
+                keyed: false,
             },
         );
         id
     }
 
-    /// `play(source, start, len, reset)`: the file is found under the content root (as a
-    /// client's play of the name in this instance would) and indexed, then queued.
+    /// `play(source, start, len, reset)`: start -1 follows the live stream `source` of the
+    /// instance; 0 and up plays the file under the content root (as a client's play of the
+    /// name in this instance would find it) once indexed; -2 the file if there is one,
+    /// else the live stream.
     fn server_stream_play(
         &mut self,
         id: u32,
@@ -139,27 +173,51 @@ impl Worker {
         len: f64,
         reset: bool,
     ) {
-        let found = self.config.vod.root.as_ref().and_then(|root| {
-            let path = ContentPath::resolve(&instance.app, &instance.instance, source).ok()?;
-            let real = ContentRoot::new(root)
-                .and_then(|root| root.existing_file(&path))
-                .ok()?;
-            Some((real, path.format()))
-        });
-        let Some((real, format)) = found else {
-            warn!(worker = self.id, app = %instance, source,
-                "server stream: no such file under the content root");
-            self.server_stream_status(id, "NetStream.Play.StreamNotFound", source);
+        let len = Length::from_wire(Some(len));
+        let found = (start != -1.0)
+            .then(|| {
+                let root = self.config.vod.root.as_ref()?;
+                let path = ContentPath::resolve(&instance.app, &instance.instance, source).ok()?;
+                let real = ContentRoot::new(root)
+                    .and_then(|root| root.existing_file(&path))
+                    .ok()?;
+                Some((real, path.format()))
+            })
+            .flatten();
+        let Some(s) = self.server_streams.by_id.get_mut(&id) else {
             return;
         };
-        let item = ServerItem {
-            id,
-            name: source.to_string(),
-            start_ms: start.clamp(0.0, f64::from(u32::MAX)) as u32,
-            len: Length::from_wire(Some(len)),
-            reset,
-        };
-        self.vod_when_indexed(real, format, vod::Waiting::Server(item), "script");
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        match found {
+            None if start >= 0.0 => {
+                warn!(worker = self.id, app = %instance, source,
+                    "server stream: no such file under the content root");
+                self.server_stream_status(id, "NetStream.Play.StreamNotFound", source);
+            }
+            None if source == s.key.name() => {
+                self.server_stream_status(id, "NetStream.Play.Failed", source);
+            }
+            None => {
+                let live = Entry::Live {
+                    name: source.to_string(),
+                    len,
+                };
+                s.order.push_back((seq, reset, Some((live, None))));
+                self.server_stream_drain(id);
+            }
+            Some((real, format)) => {
+                s.order.push_back((seq, reset, None));
+                let item = ServerItem {
+                    id,
+                    seq,
+                    name: source.to_string(),
+                    start_ms: start.clamp(0.0, f64::from(u32::MAX)) as u32,
+                    len,
+                };
+                self.vod_when_indexed(real, format, vod::Waiting::Server(item), "script");
+            }
+        }
     }
 
     /// An item's file is indexed (or cannot be served).
@@ -168,32 +226,72 @@ impl Worker {
         w: ServerItem,
         indexed: Result<(Arc<File>, Arc<MediaIndex>), ()>,
     ) {
-        let Ok((file, index)) = indexed else {
-            self.server_stream_status(w.id, "NetStream.Play.StreamNotFound", &w.name);
-            return;
-        };
-        let now = self.clock_ms(Instant::now());
         let Some(s) = self.server_streams.by_id.get_mut(&w.id) else {
             return;
         };
-        if w.reset {
-            s.files.clear();
-            s.ahead = None;
-        }
-        let item = Item {
-            name: w.name.clone(),
-            index: Arc::clone(&index),
-            start_ms: w.start_ms,
-            len: w.len,
-        };
-        if !s.playlist.play(item, w.reset, now) {
-            self.server_stream_status(w.id, "NetStream.Play.Failed", &w.name);
+        let Some(at) = s.order.iter().position(|(seq, ..)| *seq == w.seq) else {
             return;
+        };
+        match indexed {
+            Ok((file, index)) => {
+                let item = Item {
+                    name: w.name,
+                    index,
+                    start_ms: w.start_ms,
+                    len: w.len,
+                };
+                s.order[at].2 = Some((Entry::File(item), Some(file)));
+            }
+            Err(()) => {
+                s.order.remove(at);
+                self.server_stream_status(w.id, "NetStream.Play.StreamNotFound", &w.name);
+            }
         }
-        s.files.push((index, file));
+        self.server_stream_drain(w.id);
+    }
+
+    /// Hands the plays that are ready, in order, to the playlist.
+    fn server_stream_drain(&mut self, id: u32) {
+        let now = self.clock_ms(Instant::now());
+        let Some(s) = self.server_streams.by_id.get_mut(&id) else {
+            return;
+        };
+        let mut played = false;
+        let mut refused = Vec::new();
+        // Bounded by the plays queued.
+        while s.order.front().is_some_and(|(_, _, ready)| ready.is_some()) {
+            let Some((_, reset, Some((entry, file)))) = s.order.pop_front() else {
+                break;
+            };
+            if reset {
+                s.files.clear();
+                s.ahead = None;
+            }
+            let index = match &entry {
+                Entry::File(item) => Some(Arc::clone(&item.index)),
+                Entry::Live { .. } => None,
+            };
+            let name = match &entry {
+                Entry::File(item) => item.name.clone(),
+                Entry::Live { name, .. } => name.clone(),
+            };
+            if !s.playlist.play(entry, reset, now) {
+                refused.push(name);
+                continue;
+            }
+            if let (Some(index), Some(file)) = (index, file) {
+                s.files.push((index, file));
+            }
+            played = true;
+        }
         s.wake_at = None;
-        self.server_stream_claim(w.id);
-        self.server_stream_pump(w.id);
+        for name in refused {
+            self.server_stream_status(id, "NetStream.Play.Failed", &name);
+        }
+        if played {
+            self.server_stream_claim(id);
+            self.server_stream_pump(id);
+        }
     }
 
     /// The stream's name is claimed, as a publisher's would be; false if another
@@ -268,7 +366,7 @@ impl Worker {
             match s.playlist.poll(now) {
                 Step::Headers(index, at) => {
                     for m in play_status::header_messages(&index, at) {
-                        self.server_stream_publish(id, &key, m);
+                        self.server_stream_publish(id, &key, m, true);
                     }
                 }
                 Step::Send(index, i, at) => {
@@ -289,7 +387,7 @@ impl Worker {
                             type_id,
                             payload,
                         };
-                        self.server_stream_publish(id, &key, m);
+                        self.server_stream_publish(id, &key, m, true);
                         continue;
                     }
                     let Some(file) = s
@@ -330,6 +428,7 @@ impl Worker {
             }
         };
         self.server_stream_statuses(id);
+        self.server_stream_follow(id);
         if ended {
             self.server_stream_unpublish(id);
         }
@@ -384,13 +483,13 @@ impl Worker {
             type_id: msg_type::DATA_AMF0,
             payload: payload.into(),
         };
-        self.server_stream_publish(id, &key, m);
+        self.server_stream_publish(id, &key, m, false);
     }
 
-    fn server_stream_publish(&mut self, id: u32, key: &StreamKey, m: MediaMessage) {
+    fn server_stream_publish(&mut self, id: u32, key: &StreamKey, m: MediaMessage, cache: bool) {
         let me = link(id);
         let from = |s: &Source| matches!(s, Source::Upstream { link, .. } if *link == me);
-        self.publish_frame(key, m, true, from);
+        self.publish_frame(key, m, cache, from);
     }
 
     /// The playlist ended: viewers get UnpublishNotify (and wait for the next play).
@@ -434,6 +533,11 @@ impl Worker {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
+            if let Some(s) = self.server_streams.by_id.get_mut(&id) {
+                s.playlist.stop();
+                s.playlist.take_statuses();
+            }
+            self.server_stream_follow(id);
             self.server_stream_unpublish(id);
             self.server_streams.by_id.remove(&id);
         }
@@ -462,5 +566,132 @@ impl Worker {
             code: code.to_string(),
             details: details.to_string(),
         });
+    }
+
+    /// Follows the live stream the current item names (and lets go of the one before).
+    fn server_stream_follow(&mut self, id: u32) {
+        let Some(s) = self.server_streams.by_id.get_mut(&id) else {
+            return;
+        };
+        let want = s
+            .playlist
+            .live_source()
+            .map(|name| StreamKey::new(s.key.app(), s.key.instance(), name));
+        if want == s.following {
+            return;
+        }
+        let old = std::mem::replace(&mut s.following, want.clone());
+        s.keyed = false;
+        if let Some(old) = old {
+            self.server_streams
+                .follows
+                .retain(|(k, i)| !(*i == id && *k == old));
+            if let Some(stream) = self.streams.get_mut(&old) {
+                stream.follow(false);
+                if stream.is_unused() {
+                    self.streams.remove(&old);
+                }
+            }
+            if let Some(pub_worker) = self.shared.registry.leave(&old, self.id) {
+                if pub_worker != self.id {
+                    let msg = WorkerMsg::Unsubscribe {
+                        key: old.clone(),
+                        worker: self.id,
+                    };
+                    self.post(pub_worker, msg);
+                }
+            }
+        }
+        let Some(key) = want else { return };
+        info!(
+            worker = self.id,
+            stream = key.name(),
+            "server stream follows a live stream"
+        );
+        self.server_streams.follows.push((key.clone(), id));
+        let joined = self.shared.registry.join(&key, self.id);
+        if let Some((pub_worker, _)) = joined.publisher {
+            if pub_worker != self.id && joined.first_on_worker {
+                let msg = WorkerMsg::Subscribe {
+                    key: key.clone(),
+                    worker: self.id,
+                };
+                self.post(pub_worker, msg);
+            }
+        }
+        self.streams
+            .entry(key.clone())
+            .or_insert_with(|| LiveStream::new(key.clone()))
+            .follow(true);
+        self.server_streams_went_live(&key);
+    }
+
+    /// `key` is live on this worker (or was when followed): its followers start from its
+    /// snapshot (metadata, headers, the GOP), as a joining viewer does.
+    pub(super) fn server_streams_went_live(&mut self, key: &StreamKey) {
+        if !self.server_streams.follows.iter().any(|(k, _)| k == key) {
+            return;
+        }
+        let Some(stream) = self.streams.get(key).filter(|s| s.is_live()) else {
+            return;
+        };
+        let snapshot: Vec<MediaMessage> = stream.gop.snapshot().map(|f| f.message()).collect();
+        for m in snapshot {
+            self.server_streams_frame(key, m, true);
+        }
+    }
+
+    /// A frame of live stream `key` (from its source): to the server streams following it.
+    pub(super) fn server_streams_frame(&mut self, key: &StreamKey, m: MediaMessage, cache: bool) {
+        let now = self.clock_ms(Instant::now());
+        let ids: Vec<u32> = self
+            .server_streams
+            .follows
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in ids {
+            let Some(s) = self.server_streams.by_id.get_mut(&id) else {
+                continue;
+            };
+            let kind = frame_tag::classify(m.type_id, &m.payload);
+            s.keyed |= kind == FrameKind::VideoKey;
+            if kind == FrameKind::VideoInter && !s.keyed {
+                continue;
+            }
+            let media = matches!(
+                kind,
+                FrameKind::VideoKey | FrameKind::VideoInter | FrameKind::Audio
+            );
+            let Some(timestamp) = s.playlist.live_frame(m.timestamp, media, now) else {
+                continue;
+            };
+            let own = s.key.clone();
+            let m = MediaMessage {
+                timestamp,
+                ..m.clone()
+            };
+            self.server_streams.relaying = true;
+            self.server_stream_publish(id, &own, m, cache);
+            self.server_streams.relaying = false;
+        }
+    }
+
+    /// Live stream `key` was unpublished: the items following it are over.
+    pub(super) fn server_streams_went_offline(&mut self, key: &StreamKey) {
+        let ids: Vec<u32> = self
+            .server_streams
+            .follows
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in ids {
+            if let Some(s) = self.server_streams.by_id.get_mut(&id) {
+                s.playlist.live_ended();
+            }
+            self.server_stream_pump(id);
+        }
     }
 }

@@ -81,6 +81,7 @@ impl Worker {
         stream.went_live(&mut port, &mut self.stopped);
         self.note_catching_up(key);
         self.settle(key);
+        self.server_streams_went_live(key);
     }
 
     /// Lists `key` for catch-up rounds if some of its viewers take their GOP in rounds.
@@ -160,6 +161,7 @@ impl Worker {
             self.streams.remove(key);
         }
         self.settle(key);
+        self.server_streams_went_offline(key);
     }
 
     pub(super) fn start_play(
@@ -269,6 +271,9 @@ impl Worker {
         if !from(&stream.source) {
             return;
         }
+        // A server stream's live item follows this stream: it gets the frame too (a
+        // refcount, and only while some script follows a stream).
+        let followed = self.server_streams.follows_any().then(|| m.clone());
         match stream.publish_frame(m, cache, gop_cache, &mut port, &mut self.stopped) {
             Published::Pending { first } => {
                 if first {
@@ -279,6 +284,9 @@ impl Worker {
             Published::Done => {}
         }
         self.settle(key);
+        if let Some(m) = followed {
+            self.server_streams_frame(key, m, cache);
+        }
     }
 
     /// `@clearDataFrame` from the stream's source (see `LiveStream::clear_metadata`).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::file_play::{Item, MAX_PLAYLIST_ITEMS};
 use super::index::MediaIndex;
-use super::playback::{Next, Playback};
+use super::playback::{Length, Next, Playback};
 
 /// What the engine does next for this stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,22 @@ pub(crate) enum Step {
     Idle,
 }
 
+/// An item of the playlist: a file, or a live stream of the instance followed for `len`
+/// (or until it is unpublished).
+pub(crate) enum Entry {
+    File(Item),
+    Live { name: String, len: Length },
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::File(item) => &item.name,
+            Entry::Live { name, .. } => name,
+        }
+    }
+}
+
 /// A status for the script's `Stream.onStatus`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Status {
@@ -35,17 +51,31 @@ pub(crate) struct Status {
 
 struct Current {
     name: String,
-    playback: Playback,
-    /// Stream time minus media time for this item.
-    offset: i64,
-    headers_sent: bool,
+    play: Playing,
+}
+
+enum Playing {
+    File {
+        playback: Playback,
+        /// Stream time minus media time for this item.
+        offset: i64,
+        headers_sent: bool,
+    },
+    Live {
+        /// Stream time minus the live stream's time, set by its first frame.
+        offset: Option<i64>,
+        /// The clock time the item ends (its `len`), if it has one.
+        until: Option<u64>,
+        /// The live stream was unpublished: the item is over.
+        ended: bool,
+    },
 }
 
 pub(crate) struct ServerPlaylist {
     /// The clock time of stream time 0.
     origin: u64,
     current: Option<Current>,
-    queued: VecDeque<Item>,
+    queued: VecDeque<Entry>,
     /// The stream time of the last message published.
     last: Option<u32>,
     statuses: Vec<Status>,
@@ -64,10 +94,10 @@ impl ServerPlaylist {
 
     /// `play(source, start, len, reset)`: `reset` replaces what plays and what is queued,
     /// else the item joins the playlist. False when the playlist is full.
-    pub(crate) fn play(&mut self, item: Item, reset: bool, now: u64) -> bool {
+    pub(crate) fn play(&mut self, item: Entry, reset: bool, now: u64) -> bool {
         if reset {
             if self.current.take().is_some() || !self.queued.is_empty() {
-                self.status("NetStream.Play.Reset", &item.name);
+                self.status("NetStream.Play.Reset", item.name());
             }
             self.queued.clear();
         }
@@ -92,8 +122,50 @@ impl ServerPlaylist {
 
     /// Takes back the sample `poll` just returned (it is read first, then polled again).
     pub(crate) fn unsend(&mut self, i: usize) {
-        if let Some(c) = &mut self.current {
-            c.playback.unsend(i);
+        if let Some(Playing::File { playback, .. }) = self.current.as_mut().map(|c| &mut c.play) {
+            playback.unsend(i);
+        }
+    }
+
+    /// The live stream the item playing follows, if it is a live item.
+    pub(crate) fn live_source(&self) -> Option<&str> {
+        match &self.current {
+            Some(Current {
+                name,
+                play: Playing::Live { ended: false, .. },
+            }) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// A frame of the followed live stream at its time `ts`: its stream time here. The
+    /// first audio or video frame (`media`) sets the offset, so the item starts where the
+    /// clock is; metadata and codec headers (whose timestamps say little, often 0) go at
+    /// the stream's present time without setting it.
+    pub(crate) fn live_frame(&mut self, ts: u32, media: bool, now: u64) -> Option<u32> {
+        let start = self
+            .clock_time(now)
+            .max(self.last.map_or(0, |l| l.saturating_add(1)));
+        let Some(Current {
+            play: Playing::Live { offset, .. },
+            ..
+        }) = &mut self.current
+        else {
+            return None;
+        };
+        if !media && offset.is_none() {
+            return Some(self.last.unwrap_or(start));
+        }
+        let offset = *offset.get_or_insert(i64::from(start) - i64::from(ts));
+        let at = stream_time(offset, ts);
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        Some(at)
+    }
+
+    /// The followed live stream was unpublished: its item is over (at the next `poll`).
+    pub(crate) fn live_ended(&mut self) {
+        if let Some(Playing::Live { ended, .. }) = self.current.as_mut().map(|c| &mut c.play) {
+            *ended = true;
         }
     }
 
@@ -109,9 +181,10 @@ impl ServerPlaylist {
 
     /// The file of the item playing (the one a read `poll` asked for is from).
     pub(crate) fn current_index(&self) -> Option<Arc<MediaIndex>> {
-        self.current
-            .as_ref()
-            .map(|c| Arc::clone(c.playback.index()))
+        match &self.current.as_ref()?.play {
+            Playing::File { playback, .. } => Some(Arc::clone(playback.index())),
+            Playing::Live { .. } => None,
+        }
     }
 
     /// The statuses since the last call, for the script.
@@ -131,50 +204,82 @@ impl ServerPlaylist {
             let Some(c) = &mut self.current else {
                 return Step::Idle;
             };
-            if !c.headers_sent {
-                c.headers_sent = true;
-                let at = stream_time(c.offset, c.playback.position());
-                return Step::Headers(Arc::clone(c.playback.index()), at);
-            }
-            match c.playback.poll(now) {
-                Next::Send(i) => {
-                    let index = Arc::clone(c.playback.index());
-                    let media = index.samples.get(i).map_or(0, |s| s.timestamp);
-                    let at = stream_time(c.offset, media);
-                    self.last = Some(self.last.map_or(at, |l| l.max(at)));
-                    return Step::Send(index, i, at);
-                }
-                Next::WaitUntil(t) => return Step::WaitUntil(t),
-                // A server stream is never paused.
-                Next::Paused => return Step::Idle,
-                Next::Complete => {
-                    let name = c.name.clone();
-                    self.current = None;
-                    match self.queued.pop_front() {
-                        Some(item) => self.begin(item, now, "NetStream.Play.Switch"),
-                        None => self.status("NetStream.Play.Complete", &name),
+            match &mut c.play {
+                Playing::File {
+                    playback,
+                    offset,
+                    headers_sent,
+                } => {
+                    if !*headers_sent {
+                        *headers_sent = true;
+                        let at = stream_time(*offset, playback.position());
+                        return Step::Headers(Arc::clone(playback.index()), at);
+                    }
+                    match playback.poll(now) {
+                        Next::Send(i) => {
+                            let index = Arc::clone(playback.index());
+                            let media = index.samples.get(i).map_or(0, |s| s.timestamp);
+                            let at = stream_time(*offset, media);
+                            self.last = Some(self.last.map_or(at, |l| l.max(at)));
+                            return Step::Send(index, i, at);
+                        }
+                        Next::WaitUntil(t) => return Step::WaitUntil(t),
+                        // A server stream is never paused.
+                        Next::Paused => return Step::Idle,
+                        Next::Complete => {}
                     }
                 }
+                Playing::Live { until, ended, .. } => match *until {
+                    _ if *ended => {}
+                    Some(t) if t <= now => {}
+                    Some(t) => return Step::WaitUntil(t),
+                    // Frames come as the live stream sends them.
+                    None => return Step::Idle,
+                },
+            }
+            // The item is over: the next one, or the playlist's end.
+            let name = c.name.clone();
+            self.current = None;
+            match self.queued.pop_front() {
+                Some(item) => self.begin(item, now, "NetStream.Play.Switch"),
+                None => self.status("NetStream.Play.Complete", &name),
             }
         }
     }
 
-    fn begin(&mut self, item: Item, now: u64, code: &'static str) {
-        let mut playback = Playback::new(item.index, item.start_ms, item.len, now);
-        // Real time: each sample at its own time; viewers buffer for themselves.
-        playback.set_buffer(0);
-        // The item starts at the clock's stream time, after anything already sent.
-        let at = self
-            .clock_time(now)
-            .max(self.last.map_or(0, |l| l.saturating_add(1)));
-        let offset = i64::from(at) - i64::from(playback.position());
-        self.status(code, &item.name);
-        self.current = Some(Current {
-            name: item.name,
-            playback,
-            offset,
-            headers_sent: false,
-        });
+    fn begin(&mut self, item: Entry, now: u64, code: &'static str) {
+        self.status(code, item.name());
+        let (name, play) = match item {
+            Entry::File(item) => {
+                let mut playback = Playback::new(item.index, item.start_ms, item.len, now);
+                // Real time: each sample at its own time; viewers buffer for themselves.
+                playback.set_buffer(0);
+                // The item starts at the clock's stream time, after anything already sent.
+                let at = self
+                    .clock_time(now)
+                    .max(self.last.map_or(0, |l| l.saturating_add(1)));
+                let offset = i64::from(at) - i64::from(playback.position());
+                let play = Playing::File {
+                    playback,
+                    offset,
+                    headers_sent: false,
+                };
+                (item.name, play)
+            }
+            Entry::Live { name, len } => {
+                let until = match len {
+                    Length::Ms(ms) => Some(now + u64::from(ms)),
+                    Length::SingleFrame | Length::ToEnd => None,
+                };
+                let play = Playing::Live {
+                    offset: None,
+                    until,
+                    ended: false,
+                };
+                (name, play)
+            }
+        };
+        self.current = Some(Current { name, play });
     }
 
     fn clock_time(&self, now: u64) -> u32 {
@@ -198,17 +303,20 @@ mod tests {
     use super::*;
     use crate::media::vod::content_path::FileFormat;
     use crate::media::vod::indexer::index_bytes;
-    use crate::media::vod::playback::Length;
 
     const FLV: &[u8] = include_bytes!("testdata/avc_aac.flv");
 
-    fn item(name: &str) -> Item {
+    fn file(name: &str) -> Item {
         Item {
             name: name.into(),
             index: Arc::new(index_bytes(FileFormat::Flv, FLV).expect("test file")),
             start_ms: 0,
             len: Length::ToEnd,
         }
+    }
+
+    fn item(name: &str) -> Entry {
+        Entry::File(file(name))
     }
 
     /// Runs the playlist on a simulated clock until idle: (clock, stream time) of each
@@ -236,7 +344,7 @@ mod tests {
         assert!(p.play(item("b"), false, 1_000));
         let (sent, headers) = run(&mut p, 1_000);
         assert_eq!(headers, 2, "each item publishes its headers");
-        let index = item("a").index;
+        let index = file("a").index;
         let end = index.samples.iter().map(|s| s.timestamp).max().unwrap_or(0);
         assert!(end > 500, "a test file of some length");
         let (first, last) = (sent[0], sent[sent.len() - 1]);
@@ -290,5 +398,53 @@ mod tests {
         );
         p.stop();
         assert_eq!(p.poll(5_000), Step::Idle);
+    }
+
+    #[test]
+    fn a_live_item_follows_on_the_same_timeline_until_unpublished_or_its_length() {
+        let mut p = ServerPlaylist::new(0);
+        assert!(p.play(item("a"), true, 0));
+        let live = |len| Entry::Live {
+            name: "studio".into(),
+            len,
+        };
+        assert!(p.play(live(Length::ToEnd), false, 0));
+        assert!(p.play(live(Length::Ms(2_000)), false, 0));
+        let (sent, _) = run(&mut p, 0);
+        let file_end = sent.last().map_or(0, |x| x.1);
+        // `run` stops at Idle: the first live item is waiting for frames.
+        assert_eq!(p.live_source(), Some("studio"));
+        let now = file_end as u64 + 40;
+        // The studio's own clock is elsewhere: its first frame lands where the clock is.
+        let header = p.live_frame(0, false, now).expect("live item");
+        assert_eq!(header, file_end, "a header goes at the present time");
+        let first = p.live_frame(90_000, true, now).expect("live item");
+        assert_eq!(first, file_end + 40);
+        assert_eq!(p.live_frame(90_040, true, now + 40), Some(first + 40));
+        p.live_ended();
+        assert_eq!(
+            p.live_source(),
+            None,
+            "an unpublished stream is not followed"
+        );
+        // The next item, 2 s of the studio, starts and ends by the clock.
+        let Step::WaitUntil(t) = p.poll(now + 100) else {
+            panic!("a live item with a length waits for its end");
+        };
+        assert_eq!(t, now + 2_100);
+        assert_eq!(p.live_source(), Some("studio"));
+        let later = p.live_frame(10, true, now + 200).expect("live item");
+        assert!(later > first + 40, "timestamps never go back: {later}");
+        assert_eq!(p.poll(t), Step::Idle);
+        let codes: Vec<_> = p.take_statuses().into_iter().map(|s| s.code).collect();
+        assert_eq!(
+            codes,
+            [
+                "NetStream.Play.Start",
+                "NetStream.Play.Switch",
+                "NetStream.Play.Switch",
+                "NetStream.Play.Complete"
+            ]
+        );
     }
 }
