@@ -11,6 +11,7 @@
 //! ceiling of multicast outputs: the same datagrams, batched as stratad batches them.
 
 pub mod ceiling;
+pub mod connect_bench;
 pub mod epoll;
 pub mod flv;
 mod limits;

@@ -18,6 +18,7 @@ pub struct Config {
     pub(crate) auth: AuthConfig,
     pub(crate) vod: VodConfig,
     pub(crate) shared_objects: crate::app::shared_objects::SoConfig,
+    pub(crate) scripts: crate::scripts::ScriptsConfig,
     #[serde(rename = "application")]
     pub(crate) applications: Vec<ApplicationConfig>,
     /// Multicast outputs (`[[multicast]]`): streams sent as MPEG-TS to multicast groups.

@@ -12,6 +12,7 @@ pub mod media;
 mod multicast;
 pub mod proto;
 mod relay;
+pub mod scripts;
 pub mod server;
 
 #[doc(hidden)]

@@ -59,6 +59,8 @@ pub fn run(opts: Options) -> Result<(), String> {
 
     let signals = Signals::block();
     let (shared, receivers) = workers::shared_state(count)?;
+    // Always started, so a reload can turn scripts on; idle without `[scripts] dir`.
+    crate::scripts::start(Arc::clone(&shared), receivers.scripts, &config)?;
     let settings = Settings {
         socket: opts
             .control_socket

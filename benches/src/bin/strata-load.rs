@@ -115,6 +115,27 @@ enum Cmd {
         #[arg(long, value_name = "PID")]
         server_pid: Option<u32>,
     },
+    /// Connect rate: N clients connecting to APP (--concurrency at once), connects per
+    /// second and p99 connect time; with --method, then calls per second into that method
+    /// (e.g. a script's Client.prototype method). Run once against a scripted application
+    /// and once against a plain one to see what the script costs.
+    Connect {
+        /// 127.0.0.1:PORT of stratad.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        app: String,
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// A method every client then calls back to back.
+        #[arg(long)]
+        method: Option<String>,
+        /// Calls answered before the run ends.
+        #[arg(long, default_value_t = 100_000)]
+        calls: usize,
+    },
     /// The ceiling: one pinned thread writing the same bytes to N loopback sockets with plain
     /// write(2), a sink reading them on another core; its CPU per Gbit/s is the baseline
     /// stratad's is compared with.
@@ -309,6 +330,27 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             "{}",
             benches::udp_ceiling::multicast_config(streams, groups, group, port, rtp)
         ),
+        Cmd::Connect {
+            addr,
+            app,
+            clients,
+            concurrency,
+            method,
+            calls,
+        } => {
+            if !addr.ip().is_loopback() {
+                return Err("the connect benchmark runs against loopback only".into());
+            }
+            let cfg = benches::connect_bench::ConnectBenchConfig {
+                addr,
+                app,
+                clients,
+                concurrency,
+                method,
+                calls,
+            };
+            print!("{}", benches::connect_bench::run(&cfg)?.to_table());
+        }
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             let port = l.local_addr().map_err(|e| e.to_string())?.port();

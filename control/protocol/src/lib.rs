@@ -67,6 +67,12 @@ pub enum Call {
     },
     /// Re-reads the configuration file stratad was started with.
     Reload,
+    /// Unloads every instance of the scripted application `app` (onAppStop first; its
+    /// clients get NetConnection.Connect.AppShutdown), whether its files changed or not;
+    /// its next client (or `load_on_startup`) loads its scripts again.
+    AppReload {
+        app: String,
+    },
     /// Starts the event stream on this connection.
     Subscribe,
     /// Makes this connection the one stratad asks on connect, publish and play.

@@ -51,6 +51,12 @@ enum Command {
     Stop { stream: String },
     /// Make stratad re-read its configuration file
     Reload,
+    /// Application scripts: `app reload APP` unloads APP's instances (its clients get
+    /// AppShutdown) so its scripts load again, changed or not
+    App {
+        #[command(subcommand)]
+        action: AppAction,
+    },
     /// Remote shared objects of an application instance (APP or APP/INSTANCE)
     So {
         #[command(subcommand)]
@@ -98,6 +104,12 @@ enum Command {
 }
 
 #[derive(Subcommand, Clone)]
+enum AppAction {
+    /// Unload APP's instances; its next client (or load_on_startup) loads its scripts
+    Reload { app: String },
+}
+
+#[derive(Subcommand, Clone)]
 enum TuneAction {
     /// Compare a profile with the running system (no root needed)
     Check { profile: String },
@@ -135,6 +147,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Kick { id } => show(one_shot(Call::Kick { client: id })?, cli.json),
         Command::Stop { stream } => show(one_shot(Call::StopStream { stream })?, cli.json),
         Command::Reload => show(one_shot(Call::Reload)?, cli.json),
+        Command::App {
+            action: AppAction::Reload { app },
+        } => show(one_shot(Call::AppReload { app })?, cli.json),
         Command::So { action } => show(one_shot(Call::So(so_command::call(action)))?, cli.json),
         Command::Multicast { action } => show(
             one_shot(Call::Multicast(multicast_command::call(action)))?,

@@ -401,6 +401,7 @@ fn serve_conn(inner: &Inner, stream: UnixStream) {
             ),
             Call::StopStream { .. }
             | Call::Reload
+            | Call::AppReload { .. }
             | Call::Subscribe
             | Call::AuthRegister
             | Call::RpcRegister

@@ -29,6 +29,8 @@ pub(crate) struct Client<E> {
 pub(crate) struct OutgoingCall {
     pub(crate) method: String,
     pub(crate) query: Option<u64>,
+    /// The application instance whose script waits for the answer, and its call number.
+    pub(crate) script: Option<(super::instance::InstanceKey, u64)>,
 }
 
 impl<E> Client<E> {

@@ -2,6 +2,7 @@
 //! RTMFP and the RPC / shared-object features later drive the same types. What a client is
 //! told goes through a `media::port::Port`.
 
+pub(crate) mod access;
 pub(crate) mod calls;
 pub(crate) mod client;
 pub(crate) mod gate;

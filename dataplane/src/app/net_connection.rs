@@ -115,11 +115,23 @@ pub(crate) struct NetConnection {
     /// The query part of the application path or tcUrl (`?key=...`), for auth hooks.
     pub(crate) connect_query: Option<String>,
     pub(crate) object_encoding: f64,
+    /// What an application script is told of the connect: the player's flashVer, swfUrl
+    /// and pageUrl, and the connect's extra arguments (`onConnect(client, ...args)`).
+    pub(crate) connect_info: Option<Box<ConnectInfo>>,
     streams: Vec<(u32, StreamState)>,
     /// SetBufferLength per stream (ms), kept whatever the stream does, so a file play that
     /// starts later (after its index is built) still sends ahead by what the client asked.
     buffer_lengths: Vec<(u32, u32)>,
     next_stream_id: u32,
+}
+
+/// The connect's details scripts see (see `NetConnection::connect_info`).
+#[derive(Debug, Default)]
+pub(crate) struct ConnectInfo {
+    pub(crate) flash_ver: Option<String>,
+    pub(crate) swf_url: Option<String>,
+    pub(crate) page_url: Option<String>,
+    pub(crate) args: Vec<Amf0Value>,
 }
 
 /// The part after `?`, if any and non-empty.
@@ -235,7 +247,7 @@ impl NetConnection {
         let tid = cmd.transaction_id;
         if !self.connected {
             match request {
-                Request::Connect(params) => self.connect(tid, params, config, out),
+                Request::Connect(params) => self.connect(tid, params, &cmd.args, config, out),
                 _ => out.push(Action::Close {
                     reason: format!("{:?} before connect", cmd.name),
                 }),
@@ -381,7 +393,14 @@ impl NetConnection {
         }
     }
 
-    fn connect(&mut self, tid: f64, params: ConnectParams, config: &Config, out: &mut Vec<Action>) {
+    fn connect(
+        &mut self,
+        tid: f64,
+        params: ConnectParams,
+        args: &[Amf0Value],
+        config: &Config,
+        out: &mut Vec<Action>,
+    ) {
         let (app, instance) = split_app_path(&params.app_path);
         match config.application(&app) {
             Some(policy) if !app.is_empty() => {
@@ -393,6 +412,12 @@ impl NetConnection {
                     .or_else(|| params.tc_url.as_deref().and_then(query_of));
                 self.tc_url = params.tc_url;
                 self.object_encoding = params.object_encoding;
+                self.connect_info = Some(Box::new(ConnectInfo {
+                    flash_ver: params.flash_ver,
+                    swf_url: params.swf_url,
+                    page_url: params.page_url,
+                    args: args.to_vec(),
+                }));
                 out.push(Action::Accepted {
                     reply: status::connect_success(tid, params.object_encoding),
                 });

@@ -9,6 +9,9 @@ pub(crate) struct ConnectParams {
     pub(crate) app_path: String,
     pub(crate) tc_url: Option<String>,
     pub(crate) flash_ver: Option<String>,
+    /// What scripts see as `client.referrer` (the SWF's URL) and `client.pageUrl`.
+    pub(crate) swf_url: Option<String>,
+    pub(crate) page_url: Option<String>,
     /// 0 (AMF0) or 3 (AMF3); echoed in the reply.
     pub(crate) object_encoding: f64,
 }
@@ -98,6 +101,8 @@ impl Request {
                         app_path,
                         tc_url: text("tcUrl"),
                         flash_ver: text("flashVer"),
+                        swf_url: text("swfUrl"),
+                        page_url: text("pageUrl"),
                         object_encoding: obj
                             .get("objectEncoding")
                             .and_then(Amf0Value::as_f64)

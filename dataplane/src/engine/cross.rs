@@ -78,6 +78,8 @@ pub(crate) enum WorkerMsg {
         request: u64,
         outcome: RpcOutcome,
     },
+    /// From the script thread (see `crate::scripts`).
+    Script(crate::scripts::FromScripts),
     /// To an instance's owner: a client's shared-object message.
     SoRequest {
         instance: InstanceKey,

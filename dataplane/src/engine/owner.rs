@@ -35,4 +35,7 @@ pub(crate) enum VodReader {
     Index(u32),
     /// A NetStream playing a file.
     Viewer(ConnRef, u32),
+    /// A server-side stream's playlist (its id in the worker's `ServerStreams`); also the
+    /// owner of its pacing timer.
+    Server(u32),
 }

@@ -66,6 +66,9 @@ pub struct LiveStream {
     pending: Vec<(u64, FrameRef)>,
     /// The number the next pending frame gets.
     next_seq: u64,
+    /// Server-side streams of this worker that follow this one (a script's live
+    /// playlist item): like viewers, they keep it here and fed from another worker.
+    followers: usize,
 }
 
 /// What `publish_frame` did with a frame.
@@ -142,6 +145,7 @@ impl LiveStream {
             stats: StreamStats::default(),
             pending: Vec::new(),
             next_seq: 0,
+            followers: 0,
         }
     }
 
@@ -159,7 +163,16 @@ impl LiveStream {
     }
 
     pub(crate) fn is_unused(&self) -> bool {
-        self.viewer_count() == 0 && self.source.here().is_none()
+        self.viewer_count() == 0 && self.followers == 0 && self.source.here().is_none()
+    }
+
+    /// A server-side stream of this worker starts (or stops) following this one.
+    pub(crate) fn follow(&mut self, on: bool) {
+        if on {
+            self.followers += 1;
+        } else {
+            self.followers = self.followers.saturating_sub(1);
+        }
     }
 
     /// Local viewers, caught up or catching up.
@@ -220,7 +233,7 @@ impl LiveStream {
     /// goes live from it. Returns false (and does nothing) if this worker has no viewers
     /// or publishes the stream itself.
     pub(crate) fn follow_remote(&mut self, publish_id: u64, snapshot: Vec<MediaMessage>) -> bool {
-        if self.viewer_count() == 0 || self.source.here().is_some() {
+        if (self.viewer_count() == 0 && self.followers == 0) || self.source.here().is_some() {
             return false;
         }
         self.source = Source::Remote { publish_id };

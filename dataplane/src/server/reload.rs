@@ -114,6 +114,9 @@ impl RunningConfig {
             mailbox.post(WorkerMsg::Reload(Arc::clone(&new)));
             mailbox.wake();
         }
+        if let Some(scripts) = &shared.scripts {
+            scripts.send(crate::scripts::ToScripts::Reload(Arc::clone(&new)));
+        }
         self.current = new;
         info!(%message, "configuration reloaded");
         Ok(message)

@@ -33,6 +33,8 @@ pub(super) fn count(config: &Config) -> usize {
 pub(super) struct Receivers {
     pub(super) workers: Vec<MailboxReceiver<WorkerMsg>>,
     pub(super) control: MailboxReceiver<ControlInbound>,
+    /// The script thread's queue (`Shared::scripts` sends to it).
+    pub(super) scripts: crossbeam_channel::Receiver<crate::scripts::ToScripts>,
 }
 
 /// What the workers and the control thread share.
@@ -46,6 +48,7 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         receivers.push(rx);
     }
     let (control_tx, control_rx) = mailbox::mailbox::<ControlInbound>().map_err(eventfd)?;
+    let (scripts_tx, scripts_rx) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         registry: Registry::new(workers),
         mailboxes,
@@ -57,12 +60,14 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
         catalog: Default::default(),
+        scripts: Some(crate::scripts::Scripts::new(scripts_tx)),
     });
     Ok((
         shared,
         Receivers {
             workers: receivers,
             control: control_rx,
+            scripts: scripts_rx,
         },
     ))
 }

@@ -245,6 +245,9 @@ impl Worker {
             c.client.gate.defer_action(action);
             return;
         }
+        if let Some(why) = self.script_refuses(r, &action) {
+            return self.refuse(r, action, &why);
+        }
         match needs_decision(&action, &self.config.auth) {
             Some(kind) => self.request_auth(r, kind, action),
             None => self.apply_now(r, action),
@@ -346,7 +349,7 @@ impl Worker {
     }
 
     /// Carries out (or refuses) the waiting command, then what queued up behind it.
-    fn auth_resolved(&mut self, r: ConnRef, action: Action, allow: bool, reason: &str) {
+    pub(super) fn auth_resolved(&mut self, r: ConnRef, action: Action, allow: bool, reason: &str) {
         if allow {
             self.apply_now(r, action);
         } else {

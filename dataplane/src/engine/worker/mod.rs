@@ -24,6 +24,8 @@ mod recordings;
 mod registrations;
 mod resolve;
 mod rpc;
+mod scripts;
+mod server_streams;
 mod session;
 pub(super) mod shared_objects;
 mod streams;
@@ -90,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) rpc_manager: AtomicBool,
     /// The upstream groups' lists of live streams (worker 0's standing links keep them).
     pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
+    /// The script thread, when `[scripts] dir` is set (see `crate::scripts`).
+    pub(crate) scripts: Option<crate::scripts::Scripts>,
 }
 
 /// How often stream rates are refreshed.
@@ -121,6 +125,12 @@ pub(crate) struct Worker {
     pending_auth: HashMap<u64, ConnRef>,
     /// Client calls waiting for the manager, by request id (see `rpc.rs`).
     pending_rpc: HashMap<u64, ConnRef>,
+    /// Connects waiting for their application's onConnect, by request id (see `scripts.rs`).
+    pending_script: HashMap<u64, ConnRef>,
+    /// Clients a script admitted, by client id: their calls go to the script.
+    script_clients: HashMap<u64, ConnRef>,
+    /// Their readAccess/writeAccess, for those a script restricted.
+    script_access: HashMap<u64, crate::app::access::Access>,
     last_tick: Instant,
     conns: Slots,
     streams: HashMap<StreamKey, LiveStream>,
@@ -152,6 +162,7 @@ pub(crate) struct Worker {
     file_reads: FileReads<Owner>,
     /// Files played on this worker: their indexes and the NetStreams playing them.
     vod: vod::VodState,
+    server_streams: server_streams::ServerStreams,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -206,6 +217,9 @@ impl Worker {
             listeners,
             pending_auth: HashMap::new(),
             pending_rpc: HashMap::new(),
+            pending_script: HashMap::new(),
+            script_clients: HashMap::new(),
+            script_access: HashMap::new(),
             last_tick: Instant::now(),
             conns: Slots::default(),
             streams: HashMap::new(),
@@ -223,6 +237,7 @@ impl Worker {
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
             vod: vod::VodState::default(),
+            server_streams: server_streams::ServerStreams::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -757,6 +772,7 @@ impl Worker {
             } => self.so_deliver(instance, target, message),
             WorkerMsg::MulticastAdd(spec) => self.add_multicast(spec),
             WorkerMsg::MulticastRemove { stream, group } => self.remove_multicast(&stream, group),
+            WorkerMsg::Script(msg) => self.on_script(msg),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -804,6 +820,10 @@ impl Worker {
                 }
                 Owner::Recording(_) => {
                     debug_assert!(false, "recordings arm no timers: {kind:?}");
+                    continue;
+                }
+                Owner::Vod(crate::engine::owner::VodReader::Server(id)) => {
+                    self.server_stream_pump(id);
                     continue;
                 }
                 Owner::Vod(_) => continue,
@@ -921,12 +941,14 @@ impl Worker {
         }
         let (peer, app) = (c.peer, c.client.app().to_string());
         self.so_client_closed(r);
+        self.script_client_closed(r);
         self.emit("disconnect", r, None, Some(reason));
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
         if let Some(request) = c.client.gate.clear() {
             self.pending_auth.remove(&request);
+            self.pending_script.remove(&request);
         }
         for request in c.client.incoming.clear() {
             self.pending_rpc.remove(&request);

@@ -27,10 +27,11 @@ impl Worker {
             transaction: cmd.transaction_id,
         };
         let manager = self.shared.rpc_manager.load(Ordering::Relaxed);
+        let scripted = self.script_calls(r);
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if !manager {
+        if !manager && !scripted {
             debug!(peer = %c.peer, app = %c.client.app(), method = %cmd.name, "no handler for a client call");
             let why = format!("Method not found ({}).", cmd.name);
             return self.answer_call(r, caller, &RpcOutcome::failed(why));
@@ -59,6 +60,10 @@ impl Worker {
             generation: r.generation,
             kind: TimerKind::RpcDeadline(request),
         });
+        if scripted {
+            // The application's script answers, not the manager.
+            return self.call_script(r, request, &cmd.name, &cmd.args);
+        }
         self.shared.control.post(ControlInbound::Rpc {
             worker: self.id,
             request: ask,
@@ -76,6 +81,13 @@ impl Worker {
     /// The manager answered client call `request`.
     pub(super) fn rpc_answered(&mut self, request: u64, outcome: &RpcOutcome) {
         let Some(r) = self.pending_rpc.remove(&request) else {
+            // Not a client's: a script's `callManager` (the script thread ignores others).
+            if let Some(scripts) = self.shared.scripts.as_ref() {
+                scripts.send(crate::scripts::ToScripts::ManagerAnswer {
+                    request,
+                    outcome: outcome.clone(),
+                });
+            }
             return;
         };
         let Some(caller) = self
@@ -144,6 +156,19 @@ impl Worker {
         timeout: Duration,
         query: Option<u64>,
     ) -> Option<u32> {
+        self.call_client_with(r, method, args, timeout, query, None)
+    }
+
+    /// `call_client_for`, with the script that waits for the answer, if any.
+    pub(super) fn call_client_with(
+        &mut self,
+        r: ConnRef,
+        method: &str,
+        args: &[Amf0Value],
+        timeout: Duration,
+        query: Option<u64>,
+        script: Option<(crate::app::instance::InstanceKey, u64)>,
+    ) -> Option<u32> {
         let now = Instant::now();
         let now_ms = self.clock_ms(now);
         let c = self.conns.get_mut(r)?;
@@ -158,6 +183,7 @@ impl Worker {
         let what = OutgoingCall {
             method: method.to_string(),
             query,
+            script,
         };
         c.client.calls.expect(transaction, what, now_ms, timeout_ms);
         self.timers
@@ -185,6 +211,15 @@ impl Worker {
                     let answer = Answer::Called(Some(rpc::outcome_of(ok, answer)));
                     self.post_answer(query, answer);
                 }
+                if let Some(to) = call.script {
+                    let value = match rpc::outcome_of(ok, answer) {
+                        RpcOutcome { error: Some(e), .. } => {
+                            serde_json::json!({"code": e.code, "description": e.description})
+                        }
+                        RpcOutcome { result, .. } => result.unwrap_or(Value::Null),
+                    };
+                    self.script_call_answered(to, ok, value);
+                }
             }
             None => {
                 debug!(peer = %c.peer, transaction, ok, "answer to a call nobody waits for ignored")
@@ -203,7 +238,11 @@ impl Worker {
         let mut expired = Vec::new();
         c.client.calls.expired(now_ms, &mut expired);
         let mut tell = Vec::new();
+        let mut scripts = Vec::new();
         for (transaction, call) in expired {
+            if let Some(to) = call.script {
+                scripts.push(to);
+            }
             c.session.forget_call(transaction);
             info!(peer = %c.peer, app = %c.client.app(), method = call.method, transaction, "client did not answer our call in time");
             if let Some(query) = call.query {
@@ -219,6 +258,10 @@ impl Worker {
         }
         for (query, answer) in tell {
             self.post_answer(query, answer);
+        }
+        for to in scripts {
+            let value = serde_json::json!({"code": "NetConnection.Call.Failed", "description": "the client did not answer in time"});
+            self.script_call_answered(to, false, value);
         }
     }
 

@@ -152,6 +152,12 @@ impl Worker {
         match action {
             Action::Reply { stream_id, values } => self.reply(r, stream_id, &values),
             Action::Accepted { reply } => {
+                // A scripted application decides first (the gate holds the connect).
+                let Some(Action::Accepted { reply }) =
+                    self.script_connect(r, Action::Accepted { reply })
+                else {
+                    return;
+                };
                 if let Some(c) = self.conns.get_mut(r) {
                     info!(peer = %c.peer, app = %c.client.nc.app, instance = %c.client.nc.instance, "client connected");
                     if let Some(p) = &c.client.nc.policy {

@@ -28,6 +28,16 @@ use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
 /// A user of a shared object, as its owner knows it: the worker and the connection.
 pub(crate) type SoUser = (usize, ConnRef);
 
+/// The instance's script as a user of its objects: no worker has this index, so its
+/// updates go to the script thread instead of a mailbox (`so_route`).
+pub(crate) const SCRIPT_USER: SoUser = (
+    usize::MAX,
+    ConnRef {
+        slot: u32::MAX,
+        generation: u32::MAX,
+    },
+);
+
 /// Who on the receiving worker gets an update.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SoTarget {
@@ -167,6 +177,10 @@ impl Worker {
         for (to, message) in sends {
             let message = Arc::new(message);
             let sender = match to {
+                To::User(SCRIPT_USER) => {
+                    self.so_to_script(instance, &message);
+                    continue;
+                }
                 To::User((w, r)) => {
                     self.post(
                         w,
@@ -188,6 +202,10 @@ impl Worker {
                 .get(instance)
                 .and_then(|sos| sos.get(&message.name))
             {
+                let script = so.users().contains(&SCRIPT_USER);
+                if script && sender != Some(SCRIPT_USER) {
+                    self.so_to_script(instance, &message);
+                }
                 for (w, _) in so.users() {
                     if let Some(flag) = with_users.get_mut(*w) {
                         *flag = true;
@@ -204,6 +222,85 @@ impl Worker {
                         message: Arc::clone(&message),
                     },
                 );
+            }
+        }
+    }
+
+    fn so_to_script(&self, instance: &InstanceKey, message: &SoMessage) {
+        if let Some(scripts) = self.shared.scripts.as_ref() {
+            scripts.send(crate::scripts::ToScripts::So {
+                instance: instance.clone(),
+                message: message.clone(),
+            });
+        }
+    }
+
+    /// On the owner: what the instance's script does to one of its objects. The script
+    /// is one more user (`SCRIPT_USER`); its changes are the server's own (no rate limit,
+    /// every user sees them).
+    pub(super) fn so_script(
+        &mut self,
+        instance: InstanceKey,
+        name: String,
+        persistent: bool,
+        action: crate::scripts::ScriptSoAction,
+    ) {
+        use crate::scripts::ScriptSoAction as A;
+        let now_ms = self.clock_ms(Instant::now());
+        let config = Arc::clone(&self.config);
+        let mut load = |name: &str| so_load(&config, &instance, name);
+        let sos = self.so.owned.entry(instance.clone()).or_default();
+        let message = |events| SoMessage {
+            name: name.clone(),
+            version: 0,
+            persistent,
+            events,
+        };
+        let limits = &config.shared_objects;
+        let outcome = match action {
+            A::Use => Ok(sos.on_message(
+                SCRIPT_USER,
+                message(vec![SoEvent::Use]),
+                now_ms,
+                limits,
+                &mut load,
+            )),
+            A::Release => Ok(sos.on_message(
+                SCRIPT_USER,
+                message(vec![SoEvent::Release]),
+                now_ms,
+                limits,
+                &mut load,
+            )),
+            A::Send { handler, args } => match crate::app::rpc::args_from_json(&args) {
+                Ok(args) => Ok(sos.on_message(
+                    SCRIPT_USER,
+                    message(vec![SoEvent::SendMessage { handler, args }]),
+                    now_ms,
+                    limits,
+                    &mut load,
+                )),
+                Err(e) => Err(format!("send arguments: {e}")),
+            },
+            A::Set { key, value } => match value {
+                serde_json::Value::Null => sos.operator_set(&name, &key, None, limits, &mut load),
+                v => match amf_json::from_json(&v) {
+                    Ok(v) => sos.operator_set(&name, &key, Some(v), limits, &mut load),
+                    Err(e) => Err(format!("value of {key}: {e}")),
+                },
+            },
+            A::Clear => sos.operator_clear(&name, &mut load),
+        };
+        match outcome {
+            Ok(outcome) => {
+                for warning in &outcome.warnings {
+                    info!(%instance, "script's shared object: {warning}");
+                }
+                self.so_persist(&instance, &outcome.persist);
+                self.so_route(&instance, outcome.sends);
+            }
+            Err(e) => {
+                warn!(%instance, object = %name, error = %e, "script's shared object change refused")
             }
         }
     }

@@ -52,6 +52,7 @@ impl Worker {
                 net_stream::publish_started(&mut port!(self), r, stream_id, &key);
                 let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
                 self.emit("publish_start", r, Some(key.name()), None);
+                self.script_stream(r, &key, true);
                 let stream = self
                     .streams
                     .entry(key.clone())
@@ -82,6 +83,7 @@ impl Worker {
         self.start_multicast(key);
         self.note_catching_up(key);
         self.settle(key);
+        self.server_streams_went_live(key);
     }
 
     /// Lists `key` for catch-up rounds if some of its viewers take their GOP in rounds.
@@ -134,6 +136,7 @@ impl Worker {
             info!(peer = %c.peer, app = %c.client.nc.app, stream = key.name(), "publish stopped");
         }
         self.emit("publish_stop", r, Some(key.name()), None);
+        self.script_stream(r, key, false);
         self.finish_recordings(key);
         self.stop_pushes(key);
         let remote = self.shared.registry.unpublish(key, publish_id);
@@ -162,6 +165,7 @@ impl Worker {
             self.streams.remove(key);
         }
         self.settle(key);
+        self.server_streams_went_offline(key);
     }
 
     pub(super) fn start_play(
@@ -271,6 +275,9 @@ impl Worker {
         if !from(&stream.source) {
             return;
         }
+        // A server stream's live item follows this stream: it gets the frame too (a
+        // refcount, and only while some script follows a stream).
+        let followed = self.server_streams.follows_any().then(|| m.clone());
         match stream.publish_frame(m, cache, gop_cache, &mut port, &mut self.stopped) {
             Published::Pending { first } => {
                 if first {
@@ -281,6 +288,9 @@ impl Worker {
             Published::Done => {}
         }
         self.settle(key);
+        if let Some(m) = followed {
+            self.server_streams_frame(key, m, cache);
+        }
     }
 
     /// `@clearDataFrame` from the stream's source (see `LiveStream::clear_metadata`).

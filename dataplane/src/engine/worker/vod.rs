@@ -70,8 +70,10 @@ enum FileEntry {
     },
 }
 
-/// What waits for a file's index: a play, or a `getStreamLength` call.
-enum Waiting {
+/// What waits for a file's index: a play, a `getStreamLength` call, or an item of a
+/// server-side stream's playlist (`server_streams.rs`).
+pub(super) enum Waiting {
+    Server(super::server_streams::ServerItem),
     Play(PlayWait),
     Length {
         r: ConnRef,
@@ -87,7 +89,7 @@ impl Waiting {
 }
 
 /// A play waiting for its file's index.
-struct PlayWait {
+pub(super) struct PlayWait {
     r: ConnRef,
     stream_id: u32,
     name: String,
@@ -169,7 +171,7 @@ impl Worker {
     }
 
     /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
-    fn vod_when_indexed(
+    pub(super) fn vod_when_indexed(
         &mut self,
         real: PathBuf,
         format: crate::media::vod::content_path::FileFormat,
@@ -191,6 +193,7 @@ impl Worker {
         match (waiting, indexed) {
             (Waiting::Play(w), Ok((file, index))) => self.vod_begin(w, file, index),
             (Waiting::Play(w), Err(())) => self.vod_not_found(w.r, w.stream_id, &w.name),
+            (Waiting::Server(w), indexed) => self.server_stream_indexed(w, indexed),
             (
                 Waiting::Length {
                     r,
@@ -311,6 +314,7 @@ impl Worker {
     ) {
         match reader {
             VodReader::Index(id) => self.vod_index_read(id, at, result),
+            VodReader::Server(id) => self.server_stream_read(id, at, result),
             VodReader::Viewer(r, stream_id) => {
                 let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
                     return;
@@ -624,7 +628,7 @@ impl Worker {
     }
 
     /// Indexes nobody plays any more are let go (a later play builds them again).
-    fn vod_forget_unused(&mut self) {
+    pub(super) fn vod_forget_unused(&mut self) {
         self.vod.files.retain(|_, f| match f {
             FileEntry::Ready { index, .. } => Arc::strong_count(index) > 1,
             FileEntry::Building { .. } => true,

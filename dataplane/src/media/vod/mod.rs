@@ -10,3 +10,4 @@ pub(crate) mod indexer;
 pub(crate) mod iso_index;
 pub(crate) mod play_status;
 pub(crate) mod playback;
+pub(crate) mod server_playlist;

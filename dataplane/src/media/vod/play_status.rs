@@ -136,6 +136,14 @@ fn headers<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, index: &Med
     // What was said so far goes first: a port may queue commands and frames apart, and a
     // player ignores media before its Play.Start.
     port.flush(client);
+    for m in header_messages(index, at) {
+        port.frame(client, stream_id, &Frame::new(m), Urgency::Now);
+    }
+}
+
+/// What a player needs before a file's samples, at media time `at`: onMetaData and the
+/// codec headers (a viewer's play and a server-side stream's item both start with them).
+pub(crate) fn header_messages(index: &MediaIndex, at: u32) -> Vec<MediaMessage> {
     let metadata = index
         .metadata
         .clone()
@@ -145,16 +153,16 @@ fn headers<P: Port>(port: &mut P, client: ClientRef, stream_id: u32, index: &Med
         (msg_type::VIDEO, index.video_header.clone()),
         (msg_type::AUDIO, index.audio_header.clone()),
     ];
-    for (type_id, payload) in messages {
-        if let Some(payload) = payload {
-            let frame = Frame::new(MediaMessage {
+    messages
+        .into_iter()
+        .filter_map(|(type_id, payload)| {
+            Some(MediaMessage {
                 timestamp: at,
                 type_id,
-                payload,
-            });
-            port.frame(client, stream_id, &frame, Urgency::Now);
-        }
-    }
+                payload: payload?,
+            })
+        })
+        .collect()
 }
 
 fn made_metadata(index: &MediaIndex) -> Vec<u8> {

@@ -549,6 +549,24 @@ impl ControlServer {
             }
             Call::Vod { app, instance } => self.list_files(token, id, app, instance),
             Call::Multicast(call) => self.multicast(token, id, call),
+            Call::AppReload { app } => match self.shared.scripts.as_ref() {
+                Some(scripts) if scripts.has_app(&app) => {
+                    scripts.send(crate::scripts::ToScripts::ReloadApp(app.clone()));
+                    let message = format!("the scripts of {app} are reloaded");
+                    self.respond(
+                        token,
+                        id,
+                        Reply::Done {
+                            done: true,
+                            message: Some(message),
+                        },
+                    )
+                }
+                _ => {
+                    let why = format!("{app} is not a scripted application");
+                    self.respond_error(token, id, "not_found", &why)
+                }
+            },
             Call::Reload => match self.config.reload(&self.shared) {
                 Ok(message) => self.respond(
                     token,

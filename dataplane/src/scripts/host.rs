@@ -1,0 +1,613 @@
+//! The script thread: every application instance's context, the scripts' timers, and the
+//! routing of what scripts ask for to the workers that hold the clients.
+//!
+//! One thread for the process, not one per instance: an instance's script work is small
+//! (connects, calls, timers), a context costs a few hundred KiB, and every entry is bounded
+//! by the time budget, so one runaway instance delays the others by at most that budget
+//! before it is unloaded. Workers never wait for this thread: they post and go on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control_protocol::{RpcClient, RpcOutcome, RpcRequest, CALL_FAILED};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use super::app_dir;
+use super::context::{self, Budget, Fatal, Op, Outcome, ScriptContext};
+use super::{FromScripts, ScriptsConfig, ToScripts};
+use crate::app::instance::InstanceKey;
+use crate::app::net_connection::DEFAULT_INSTANCE;
+use crate::engine::cross::{ControlInbound, WorkerMsg};
+use crate::engine::Shared;
+
+/// The longest the thread sleeps with no timer due (it wakes on every message anyway).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+struct Instance {
+    /// Tells this load apart from an earlier one of the same key (timers of an unloaded
+    /// context must not fire into its successor).
+    generation: u64,
+    ctx: ScriptContext,
+    /// Accepted clients and the worker of each.
+    clients: HashMap<u64, usize>,
+    /// Clients waiting for onConnect's decision: their worker and connect request.
+    pending: HashMap<u64, (usize, u64)>,
+}
+
+struct Host {
+    shared: Arc<Shared>,
+    config: ScriptsConfig,
+    instances: HashMap<InstanceKey, Instance>,
+    generation: u64,
+    /// Scripts' timers: (when, sequence), and what each is.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_of: HashMap<u64, (InstanceKey, u64, u64)>,
+    timer_seq: u64,
+    /// Scripts' calls to the manager by request id: the instance, its load and its call.
+    manager_calls: HashMap<u64, (InstanceKey, u64, u64)>,
+}
+
+/// Starts the script thread for `shared` (whose `scripts` handle sends to `rx`).
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    rx: Receiver<ToScripts>,
+    config: &crate::config::Config,
+) -> Result<(), String> {
+    let scripts = config.scripts.clone();
+    refresh_apps(&shared, &scripts);
+    std::thread::Builder::new()
+        .name("strata-scripts".into())
+        .spawn(move || {
+            // Built here: contexts are not Send, they live and die on this thread.
+            let host = Host {
+                shared,
+                config: scripts,
+                instances: HashMap::new(),
+                generation: 0,
+                timers: BinaryHeap::new(),
+                timer_of: HashMap::new(),
+                timer_seq: 0,
+                manager_calls: HashMap::new(),
+            };
+            host.run(rx)
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the script thread: {e}"))
+}
+
+impl Host {
+    fn run(mut self, rx: Receiver<ToScripts>) {
+        self.load_on_startup();
+        loop {
+            let now = Instant::now();
+            let wait = self.timers.peek().map_or(IDLE_WAIT, |Reverse((at, _))| {
+                at.saturating_duration_since(now)
+            });
+            match rx.recv_timeout(wait) {
+                Ok(msg) => self.on_message(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.run_timers();
+        }
+    }
+
+    fn dir(&self) -> Option<PathBuf> {
+        self.config.dir.clone()
+    }
+
+    fn refresh_apps(&self) {
+        refresh_apps(&self.shared, &self.config);
+    }
+
+    fn load_on_startup(&mut self) {
+        for app in self.config.load_on_startup.clone() {
+            let key = InstanceKey::new(&app, DEFAULT_INSTANCE);
+            if !self.instances.contains_key(&key) {
+                if let Err(e) = self.load(&key) {
+                    error!(app = %key.app, instance = %key.instance, error = %e, "application not loaded at start");
+                }
+            }
+        }
+    }
+
+    fn post(&self, worker: usize, msg: FromScripts) {
+        if let Some(m) = self.shared.mailboxes.get(worker) {
+            m.post(WorkerMsg::Script(msg));
+            m.wake();
+        }
+    }
+
+    fn post_all(&self, msg: impl Fn() -> FromScripts) {
+        for w in 0..self.shared.mailboxes.len() {
+            self.post(w, msg());
+        }
+    }
+
+    fn on_message(&mut self, msg: ToScripts) {
+        match msg {
+            ToScripts::Connect {
+                worker,
+                request,
+                instance,
+                client,
+                client_id,
+                args,
+            } => self.connect(worker, request, instance, client, client_id, args),
+            ToScripts::Disconnect { instance, client } => {
+                let Some(i) = self.instances.get_mut(&instance) else {
+                    return;
+                };
+                // A client still waiting for onConnect is forgotten too (no onDisconnect).
+                let waited = i.pending.remove(&client).is_some();
+                if i.clients.remove(&client).is_some() || waited {
+                    let ev = json!({"type": "disconnect", "client": client});
+                    self.event(&instance, &ev, "onDisconnect");
+                }
+            }
+            ToScripts::Call {
+                worker,
+                request,
+                instance,
+                client,
+                method,
+                args,
+            } => {
+                let outcome = self.call(&instance, client, &method, args);
+                if let Some(m) = self.shared.mailboxes.get(worker) {
+                    m.post(WorkerMsg::RpcAnswer { request, outcome });
+                    m.wake();
+                }
+            }
+            ToScripts::CallResult {
+                instance,
+                call,
+                ok,
+                value,
+            } => {
+                let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
+                self.event(&instance, &ev, "a call's onResult");
+            }
+            ToScripts::Stream {
+                instance,
+                client,
+                name,
+                publish,
+            } => {
+                let kind = if publish { "publish" } else { "unpublish" };
+                let ev = json!({"type": kind, "client": client, "name": name});
+                self.event(
+                    &instance,
+                    &ev,
+                    if publish { "onPublish" } else { "onUnpublish" },
+                );
+            }
+            ToScripts::ManagerAnswer { request, outcome } => {
+                let Some((key, generation, call)) = self.manager_calls.remove(&request) else {
+                    return;
+                };
+                if self.instances.get(&key).map(|i| i.generation) != Some(generation) {
+                    return;
+                }
+                let (ok, value) = match outcome {
+                    RpcOutcome { error: Some(e), .. } => {
+                        (false, json!({"code": e.code, "description": e.description}))
+                    }
+                    RpcOutcome { result, .. } => (true, result.unwrap_or(Value::Null)),
+                };
+                let ev = json!({"type": "result", "call": call, "ok": ok, "value": value});
+                self.event(&key, &ev, "a manager call's onResult");
+            }
+            ToScripts::So { instance, message } => {
+                let ev = super::so_event::event(&message);
+                self.event(&instance, &ev, "a SharedObject's onSync");
+            }
+            ToScripts::StreamStatus {
+                instance,
+                name,
+                code,
+                details,
+            } => {
+                let ev =
+                    json!({"type": "streamstatus", "name": name, "code": code, "details": details});
+                self.event(&instance, &ev, "a Stream's onStatus");
+            }
+            ToScripts::Reload(config) => self.reload(&config.scripts),
+            ToScripts::ReloadApp(app) => self.reload_app(&app),
+        }
+    }
+
+    /// Loads `key`'s context and runs onAppStart.
+    fn load(&mut self, key: &InstanceKey) -> Result<(), Fatal> {
+        let dir = self
+            .dir()
+            .ok_or_else(|| Fatal::Load("no [scripts] dir".into()))?;
+        let (folder, main) = app_dir::main_script(&dir, &key.app)
+            .ok_or_else(|| Fatal::Load(format!("no main script for {}", key.app)))?;
+        let started = Instant::now();
+        let (ctx, ops) =
+            ScriptContext::load(&key.app, &key.instance, &folder, &main, self.budget())?;
+        self.generation += 1;
+        self.instances.insert(
+            key.clone(),
+            Instance {
+                generation: self.generation,
+                ctx,
+                clients: HashMap::new(),
+                pending: HashMap::new(),
+            },
+        );
+        info!(app = %key.app, instance = %key.instance, script = %main.display(),
+            ms = started.elapsed().as_secs_f64() * 1000.0, "application instance loaded");
+        self.apply(key, ops);
+        self.event(key, &json!({"type": "start"}), "onAppStart");
+        if self.instances.contains_key(key) {
+            Ok(())
+        } else {
+            Err(Fatal::Load("unloaded by onAppStart".into()))
+        }
+    }
+
+    fn budget(&self) -> Budget {
+        self.config.budget()
+    }
+
+    fn connect(
+        &mut self,
+        worker: usize,
+        request: u64,
+        key: InstanceKey,
+        client: Value,
+        client_id: u64,
+        args: Vec<Value>,
+    ) {
+        if !self.instances.contains_key(&key) {
+            if let Err(e) = self.load(&key) {
+                error!(app = %key.app, instance = %key.instance, error = %e, "application instance not loaded");
+                return self.post(
+                    worker,
+                    FromScripts::Decided {
+                        request,
+                        accept: false,
+                        error: Value::Null,
+                        reason: "the application failed to load".into(),
+                        access: None,
+                    },
+                );
+            }
+        }
+        if let Some(i) = self.instances.get_mut(&key) {
+            i.pending.insert(client_id, (worker, request));
+        }
+        let ev = json!({"type": "connect", "client": client, "args": args});
+        self.event(&key, &ev, "onConnect");
+    }
+
+    /// A client's call to a script method: the method's result, or `_error` with what it
+    /// threw.
+    fn call(
+        &mut self,
+        key: &InstanceKey,
+        client: u64,
+        method: &str,
+        args: Vec<Value>,
+    ) -> RpcOutcome {
+        let ev = json!({"type": "call", "client": client, "method": method, "args": args});
+        match self.dispatch(key, &ev) {
+            None => RpcOutcome::failed("The application is not loaded."),
+            Some(out) => {
+                if let Some(e) = &out.error {
+                    warn!(app = %key.app, instance = %key.instance, at = e.place(), method,
+                        "script exception: {}", e.message);
+                    let outcome = RpcOutcome::error(CALL_FAILED, e.message.clone());
+                    self.apply(key, out.ops);
+                    return outcome;
+                }
+                let result = out.result.clone();
+                self.apply(key, out.ops);
+                match result {
+                    Some(v) => RpcOutcome::result(v),
+                    None => RpcOutcome {
+                        result: None,
+                        error: None,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Gives `key`'s script event `ev` (`what` names it in logs) and carries out what it
+    /// asked for.
+    fn event(&mut self, key: &InstanceKey, ev: &Value, what: &str) {
+        let Some(out) = self.dispatch(key, ev) else {
+            return;
+        };
+        if let Some(e) = &out.error {
+            warn!(app = %key.app, instance = %key.instance, at = e.place(), "script exception in {what}: {}", e.message);
+        }
+        self.apply(key, out.ops);
+    }
+
+    /// One entry into the script; a budget overrun unloads the instance (None).
+    fn dispatch(&mut self, key: &InstanceKey, ev: &Value) -> Option<Outcome> {
+        let i = self.instances.get_mut(key)?;
+        match i.ctx.dispatch(ev) {
+            Ok(out) => {
+                if i.ctx.memory_used() >= self.config.budget().memory {
+                    self.unload(key, &Fatal::Memory(self.config.budget().memory).to_string());
+                    return None;
+                }
+                Some(out)
+            }
+            Err(f) => {
+                self.unload(key, &f.to_string());
+                None
+            }
+        }
+    }
+
+    fn apply(&mut self, key: &InstanceKey, ops: Vec<Op>) {
+        for op in ops {
+            let Some(i) = self.instances.get_mut(key) else {
+                return;
+            };
+            match op {
+                Op::Accept {
+                    client,
+                    read,
+                    write,
+                } => {
+                    let access = crate::app::access::Access::parse(
+                        read.as_deref().unwrap_or("/"),
+                        write.as_deref().unwrap_or("/"),
+                    );
+                    if let Some((worker, request)) = i.pending.remove(&client) {
+                        i.clients.insert(client, worker);
+                        self.post(
+                            worker,
+                            FromScripts::Decided {
+                                request,
+                                accept: true,
+                                error: Value::Null,
+                                reason: "accepted by the script".into(),
+                                access,
+                            },
+                        );
+                    }
+                }
+                Op::Reject { client, error } => {
+                    if let Some((worker, request)) = i.pending.remove(&client) {
+                        self.post(
+                            worker,
+                            FromScripts::Decided {
+                                request,
+                                accept: false,
+                                error,
+                                reason: "rejected by the script".into(),
+                                access: None,
+                            },
+                        );
+                    }
+                }
+                Op::Disconnect { client } => {
+                    if let Some(&worker) = i.clients.get(&client) {
+                        self.post(worker, FromScripts::Disconnect { client });
+                    }
+                }
+                Op::Broadcast { method, args } => self.post_all(|| FromScripts::Broadcast {
+                    instance: key.clone(),
+                    method: method.clone(),
+                    args: args.clone(),
+                }),
+                Op::Call {
+                    client,
+                    method,
+                    call,
+                    args,
+                } => {
+                    if let Some(&worker) = i.clients.get(&client) {
+                        self.post(
+                            worker,
+                            FromScripts::CallClient {
+                                instance: key.clone(),
+                                client,
+                                method,
+                                args,
+                                call,
+                            },
+                        );
+                    }
+                }
+                Op::Manager { method, call, args } => {
+                    let generation = i.generation;
+                    self.call_manager(key, generation, method, call, args);
+                }
+                Op::So {
+                    name,
+                    persistent,
+                    action,
+                } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::So {
+                            instance: key.clone(),
+                            name,
+                            persistent,
+                            action,
+                        },
+                    );
+                }
+                Op::Stream { name, action } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::Stream {
+                            instance: key.clone(),
+                            name,
+                            action,
+                        },
+                    );
+                }
+                Op::Timer { id, ms } => {
+                    let generation = i.generation;
+                    self.timer_seq += 1;
+                    let at = Instant::now() + Duration::from_millis(ms.clamp(0.0, 1e12) as u64);
+                    self.timers.push(Reverse((at, self.timer_seq)));
+                    self.timer_of
+                        .insert(self.timer_seq, (key.clone(), generation, id));
+                }
+            }
+        }
+    }
+
+    /// Sends a script's call to the manager through the control thread, as a client's
+    /// call to an application method goes (client id 0, address "script").
+    fn call_manager(
+        &mut self,
+        key: &InstanceKey,
+        generation: u64,
+        method: String,
+        call: u64,
+        args: Vec<Value>,
+    ) {
+        let request = self.shared.next_auth_id.fetch_add(1, Ordering::Relaxed);
+        if !self.shared.rpc_manager.load(Ordering::Relaxed) {
+            if call != 0 {
+                let ev = json!({"type": "result", "call": call, "ok": false,
+                    "value": {"code": CALL_FAILED, "description": "No manager answers calls."}});
+                self.event(key, &ev, "a manager call's onStatus");
+            }
+            return;
+        }
+        if call != 0 {
+            self.manager_calls
+                .insert(request, (key.clone(), generation, call));
+        }
+        let ask = RpcRequest {
+            request,
+            app: key.app.clone(),
+            instance: key.instance.clone(),
+            client: RpcClient {
+                id: 0,
+                addr: "script".into(),
+                tc_url: None,
+                object_encoding: 0.0,
+            },
+            method,
+            args,
+        };
+        // The answer comes to the owner worker, which passes it on.
+        let worker = key.owner(self.shared.mailboxes.len());
+        self.shared.control.post(ControlInbound::Rpc {
+            worker,
+            request: ask,
+        });
+        self.shared.control.wake();
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, seq))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some((key, generation, id)) = self.timer_of.remove(&seq) else {
+                continue;
+            };
+            if self.instances.get(&key).map(|i| i.generation) == Some(generation) {
+                self.event(&key, &json!({"type": "timer", "id": id}), "a timer");
+            }
+        }
+    }
+
+    /// Unloads `key`: its waiting clients are refused, its clients on every worker get
+    /// NetConnection.Connect.AppShutdown, and its context and timers go.
+    fn unload(&mut self, key: &InstanceKey, reason: &str) {
+        let Some(i) = self.instances.remove(key) else {
+            return;
+        };
+        error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
+            "application instance unloaded");
+        for (_, (worker, request)) in i.pending {
+            self.post(
+                worker,
+                FromScripts::Decided {
+                    request,
+                    accept: false,
+                    error: Value::Null,
+                    reason: format!("the application was unloaded: {reason}"),
+                    access: None,
+                },
+            );
+        }
+        self.post_all(|| FromScripts::Shutdown {
+            instance: key.clone(),
+            reason: reason.to_string(),
+        });
+        let owner = key.owner(self.shared.mailboxes.len());
+        self.post(
+            owner,
+            FromScripts::SoLeave {
+                instance: key.clone(),
+            },
+        );
+        // Its timers find no instance of their generation and are dropped when due.
+    }
+
+    /// A new configuration: instances whose scripts changed on disk (or whose folder
+    /// moved) are stopped and unloaded, so their next client loads the new scripts;
+    /// other instances and their clients are untouched.
+    /// Unloads `app`'s instances whatever changed; the next client (or load_on_startup)
+    /// loads its scripts again.
+    fn reload_app(&mut self, app: &str) {
+        self.refresh_apps();
+        let stale: Vec<InstanceKey> = self
+            .instances
+            .keys()
+            .filter(|k| k.app == app)
+            .cloned()
+            .collect();
+        for key in stale {
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
+            self.unload(&key, "its scripts were reloaded by the operator");
+        }
+        self.load_on_startup();
+    }
+
+    fn reload(&mut self, config: &ScriptsConfig) {
+        let dir_changed = config.dir != self.config.dir;
+        self.config = config.clone();
+        self.refresh_apps();
+        let stale: Vec<InstanceKey> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| dir_changed || context::changed(&i.ctx.files()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
+            self.unload(&key, "its scripts were reloaded");
+        }
+        self.load_on_startup();
+    }
+}
+
+/// Tells the workers which applications have a main script now.
+fn refresh_apps(shared: &Shared, config: &ScriptsConfig) {
+    let apps = config
+        .dir
+        .as_deref()
+        .map(app_dir::scripted_apps)
+        .unwrap_or_default();
+    if let Some(s) = &shared.scripts {
+        s.set_apps(apps);
+    }
+}

@@ -1,0 +1,302 @@
+//! The script context in memory: the AMS API's answers, exceptions with their place, and
+//! the budgets.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::context::{Budget, Fatal, Op, ScriptContext};
+
+fn app(tag: &str, files: &[(&str, &str)]) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-script-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(d.join(name), text).expect("write");
+    }
+    d
+}
+
+fn budget() -> Budget {
+    Budget {
+        time: Duration::from_millis(200),
+        memory: 16 * 1024 * 1024,
+    }
+}
+
+fn load(tag: &str, main: &str) -> (ScriptContext, Vec<Op>) {
+    let d = app(tag, &[("main.asc", main)]);
+    ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget()).expect("loads")
+}
+
+/// The accept of a client whose access the script left as it was (everything).
+fn accepted(client: u64) -> Op {
+    Op::Accept {
+        client,
+        read: Some("/".into()),
+        write: Some("/".into()),
+    }
+}
+
+fn connect(id: u64, args: serde_json::Value) -> serde_json::Value {
+    json!({"type": "connect", "client": {"id": id, "ip": "127.0.0.1", "agent": "LNX 9"}, "args": args})
+}
+
+#[test]
+fn on_connect_decides_now_or_later() {
+    let (mut s, ops) = load(
+        "connect",
+        r#"
+        var waiting = null;
+        application.onConnect = function (c, user) {
+            if (user == "ok") return true;
+            if (user == "no") { application.rejectConnection(c, {why: "bad user"}); return; }
+            waiting = c;
+            setTimeout(function () { application.acceptConnection(waiting); }, 10);
+        };
+        setInterval(function () {}, 1000);
+        "#,
+    );
+    assert_eq!(
+        ops,
+        vec![Op::Timer { id: 1, ms: 1000.0 }],
+        "top-level timers are taken"
+    );
+    let out = s.dispatch(&connect(1, json!(["ok"]))).expect("runs");
+    assert_eq!(out.ops, vec![accepted(1)]);
+    let out = s.dispatch(&connect(2, json!(["no"]))).expect("runs");
+    assert_eq!(
+        out.ops,
+        vec![Op::Reject {
+            client: 2,
+            error: json!({"why": "bad user"})
+        }]
+    );
+    let out = s.dispatch(&connect(3, json!(["later"]))).expect("runs");
+    assert_eq!(out.ops, vec![Op::Timer { id: 2, ms: 10.0 }], "pending");
+    let out = s
+        .dispatch(&json!({"type": "timer", "id": 2}))
+        .expect("runs");
+    assert_eq!(out.ops, vec![accepted(3)]);
+}
+
+#[test]
+fn client_methods_answer_calls_and_exceptions_name_their_place() {
+    let (mut s, _) = load(
+        "calls",
+        "Client.prototype.add = function (a, b) { return a + b; };\n\
+         application.onConnect = function (c) {\n\
+           c.whoami = function () { return this.ip + ' ' + this.agent; };\n\
+           c.fail = function () { throw new Error('no such room'); };\n\
+           return true;\n\
+         };\n",
+    );
+    s.dispatch(&connect(7, json!([]))).expect("runs");
+    let call = |s: &mut ScriptContext, method: &str, args| {
+        s.dispatch(&json!({"type": "call", "client": 7, "method": method, "args": args}))
+            .expect("runs")
+    };
+    assert_eq!(call(&mut s, "add", json!([2, 3])).result, Some(json!(5)));
+    assert_eq!(
+        call(&mut s, "whoami", json!([])).result,
+        Some(json!("127.0.0.1 LNX 9"))
+    );
+    let e = call(&mut s, "fail", json!([])).error.expect("thrown");
+    assert_eq!(e.message, "no such room");
+    assert_eq!(e.place(), "main.asc:4:34", "{e:?}");
+    for hidden in ["call", "toString", "missing", "constructor"] {
+        assert!(call(&mut s, hidden, json!([])).error.is_some(), "{hidden}");
+    }
+}
+
+#[test]
+fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
+    let (mut s, _) = load(
+        "budget",
+        "application.onConnect = function (c, what) {\n\
+           while (true) {}\n\
+         };\n",
+    );
+    let started = Instant::now();
+    assert_eq!(
+        s.dispatch(&connect(1, json!(["loop"]))).err(),
+        Some(Fatal::Time(200))
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The memory budget alone (time enough that a busy machine cannot hit the time
+    // budget first).
+    let d = app(
+        "hoard",
+        &[(
+            "main.asc",
+            "application.onConnect = function () {\n\
+               var a = []; while (true) { a.push(new Array(10000).join('x') + a.length); }\n\
+             };\n",
+        )],
+    );
+    let generous = Budget {
+        time: Duration::from_secs(30),
+        ..budget()
+    };
+    let (mut s, _) =
+        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
+    assert!(matches!(
+        s.dispatch(&connect(2, json!([]))),
+        Err(Fatal::Memory(_))
+    ));
+}
+
+#[test]
+fn load_reads_files_of_the_application_only() {
+    let d = app(
+        "load",
+        &[
+            ("main.asc", "load('lib.asc'); var loaded = helper();"),
+            ("lib.asc", "function helper() { return 1; }"),
+        ],
+    );
+    let (s, _) =
+        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget()).expect("ok");
+    assert_eq!(s.files().len(), 2);
+    std::fs::write(d.join("escape.asc"), "load('../x.asc');").expect("write");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("escape.asc"), budget())
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("inside the application"), "{e}");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("lib.asc"), budget());
+    assert!(e.is_ok());
+    std::fs::write(d.join("bad.asc"), "var x = ;").expect("write");
+    let e = ScriptContext::load("chat", "_definst_", &d, &d.join("bad.asc"), budget())
+        .err()
+        .expect("a syntax error");
+    assert!(e.to_string().contains("bad.asc"), "{e}");
+}
+
+#[test]
+fn shared_objects_mirror_the_owner_and_report_other_changes() {
+    let (mut s, ops) = load(
+        "so",
+        r#"
+        var so = SharedObject.get("room", true);
+        var synced = [];
+        so.onSync = function (list) { list.forEach(function (c) { synced.push(c.code + ":" + (c.name || "")); }); };
+        so.setProperty("topic", "rust");
+        Client.prototype.state = function () {
+            return { topic: so.getProperty("topic"), names: so.getPropertyNames(), size: so.size(), synced: synced };
+        };
+        application.onConnect = function () { return true; };
+        "#,
+    );
+    use super::ScriptSoAction as A;
+    let so_op = |action| Op::So {
+        name: "room".into(),
+        persistent: true,
+        action,
+    };
+    assert_eq!(
+        ops,
+        vec![
+            so_op(A::Use),
+            so_op(A::Set {
+                key: "topic".into(),
+                value: json!("rust")
+            })
+        ]
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    // The echo of our own change, then a client's change and removal.
+    let update = json!({"type": "so", "name": "room", "version": 2, "events": [
+        {"t": "change", "slots": {"topic": "rust"}},
+        {"t": "change", "slots": {"mood": "good"}},
+        {"t": "remove", "key": "mood"},
+    ]});
+    s.dispatch(&update).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "state", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(
+            json!({"topic": "rust", "names": ["topic"], "size": 1, "synced": ["change:mood", "delete:mood"]})
+        )
+    );
+}
+
+#[test]
+fn a_server_stream_plays_a_playlist_and_hears_its_statuses() {
+    let (mut s, ops) = load(
+        "stream",
+        r#"
+        var heard = [];
+        var tv = Stream.get("tv");
+        tv.onStatus = function (info) { heard.push(info.code + "/" + info.level); };
+        tv.play("intro", 0, -1);
+        tv.play("show", 2.5, 10, false);
+        tv.send("onCue", "ad");
+        Client.prototype.heard = function () { return heard; };
+        Client.prototype.stop = function () { Stream.get("tv").play(false); };
+        "#,
+    );
+    use super::ScriptStreamAction as A;
+    let op = |action| Op::Stream {
+        name: "tv".into(),
+        action,
+    };
+    assert_eq!(
+        ops,
+        vec![
+            op(A::Play {
+                source: "intro".into(),
+                start: 0.0,
+                len: -1.0,
+                reset: true
+            }),
+            op(A::Play {
+                source: "show".into(),
+                start: 2500.0,
+                len: 10_000.0,
+                reset: false
+            }),
+            op(A::Send {
+                handler: "onCue".into(),
+                args: vec![json!("ad")]
+            }),
+        ],
+        "seconds become the ms a play carries; reset defaults to true"
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    for code in ["NetStream.Play.Start", "NetStream.Play.StreamNotFound"] {
+        let ev = json!({"type": "streamstatus", "name": "tv", "code": code, "details": "intro"});
+        s.dispatch(&ev).expect("runs");
+    }
+    let call = |s: &mut ScriptContext, m: &str| {
+        s.dispatch(&json!({"type": "call", "client": 1, "method": m, "args": []}))
+            .expect("runs")
+    };
+    assert_eq!(
+        call(&mut s, "heard").result,
+        Some(json!([
+            "NetStream.Play.Start/status",
+            "NetStream.Play.StreamNotFound/error"
+        ]))
+    );
+    assert_eq!(call(&mut s, "stop").ops, vec![op(A::Stop)]);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// What a peer controls (the method it calls, its arguments, its connect arguments)
+    /// never breaks the context: an answer or an exception, never an engine failure.
+    #[test]
+    fn peers_cannot_break_the_context(method in ".{0,40}", text in ".{0,200}", n in proptest::num::f64::ANY) {
+        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };")]);
+        let (mut s, _) = ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget())
+            .expect("loads");
+        s.dispatch(&connect(1, json!([text.clone(), {"$undefined": true}]))).expect("connects");
+        let call = json!({"type": "call", "client": 1, "method": method, "args": [text, n]});
+        let out = s.dispatch(&call);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
+    }
+}
