@@ -5,8 +5,8 @@ mod amf;
 mod client_session;
 mod flv;
 mod host_ini;
-mod rtmfp;
 mod mpegts;
+mod rtmfp;
 mod rtmp;
 mod session;
 mod shared_object;
@@ -16,10 +16,10 @@ pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use flv::{flv_recording_seed, flv_recovery};
 pub use host_ini::host_ini;
+pub use mpegts::{mpegts_mux, mpegts_seed};
 pub use rtmfp::{
     rtmfp_chunks, rtmfp_flash_message, rtmfp_handshake, rtmfp_packet, rtmfp_reassembly, rtmfp_seeds,
 };
-pub use mpegts::{mpegts_mux, mpegts_seed};
 pub use rtmp::*;
 pub use session::rtmp_session;
 pub use shared_object::{shared_object_file, shared_object_message};

@@ -30,11 +30,13 @@ const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
 /// receiver joining finds them without a key frame to wait for.
 const AUDIO_ONLY_TABLES_MS: u32 = 500;
 
+#[derive(Clone)]
 struct VideoTrack {
     codec: VideoCodec,
     sets: ParameterSets,
 }
 
+#[derive(Clone)]
 struct AudioTrack {
     codec: AudioCodec,
     /// AAC only: from the sequence header.
@@ -52,7 +54,7 @@ pub(crate) struct Muxed {
     pub(crate) timestamp: u32,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Counters {
     pat: u8,
     pmt: u8,
@@ -89,6 +91,57 @@ impl TsMuxer {
     pub(crate) fn discontinuity(&mut self) {
         self.video_discontinuity = true;
         self.audio_discontinuity = true;
+    }
+
+    /// What an output joining a stream already under way starts from: `frames` (the GOP
+    /// cache: headers, a key frame and the frames since, every one already pushed here)
+    /// muxed by a fork of this muxer (same tracks and PMT version) whose continuity
+    /// counters end where this muxer's stand, so that the shared packets of the next
+    /// frames continue them without a gap on the joining output's group. These bytes are
+    /// the joining output's own; the other outputs never see them.
+    ///
+    /// Muxed twice: once to count each PID's packets, once from counters set back by that
+    /// count (the muxer is deterministic, so the second pass ends exactly here). Once per
+    /// output added, never per frame.
+    pub(crate) fn catch_up<'a, I>(&self, frames: I) -> Vec<Muxed>
+    where
+        I: Iterator<Item = (u8, u32, &'a [u8])> + Clone,
+    {
+        let mut count = self.fork(Counters::default());
+        for (type_id, timestamp, payload) in frames.clone() {
+            // A frame the muxer refused when it was pushed is refused again: skipped.
+            let _ = count.push(type_id, timestamp, payload);
+        }
+        let back = |now: u8, n: u8| now.wrapping_sub(n) & 0x0f;
+        let start = Counters {
+            pat: back(self.cc.pat, count.cc.pat),
+            pmt: back(self.cc.pmt, count.cc.pmt),
+            video: back(self.cc.video, count.cc.video),
+            audio: back(self.cc.audio, count.cc.audio),
+        };
+        let mut fork = self.fork(start);
+        frames
+            .filter_map(|(type_id, timestamp, payload)| {
+                fork.push(type_id, timestamp, payload).ok().flatten()
+            })
+            .collect()
+    }
+
+    /// A muxer with this one's tracks and PMT version, counting from `cc`, its first
+    /// packets flagging a discontinuity (the group may have carried another stream).
+    fn fork(&self, cc: Counters) -> TsMuxer {
+        TsMuxer {
+            video: self.video.clone(),
+            audio: self.audio.clone(),
+            cc,
+            pmt_version: self.pmt_version,
+            pmt_changed: false,
+            tables_at: None,
+            video_discontinuity: true,
+            audio_discontinuity: true,
+            pes: Vec::new(),
+            header: Vec::new(),
+        }
     }
 
     /// One RTMP message. `Ok(None)`: nothing to send (a configuration, a frame before its

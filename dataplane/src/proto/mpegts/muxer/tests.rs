@@ -274,3 +274,55 @@ proptest! {
         }
     }
 }
+
+/// An output joining mid-stream: the GOP cache (headers, the last key frame and the frames
+/// since) muxed for it alone, then the shared packets of the next frames, read as one
+/// transport stream: it starts on the tables and a key frame, no continuity error where
+/// the two meet, time never goes back; the shared muxer's own stream is undisturbed.
+#[test]
+fn a_joining_output_catches_up_from_the_gop_into_the_shared_counters() {
+    let msgs = clip();
+    let is_config = |(t, _, b): &(u8, u32, Vec<u8>)| {
+        (*t == msg_type::VIDEO || *t == msg_type::AUDIO) && b.get(1) == Some(&0)
+    };
+    let is_key = |(t, _, b): &(u8, u32, Vec<u8>)| {
+        *t == msg_type::VIDEO && b.first().map(|f| f >> 4) == Some(1) && b.get(1) == Some(&1)
+    };
+    let videos_before = |i: usize| msgs[..i].iter().filter(|m| m.0 == msg_type::VIDEO).count();
+    // Join after about 15 pictures, past the first key frame.
+    let cut = (0..msgs.len()).find(|&i| videos_before(i) >= 16).unwrap();
+    let key_at = (0..cut).rev().find(|&i| is_key(&msgs[i])).unwrap();
+    let mut shared = TsMuxer::new();
+    let before = mux_all(&mut shared, &msgs[..cut]);
+    let gop: Vec<&(u8, u32, Vec<u8>)> = msgs[..cut]
+        .iter()
+        .filter(|m| is_config(m))
+        .chain(msgs[key_at..cut].iter())
+        .collect();
+    let start = shared.catch_up(gop.iter().map(|(t, ts, b)| (*t, *ts, &b[..])));
+    let after = mux_all(&mut shared, &msgs[cut..]);
+    assert!(start[0].key, "starts on the tables and a key frame");
+    assert!(start.len() > 10, "the whole GOP: {}", start.len());
+    let mut joined = Reader::default();
+    for f in start.iter().chain(&after) {
+        joined.read(&f.bytes);
+    }
+    assert_eq!(joined.cc_errors, 0);
+    let video = &joined.units[&VIDEO_PID];
+    assert_eq!(video[0].0 & 0x40, 0x40, "random access first");
+    let mut last_dts = 0;
+    for (_, pes) in video {
+        let (pts, dts) = pes_pts(pes);
+        let dts = dts.unwrap_or(pts);
+        assert!(dts >= last_dts);
+        last_dts = dts;
+    }
+    // The same table version as the shared stream's.
+    let pmt = |r: &Reader| r.units[&PMT_PID][0].1[6];
+    let mut whole = Reader::default();
+    for f in before.iter().chain(&after) {
+        whole.read(&f.bytes);
+    }
+    assert_eq!(whole.cc_errors, 0);
+    assert_eq!(pmt(&joined), pmt(&whole));
+}
