@@ -204,12 +204,10 @@ fn a_new_codec_changes_the_pmt_version() {
     assert_eq!(r.units[&PMT_PID][0].1[18], stream_type::MPEG1_AUDIO);
 }
 
-/// ffprobe reads what we mux: h264 at the clip's size, aac, every frame.
-#[test]
-fn ffprobe_reads_the_muxed_clip() {
-    let mut m = TsMuxer::new();
-    let muxed = mux_all(&mut m, &clip());
-    let path = std::env::temp_dir().join(format!("strata-mpegts-{}.ts", std::process::id()));
+/// What ffprobe reads from `muxed` (written to a file): each stream's codec, size and
+/// frame count, one line each. ffprobe must not complain.
+fn ffprobe_streams(muxed: &[Muxed], name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("strata-{name}-{}.ts", std::process::id()));
     let bytes: Vec<u8> = muxed.iter().flat_map(|f| f.bytes.iter().copied()).collect();
     std::fs::write(&path, &bytes).expect("write the muxed file");
     let out = std::process::Command::new("ffprobe")
@@ -233,8 +231,47 @@ fn ffprobe_reads_the_muxed_clip() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The streams, then (after a blank line) the same streams as the program lists them.
-    let streams = text.split("\n\n").next().unwrap_or_default();
-    assert_eq!(streams.trim(), "h264|64|48|25\naac|45", "{text}");
+    text.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// ffprobe reads what we mux: h264 at the clip's size, aac, every frame.
+#[test]
+fn ffprobe_reads_the_muxed_clip() {
+    let mut m = TsMuxer::new();
+    let muxed = mux_all(&mut m, &clip());
+    let streams = ffprobe_streams(&muxed, "mpegts");
+    assert_eq!(streams, "h264|64|48|25\naac|45", "{streams}");
+}
+
+/// HEVC as Enhanced RTMP carries it (the VOD indexer makes those messages from an x265
+/// MP4: hvcC, then frames): ffprobe reads hevc at the file's size, every frame. (ffmpeg
+/// 5.1's FLV muxer cannot publish HEVC, so no end-to-end test publishes it.)
+#[test]
+fn ffprobe_reads_muxed_hevc() {
+    use crate::media::vod::content_path::FileFormat;
+    use crate::media::vod::indexer::index_bytes;
+    const HEVC_OPUS: &[u8] = include_bytes!("../../../media/vod/testdata/hevc_opus.mp4");
+    let index = index_bytes(FileFormat::Iso, HEVC_OPUS).expect("indexed");
+    let header = index.video_header.clone().expect("hvcC");
+    let mut m = TsMuxer::new();
+    assert!(m.push(msg_type::VIDEO, 0, &header).expect("hvcC").is_none());
+    let muxed: Vec<Muxed> = index
+        .samples
+        .iter()
+        .filter(|s| s.type_id() == msg_type::VIDEO)
+        .filter_map(|s| {
+            let at = s.offset as usize;
+            let (type_id, body) = index.message(s, &HEVC_OPUS[at..at + s.size as usize]);
+            m.push(type_id, s.timestamp, &body).expect("an HEVC frame")
+        })
+        .collect();
+    assert!(muxed[0].key);
+    let streams = ffprobe_streams(&muxed, "mpegts-hevc");
+    assert_eq!(streams, "hevc|64|48|13", "{streams}");
 }
 
 proptest! {
