@@ -75,6 +75,12 @@ pub(crate) struct TsMuxer {
     /// The next PES on each PID flags a discontinuity (a new source).
     video_discontinuity: bool,
     audio_discontinuity: bool,
+    /// The next tables flag it too: their counters may jump as well.
+    tables_discontinuity: bool,
+    /// After a discontinuity nothing is muxed before a place to start: every output of
+    /// the new source waits for one, and a frame they would drop must not carry away the
+    /// flags (a receiver would see the counters jump unflagged).
+    await_key: bool,
     /// Scratch for one PES (header room, then the elementary stream), kept between frames.
     pes: Vec<u8>,
     header: Vec<u8>,
@@ -91,6 +97,8 @@ impl TsMuxer {
     pub(crate) fn discontinuity(&mut self) {
         self.video_discontinuity = true;
         self.audio_discontinuity = true;
+        self.tables_discontinuity = true;
+        self.await_key = true;
     }
 
     /// What an output joining a stream already under way starts from: `frames` (the GOP
@@ -139,6 +147,8 @@ impl TsMuxer {
             tables_at: None,
             video_discontinuity: true,
             audio_discontinuity: true,
+            tables_discontinuity: true,
+            await_key: true,
             pes: Vec::new(),
             header: Vec::new(),
         }
@@ -206,8 +216,12 @@ impl TsMuxer {
         timestamp: u32,
         data: &[u8],
     ) -> Result<Option<Muxed>, MuxError> {
-        let Some(track) = self.video.as_ref().filter(|v| v.codec == codec) else {
-            return Ok(None); // no configuration for this codec yet
+        let configured = self.video.as_ref().is_some_and(|v| v.codec == codec);
+        if !configured || !self.may_start(key) {
+            return Ok(None); // no configuration for this codec yet, or not a start
+        }
+        let Some(track) = self.video.as_ref() else {
+            return Ok(None);
         };
         let syntax = match codec {
             VideoCodec::H264 => NalSyntax::H264,
@@ -264,6 +278,9 @@ impl TsMuxer {
                     None => true,
                     Some(at) => timestamp.wrapping_sub(at) >= AUDIO_ONLY_TABLES_MS,
                 });
+        if !self.may_start(key) {
+            return Ok(None);
+        }
         let pts = to_clock(timestamp);
         let mut out = self.start_frame(key, timestamp);
         let flags = UnitFlags {
@@ -286,6 +303,14 @@ impl TsMuxer {
         }))
     }
 
+    /// Whether a frame is muxed: not before a place to start after a discontinuity.
+    fn may_start(&mut self, key: bool) -> bool {
+        if key {
+            self.await_key = false;
+        }
+        !self.await_key
+    }
+
     /// A frame's output buffer, starting with the tables when it is a place to start or
     /// the tracks changed.
     fn start_frame(&mut self, key: bool, timestamp: u32) -> Vec<u8> {
@@ -296,7 +321,8 @@ impl TsMuxer {
                 self.pmt_version = (self.pmt_version + 1) & 0x1f;
                 self.pmt_changed = false;
             }
-            psi::write_pat(&mut out, &mut self.cc.pat);
+            let discontinuity = std::mem::take(&mut self.tables_discontinuity);
+            psi::write_pat(&mut out, &mut self.cc.pat, discontinuity);
             let mut streams = [Elementary {
                 stream_type: 0,
                 pid: 0,
@@ -330,6 +356,7 @@ impl TsMuxer {
             psi::write_pmt(
                 &mut out,
                 &mut self.cc.pmt,
+                discontinuity,
                 self.pmt_version,
                 pcr_pid,
                 &streams[..n],

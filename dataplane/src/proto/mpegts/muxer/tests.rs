@@ -151,6 +151,66 @@ fn a_discontinuity_is_flagged_once_per_pid() {
     assert_eq!(r.units[&AUDIO_PID][1].0 & 0x80, 0);
 }
 
+/// A publisher back on another worker: a fresh muxer there (its counters from 0) after
+/// the old one. A receiver of the group reads no continuity error: every PID's first
+/// packet of the new source, the tables' too, flags the discontinuity.
+#[test]
+fn a_new_source_on_a_fresh_muxer_flags_every_pid() {
+    let msgs = clip();
+    let mut old = TsMuxer::new();
+    let before = mux_all(&mut old, &msgs[..msgs.len() / 2]);
+    let mut fresh = TsMuxer::new();
+    fresh.discontinuity();
+    let after = mux_all(&mut fresh, &msgs);
+    let mut r = Reader::default();
+    for f in before.iter().chain(&after) {
+        r.read(&f.bytes);
+    }
+    assert_eq!(r.cc_errors, 0);
+    let tables = r.units[&PAT_PID].len();
+    assert_eq!(r.units[&PAT_PID][tables - 1].0 & 0x80, 0, "flagged once");
+    let first_new = r.units[&PAT_PID].len() - after.iter().filter(|f| f.key).count();
+    assert_eq!(r.units[&PAT_PID][first_new].0 & 0x80, 0x80);
+    assert_eq!(r.units[&PMT_PID][first_new].0 & 0x80, 0x80);
+}
+
+/// After a discontinuity nothing is muxed before a place to start (the outputs would drop
+/// it and, with it, the flags): audio ahead of the first key frame waits, and the first
+/// audio packets a receiver gets still flag the discontinuity.
+#[test]
+fn after_a_discontinuity_frames_before_a_key_frame_keep_the_flags() {
+    let msgs = clip();
+    let key_at = msgs
+        .iter()
+        .position(|(t, _, b)| {
+            *t == msg_type::VIDEO && b.first() == Some(&0x17) && b.get(1) == Some(&1)
+        })
+        .unwrap();
+    let configs = msgs[..key_at]
+        .iter()
+        .filter(|(_, _, b)| b.get(1) == Some(&0));
+    let audio = msgs[key_at..]
+        .iter()
+        .filter(|(t, _, b)| *t == msg_type::AUDIO && b.get(1) == Some(&1));
+    // Configurations, three audio frames, then the key frame and the rest.
+    let reordered: Vec<_> = configs
+        .chain(audio.take(3))
+        .chain(msgs[key_at..].iter())
+        .cloned()
+        .collect();
+    let mut m = TsMuxer::new();
+    m.discontinuity();
+    let muxed = mux_all(&mut m, &reordered);
+    assert!(muxed[0].key, "nothing before the key frame");
+    let mut r = Reader::default();
+    for f in &muxed {
+        r.read(&f.bytes);
+    }
+    for pid in [PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID] {
+        assert_eq!(r.units[&pid][0].0 & 0x80, 0x80, "pid {pid:#x} flagged");
+    }
+}
+
 #[test]
 fn frames_before_their_configuration_are_not_sent() {
     let mut m = TsMuxer::new();
