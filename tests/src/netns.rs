@@ -56,6 +56,39 @@ impl NetNs {
         ns
     }
 
+    /// IPv6 groups in the namespace. Not on `lo`: the kernel loops IPv6 multicast back
+    /// only from a device that is not a loopback (a send through `lo` with a route for
+    /// ff00::/8 goes out and is never received). So a veth pair of the namespace's own:
+    /// `mc6` up with an address (its `multicast ff00::/8` route appears with it), its
+    /// peer up with IPv6 disabled (else its own multicast route, with no usable source
+    /// address, may be chosen: EADDRNOTAVAIL); a sender's packets to a group come back to
+    /// the namespace's members of it by multicast loopback. Nothing leaves the namespace.
+    pub fn enable_ipv6_multicast(&self) {
+        let n = self.name.as_str();
+        ip(&[
+            "-n", n, "link", "add", "mc6", "type", "veth", "peer", "name", "mc6p",
+        ]);
+        let out = Command::new("ip")
+            .args(["netns", "exec", n, "sysctl", "-qw"])
+            .arg("net.ipv6.conf.mc6p.disable_ipv6=1")
+            .output()
+            .expect("run sysctl in the namespace");
+        assert!(out.status.success(), "sysctl: {out:?}");
+        ip(&["-n", n, "link", "set", "mc6", "up"]);
+        ip(&["-n", n, "link", "set", "mc6p", "up"]);
+        ip(&[
+            "-n",
+            n,
+            "-6",
+            "addr",
+            "add",
+            "fd00::1/64",
+            "dev",
+            "mc6",
+            "nodad",
+        ]);
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -4,10 +4,10 @@
 
 use e2e::netns::NetNs;
 use e2e::publisher::publish_sample;
-use e2e::sample_media::{FPS, HEIGHT, WIDTH};
+use e2e::sample_media::{FPS, GOP_FRAMES, HEIGHT, WIDTH};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{Server, ServerOptions};
-use e2e::tools::{ffprobe_json, ChildGuard};
+use e2e::tools::{ffmpeg, ffprobe_json, ChildGuard};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -416,4 +416,216 @@ fn a_group_without_a_route_is_logged_with_its_errno_and_retried() {
         packets.len()
     );
     assert_eq!(pid(packets[0]), 0, "resumes with the PAT");
+}
+
+/// What ffprobe reads from a group: the codec names.
+fn probe_codecs(group: &str) -> Vec<String> {
+    let probe = ffprobe_json(
+        &["-show_entries", "stream=codec_name", &udp_input(group)],
+        Duration::from_secs(30),
+    );
+    probe["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// MP3 audio (the FLV muxer's own default audio codec): carried as MPEG-1 audio in the
+/// TS, read back by ffprobe from the group with the H.264 video.
+#[test]
+fn mp3_audio_is_read_back_by_ffprobe_from_the_group() {
+    let _ns = NetNs::enter();
+    let group = "239.10.0.9:5000";
+    let srv = server(&output("live/mp3", group, ""));
+    let video = format!("testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}");
+    let gop = GOP_FRAMES.to_string();
+    let url = srv.url("live/mp3");
+    let _publisher = ffmpeg(&[
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        &video,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        &gop,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "libmp3lame",
+        "-f",
+        "flv",
+        &url,
+    ]);
+    let codecs = probe_codecs(group);
+    assert!(
+        codecs.iter().any(|c| c == "h264") && codecs.iter().any(|c| c == "mp3"),
+        "{codecs:?}\n{}",
+        srv.log()
+    );
+}
+
+/// An IPv6 group (ff15::/16, site-local transient), read by ffprobe in the namespace.
+#[test]
+fn an_ipv6_group_is_read_by_ffprobe() {
+    let ns = NetNs::enter();
+    ns.enable_ipv6_multicast();
+    let group = "[ff15::5:1]:5000";
+    let srv = server(&output("live/six", group, ""));
+    let _publisher = publish_sample(&srv.url("live/six"));
+    let codecs = probe_codecs(group);
+    assert!(
+        codecs.iter().any(|c| c == "h264") && codecs.iter().any(|c| c == "aac"),
+        "{codecs:?}\n{}",
+        srv.log()
+    );
+}
+
+/// Continuity errors in received TS packets: per PID, a counter that is not the last one
+/// plus one, on a packet not flagged as a discontinuity. Each as (packet index, PID).
+fn continuity_errors(packets: &[&[u8]]) -> Vec<(usize, u16)> {
+    let mut last = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        let cc = p[3] & 0x0f;
+        if let Some(prev) = last.insert(pid(p), cc) {
+            if (prev + 1) & 0x0f != cc && af_flags(p) & 0x80 == 0 {
+                errors.push((i, pid(p)));
+            }
+        }
+    }
+    errors
+}
+
+/// The PTS of each video PES started in `packets` (90 kHz).
+fn video_pts(packets: &[&[u8]]) -> Vec<u64> {
+    packets
+        .iter()
+        .filter(|p| pid(p) == 0x100 && p[1] & 0x40 != 0)
+        .filter_map(|p| {
+            let start = if p[3] & 0x20 != 0 {
+                5 + p[4] as usize
+            } else {
+                4
+            };
+            let pes = p.get(start..start + 14)?;
+            let t = &pes[9..14];
+            Some(
+                u64::from(t[0] & 0x0e) << 29
+                    | u64::from(t[1]) << 22
+                    | u64::from(t[2] >> 1) << 15
+                    | u64::from(t[3]) << 7
+                    | u64::from(t[4] >> 1),
+            )
+        })
+        .collect()
+}
+
+/// A second output added at run time to a stream whose muxer already runs (a configured
+/// output sends it) starts from the GOP cache's key frame too, not the next one: its first
+/// picture is older than what the first group gets after the add, its first packets are
+/// the tables and a key frame, and its continuity counters run on without an error into
+/// the packets it shares with the first output.
+#[test]
+fn a_second_output_added_at_run_time_starts_from_the_gop_cache() {
+    use control::protocol::{MulticastCall, Reply};
+    let _ns = NetNs::enter();
+    let srv = server(&output("live/cam", "239.10.0.10:5020", ""));
+    let mut first = Raw::join(Ipv4Addr::new(239, 10, 0, 10), 5020);
+    let mut second = Raw::join(Ipv4Addr::new(239, 10, 0, 11), 5022);
+    // The second output's start is a whole GOP at once: room for it in the receive queue
+    // (a loss would read as a continuity error).
+    for r in [&first, &second] {
+        socket2::SockRef::from(&r.socket)
+            .set_recv_buffer_size(4 << 20)
+            .expect("SO_RCVBUF");
+    }
+    let _publisher = publish_sample(&srv.url("live/cam"));
+    receive_for(&mut [&mut first], Duration::from_secs(3));
+    assert!(first.datagrams.len() > 100, "the first output sends");
+    let output = serde_json::from_str(r#"{"stream": "live/cam", "group": "239.10.0.11:5022"}"#)
+        .expect("output");
+    let added = control(&srv, MulticastCall::Add { output });
+    assert!(matches!(added, Reply::Done { done: true, .. }), "{added:?}");
+    let before = first.datagrams.len();
+    receive_for(&mut [&mut first, &mut second], Duration::from_secs(4));
+    let packets = second.packets();
+    assert!(packets.len() > 500, "{} TS packets", packets.len());
+    assert_eq!(pid(packets[0]), 0, "starts with the PAT");
+    let first_video = packets.iter().find(|p| pid(p) == 0x100).expect("video");
+    assert_eq!(af_flags(first_video) & 0x40, 0x40, "on a key frame");
+    assert_eq!(continuity_errors(&packets), []);
+    let after_add: Vec<&[u8]> = first.datagrams[before..]
+        .iter()
+        .flat_map(|(_, d)| d.chunks(188))
+        .collect();
+    let (joined, running) = (video_pts(&packets), video_pts(&after_add));
+    assert!(
+        joined[0] < running[0],
+        "the second output starts from the GOP cache ({}) before what the first sends after the add ({})",
+        joined[0],
+        running[0]
+    );
+
+    // A reload keeps the outputs added at run time: listed, and still sending.
+    let path = srv.control_socket().expect("the server's control socket");
+    let mut c = control::client::ControlClient::connect(path).expect("control socket");
+    let reloaded = c.request(control::protocol::Call::Reload).expect("reload");
+    assert!(
+        matches!(reloaded, Reply::Done { done: true, .. }),
+        "{reloaded:?}"
+    );
+    let Reply::Multicast { multicast } = control(&srv, MulticastCall::List) else {
+        panic!("a list");
+    };
+    assert!(
+        multicast
+            .iter()
+            .any(|m| m.origin == "runtime" && m.output.group.to_string() == "239.10.0.11:5022"),
+        "{multicast:?}"
+    );
+    let sent = second.datagrams.len();
+    receive_for(&mut [&mut second], Duration::from_secs(2));
+    assert!(
+        second.datagrams.len() > sent + 50,
+        "still sending after the reload"
+    );
+}
+
+/// A receiver that stays on the group while the publisher leaves and comes back (on
+/// whichever worker its connection lands) reads no continuity error: the new source's
+/// first packets of every PID, the tables' too, flag the discontinuity.
+#[test]
+fn a_receiver_across_a_publisher_restart_reads_no_continuity_error() {
+    let _ns = NetNs::enter();
+    let srv = server(&output("live/cam", "239.10.0.12:5024", ""));
+    let mut raw = Raw::join(Ipv4Addr::new(239, 10, 0, 12), 5024);
+    socket2::SockRef::from(&raw.socket)
+        .set_recv_buffer_size(4 << 20)
+        .expect("SO_RCVBUF");
+    for _ in 0..2 {
+        let mut publisher = publish_sample(&srv.url("live/cam"));
+        receive_for(&mut [&mut raw], Duration::from_secs(3));
+        publisher.kill();
+        receive_for(&mut [&mut raw], Duration::from_millis(500));
+    }
+    let packets = raw.packets();
+    assert!(packets.len() > 1000, "{} TS packets", packets.len());
+    let tables = packets.iter().filter(|p| pid(p) == 0).count();
+    assert!(tables >= 2, "both sources' tables");
+    assert_eq!(continuity_errors(&packets), []);
+    assert!(
+        srv.log().matches("multicast output started").count() >= 2,
+        "{}",
+        srv.log()
+    );
 }

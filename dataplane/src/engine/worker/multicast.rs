@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, SockAddr, Type};
 
 use super::*;
 use crate::engine::slab::{Slab, SlabRef};
-use crate::media::frame::Frame;
+use crate::media::frame::{Frame, FrameRef};
 use crate::multicast::output::{Output, Part, State};
 use crate::multicast::spec::MulticastSpec;
 use crate::proto::mpegts::muxer::TsMuxer;
@@ -86,6 +86,18 @@ impl Multicasts {
             if let Some(e) = self.entries.get_mut(*r) {
                 e.output.offer(&muxed);
             }
+        }
+    }
+
+    /// An output added to a stream whose muxer runs already: its own start from `gop`
+    /// (see `TsMuxer::catch_up`), queued before the shared frames to come.
+    fn catch_up(&mut self, key: &StreamKey, r: SlabRef, gop: &[FrameRef]) {
+        let (Some(s), Some(e)) = (self.streams.get(key), self.entries.get_mut(r)) else {
+            return;
+        };
+        let frames = gop.iter().map(|f| (f.type_id, f.timestamp, &f.payload[..]));
+        for m in s.muxer.catch_up(frames) {
+            e.output.offer(&m);
         }
     }
 
@@ -294,10 +306,17 @@ impl Worker {
         });
         s.outputs.push(r);
         self.multicasts.active.push(r);
-        // A stream already under way: the first output starts on the GOP cache's key
-        // frame (muxed now); later ones wait for the next key frame of the shared mux.
-        for f in stream.add_multicast() {
-            self.multicasts.offer(key, &f);
+        // A stream already under way: every output starts on the GOP cache's key frame.
+        // The first through the shared muxer (its bytes are every output's); a later one
+        // gets the cache muxed for it alone, its continuity counters leading into the
+        // shared packets of the frames that follow.
+        if new_stream {
+            for f in stream.add_multicast() {
+                self.multicasts.offer(key, &f);
+            }
+        } else {
+            let gop: Vec<FrameRef> = stream.gop.snapshot().cloned().collect();
+            self.multicasts.catch_up(key, r, &gop);
         }
         info!(stream = %key, group = %spec.group, rtp = spec.rtp, "multicast output started");
         self.multicast_event("multicast_start", key, &spec, None);

@@ -30,11 +30,13 @@ const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
 /// receiver joining finds them without a key frame to wait for.
 const AUDIO_ONLY_TABLES_MS: u32 = 500;
 
+#[derive(Clone)]
 struct VideoTrack {
     codec: VideoCodec,
     sets: ParameterSets,
 }
 
+#[derive(Clone)]
 struct AudioTrack {
     codec: AudioCodec,
     /// AAC only: from the sequence header.
@@ -52,7 +54,7 @@ pub(crate) struct Muxed {
     pub(crate) timestamp: u32,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Counters {
     pat: u8,
     pmt: u8,
@@ -73,6 +75,12 @@ pub(crate) struct TsMuxer {
     /// The next PES on each PID flags a discontinuity (a new source).
     video_discontinuity: bool,
     audio_discontinuity: bool,
+    /// The next tables flag it too: their counters may jump as well.
+    tables_discontinuity: bool,
+    /// After a discontinuity nothing is muxed before a place to start: every output of
+    /// the new source waits for one, and a frame they would drop must not carry away the
+    /// flags (a receiver would see the counters jump unflagged).
+    await_key: bool,
     /// Scratch for one PES (header room, then the elementary stream), kept between frames.
     pes: Vec<u8>,
     header: Vec<u8>,
@@ -89,6 +97,61 @@ impl TsMuxer {
     pub(crate) fn discontinuity(&mut self) {
         self.video_discontinuity = true;
         self.audio_discontinuity = true;
+        self.tables_discontinuity = true;
+        self.await_key = true;
+    }
+
+    /// What an output joining a stream already under way starts from: `frames` (the GOP
+    /// cache: headers, a key frame and the frames since, every one already pushed here)
+    /// muxed by a fork of this muxer (same tracks and PMT version) whose continuity
+    /// counters end where this muxer's stand, so that the shared packets of the next
+    /// frames continue them without a gap on the joining output's group. These bytes are
+    /// the joining output's own; the other outputs never see them.
+    ///
+    /// Muxed twice: once to count each PID's packets, once from counters set back by that
+    /// count (the muxer is deterministic, so the second pass ends exactly here). Once per
+    /// output added, never per frame.
+    pub(crate) fn catch_up<'a, I>(&self, frames: I) -> Vec<Muxed>
+    where
+        I: Iterator<Item = (u8, u32, &'a [u8])> + Clone,
+    {
+        let mut count = self.fork(Counters::default());
+        for (type_id, timestamp, payload) in frames.clone() {
+            // A frame the muxer refused when it was pushed is refused again: skipped.
+            let _ = count.push(type_id, timestamp, payload);
+        }
+        let back = |now: u8, n: u8| now.wrapping_sub(n) & 0x0f;
+        let start = Counters {
+            pat: back(self.cc.pat, count.cc.pat),
+            pmt: back(self.cc.pmt, count.cc.pmt),
+            video: back(self.cc.video, count.cc.video),
+            audio: back(self.cc.audio, count.cc.audio),
+        };
+        let mut fork = self.fork(start);
+        frames
+            .filter_map(|(type_id, timestamp, payload)| {
+                fork.push(type_id, timestamp, payload).ok().flatten()
+            })
+            .collect()
+    }
+
+    /// A muxer with this one's tracks and PMT version, counting from `cc`, its first
+    /// packets flagging a discontinuity (the group may have carried another stream).
+    fn fork(&self, cc: Counters) -> TsMuxer {
+        TsMuxer {
+            video: self.video.clone(),
+            audio: self.audio.clone(),
+            cc,
+            pmt_version: self.pmt_version,
+            pmt_changed: false,
+            tables_at: None,
+            video_discontinuity: true,
+            audio_discontinuity: true,
+            tables_discontinuity: true,
+            await_key: true,
+            pes: Vec::new(),
+            header: Vec::new(),
+        }
     }
 
     /// One RTMP message. `Ok(None)`: nothing to send (a configuration, a frame before its
@@ -153,8 +216,12 @@ impl TsMuxer {
         timestamp: u32,
         data: &[u8],
     ) -> Result<Option<Muxed>, MuxError> {
-        let Some(track) = self.video.as_ref().filter(|v| v.codec == codec) else {
-            return Ok(None); // no configuration for this codec yet
+        let configured = self.video.as_ref().is_some_and(|v| v.codec == codec);
+        if !configured || !self.may_start(key) {
+            return Ok(None); // no configuration for this codec yet, or not a start
+        }
+        let Some(track) = self.video.as_ref() else {
+            return Ok(None);
         };
         let syntax = match codec {
             VideoCodec::H264 => NalSyntax::H264,
@@ -211,6 +278,9 @@ impl TsMuxer {
                     None => true,
                     Some(at) => timestamp.wrapping_sub(at) >= AUDIO_ONLY_TABLES_MS,
                 });
+        if !self.may_start(key) {
+            return Ok(None);
+        }
         let pts = to_clock(timestamp);
         let mut out = self.start_frame(key, timestamp);
         let flags = UnitFlags {
@@ -233,6 +303,14 @@ impl TsMuxer {
         }))
     }
 
+    /// Whether a frame is muxed: not before a place to start after a discontinuity.
+    fn may_start(&mut self, key: bool) -> bool {
+        if key {
+            self.await_key = false;
+        }
+        !self.await_key
+    }
+
     /// A frame's output buffer, starting with the tables when it is a place to start or
     /// the tracks changed.
     fn start_frame(&mut self, key: bool, timestamp: u32) -> Vec<u8> {
@@ -243,7 +321,8 @@ impl TsMuxer {
                 self.pmt_version = (self.pmt_version + 1) & 0x1f;
                 self.pmt_changed = false;
             }
-            psi::write_pat(&mut out, &mut self.cc.pat);
+            let discontinuity = std::mem::take(&mut self.tables_discontinuity);
+            psi::write_pat(&mut out, &mut self.cc.pat, discontinuity);
             let mut streams = [Elementary {
                 stream_type: 0,
                 pid: 0,
@@ -277,6 +356,7 @@ impl TsMuxer {
             psi::write_pmt(
                 &mut out,
                 &mut self.cc.pmt,
+                discontinuity,
                 self.pmt_version,
                 pcr_pid,
                 &streams[..n],

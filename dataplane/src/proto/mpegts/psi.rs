@@ -3,7 +3,7 @@
 //! per transport stream, as every multicast receiver expects.
 
 use super::crc::crc32_mpeg2;
-use super::packet::write_section;
+use super::packet::{write_section, write_unit, UnitFlags};
 
 pub(crate) const PAT_PID: u16 = 0x0000;
 pub(crate) const PMT_PID: u16 = 0x1000;
@@ -43,17 +43,33 @@ fn section(table_id: u8, id: u16, version: u8, body: &[u8]) -> Vec<u8> {
     s
 }
 
-pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8) {
+/// A table's section as its one packet. With `discontinuity` the packet says (in an
+/// adaptation field) that its continuity counter may jump: the first tables of a new
+/// source, whose counters start afresh (a publisher back on another worker).
+fn write_table(out: &mut Vec<u8>, pid: u16, cc: &mut u8, discontinuity: bool, section: &[u8]) {
+    if discontinuity {
+        let flags = UnitFlags {
+            discontinuity: true,
+            ..UnitFlags::default()
+        };
+        write_unit(out, pid, cc, flags, section);
+    } else {
+        write_section(out, pid, cc, section);
+    }
+}
+
+pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8, discontinuity: bool) {
     let mut body = [0u8; 4];
     body[..2].copy_from_slice(&PROGRAM_NUMBER.to_be_bytes());
     body[2..].copy_from_slice(&(0xe000 | PMT_PID).to_be_bytes());
     let s = section(0x00, TRANSPORT_STREAM_ID, 0, &body);
-    write_section(out, PAT_PID, cc, &s);
+    write_table(out, PAT_PID, cc, discontinuity, &s);
 }
 
 pub(crate) fn write_pmt(
     out: &mut Vec<u8>,
     cc: &mut u8,
+    discontinuity: bool,
     version: u8,
     pcr_pid: u16,
     streams: &[Elementary],
@@ -67,7 +83,7 @@ pub(crate) fn write_pmt(
         body.extend_from_slice(&[0xf0, 0x00]); // no stream descriptors
     }
     let s = section(0x02, PROGRAM_NUMBER, version, &body);
-    write_section(out, PMT_PID, cc, &s);
+    write_table(out, PMT_PID, cc, discontinuity, &s);
 }
 
 #[cfg(test)]
@@ -78,7 +94,7 @@ mod tests {
     fn pat_is_the_well_known_bytes() {
         let mut out = Vec::new();
         let mut cc = 0;
-        write_pat(&mut out, &mut cc);
+        write_pat(&mut out, &mut cc, false);
         // The PAT every TS muxer with program 1 at PID 0x1000 writes (ffmpeg's too).
         assert_eq!(
             &out[..4 + 1 + 1 + 16],
@@ -105,7 +121,7 @@ mod tests {
                 pid: 0x101,
             },
         ];
-        write_pmt(&mut out, &mut cc, 3, 0x100, &streams);
+        write_pmt(&mut out, &mut cc, false, 3, 0x100, &streams);
         let len = usize::from(out[6] & 0x0f) << 8 | usize::from(out[7]);
         assert_eq!(len, 13 + 2 * 5);
         assert_eq!(out[10], 0xc1 | 3 << 1);

@@ -151,6 +151,66 @@ fn a_discontinuity_is_flagged_once_per_pid() {
     assert_eq!(r.units[&AUDIO_PID][1].0 & 0x80, 0);
 }
 
+/// A publisher back on another worker: a fresh muxer there (its counters from 0) after
+/// the old one. A receiver of the group reads no continuity error: every PID's first
+/// packet of the new source, the tables' too, flags the discontinuity.
+#[test]
+fn a_new_source_on_a_fresh_muxer_flags_every_pid() {
+    let msgs = clip();
+    let mut old = TsMuxer::new();
+    let before = mux_all(&mut old, &msgs[..msgs.len() / 2]);
+    let mut fresh = TsMuxer::new();
+    fresh.discontinuity();
+    let after = mux_all(&mut fresh, &msgs);
+    let mut r = Reader::default();
+    for f in before.iter().chain(&after) {
+        r.read(&f.bytes);
+    }
+    assert_eq!(r.cc_errors, 0);
+    let tables = r.units[&PAT_PID].len();
+    assert_eq!(r.units[&PAT_PID][tables - 1].0 & 0x80, 0, "flagged once");
+    let first_new = r.units[&PAT_PID].len() - after.iter().filter(|f| f.key).count();
+    assert_eq!(r.units[&PAT_PID][first_new].0 & 0x80, 0x80);
+    assert_eq!(r.units[&PMT_PID][first_new].0 & 0x80, 0x80);
+}
+
+/// After a discontinuity nothing is muxed before a place to start (the outputs would drop
+/// it and, with it, the flags): audio ahead of the first key frame waits, and the first
+/// audio packets a receiver gets still flag the discontinuity.
+#[test]
+fn after_a_discontinuity_frames_before_a_key_frame_keep_the_flags() {
+    let msgs = clip();
+    let key_at = msgs
+        .iter()
+        .position(|(t, _, b)| {
+            *t == msg_type::VIDEO && b.first() == Some(&0x17) && b.get(1) == Some(&1)
+        })
+        .unwrap();
+    let configs = msgs[..key_at]
+        .iter()
+        .filter(|(_, _, b)| b.get(1) == Some(&0));
+    let audio = msgs[key_at..]
+        .iter()
+        .filter(|(t, _, b)| *t == msg_type::AUDIO && b.get(1) == Some(&1));
+    // Configurations, three audio frames, then the key frame and the rest.
+    let reordered: Vec<_> = configs
+        .chain(audio.take(3))
+        .chain(msgs[key_at..].iter())
+        .cloned()
+        .collect();
+    let mut m = TsMuxer::new();
+    m.discontinuity();
+    let muxed = mux_all(&mut m, &reordered);
+    assert!(muxed[0].key, "nothing before the key frame");
+    let mut r = Reader::default();
+    for f in &muxed {
+        r.read(&f.bytes);
+    }
+    for pid in [PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID] {
+        assert_eq!(r.units[&pid][0].0 & 0x80, 0x80, "pid {pid:#x} flagged");
+    }
+}
+
 #[test]
 fn frames_before_their_configuration_are_not_sent() {
     let mut m = TsMuxer::new();
@@ -204,12 +264,10 @@ fn a_new_codec_changes_the_pmt_version() {
     assert_eq!(r.units[&PMT_PID][0].1[18], stream_type::MPEG1_AUDIO);
 }
 
-/// ffprobe reads what we mux: h264 at the clip's size, aac, every frame.
-#[test]
-fn ffprobe_reads_the_muxed_clip() {
-    let mut m = TsMuxer::new();
-    let muxed = mux_all(&mut m, &clip());
-    let path = std::env::temp_dir().join(format!("strata-mpegts-{}.ts", std::process::id()));
+/// What ffprobe reads from `muxed` (written to a file): each stream's codec, size and
+/// frame count, one line each. ffprobe must not complain.
+fn ffprobe_streams(muxed: &[Muxed], name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("strata-{name}-{}.ts", std::process::id()));
     let bytes: Vec<u8> = muxed.iter().flat_map(|f| f.bytes.iter().copied()).collect();
     std::fs::write(&path, &bytes).expect("write the muxed file");
     let out = std::process::Command::new("ffprobe")
@@ -233,8 +291,47 @@ fn ffprobe_reads_the_muxed_clip() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The streams, then (after a blank line) the same streams as the program lists them.
-    let streams = text.split("\n\n").next().unwrap_or_default();
-    assert_eq!(streams.trim(), "h264|64|48|25\naac|45", "{text}");
+    text.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// ffprobe reads what we mux: h264 at the clip's size, aac, every frame.
+#[test]
+fn ffprobe_reads_the_muxed_clip() {
+    let mut m = TsMuxer::new();
+    let muxed = mux_all(&mut m, &clip());
+    let streams = ffprobe_streams(&muxed, "mpegts");
+    assert_eq!(streams, "h264|64|48|25\naac|45", "{streams}");
+}
+
+/// HEVC as Enhanced RTMP carries it (the VOD indexer makes those messages from an x265
+/// MP4: hvcC, then frames): ffprobe reads hevc at the file's size, every frame. (ffmpeg
+/// 5.1's FLV muxer cannot publish HEVC, so no end-to-end test publishes it.)
+#[test]
+fn ffprobe_reads_muxed_hevc() {
+    use crate::media::vod::content_path::FileFormat;
+    use crate::media::vod::indexer::index_bytes;
+    const HEVC_OPUS: &[u8] = include_bytes!("../../../media/vod/testdata/hevc_opus.mp4");
+    let index = index_bytes(FileFormat::Iso, HEVC_OPUS).expect("indexed");
+    let header = index.video_header.clone().expect("hvcC");
+    let mut m = TsMuxer::new();
+    assert!(m.push(msg_type::VIDEO, 0, &header).expect("hvcC").is_none());
+    let muxed: Vec<Muxed> = index
+        .samples
+        .iter()
+        .filter(|s| s.type_id() == msg_type::VIDEO)
+        .filter_map(|s| {
+            let at = s.offset as usize;
+            let (type_id, body) = index.message(s, &HEVC_OPUS[at..at + s.size as usize]);
+            m.push(type_id, s.timestamp, &body).expect("an HEVC frame")
+        })
+        .collect();
+    assert!(muxed[0].key);
+    let streams = ffprobe_streams(&muxed, "mpegts-hevc");
+    assert_eq!(streams, "hevc|64|48|13", "{streams}");
 }
 
 proptest! {
@@ -273,4 +370,56 @@ proptest! {
             let _ = m.push(*t, *ts, body);
         }
     }
+}
+
+/// An output joining mid-stream: the GOP cache (headers, the last key frame and the frames
+/// since) muxed for it alone, then the shared packets of the next frames, read as one
+/// transport stream: it starts on the tables and a key frame, no continuity error where
+/// the two meet, time never goes back; the shared muxer's own stream is undisturbed.
+#[test]
+fn a_joining_output_catches_up_from_the_gop_into_the_shared_counters() {
+    let msgs = clip();
+    let is_config = |(t, _, b): &(u8, u32, Vec<u8>)| {
+        (*t == msg_type::VIDEO || *t == msg_type::AUDIO) && b.get(1) == Some(&0)
+    };
+    let is_key = |(t, _, b): &(u8, u32, Vec<u8>)| {
+        *t == msg_type::VIDEO && b.first().map(|f| f >> 4) == Some(1) && b.get(1) == Some(&1)
+    };
+    let videos_before = |i: usize| msgs[..i].iter().filter(|m| m.0 == msg_type::VIDEO).count();
+    // Join after about 15 pictures, past the first key frame.
+    let cut = (0..msgs.len()).find(|&i| videos_before(i) >= 16).unwrap();
+    let key_at = (0..cut).rev().find(|&i| is_key(&msgs[i])).unwrap();
+    let mut shared = TsMuxer::new();
+    let before = mux_all(&mut shared, &msgs[..cut]);
+    let gop: Vec<&(u8, u32, Vec<u8>)> = msgs[..cut]
+        .iter()
+        .filter(|m| is_config(m))
+        .chain(msgs[key_at..cut].iter())
+        .collect();
+    let start = shared.catch_up(gop.iter().map(|(t, ts, b)| (*t, *ts, &b[..])));
+    let after = mux_all(&mut shared, &msgs[cut..]);
+    assert!(start[0].key, "starts on the tables and a key frame");
+    assert!(start.len() > 10, "the whole GOP: {}", start.len());
+    let mut joined = Reader::default();
+    for f in start.iter().chain(&after) {
+        joined.read(&f.bytes);
+    }
+    assert_eq!(joined.cc_errors, 0);
+    let video = &joined.units[&VIDEO_PID];
+    assert_eq!(video[0].0 & 0x40, 0x40, "random access first");
+    let mut last_dts = 0;
+    for (_, pes) in video {
+        let (pts, dts) = pes_pts(pes);
+        let dts = dts.unwrap_or(pts);
+        assert!(dts >= last_dts);
+        last_dts = dts;
+    }
+    // The same table version as the shared stream's.
+    let pmt = |r: &Reader| r.units[&PMT_PID][0].1[6];
+    let mut whole = Reader::default();
+    for f in before.iter().chain(&after) {
+        whole.read(&f.bytes);
+    }
+    assert_eq!(whole.cc_errors, 0);
+    assert_eq!(pmt(&joined), pmt(&whole));
 }
