@@ -8,6 +8,7 @@ use bytes::BytesMut;
 
 use crate::proto::rtmp::session::{CallKind, Session, SessionEvent};
 use crate::proto::rtmp::Message;
+use crate::relay::client_setup::{ClientSetup, Setup};
 use crate::relay::tier;
 
 /// The flashVer a link announces: the upstream sees a server, as AMS edges announce theirs.
@@ -17,9 +18,8 @@ const BUFFER_MS: u32 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    Handshake,
-    Connecting,
-    CreatingStream,
+    /// Connecting and creating the stream (`ClientSetup`).
+    Setup,
     Starting,
     Playing,
 }
@@ -47,28 +47,26 @@ pub(crate) enum LinkStep {
 
 /// One link's place in the conversation.
 pub(crate) struct PullLink {
-    /// `app` or `app/instance` on the upstream.
-    app: String,
-    tc_url: String,
+    setup: ClientSetup,
     name: String,
     stage: Stage,
     stream_id: u32,
 }
 
 impl PullLink {
+    /// `app` is `app` or `app/instance` on the upstream.
     pub(crate) fn new(app: String, tc_url: String, name: String) -> Self {
         PullLink {
-            app,
-            tc_url,
+            setup: ClientSetup::new(app, tc_url, FLASH_VER, true),
             name,
-            stage: Stage::Handshake,
+            stage: Stage::Setup,
             stream_id: 0,
         }
     }
 
     /// Past connect: the connection's setup deadline no longer applies.
     pub(crate) fn is_connected(&self) -> bool {
-        !matches!(self.stage, Stage::Handshake | Stage::Connecting)
+        self.setup.is_connected()
     }
 
     pub(crate) fn on_event(
@@ -77,27 +75,11 @@ impl PullLink {
         event: SessionEvent,
         out: &mut BytesMut,
     ) -> LinkStep {
-        match event {
-            SessionEvent::HandshakeDone(_) if self.stage == Stage::Handshake => {
-                self.stage = Stage::Connecting;
-                match session.connect(&self.app, &self.tc_url, FLASH_VER, out) {
-                    Ok(_) => LinkStep::Nothing,
-                    Err(e) => LinkStep::Failed(format!("connect not sent: {e}")),
-                }
-            }
-            SessionEvent::Result {
-                call: CallKind::Connect,
-                ..
-            } if self.stage == Stage::Connecting => {
-                self.stage = Stage::CreatingStream;
-                match session.create_stream(out) {
-                    Ok(_) => LinkStep::Nothing,
-                    Err(e) => LinkStep::Failed(format!("createStream not sent: {e}")),
-                }
-            }
-            SessionEvent::StreamCreated { stream_id, .. }
-                if self.stage == Stage::CreatingStream =>
-            {
+        let event = match self.setup.on_event(session, event, out) {
+            Setup::Pass(event) => event,
+            Setup::Pending => return LinkStep::Nothing,
+            Setup::Failed(why) => return LinkStep::Failed(why),
+            Setup::Ready { stream_id } => {
                 self.stage = Stage::Starting;
                 self.stream_id = stream_id;
                 // Asked first, as the seed's children do: an upstream that knows FCSubscribe
@@ -109,8 +91,10 @@ impl PullLink {
                 }
                 session.play(stream_id, &self.name, out);
                 session.set_buffer_length(stream_id, BUFFER_MS, out);
-                LinkStep::Nothing
+                return LinkStep::Nothing;
             }
+        };
+        match event {
             // An upstream that does not know FCSubscribe: play alone decides.
             SessionEvent::Error {
                 call: CallKind::Method(_),

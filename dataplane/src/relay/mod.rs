@@ -7,6 +7,7 @@
 
 pub(crate) mod backoff;
 pub(crate) mod catalog;
+pub(crate) mod client_setup;
 pub(crate) mod failover;
 pub(crate) mod host_ini;
 pub(crate) mod link;

@@ -8,15 +8,15 @@
 use bytes::BytesMut;
 
 use crate::proto::rtmp::session::{CallKind, Session, SessionEvent};
+use crate::relay::client_setup::{ClientSetup, Setup};
 
 /// The flashVer a push announces: the target sees an encoder of ours.
 const FLASH_VER: &str = "FMLE/3.0 (strata push)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    Handshake,
-    Connecting,
-    CreatingStream,
+    /// Connecting and creating the stream (`ClientSetup`).
+    Setup,
     Publishing,
     Published,
 }
@@ -35,28 +35,26 @@ pub(crate) enum PushStep {
 }
 
 pub(crate) struct PushLink {
-    /// `app` or `app/instance` on the target.
-    app: String,
-    tc_url: String,
+    setup: ClientSetup,
     name: String,
     stage: Stage,
     stream_id: u32,
 }
 
 impl PushLink {
+    /// `app` is `app` or `app/instance` on the target.
     pub(crate) fn new(app: String, tc_url: String, name: String) -> Self {
         PushLink {
-            app,
-            tc_url,
+            setup: ClientSetup::new(app, tc_url, FLASH_VER, true),
             name,
-            stage: Stage::Handshake,
+            stage: Stage::Setup,
             stream_id: 0,
         }
     }
 
     /// Past connect: the connection's setup deadline no longer applies.
     pub(crate) fn is_connected(&self) -> bool {
-        !matches!(self.stage, Stage::Handshake | Stage::Connecting)
+        self.setup.is_connected()
     }
 
     pub(crate) fn on_event(
@@ -65,32 +63,18 @@ impl PushLink {
         event: SessionEvent,
         out: &mut BytesMut,
     ) -> PushStep {
-        match event {
-            SessionEvent::HandshakeDone(_) if self.stage == Stage::Handshake => {
-                self.stage = Stage::Connecting;
-                match session.connect(&self.app, &self.tc_url, FLASH_VER, out) {
-                    Ok(_) => PushStep::Nothing,
-                    Err(e) => PushStep::Failed(format!("connect not sent: {e}")),
-                }
-            }
-            SessionEvent::Result {
-                call: CallKind::Connect,
-                ..
-            } if self.stage == Stage::Connecting => {
-                self.stage = Stage::CreatingStream;
-                match session.create_stream(out) {
-                    Ok(_) => PushStep::Nothing,
-                    Err(e) => PushStep::Failed(format!("createStream not sent: {e}")),
-                }
-            }
-            SessionEvent::StreamCreated { stream_id, .. }
-                if self.stage == Stage::CreatingStream =>
-            {
+        let event = match self.setup.on_event(session, event, out) {
+            Setup::Pass(event) => event,
+            Setup::Pending => return PushStep::Nothing,
+            Setup::Failed(why) => return PushStep::Failed(why),
+            Setup::Ready { stream_id } => {
                 self.stage = Stage::Publishing;
                 self.stream_id = stream_id;
                 session.publish(stream_id, &self.name, "live", out);
-                PushStep::Nothing
+                return PushStep::Nothing;
             }
+        };
+        match event {
             // A call of ours the target does not know changes nothing; connect or
             // createStream refused ends the push.
             SessionEvent::Error {

@@ -9,6 +9,7 @@ use bytes::BytesMut;
 
 use crate::proto::amf0::Amf0Value;
 use crate::proto::rtmp::session::{CallKind, Session, SessionEvent};
+use crate::relay::client_setup::{ClientSetup, Setup};
 use crate::relay::tier;
 
 /// What a child announces (as the link of a pull does).
@@ -18,8 +19,8 @@ pub(crate) const FC_ADD_CHILD: &str = "FCAddChild";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
-    Handshake,
-    Connecting,
+    /// Connecting (`ClientSetup`).
+    Setup,
     Registering,
     Registered,
 }
@@ -40,24 +41,22 @@ pub(crate) enum RegistrationStep {
 }
 
 pub(crate) struct ChildLink {
-    /// `app` or `app/instance` on the upstream.
-    app: String,
-    tc_url: String,
+    setup: ClientSetup,
     stage: Stage,
 }
 
 impl ChildLink {
+    /// `app` is `app` or `app/instance` on the upstream.
     pub(crate) fn new(app: String, tc_url: String) -> Self {
         ChildLink {
-            app,
-            tc_url,
-            stage: Stage::Handshake,
+            setup: ClientSetup::new(app, tc_url, FLASH_VER, false),
+            stage: Stage::Setup,
         }
     }
 
     /// Past connect: the connection's setup deadline no longer applies.
     pub(crate) fn is_connected(&self) -> bool {
-        !matches!(self.stage, Stage::Handshake | Stage::Connecting)
+        self.setup.is_connected()
     }
 
     pub(crate) fn on_event(
@@ -66,24 +65,19 @@ impl ChildLink {
         event: SessionEvent,
         out: &mut BytesMut,
     ) -> RegistrationStep {
-        match event {
-            SessionEvent::HandshakeDone(_) if self.stage == Stage::Handshake => {
-                self.stage = Stage::Connecting;
-                match session.connect(&self.app, &self.tc_url, FLASH_VER, out) {
-                    Ok(_) => RegistrationStep::Nothing,
-                    Err(e) => RegistrationStep::Failed(format!("connect not sent: {e}")),
-                }
-            }
-            SessionEvent::Result {
-                call: CallKind::Connect,
-                ..
-            } if self.stage == Stage::Connecting => {
+        let event = match self.setup.on_event(session, event, out) {
+            Setup::Pass(event) => event,
+            Setup::Pending => return RegistrationStep::Nothing,
+            Setup::Failed(why) => return RegistrationStep::Failed(why),
+            Setup::Ready { .. } => {
                 self.stage = Stage::Registering;
-                match session.call(0, FC_ADD_CHILD, Amf0Value::Null, &[], out) {
+                return match session.call(0, FC_ADD_CHILD, Amf0Value::Null, &[], out) {
                     Ok(_) => RegistrationStep::Nothing,
                     Err(e) => RegistrationStep::Failed(format!("FCAddChild not sent: {e}")),
-                }
+                };
             }
+        };
+        match event {
             SessionEvent::Result {
                 call: CallKind::Method(method),
                 ..
