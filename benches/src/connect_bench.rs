@@ -6,7 +6,7 @@
 //! per second and their p99. Every client is our `Session`'s client role on a
 //! non-blocking socket, all in one epoll thread.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use dataplane::proto::rtmp::handshake::HandshakeKind;
 use dataplane::proto::rtmp::session::{CallKind, Session, SessionConfig, SessionEvent};
 
 use crate::epoll::Epoll;
+use crate::report::Percentiles;
 
 const FLASH_VER: &str = "LNX 9,0,124,2";
 /// The whole run gives up after this.
@@ -69,25 +70,8 @@ struct Client {
 
 impl Client {
     fn flush(&mut self) -> Result<(), String> {
-        while !self.pending.is_empty() {
-            match self.sock.write(&self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
-        Ok(())
+        crate::epoll::write_pending(&mut self.sock, &mut self.pending)
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub fn run(cfg: &ConnectBenchConfig) -> Result<ConnectReport, String> {
@@ -249,15 +233,15 @@ pub fn run(cfg: &ConnectBenchConfig) -> Result<ConnectReport, String> {
         .map_or(0.0, |d| d.duration_since(begun).as_secs_f64())
         .max(1e-9);
     let call_secs = calls_begun.map_or(1e-9, |b| b.elapsed().as_secs_f64().max(1e-9));
-    connect_ms.sort_by(f64::total_cmp);
-    call_ms.sort_by(f64::total_cmp);
+    let connect = Percentiles::of(connect_ms.iter().copied()).unwrap_or_default();
+    let call = Percentiles::of(call_ms.iter().copied()).unwrap_or_default();
     Ok(ConnectReport {
         clients: cfg.clients,
         connects_per_s: cfg.clients as f64 / connect_secs,
-        connect_p50_ms: percentile(&connect_ms, 0.5),
-        connect_p99_ms: percentile(&connect_ms, 0.99),
+        connect_p50_ms: connect.p50,
+        connect_p99_ms: connect.p99,
         calls: call_ms.len(),
         calls_per_s: call_ms.len() as f64 / call_secs,
-        call_p99_ms: percentile(&call_ms, 0.99),
+        call_p99_ms: call.p99,
     })
 }

@@ -42,3 +42,19 @@ pub const IN: u32 = libc::EPOLLIN as u32;
 pub const OUT: u32 = libc::EPOLLOUT as u32;
 pub const ERR: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
 pub const EDGE: u32 = libc::EPOLLET as u32;
+
+/// Writes what `pending` holds to a non-blocking socket until it would block; what the
+/// socket did not take stays in `pending` for the next writable event.
+pub fn write_pending(sock: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> Result<(), String> {
+    use std::io::{ErrorKind, Write};
+    while !pending.is_empty() {
+        match sock.write(pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(())
+}

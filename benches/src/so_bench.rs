@@ -4,7 +4,7 @@
 //! Every user is our `Session`'s client role on a non-blocking socket, all in one epoll
 //! thread.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
 
 use crate::epoll::Epoll;
 use crate::procstat;
+use crate::report::Percentiles;
 
 const FLASH_VER: &str = "LNX 9,0,124,2";
 
@@ -75,25 +76,8 @@ struct User {
 
 impl User {
     fn flush(&mut self) -> Result<(), String> {
-        while !self.pending.is_empty() {
-            match self.sock.write(&self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(format!("write: {e}")),
-            }
-        }
-        Ok(())
+        crate::epoll::write_pending(&mut self.sock, &mut self.pending)
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn so(name: &str, events: Vec<SoEvent>) -> SoMessage {
@@ -256,20 +240,20 @@ pub fn run(cfg: &SoBenchConfig) -> Result<SoReport, String> {
         Some(100.0 * (after.server? - before.server?) / secs)
     });
     let others = cfg.users.saturating_sub(1);
-    let mut lat: Vec<f64> = sent
+    let lat: Vec<f64> = sent
         .iter()
         .zip(&seen)
         .filter(|(_, (count, _))| *count >= others)
         .map(|(t, (_, last))| last.duration_since(*t).as_secs_f64() * 1000.0)
         .collect();
-    lat.sort_by(f64::total_cmp);
+    let latency = Percentiles::of(lat.iter().copied()).unwrap_or_default();
     Ok(SoReport {
         users: cfg.users,
         changes: sent.len(),
         complete: lat.len(),
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().copied().unwrap_or(0.0),
+        p50_ms: latency.p50,
+        p99_ms: latency.p99,
+        max_ms: latency.max,
         server_cpu_pct: cpu,
         rss_per_user_kib: match (rss_before, rss_joined) {
             (Some(b), Some(a)) if cfg.users > 0 => {
