@@ -304,15 +304,7 @@ impl Worker {
             return true;
         }
         let key = s.key.clone();
-        let publish_id = self
-            .shared
-            .next_publish_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Ok(remote_workers) = self
-            .shared
-            .registry
-            .publish(&key, self.id, publish_id, None)
-        else {
+        let Ok((publish_id, remote_workers)) = self.claim_stream(&key, None) else {
             warn!(
                 worker = self.id,
                 stream = key.name(),

@@ -8,6 +8,25 @@ use crate::media::live_stream::Published;
 use crate::media::viewer::Viewer;
 
 impl Worker {
+    /// Claims `key` in the registry for a source on this worker (a local publisher, an
+    /// upstream pull, a server-side stream) under a new publish id: the id and the other
+    /// workers whose viewers wait for it, or why not.
+    pub(super) fn claim_stream(
+        &self,
+        key: &StreamKey,
+        app_limit: Option<(&str, usize)>,
+    ) -> Result<(u64, Vec<usize>), PublishRefused> {
+        let publish_id = self
+            .shared
+            .next_publish_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let remote_workers = self
+            .shared
+            .registry
+            .publish(key, self.id, publish_id, app_limit)?;
+        Ok((publish_id, remote_workers))
+    }
+
     pub(super) fn start_publish(
         &mut self,
         r: ConnRef,
@@ -25,15 +44,7 @@ impl Worker {
             .as_ref()
             .map(|p| p.max_streams)
             .unwrap_or(0);
-        let publish_id = self
-            .shared
-            .next_publish_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self
-            .shared
-            .registry
-            .publish(&key, self.id, publish_id, Some((app.as_str(), limit)))
-        {
+        match self.claim_stream(&key, Some((app.as_str(), limit))) {
             Err(refused) => {
                 if let Some(c) = self.conns.get_mut(r) {
                     c.client.nc.stream_idle(stream_id);
@@ -47,7 +58,7 @@ impl Worker {
                 info!(%peer, %app, stream = key.name(), reason = why, "publish refused");
                 net_stream::publish_refused(&mut port!(self), r, stream_id, &key, why);
             }
-            Ok(remote_workers) => {
+            Ok((publish_id, remote_workers)) => {
                 info!(%peer, %app, stream = key.name(), "publish started");
                 net_stream::publish_started(&mut port!(self), r, stream_id, &key);
                 let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));

@@ -548,15 +548,7 @@ impl Worker {
             let detail = format!("now from group {label}; list {order:?}");
             return self.upstream_event("upstream_failover", &key, addr, detail);
         }
-        let publish_id = self
-            .shared
-            .next_publish_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Ok(remote_workers) = self
-            .shared
-            .registry
-            .publish(&key, self.id, publish_id, None)
-        else {
+        let Ok((publish_id, remote_workers)) = self.claim_stream(&key, None) else {
             // Another worker's pull (or a local publisher) got there first: its stream
             // reaches this worker's viewers anyway.
             info!(
