@@ -37,3 +37,48 @@ pub fn stratactl_bin() -> PathBuf {
         panic!("no stratactl binary: cargo build --bin stratactl (tests/run builds it)")
     })
 }
+
+/// A python-librtmp script (under tests/py) run against `url`, its stdout read line by line;
+/// killed (by pid) when dropped, also when the test panics.
+pub struct PyScript {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl PyScript {
+    pub fn start(script: &str, url: &str) -> PyScript {
+        use std::io::{BufRead, BufReader};
+        let path = crate::server::workspace_dir().join("tests/py").join(script);
+        let mut child = std::process::Command::new(python())
+            .arg(&path)
+            .arg(url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start python-librtmp");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        PyScript { child, lines }
+    }
+
+    /// The script's next line, within 30 s; `what` names it in the failure.
+    pub fn next(&self, what: &str) -> String {
+        self.lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("python-librtmp said nothing; expected {what}"))
+    }
+}
+
+impl Drop for PyScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

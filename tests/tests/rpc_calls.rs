@@ -12,16 +12,15 @@ use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::rtmp::session::CallAnswer;
 use e2e::bounds;
 use e2e::json_hook::{HookAnswer, JsonHook};
-use e2e::pyrtmp::{python, stratactl_bin};
+use e2e::pyrtmp::{stratactl_bin, PyScript};
 use e2e::rtmp_client::{info_code, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
-use e2e::server::{workspace_dir, Server, ServerOptions};
+use e2e::server::{Server, ServerOptions};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `add` sums, `slow` answers after 300 ms, `join` asks for a call back and a broadcast,
@@ -109,16 +108,6 @@ fn chat_client(server: &Server) -> RtmpClient {
     }
 }
 
-/// A child process killed (by pid) when dropped, also when the test panics.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn stratactl(socket: &Path, args: &[&str]) -> std::process::Output {
     let mut child = Command::new(stratactl_bin())
         .arg("--socket")
@@ -178,30 +167,8 @@ fn python_librtmp_and_stratactl_call_each_other_through_the_webhook() {
     let manager = manager(&socket, &hook.url);
     let ours = chat_client(&server);
 
-    let script = workspace_dir().join("tests/py/rpc_client.py");
-    let mut py = Killed(
-        Command::new(python())
-            .arg(&script)
-            .arg(server.url("chat"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python-librtmp"),
-    );
-    let (tx, lines) = mpsc::channel();
-    let stdout = py.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| -> String {
-        lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("python-librtmp said nothing; expected {what}"))
-    };
+    let py = PyScript::start("rpc_client.py", &server.url("chat"));
+    let next = |what: &str| py.next(what);
 
     // Client to server: the webhook's result, and NetConnection.Call.Failed for nobody's.
     assert_eq!(next("add"), "add: 5.0");

@@ -13,29 +13,16 @@ use dataplane::proto::rtmp::session::CallAnswer;
 use dataplane::proto::rtmp::shared_object::{SoEvent, SoMessage};
 use e2e::json_hook::{HookAnswer, JsonHook};
 use e2e::live_fixture::LiveFixture;
-use e2e::pyrtmp::python;
+use e2e::pyrtmp::PyScript;
 use e2e::rtmp_client::{info_code, Reply, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{workspace_dir, Server, ServerOptions};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A child process killed (by pid) when dropped, also when the test panics.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn scripts_config(dir: &Path, extra: &str) -> String {
     format!("[scripts]\ndir = {:?}\n{extra}", dir.display().to_string())
@@ -81,30 +68,8 @@ fn rejection(reply: &Reply) -> Option<&Amf0Value> {
 #[test]
 fn the_chat_example_with_python_librtmp_and_our_client() {
     let server = examples_server();
-    let script = workspace_dir().join("tests/py/script_chat.py");
-    let mut py = Killed(
-        Command::new(python())
-            .arg(&script)
-            .arg(server.url("chat"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python-librtmp"),
-    );
-    let (tx, lines) = mpsc::channel();
-    let stdout = py.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| -> String {
-        lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("python-librtmp said nothing; expected {what}"))
-    };
+    let py = PyScript::start("script_chat.py", &server.url("chat"));
+    let next = |what: &str| py.next(what);
 
     // Server to client (welcome) and client to server (who), over python-librtmp.
     assert_eq!(next("welcomed"), "welcomed");
