@@ -37,7 +37,9 @@ fn racing_pulls_on_two_workers_leave_one_feeding_the_stream() {
     let addr = edge.addr();
     let viewers: Vec<_> = (0..VIEWERS)
         .map(|_| {
-            std::thread::spawn(move || -> Result<(), String> {
+            // Each returns its client, still connected: the edge keeps its pull while it has
+            // viewers, so the origin's count below is read before any of them leaves.
+            std::thread::spawn(move || -> Result<RtmpClient, String> {
                 let mut c = RtmpClient::connected(addr, "lsc_edge").map_err(|e| e.to_string())?;
                 c.play("cam").map_err(|e| e.to_string())?;
                 c.wait_first_video(bounds::STREAM_UP)
@@ -48,7 +50,7 @@ fn racing_pulls_on_two_workers_leave_one_feeding_the_stream() {
                 loop {
                     let m = c.read_message(bounds::MESSAGE).map_err(|e| e.to_string())?;
                     if m.type_id == 9 {
-                        return Ok(());
+                        return Ok(c);
                     }
                     if Instant::now() > deadline {
                         return Err("no video after the race".into());
@@ -57,11 +59,14 @@ fn racing_pulls_on_two_workers_leave_one_feeding_the_stream() {
             })
         })
         .collect();
-    for v in viewers {
-        v.join()
-            .expect("viewer thread")
-            .unwrap_or_else(|e| panic!("a viewer: {e}\n{}", edge.log()));
-    }
+    let _still_watching: Vec<RtmpClient> = viewers
+        .into_iter()
+        .map(|v| {
+            v.join()
+                .expect("viewer thread")
+                .unwrap_or_else(|e| panic!("a viewer: {e}\n{}", edge.log()))
+        })
+        .collect();
     let log = edge.log();
     let workers_used = (0..2)
         .filter(|w| log.contains(&format!("connection accepted worker={w}")))
