@@ -3,7 +3,7 @@
 use crate::scratch_dir::ScratchDir;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -146,7 +146,7 @@ impl Server {
             let mut child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            match wait_accepting(&mut child, addr) {
+            match wait_accepting(&mut child, addr, &log_path) {
                 Ok(()) => {
                     return Server {
                         child,
@@ -299,14 +299,19 @@ impl Drop for Server {
     }
 }
 
-/// Waits until `addr` accepts a TCP connection, or the process exits, or the timeout.
-fn wait_accepting(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
+/// Waits until stratad says every worker listens ("stratad listening", logged once all
+/// workers have their listeners) and `addr` accepts a TCP connection, or the process exits,
+/// or the timeout. A connect alone is not proof: a loopback connect to a port nobody listens
+/// on can meet itself (TCP simultaneous open when the kernel picks the same port as source),
+/// and then the next client would be refused; the log line and the self-connect check rule
+/// that out.
+fn wait_accepting(child: &mut Child, addr: SocketAddr, log_path: &Path) -> Result<(), String> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("exited with {status} before accepting"));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if says_listening(log_path) && accepts(addr) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -314,6 +319,19 @@ fn wait_accepting(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn says_listening(log_path: &Path) -> bool {
+    std::fs::read(log_path).is_ok_and(|log| {
+        log.windows(b"stratad listening".len())
+            .any(|w| w == b"stratad listening")
+    })
+}
+
+/// A connection to `addr` that reached a listener (not itself).
+fn accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 /// Ports already handed out in this test process. stratad listens with SO_REUSEPORT, so two
