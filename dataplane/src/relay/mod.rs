@@ -15,6 +15,7 @@ pub(crate) mod pull_url;
 pub(crate) mod push;
 pub(crate) mod rebase;
 pub(crate) mod registration;
+pub(crate) mod script_link;
 pub(crate) mod standby;
 #[cfg(test)]
 pub(crate) mod test_peer;

@@ -83,6 +83,12 @@ pub enum Op {
         #[serde(flatten)]
         action: super::ScriptSoAction,
     },
+    /// A server-side `NetConnection` operation (see `ScriptNcAction`).
+    Nc {
+        nc: u64,
+        #[serde(flatten)]
+        action: super::ScriptNcAction,
+    },
     /// A server-side `Stream` operation (see `ScriptStreamAction`).
     Stream {
         name: String,

@@ -218,6 +218,57 @@ impl Host {
                     json!({"type": "streamstatus", "name": name, "code": code, "details": details});
                 self.event(&instance, &ev, "a Stream's onStatus");
             }
+            ToScripts::NcStatus { instance, nc, info } => {
+                let ev = json!({"type": "ncstatus", "nc": nc, "info": info});
+                self.event(&instance, &ev, "a NetConnection's onStatus");
+            }
+            ToScripts::NcCall {
+                worker,
+                instance,
+                nc,
+                transaction,
+                method,
+                args,
+            } => {
+                let ev = json!({"type": "nccall", "nc": nc, "method": method, "args": args});
+                let outcome = self.dispatch(&instance, &ev);
+                let (ok, value) = match &outcome {
+                    None => (
+                        false,
+                        json!({"level": "error", "code": CALL_FAILED,
+                        "description": "The application is not loaded."}),
+                    ),
+                    Some(out) => match &out.error {
+                        Some(e) => {
+                            warn!(app = %instance.app, instance = %instance.instance, at = e.place(),
+                                method, "script exception in a NetConnection method: {}", e.message);
+                            (
+                                false,
+                                json!({"level": "error", "code": CALL_FAILED,
+                                "description": e.message}),
+                            )
+                        }
+                        None => (true, out.result.clone().unwrap_or(Value::Null)),
+                    },
+                };
+                if let Some(out) = outcome {
+                    self.apply(&instance, out.ops);
+                }
+                if transaction != 0.0 {
+                    self.post(
+                        worker,
+                        FromScripts::Nc {
+                            instance,
+                            nc,
+                            action: super::ScriptNcAction::Answer {
+                                transaction,
+                                ok,
+                                value,
+                            },
+                        },
+                    );
+                }
+            }
             ToScripts::Reload(config) => self.reload(&config.scripts),
             ToScripts::ReloadApp(app) => self.reload_app(&app),
         }
@@ -451,6 +502,17 @@ impl Host {
                         FromScripts::Stream {
                             instance: key.clone(),
                             name,
+                            action,
+                        },
+                    );
+                }
+                Op::Nc { nc, action } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::Nc {
+                            instance: key.clone(),
+                            nc,
                             action,
                         },
                     );

@@ -127,6 +127,23 @@ pub(crate) enum ToScripts {
         code: String,
         details: String,
     },
+    /// A status of the instance's NetConnection `nc` (`info`: code, level, description,
+    /// and what else the far end said), for its `onStatus`.
+    NcStatus {
+        instance: InstanceKey,
+        nc: u64,
+        info: Value,
+    },
+    /// The far application calls `method` on the instance's NetConnection `nc`; the answer
+    /// goes back to its worker as `ScriptNcAction::Answer` (`transaction` 0: none waits).
+    NcCall {
+        worker: usize,
+        instance: InstanceKey,
+        nc: u64,
+        transaction: f64,
+        method: String,
+        args: Vec<Value>,
+    },
     Reload(Arc<Config>),
     /// `stratactl app reload APP`: the application's instances are unloaded, changed or not.
     ReloadApp(String),
@@ -177,6 +194,37 @@ pub enum ScriptStreamAction {
     },
 }
 
+/// What a script does with a server-side `NetConnection` (numbered `nc` in its instance);
+/// the instance's owner worker holds the connection (`engine/worker/script_connections.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum ScriptNcAction {
+    /// `connect(uri, p1, ..., pN)`: `rtmp://host[:port]/app[/instance]`, or `rtmp:/app`
+    /// for this server.
+    Connect {
+        uri: String,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
+    /// `call(method, resultObj, ...args)`; the answer comes back as a `CallResult` of
+    /// `call` (0: nobody waits for it).
+    Call {
+        method: String,
+        call: u64,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
+    Close,
+    /// The script's answer to the far application's call `transaction` (made by the host,
+    /// not the script).
+    Answer {
+        transaction: f64,
+        ok: bool,
+        #[serde(default)]
+        value: Value,
+    },
+}
+
 /// The script thread's message to a worker.
 #[derive(Debug)]
 pub(crate) enum FromScripts {
@@ -223,6 +271,12 @@ pub(crate) enum FromScripts {
         instance: InstanceKey,
         name: String,
         action: ScriptStreamAction,
+    },
+    /// To the instance's owner: a script's NetConnection operation.
+    Nc {
+        instance: InstanceKey,
+        nc: u64,
+        action: ScriptNcAction,
     },
     /// To the instance's owner: the script is gone; it uses no object any more (and its
     /// server-side streams end).

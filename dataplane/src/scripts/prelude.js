@@ -174,6 +174,47 @@
     return true;
   };
   global.Stream = Stream;
+  // NetConnection: a connection of this instance to another application, here or on
+  // another server (AMS's server-side NetConnection, as FCRemoteConnection.asc uses it).
+  // The owner worker holds the connection; connect's outcome and the connection's end
+  // come to onStatus, calls' answers to their result objects, and the far application's
+  // calls to methods defined on the object.
+  var ncs = {};            // id -> NetConnection
+  var ncSeq = 0;
+  var ncReserved = { connect: 1, call: 1, close: 1, onStatus: 1, addHeader: 1 };
+  function NetConnection() {
+    this._nc = ++ncSeq;
+    this.isConnected = false;
+    this.uri = undefined;
+    this.objectEncoding = 0;
+    ncs[this._nc] = this;
+  }
+  NetConnection.prototype.connect = function (uri) {
+    uri = String(uri);
+    if (!/^rtmp:/i.test(uri)) return false;
+    this.uri = uri;
+    this.isConnected = false;
+    ops.push({ op: "nc", nc: this._nc, action: "connect", uri: uri,
+               args: slice.call(arguments, 1) });
+    return true;
+  };
+  NetConnection.prototype.call = function (method, resultObj) {
+    if (!this.isConnected) return false;
+    var id = 0;
+    if (resultObj) {
+      id = ++callSeq;
+      calls[id] = resultObj;
+    }
+    ops.push({ op: "nc", nc: this._nc, action: "call", method: String(method), call: id,
+               args: slice.call(arguments, 2) });
+    return true;
+  };
+  NetConnection.prototype.close = function () {
+    this.isConnected = false;
+    ops.push({ op: "nc", nc: this._nc, action: "close" });
+  };
+  NetConnection.prototype.addHeader = function () {};
+  global.NetConnection = NetConnection;
   function soUpdate(e) {
     var so = sharedObjects[e.name];
     if (!so) return;
@@ -294,6 +335,21 @@
         if (st && typeof st.onStatus === "function")
           st.onStatus({ code: e.code, level: level, details: e.details });
         return undefined;
+      }
+      case "ncstatus": {
+        var n = ncs[e.nc];
+        if (!n) return undefined;
+        n.isConnected = e.info.code === "NetConnection.Connect.Success";
+        if (typeof n.onStatus === "function") n.onStatus(e.info);
+        return undefined;
+      }
+      case "nccall": {
+        var target = ncs[e.nc];
+        var m = target && !ncReserved[e.method] &&
+          !Object.prototype.hasOwnProperty.call(Object.prototype, e.method)
+          ? target[e.method] : undefined;
+        if (typeof m !== "function") throw new Error("Method not found (" + e.method + ").");
+        return m.apply(target, e.args);
       }
       case "timer": {
         var t = timers[e.id];

@@ -300,3 +300,88 @@ proptest::proptest! {
         proptest::prop_assert!(out.is_ok(), "{out:?}");
     }
 }
+
+#[test]
+fn a_net_connection_connects_calls_and_is_called() {
+    use super::ScriptNcAction;
+    let (mut s, ops) = load(
+        "netconnection",
+        r#"
+        var nc = new NetConnection();
+        var seen = [];
+        var answer = null;
+        nc.onStatus = function (info) { seen.push(info.code + " " + nc.isConnected); };
+        nc.hello = function (who) { return "hi " + who; };
+        var early = nc.call("x", null);
+        nc.connect("rtmp://127.0.0.1:1935/echo", "relay", 2);
+        Client.prototype.go = function () {
+            return nc.call("upper", { onResult: function (r) { answer = r; } }, "a");
+        };
+        Client.prototype.state = function () {
+            return { early: early, seen: seen, answer: answer, uri: nc.uri,
+                     bad: new NetConnection().connect("http://x/") };
+        };
+        "#,
+    );
+    let nc = |action| Op::Nc { nc: 1, action };
+    assert_eq!(
+        ops,
+        vec![nc(ScriptNcAction::Connect {
+            uri: "rtmp://127.0.0.1:1935/echo".into(),
+            args: vec![json!("relay"), json!(2)],
+        })],
+        "no call before connect; connect with its arguments"
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let call = json!({"type": "call", "client": 1, "method": "go", "args": []});
+    let out = s.dispatch(&call).expect("runs");
+    assert_eq!(out.result, Some(json!(false)), "not connected yet");
+    assert!(out.ops.is_empty());
+    let ok = json!({"type": "ncstatus", "nc": 1,
+        "info": {"code": "NetConnection.Connect.Success", "level": "status"}});
+    s.dispatch(&ok).expect("runs");
+    let out = s.dispatch(&call).expect("runs");
+    assert_eq!(out.result, Some(json!(true)));
+    let Some(Op::Nc {
+        nc: 1,
+        action:
+            ScriptNcAction::Call {
+                method,
+                call: id,
+                args,
+            },
+    }) = out.ops.first().cloned()
+    else {
+        panic!("a call op: {:?}", out.ops)
+    };
+    assert_eq!((method.as_str(), args), ("upper", vec![json!("a")]));
+    s.dispatch(&json!({"type": "result", "call": id, "ok": true, "value": "A"}))
+        .expect("runs");
+    // The far application calls a method of the connection; the API's own are not callable.
+    let out = s
+        .dispatch(&json!({"type": "nccall", "nc": 1, "method": "hello", "args": ["b"]}))
+        .expect("runs");
+    assert_eq!(out.result, Some(json!("hi b")));
+    for method in ["connect", "close", "toString"] {
+        let out = s
+            .dispatch(&json!({"type": "nccall", "nc": 1, "method": method, "args": []}))
+            .expect("runs");
+        assert!(out.error.is_some(), "{method} is not callable");
+    }
+    let closed = json!({"type": "ncstatus", "nc": 1,
+        "info": {"code": "NetConnection.Connect.Closed", "level": "status"}});
+    s.dispatch(&closed).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "state", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(json!({
+            "early": false,
+            "seen": ["NetConnection.Connect.Success true", "NetConnection.Connect.Closed false"],
+            "answer": "A",
+            "uri": "rtmp://127.0.0.1:1935/echo",
+            "bad": false,
+        }))
+    );
+}

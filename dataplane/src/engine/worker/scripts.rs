@@ -215,8 +215,14 @@ impl Worker {
                 persistent,
                 action,
             } => self.so_script(instance, name, persistent, action),
+            FromScripts::Nc {
+                instance,
+                nc,
+                action,
+            } => self.script_nc(instance, nc, action),
             FromScripts::SoLeave { instance } => {
                 self.server_streams_leave(&instance);
+                self.script_ncs_leave(&instance);
                 self.so_leave(instance, super::shared_objects::SCRIPT_USER)
             }
             FromScripts::Stream {
