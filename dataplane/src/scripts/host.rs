@@ -38,6 +38,8 @@ struct Instance {
     clients: HashMap<u64, usize>,
     /// Clients waiting for onConnect's decision: their worker and connect request.
     pending: HashMap<u64, (usize, u64)>,
+    /// Since when it has had no client and none waiting (None: it has some).
+    idle_since: Option<Instant>,
 }
 
 struct Host {
@@ -51,7 +53,13 @@ struct Host {
     timer_seq: u64,
     /// Scripts' calls to the manager by request id: the instance, its load and its call.
     manager_calls: HashMap<u64, (InstanceKey, u64, u64)>,
+    /// Pending connects' deadlines by timer sequence: the instance, its load, the client.
+    deadlines: HashMap<u64, (InstanceKey, u64, u64)>,
+    last_idle_check: Instant,
 }
+
+/// How often instances are checked for idleness.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// Starts the script thread for `shared` (whose `scripts` handle sends to `rx`).
 pub(crate) fn start(
@@ -74,6 +82,8 @@ pub(crate) fn start(
                 timer_of: HashMap::new(),
                 timer_seq: 0,
                 manager_calls: HashMap::new(),
+                deadlines: HashMap::new(),
+                last_idle_check: Instant::now(),
             };
             host.run(rx)
         })
@@ -87,7 +97,7 @@ impl Host {
         loop {
             let now = Instant::now();
             let wait = self.timers.peek().map_or(IDLE_WAIT, |Reverse((at, _))| {
-                at.saturating_duration_since(now)
+                at.saturating_duration_since(now).min(IDLE_WAIT)
             });
             match rx.recv_timeout(wait) {
                 Ok(msg) => self.on_message(msg),
@@ -95,6 +105,49 @@ impl Host {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.run_timers();
+            self.unload_idle();
+        }
+    }
+
+    /// Stops and unloads instances idle for `idle_unload_ms` (not those loaded at start).
+    fn unload_idle(&mut self) {
+        let now = Instant::now();
+        if self.config.idle_unload_ms == 0 || now - self.last_idle_check < IDLE_CHECK {
+            return;
+        }
+        self.last_idle_check = now;
+        let limit = Duration::from_millis(self.config.idle_unload_ms);
+        let mut idle = Vec::new();
+        for (key, i) in &mut self.instances {
+            if !i.clients.is_empty() || !i.pending.is_empty() {
+                i.idle_since = None;
+                continue;
+            }
+            let since = *i.idle_since.get_or_insert(now);
+            let kept =
+                key.instance == DEFAULT_INSTANCE && self.config.load_on_startup.contains(&key.app);
+            if !kept && now - since >= limit {
+                idle.push(key.clone());
+            }
+        }
+        for key in idle {
+            info!(app = %key.app, instance = %key.instance, idle_ms = self.config.idle_unload_ms,
+                "application instance idle: stopping it");
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
+            self.unload_as(&key, "idle, no client", true);
+        }
+    }
+
+    /// Server shutdown: every instance's onAppStop, started within `STOP_TIME`.
+    fn stop_all(&mut self) {
+        let deadline = Instant::now() + super::STOP_TIME;
+        let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
+        for key in keys {
+            if Instant::now() >= deadline {
+                warn!(app = %key.app, instance = %key.instance, "server stopping: no time left for onAppStop");
+                continue;
+            }
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
         }
     }
 
@@ -270,6 +323,10 @@ impl Host {
                 }
             }
             ToScripts::Reload(config) => self.reload(&config.scripts),
+            ToScripts::Stop { done } => {
+                self.stop_all();
+                let _ = done.send(());
+            }
             ToScripts::ReloadApp(app) => self.reload_app(&app),
         }
     }
@@ -292,6 +349,7 @@ impl Host {
                 ctx,
                 clients: HashMap::new(),
                 pending: HashMap::new(),
+                idle_since: None,
             },
         );
         info!(app = %key.app, instance = %key.instance, script = %main.display(),
@@ -335,6 +393,12 @@ impl Host {
         }
         if let Some(i) = self.instances.get_mut(&key) {
             i.pending.insert(client_id, (worker, request));
+            let generation = i.generation;
+            self.timer_seq += 1;
+            let at = Instant::now() + Duration::from_millis(self.config.pending_timeout_ms);
+            self.timers.push(Reverse((at, self.timer_seq)));
+            self.deadlines
+                .insert(self.timer_seq, (key.clone(), generation, client_id));
         }
         let ev = json!({"type": "connect", "client": client, "args": args});
         self.event(&key, &ev, "onConnect");
@@ -581,6 +645,10 @@ impl Host {
                 break;
             }
             self.timers.pop();
+            if let Some((key, generation, client)) = self.deadlines.remove(&seq) {
+                self.pending_expired(&key, generation, client);
+                continue;
+            }
             let Some((key, generation, id)) = self.timer_of.remove(&seq) else {
                 continue;
             };
@@ -590,14 +658,52 @@ impl Host {
         }
     }
 
+    /// A connect still waiting for onConnect's decision at its deadline is rejected; the
+    /// script forgets the client (as if it had left while waiting).
+    fn pending_expired(&mut self, key: &InstanceKey, generation: u64, client: u64) {
+        let Some(i) = self.instances.get_mut(key) else {
+            return;
+        };
+        if i.generation != generation {
+            return;
+        }
+        let Some((worker, request)) = i.pending.remove(&client) else {
+            return;
+        };
+        let ms = self.config.pending_timeout_ms;
+        warn!(app = %key.app, instance = %key.instance, client, ms,
+            "the script left a connect undecided: rejected");
+        self.post(
+            worker,
+            FromScripts::Decided {
+                request,
+                accept: false,
+                error: Value::Null,
+                reason: format!("the application did not accept or reject it within {ms} ms"),
+                access: None,
+            },
+        );
+        let ev = json!({"type": "disconnect", "client": client});
+        self.event(key, &ev, "a pending client's end");
+    }
+
     /// Unloads `key`: its waiting clients are refused, its clients on every worker get
     /// NetConnection.Connect.AppShutdown, and its context and timers go.
     fn unload(&mut self, key: &InstanceKey, reason: &str) {
+        self.unload_as(key, reason, false);
+    }
+
+    /// `unload`; `expected` (an idle instance) logs at info, not as an error.
+    fn unload_as(&mut self, key: &InstanceKey, reason: &str, expected: bool) {
         let Some(i) = self.instances.remove(key) else {
             return;
         };
-        error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
-            "application instance unloaded");
+        if expected {
+            info!(app = %key.app, instance = %key.instance, reason, "application instance unloaded");
+        } else {
+            error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
+                "application instance unloaded");
+        }
         for (_, (worker, request)) in i.pending {
             self.post(
                 worker,

@@ -32,6 +32,10 @@ use crate::proto::rtmp::shared_object::SoMessage;
 
 pub(crate) use host::start;
 
+/// At server shutdown, the onAppStop handlers start within this long (each then has the
+/// time budget).
+pub(crate) const STOP_TIME: Duration = Duration::from_secs(2);
+
 /// `[scripts]`: where applications' scripts are and what each instance may take.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +49,13 @@ pub(crate) struct ScriptsConfig {
     pub(crate) time_budget_ms: u64,
     /// The most an instance's heap may hold.
     pub(crate) memory_budget_mb: u64,
+    /// How long a connect may wait for onConnect's decision (a script that returns
+    /// nothing and never calls acceptConnection or rejectConnection): then it is rejected.
+    pub(crate) pending_timeout_ms: u64,
+    /// An instance with no client (and none waiting) for this long is stopped (onAppStop)
+    /// and unloaded, as AMS unloads idle instances; 0: never. Instances loaded at start
+    /// (`load_on_startup`) stay.
+    pub(crate) idle_unload_ms: u64,
 }
 
 impl Default for ScriptsConfig {
@@ -54,6 +65,8 @@ impl Default for ScriptsConfig {
             load_on_startup: Vec::new(),
             time_budget_ms: 1_000,
             memory_budget_mb: 64,
+            pending_timeout_ms: 30_000,
+            idle_unload_ms: 600_000,
         }
     }
 }
@@ -145,6 +158,11 @@ pub(crate) enum ToScripts {
         args: Vec<Value>,
     },
     Reload(Arc<Config>),
+    /// The server stops: every instance's onAppStop runs (each within the time budget, all
+    /// within `STOP_TIME`), then `done` is told.
+    Stop {
+        done: Sender<()>,
+    },
     /// `stratactl app reload APP`: the application's instances are unloaded, changed or not.
     ReloadApp(String),
 }
@@ -315,5 +333,13 @@ impl Scripts {
     pub(crate) fn send(&self, msg: ToScripts) {
         // The thread lives as long as the process; a send after it is gone is dropped.
         let _ = self.tx.send(msg);
+    }
+
+    /// At server shutdown: runs every instance's onAppStop and waits for them, at most
+    /// `STOP_TIME` and one time budget (the last onAppStop started may run that long).
+    pub(crate) fn stop(&self, config: &ScriptsConfig) {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        self.send(ToScripts::Stop { done });
+        let _ = wait.recv_timeout(STOP_TIME + config.budget().time + Duration::from_millis(500));
     }
 }
