@@ -153,6 +153,8 @@ pub struct ScriptContext {
     /// Nanoseconds after `base` when the running entry must stop; 0 when none runs.
     deadline: Arc<AtomicU64>,
     interrupted: Arc<AtomicBool>,
+    /// The heap refused an allocation for the budget during the running entry.
+    over_memory: Rc<std::cell::Cell<bool>>,
     base: Instant,
     /// Every file loaded, with a hash of its text, so a reload can tell what changed.
     files: Rc<RefCell<Vec<(PathBuf, u64)>>>,
@@ -182,8 +184,10 @@ impl ScriptContext {
         budget: Budget,
     ) -> Result<(Self, Vec<Op>), Fatal> {
         let engine = |e: rquickjs::Error| Fatal::Engine(e.to_string());
-        let rt = Runtime::new().map_err(engine)?;
-        rt.set_memory_limit(budget.memory);
+        // The heap keeps the memory budget itself (see heap.rs), not QuickJS's limit.
+        let over_memory = Rc::new(std::cell::Cell::new(false));
+        let heap = super::heap::BudgetedHeap::new(budget.memory, Rc::clone(&over_memory));
+        let rt = Runtime::new_with_alloc(heap).map_err(engine)?;
         let deadline = Arc::new(AtomicU64::new(0));
         let interrupted = Arc::new(AtomicBool::new(false));
         let base = Instant::now();
@@ -205,6 +209,7 @@ impl ScriptContext {
             budget,
             deadline,
             interrupted,
+            over_memory,
             base,
             files: Rc::new(RefCell::new(Vec::new())),
         };
@@ -216,6 +221,7 @@ impl ScriptContext {
         let (app_s, inst_s) = (app.to_string(), instance.to_string());
         let files = Rc::clone(&this.files);
         let ops = this.enter(move |ctx| {
+            super::file_api::install(ctx, &folder, budget.memory)?;
             install(ctx, &app_s, &inst_s, folder, files)?;
             let mut opts = rquickjs::context::EvalOptions::default();
             opts.filename = Some("strata:prelude.js".into());
@@ -255,7 +261,7 @@ impl ScriptContext {
             Err(Entry::Thrown(e)) => return Err(Fatal::Engine(e.message)),
         };
         if let Some(e) = &out.error {
-            if is_out_of_memory(&e.message) {
+            if is_out_of_memory(&e.message) || self.over_memory.get() {
                 return Err(Fatal::Memory(self.budget.memory));
             }
         }
@@ -272,6 +278,7 @@ impl ScriptContext {
         self.deadline
             .store(until.as_nanos().max(1) as u64, Ordering::Relaxed);
         self.interrupted.store(false, Ordering::Relaxed);
+        self.over_memory.set(false);
         let r = self.ctx.with(|ctx| match f(&ctx) {
             Ok(v) => Ok(v),
             Err(rquickjs::Error::Exception) => Err(thrown(&ctx)),
@@ -286,7 +293,7 @@ impl ScriptContext {
             Err(_) if self.interrupted.load(Ordering::Relaxed) => {
                 Err(Entry::Fatal(Fatal::Time(self.budget.time.as_millis())))
             }
-            Err(e) if is_out_of_memory(&e.message) => {
+            Err(e) if is_out_of_memory(&e.message) || self.over_memory.get() => {
                 Err(Entry::Fatal(Fatal::Memory(self.budget.memory)))
             }
             Err(e) => Err(Entry::Thrown(e)),

@@ -13,6 +13,8 @@
 mod app_dir;
 /// Public for the benchmarks (context start-up and call cost).
 pub mod context;
+mod file_api;
+mod heap;
 mod host;
 mod so_event;
 #[cfg(test)]

@@ -260,6 +260,118 @@
   global.clearInterval = global.clearTimeout = function (id) { delete timers[id]; };
   global.load = function (name) { return global.__load(String(name)); };
 
+  // File: AMS's File class over the __file_* natives, inside the application's folder
+  // only (a path that leaves it throws). Text only; an open file is read whole at open and
+  // written whole at flush/close (scripts' files are small: configuration, logs, lists).
+  function File(name) {
+    name = String(name === undefined ? "/" : name);
+    this.name = name.charAt(0) === "/" ? name : "/" + name;
+    this.isOpen = false;
+    this.position = 0;
+    this.mode = null;
+    __file_stat(this.name);  // throws now for a path outside the folder
+  }
+  function stat(f) { return JSON.parse(__file_stat(f.name)); }
+  ["exists", "isFile", "isDirectory", "length", "lastModified"].forEach(function (p) {
+    Object.defineProperty(File.prototype, p, {
+      get: function () {
+        if (p === "length" && this.isOpen) return this._text.length;
+        var v = stat(this)[p];
+        return p === "lastModified" && v !== null ? new Date(v) : v;
+      }
+    });
+  });
+  File.prototype.toString = function () { return this.name; };
+  File.prototype.open = function (type, mode) {
+    if (this.isOpen || (type !== undefined && type !== "text")) return false;
+    var modes = String(mode === undefined ? "read" : mode).split(/\s+/);
+    var has = function (m) { return modes.indexOf(m) >= 0; };
+    var existing = __file_read(this.name);
+    if (existing === null && !has("create") && !has("write") && !has("append")) return false;
+    this._text = has("write") && !has("read") ? "" : (existing || "");
+    this._write = has("write") || has("append") || has("readWrite") || has("create");
+    this.position = has("append") ? this._text.length : 0;
+    this.mode = modes.join(" ");
+    this.isOpen = true;
+    this._dirty = this._write && existing === null;
+    return true;
+  };
+  File.prototype.eof = function () { return !this.isOpen || this.position >= this._text.length; };
+  File.prototype.read = function (n) {
+    if (!this.isOpen) return null;
+    var s = this._text.substr(this.position, n === undefined ? undefined : Number(n));
+    this.position += s.length;
+    return s;
+  };
+  File.prototype.readChar = function () { return this.read(1); };
+  File.prototype.readln = function () {
+    if (this.eof()) return null;
+    var end = this._text.indexOf("\n", this.position);
+    var line = this._text.substring(this.position, end < 0 ? this._text.length : end);
+    this.position = end < 0 ? this._text.length : end + 1;
+    return line.replace(/\r$/, "");
+  };
+  File.prototype.readAll = function () {
+    var lines = [];
+    while (!this.eof()) lines.push(this.readln());
+    return lines;
+  };
+  File.prototype.write = function () {
+    if (!this.isOpen || !this._write) return false;
+    var s = slice.call(arguments).map(String).join("");
+    this._text = this._text.substring(0, this.position) + s +
+                 this._text.substring(this.position + s.length);
+    this.position += s.length;
+    this._dirty = true;
+    return true;
+  };
+  File.prototype.writeln = function () {
+    return this.write(slice.call(arguments).map(String).join("") + "\n");
+  };
+  File.prototype.writeAll = function (lines) {
+    for (var i = 0; i < lines.length; i++) if (!this.writeln(lines[i])) return false;
+    return true;
+  };
+  File.prototype.flush = function () {
+    if (!this.isOpen) return false;
+    if (!this._dirty) return true;
+    this._dirty = false;
+    return __file_write(this.name, this._text, false);
+  };
+  File.prototype.close = function () {
+    if (!this.isOpen) return false;
+    var ok = this.flush();
+    this.isOpen = false;
+    this._text = undefined;
+    return ok;
+  };
+  File.prototype.list = function (filter) {
+    var names = __file_list(this.name);
+    if (names === null) return [];
+    var base = this.name === "/" ? "" : this.name;
+    var files = JSON.parse(names).map(function (n) { return new File(base + "/" + n); });
+    return typeof filter === "function" ? files.filter(filter) : files;
+  };
+  File.prototype.remove = function () { return !this.isOpen && __file_remove(this.name); };
+  File.prototype.mkdir = function (name) {
+    var base = this.name === "/" ? "" : this.name;
+    return __file_mkdir(base + "/" + String(name));
+  };
+  File.prototype.renameTo = function (to) {
+    var target = String(to);
+    if (target.charAt(0) !== "/") target = "/" + target;
+    if (this.isOpen || !__file_rename(this.name, target)) return false;
+    this.name = target;
+    return true;
+  };
+  File.prototype.copyTo = function (to) {
+    var text = __file_read(this.name);
+    var target = String(to);
+    if (target.charAt(0) !== "/") target = "/" + target;
+    return text !== null && __file_write(target, text, false);
+  };
+  global.File = File;
+
   function onEvent(e) {
     switch (e.type) {
       case "start":

@@ -141,10 +141,12 @@ fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
     };
     let (mut s, _) =
         ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
-    assert!(matches!(
-        s.dispatch(&connect(2, json!([]))),
-        Err(Fatal::Memory(_))
-    ));
+    let hoarded = s.dispatch(&connect(2, json!([])));
+    assert!(
+        matches!(hoarded, Err(Fatal::Memory(_))),
+        "{:?}",
+        hoarded.map(|o| o.error)
+    );
 }
 
 #[test]
@@ -384,4 +386,75 @@ fn a_net_connection_connects_calls_and_is_called() {
             "bad": false,
         }))
     );
+}
+
+#[test]
+fn a_file_stays_in_the_application_folder() {
+    let outside =
+        std::env::temp_dir().join(format!("strata-script-outside-{}", std::process::id()));
+    std::fs::write(&outside, "secret").expect("write");
+    let (mut s, _) = load(
+        "file",
+        r#"
+        Client.prototype.run = function (outside) {
+            var out = {};
+            var f = new File("notes/today.txt");
+            out.missing = f.exists;
+            out.mkdir = new File("/").mkdir("notes");
+            out.open = f.open("text", "create");
+            f.writeln("one");
+            f.write("two");
+            out.closed = f.close();
+            out.length = f.length;
+            f.open("text", "read");
+            out.lines = f.readAll();
+            f.close();
+            f.open("text", "append");
+            f.writeln("");
+            f.writeln("three");
+            f.close();
+            f.open("text", "read");
+            out.after = f.readAll();
+            f.close();
+            out.list = new File("notes").list().map(String);
+            out.renamed = f.renameTo("notes/old.txt") && f.name;
+            out.removed = new File("notes/old.txt").remove();
+            // An absolute path is rooted at the application folder, as in AMS.
+            out.absolute = new File(outside).exists;
+            out.escapes = ["../x", "/../x", "notes/../../x", "link"].map(function (p) {
+                try { new File(p).open("text", "read"); return "opened " + p; }
+                catch (e) { return "refused"; }
+            });
+            return out;
+        };
+        "#,
+    );
+    let folder = std::env::temp_dir().join(format!("strata-script-file-{}", std::process::id()));
+    std::os::unix::fs::symlink(&outside, folder.join("link")).expect("link");
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "run",
+            "args": [outside.display().to_string()]}))
+        .expect("runs");
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.result,
+        Some(json!({
+            "missing": false,
+            "mkdir": true,
+            "open": true,
+            "closed": true,
+            "length": 7,
+            "lines": ["one", "two"],
+            "after": ["one", "two", "three"],
+            "list": ["/notes/today.txt"],
+            "renamed": "/notes/old.txt",
+            "removed": true,
+            "absolute": false,
+            "escapes": ["refused", "refused", "refused", "refused"],
+        }))
+    );
+    assert_eq!(std::fs::read_to_string(&outside).expect("read"), "secret");
+    assert!(!folder.join("notes/old.txt").exists());
+    let _ = std::fs::remove_file(&outside);
 }
