@@ -183,6 +183,18 @@ impl ScriptContext {
         main: &Path,
         budget: Budget,
     ) -> Result<(Self, Vec<Op>), Fatal> {
+        Self::load_with(app, instance, folder, main, budget, None)
+    }
+
+    /// `load`, with `[vod] root` for `Stream.length` (None: every length is 0).
+    pub(crate) fn load_with(
+        app: &str,
+        instance: &str,
+        folder: &Path,
+        main: &Path,
+        budget: Budget,
+        content_root: Option<PathBuf>,
+    ) -> Result<(Self, Vec<Op>), Fatal> {
         let engine = |e: rquickjs::Error| Fatal::Engine(e.to_string());
         // The heap keeps the memory budget itself (see heap.rs), not QuickJS's limit.
         let over_memory = Rc::new(std::cell::Cell::new(false));
@@ -222,6 +234,15 @@ impl ScriptContext {
         let files = Rc::clone(&this.files);
         let ops = this.enter(move |ctx| {
             super::file_api::install(ctx, &folder, budget.memory)?;
+            let lengths = RefCell::new(super::stream_length::StreamLengths::new(
+                content_root,
+                &app_s,
+                &inst_s,
+            ));
+            let length = Function::new(ctx.clone(), move |name: String| {
+                lengths.borrow_mut().length(&name)
+            })?;
+            ctx.globals().set("__stream_length", length)?;
             install(ctx, &app_s, &inst_s, folder, files)?;
             let mut opts = rquickjs::context::EvalOptions::default();
             opts.filename = Some("strata:prelude.js".into());

@@ -56,6 +56,8 @@ struct Host {
     /// Pending connects' deadlines by timer sequence: the instance, its load, the client.
     deadlines: HashMap<u64, (InstanceKey, u64, u64)>,
     last_idle_check: Instant,
+    /// `[vod] root`, for `Stream.length` in contexts loaded from now on.
+    content_root: Option<PathBuf>,
 }
 
 /// How often instances are checked for idleness.
@@ -68,6 +70,7 @@ pub(crate) fn start(
     config: &crate::config::Config,
 ) -> Result<(), String> {
     let scripts = config.scripts.clone();
+    let content_root = config.vod.root.clone();
     refresh_apps(&shared, &scripts);
     std::thread::Builder::new()
         .name("strata-scripts".into())
@@ -84,6 +87,7 @@ pub(crate) fn start(
                 manager_calls: HashMap::new(),
                 deadlines: HashMap::new(),
                 last_idle_check: Instant::now(),
+                content_root,
             };
             host.run(rx)
         })
@@ -322,7 +326,10 @@ impl Host {
                     );
                 }
             }
-            ToScripts::Reload(config) => self.reload(&config.scripts),
+            ToScripts::Reload(config) => {
+                self.content_root = config.vod.root.clone();
+                self.reload(&config.scripts)
+            }
             ToScripts::Stop { done } => {
                 self.stop_all();
                 let _ = done.send(());
@@ -339,8 +346,9 @@ impl Host {
         let (folder, main) = app_dir::main_script(&dir, &key.app)
             .ok_or_else(|| Fatal::Load(format!("no main script for {}", key.app)))?;
         let started = Instant::now();
+        let root = self.content_root.clone();
         let (ctx, ops) =
-            ScriptContext::load(&key.app, &key.instance, &folder, &main, self.budget())?;
+            ScriptContext::load_with(&key.app, &key.instance, &folder, &main, self.budget(), root)?;
         self.generation += 1;
         self.instances.insert(
             key.clone(),

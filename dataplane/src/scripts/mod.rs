@@ -17,6 +17,7 @@ mod file_api;
 mod heap;
 mod host;
 mod so_event;
+mod stream_length;
 #[cfg(test)]
 mod tests;
 

@@ -157,6 +157,11 @@
     name = String(name);
     return streams[name] || (streams[name] = new Stream(name));
   };
+  // Stream.length(name): seconds of the recorded stream (a file under [vod] root), 0 if none.
+  // (A function's own `length` is read-only: it is redefined, as it is configurable.)
+  Object.defineProperty(Stream, "length", {
+    value: function (name) { return global.__stream_length(String(name)); }
+  });
   Stream.prototype.play = function (source, start, len, reset) {
     if (source === false) { streamOp(this, "stop", {}); return true; }
     start = start === undefined ? -2 : Number(start);

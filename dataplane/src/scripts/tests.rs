@@ -458,3 +458,48 @@ fn a_file_stays_in_the_application_folder() {
     assert!(!folder.join("notes/old.txt").exists());
     let _ = std::fs::remove_file(&outside);
 }
+
+#[test]
+fn stream_length_reads_the_files_duration() {
+    use crate::media::vod::content_path::FileFormat;
+    use crate::media::vod::indexer::index_bytes;
+    const FLV: &[u8] = include_bytes!("../media/vod/testdata/avc_aac.flv");
+    const MP4: &[u8] = include_bytes!("../media/vod/testdata/avc_aac.mp4");
+    let root = app("lengths-root", &[]);
+    std::fs::create_dir_all(root.join("chat/_definst_/shows")).expect("mkdir");
+    std::fs::write(root.join("chat/_definst_/shows/clip.flv"), FLV).expect("write");
+    std::fs::write(root.join("chat/_definst_/clip.mp4"), MP4).expect("write");
+    std::fs::write(root.join("secret.flv"), FLV).expect("write");
+    std::fs::write(root.join("chat/_definst_/broken.flv"), b"FLV not really").expect("write");
+    let d = app(
+        "lengths",
+        &[(
+            "main.asc",
+            r#"Client.prototype.lengths = function () {
+                 return ["shows/clip", "mp4:clip.mp4", "missing", "../../secret", "broken"]
+                   .map(function (n) { return Stream.length(n); });
+               };"#,
+        )],
+    );
+    let (mut s, _) = ScriptContext::load_with(
+        "chat",
+        "_definst_",
+        &d,
+        &d.join("main.asc"),
+        budget(),
+        Some(root.clone()),
+    )
+    .expect("loads");
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "lengths", "args": []}))
+        .expect("runs");
+    let secs = |format, bytes| {
+        let index = index_bytes(format, bytes).expect("indexes");
+        f64::from(index.duration_ms) / 1000.0
+    };
+    let (flv, mp4) = (secs(FileFormat::Flv, FLV), secs(FileFormat::Iso, MP4));
+    assert!(flv > 0.5 && mp4 > 0.5, "{flv} {mp4}");
+    assert_eq!(out.result, Some(json!([flv, mp4, 0, 0, 0])));
+    let _ = std::fs::remove_dir_all(&root);
+}
