@@ -207,6 +207,9 @@ pub enum ScriptStreamAction {
     },
     /// `play(false)`: the playlist ends.
     Stop,
+    /// `record("record" | "append")` starts recording what the stream plays to the file
+    /// a client's play of its name opens (`record` truncates it); `record(false)` stops.
+    Record { mode: String },
     /// `send(handler, ...args)`: a data message in the stream.
     Send {
         handler: String,

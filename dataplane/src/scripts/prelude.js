@@ -174,6 +174,15 @@
     });
     return true;
   };
+  // record("record" | "append") records what the stream plays to <name>.flv where VOD
+  // plays it from; record(false) stops. Statuses: NetStream.Record.Start, .Stop, .Failed,
+  // .NoAccess.
+  Stream.prototype.record = function (mode) {
+    mode = mode === undefined ? "record" : mode;
+    if (mode !== false && mode !== "record" && mode !== "append") return false;
+    streamOp(this, "record", { mode: String(mode) });
+    return true;
+  };
   Stream.prototype.send = function (handler) {
     streamOp(this, "send", { handler: String(handler), args: slice.call(arguments, 1) });
     return true;
@@ -448,7 +457,7 @@
         return undefined;
       case "streamstatus": {
         var st = streams[e.name];
-        var level = /NotFound|Failed|BadName/.test(e.code) ? "error" : "status";
+        var level = /NotFound|Failed|BadName|NoAccess/.test(e.code) ? "error" : "status";
         if (st && typeof st.onStatus === "function")
           st.onStatus({ code: e.code, level: level, details: e.details });
         return undefined;
