@@ -50,6 +50,11 @@ pub enum Op {
     Disconnect {
         client: u64,
     },
+    /// `client.setBandwidthLimit`: the client is asked to send at most `bytes` a window.
+    Bandwidth {
+        client: u64,
+        bytes: u32,
+    },
     Broadcast {
         method: String,
         #[serde(default)]

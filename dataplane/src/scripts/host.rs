@@ -518,6 +518,13 @@ impl Host {
                         );
                     }
                 }
+                Op::Bandwidth { client, bytes } => {
+                    // In onConnect too, before the client is accepted.
+                    let waiting = i.pending.get(&client).map(|(w, _)| w);
+                    if let Some(&worker) = i.clients.get(&client).or(waiting) {
+                        self.post(worker, FromScripts::PeerBandwidth { client, bytes });
+                    }
+                }
                 Op::Disconnect { client } => {
                     if let Some(&worker) = i.clients.get(&client) {
                         self.post(worker, FromScripts::Disconnect { client });

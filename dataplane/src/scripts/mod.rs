@@ -272,6 +272,8 @@ pub(crate) enum FromScripts {
     },
     /// `application.disconnect(client)`.
     Disconnect { client: u64 },
+    /// `client.setBandwidthLimit(_, clientToServer)`: Set Peer Bandwidth to the client.
+    PeerBandwidth { client: u64, bytes: u32 },
     /// `application.broadcastMsg(method, ...args)`.
     Broadcast {
         instance: InstanceKey,

@@ -31,8 +31,23 @@
                args: slice.call(arguments, 2) });
     return true;
   };
-  Client.prototype.getBandwidthLimit = function () { return 0; };
-  Client.prototype.setBandwidthLimit = function () {};
+  // Bandwidth limits, in bytes per second. Client to server (direction 0): what the
+  // client is told it may send (Set Peer Bandwidth, hard); Flash Player honours it, the
+  // server enforces nothing. Server to client (direction 1): kept as set, not enforced
+  // (0 until set: no limit). setBandwidthLimit(serverToClient, clientToServer); 0 or
+  // less leaves a direction as it is.
+  Client.prototype.getBandwidthLimit = function (direction) {
+    return Number(direction) === 1 ? (this._toClient || 0) : (this._toServer || 0);
+  };
+  Client.prototype.setBandwidthLimit = function (toClient, toServer) {
+    toClient = Math.floor(Number(toClient));
+    toServer = Math.floor(Number(toServer));
+    if (toClient > 0) this._toClient = toClient;
+    if (toServer > 0) {
+      this._toServer = Math.min(toServer, 4294967295);
+      ops.push({ op: "bandwidth", client: this.id, bytes: this._toServer });
+    }
+  };
   // Methods a client may not call on itself: the API's own.
   var reserved = { call: 1, getBandwidthLimit: 1, setBandwidthLimit: 1 };
   global.Client = Client;
@@ -398,6 +413,8 @@
         var c = new Client();
         c.readAccess = c.writeAccess = "/";
         for (var k in e.client) c[k] = e.client[k];
+        c._toServer = e.client.peerBandwidth || 0;
+        delete c.peerBandwidth;
         clients[c.id] = c;
         states[c.id] = "pending";
         if (typeof application.onConnect !== "function") { settle(c, true); return undefined; }

@@ -503,3 +503,39 @@ fn stream_length_reads_the_files_duration() {
     assert_eq!(out.result, Some(json!([flv, mp4, 0, 0, 0])));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn bandwidth_limits_say_what_they_do() {
+    let (mut s, _) = load(
+        "bandwidth",
+        r#"
+        application.onConnect = function (c) {
+            c.before = [c.getBandwidthLimit(0), c.getBandwidthLimit(1)];
+            c.setBandwidthLimit(0, 64000);
+            return true;
+        };
+        Client.prototype.limits = function () {
+            this.setBandwidthLimit(500000, -1);
+            return [this.before, this.getBandwidthLimit(0), this.getBandwidthLimit(1)];
+        };
+        "#,
+    );
+    let ev = json!({"type": "connect", "client": {"id": 1, "peerBandwidth": 2500000}, "args": []});
+    let out = s.dispatch(&ev).expect("runs");
+    assert_eq!(
+        out.ops,
+        vec![
+            Op::Bandwidth {
+                client: 1,
+                bytes: 64000
+            },
+            accepted(1)
+        ],
+        "client to server: Set Peer Bandwidth to the client"
+    );
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "limits", "args": []}))
+        .expect("runs");
+    assert!(out.ops.is_empty(), "server to client: kept, nothing sent");
+    assert_eq!(out.result, Some(json!([[2500000, 0], 64000, 500000])));
+}

@@ -42,6 +42,8 @@ impl Worker {
             "pageUrl": text(info.and_then(|i| i.page_url.as_ref())),
             "uri": text(nc.tc_url.as_ref()),
             "protocol": "rtmp",
+            // What the connect preamble told the client it may send (Set Peer Bandwidth).
+            "peerBandwidth": self.config.server.peer_bandwidth,
             "objectEncoding": nc.object_encoding,
         });
         let args = info
@@ -195,6 +197,22 @@ impl Worker {
                         self.script_call_answered(to, false, value);
                     }
                 }
+            }
+            FromScripts::PeerBandwidth { client, bytes } => {
+                // An admitted client, or one still waiting for onConnect (rare: a scan).
+                let waiting = || {
+                    self.pending_script
+                        .values()
+                        .copied()
+                        .find(|r| self.conns.get(*r).is_some_and(|c| c.client.id == client))
+                };
+                let Some(r) = self.script_clients.get(&client).copied().or_else(waiting) else {
+                    return;
+                };
+                if let Some(c) = self.conns.get_mut(r) {
+                    c.session.set_peer_bandwidth(bytes, &mut c.out);
+                }
+                self.flush_out(r);
             }
             FromScripts::Disconnect { client } => {
                 if let Some(&r) = self.script_clients.get(&client) {
