@@ -293,12 +293,21 @@ proptest::proptest! {
     /// never breaks the context: an answer or an exception, never an engine failure.
     #[test]
     fn peers_cannot_break_the_context(method in ".{0,40}", text in ".{0,200}", n in proptest::num::f64::ANY) {
-        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };")]);
+        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };\n\
+            var nc = new NetConnection(); nc.connect('rtmp://127.0.0.1/far');\n\
+            nc.echo = function (x) { return x; };")]);
         let (mut s, _) = ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget())
             .expect("loads");
         s.dispatch(&connect(1, json!([text.clone(), {"$undefined": true}]))).expect("connects");
         let call = json!({"type": "call", "client": 1, "method": method, "args": [text, n]});
         let out = s.dispatch(&call);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
+        // The far application of a script's NetConnection is a peer too.
+        let call = json!({"type": "nccall", "nc": 1, "method": method, "args": [text, n]});
+        let out = s.dispatch(&call);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
+        let status = json!({"type": "ncstatus", "nc": 1, "info": {"code": text, "application": n}});
+        let out = s.dispatch(&status);
         proptest::prop_assert!(out.is_ok(), "{out:?}");
     }
 }

@@ -27,6 +27,9 @@ use crate::scripts::{ScriptNcAction, ToScripts};
 
 /// How long one connect may take (then NetConnection.Connect.Failed).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most connections one instance's script may hold (a script that opens them in a
+/// loop gets Connect.Failed past this, not thousands of sockets).
+const MAX_PER_INSTANCE: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NcState {
@@ -225,6 +228,20 @@ impl Worker {
                 )
             }
         };
+        let held = self
+            .script_ncs
+            .by_nc
+            .keys()
+            .filter(|(i, _)| *i == instance)
+            .count();
+        if held >= MAX_PER_INSTANCE {
+            let why = format!("the script holds {MAX_PER_INSTANCE} connections already");
+            return self.nc_status(
+                &instance,
+                nc,
+                status("error", "NetConnection.Connect.Failed", &why),
+            );
+        }
         let addr = target.primary.clone();
         let n = self.script_ncs.slab.insert(ScriptNc {
             instance: instance.clone(),
@@ -440,5 +457,72 @@ impl Worker {
                 self.script_nc_end(n, None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::connect::tests::unanswered_listener;
+    use crate::engine::worker::testing::{shared, worker_of};
+    use crate::scripts::Scripts;
+
+    /// A script that opens connections in a loop gets Connect.Failed past the cap; a bad
+    /// URI fails at once; the instance's end closes every connection it held.
+    #[test]
+    fn a_scripts_connections_are_capped_and_end_with_it() {
+        let (mut shared, mut receivers, _control) = shared(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Arc::get_mut(&mut shared).expect("not shared yet").scripts = Some(Scripts::new(tx));
+        let mut w = worker_of(shared, receivers.remove(0));
+        let (_silent, addr) = unanswered_listener();
+        let instance = InstanceKey::new("relay", "_definst_");
+        let failed = |rx: &crossbeam_channel::Receiver<ToScripts>| {
+            rx.try_iter()
+                .filter_map(|m| match m {
+                    ToScripts::NcStatus { nc, info, .. } => Some((nc, info["code"].clone())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        for nc in 1..=MAX_PER_INSTANCE as u64 + 1 {
+            let uri = format!("rtmp://{addr}/far");
+            w.script_nc(
+                instance.clone(),
+                nc,
+                ScriptNcAction::Connect { uri, args: vec![] },
+            );
+        }
+        let over = MAX_PER_INSTANCE as u64 + 1;
+        assert_eq!(failed(&rx), [(over, json!("NetConnection.Connect.Failed"))]);
+        assert_eq!(w.script_ncs.by_nc.len(), MAX_PER_INSTANCE);
+
+        let bad = ScriptNcAction::Connect {
+            uri: "rtmp://127.0.0.1:0/far".into(),
+            args: vec![],
+        };
+        w.script_nc(InstanceKey::new("other", "_definst_"), 1, bad);
+        assert_eq!(failed(&rx), [(1, json!("NetConnection.Connect.Failed"))]);
+
+        // A call on a connection not yet accepted fails, to its result object.
+        let call = ScriptNcAction::Call {
+            method: "x".into(),
+            call: 9,
+            args: vec![],
+        };
+        w.script_nc(instance.clone(), 1, call);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ToScripts::CallResult {
+                call: 9,
+                ok: false,
+                ..
+            })
+        ));
+
+        w.script_ncs_leave(&instance);
+        assert!(w.script_ncs.by_nc.is_empty());
+        assert!(w.script_ncs.slab.refs().is_empty());
+        assert!(failed(&rx).is_empty(), "nobody to tell");
     }
 }
