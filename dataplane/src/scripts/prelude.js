@@ -401,6 +401,12 @@
   };
   global.File = File;
 
+  // A Stream's or NetConnection's status with no onStatus of its own goes to
+  // application.onStatus, as in AMS.
+  function unhandledStatus(info) {
+    if (typeof application.onStatus === "function") application.onStatus(info);
+  }
+
   function onEvent(e) {
     switch (e.type) {
       case "start":
@@ -475,8 +481,9 @@
       case "streamstatus": {
         var st = streams[e.name];
         var level = /NotFound|Failed|BadName|NoAccess/.test(e.code) ? "error" : "status";
-        if (st && typeof st.onStatus === "function")
-          st.onStatus({ code: e.code, level: level, details: e.details });
+        var info = { code: e.code, level: level, details: e.details };
+        if (st && typeof st.onStatus === "function") st.onStatus(info);
+        else unhandledStatus(info);
         return undefined;
       }
       case "ncstatus": {
@@ -484,6 +491,7 @@
         if (!n) return undefined;
         n.isConnected = e.info.code === "NetConnection.Connect.Success";
         if (typeof n.onStatus === "function") n.onStatus(e.info);
+        else unhandledStatus(e.info);
         return undefined;
       }
       case "nccall": {

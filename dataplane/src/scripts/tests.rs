@@ -548,3 +548,40 @@ fn bandwidth_limits_say_what_they_do() {
     assert!(out.ops.is_empty(), "server to client: kept, nothing sent");
     assert_eq!(out.result, Some(json!([[2500000, 0], 64000, 500000])));
 }
+
+#[test]
+fn statuses_without_a_handler_go_to_application_on_status() {
+    let (mut s, _) = load(
+        "appstatus",
+        r#"
+        var seen = [];
+        application.onStatus = function (info) { seen.push(info.code); };
+        var quiet = new NetConnection();
+        quiet.connect("rtmp:/far");
+        var loud = new NetConnection();
+        loud.onStatus = function (info) { seen.push("loud " + info.code); };
+        loud.connect("rtmp:/far");
+        Stream.get("s");
+        Client.prototype.seen = function () { return seen; };
+        "#,
+    );
+    for ev in [
+        json!({"type": "ncstatus", "nc": 1, "info": {"code": "NetConnection.Connect.Failed"}}),
+        json!({"type": "ncstatus", "nc": 2, "info": {"code": "NetConnection.Connect.Closed"}}),
+        json!({"type": "streamstatus", "name": "s", "code": "NetStream.Record.NoAccess", "details": ""}),
+        connect(1, json!([])),
+    ] {
+        s.dispatch(&ev).expect("runs");
+    }
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "seen", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(json!([
+            "NetConnection.Connect.Failed",
+            "loud NetConnection.Connect.Closed",
+            "NetStream.Record.NoAccess"
+        ]))
+    );
+}
