@@ -4,7 +4,8 @@ tests/tests/scripts_relay.rs: argv[1] the relay's URL, argv[2] a URI where nothi
 Waits until the relay's server-side NetConnection is up, has it relay `upper` (answered by
 the far application), `greeting` (what the far application got when it called `hello` on
 the relay's connection) and `nosuch` (an error), then has it probe argv[2]. Prints one line
-per step.
+per step. Then it probes rtmp:/echo without the relay's arguments (refused by echo's
+script, whose message comes back).
 """
 import json
 import sys
@@ -33,4 +34,7 @@ conn.call("relay", "nosuch")
 say("nosuch:", json.dumps(conn.process_packets(invoked_method="onRelayFailed", timeout=10)))
 say("probe:", json.dumps(conn.call("probe", sys.argv[2]).result(timeout=10)))
 say("probed:", json.dumps(conn.process_packets(invoked_method="onProbe", timeout=20)))
+# echo refuses a connect that is not a relay's, with a message of its script's.
+conn.call("probe", "rtmp:/echo")
+say("refused:", json.dumps(conn.process_packets(invoked_method="onProbe", timeout=20)))
 conn.close()

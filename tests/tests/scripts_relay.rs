@@ -2,7 +2,8 @@
 //! LiveStreamCast's FCRemoteConnection.asc, forwards a client's calls to another
 //! application over a connection its script opened, and the answers reach the client;
 //! the far application calls a method on that connection; a connect to a closed port
-//! reaches the script's onStatus as NetConnection.Connect.Failed; a far server that goes
+//! reaches the script's onStatus as NetConnection.Connect.Failed, a far script's
+//! rejection as NetConnection.Connect.Rejected with its error object; a far server that goes
 //! away reaches it as NetConnection.Connect.Closed.
 
 use dataplane::proto::amf0::Amf0Value;
@@ -54,7 +55,12 @@ fn python_librtmp_calls_through_the_relay_to_another_application() {
     assert_eq!(py.next("probe"), "probe: true");
     assert_eq!(
         py.next("probed"),
-        format!("probed: [\"{nowhere}\", \"NetConnection.Connect.Failed\"]")
+        format!("probed: [\"{nowhere}\", \"NetConnection.Connect.Failed\", null]")
+    );
+    // The far script's rejection, with its error object's message.
+    assert_eq!(
+        py.next("refused"),
+        "refused: [\"rtmp:/echo\", \"NetConnection.Connect.Rejected\", \"relays only\"]"
     );
     assert!(server
         .wait_log_line(&["script NetConnection failed", "app=relay"], WAIT)
