@@ -36,8 +36,9 @@ struct Instance {
     ctx: ScriptContext,
     /// Accepted clients and the worker of each.
     clients: HashMap<u64, usize>,
-    /// Clients waiting for onConnect's decision: their worker and connect request.
-    pending: HashMap<u64, (usize, u64)>,
+    /// Clients waiting for onConnect's decision: their worker, connect request and
+    /// deadline (its timer's sequence in `Host::deadlines`).
+    pending: HashMap<u64, (usize, u64, u64)>,
     /// Since when it has had no client and none waiting (None: it has some).
     idle_since: Option<Instant>,
 }
@@ -202,8 +203,11 @@ impl Host {
                     return;
                 };
                 // A client still waiting for onConnect is forgotten too (no onDisconnect).
-                let waited = i.pending.remove(&client).is_some();
-                if i.clients.remove(&client).is_some() || waited {
+                let waited = i.pending.remove(&client);
+                if let Some((_, _, seq)) = waited {
+                    self.deadlines.remove(&seq);
+                }
+                if i.clients.remove(&client).is_some() || waited.is_some() {
                     let ev = json!({"type": "disconnect", "client": client});
                     self.event(&instance, &ev, "onDisconnect");
                 }
@@ -400,9 +404,10 @@ impl Host {
             }
         }
         if let Some(i) = self.instances.get_mut(&key) {
-            i.pending.insert(client_id, (worker, request));
-            let generation = i.generation;
             self.timer_seq += 1;
+            i.pending
+                .insert(client_id, (worker, request, self.timer_seq));
+            let generation = i.generation;
             let at = Instant::now() + Duration::from_millis(self.config.pending_timeout_ms);
             self.timers.push(Reverse((at, self.timer_seq)));
             self.deadlines
@@ -490,7 +495,8 @@ impl Host {
                         read.as_deref().unwrap_or("/"),
                         write.as_deref().unwrap_or("/"),
                     );
-                    if let Some((worker, request)) = i.pending.remove(&client) {
+                    if let Some((worker, request, seq)) = i.pending.remove(&client) {
+                        self.deadlines.remove(&seq);
                         i.clients.insert(client, worker);
                         self.post(
                             worker,
@@ -505,7 +511,8 @@ impl Host {
                     }
                 }
                 Op::Reject { client, error } => {
-                    if let Some((worker, request)) = i.pending.remove(&client) {
+                    if let Some((worker, request, seq)) = i.pending.remove(&client) {
+                        self.deadlines.remove(&seq);
                         self.post(
                             worker,
                             FromScripts::Decided {
@@ -520,7 +527,7 @@ impl Host {
                 }
                 Op::Bandwidth { client, bytes } => {
                     // In onConnect too, before the client is accepted.
-                    let waiting = i.pending.get(&client).map(|(w, _)| w);
+                    let waiting = i.pending.get(&client).map(|(w, _, _)| w);
                     if let Some(&worker) = i.clients.get(&client).or(waiting) {
                         self.post(worker, FromScripts::PeerBandwidth { client, bytes });
                     }
@@ -682,7 +689,7 @@ impl Host {
         if i.generation != generation {
             return;
         }
-        let Some((worker, request)) = i.pending.remove(&client) else {
+        let Some((worker, request, _)) = i.pending.remove(&client) else {
             return;
         };
         let ms = self.config.pending_timeout_ms;
@@ -719,7 +726,8 @@ impl Host {
             error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
                 "application instance unloaded");
         }
-        for (_, (worker, request)) in i.pending {
+        for (_, (worker, request, seq)) in i.pending {
+            self.deadlines.remove(&seq);
             self.post(
                 worker,
                 FromScripts::Decided {
