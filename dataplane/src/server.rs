@@ -103,6 +103,10 @@ pub fn run(opts: Options) -> Result<(), String> {
             }
         }
     }
+    // onAppStop before the workers close the clients (bounded: see `Scripts::stop`).
+    if let Some(scripts) = &shared.scripts {
+        scripts.stop(&config.scripts);
+    }
     workers.stop();
     stop_control.store(true, Ordering::Relaxed);
     let _ = control_thread.join();

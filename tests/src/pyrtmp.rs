@@ -47,11 +47,16 @@ pub struct PyScript {
 
 impl PyScript {
     pub fn start(script: &str, url: &str) -> PyScript {
+        PyScript::start_with_args(script, &[url])
+    }
+
+    /// The script with these arguments (its first is usually the URL).
+    pub fn start_with_args(script: &str, args: &[&str]) -> PyScript {
         use std::io::{BufRead, BufReader};
         let path = crate::server::workspace_dir().join("tests/py").join(script);
         let mut child = std::process::Command::new(python())
             .arg(&path)
-            .arg(url)
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -379,3 +379,76 @@ fn stream_access_and_publish_events_of_a_script() {
     );
     assert!(!log.contains("published secret"), "{log}");
 }
+
+/// readAccess/writeAccess guard shared objects as they guard streams: a use of an object
+/// the client may not read is refused (SharedObject.NoReadAccess), a change of one it may
+/// read but not write too (SharedObject.NoWriteAccess), and one it may write changes.
+#[test]
+fn shared_object_access_of_a_script() {
+    let dir = ScratchDir::new("scripts-so-access");
+    let scripts = dir.join("apps");
+    std::fs::create_dir_all(scripts.join("gated")).expect("mkdir");
+    std::fs::write(
+        scripts.join("gated").join("main.asc"),
+        "application.onConnect = function (c) {\n\
+           c.writeAccess = \"public\";\n\
+           c.readAccess = \"shows;public\";\n\
+           return true;\n\
+         };\n",
+    )
+    .expect("write");
+    let server = Server::start_with(ServerOptions {
+        config: Some(scripts_config(&scripts, "")),
+        ..ServerOptions::default()
+    });
+    let mut c = RtmpClient::connected(server.addr(), "gated").expect("connect");
+    let so = |name: &str, events| SoMessage {
+        name: name.into(),
+        version: 0,
+        persistent: false,
+        events,
+    };
+    let change = || SoEvent::RequestChange {
+        key: "k".into(),
+        value: s("v"),
+    };
+    let first = |c: &mut RtmpClient, name: &str| {
+        let m = c.wait_shared_object(name, WAIT).expect("an answer");
+        m.events.first().cloned()
+    };
+    let status = |code: &str| {
+        Some(SoEvent::Status {
+            code: code.into(),
+            level: "error".into(),
+        })
+    };
+    c.send_shared_object(false, &so("news", vec![SoEvent::Use]))
+        .expect("use");
+    assert_eq!(first(&mut c, "news"), status("SharedObject.NoReadAccess"));
+    c.send_shared_object(false, &so("shows", vec![SoEvent::Use]))
+        .expect("use");
+    assert_eq!(first(&mut c, "shows"), Some(SoEvent::UseSuccess));
+    c.send_shared_object(false, &so("shows", vec![change()]))
+        .expect("change");
+    assert_eq!(first(&mut c, "shows"), status("SharedObject.NoWriteAccess"));
+    c.send_shared_object(false, &so("public", vec![SoEvent::Use, change()]))
+        .expect("use and change");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = c.wait_shared_object("public", WAIT).expect("an answer");
+        if m.events
+            .iter()
+            .any(|e| matches!(e, SoEvent::Success(k) if k == "k"))
+        {
+            break;
+        }
+        assert!(
+            !m.events.iter().any(|e| matches!(e, SoEvent::Status { .. })),
+            "{m:?}"
+        );
+        assert!(Instant::now() < deadline, "the change was never confirmed");
+    }
+    assert!(server
+        .wait_log_line(&["shared object refused", "NoWriteAccess"], WAIT)
+        .is_some());
+}

@@ -1,7 +1,8 @@
-//! A client's stream access as an application script sets it (AMS's `client.readAccess`
-//! and `client.writeAccess`): semicolon-separated names or folders of streams; `/` is
-//! everything, an empty list nothing. `live/cam` grants the stream `live/cam` and every
-//! stream below `live/cam/`.
+//! A client's access to streams and shared objects as an application script sets it
+//! (AMS's `client.readAccess` and `client.writeAccess`): semicolon-separated names or
+//! folders; `/` is everything, an empty list nothing. `live/cam` grants the stream (or
+//! object) `live/cam` and everything below `live/cam/`. Read: play a stream, use an object;
+//! write: publish a stream, change an object or send on it.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Access {

@@ -36,6 +36,10 @@ pub(crate) mod code {
     pub(crate) const BAD_PERSISTENCE: &str = "SharedObject.BadPersistence";
     /// A limit (slots, bytes, objects, changes per second) refused the request.
     pub(crate) const LIMIT: &str = "SharedObject.LimitExceeded";
+    /// The client's readAccess (set by the application's script) does not cover the object.
+    pub(crate) const NO_READ_ACCESS: &str = "SharedObject.NoReadAccess";
+    /// Its writeAccess does not: changes and sends are refused.
+    pub(crate) const NO_WRITE_ACCESS: &str = "SharedObject.NoWriteAccess";
 }
 
 /// What a change of one slot became.

@@ -82,6 +82,11 @@ pub(crate) enum LinkConn {
         reg: SlabRef,
         link: crate::relay::registration::ChildLink,
     },
+    /// A server-side script's NetConnection to another application.
+    Script {
+        nc: SlabRef,
+        link: crate::relay::script_link::ScriptLink,
+    },
 }
 
 impl LinkConn {
@@ -91,6 +96,7 @@ impl LinkConn {
             LinkConn::Pull { link, .. } => link.is_connected(),
             LinkConn::Push { link, .. } => link.is_connected(),
             LinkConn::Child { link, .. } => link.is_connected(),
+            LinkConn::Script { link, .. } => link.is_connected(),
         }
     }
 
@@ -100,6 +106,7 @@ impl LinkConn {
             LinkConn::Pull { pull, group, .. } => super::owner::Owner::Pull { pull, group },
             LinkConn::Push { push, .. } => super::owner::Owner::Push(push),
             LinkConn::Child { reg, .. } => super::owner::Owner::Registration(reg),
+            LinkConn::Script { nc, .. } => super::owner::Owner::ScriptNc(nc),
         }
     }
 }

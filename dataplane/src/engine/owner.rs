@@ -22,6 +22,9 @@ pub(crate) enum Owner {
     /// A standing FCAddChild link of an application to an upstream group (see
     /// `worker/registrations.rs`): its connects and retries.
     Registration(SlabRef),
+    /// A server-side script's NetConnection (see `worker/script_connections.rs`): its
+    /// connect and the hostname it resolves.
+    ScriptNc(SlabRef),
     /// The worker itself: housekeeping, and what no narrower owner holds yet.
     Worker,
     /// A file read for VOD (see `worker/vod.rs`).

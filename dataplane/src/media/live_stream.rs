@@ -261,11 +261,12 @@ impl LiveStream {
         self.sinks.retain(|s| *s != Sink::Worker(worker));
     }
 
-    /// A recording starts (while the publisher is local): it gets every frame from here
-    /// on, after what a new file needs first (metadata and codec headers, when the stream
+    /// A recording starts (while the source is here: a local publisher, or an upstream
+    /// link such as a script's server-side stream): it gets every frame from here on,
+    /// after what a new file needs first (metadata and codec headers, when the stream
     /// already sent them: a recording that starts mid-stream or a file after rotation).
     pub(crate) fn add_recorder(&mut self, recorder: RecorderRef) -> Vec<FrameRef> {
-        if !matches!(self.source, Source::Local { .. }) {
+        if self.source.here().is_none() {
             return Vec::new();
         }
         if !self.sinks.contains(&Sink::Recorder(recorder)) {

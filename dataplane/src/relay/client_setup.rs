@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 
+use crate::proto::amf0::Amf0Value;
 use crate::proto::rtmp::session::{CallKind, Session, SessionEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub(crate) struct ClientSetup {
     tc_url: String,
     flash_ver: &'static str,
     with_stream: bool,
+    /// Arguments of connect after the command object (a script's NetConnection passes some).
+    args: Vec<Amf0Value>,
     stage: Stage,
 }
 
@@ -50,8 +53,15 @@ impl ClientSetup {
             tc_url,
             flash_ver,
             with_stream,
+            args: Vec::new(),
             stage: Stage::Handshake,
         }
+    }
+
+    /// Connect with these arguments after the command object.
+    pub(crate) fn with_args(mut self, args: Vec<Amf0Value>) -> Self {
+        self.args = args;
+        self
     }
 
     /// Past connect: the connection's setup deadline no longer applies.
@@ -68,7 +78,8 @@ impl ClientSetup {
         match event {
             SessionEvent::HandshakeDone(_) if self.stage == Stage::Handshake => {
                 self.stage = Stage::Connecting;
-                match session.connect(&self.app, &self.tc_url, self.flash_ver, out) {
+                let (app, tc_url) = (&self.app, &self.tc_url);
+                match session.connect_with_args(app, tc_url, self.flash_ver, &self.args, out) {
                     Ok(_) => Setup::Pending,
                     Err(e) => Setup::Failed(format!("connect not sent: {e}")),
                 }

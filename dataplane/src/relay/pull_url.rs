@@ -18,6 +18,11 @@ pub(crate) fn parse_push(url: &str) -> Result<UpstreamGroup, String> {
     parse_as("push", url)
 }
 
+/// Parses the URI of a script's `NetConnection.connect`; the error says what is wrong.
+pub(crate) fn parse_script(url: &str) -> Result<UpstreamGroup, String> {
+    parse_as("NetConnection", url)
+}
+
 /// `kind` is the configuration key, and the label the group shows in `stratactl upstreams`
 /// and events.
 fn parse_as(kind: &str, url: &str) -> Result<UpstreamGroup, String> {

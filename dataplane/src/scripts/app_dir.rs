@@ -48,29 +48,64 @@ pub(crate) fn scripted_apps(dir: &Path) -> Vec<String> {
 /// The file `load(name)` opens for the application in `folder`: `name` is relative to
 /// the folder and may not leave it, by `..`, by an absolute path or by a link.
 pub(crate) fn load_path(folder: &Path, name: &str) -> Result<PathBuf, String> {
+    inside(folder, name, true).map_err(|e| format!("load({name:?}): {e}"))
+}
+
+/// What a script's `File` may touch: `name` relative to the application's `folder` (a
+/// leading `/` is the folder itself, as AMS's File paths are rooted at the application),
+/// never out of it by `..`, an absolute path or a link. A name that does not exist yet
+/// (to be written) must have its parent inside. `""` and `/` are the folder.
+pub(crate) fn file_path(folder: &Path, name: &str) -> Result<PathBuf, String> {
+    let rel = name.trim_start_matches('/');
+    if rel.is_empty() {
+        return folder
+            .canonicalize()
+            .map_err(|e| format!("the application folder: {e}"));
+    }
+    inside(folder, rel, false).map_err(|e| format!("File({name:?}): {e}"))
+}
+
+fn inside(folder: &Path, name: &str, must_exist: bool) -> Result<PathBuf, String> {
     let rel = Path::new(name);
     if name.is_empty() || name.contains('\0') {
-        return Err(format!("load({name:?}): not a file name"));
+        return Err("not a file name".into());
     }
     if rel
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!(
-            "load({name:?}): only files inside the application's folder can be loaded"
-        ));
+        return Err("only files inside the application's folder can be used".into());
     }
-    let path = folder.join(rel);
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("load({name:?}): {e}"))?;
     let root = folder
         .canonicalize()
-        .map_err(|e| format!("load({name:?}): the application folder: {e}"))?;
+        .map_err(|e| format!("the application folder: {e}"))?;
+    let path = folder.join(rel);
+    let real = match path.canonicalize() {
+        Ok(real) => real,
+        // Not there (yet): its nearest existing folder decides where it is; what is
+        // missing below that cannot be a link, since it does not exist (a dangling link
+        // does exist, and is refused: a write would follow it).
+        Err(_) if !must_exist => {
+            let mut existing = path.as_path();
+            let mut missing = Vec::new();
+            while existing.symlink_metadata().is_err() {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err("not a file name".into());
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            if missing.is_empty() {
+                return Err("a link to nowhere".into());
+            }
+            let mut real = existing.canonicalize().map_err(|e| e.to_string())?;
+            real.extend(missing.iter().rev());
+            real
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     if !real.starts_with(&root) {
-        return Err(format!(
-            "load({name:?}): the file is outside the application's folder"
-        ));
+        return Err("the file is outside the application's folder".into());
     }
     Ok(real)
 }
@@ -135,6 +170,38 @@ mod tests {
             load_path(&folder, "link.asc").is_err(),
             "a link out is refused"
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn files_stay_inside_the_application_folder() {
+        let d = dir("file");
+        std::fs::create_dir_all(d.join("app/data")).expect("mkdir");
+        std::fs::write(d.join("secret.txt"), "").expect("write");
+        let folder = d.join("app");
+        let root = folder.canonicalize().expect("root");
+        assert_eq!(file_path(&folder, "/"), Ok(root.clone()));
+        assert_eq!(file_path(&folder, "new.txt"), Ok(root.join("new.txt")));
+        assert_eq!(file_path(&folder, "/data/x"), Ok(root.join("data/x")));
+        for bad in [
+            "../secret.txt",
+            "data/../../secret.txt",
+            "//etc/passwd/..",
+            "a\0b",
+        ] {
+            assert!(file_path(&folder, bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            file_path(&folder, "nowhere/new.txt"),
+            Ok(root.join("nowhere/new.txt")),
+            "a folder not made yet"
+        );
+        std::os::unix::fs::symlink(d.join("secret.txt"), folder.join("link")).expect("link");
+        std::os::unix::fs::symlink(&d, folder.join("out")).expect("link");
+        std::os::unix::fs::symlink(d.join("gone"), folder.join("dangling")).expect("link");
+        for bad in ["link", "out/secret.txt", "out/new.txt", "dangling"] {
+            assert!(file_path(&folder, bad).is_err(), "{bad}");
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 }

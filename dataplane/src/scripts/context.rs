@@ -50,6 +50,11 @@ pub enum Op {
     Disconnect {
         client: u64,
     },
+    /// `client.setBandwidthLimit`: the client is asked to send at most `bytes` a window.
+    Bandwidth {
+        client: u64,
+        bytes: u32,
+    },
     Broadcast {
         method: String,
         #[serde(default)]
@@ -82,6 +87,12 @@ pub enum Op {
         persistent: bool,
         #[serde(flatten)]
         action: super::ScriptSoAction,
+    },
+    /// A server-side `NetConnection` operation (see `ScriptNcAction`).
+    Nc {
+        nc: u64,
+        #[serde(flatten)]
+        action: super::ScriptNcAction,
     },
     /// A server-side `Stream` operation (see `ScriptStreamAction`).
     Stream {
@@ -147,6 +158,8 @@ pub struct ScriptContext {
     /// Nanoseconds after `base` when the running entry must stop; 0 when none runs.
     deadline: Arc<AtomicU64>,
     interrupted: Arc<AtomicBool>,
+    /// The heap refused an allocation for the budget during the running entry.
+    over_memory: Rc<std::cell::Cell<bool>>,
     base: Instant,
     /// Every file loaded, with a hash of its text, so a reload can tell what changed.
     files: Rc<RefCell<Vec<(PathBuf, u64)>>>,
@@ -175,9 +188,23 @@ impl ScriptContext {
         main: &Path,
         budget: Budget,
     ) -> Result<(Self, Vec<Op>), Fatal> {
+        Self::load_with(app, instance, folder, main, budget, None)
+    }
+
+    /// `load`, with `[vod] root` for `Stream.length` (None: every length is 0).
+    pub(crate) fn load_with(
+        app: &str,
+        instance: &str,
+        folder: &Path,
+        main: &Path,
+        budget: Budget,
+        content_root: Option<PathBuf>,
+    ) -> Result<(Self, Vec<Op>), Fatal> {
         let engine = |e: rquickjs::Error| Fatal::Engine(e.to_string());
-        let rt = Runtime::new().map_err(engine)?;
-        rt.set_memory_limit(budget.memory);
+        // The heap keeps the memory budget itself (see heap.rs), not QuickJS's limit.
+        let over_memory = Rc::new(std::cell::Cell::new(false));
+        let heap = super::heap::BudgetedHeap::new(budget.memory, Rc::clone(&over_memory));
+        let rt = Runtime::new_with_alloc(heap).map_err(engine)?;
         let deadline = Arc::new(AtomicU64::new(0));
         let interrupted = Arc::new(AtomicBool::new(false));
         let base = Instant::now();
@@ -199,6 +226,7 @@ impl ScriptContext {
             budget,
             deadline,
             interrupted,
+            over_memory,
             base,
             files: Rc::new(RefCell::new(Vec::new())),
         };
@@ -210,6 +238,16 @@ impl ScriptContext {
         let (app_s, inst_s) = (app.to_string(), instance.to_string());
         let files = Rc::clone(&this.files);
         let ops = this.enter(move |ctx| {
+            super::file_api::install(ctx, &folder, budget.memory)?;
+            let lengths = RefCell::new(super::stream_length::StreamLengths::new(
+                content_root,
+                &app_s,
+                &inst_s,
+            ));
+            let length = Function::new(ctx.clone(), move |name: String| {
+                lengths.borrow_mut().length(&name)
+            })?;
+            ctx.globals().set("__stream_length", length)?;
             install(ctx, &app_s, &inst_s, folder, files)?;
             let mut opts = rquickjs::context::EvalOptions::default();
             opts.filename = Some("strata:prelude.js".into());
@@ -249,7 +287,7 @@ impl ScriptContext {
             Err(Entry::Thrown(e)) => return Err(Fatal::Engine(e.message)),
         };
         if let Some(e) = &out.error {
-            if is_out_of_memory(&e.message) {
+            if is_out_of_memory(&e.message) || self.over_memory.get() {
                 return Err(Fatal::Memory(self.budget.memory));
             }
         }
@@ -266,6 +304,7 @@ impl ScriptContext {
         self.deadline
             .store(until.as_nanos().max(1) as u64, Ordering::Relaxed);
         self.interrupted.store(false, Ordering::Relaxed);
+        self.over_memory.set(false);
         let r = self.ctx.with(|ctx| match f(&ctx) {
             Ok(v) => Ok(v),
             Err(rquickjs::Error::Exception) => Err(thrown(&ctx)),
@@ -280,7 +319,7 @@ impl ScriptContext {
             Err(_) if self.interrupted.load(Ordering::Relaxed) => {
                 Err(Entry::Fatal(Fatal::Time(self.budget.time.as_millis())))
             }
-            Err(e) if is_out_of_memory(&e.message) => {
+            Err(e) if is_out_of_memory(&e.message) || self.over_memory.get() => {
                 Err(Entry::Fatal(Fatal::Memory(self.budget.memory)))
             }
             Err(e) => Err(Entry::Thrown(e)),

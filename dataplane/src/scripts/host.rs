@@ -36,8 +36,11 @@ struct Instance {
     ctx: ScriptContext,
     /// Accepted clients and the worker of each.
     clients: HashMap<u64, usize>,
-    /// Clients waiting for onConnect's decision: their worker and connect request.
-    pending: HashMap<u64, (usize, u64)>,
+    /// Clients waiting for onConnect's decision: their worker, connect request and
+    /// deadline (its timer's sequence in `Host::deadlines`).
+    pending: HashMap<u64, (usize, u64, u64)>,
+    /// Since when it has had no client and none waiting (None: it has some).
+    idle_since: Option<Instant>,
 }
 
 struct Host {
@@ -51,7 +54,15 @@ struct Host {
     timer_seq: u64,
     /// Scripts' calls to the manager by request id: the instance, its load and its call.
     manager_calls: HashMap<u64, (InstanceKey, u64, u64)>,
+    /// Pending connects' deadlines by timer sequence: the instance, its load, the client.
+    deadlines: HashMap<u64, (InstanceKey, u64, u64)>,
+    last_idle_check: Instant,
+    /// `[vod] root`, for `Stream.length` in contexts loaded from now on.
+    content_root: Option<PathBuf>,
 }
+
+/// How often instances are checked for idleness.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// Starts the script thread for `shared` (whose `scripts` handle sends to `rx`).
 pub(crate) fn start(
@@ -60,6 +71,7 @@ pub(crate) fn start(
     config: &crate::config::Config,
 ) -> Result<(), String> {
     let scripts = config.scripts.clone();
+    let content_root = config.vod.root.clone();
     refresh_apps(&shared, &scripts);
     std::thread::Builder::new()
         .name("strata-scripts".into())
@@ -74,6 +86,9 @@ pub(crate) fn start(
                 timer_of: HashMap::new(),
                 timer_seq: 0,
                 manager_calls: HashMap::new(),
+                deadlines: HashMap::new(),
+                last_idle_check: Instant::now(),
+                content_root,
             };
             host.run(rx)
         })
@@ -87,7 +102,7 @@ impl Host {
         loop {
             let now = Instant::now();
             let wait = self.timers.peek().map_or(IDLE_WAIT, |Reverse((at, _))| {
-                at.saturating_duration_since(now)
+                at.saturating_duration_since(now).min(IDLE_WAIT)
             });
             match rx.recv_timeout(wait) {
                 Ok(msg) => self.on_message(msg),
@@ -95,6 +110,49 @@ impl Host {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.run_timers();
+            self.unload_idle();
+        }
+    }
+
+    /// Stops and unloads instances idle for `idle_unload_ms` (not those loaded at start).
+    fn unload_idle(&mut self) {
+        let now = Instant::now();
+        if self.config.idle_unload_ms == 0 || now - self.last_idle_check < IDLE_CHECK {
+            return;
+        }
+        self.last_idle_check = now;
+        let limit = Duration::from_millis(self.config.idle_unload_ms);
+        let mut idle = Vec::new();
+        for (key, i) in &mut self.instances {
+            if !i.clients.is_empty() || !i.pending.is_empty() {
+                i.idle_since = None;
+                continue;
+            }
+            let since = *i.idle_since.get_or_insert(now);
+            let kept =
+                key.instance == DEFAULT_INSTANCE && self.config.load_on_startup.contains(&key.app);
+            if !kept && now - since >= limit {
+                idle.push(key.clone());
+            }
+        }
+        for key in idle {
+            info!(app = %key.app, instance = %key.instance, idle_ms = self.config.idle_unload_ms,
+                "application instance idle: stopping it");
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
+            self.unload_as(&key, "idle, no client", true);
+        }
+    }
+
+    /// Server shutdown: every instance's onAppStop, started within `STOP_TIME`.
+    fn stop_all(&mut self) {
+        let deadline = Instant::now() + super::STOP_TIME;
+        let keys: Vec<InstanceKey> = self.instances.keys().cloned().collect();
+        for key in keys {
+            if Instant::now() >= deadline {
+                warn!(app = %key.app, instance = %key.instance, "server stopping: no time left for onAppStop");
+                continue;
+            }
+            self.event(&key, &json!({"type": "stop"}), "onAppStop");
         }
     }
 
@@ -145,8 +203,11 @@ impl Host {
                     return;
                 };
                 // A client still waiting for onConnect is forgotten too (no onDisconnect).
-                let waited = i.pending.remove(&client).is_some();
-                if i.clients.remove(&client).is_some() || waited {
+                let waited = i.pending.remove(&client);
+                if let Some((_, _, seq)) = waited {
+                    self.deadlines.remove(&seq);
+                }
+                if i.clients.remove(&client).is_some() || waited.is_some() {
                     let ev = json!({"type": "disconnect", "client": client});
                     self.event(&instance, &ev, "onDisconnect");
                 }
@@ -218,7 +279,65 @@ impl Host {
                     json!({"type": "streamstatus", "name": name, "code": code, "details": details});
                 self.event(&instance, &ev, "a Stream's onStatus");
             }
-            ToScripts::Reload(config) => self.reload(&config.scripts),
+            ToScripts::NcStatus { instance, nc, info } => {
+                let ev = json!({"type": "ncstatus", "nc": nc, "info": info});
+                self.event(&instance, &ev, "a NetConnection's onStatus");
+            }
+            ToScripts::NcCall {
+                worker,
+                instance,
+                nc,
+                transaction,
+                method,
+                args,
+            } => {
+                let ev = json!({"type": "nccall", "nc": nc, "method": method, "args": args});
+                let outcome = self.dispatch(&instance, &ev);
+                let (ok, value) = match &outcome {
+                    None => (
+                        false,
+                        json!({"level": "error", "code": CALL_FAILED,
+                        "description": "The application is not loaded."}),
+                    ),
+                    Some(out) => match &out.error {
+                        Some(e) => {
+                            warn!(app = %instance.app, instance = %instance.instance, at = e.place(),
+                                method, "script exception in a NetConnection method: {}", e.message);
+                            (
+                                false,
+                                json!({"level": "error", "code": CALL_FAILED,
+                                "description": e.message}),
+                            )
+                        }
+                        None => (true, out.result.clone().unwrap_or(Value::Null)),
+                    },
+                };
+                if let Some(out) = outcome {
+                    self.apply(&instance, out.ops);
+                }
+                if transaction != 0.0 {
+                    self.post(
+                        worker,
+                        FromScripts::Nc {
+                            instance,
+                            nc,
+                            action: super::ScriptNcAction::Answer {
+                                transaction,
+                                ok,
+                                value,
+                            },
+                        },
+                    );
+                }
+            }
+            ToScripts::Reload(config) => {
+                self.content_root = config.vod.root.clone();
+                self.reload(&config.scripts)
+            }
+            ToScripts::Stop { done } => {
+                self.stop_all();
+                let _ = done.send(());
+            }
             ToScripts::ReloadApp(app) => self.reload_app(&app),
         }
     }
@@ -231,8 +350,9 @@ impl Host {
         let (folder, main) = app_dir::main_script(&dir, &key.app)
             .ok_or_else(|| Fatal::Load(format!("no main script for {}", key.app)))?;
         let started = Instant::now();
+        let root = self.content_root.clone();
         let (ctx, ops) =
-            ScriptContext::load(&key.app, &key.instance, &folder, &main, self.budget())?;
+            ScriptContext::load_with(&key.app, &key.instance, &folder, &main, self.budget(), root)?;
         self.generation += 1;
         self.instances.insert(
             key.clone(),
@@ -241,6 +361,7 @@ impl Host {
                 ctx,
                 clients: HashMap::new(),
                 pending: HashMap::new(),
+                idle_since: None,
             },
         );
         info!(app = %key.app, instance = %key.instance, script = %main.display(),
@@ -283,7 +404,14 @@ impl Host {
             }
         }
         if let Some(i) = self.instances.get_mut(&key) {
-            i.pending.insert(client_id, (worker, request));
+            self.timer_seq += 1;
+            i.pending
+                .insert(client_id, (worker, request, self.timer_seq));
+            let generation = i.generation;
+            let at = Instant::now() + Duration::from_millis(self.config.pending_timeout_ms);
+            self.timers.push(Reverse((at, self.timer_seq)));
+            self.deadlines
+                .insert(self.timer_seq, (key.clone(), generation, client_id));
         }
         let ev = json!({"type": "connect", "client": client, "args": args});
         self.event(&key, &ev, "onConnect");
@@ -367,7 +495,8 @@ impl Host {
                         read.as_deref().unwrap_or("/"),
                         write.as_deref().unwrap_or("/"),
                     );
-                    if let Some((worker, request)) = i.pending.remove(&client) {
+                    if let Some((worker, request, seq)) = i.pending.remove(&client) {
+                        self.deadlines.remove(&seq);
                         i.clients.insert(client, worker);
                         self.post(
                             worker,
@@ -382,7 +511,8 @@ impl Host {
                     }
                 }
                 Op::Reject { client, error } => {
-                    if let Some((worker, request)) = i.pending.remove(&client) {
+                    if let Some((worker, request, seq)) = i.pending.remove(&client) {
+                        self.deadlines.remove(&seq);
                         self.post(
                             worker,
                             FromScripts::Decided {
@@ -393,6 +523,13 @@ impl Host {
                                 access: None,
                             },
                         );
+                    }
+                }
+                Op::Bandwidth { client, bytes } => {
+                    // In onConnect too, before the client is accepted.
+                    let waiting = i.pending.get(&client).map(|(w, _, _)| w);
+                    if let Some(&worker) = i.clients.get(&client).or(waiting) {
+                        self.post(worker, FromScripts::PeerBandwidth { client, bytes });
                     }
                 }
                 Op::Disconnect { client } => {
@@ -451,6 +588,17 @@ impl Host {
                         FromScripts::Stream {
                             instance: key.clone(),
                             name,
+                            action,
+                        },
+                    );
+                }
+                Op::Nc { nc, action } => {
+                    let owner = key.owner(self.shared.mailboxes.len());
+                    self.post(
+                        owner,
+                        FromScripts::Nc {
+                            instance: key.clone(),
+                            nc,
                             action,
                         },
                     );
@@ -519,6 +667,10 @@ impl Host {
                 break;
             }
             self.timers.pop();
+            if let Some((key, generation, client)) = self.deadlines.remove(&seq) {
+                self.pending_expired(&key, generation, client);
+                continue;
+            }
             let Some((key, generation, id)) = self.timer_of.remove(&seq) else {
                 continue;
             };
@@ -528,15 +680,54 @@ impl Host {
         }
     }
 
+    /// A connect still waiting for onConnect's decision at its deadline is rejected; the
+    /// script forgets the client (as if it had left while waiting).
+    fn pending_expired(&mut self, key: &InstanceKey, generation: u64, client: u64) {
+        let Some(i) = self.instances.get_mut(key) else {
+            return;
+        };
+        if i.generation != generation {
+            return;
+        }
+        let Some((worker, request, _)) = i.pending.remove(&client) else {
+            return;
+        };
+        let ms = self.config.pending_timeout_ms;
+        warn!(app = %key.app, instance = %key.instance, client, ms,
+            "the script left a connect undecided: rejected");
+        self.post(
+            worker,
+            FromScripts::Decided {
+                request,
+                accept: false,
+                error: Value::Null,
+                reason: format!("the application did not accept or reject it within {ms} ms"),
+                access: None,
+            },
+        );
+        let ev = json!({"type": "disconnect", "client": client});
+        self.event(key, &ev, "a pending client's end");
+    }
+
     /// Unloads `key`: its waiting clients are refused, its clients on every worker get
     /// NetConnection.Connect.AppShutdown, and its context and timers go.
     fn unload(&mut self, key: &InstanceKey, reason: &str) {
+        self.unload_as(key, reason, false);
+    }
+
+    /// `unload`; `expected` (an idle instance) logs at info, not as an error.
+    fn unload_as(&mut self, key: &InstanceKey, reason: &str, expected: bool) {
         let Some(i) = self.instances.remove(key) else {
             return;
         };
-        error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
-            "application instance unloaded");
-        for (_, (worker, request)) in i.pending {
+        if expected {
+            info!(app = %key.app, instance = %key.instance, reason, "application instance unloaded");
+        } else {
+            error!(app = %key.app, instance = %key.instance, clients = i.clients.len(), reason,
+                "application instance unloaded");
+        }
+        for (_, (worker, request, seq)) in i.pending {
+            self.deadlines.remove(&seq);
             self.post(
                 worker,
                 FromScripts::Decided {

@@ -13,8 +13,11 @@
 mod app_dir;
 /// Public for the benchmarks (context start-up and call cost).
 pub mod context;
+mod file_api;
+mod heap;
 mod host;
 mod so_event;
+mod stream_length;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +35,10 @@ use crate::proto::rtmp::shared_object::SoMessage;
 
 pub(crate) use host::start;
 
+/// At server shutdown, the onAppStop handlers start within this long (each then has the
+/// time budget).
+pub(crate) const STOP_TIME: Duration = Duration::from_secs(2);
+
 /// `[scripts]`: where applications' scripts are and what each instance may take.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +52,13 @@ pub(crate) struct ScriptsConfig {
     pub(crate) time_budget_ms: u64,
     /// The most an instance's heap may hold.
     pub(crate) memory_budget_mb: u64,
+    /// How long a connect may wait for onConnect's decision (a script that returns
+    /// nothing and never calls acceptConnection or rejectConnection): then it is rejected.
+    pub(crate) pending_timeout_ms: u64,
+    /// An instance with no client (and none waiting) for this long is stopped (onAppStop)
+    /// and unloaded, as AMS unloads idle instances; 0: never. Instances loaded at start
+    /// (`load_on_startup`) stay.
+    pub(crate) idle_unload_ms: u64,
 }
 
 impl Default for ScriptsConfig {
@@ -54,6 +68,8 @@ impl Default for ScriptsConfig {
             load_on_startup: Vec::new(),
             time_budget_ms: 1_000,
             memory_budget_mb: 64,
+            pending_timeout_ms: 30_000,
+            idle_unload_ms: 600_000,
         }
     }
 }
@@ -127,7 +143,29 @@ pub(crate) enum ToScripts {
         code: String,
         details: String,
     },
+    /// A status of the instance's NetConnection `nc` (`info`: code, level, description,
+    /// and what else the far end said), for its `onStatus`.
+    NcStatus {
+        instance: InstanceKey,
+        nc: u64,
+        info: Value,
+    },
+    /// The far application calls `method` on the instance's NetConnection `nc`; the answer
+    /// goes back to its worker as `ScriptNcAction::Answer` (`transaction` 0: none waits).
+    NcCall {
+        worker: usize,
+        instance: InstanceKey,
+        nc: u64,
+        transaction: f64,
+        method: String,
+        args: Vec<Value>,
+    },
     Reload(Arc<Config>),
+    /// The server stops: every instance's onAppStop runs (each within the time budget, all
+    /// within `STOP_TIME`), then `done` is told.
+    Stop {
+        done: Sender<()>,
+    },
     /// `stratactl app reload APP`: the application's instances are unloaded, changed or not.
     ReloadApp(String),
 }
@@ -169,11 +207,45 @@ pub enum ScriptStreamAction {
     },
     /// `play(false)`: the playlist ends.
     Stop,
+    /// `record("record" | "append")` starts recording what the stream plays to the file
+    /// a client's play of its name opens (`record` truncates it); `record(false)` stops.
+    Record { mode: String },
     /// `send(handler, ...args)`: a data message in the stream.
     Send {
         handler: String,
         #[serde(default)]
         args: Vec<Value>,
+    },
+}
+
+/// What a script does with a server-side `NetConnection` (numbered `nc` in its instance);
+/// the instance's owner worker holds the connection (`engine/worker/script_connections.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum ScriptNcAction {
+    /// `connect(uri, p1, ..., pN)`: `rtmp://host[:port]/app[/instance]`, or `rtmp:/app`
+    /// for this server.
+    Connect {
+        uri: String,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
+    /// `call(method, resultObj, ...args)`; the answer comes back as a `CallResult` of
+    /// `call` (0: nobody waits for it).
+    Call {
+        method: String,
+        call: u64,
+        #[serde(default)]
+        args: Vec<Value>,
+    },
+    Close,
+    /// The script's answer to the far application's call `transaction` (made by the host,
+    /// not the script).
+    Answer {
+        transaction: f64,
+        ok: bool,
+        #[serde(default)]
+        value: Value,
     },
 }
 
@@ -200,6 +272,8 @@ pub(crate) enum FromScripts {
     },
     /// `application.disconnect(client)`.
     Disconnect { client: u64 },
+    /// `client.setBandwidthLimit(_, clientToServer)`: Set Peer Bandwidth to the client.
+    PeerBandwidth { client: u64, bytes: u32 },
     /// `application.broadcastMsg(method, ...args)`.
     Broadcast {
         instance: InstanceKey,
@@ -223,6 +297,12 @@ pub(crate) enum FromScripts {
         instance: InstanceKey,
         name: String,
         action: ScriptStreamAction,
+    },
+    /// To the instance's owner: a script's NetConnection operation.
+    Nc {
+        instance: InstanceKey,
+        nc: u64,
+        action: ScriptNcAction,
     },
     /// To the instance's owner: the script is gone; it uses no object any more (and its
     /// server-side streams end).
@@ -261,5 +341,13 @@ impl Scripts {
     pub(crate) fn send(&self, msg: ToScripts) {
         // The thread lives as long as the process; a send after it is gone is dropped.
         let _ = self.tx.send(msg);
+    }
+
+    /// At server shutdown: runs every instance's onAppStop and waits for them, at most
+    /// `STOP_TIME` and one time budget (the last onAppStop started may run that long).
+    pub(crate) fn stop(&self, config: &ScriptsConfig) {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        self.send(ToScripts::Stop { done });
+        let _ = wait.recv_timeout(STOP_TIME + config.budget().time + Duration::from_millis(500));
     }
 }

@@ -31,8 +31,23 @@
                args: slice.call(arguments, 2) });
     return true;
   };
-  Client.prototype.getBandwidthLimit = function () { return 0; };
-  Client.prototype.setBandwidthLimit = function () {};
+  // Bandwidth limits, in bytes per second. Client to server (direction 0): what the
+  // client is told it may send (Set Peer Bandwidth, hard); Flash Player honours it, the
+  // server enforces nothing. Server to client (direction 1): kept as set, not enforced
+  // (0 until set: no limit). setBandwidthLimit(serverToClient, clientToServer); 0 or
+  // less leaves a direction as it is.
+  Client.prototype.getBandwidthLimit = function (direction) {
+    return Number(direction) === 1 ? (this._toClient || 0) : (this._toServer || 0);
+  };
+  Client.prototype.setBandwidthLimit = function (toClient, toServer) {
+    toClient = Math.floor(Number(toClient));
+    toServer = Math.floor(Number(toServer));
+    if (toClient > 0) this._toClient = toClient;
+    if (toServer > 0) {
+      this._toServer = Math.min(toServer, 4294967295);
+      ops.push({ op: "bandwidth", client: this.id, bytes: this._toServer });
+    }
+  };
   // Methods a client may not call on itself: the API's own.
   var reserved = { call: 1, getBandwidthLimit: 1, setBandwidthLimit: 1 };
   global.Client = Client;
@@ -157,6 +172,11 @@
     name = String(name);
     return streams[name] || (streams[name] = new Stream(name));
   };
+  // Stream.length(name): seconds of the recorded stream (a file under [vod] root), 0 if none.
+  // (A function's own `length` is read-only: it is redefined, as it is configurable.)
+  Object.defineProperty(Stream, "length", {
+    value: function (name) { return global.__stream_length(String(name)); }
+  });
   Stream.prototype.play = function (source, start, len, reset) {
     if (source === false) { streamOp(this, "stop", {}); return true; }
     start = start === undefined ? -2 : Number(start);
@@ -169,11 +189,61 @@
     });
     return true;
   };
+  // record("record" | "append") records what the stream plays to <name>.flv where VOD
+  // plays it from; record(false) stops. Statuses: NetStream.Record.Start, .Stop, .Failed,
+  // .NoAccess.
+  Stream.prototype.record = function (mode) {
+    mode = mode === undefined ? "record" : mode;
+    if (mode !== false && mode !== "record" && mode !== "append") return false;
+    streamOp(this, "record", { mode: String(mode) });
+    return true;
+  };
   Stream.prototype.send = function (handler) {
     streamOp(this, "send", { handler: String(handler), args: slice.call(arguments, 1) });
     return true;
   };
   global.Stream = Stream;
+  // NetConnection: a connection of this instance to another application, here or on
+  // another server (AMS's server-side NetConnection, as FCRemoteConnection.asc uses it).
+  // The owner worker holds the connection; connect's outcome and the connection's end
+  // come to onStatus, calls' answers to their result objects, and the far application's
+  // calls to methods defined on the object.
+  var ncs = {};            // id -> NetConnection
+  var ncSeq = 0;
+  var ncReserved = { connect: 1, call: 1, close: 1, onStatus: 1, addHeader: 1 };
+  function NetConnection() {
+    this._nc = ++ncSeq;
+    this.isConnected = false;
+    this.uri = undefined;
+    this.objectEncoding = 0;
+    ncs[this._nc] = this;
+  }
+  NetConnection.prototype.connect = function (uri) {
+    uri = String(uri);
+    if (!/^rtmp:/i.test(uri)) return false;
+    this.uri = uri;
+    this.isConnected = false;
+    ops.push({ op: "nc", nc: this._nc, action: "connect", uri: uri,
+               args: slice.call(arguments, 1) });
+    return true;
+  };
+  NetConnection.prototype.call = function (method, resultObj) {
+    if (!this.isConnected) return false;
+    var id = 0;
+    if (resultObj) {
+      id = ++callSeq;
+      calls[id] = resultObj;
+    }
+    ops.push({ op: "nc", nc: this._nc, action: "call", method: String(method), call: id,
+               args: slice.call(arguments, 2) });
+    return true;
+  };
+  NetConnection.prototype.close = function () {
+    this.isConnected = false;
+    ops.push({ op: "nc", nc: this._nc, action: "close" });
+  };
+  NetConnection.prototype.addHeader = function () {};
+  global.NetConnection = NetConnection;
   function soUpdate(e) {
     var so = sharedObjects[e.name];
     if (!so) return;
@@ -219,6 +289,124 @@
   global.clearInterval = global.clearTimeout = function (id) { delete timers[id]; };
   global.load = function (name) { return global.__load(String(name)); };
 
+  // File: AMS's File class over the __file_* natives, inside the application's folder
+  // only (a path that leaves it throws). Text only; an open file is read whole at open and
+  // written whole at flush/close (scripts' files are small: configuration, logs, lists).
+  function File(name) {
+    name = String(name === undefined ? "/" : name);
+    this.name = name.charAt(0) === "/" ? name : "/" + name;
+    this.isOpen = false;
+    this.position = 0;
+    this.mode = null;
+    __file_stat(this.name);  // throws now for a path outside the folder
+  }
+  function stat(f) { return JSON.parse(__file_stat(f.name)); }
+  ["exists", "isFile", "isDirectory", "length", "lastModified"].forEach(function (p) {
+    Object.defineProperty(File.prototype, p, {
+      get: function () {
+        if (p === "length" && this.isOpen) return this._text.length;
+        var v = stat(this)[p];
+        return p === "lastModified" && v !== null ? new Date(v) : v;
+      }
+    });
+  });
+  File.prototype.toString = function () { return this.name; };
+  File.prototype.open = function (type, mode) {
+    if (this.isOpen || (type !== undefined && type !== "text")) return false;
+    var modes = String(mode === undefined ? "read" : mode).split(/\s+/);
+    var has = function (m) { return modes.indexOf(m) >= 0; };
+    var existing = __file_read(this.name);
+    if (existing === null && !has("create") && !has("write") && !has("append")) return false;
+    this._text = has("write") && !has("read") ? "" : (existing || "");
+    this._write = has("write") || has("append") || has("readWrite") || has("create");
+    this.position = has("append") ? this._text.length : 0;
+    this.mode = modes.join(" ");
+    this.isOpen = true;
+    this._dirty = this._write && existing === null;
+    return true;
+  };
+  File.prototype.eof = function () { return !this.isOpen || this.position >= this._text.length; };
+  File.prototype.read = function (n) {
+    if (!this.isOpen) return null;
+    var s = this._text.substr(this.position, n === undefined ? undefined : Number(n));
+    this.position += s.length;
+    return s;
+  };
+  File.prototype.readChar = function () { return this.read(1); };
+  File.prototype.readln = function () {
+    if (this.eof()) return null;
+    var end = this._text.indexOf("\n", this.position);
+    var line = this._text.substring(this.position, end < 0 ? this._text.length : end);
+    this.position = end < 0 ? this._text.length : end + 1;
+    return line.replace(/\r$/, "");
+  };
+  File.prototype.readAll = function () {
+    var lines = [];
+    while (!this.eof()) lines.push(this.readln());
+    return lines;
+  };
+  File.prototype.write = function () {
+    if (!this.isOpen || !this._write) return false;
+    var s = slice.call(arguments).map(String).join("");
+    this._text = this._text.substring(0, this.position) + s +
+                 this._text.substring(this.position + s.length);
+    this.position += s.length;
+    this._dirty = true;
+    return true;
+  };
+  File.prototype.writeln = function () {
+    return this.write(slice.call(arguments).map(String).join("") + "\n");
+  };
+  File.prototype.writeAll = function (lines) {
+    for (var i = 0; i < lines.length; i++) if (!this.writeln(lines[i])) return false;
+    return true;
+  };
+  File.prototype.flush = function () {
+    if (!this.isOpen) return false;
+    if (!this._dirty) return true;
+    this._dirty = false;
+    return __file_write(this.name, this._text, false);
+  };
+  File.prototype.close = function () {
+    if (!this.isOpen) return false;
+    var ok = this.flush();
+    this.isOpen = false;
+    this._text = undefined;
+    return ok;
+  };
+  File.prototype.list = function (filter) {
+    var names = __file_list(this.name);
+    if (names === null) return [];
+    var base = this.name === "/" ? "" : this.name;
+    var files = JSON.parse(names).map(function (n) { return new File(base + "/" + n); });
+    return typeof filter === "function" ? files.filter(filter) : files;
+  };
+  File.prototype.remove = function () { return !this.isOpen && __file_remove(this.name); };
+  File.prototype.mkdir = function (name) {
+    var base = this.name === "/" ? "" : this.name;
+    return __file_mkdir(base + "/" + String(name));
+  };
+  File.prototype.renameTo = function (to) {
+    var target = String(to);
+    if (target.charAt(0) !== "/") target = "/" + target;
+    if (this.isOpen || !__file_rename(this.name, target)) return false;
+    this.name = target;
+    return true;
+  };
+  File.prototype.copyTo = function (to) {
+    var text = __file_read(this.name);
+    var target = String(to);
+    if (target.charAt(0) !== "/") target = "/" + target;
+    return text !== null && __file_write(target, text, false);
+  };
+  global.File = File;
+
+  // A Stream's or NetConnection's status with no onStatus of its own goes to
+  // application.onStatus, as in AMS.
+  function unhandledStatus(info) {
+    if (typeof application.onStatus === "function") application.onStatus(info);
+  }
+
   function onEvent(e) {
     switch (e.type) {
       case "start":
@@ -231,6 +419,8 @@
         var c = new Client();
         c.readAccess = c.writeAccess = "/";
         for (var k in e.client) c[k] = e.client[k];
+        c._toServer = e.client.peerBandwidth || 0;
+        delete c.peerBandwidth;
         clients[c.id] = c;
         states[c.id] = "pending";
         if (typeof application.onConnect !== "function") { settle(c, true); return undefined; }
@@ -290,10 +480,27 @@
         return undefined;
       case "streamstatus": {
         var st = streams[e.name];
-        var level = /NotFound|Failed|BadName/.test(e.code) ? "error" : "status";
-        if (st && typeof st.onStatus === "function")
-          st.onStatus({ code: e.code, level: level, details: e.details });
+        var level = /NotFound|Failed|BadName|NoAccess/.test(e.code) ? "error" : "status";
+        var info = { code: e.code, level: level, details: e.details };
+        if (st && typeof st.onStatus === "function") st.onStatus(info);
+        else unhandledStatus(info);
         return undefined;
+      }
+      case "ncstatus": {
+        var n = ncs[e.nc];
+        if (!n) return undefined;
+        n.isConnected = e.info.code === "NetConnection.Connect.Success";
+        if (typeof n.onStatus === "function") n.onStatus(e.info);
+        else unhandledStatus(e.info);
+        return undefined;
+      }
+      case "nccall": {
+        var target = ncs[e.nc];
+        var m = target && !ncReserved[e.method] &&
+          !Object.prototype.hasOwnProperty.call(Object.prototype, e.method)
+          ? target[e.method] : undefined;
+        if (typeof m !== "function") throw new Error("Method not found (" + e.method + ").");
+        return m.apply(target, e.args);
       }
       case "timer": {
         var t = timers[e.id];

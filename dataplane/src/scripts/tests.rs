@@ -141,10 +141,12 @@ fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
     };
     let (mut s, _) =
         ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
-    assert!(matches!(
-        s.dispatch(&connect(2, json!([]))),
-        Err(Fatal::Memory(_))
-    ));
+    let hoarded = s.dispatch(&connect(2, json!([])));
+    assert!(
+        matches!(hoarded, Err(Fatal::Memory(_))),
+        "{:?}",
+        hoarded.map(|o| o.error)
+    );
 }
 
 #[test]
@@ -291,12 +293,295 @@ proptest::proptest! {
     /// never breaks the context: an answer or an exception, never an engine failure.
     #[test]
     fn peers_cannot_break_the_context(method in ".{0,40}", text in ".{0,200}", n in proptest::num::f64::ANY) {
-        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };")]);
+        let d = app("prop", &[("main.asc", "Client.prototype.echo = function (x) { return x; };\n\
+            var nc = new NetConnection(); nc.connect('rtmp://127.0.0.1/far');\n\
+            nc.echo = function (x) { return x; };")]);
         let (mut s, _) = ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), budget())
             .expect("loads");
         s.dispatch(&connect(1, json!([text.clone(), {"$undefined": true}]))).expect("connects");
         let call = json!({"type": "call", "client": 1, "method": method, "args": [text, n]});
         let out = s.dispatch(&call);
         proptest::prop_assert!(out.is_ok(), "{out:?}");
+        // The far application of a script's NetConnection is a peer too.
+        let call = json!({"type": "nccall", "nc": 1, "method": method, "args": [text, n]});
+        let out = s.dispatch(&call);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
+        let status = json!({"type": "ncstatus", "nc": 1, "info": {"code": text, "application": n}});
+        let out = s.dispatch(&status);
+        proptest::prop_assert!(out.is_ok(), "{out:?}");
     }
+}
+
+#[test]
+fn a_net_connection_connects_calls_and_is_called() {
+    use super::ScriptNcAction;
+    let (mut s, ops) = load(
+        "netconnection",
+        r#"
+        var nc = new NetConnection();
+        var seen = [];
+        var answer = null;
+        nc.onStatus = function (info) { seen.push(info.code + " " + nc.isConnected); };
+        nc.hello = function (who) { return "hi " + who; };
+        var early = nc.call("x", null);
+        nc.connect("rtmp://127.0.0.1:1935/echo", "relay", 2);
+        Client.prototype.go = function () {
+            return nc.call("upper", { onResult: function (r) { answer = r; } }, "a");
+        };
+        Client.prototype.state = function () {
+            return { early: early, seen: seen, answer: answer, uri: nc.uri,
+                     bad: new NetConnection().connect("http://x/") };
+        };
+        "#,
+    );
+    let nc = |action| Op::Nc { nc: 1, action };
+    assert_eq!(
+        ops,
+        vec![nc(ScriptNcAction::Connect {
+            uri: "rtmp://127.0.0.1:1935/echo".into(),
+            args: vec![json!("relay"), json!(2)],
+        })],
+        "no call before connect; connect with its arguments"
+    );
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let call = json!({"type": "call", "client": 1, "method": "go", "args": []});
+    let out = s.dispatch(&call).expect("runs");
+    assert_eq!(out.result, Some(json!(false)), "not connected yet");
+    assert!(out.ops.is_empty());
+    let ok = json!({"type": "ncstatus", "nc": 1,
+        "info": {"code": "NetConnection.Connect.Success", "level": "status"}});
+    s.dispatch(&ok).expect("runs");
+    let out = s.dispatch(&call).expect("runs");
+    assert_eq!(out.result, Some(json!(true)));
+    let Some(Op::Nc {
+        nc: 1,
+        action:
+            ScriptNcAction::Call {
+                method,
+                call: id,
+                args,
+            },
+    }) = out.ops.first().cloned()
+    else {
+        panic!("a call op: {:?}", out.ops)
+    };
+    assert_eq!((method.as_str(), args), ("upper", vec![json!("a")]));
+    s.dispatch(&json!({"type": "result", "call": id, "ok": true, "value": "A"}))
+        .expect("runs");
+    // The far application calls a method of the connection; the API's own are not callable.
+    let out = s
+        .dispatch(&json!({"type": "nccall", "nc": 1, "method": "hello", "args": ["b"]}))
+        .expect("runs");
+    assert_eq!(out.result, Some(json!("hi b")));
+    for method in ["connect", "close", "toString"] {
+        let out = s
+            .dispatch(&json!({"type": "nccall", "nc": 1, "method": method, "args": []}))
+            .expect("runs");
+        assert!(out.error.is_some(), "{method} is not callable");
+    }
+    let closed = json!({"type": "ncstatus", "nc": 1,
+        "info": {"code": "NetConnection.Connect.Closed", "level": "status"}});
+    s.dispatch(&closed).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "state", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(json!({
+            "early": false,
+            "seen": ["NetConnection.Connect.Success true", "NetConnection.Connect.Closed false"],
+            "answer": "A",
+            "uri": "rtmp://127.0.0.1:1935/echo",
+            "bad": false,
+        }))
+    );
+}
+
+#[test]
+fn a_file_stays_in_the_application_folder() {
+    let outside =
+        std::env::temp_dir().join(format!("strata-script-outside-{}", std::process::id()));
+    std::fs::write(&outside, "secret").expect("write");
+    let (mut s, _) = load(
+        "file",
+        r#"
+        Client.prototype.run = function (outside) {
+            var out = {};
+            var f = new File("notes/today.txt");
+            out.missing = f.exists;
+            out.mkdir = new File("/").mkdir("notes");
+            out.open = f.open("text", "create");
+            f.writeln("one");
+            f.write("two");
+            out.closed = f.close();
+            out.length = f.length;
+            f.open("text", "read");
+            out.lines = f.readAll();
+            f.close();
+            f.open("text", "append");
+            f.writeln("");
+            f.writeln("three");
+            f.close();
+            f.open("text", "read");
+            out.after = f.readAll();
+            f.close();
+            out.list = new File("notes").list().map(String);
+            out.renamed = f.renameTo("notes/old.txt") && f.name;
+            out.removed = new File("notes/old.txt").remove();
+            // An absolute path is rooted at the application folder, as in AMS.
+            out.absolute = new File(outside).exists;
+            out.escapes = ["../x", "/../x", "notes/../../x", "link"].map(function (p) {
+                try { new File(p).open("text", "read"); return "opened " + p; }
+                catch (e) { return "refused"; }
+            });
+            return out;
+        };
+        "#,
+    );
+    let folder = std::env::temp_dir().join(format!("strata-script-file-{}", std::process::id()));
+    std::os::unix::fs::symlink(&outside, folder.join("link")).expect("link");
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "run",
+            "args": [outside.display().to_string()]}))
+        .expect("runs");
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.result,
+        Some(json!({
+            "missing": false,
+            "mkdir": true,
+            "open": true,
+            "closed": true,
+            "length": 7,
+            "lines": ["one", "two"],
+            "after": ["one", "two", "three"],
+            "list": ["/notes/today.txt"],
+            "renamed": "/notes/old.txt",
+            "removed": true,
+            "absolute": false,
+            "escapes": ["refused", "refused", "refused", "refused"],
+        }))
+    );
+    assert_eq!(std::fs::read_to_string(&outside).expect("read"), "secret");
+    assert!(!folder.join("notes/old.txt").exists());
+    let _ = std::fs::remove_file(&outside);
+}
+
+#[test]
+fn stream_length_reads_the_files_duration() {
+    use crate::media::vod::content_path::FileFormat;
+    use crate::media::vod::indexer::index_bytes;
+    const FLV: &[u8] = include_bytes!("../media/vod/testdata/avc_aac.flv");
+    const MP4: &[u8] = include_bytes!("../media/vod/testdata/avc_aac.mp4");
+    let root = app("lengths-root", &[]);
+    std::fs::create_dir_all(root.join("chat/_definst_/shows")).expect("mkdir");
+    std::fs::write(root.join("chat/_definst_/shows/clip.flv"), FLV).expect("write");
+    std::fs::write(root.join("chat/_definst_/clip.mp4"), MP4).expect("write");
+    std::fs::write(root.join("secret.flv"), FLV).expect("write");
+    std::fs::write(root.join("chat/_definst_/broken.flv"), b"FLV not really").expect("write");
+    let d = app(
+        "lengths",
+        &[(
+            "main.asc",
+            r#"Client.prototype.lengths = function () {
+                 return ["shows/clip", "mp4:clip.mp4", "missing", "../../secret", "broken"]
+                   .map(function (n) { return Stream.length(n); });
+               };"#,
+        )],
+    );
+    let (mut s, _) = ScriptContext::load_with(
+        "chat",
+        "_definst_",
+        &d,
+        &d.join("main.asc"),
+        budget(),
+        Some(root.clone()),
+    )
+    .expect("loads");
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "lengths", "args": []}))
+        .expect("runs");
+    let secs = |format, bytes| {
+        let index = index_bytes(format, bytes).expect("indexes");
+        f64::from(index.duration_ms) / 1000.0
+    };
+    let (flv, mp4) = (secs(FileFormat::Flv, FLV), secs(FileFormat::Iso, MP4));
+    assert!(flv > 0.5 && mp4 > 0.5, "{flv} {mp4}");
+    assert_eq!(out.result, Some(json!([flv, mp4, 0, 0, 0])));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn bandwidth_limits_say_what_they_do() {
+    let (mut s, _) = load(
+        "bandwidth",
+        r#"
+        application.onConnect = function (c) {
+            c.before = [c.getBandwidthLimit(0), c.getBandwidthLimit(1)];
+            c.setBandwidthLimit(0, 64000);
+            return true;
+        };
+        Client.prototype.limits = function () {
+            this.setBandwidthLimit(500000, -1);
+            return [this.before, this.getBandwidthLimit(0), this.getBandwidthLimit(1)];
+        };
+        "#,
+    );
+    let ev = json!({"type": "connect", "client": {"id": 1, "peerBandwidth": 2500000}, "args": []});
+    let out = s.dispatch(&ev).expect("runs");
+    assert_eq!(
+        out.ops,
+        vec![
+            Op::Bandwidth {
+                client: 1,
+                bytes: 64000
+            },
+            accepted(1)
+        ],
+        "client to server: Set Peer Bandwidth to the client"
+    );
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "limits", "args": []}))
+        .expect("runs");
+    assert!(out.ops.is_empty(), "server to client: kept, nothing sent");
+    assert_eq!(out.result, Some(json!([[2500000, 0], 64000, 500000])));
+}
+
+#[test]
+fn statuses_without_a_handler_go_to_application_on_status() {
+    let (mut s, _) = load(
+        "appstatus",
+        r#"
+        var seen = [];
+        application.onStatus = function (info) { seen.push(info.code); };
+        var quiet = new NetConnection();
+        quiet.connect("rtmp:/far");
+        var loud = new NetConnection();
+        loud.onStatus = function (info) { seen.push("loud " + info.code); };
+        loud.connect("rtmp:/far");
+        Stream.get("s");
+        Client.prototype.seen = function () { return seen; };
+        "#,
+    );
+    for ev in [
+        json!({"type": "ncstatus", "nc": 1, "info": {"code": "NetConnection.Connect.Failed"}}),
+        json!({"type": "ncstatus", "nc": 2, "info": {"code": "NetConnection.Connect.Closed"}}),
+        json!({"type": "streamstatus", "name": "s", "code": "NetStream.Record.NoAccess", "details": ""}),
+        connect(1, json!([])),
+    ] {
+        s.dispatch(&ev).expect("runs");
+    }
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "seen", "args": []}))
+        .expect("runs");
+    assert_eq!(
+        out.result,
+        Some(json!([
+            "NetConnection.Connect.Failed",
+            "loud NetConnection.Connect.Closed",
+            "NetStream.Record.NoAccess"
+        ]))
+    );
 }

@@ -24,6 +24,7 @@ mod recordings;
 mod registrations;
 mod resolve;
 mod rpc;
+mod script_connections;
 mod scripts;
 mod server_streams;
 mod session;
@@ -154,6 +155,8 @@ pub(crate) struct Worker {
     pushes: push::Pushes,
     /// Standing links to upstream groups (worker 0 only; see `registrations.rs`).
     registrations: registrations::Registrations,
+    /// Server-side scripts' NetConnections of the instances this worker owns.
+    script_ncs: script_connections::ScriptConnections,
     /// Child servers (FCAddChild) connected to this worker, told of streams going live.
     children: Vec<ConnRef>,
     /// FCSubscribe'd names of this worker's clients, told of the stream with onFMSubscribe.
@@ -233,6 +236,7 @@ impl Worker {
             pulls: upstream::Pulls::default(),
             pushes: push::Pushes::default(),
             registrations: registrations::Registrations::default(),
+            script_ncs: script_connections::ScriptConnections::default(),
             children: Vec::new(),
             subscribers: Vec::new(),
             file_reads: FileReads::default(),
@@ -818,8 +822,11 @@ impl Worker {
                     self.worker_timer(kind, now);
                     continue;
                 }
-                Owner::Recording(_) => {
-                    debug_assert!(false, "recordings arm no timers: {kind:?}");
+                Owner::Recording(_) | Owner::ScriptNc(_) => {
+                    debug_assert!(
+                        false,
+                        "recordings and script connections arm no timers: {kind:?}"
+                    );
                     continue;
                 }
                 Owner::Vod(crate::engine::owner::VodReader::Server(id)) => {
@@ -986,6 +993,7 @@ impl Worker {
             Some(Owner::Pull { pull, group }) => self.link_closed(r, pull, group, reason),
             Some(Owner::Push(push)) => self.push_closed(r, push, reason),
             Some(Owner::Registration(reg)) => self.registration_closed(r, reg, reason),
+            Some(Owner::ScriptNc(nc)) => self.script_nc_closed(r, nc, reason),
             _ => {}
         }
         let Some(c) = self.conns.get_mut(r) else {

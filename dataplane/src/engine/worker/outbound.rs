@@ -57,6 +57,7 @@ impl Worker {
             }
             Owner::Push(push) => return self.push_connected(push, done.to, done.result),
             Owner::Registration(r) => return self.registration_connected(r, done.to, done.result),
+            Owner::ScriptNc(n) => return self.script_nc_connected(n, done.to, done.result),
             _ => {}
         }
         match done.result {

@@ -239,6 +239,41 @@ impl Worker {
         self.open_and_record(key, path, plan);
     }
 
+    /// A script's `Stream.record` of its server-side stream `key` (live on this worker):
+    /// recorded where VOD plays it by name (`append` goes on after the file's end). The
+    /// file's path, or why it is not recorded.
+    pub(super) fn record_server_stream(
+        &mut self,
+        key: &StreamKey,
+        append: bool,
+    ) -> Result<PathBuf, String> {
+        if let Some(path) = self.recordings.path_of(key) {
+            return Ok(PathBuf::from(path));
+        }
+        let root = self.config.vod.root.clone();
+        let path = record_path(
+            root.as_deref(),
+            key.app(),
+            key.instance(),
+            key.name(),
+            DEFAULT_RECORD_PATH,
+            unix_now() as u64,
+        )
+        .map_err(|e| e.to_string())?;
+        let plan = Plan {
+            append,
+            asked_by: None,
+            max_bytes: 0,
+            max_ms: 0,
+            first: None,
+        };
+        self.open_and_record(key, path.clone(), plan);
+        match self.recordings.path_of(key) {
+            Some(_) => Ok(path),
+            None => Err(format!("{} could not be opened", path.display())),
+        }
+    }
+
     /// Opens the file and joins the recording to its stream (headers first).
     fn open_and_record(&mut self, key: &StreamKey, path: PathBuf, plan: Plan) {
         let Plan {

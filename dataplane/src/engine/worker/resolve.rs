@@ -47,6 +47,7 @@ impl Worker {
             Owner::Pull { pull, group } => self.upstream_resolved(pull, group, result),
             Owner::Push(push) => self.push_resolved(push, result),
             Owner::Registration(r) => self.registration_resolved(r, result),
+            Owner::ScriptNc(n) => self.script_nc_resolved(n, result),
             _ => debug_assert!(false, "only relays resolve names: {owner:?}"),
         }
     }

@@ -42,6 +42,8 @@ impl Worker {
             "pageUrl": text(info.and_then(|i| i.page_url.as_ref())),
             "uri": text(nc.tc_url.as_ref()),
             "protocol": "rtmp",
+            // What the connect preamble told the client it may send (Set Peer Bandwidth).
+            "peerBandwidth": self.config.server.peer_bandwidth,
             "objectEncoding": nc.object_encoding,
         });
         let args = info
@@ -196,6 +198,22 @@ impl Worker {
                     }
                 }
             }
+            FromScripts::PeerBandwidth { client, bytes } => {
+                // An admitted client, or one still waiting for onConnect (rare: a scan).
+                let waiting = || {
+                    self.pending_script
+                        .values()
+                        .copied()
+                        .find(|r| self.conns.get(*r).is_some_and(|c| c.client.id == client))
+                };
+                let Some(r) = self.script_clients.get(&client).copied().or_else(waiting) else {
+                    return;
+                };
+                if let Some(c) = self.conns.get_mut(r) {
+                    c.session.set_peer_bandwidth(bytes, &mut c.out);
+                }
+                self.flush_out(r);
+            }
             FromScripts::Disconnect { client } => {
                 if let Some(&r) = self.script_clients.get(&client) {
                     self.close(r, "disconnected by the application", false);
@@ -215,8 +233,14 @@ impl Worker {
                 persistent,
                 action,
             } => self.so_script(instance, name, persistent, action),
+            FromScripts::Nc {
+                instance,
+                nc,
+                action,
+            } => self.script_nc(instance, nc, action),
             FromScripts::SoLeave { instance } => {
                 self.server_streams_leave(&instance);
+                self.script_ncs_leave(&instance);
                 self.so_leave(instance, super::shared_objects::SCRIPT_USER)
             }
             FromScripts::Stream {
@@ -416,5 +440,92 @@ mod tests {
             .conns
             .get(plain)
             .is_some_and(|c| c.closing == Closing::Open));
+    }
+
+    /// readAccess/writeAccess cover shared objects too: a use of an object the client may
+    /// not read, or a change or send to one it may not write, never reaches the owner; the
+    /// client gets SharedObject.NoReadAccess / NoWriteAccess instead.
+    #[test]
+    fn a_scripted_clients_access_guards_shared_objects() {
+        use crate::proto::rtmp::shared_object::{SoEvent, SoMessage};
+        let (mut shared, mut receivers, _control) = shared(1);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let scripts = Scripts::new(tx);
+        scripts.set_apps(vec!["chat".into()]);
+        Arc::get_mut(&mut shared).expect("not shared yet").scripts = Some(scripts);
+        let mut w = worker_of(shared, receivers.remove(0));
+        let (ours, _theirs) = UnixStream::pair().expect("socketpair");
+        let bob = w.adopt(ours.into_raw_fd());
+        w.on_session_event(bob, connect("chat", "bob"));
+        let Ok(ToScripts::Connect { request, .. }) = rx.try_recv() else {
+            panic!("the script is asked")
+        };
+        w.on_script(FromScripts::Decided {
+            request,
+            accept: true,
+            error: Value::Null,
+            reason: "ok".into(),
+            access: Access::parse("public", "public/notes"),
+        });
+        while w.mailbox.try_recv().is_some() {}
+
+        let so = |name: &str, events| SoMessage {
+            name: name.into(),
+            version: 0,
+            persistent: false,
+            events,
+        };
+        let change = || SoEvent::RequestChange {
+            key: "k".into(),
+            value: Amf0Value::Number(1.0),
+        };
+        // What reaches the owner (requests) and what bob is told (statuses).
+        let outcome = |w: &mut Worker, m: SoMessage| {
+            w.on_shared_object(bob, false, m);
+            let (mut requests, mut statuses) = (Vec::new(), Vec::new());
+            while let Some(msg) = w.mailbox.try_recv() {
+                match msg {
+                    WorkerMsg::SoRequest { message, .. } => requests.push(message.events),
+                    WorkerMsg::SoDeliver { message, .. } => {
+                        if let Some(SoEvent::Status { code, .. }) = message.events.first() {
+                            statuses.push(code.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (requests, statuses)
+        };
+        let none: Vec<String> = Vec::new();
+
+        let (req, st) = outcome(&mut w, so("secret", vec![SoEvent::Use, change()]));
+        assert!(req.is_empty(), "{req:?}");
+        assert_eq!(st, ["SharedObject.NoReadAccess"]);
+
+        let (req, st) = outcome(&mut w, so("public/board", vec![SoEvent::Use, change()]));
+        assert_eq!(
+            req,
+            [vec![SoEvent::Use]],
+            "the use passes, the change does not"
+        );
+        assert_eq!(st, ["SharedObject.NoWriteAccess"]);
+        let send = SoEvent::SendMessage {
+            handler: "h".into(),
+            args: vec![],
+        };
+        let (req, st) = outcome(&mut w, so("public/board", vec![send]));
+        assert!(req.is_empty());
+        assert_eq!(st, ["SharedObject.NoWriteAccess"]);
+
+        let (req, st) = outcome(
+            &mut w,
+            so("public/notes/today", vec![SoEvent::Use, change()]),
+        );
+        assert_eq!(
+            req,
+            [vec![SoEvent::Use, change()]],
+            "read and write granted"
+        );
+        assert_eq!(st, none);
     }
 }

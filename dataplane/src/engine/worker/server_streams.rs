@@ -73,6 +73,9 @@ struct ServerStream {
     /// A key frame of the followed stream came through (inter frames before it are not
     /// passed on: nothing could decode them).
     keyed: bool,
+    /// `record(mode)`: recorded whenever published; `true` appends (after the first file
+    /// is started, so a playlist played again goes on in the same file).
+    record: Option<bool>,
 }
 
 /// A play ready for the playlist: the item, and its file if it is one.
@@ -132,6 +135,58 @@ impl Worker {
                 let Some(id) = found else { return };
                 self.server_stream_send(id, &handler, &args);
             }
+            ScriptStreamAction::Record { mode } => {
+                let id = found.unwrap_or_else(|| self.server_stream_new(key, instance.clone()));
+                self.server_stream_record(id, &mode);
+            }
+        }
+    }
+
+    /// `record(mode)`: starts now if the stream is published, else when it is.
+    fn server_stream_record(&mut self, id: u32, mode: &str) {
+        let Some(s) = self.server_streams.by_id.get_mut(&id) else {
+            return;
+        };
+        let key = s.key.clone();
+        if mode == "false" {
+            if s.record.take().is_some() && self.recordings.path_of(&key).is_some() {
+                self.finish_recordings(&key);
+                self.server_stream_status(id, "NetStream.Record.Stop", key.name());
+            }
+            return;
+        }
+        s.record = Some(mode == "append");
+        if s.publish_id.is_some() {
+            self.server_stream_record_start(id);
+        }
+    }
+
+    /// The stream is published and recorded: its file is opened (a status says how).
+    fn server_stream_record_start(&mut self, id: u32) {
+        let Some(s) = self.server_streams.by_id.get(&id) else {
+            return;
+        };
+        let (Some(append), key) = (s.record, s.key.clone()) else {
+            return;
+        };
+        match self.record_server_stream(&key, append) {
+            Ok(path) => {
+                if let Some(s) = self.server_streams.by_id.get_mut(&id) {
+                    s.record = Some(true);
+                }
+                let path = path.display().to_string();
+                self.server_stream_status(id, "NetStream.Record.Start", &path);
+            }
+            Err(why) => {
+                warn!(worker = self.id, stream = key.name(), reason = %why,
+                    "server stream not recorded");
+                let code = if self.config.vod.root.is_none() {
+                    "NetStream.Record.NoAccess"
+                } else {
+                    "NetStream.Record.Failed"
+                };
+                self.server_stream_status(id, code, &why);
+            }
         }
     }
 
@@ -155,6 +210,7 @@ impl Worker {
                 next_seq: 0,
                 following: None,
                 keyed: false,
+                record: None,
             },
         );
         id
@@ -339,6 +395,7 @@ impl Worker {
         self.tell_workers_started(&key, publish_id, &remote_workers);
         self.went_live(&key);
         self.announce_to_children(&key, true);
+        self.server_stream_record_start(id);
         true
     }
 
@@ -495,12 +552,17 @@ impl Worker {
             return;
         };
         let key = s.key.clone();
+        let recorded = s.record.is_some();
         info!(
             worker = self.id,
             app = key.app(),
             stream = key.name(),
             "server stream ended"
         );
+        if recorded && self.recordings.path_of(&key).is_some() {
+            self.finish_recordings(&key);
+            self.server_stream_status(id, "NetStream.Record.Stop", key.name());
+        }
         for w in self.shared.registry.unpublish(&key, publish_id) {
             self.post(
                 w,

@@ -19,7 +19,7 @@ use super::*;
 use crate::app::instance::InstanceKey;
 use control_protocol::{SoCall, SoInfo};
 
-use crate::app::shared_object::{SharedObject, To};
+use crate::app::shared_object::{code, SharedObject, To};
 use crate::app::shared_objects::{SharedObjects, Stored};
 use crate::proto::amf_json;
 use crate::proto::rtmp::chunk_encoder::encode_message;
@@ -77,6 +77,10 @@ impl Worker {
             self.close(r, "shared object message before connect", true);
             return;
         };
+        self.so.clients.insert(r, amf3);
+        let Some(message) = self.so_access(r, &instance, message) else {
+            return;
+        };
         let mut changes = false;
         for event in &message.events {
             match event {
@@ -92,7 +96,6 @@ impl Worker {
         if changes {
             self.emit("so_change", r, Some(&message.name), None);
         }
-        self.so.clients.insert(r, amf3);
         WorkerStats::add(&self.stats().so_messages_in, 1);
         let client = self.conns.get(r).map_or(0, |c| c.client.id);
         let owner = instance.owner(self.shared.mailboxes.len());
@@ -105,6 +108,65 @@ impl Worker {
                 message,
             },
         );
+    }
+
+    /// What the client's script access (readAccess/writeAccess, `script_access`) leaves of
+    /// its message: a use of an object it may not read is refused whole
+    /// (`SharedObject.NoReadAccess`), changes and sends to one it may not write are taken
+    /// out (`SharedObject.NoWriteAccess`); each refusal is a status to the client and a log
+    /// line. None: nothing is left to pass on.
+    fn so_access(
+        &mut self,
+        r: ConnRef,
+        instance: &InstanceKey,
+        mut message: SoMessage,
+    ) -> Option<SoMessage> {
+        let Some(c) = self.conns.get(r) else {
+            return Some(message);
+        };
+        let Some(access) = self.script_access.get(&c.client.id) else {
+            return Some(message);
+        };
+        let (peer, name) = (c.peer, message.name.clone());
+        let writes = |e: &SoEvent| {
+            matches!(
+                e,
+                SoEvent::RequestChange { .. }
+                    | SoEvent::RequestRemove(_)
+                    | SoEvent::SendMessage { .. }
+            )
+        };
+        let refusal = if message.events.contains(&SoEvent::Use) && !access.can_read(&name) {
+            message.events.clear();
+            Some(code::NO_READ_ACCESS)
+        } else if message.events.iter().any(writes) && !access.can_write(&name) {
+            message.events.retain(|e| !writes(e));
+            Some(code::NO_WRITE_ACCESS)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            info!(%peer, %instance, object = name, code, "shared object refused by the script's access");
+            let status = SoMessage {
+                name: name.clone(),
+                version: 0,
+                persistent: message.persistent,
+                events: vec![SoEvent::Status {
+                    code: code.into(),
+                    level: "error".into(),
+                }],
+            };
+            // Through the mailbox, as every delivery comes: after what is queued already.
+            self.post(
+                self.id,
+                WorkerMsg::SoDeliver {
+                    instance: instance.clone(),
+                    target: SoTarget::One(r),
+                    message: Arc::new(status),
+                },
+            );
+        }
+        (!message.events.is_empty()).then_some(message)
     }
 
     fn unlist(&mut self, instance: &InstanceKey, name: &str, r: ConnRef) {

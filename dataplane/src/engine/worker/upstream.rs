@@ -350,6 +350,7 @@ impl Worker {
             ),
             Some(LinkConn::Push { .. }) => return self.on_push_event(r, ev),
             Some(LinkConn::Child { .. }) => return self.on_child_event(r, ev),
+            Some(LinkConn::Script { .. }) => return self.on_script_nc_event(r, ev),
             None => return,
         };
         if self.pulls.slab.get(p).is_none() {

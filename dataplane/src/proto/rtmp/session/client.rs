@@ -41,6 +41,19 @@ impl Session {
         flash_ver: &str,
         out: &mut impl BufMut,
     ) -> Result<u32, SessionError> {
+        self.connect_with_args(app, tc_url, flash_ver, &[], out)
+    }
+
+    /// `connect` with arguments after the command object (what a server-side script's
+    /// `NetConnection.connect(uri, p1, ..., pN)` passes to the far application's onConnect).
+    pub(crate) fn connect_with_args(
+        &mut self,
+        app: &str,
+        tc_url: &str,
+        flash_ver: &str,
+        args: &[Amf0Value],
+        out: &mut impl BufMut,
+    ) -> Result<u32, SessionError> {
         let size = self.config.chunk_size;
         if let Framing::Compressed(encoder) = &mut self.framing {
             if encoder.chunk_size() != size {
@@ -60,7 +73,7 @@ impl Session {
             ("videoFunction", Amf0Value::Number(1.0)),
             ("objectEncoding", Amf0Value::Number(0.0)),
         ]);
-        self.call_as(CallKind::Connect, 0, object, &[], out)
+        self.call_as(CallKind::Connect, 0, object, args, out)
     }
 
     /// Answers the peer's call `transaction` (a `SessionEvent::Command` of its) on

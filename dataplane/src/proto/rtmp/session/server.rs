@@ -33,4 +33,15 @@ impl Session {
         self.write_control(&ControlMessage::SetChunkSize(self.config.chunk_size), out);
         self.write_user_control(UserControl::StreamBegin(0), out);
     }
+
+    /// Set Peer Bandwidth (hard): the client is asked to send at most `bytes` per
+    /// acknowledgement window (a script's `setBandwidthLimit`; Flash Player honours it,
+    /// the server enforces nothing).
+    pub(crate) fn set_peer_bandwidth(&mut self, bytes: u32, out: &mut impl BufMut) {
+        let limit = ControlMessage::SetPeerBandwidth {
+            size: bytes,
+            limit: 0,
+        };
+        self.write_control(&limit, out);
+    }
 }

@@ -174,3 +174,17 @@ proptest! {
         crate::fuzzing::rtmp_session(&data);
     }
 }
+
+#[test]
+fn a_peer_bandwidth_limit_is_a_hard_set_peer_bandwidth() {
+    let (mut server, _) = connected();
+    let mut out = BytesMut::new();
+    server.set_peer_bandwidth(64_000, &mut out);
+    assert_eq!(
+        controls(&decode(&out)),
+        [ControlMessage::SetPeerBandwidth {
+            size: 64_000,
+            limit: 0
+        }]
+    );
+}
