@@ -9,7 +9,8 @@
 //!
 //! A push that fails (refused, the connection lost, the target gone) is tried again with
 //! the relays' back-off for as long as the stream is published here; the pushes end with
-//! the publish.
+//! the publish. A reload gives running pushes their application's new targets
+//! (`reload_pushes`): new ones start, removed ones close, unchanged ones are not touched.
 
 use std::collections::HashMap;
 
@@ -122,6 +123,89 @@ impl Worker {
             if let PushState::Linked { conn, .. } = push.state {
                 self.close(conn, "the pushed stream's publisher stopped", false);
             }
+        }
+    }
+
+    /// A reload: every pushed stream takes its application's new targets. A target that
+    /// left the list is closed (the stream stops feeding it first), a new one starts
+    /// pushing, and one in both lists keeps its connection as it is. A stream published
+    /// here in an application that gained targets starts pushing.
+    pub(super) fn reload_pushes(&mut self) {
+        let keys: Vec<StreamKey> = self.pushes.by_key.keys().cloned().collect();
+        for key in keys {
+            let targets: Vec<UpstreamGroup> = self
+                .config
+                .applications
+                .iter()
+                .find(|a| a.name == key.app())
+                .map(|a| a.push_targets.clone())
+                .unwrap_or_default();
+            let refs = self.pushes.by_key.remove(&key).unwrap_or_default();
+            let (kept, gone): (Vec<SlabRef>, Vec<SlabRef>) = refs.into_iter().partition(|p| {
+                self.pushes
+                    .slab
+                    .get(*p)
+                    .is_some_and(|push| targets.contains(&push.target))
+            });
+            for p in gone {
+                self.end_push(p, "its target left the application's push list");
+            }
+            let mut refs = kept;
+            let mut started = Vec::new();
+            for target in targets {
+                let present = refs.iter().any(|p| {
+                    self.pushes
+                        .slab
+                        .get(*p)
+                        .is_some_and(|push| push.target == target)
+                });
+                if present {
+                    continue;
+                }
+                let p = self.pushes.slab.insert(Push {
+                    key: key.clone(),
+                    target,
+                    state: PushState::Waiting,
+                    failures: 0,
+                    since: unix_now(),
+                });
+                refs.push(p);
+                started.push(p);
+            }
+            if !refs.is_empty() {
+                self.pushes.by_key.insert(key.clone(), refs);
+            }
+            for p in started {
+                self.push_attempt(p);
+            }
+        }
+        // Streams published here whose application pushes only now.
+        let unpushed: Vec<StreamKey> = self
+            .streams
+            .iter()
+            .filter(|(k, s)| {
+                matches!(s.source, Source::Local { .. }) && !self.pushes.by_key.contains_key(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in unpushed {
+            self.start_pushes(&key);
+        }
+    }
+
+    /// Push `p` ends while its stream goes on: no longer a sink of the stream, its
+    /// connection closed (its retry timer, if armed, finds no push).
+    fn end_push(&mut self, p: SlabRef, reason: &str) {
+        let Some(push) = self.pushes.slab.remove(p) else {
+            return;
+        };
+        info!(worker = self.id, stream = push.key.name(), target = %push.url(), reason,
+            "push ended");
+        if let PushState::Linked { conn, .. } = push.state {
+            if let Some(stream) = self.streams.get_mut(&push.key) {
+                stream.remove_push(conn);
+            }
+            self.close(conn, reason, false);
         }
     }
 
