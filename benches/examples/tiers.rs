@@ -273,12 +273,13 @@ fn viewers(
     apps.iter().map(|app| watch(addr, app, until)).collect()
 }
 
-/// The origin's CPU seconds per second over `window`, after `settle`.
+/// The origin's CPU seconds per second over `window`, after `settle` (its threads' time
+/// on a CPU in ns, `procstat::run_seconds`: /proc's 10 ms ticks are too coarse here).
 fn origin_cpu(origin: &Server, settle: Duration, window: Duration) -> f64 {
     std::thread::sleep(settle);
-    let a = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    let a = benches::procstat::run_seconds(origin.pid()).unwrap_or_default();
     std::thread::sleep(window);
-    let b = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    let b = benches::procstat::run_seconds(origin.pid()).unwrap_or_default();
     (b - a) / window.as_secs_f64()
 }
 
@@ -292,7 +293,7 @@ fn origin_cost(n: usize) {
 
     let idle = origin_cpu(&origin, Duration::ZERO, Duration::from_secs(5));
     println!(
-        "origin with its publisher only: {:.2} % of a core",
+        "origin with its publisher only: {:.3} % of a core",
         idle * 100.0
     );
 
@@ -305,7 +306,7 @@ fn origin_cost(n: usize) {
         .filter(|v| matches!(v, Ok(Ok(s)) if s.len() > 100))
         .count();
     println!(
-        "{n} direct viewers ({ok} received): origin {:.2} % of a core",
+        "{n} direct viewers ({ok} received): origin {:.3} % of a core",
         cpu_direct * 100.0
     );
 
@@ -346,14 +347,16 @@ fn origin_cost(n: usize) {
         .count()
         .saturating_sub(n);
     println!(
-        "{n} edges pulling ({ok} viewers received, {links} plays at the origin): origin {:.2} % \
+        "{n} edges pulling ({ok} viewers received, {links} plays at the origin): origin {:.3} % \
          of a core",
         cpu_edges * 100.0
     );
     println!(
-        "== per direct viewer {:.3} %, per edge {:.3} % of a core (publisher only: {:.2} %)",
+        "== per direct viewer {:.4} %, per edge {:.4} % of a core (publisher only: {:.3} %); \
+         edge / viewer {:.2}",
         (cpu_direct - idle) * 100.0 / n as f64,
         (cpu_edges - idle) * 100.0 / n as f64,
-        idle * 100.0
+        idle * 100.0,
+        (cpu_edges - idle) / (cpu_direct - idle)
     );
 }
