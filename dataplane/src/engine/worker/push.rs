@@ -408,3 +408,107 @@ impl Worker {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::worker::testing::{turn_until, worker};
+    use std::io::{ErrorKind, Read};
+    use std::net::{TcpListener, TcpStream};
+
+    fn pushing_to(targets: &[SocketAddr]) -> Arc<Config> {
+        let list: Vec<String> = targets
+            .iter()
+            .map(|t| format!("\"rtmp://{t}/live\""))
+            .collect();
+        let text = format!(
+            "[[application]]\nname = \"live\"\npush = [{}]\n",
+            list.join(", ")
+        );
+        let mut config = Config::parse(&text, "test").expect("config");
+        config.server.listen = Vec::new();
+        Arc::new(config)
+    }
+
+    /// The connected pushes: target address and connection.
+    fn linked(w: &Worker) -> Vec<(String, ConnRef)> {
+        let mut out: Vec<_> = w
+            .pushes
+            .by_key
+            .values()
+            .flatten()
+            .filter_map(|p| w.pushes.slab.get(*p))
+            .filter_map(|push| match push.state {
+                PushState::Linked { conn, .. } => Some((push.target.primary.to_string(), conn)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn accept(l: &TcpListener) -> TcpStream {
+        let (s, _) = l.accept().expect("accept");
+        s.set_nonblocking(true).expect("nonblocking");
+        s
+    }
+
+    /// Reads what is there; true once the far end closed.
+    fn ended(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    #[test]
+    fn a_reload_connects_new_targets_closes_removed_ones_and_keeps_the_rest() {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("listen"))
+            .collect();
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        let (mut w, _control) = worker();
+        w.config = pushing_to(&addrs[..2]);
+        let key = StreamKey::new("live", "_definst_", "cam");
+        w.start_pushes(&key);
+        turn_until(&mut w, |w| linked(w).len() == 2);
+        let mut removed = accept(&listeners[0]);
+        let mut kept = accept(&listeners[1]);
+        let kept_conn = linked(&w)
+            .into_iter()
+            .find(|(a, _)| *a == addrs[1].to_string())
+            .expect("the push to the kept target")
+            .1;
+
+        w.reload(pushing_to(&[addrs[1], addrs[2]]));
+        let mut expected = vec![addrs[1].to_string(), addrs[2].to_string()];
+        expected.sort();
+        turn_until(&mut w, |w| {
+            linked(w).into_iter().map(|(a, _)| a).collect::<Vec<_>>() == expected
+                && ended(&mut removed)
+        });
+        // The new target was dialled; the removed one's connection ended (above).
+        let _new = accept(&listeners[2]);
+        // The kept target: the same connection, still open, and not dialled again.
+        assert!(linked(&w).contains(&(addrs[1].to_string(), kept_conn)));
+        assert!(!ended(&mut kept), "the kept push was closed");
+        listeners[1].set_nonblocking(true).expect("nonblocking");
+        assert!(
+            matches!(listeners[1].accept(), Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "the kept target was dialled again"
+        );
+
+        // A reload that removes every target ends the stream's pushes.
+        w.reload(pushing_to(&[]));
+        turn_until(&mut w, |w| linked(w).is_empty() && ended(&mut kept));
+        assert!(w.pushes.by_key.is_empty());
+    }
+}
