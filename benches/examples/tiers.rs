@@ -4,6 +4,8 @@
 //! ```text
 //! cargo build --release --bin stratad
 //! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- failover 20
+//! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- failover 20 40
+//! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- failover 20 40 0
 //! STRATAD_BIN=$PWD/target/release/stratad cargo run -p benches --example tiers -- origin-cost 50
 //! ```
 //!
@@ -13,12 +15,18 @@
 //! figures: the switch (from the last picture of the old source to the new source's codec
 //! header, what the failover itself costs) and the largest gap between pictures in the 3 s
 //! after the kill (the viewer's experience, the source's own jitter included). Once with
-//! the default rule, once with `hot_standby = true`; p50 and max of each.
+//! the default rule, once with `hot_standby = true`; p50 and max of each. A second number
+//! puts that many ms of latency each way between the edge and each origin (a delaying
+//! relay, `e2e::delay_proxy`; this kernel has no netem); a third sets the edge's
+//! `send_batch_ms` (0: every message sent at once, so the viewer's gaps are not rounded up
+//! to the default 150 ms bursts). `jitter N [latency_ms [send_batch_ms]]`: the same edge
+//! and viewer with no kill, the floor under the gaps.
 //!
 //! `origin-cost N`: one origin with one publisher; its CPU over 15 s with N direct viewers,
 //! then with N edges pulling the stream (one edge stratad with N edge applications, one
 //! viewer each: N server-to-server links at the origin, as N edge servers would make).
 
+use e2e::delay_proxy::DelayProxy;
 use e2e::publisher::publish_sample;
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{free_addr_on, Server, ServerOptions};
@@ -33,14 +41,21 @@ fn main() {
     let n = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("failover") => {
+            let latency = Duration::from_millis(n(2, 0) as u64);
+            let batch = args.get(3).and_then(|s| s.parse().ok());
             for hot in [false, true] {
-                failover(n(1, 20), hot);
+                failover(n(1, 20), hot, latency, batch);
             }
         }
         Some("origin-cost") => origin_cost(n(1, 50)),
-        Some("jitter") => jitter(n(1, 20)),
+        Some("jitter") => jitter(
+            n(1, 20),
+            Duration::from_millis(n(2, 0) as u64),
+            args.get(3).and_then(|s| s.parse().ok()),
+        ),
         _ => eprintln!(
-            "usage: tiers failover [kills] | tiers origin-cost [viewers] | tiers jitter [windows]"
+            "usage: tiers failover [kills [latency_ms [send_batch_ms]]] | tiers origin-cost \
+             [viewers] | tiers jitter [windows [latency_ms [send_batch_ms]]]"
         ),
     }
 }
@@ -69,9 +84,39 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn failover(kills: usize, hot: bool) {
+/// With a latency, each origin is reached through a relay that delays everything (its
+/// death too) by that much each way, as between sites; the relays outlive the origins they
+/// stand for, so a restarted origin is reached through the same one. The addresses the
+/// edge's groups name, and the relays (kept while they are used).
+fn links(addrs: [SocketAddr; 2], latency: Duration) -> ([SocketAddr; 2], Vec<DelayProxy>) {
+    if latency.is_zero() {
+        return (addrs, Vec::new());
+    }
+    let proxies = vec![
+        DelayProxy::start(host(6), addrs[0], latency),
+        DelayProxy::start(host(7), addrs[1], latency),
+    ];
+    ([proxies[0].addr(), proxies[1].addr()], proxies)
+}
+
+/// The edge's extra configuration: hot standby, and the viewers' send batching when given
+/// (`[live] send_batch_ms`; the default, 150 ms, sends viewers' media in bursts, which
+/// the gaps measured at the viewer then include).
+fn edge_extra(hot: bool, batch: Option<u32>) -> String {
+    let mut extra = String::new();
+    if hot {
+        extra.push_str("hot_standby = true\n");
+    }
+    if let Some(ms) = batch {
+        extra.push_str(&format!("[live]\nsend_batch_ms = {ms}\n"));
+    }
+    extra
+}
+
+fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
     let dir = ScratchDir::new("bench-tiers-failover");
     let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
+    let (via, _proxies) = links(addrs, latency);
     let start = |a: SocketAddr| {
         let o = origin_at(a);
         let p = publish_sample(&format!("rtmp://{a}/lsc_origin/cam"));
@@ -84,11 +129,11 @@ fn failover(kills: usize, hot: bool) {
         "edge",
         host(5),
         &[
-            ("server1", addrs[0], addrs[0], "lsc_origin"),
-            ("server2", addrs[1], addrs[1], "lsc_origin"),
+            ("server1", via[0], via[0], "lsc_origin"),
+            ("server2", via[1], via[1], "lsc_origin"),
         ],
         1000,
-        if hot { "hot_standby = true\n" } else { "" },
+        &edge_extra(hot, batch),
     );
     // A viewer that stays all along keeps the pull up between the measuring ones.
     let keep = watch(
@@ -157,8 +202,11 @@ fn failover(kills: usize, hot: bool) {
     switches.sort();
     gaps.sort();
     println!(
-        "== {}: {} kills; switch p50 {} max {} ({} seen); largest gap p50 {} max {}",
+        "== {}, links {} each way, send_batch_ms {}: {} kills; switch p50 {} max {} ({} seen); \
+         largest gap p50 {} max {}",
         if hot { "hot standby" } else { "default rule" },
+        ms(latency),
+        batch.map_or("default".into(), |b| b.to_string()),
         kills,
         ms(percentile(&switches, 0.5)),
         ms(switches.last().copied().unwrap_or_default()),
@@ -170,7 +218,7 @@ fn failover(kills: usize, hot: bool) {
 
 /// The floor under the failover figures: the same edge and viewer with no kill, the
 /// largest gap between pictures in each of N windows of 3 s (the source's own jitter).
-fn jitter(windows: usize) {
+fn jitter(windows: usize, latency: Duration, batch: Option<u32>) {
     let dir = ScratchDir::new("bench-tiers-jitter");
     let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
     let _origins = addrs.map(|a| {
@@ -178,17 +226,18 @@ fn jitter(windows: usize) {
         let p = publish_sample(&format!("rtmp://{a}/lsc_origin/cam"));
         (o, p)
     });
+    let (via, _proxies) = links(addrs, latency);
     let edge = tier_with(
         &dir,
         "lsc_edge",
         "edge",
         host(5),
         &[
-            ("server1", addrs[0], addrs[0], "lsc_origin"),
-            ("server2", addrs[1], addrs[1], "lsc_origin"),
+            ("server1", via[0], via[0], "lsc_origin"),
+            ("server2", via[1], via[1], "lsc_origin"),
         ],
         1000,
-        "",
+        &edge_extra(false, batch),
     );
     let until = Instant::now() + Duration::from_secs(3 * windows as u64 + 4);
     let viewer = watch(edge.addr(), "lsc_edge", until);
@@ -205,7 +254,10 @@ fn jitter(windows: usize) {
         .collect();
     gaps.sort();
     println!(
-        "== no kill: largest gap between pictures per 3 s window over {windows}: p50 {} max {}",
+        "== no kill, links {} each way, send_batch_ms {}: largest gap between pictures per 3 s \
+         window over {windows}: p50 {} max {}",
+        ms(latency),
+        batch.map_or("default".into(), |b| b.to_string()),
         ms(percentile(&gaps, 0.5)),
         ms(gaps.last().copied().unwrap_or_default())
     );
@@ -221,12 +273,13 @@ fn viewers(
     apps.iter().map(|app| watch(addr, app, until)).collect()
 }
 
-/// The origin's CPU seconds per second over `window`, after `settle`.
+/// The origin's CPU seconds per second over `window`, after `settle` (its threads' time
+/// on a CPU in ns, `procstat::run_seconds`: /proc's 10 ms ticks are too coarse here).
 fn origin_cpu(origin: &Server, settle: Duration, window: Duration) -> f64 {
     std::thread::sleep(settle);
-    let a = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    let a = benches::procstat::run_seconds(origin.pid()).unwrap_or_default();
     std::thread::sleep(window);
-    let b = benches::procstat::cpu_seconds(origin.pid()).unwrap_or_default();
+    let b = benches::procstat::run_seconds(origin.pid()).unwrap_or_default();
     (b - a) / window.as_secs_f64()
 }
 
@@ -240,7 +293,7 @@ fn origin_cost(n: usize) {
 
     let idle = origin_cpu(&origin, Duration::ZERO, Duration::from_secs(5));
     println!(
-        "origin with its publisher only: {:.2} % of a core",
+        "origin with its publisher only: {:.3} % of a core",
         idle * 100.0
     );
 
@@ -253,7 +306,7 @@ fn origin_cost(n: usize) {
         .filter(|v| matches!(v, Ok(Ok(s)) if s.len() > 100))
         .count();
     println!(
-        "{n} direct viewers ({ok} received): origin {:.2} % of a core",
+        "{n} direct viewers ({ok} received): origin {:.3} % of a core",
         cpu_direct * 100.0
     );
 
@@ -294,14 +347,16 @@ fn origin_cost(n: usize) {
         .count()
         .saturating_sub(n);
     println!(
-        "{n} edges pulling ({ok} viewers received, {links} plays at the origin): origin {:.2} % \
+        "{n} edges pulling ({ok} viewers received, {links} plays at the origin): origin {:.3} % \
          of a core",
         cpu_edges * 100.0
     );
     println!(
-        "== per direct viewer {:.3} %, per edge {:.3} % of a core (publisher only: {:.2} %)",
+        "== per direct viewer {:.4} %, per edge {:.4} % of a core (publisher only: {:.3} %); \
+         edge / viewer {:.2}",
         (cpu_direct - idle) * 100.0 / n as f64,
         (cpu_edges - idle) * 100.0 / n as f64,
-        idle * 100.0
+        idle * 100.0,
+        (cpu_edges - idle) / (cpu_direct - idle)
     );
 }

@@ -7,6 +7,28 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     stat_cpu_seconds(&format!("/proc/{pid}/stat"))
 }
 
+/// Time on a CPU of every thread of process `pid`, in seconds, from the first field of
+/// /proc/PID/task/*/schedstat: the scheduler's nanosecond count, where /proc/PID/stat
+/// counts 10 ms ticks (0.07 % of a core over 15 s, too coarse for a process that uses
+/// about 1 %). Like stat, it includes softirq work done in the thread's context (this
+/// kernel has no IRQ_TIME_ACCOUNTING). A thread that exits between two samples is left
+/// out of the second.
+pub fn run_seconds(pid: u32) -> Option<f64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns: u64 = 0;
+    for entry in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
+
 /// CPU time (user + system) of one of our threads, in seconds, from
 /// /proc/self/task/TID/stat.
 pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {

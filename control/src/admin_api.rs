@@ -211,10 +211,14 @@ fn scrape(shared: &Shared) -> String {
             Reply::Streams { streams } => streams,
             _ => Vec::new(),
         };
-        let upstreams = match client.request(Call::Upstreams)? {
+        let mut upstreams = match client.request(Call::Upstreams)? {
             Reply::Upstreams { upstreams } => upstreams,
             _ => Vec::new(),
         };
+        // The standing FCAddChild links, as rows with stream `*`.
+        if let Ok(Reply::Upstreams { upstreams: links }) = client.request(Call::UpstreamLinks) {
+            upstreams.extend(links);
+        }
         Ok((status, streams, upstreams))
     })();
     match fetched {

@@ -375,15 +375,17 @@ pub fn render(
 /// One gauge's value for a group, if it has one.
 type UpstreamValue = fn(&UpstreamInfo) -> Option<f64>;
 
-/// Gauges of every relay pull's upstream groups (`stratactl upstreams`), appended to a
-/// scrape. Their events (connect, failover, recovery) are counted by
-/// `strata_manager_events_total{event="upstream_..."}`.
+/// Gauges of every relay pull's upstream groups, push and standing FCAddChild link
+/// (`stratactl upstreams` and `upstreams --links`; a standing link is labelled
+/// `stream="*"`), appended to a scrape. Their events (connect, failover, recovery,
+/// registration, push) are counted by `strata_manager_events_total{event="upstream_..."}`.
 pub fn render_upstreams(upstreams: &[UpstreamInfo]) -> String {
     let mut w = Writer { out: String::new() };
-    let families: [(&str, &str, UpstreamValue); 4] = [
+    let families: [(&str, &str, UpstreamValue); 5] = [
         (
             "strata_upstream_active",
-            "1 for the group a pulled stream comes from now, else 0",
+            "1 for the group a pulled stream comes from now, a push that publishes or a \
+             standing link that is registered, else 0",
             |u| Some(if u.active { 1.0 } else { 0.0 }),
         ),
         (
@@ -400,6 +402,11 @@ pub fn render_upstreams(upstreams: &[UpstreamInfo]) -> String {
             "strata_upstream_state_since_seconds",
             "Unix time of a group's last change of state",
             |u| Some(u.since),
+        ),
+        (
+            "strata_upstream_listed_streams",
+            "Live streams a standing link's group lists (addStream / removeStream)",
+            |u| (u.stream == "*").then_some(u.streams.len() as f64),
         ),
     ];
     for (name, help, value) in families {
@@ -674,7 +681,51 @@ mod tests {
         );
         assert_eq!(find("strata_upstream_list_position", "server1"), Some(0.0));
         assert_eq!(find("strata_upstream_list_position", "server2"), None);
+        assert_eq!(find("strata_upstream_listed_streams", "server1"), None);
         assert!(text.contains("state=\"waiting\""), "{text}");
+    }
+
+    #[test]
+    fn standing_links_show_their_state_and_how_many_streams_they_list() {
+        let link = |group: &str, registered: bool, streams: &[&str]| UpstreamInfo {
+            app: "lsc_edge".into(),
+            stream: "*".into(),
+            worker: 0,
+            group: group.into(),
+            primary: "127.0.0.2:1935".into(),
+            secondary: "127.0.0.3:1935".into(),
+            address: "127.0.0.2:1935".into(),
+            state: if registered { "registered" } else { "waiting" }.into(),
+            attempts: if registered { 0 } else { 4 },
+            active: registered,
+            position: None,
+            since: 2.5,
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+        };
+        let text = render_upstreams(&[
+            link("server1", true, &["cam", "news"]),
+            link("server2", false, &[]),
+        ]);
+        let samples = parse(&text).expect("well-formed");
+        let find = |name: &str, group: &str| {
+            samples
+                .iter()
+                .find(|(n, l, _)| {
+                    n == name
+                        && l.iter().any(|(k, v)| k == "group" && v == group)
+                        && l.iter().any(|(k, v)| k == "stream" && v == "*")
+                })
+                .map(|s| s.2)
+        };
+        assert_eq!(find("strata_upstream_listed_streams", "server1"), Some(2.0));
+        assert_eq!(find("strata_upstream_listed_streams", "server2"), Some(0.0));
+        assert_eq!(find("strata_upstream_active", "server1"), Some(1.0));
+        assert_eq!(find("strata_upstream_active", "server2"), Some(0.0));
+        assert_eq!(
+            find("strata_upstream_failed_attempts", "server2"),
+            Some(4.0)
+        );
+        assert!(text.contains("state=\"registered\""), "{text}");
     }
 
     #[test]

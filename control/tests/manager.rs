@@ -206,6 +206,25 @@ fn metrics_parse_as_prometheus_text_with_viewers_per_stream() {
         find("strata_manager_events_total", Some(("event", "connect"))),
         Some(1.0)
     );
+    // The standing FCAddChild links, beside the pulls' groups: server2 registered with two
+    // streams listed, server1 waiting.
+    let link = |name: &str, group: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && l.iter().any(|(k, v)| k == "stream" && v == "*")
+                    && l.iter().any(|(k, v)| k == "group" && v == group)
+            })
+            .map(|(_, _, v)| *v)
+    };
+    assert_eq!(link("strata_upstream_listed_streams", "server2"), Some(2.0));
+    assert_eq!(link("strata_upstream_active", "server2"), Some(1.0));
+    assert_eq!(link("strata_upstream_active", "server1"), Some(0.0));
+    assert_eq!(
+        find("strata_upstream_active", Some(("stream", "cam"))),
+        Some(0.0)
+    );
 
     drop(fake);
     wait_for(WAIT, || (!m.connected()).then_some(())).expect("notices the loss");

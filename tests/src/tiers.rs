@@ -2,9 +2,10 @@
 //! stratads on 127.0.0.x with a host.ini in the seed's format, and a viewer that records
 //! what arrives when, checked for gaps and timestamps across a failover.
 
-use crate::rtmp_client::{is_avc_sequence_header, RtmpClient};
+use crate::rtmp_client::{info_code, is_avc_sequence_header, RtmpClient};
 use crate::scratch_dir::ScratchDir;
 use crate::server::{Server, ServerOptions};
+use dataplane::proto::amf0::Amf0Value;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -79,8 +80,34 @@ pub fn watch(
     app: &'static str,
     until: Instant,
 ) -> JoinHandle<Result<Seen, String>> {
+    watch_via(addr, app, None, until)
+}
+
+/// `watch`, as the seed's subscriber does when `subscribe` names its call (`FCSubscribe` or
+/// `FMSubscribe`): the call first, its onFMSubscribe must say NetStream.Play.Start, then the
+/// play. `None`: a plain `NetStream.play`.
+pub fn watch_via(
+    addr: SocketAddr,
+    app: &'static str,
+    subscribe: Option<&'static str>,
+    until: Instant,
+) -> JoinHandle<Result<Seen, String>> {
     std::thread::spawn(move || {
         let mut client = RtmpClient::connected(addr, app).map_err(|e| e.to_string())?;
+        if let Some(method) = subscribe {
+            client
+                .send_command(0, method, Amf0Value::Null, &[Amf0Value::string("cam")])
+                .map_err(|e| e.to_string())?;
+            let answer = client
+                .wait_command(Duration::from_secs(5), "onFMSubscribe", |c| {
+                    c.name == "onFMSubscribe"
+                })
+                .map_err(|e| format!("{method} on {addr}: no onFMSubscribe: {e}"))?;
+            let code = info_code(&answer).unwrap_or_default();
+            if code != "NetStream.Play.Start" {
+                return Err(format!("{method} on {addr} answered {code}"));
+            }
+        }
         client.play("cam").map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
         while Instant::now() < until {
@@ -103,7 +130,7 @@ pub fn watch(
 }
 
 /// Checks a viewer's record: the largest gap between video messages, video timestamps that
-/// only rise, audio ones that never fall, and video after the kill.
+/// only rise, audio ones that never fall, and both video and audio after the kill.
 pub fn check_viewer(
     name: &str,
     seen: &Seen,
@@ -143,6 +170,12 @@ pub fn check_viewer(
         }
     }
     let audio: Vec<_> = seen.iter().filter(|s| s.1 == AUDIO).collect();
+    if audio.len() <= 50 {
+        return Err(format!("{name}: too little audio ({})", audio.len()));
+    }
+    if !audio.iter().any(|s| s.0 > killed + Duration::from_secs(2)) {
+        return Err(format!("{name}: no audio two seconds after the kill"));
+    }
     if audio.windows(2).any(|w| w[1].2 < w[0].2) {
         return Err(format!("{name}: audio went backwards"));
     }

@@ -2,7 +2,9 @@
 //! whose application pushes every stream to B; a viewer on B gets video. `kill -9` of B and
 //! a restart where it was: A's push reconnects with back-off (seen in the control socket's
 //! events and `upstreams`), a viewer on the new B gets video again, and the publisher on A
-//! never notices (its one publish goes on, its ffmpeg keeps running).
+//! never notices (its one publish goes on, its ffmpeg keeps running). A reload changes a
+//! running push's targets: new ones connect, removed ones close, unchanged ones stay as
+//! they are.
 
 use control::client::{ControlClient, Unsolicited};
 use control::protocol::{Call, Reply};
@@ -142,4 +144,121 @@ fn a_push_survives_a_restart_of_its_target_and_the_publisher_never_notices() {
             >= 1,
         "{log}"
     );
+}
+
+/// Every push row of `a`, by target address.
+fn push_rows(a: &Server) -> Vec<control::protocol::UpstreamInfo> {
+    let socket = a.control_socket().expect("control socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    let mut rows: Vec<_> = match control.request(Call::Upstreams).expect("upstreams") {
+        Reply::Upstreams { upstreams } => upstreams
+            .into_iter()
+            .filter(|u| u.group.starts_with("push "))
+            .collect(),
+        other => panic!("upstreams answered {other:?}"),
+    };
+    rows.sort_by(|x, y| x.address.cmp(&y.address));
+    rows
+}
+
+fn push_config(targets: &[SocketAddr]) -> String {
+    let list: Vec<String> = targets
+        .iter()
+        .map(|t| format!("\"rtmp://{t}/live\""))
+        .collect();
+    format!(
+        "[[application]]\nname = \"live\"\npush = [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// A reload changes the targets of a running push: A pushes `cam` to B1 and B2, then its
+/// configuration says B2 and B3. B3 starts getting the stream, B1's publish stops (its
+/// connection closed), B2's push keeps its one connection and publish, and A's publisher
+/// notices nothing.
+#[test]
+fn a_reload_changes_the_targets_of_a_running_push() {
+    let [b1, b2, b3] = [3, 4, 6].map(|h| target_at(free_addr_on(host(h))));
+    let a = Server::start_with(ServerOptions {
+        config: Some(push_config(&[b1.addr(), b2.addr()])),
+        host: Some(host(2)),
+        ..ServerOptions::default()
+    });
+    let mut publisher = publish_sample(&a.url("live/cam"));
+    for b in [&b1, &b2] {
+        assert!(
+            b.wait_log_line(&["publish started"], bounds::STREAM_UP)
+                .is_some(),
+            "A's push did not publish on {}:\n{}",
+            b.addr(),
+            a.log()
+        );
+    }
+    let before = push_rows(&a);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(before.iter().all(|r| r.state == "publishing"), "{before:?}");
+    let b2_since = before
+        .iter()
+        .find(|r| r.address == b2.addr().to_string())
+        .expect("B2's push")
+        .since;
+
+    std::fs::write(
+        a.dir().join("stratad.toml"),
+        push_config(&[b2.addr(), b3.addr()]),
+    )
+    .expect("new config");
+    let socket = a.control_socket().expect("control socket").to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control");
+    match control.request(Call::Reload) {
+        Ok(Reply::Done { done: true, .. }) => {}
+        other => panic!("the reload was refused: {other:?}"),
+    }
+
+    // The new target gets the stream, a viewer there video.
+    assert!(
+        b3.wait_log_line(&["publish started"], bounds::STREAM_UP)
+            .is_some(),
+        "the new target got no publish:\n{}",
+        a.log()
+    );
+    let mut viewer = Recorder::start(&b3.url("live/cam"));
+    viewer.assert_keeps_receiving(bounds::STREAM_UP);
+    // The removed one's publish stops.
+    assert!(
+        b1.wait_log_line(&["publish stopped"], bounds::MESSAGE)
+            .is_some(),
+        "the removed target still gets the stream:\n{}\nA:\n{}",
+        b1.log(),
+        a.log()
+    );
+    // The unchanged one was not touched: one publish, never stopped, same row.
+    let after = push_rows(&a);
+    let addrs: Vec<&str> = after.iter().map(|r| r.address.as_str()).collect();
+    let mut expected = [b2.addr().to_string(), b3.addr().to_string()];
+    expected.sort();
+    assert_eq!(addrs, expected, "{after:?}");
+    let kept = after
+        .iter()
+        .find(|r| r.address == b2.addr().to_string())
+        .expect("B2's push");
+    assert_eq!(
+        (kept.state.as_str(), kept.attempts, kept.since),
+        ("publishing", 0, b2_since),
+        "{after:?}"
+    );
+    let b2_log = b2.log();
+    assert_eq!(b2_log.matches("publish started").count(), 1, "{b2_log}");
+    assert_eq!(b2_log.matches("publish stopped").count(), 0, "{b2_log}");
+    let mut on_b2 = Recorder::start(&b2.url("live/cam"));
+    on_b2.assert_keeps_receiving(bounds::STREAM_UP);
+
+    assert!(
+        publisher.is_running(),
+        "the publisher stopped:\n{}",
+        publisher.stderr()
+    );
+    let log = a.log();
+    assert_eq!(log.matches("publish started").count(), 1, "{log}");
+    assert_eq!(log.matches("publish stopped").count(), 0, "{log}");
 }

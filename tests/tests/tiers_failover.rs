@@ -10,11 +10,12 @@
 use control::client::{ControlClient, Unsolicited};
 use control::protocol::{Call, Reply};
 use e2e::bounds;
+use e2e::media_probe::probe_streams;
 use e2e::publisher::publish_sample;
 use e2e::recorder::Recorder;
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{free_addr_on, Server};
-use e2e::tiers::{check_viewer, host, origin_at, tier, watch, MAX_GAP};
+use e2e::tiers::{check_viewer, host, origin_at, tier, watch, watch_via, MAX_GAP};
 use e2e::tools::{rtmpdump, ChildGuard};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -82,9 +83,14 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
         wait_file_grows(path, child, "rtmpdump on an edge");
     }
     let until = Instant::now() + Duration::from_secs(9);
+    // Our client on both edges: plain play, and the seed's subscribers (FCSubscribe and
+    // FMSubscribe answered with onFMSubscribe Play.Start, then play).
     let watchers: Vec<_> = edges
         .iter()
-        .map(|e| watch(e.addr(), "lsc_edge", until))
+        .flat_map(|e| {
+            [None, Some("FCSubscribe"), Some("FMSubscribe")]
+                .map(|how| (how, watch_via(e.addr(), "lsc_edge", how, until)))
+        })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 
@@ -131,7 +137,9 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
         .expect("the killed group is listed");
     assert!(!dead.active && dead.position.is_none(), "{upstreams:?}");
 
-    for (i, w) in watchers.into_iter().enumerate() {
+    for (n, (how, w)) in watchers.into_iter().enumerate() {
+        let i = n / 3;
+        let how = how.unwrap_or("play");
         let seen = w
             .join()
             .expect("watcher thread")
@@ -151,8 +159,10 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
                 lines(&edges[i])
             )
         };
-        match check_viewer(&format!("edge {i} viewer"), &seen, killed, MAX_GAP) {
-            Ok(gap) => println!("edge {i} viewer: largest gap between video frames {gap:?}"),
+        match check_viewer(&format!("edge {i} {how} viewer"), &seen, killed, MAX_GAP) {
+            Ok(gap) => {
+                println!("edge {i} {how} viewer: largest gap between video frames {gap:?}")
+            }
             Err(e) => panic!("{e}\n{}", context()),
         }
     }
@@ -171,6 +181,22 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
             child.stderr()
         );
     }
+    // What ffmpeg and rtmpdump received holds video and audio.
+    let files = recorders
+        .iter()
+        .map(|r| r.path.clone())
+        .chain(dumps.iter().map(|(p, _)| p.clone()));
+    for file in files {
+        let kinds: Vec<String> = probe_streams(&file.display().to_string())
+            .into_iter()
+            .map(|s| s.codec_type)
+            .collect();
+        assert!(
+            kinds.iter().any(|k| k == "video") && kinds.iter().any(|k| k == "audio"),
+            "{} holds {kinds:?}, not video and audio",
+            file.display()
+        );
+    }
 
     // The origin comes back where it was: it answers, goes to the bottom of the list, and
     // the stream stays on the other one.
@@ -182,6 +208,31 @@ fn killing_the_origin_the_chain_streams_from_costs_viewers_only_a_gap() {
             .is_some(),
         "the origin that came back did not rejoin the list:\n{}",
         intermediate.log()
+    );
+    // (That line may be the one logged at the start, when the group first answered and was
+    // parked: what says it is back is its place in the list.) It rejoins when its retry
+    // comes (back-off up to 5 s), at the bottom of the list: after the group that streams.
+    let position = |upstreams: &[control::protocol::UpstreamInfo], group: usize| {
+        upstreams
+            .iter()
+            .find(|u| u.stream != "*" && u.group == format!("server{}", group + 1))
+            .and_then(|u| u.position)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let upstreams = loop {
+        let upstreams = match control.request(Call::Upstreams).expect("upstreams") {
+            Reply::Upstreams { upstreams } => upstreams,
+            other => panic!("upstreams answered {other:?}"),
+        };
+        if position(&upstreams, current).is_some() || Instant::now() > deadline {
+            break upstreams;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        position(&upstreams, current).is_some()
+            && position(&upstreams, current) > position(&upstreams, other),
+        "the origin that came back is not at the bottom of the list: {upstreams:?}"
     );
     std::thread::sleep(Duration::from_secs(1));
     let log = intermediate.log();

@@ -89,8 +89,22 @@ fn a_reload_with_a_bad_host_ini_keeps_the_running_one() {
         config: Some(edge_config(&socket, &host_ini)),
         ..ServerOptions::default()
     });
-    std::fs::write(&host_ini, BAD).expect("break host.ini");
     let mut control = ControlClient::connect(&socket).expect("control socket");
+    let groups = |control: &mut ControlClient| -> Vec<(String, String, String)> {
+        match control
+            .request(Call::UpstreamLinks)
+            .expect("upstream links")
+        {
+            Reply::Upstreams { upstreams } => upstreams
+                .into_iter()
+                .map(|u| (u.group, u.primary, u.secondary))
+                .collect(),
+            other => panic!("upstream links answered {other:?}"),
+        }
+    };
+    let running = groups(&mut control);
+    assert_eq!(running.len(), 2, "{running:?}");
+    std::fs::write(&host_ini, BAD).expect("break host.ini");
     let err = control
         .request(Call::Reload)
         .expect_err("a bad host.ini was accepted at reload");
@@ -102,6 +116,8 @@ fn a_reload_with_a_bad_host_ini_keeps_the_running_one() {
     let mut client = RtmpClient::connected(server.addr(), "livestreamcast_edge")
         .expect("the running configuration stayed");
     client.shutdown();
+    // Its groups too: the standing links are those of the good host.ini.
+    assert_eq!(groups(&mut control), running);
     std::fs::write(&host_ini, GOOD).expect("fix host.ini");
     match control.request(Call::Reload) {
         Ok(Reply::Done { done: true, .. }) => {}

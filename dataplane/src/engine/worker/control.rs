@@ -234,6 +234,7 @@ impl Worker {
         let old = std::mem::replace(&mut self.config, config);
         self.reload_registrations(&old);
         self.reload_pulls();
+        self.reload_pushes();
     }
 
     /// Runs `action` now, or first asks the manager when the configuration says so.

@@ -9,7 +9,8 @@
 //!
 //! A push that fails (refused, the connection lost, the target gone) is tried again with
 //! the relays' back-off for as long as the stream is published here; the pushes end with
-//! the publish.
+//! the publish. A reload gives running pushes their application's new targets
+//! (`reload_pushes`): new ones start, removed ones close, unchanged ones are not touched.
 
 use std::collections::HashMap;
 
@@ -122,6 +123,89 @@ impl Worker {
             if let PushState::Linked { conn, .. } = push.state {
                 self.close(conn, "the pushed stream's publisher stopped", false);
             }
+        }
+    }
+
+    /// A reload: every pushed stream takes its application's new targets. A target that
+    /// left the list is closed (the stream stops feeding it first), a new one starts
+    /// pushing, and one in both lists keeps its connection as it is. A stream published
+    /// here in an application that gained targets starts pushing.
+    pub(super) fn reload_pushes(&mut self) {
+        let keys: Vec<StreamKey> = self.pushes.by_key.keys().cloned().collect();
+        for key in keys {
+            let targets: Vec<UpstreamGroup> = self
+                .config
+                .applications
+                .iter()
+                .find(|a| a.name == key.app())
+                .map(|a| a.push_targets.clone())
+                .unwrap_or_default();
+            let refs = self.pushes.by_key.remove(&key).unwrap_or_default();
+            let (kept, gone): (Vec<SlabRef>, Vec<SlabRef>) = refs.into_iter().partition(|p| {
+                self.pushes
+                    .slab
+                    .get(*p)
+                    .is_some_and(|push| targets.contains(&push.target))
+            });
+            for p in gone {
+                self.end_push(p, "its target left the application's push list");
+            }
+            let mut refs = kept;
+            let mut started = Vec::new();
+            for target in targets {
+                let present = refs.iter().any(|p| {
+                    self.pushes
+                        .slab
+                        .get(*p)
+                        .is_some_and(|push| push.target == target)
+                });
+                if present {
+                    continue;
+                }
+                let p = self.pushes.slab.insert(Push {
+                    key: key.clone(),
+                    target,
+                    state: PushState::Waiting,
+                    failures: 0,
+                    since: unix_now(),
+                });
+                refs.push(p);
+                started.push(p);
+            }
+            if !refs.is_empty() {
+                self.pushes.by_key.insert(key.clone(), refs);
+            }
+            for p in started {
+                self.push_attempt(p);
+            }
+        }
+        // Streams published here whose application pushes only now.
+        let unpushed: Vec<StreamKey> = self
+            .streams
+            .iter()
+            .filter(|(k, s)| {
+                matches!(s.source, Source::Local { .. }) && !self.pushes.by_key.contains_key(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in unpushed {
+            self.start_pushes(&key);
+        }
+    }
+
+    /// Push `p` ends while its stream goes on: no longer a sink of the stream, its
+    /// connection closed (its retry timer, if armed, finds no push).
+    fn end_push(&mut self, p: SlabRef, reason: &str) {
+        let Some(push) = self.pushes.slab.remove(p) else {
+            return;
+        };
+        info!(worker = self.id, stream = push.key.name(), target = %push.url(), reason,
+            "push ended");
+        if let PushState::Linked { conn, .. } = push.state {
+            if let Some(stream) = self.streams.get_mut(&push.key) {
+                stream.remove_push(conn);
+            }
+            self.close(conn, reason, false);
         }
     }
 
@@ -322,5 +406,109 @@ impl Worker {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::worker::testing::{turn_until, worker};
+    use std::io::{ErrorKind, Read};
+    use std::net::{TcpListener, TcpStream};
+
+    fn pushing_to(targets: &[SocketAddr]) -> Arc<Config> {
+        let list: Vec<String> = targets
+            .iter()
+            .map(|t| format!("\"rtmp://{t}/live\""))
+            .collect();
+        let text = format!(
+            "[[application]]\nname = \"live\"\npush = [{}]\n",
+            list.join(", ")
+        );
+        let mut config = Config::parse(&text, "test").expect("config");
+        config.server.listen = Vec::new();
+        Arc::new(config)
+    }
+
+    /// The connected pushes: target address and connection.
+    fn linked(w: &Worker) -> Vec<(String, ConnRef)> {
+        let mut out: Vec<_> = w
+            .pushes
+            .by_key
+            .values()
+            .flatten()
+            .filter_map(|p| w.pushes.slab.get(*p))
+            .filter_map(|push| match push.state {
+                PushState::Linked { conn, .. } => Some((push.target.primary.to_string(), conn)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn accept(l: &TcpListener) -> TcpStream {
+        let (s, _) = l.accept().expect("accept");
+        s.set_nonblocking(true).expect("nonblocking");
+        s
+    }
+
+    /// Reads what is there; true once the far end closed.
+    fn ended(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    #[test]
+    fn a_reload_connects_new_targets_closes_removed_ones_and_keeps_the_rest() {
+        let listeners: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("listen"))
+            .collect();
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr"))
+            .collect();
+        let (mut w, _control) = worker();
+        w.config = pushing_to(&addrs[..2]);
+        let key = StreamKey::new("live", "_definst_", "cam");
+        w.start_pushes(&key);
+        turn_until(&mut w, |w| linked(w).len() == 2);
+        let mut removed = accept(&listeners[0]);
+        let mut kept = accept(&listeners[1]);
+        let kept_conn = linked(&w)
+            .into_iter()
+            .find(|(a, _)| *a == addrs[1].to_string())
+            .expect("the push to the kept target")
+            .1;
+
+        w.reload(pushing_to(&[addrs[1], addrs[2]]));
+        let mut expected = vec![addrs[1].to_string(), addrs[2].to_string()];
+        expected.sort();
+        turn_until(&mut w, |w| {
+            linked(w).into_iter().map(|(a, _)| a).collect::<Vec<_>>() == expected
+                && ended(&mut removed)
+        });
+        // The new target was dialled; the removed one's connection ended (above).
+        let _new = accept(&listeners[2]);
+        // The kept target: the same connection, still open, and not dialled again.
+        assert!(linked(&w).contains(&(addrs[1].to_string(), kept_conn)));
+        assert!(!ended(&mut kept), "the kept push was closed");
+        listeners[1].set_nonblocking(true).expect("nonblocking");
+        assert!(
+            matches!(listeners[1].accept(), Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "the kept target was dialled again"
+        );
+
+        // A reload that removes every target ends the stream's pushes.
+        w.reload(pushing_to(&[]));
+        turn_until(&mut w, |w| linked(w).is_empty() && ended(&mut kept));
+        assert!(w.pushes.by_key.is_empty());
     }
 }
