@@ -121,9 +121,16 @@ impl Worker {
     /// Routes each received datagram to its socket's owner.
     pub(super) fn on_udp_recv(&mut self, token: Token, c: Completion) {
         let id = self.id;
-        self.udp.on_recv(&mut self.io, token, c, |d| {
-            debug!(worker = id, owner = ?d.owner, socket = d.socket.slot, from = %d.from,
-                bytes = d.payload.len(), "datagram, but no owner takes datagrams yet; dropped");
+        let now = self.clock_ms(std::time::Instant::now());
+        let (rtmfp, mailboxes, wake) = (&mut self.rtmfp, &self.shared.mailboxes, &mut self.wake);
+        self.udp.on_recv(&mut self.io, token, c, |d| match d.owner {
+            Owner::Rtmfp(e) => {
+                rtmfp.on_datagram(id, now, e, d.from, d.payload, mailboxes, wake);
+            }
+            owner => {
+                debug!(worker = id, ?owner, socket = d.socket.slot, from = %d.from,
+                    bytes = d.payload.len(), "datagram for an owner that takes none; dropped");
+            }
         });
     }
 

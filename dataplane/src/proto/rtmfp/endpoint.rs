@@ -49,6 +49,26 @@ pub(crate) struct EndpointConfig {
     /// Seeds keys, tags, session ids and the cookie secret: tests pass a constant, the
     /// engine a random one.
     pub seed: u64,
+    /// Our session ids are `index` modulo `count` (count ≥ 1): the engine gives each worker
+    /// its index, so a datagram that reaches another worker's socket names the worker that
+    /// holds its session (see `session_owner`).
+    pub id_space: IdSpace,
+}
+
+/// Which session ids an endpoint hands out: those equal to `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdSpace {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl IdSpace {
+    pub(crate) const ALL: IdSpace = IdSpace { index: 0, count: 1 };
+
+    /// The index (worker) whose endpoint handed out session id `id`.
+    pub(crate) fn owner_of(self, id: u32) -> u32 {
+        id % self.count.max(1)
+    }
 }
 
 impl Default for EndpointConfig {
@@ -62,6 +82,7 @@ impl Default for EndpointConfig {
             max_sessions: 10_000,
             max_sessions_per_ip: 256,
             seed: 0,
+            id_space: IdSpace::ALL,
         }
     }
 }
@@ -141,7 +162,7 @@ impl Endpoint {
             identity,
             identity_cert,
             identity_id,
-            next_id: 1 + rng.next_u32() % 0x1000,
+            next_id: rng.next_u32() % 0x1000,
             config,
             rng,
             cookies: CookieJar::new(secret),
@@ -191,11 +212,16 @@ impl Endpoint {
         self.cookies.make(addr, now_s)
     }
 
+    /// A free session id of our id space (never 0, which names startup packets). Bounded:
+    /// the sessions and openings are capped far below the ids a space holds.
     fn alloc_id(&mut self) -> SessionId {
+        let IdSpace { index, count } = self.config.id_space;
+        let count = count.max(1);
         loop {
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            if !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
+            let base = self.next_id.wrapping_mul(count);
+            self.next_id = self.next_id.wrapping_add(1) % (u32::MAX / count);
+            let id = base.wrapping_add(index % count);
+            if id != 0 && !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
                 return id;
             }
         }

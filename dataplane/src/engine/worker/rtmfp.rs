@@ -1,0 +1,483 @@
+//! RTMFP on the worker: one UDP socket per listen address (SO_REUSEPORT, the TCP listener's
+//! address and port), one `proto::rtmfp::Endpoint` per socket, and each RTMFP session a
+//! `Conn` like any RTMP client, so connect, auth, applications, publish, play, data and RPC
+//! go through the same `Client`, `RtmpPort` and `LiveStream` code.
+//!
+//! How a session's datagrams reach its worker: the kernel's reuseport hash of the source
+//! address sends every datagram of one peer address to one worker, so the whole handshake
+//! (stateless IHello/RHello, then IIKeying) lands on one worker, which makes the session
+//! there. Session ids carry that worker (`IdSpace`: id modulo the worker count), so a
+//! datagram that reaches another worker's socket (the peer's address changed, or the
+//! reuseport group changed) is forwarded once, over the workers' mailboxes, to the worker
+//! named by its id; startup packets (session id 0) are handled where they land.
+//!
+//! The bridge: what a flow delivers is an RTMP message, handed to the connection's RTMP
+//! `Session` with `receive` (no chunk stream, no handshake), so every command takes the
+//! RTMP path. What the engine sends the client is RTMP chunks in its `SendQueue` (the lag
+//! policy applies as for TCP); they are read back into messages here (`unchunk`) and sent
+//! on the Flash flows, audio and video with a deadline (partial reliability), at most
+//! `MAX_BUFFERED` bytes unacknowledged per session so a slow peer's backlog stays in the
+//! queue, where the lag policy sees it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rand::RngCore;
+
+use super::*;
+use crate::engine::slab::SlabRef;
+use crate::proto::rtmfp::crypto;
+use crate::proto::rtmfp::endpoint::{Endpoint, EndpointConfig, IdSpace};
+use crate::proto::rtmfp::flash::StreamFlows;
+use crate::proto::rtmfp::keys::PeerId;
+use crate::proto::rtmfp::net_client::carried_on_flows;
+use crate::proto::rtmfp::session::{Event, SessionId, EXCEPTION_REFUSED};
+use crate::proto::rtmp::chunk_decoder::ChunkDecoder;
+use crate::proto::rtmp::Message;
+
+/// Bytes a session may have on its flows unacknowledged before the rest waits in the
+/// client's send queue (about 1 s of a 2 Mbit/s stream).
+const MAX_BUFFERED: usize = 256 * 1024;
+/// Queue batches moved to flows per call: bounds one client's turn.
+const MAX_ROUNDS: usize = 16;
+
+/// What an RTMFP client's `Conn` carries besides the RTMP session.
+pub(crate) struct RtmfpLink {
+    endpoint: u16,
+    session: SessionId,
+    pub(crate) peer_id: PeerId,
+    flows: StreamFlows,
+    /// Reads the chunk stream the engine wrote for this client back into messages.
+    unchunk: ChunkDecoder,
+}
+
+impl RtmfpLink {
+    pub(crate) fn peer_id_hex(&self) -> String {
+        self.peer_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// One listen address's RTMFP socket and endpoint.
+struct RtmfpSocket {
+    socket: SlabRef,
+    endpoint: Endpoint,
+    sessions: HashMap<SessionId, ConnRef>,
+    /// Input or timeouts since its events were last read.
+    active: bool,
+}
+
+/// The worker's RTMFP sockets (indexed like the listeners; `None` where binding failed or
+/// RTMFP is off).
+#[derive(Default)]
+pub(super) struct Rtmfp {
+    sockets: Vec<Option<RtmfpSocket>>,
+    /// The endpoints' next deadline, on the worker's millisecond clock.
+    deadline: Option<u64>,
+    /// Something happened since the deadline was computed.
+    changed: bool,
+    /// Clients whose sessions had input: acknowledgements may let queued bytes go.
+    touched: Vec<ConnRef>,
+    buf: Vec<u8>,
+    batch: Vec<Bytes>,
+    messages: Vec<Message>,
+}
+
+impl Rtmfp {
+    /// One datagram received on listen address `e`'s socket (or forwarded by another
+    /// worker): handled here, or forwarded to the worker its session id names.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_datagram(
+        &mut self,
+        worker: usize,
+        now_ms: u64,
+        e: u16,
+        from: SocketAddr,
+        payload: &[u8],
+        mailboxes: &[Mailbox<WorkerMsg>],
+        wake: &mut [bool],
+    ) {
+        let Some(Some(s)) = self.sockets.get_mut(usize::from(e)) else {
+            return;
+        };
+        let sid = crypto::session_id_of(payload).unwrap_or(0);
+        let space = IdSpace {
+            index: worker as u32,
+            count: mailboxes.len() as u32,
+        };
+        let owner = space.owner_of(sid) as usize;
+        if sid != 0 && owner != worker {
+            let msg = WorkerMsg::RtmfpDatagram {
+                endpoint: e,
+                from,
+                payload: Bytes::copy_from_slice(payload),
+            };
+            post_to(mailboxes, wake, owner, msg);
+            return;
+        }
+        s.endpoint.handle(now_ms, from, payload);
+        s.active = true;
+        self.changed = true;
+        if let Some(r) = s.sessions.get(&sid) {
+            self.touched.push(*r);
+        }
+    }
+
+    /// How long the loop may sleep for RTMFP's timers.
+    pub(super) fn wait(&self, now_ms: u64) -> Option<Duration> {
+        self.deadline
+            .map(|d| Duration::from_millis(d.saturating_sub(now_ms)))
+    }
+}
+
+impl Worker {
+    /// Binds the RTMFP socket of every listen address (at start, once the ring runs). A
+    /// failure costs that address its RTMFP only, and is said once.
+    pub(super) fn open_rtmfp(&mut self) {
+        if !self.config.server.rtmfp {
+            return;
+        }
+        let workers = self.shared.mailboxes.len() as u32;
+        for i in 0..self.listeners.len() {
+            let Some(Some(l)) = self.listeners.get(i) else {
+                self.rtmfp.sockets.push(None);
+                continue;
+            };
+            let addr = l
+                .socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .unwrap_or(l.addr);
+            let opened = self.udp.open(&mut self.io, addr, Owner::Rtmfp(i as u16));
+            let socket = match opened {
+                Ok(socket) => socket,
+                Err(e) => {
+                    if self.id == 0 {
+                        warn!(%addr, error = %e, "RTMFP (UDP) not served on this address");
+                    }
+                    self.rtmfp.sockets.push(None);
+                    continue;
+                }
+            };
+            let endpoint = Endpoint::new(EndpointConfig {
+                accept: true,
+                max_sessions: self.config.server.max_connections,
+                seed: self.rng.next_u64(),
+                id_space: IdSpace {
+                    index: self.id as u32,
+                    count: workers,
+                },
+                ..EndpointConfig::default()
+            });
+            if self.id == 0 {
+                info!(%addr, "serving RTMFP");
+            }
+            self.rtmfp.sockets.push(Some(RtmfpSocket {
+                socket,
+                endpoint,
+                sessions: HashMap::new(),
+                active: false,
+            }));
+        }
+    }
+
+    /// A datagram another worker forwarded here.
+    pub(super) fn rtmfp_forwarded(&mut self, e: u16, from: SocketAddr, payload: &[u8]) {
+        let now = self.clock_ms(Instant::now());
+        let (id, mailboxes) = (self.id, &self.shared.mailboxes);
+        self.rtmfp
+            .on_datagram(id, now, e, from, payload, mailboxes, &mut self.wake);
+    }
+
+    /// Once per loop turn, after the completions: the endpoints' due timers, then every
+    /// event the turn's input made.
+    pub(super) fn rtmfp_turn(&mut self) {
+        let now = self.clock_ms(Instant::now());
+        if self.rtmfp.deadline.is_some_and(|d| d <= now) {
+            for s in self.rtmfp.sockets.iter_mut().flatten() {
+                s.endpoint.handle_timeout(now);
+                s.active = true;
+            }
+            self.rtmfp.changed = true;
+        }
+        for e in 0..self.rtmfp.sockets.len() {
+            let active = match self.rtmfp.sockets.get_mut(e) {
+                Some(Some(s)) => std::mem::replace(&mut s.active, false),
+                _ => false,
+            };
+            if !active {
+                continue;
+            }
+            // Bounded: the endpoint holds the events this turn's input made.
+            while let Some((sid, ev)) = self
+                .rtmfp
+                .sockets
+                .get_mut(e)
+                .and_then(|s| s.as_mut())
+                .and_then(|s| s.endpoint.poll_event())
+            {
+                self.rtmfp_event(e as u16, sid, ev, now);
+            }
+        }
+        for r in std::mem::take(&mut self.rtmfp.touched) {
+            let waiting = self
+                .conns
+                .get(r)
+                .is_some_and(|c| !c.queue.is_empty() || c.closing == Closing::Flushing);
+            if waiting {
+                self.rtmfp_send(r);
+            }
+        }
+    }
+
+    fn rtmfp_conn(&self, e: u16, sid: SessionId) -> Option<ConnRef> {
+        self.rtmfp
+            .sockets
+            .get(usize::from(e))?
+            .as_ref()?
+            .sessions
+            .get(&sid)
+            .copied()
+    }
+
+    fn rtmfp_event(&mut self, e: u16, sid: SessionId, ev: Event, now: u64) {
+        if let Event::Accepted { peer_id, addr } = ev {
+            return self.rtmfp_accept(e, sid, peer_id, addr);
+        }
+        let Some(r) = self.rtmfp_conn(e, sid) else {
+            return;
+        };
+        match ev {
+            Event::FlowOpened { flow, metadata, .. } => {
+                let Some(c) = self.conns.get_mut(r) else {
+                    return;
+                };
+                let Some(link) = c.rtmfp.as_deref_mut() else {
+                    return;
+                };
+                if let Err(err) = link.flows.on_flow_opened(flow, &metadata) {
+                    debug!(peer = %c.peer, flow, error = %err, "RTMFP flow refused");
+                    if let Some(s) = self.rtmfp.session_mut(e, sid) {
+                        s.reject_flow(flow, EXCEPTION_REFUSED);
+                    }
+                }
+            }
+            Event::Message { flow, data } => {
+                let Some(c) = self.conns.get_mut(r) else {
+                    return;
+                };
+                let Some(link) = c.rtmfp.as_deref_mut() else {
+                    return;
+                };
+                WorkerStats::add(&self.shared.stats[self.id].bytes_in, data.len() as u64);
+                match link.flows.on_message(flow, &data) {
+                    Ok(m) => self.rtmfp_message(r, m),
+                    Err(err) => {
+                        debug!(peer = %c.peer, flow, error = %err, "RTMFP message dropped")
+                    }
+                }
+            }
+            Event::AddressChanged { addr } => {
+                if let Some(c) = self.conns.get_mut(r) {
+                    info!(from = %c.peer, to = %addr, "RTMFP client moved");
+                    c.peer = addr;
+                }
+            }
+            Event::Closed { reason } => {
+                if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
+                    s.sessions.remove(&sid);
+                }
+                let _ = now;
+                self.close(r, &format!("RTMFP session closed: {reason}"), false);
+            }
+            _ => {}
+        }
+    }
+
+    /// A new RTMFP session: a client like an accepted TCP connection, with no socket.
+    fn rtmfp_accept(&mut self, e: u16, sid: SessionId, peer_id: PeerId, addr: SocketAddr) {
+        let r = self.new_conn(-1, addr);
+        if let Some(c) = self.conns.get_mut(r) {
+            c.rtmfp = Some(Box::new(RtmfpLink {
+                endpoint: e,
+                session: sid,
+                peer_id,
+                flows: StreamFlows::default(),
+                unchunk: ChunkDecoder::new(DecoderLimits {
+                    max_message_size: self.config.server.max_message_size,
+                    max_chunk_streams: self.config.server.max_chunk_streams,
+                }),
+            }));
+            debug!(worker = self.id, peer = %addr, peer_id = %c.rtmfp.as_ref().map(|l| l.peer_id_hex()).unwrap_or_default(), "RTMFP session");
+        }
+        if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
+            s.sessions.insert(sid, r);
+        }
+    }
+
+    /// One RTMP message a flow delivered: as if the chunk stream had carried it.
+    fn rtmfp_message(&mut self, r: ConnRef, m: Message) {
+        let mut events = std::mem::take(&mut self.events);
+        let mut failure = None;
+        if let Some(c) = self.conns.get_mut(r) {
+            if c.closing == Closing::Open {
+                if let Err(e) = c.session.receive(m, &mut c.out, &mut events) {
+                    failure = Some(e.to_string());
+                }
+            }
+        }
+        for ev in events.drain(..) {
+            self.on_event_or_defer(r, ev);
+        }
+        self.events = events;
+        self.flush_out(r);
+        if let Some(reason) = failure {
+            self.close(r, &reason, true);
+        }
+    }
+
+    /// Moves what `r` has queued onto its session's flows (`start_send` for RTMFP clients),
+    /// up to `MAX_BUFFERED` unacknowledged; a flushing client whose flows are drained is
+    /// shut down.
+    pub(super) fn rtmfp_send(&mut self, r: ConnRef) {
+        let now = self.clock_ms(Instant::now());
+        let deadline = now + u64::from(self.config.live.drop_lag_ms.max(1000));
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.closing == Closing::ShutDown {
+            return;
+        }
+        let Some(link) = c.rtmfp.as_deref_mut() else {
+            return;
+        };
+        let Some(session) = self
+            .rtmfp
+            .sockets
+            .get_mut(usize::from(link.endpoint))
+            .and_then(|s| s.as_mut())
+            .and_then(|s| s.endpoint.session_mut(link.session))
+        else {
+            return;
+        };
+        let (batch, messages) = (&mut self.rtmfp.batch, &mut self.rtmfp.messages);
+        let mut failure = None;
+        let mut buffered = session.queued_bytes();
+        let mut rounds = 0;
+        while !c.queue.is_empty() && buffered < MAX_BUFFERED && rounds < MAX_ROUNDS {
+            rounds += 1;
+            let n = c.queue.next_batch_bytes(batch, MAX_IOV, MAX_SEND_BYTES);
+            if n == 0 {
+                break;
+            }
+            for b in batch.iter() {
+                if let Err(e) = link.unchunk.feed(b, messages) {
+                    failure = Some(format!("our own chunk stream unreadable: {e}"));
+                    break;
+                }
+            }
+            c.queue.complete(n);
+            c.bytes_out += n as u64;
+            for m in messages.drain(..) {
+                if !carried_on_flows(m.type_id) {
+                    continue;
+                }
+                let media = matches!(m.type_id, msg_type::AUDIO | msg_type::VIDEO);
+                buffered += m.payload.len();
+                link.flows.send(session, &m, media.then_some(deadline));
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        c.send_due = false;
+        let flushed =
+            c.closing == Closing::Flushing && c.queue.is_empty() && session.queued_bytes() == 0;
+        WorkerStats::add(&self.shared.stats[self.id].sends, 1);
+        self.rtmfp.changed = true;
+        if let Some(reason) = failure {
+            self.close(r, &reason, true);
+        } else if flushed {
+            self.shutdown(r);
+        }
+    }
+
+    /// The client is shut down: its session closes (the peer is told), and it leaves the
+    /// session table.
+    pub(super) fn rtmfp_end(&mut self, r: ConnRef) {
+        let now = self.clock_ms(Instant::now());
+        let Some(link) = self.conns.get(r).and_then(|c| c.rtmfp.as_deref()) else {
+            return;
+        };
+        let (e, sid) = (link.endpoint, link.session);
+        if let Some(s) = self.rtmfp.session_mut(e, sid) {
+            s.close(now);
+        }
+        if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
+            s.sessions.remove(&sid);
+        }
+        self.rtmfp.changed = true;
+    }
+
+    /// Sends what the endpoints have (after the turn's flush, so this turn's messages go in
+    /// this turn's submission), and works out the next deadline if anything changed.
+    pub(super) fn rtmfp_transmit(&mut self) {
+        if !self.rtmfp.changed {
+            return;
+        }
+        self.rtmfp.changed = false;
+        let now = self.clock_ms(Instant::now());
+        let mut buf = std::mem::take(&mut self.rtmfp.buf);
+        let mut deadline: Option<u64> = None;
+        for s in self.rtmfp.sockets.iter_mut().flatten() {
+            // Bounded: the udp layer refuses past its send slots (`Full`), and what is not
+            // sent stays in the sessions (their congestion control sees it as loss).
+            while let Some(to) = s.endpoint.poll_transmit_into(now, &mut buf) {
+                let payload = Bytes::copy_from_slice(&buf);
+                WorkerStats::add(&self.shared.stats[self.id].bytes_out, payload.len() as u64);
+                if self.udp.send(&mut self.io, s.socket, to, payload).is_err() {
+                    break;
+                }
+            }
+            if let Some(t) = s.endpoint.poll_timeout() {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+        self.rtmfp.buf = buf;
+        self.rtmfp.deadline = deadline;
+    }
+
+    /// How long the loop may sleep for RTMFP.
+    pub(super) fn rtmfp_wait(&self) -> Option<Duration> {
+        self.rtmfp.wait(self.clock_ms(Instant::now()))
+    }
+
+    /// The RTMFP facts of a client, for `stratactl clients`: peer id and round trip.
+    pub(super) fn rtmfp_info(&self, c: &Conn) -> Option<(String, Option<u64>)> {
+        let link = c.rtmfp.as_deref()?;
+        let rtt = self
+            .rtmfp
+            .sockets
+            .get(usize::from(link.endpoint))?
+            .as_ref()?
+            .endpoint
+            .session(link.session)
+            .and_then(|s| s.rtt_ms());
+        Some((link.peer_id_hex(), rtt))
+    }
+}
+
+impl Rtmfp {
+    fn session_mut(
+        &mut self,
+        e: u16,
+        sid: SessionId,
+    ) -> Option<&mut crate::proto::rtmfp::session::Session> {
+        self.sockets
+            .get_mut(usize::from(e))?
+            .as_mut()?
+            .endpoint
+            .session_mut(sid)
+    }
+}
