@@ -1,0 +1,153 @@
+//! RTMFP end to end: our RTMFP client (`rtmfp_client`, the client role of
+//! `dataplane::proto::rtmfp`, a separate process) against a real stratad on 127.0.0.1,
+//! which serves RTMFP on UDP at its RTMP listen address; ffmpeg and ffprobe on the RTMP side.
+
+use e2e::media_probe::{assert_monotonic, of_type, probe_packets, Packet};
+use e2e::publisher::publish_sample;
+use e2e::rtmfp_cli::RtmfpCli;
+use e2e::sample_media::{sample_flv, FPS};
+use e2e::scratch_dir::ScratchDir;
+use e2e::server::{Server, ServerOptions};
+use e2e::tools::ffmpeg;
+use std::path::Path;
+use std::time::Duration;
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_rtmfp_client");
+/// Allowed deviation of the frame rate read from a file from the stream's.
+const RATE_TOLERANCE: f64 = 0.10;
+const EXIT: Duration = Duration::from_secs(30);
+
+fn client(server: &Server, app: &str, action: &[&str]) -> RtmfpCli {
+    let addr = server.addr().to_string();
+    let url = format!("rtmfp://{addr}/{app}");
+    let mut args = vec![addr.as_str(), url.as_str()];
+    args.extend_from_slice(action);
+    RtmfpCli::spawn(Path::new(CLIENT), &args)
+}
+
+/// Video frames per second over the file's video timeline, and that it starts on a key
+/// frame and its timestamps never go back.
+fn video_rate(file: &Path) -> f64 {
+    let packets = probe_packets(file);
+    let video: Vec<&Packet> = of_type(&packets, "video");
+    assert!(
+        video.len() > 2 * FPS as usize,
+        "{} video packets",
+        video.len()
+    );
+    assert!(video[0].key, "the file starts on a key frame");
+    assert_monotonic(&video, "video");
+    let span = video[video.len() - 1].dts - video[0].dts;
+    (video.len() - 1) as f64 / span
+}
+
+fn assert_rate(rate: f64) {
+    let want = f64::from(FPS);
+    assert!(
+        (rate - want).abs() <= want * RATE_TOLERANCE,
+        "{rate:.2} frames/s, want {want} ± {:.0} %",
+        RATE_TOLERANCE * 100.0
+    );
+}
+
+#[test]
+fn rtmfp_connect_gets_connect_success_and_the_auth_default_applies() {
+    let mut server = Server::start();
+    let mut ok = client(&server, "live", &["connect"]);
+    let (status, out) = ok.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.contains("status NetConnection.Connect.Success"),
+        "{out}"
+    );
+    let peer_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_id "))
+        .expect("a peer id");
+    assert_eq!(peer_id.len(), 64, "{out}");
+    assert!(
+        server
+            .wait_log_line(&["client connected", "app=live"], Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    server.assert_alive();
+
+    // The same auth decision as for RTMP: no manager, `default = "deny"`.
+    let mut denying = Server::start_with(ServerOptions {
+        config: Some("[auth]\non = [\"connect\"]\ndefault = \"deny\"\n".into()),
+        ..ServerOptions::default()
+    });
+    let mut refused = client(&denying, "live", &["connect"]);
+    let (status, out) = refused.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{out}");
+    assert!(
+        out.contains("status NetConnection.Connect.Rejected"),
+        "{out}"
+    );
+    denying.assert_alive();
+}
+
+#[test]
+fn an_rtmfp_publisher_is_played_by_ffmpeg_over_rtmp() {
+    let mut server = Server::start();
+    let sample = sample_flv();
+    let mut publisher = client(
+        &server,
+        "live",
+        &["publish", "cam", sample.to_str().expect("utf-8"), "14"],
+    );
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        publisher.output()
+    );
+    let dir = ScratchDir::new("rtmfp-publish");
+    let out = dir.join("played.flv");
+    let mut viewer = ffmpeg(&[
+        "-rw_timeout",
+        "10000000",
+        "-i",
+        &server.url("live/cam"),
+        "-t",
+        "6",
+        "-c",
+        "copy",
+        "-y",
+        out.to_str().expect("utf-8"),
+    ]);
+    viewer.expect_success(EXIT);
+    assert_rate(video_rate(&out));
+    let (status, text) = publisher.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains("status NetStream.Publish.Start"), "{text}");
+    server.assert_alive();
+}
+
+#[test]
+fn an_ffmpeg_publisher_is_played_over_rtmfp_into_a_valid_flv() {
+    let mut server = Server::start();
+    let _publisher = publish_sample(&server.url("live/cam"));
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    let dir = ScratchDir::new("rtmfp-play");
+    let out = dir.join("played.flv");
+    let mut player = client(
+        &server,
+        "live",
+        &["play", "cam", out.to_str().expect("utf-8"), "8"],
+    );
+    let (status, text) = player.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains("status NetStream.Play.Start"), "{text}");
+    assert_rate(video_rate(&out));
+    server.assert_alive();
+}
