@@ -2,6 +2,8 @@
 //! `dataplane::proto::rtmfp`, a separate process) against a real stratad on 127.0.0.1,
 //! which serves RTMFP on UDP at its RTMP listen address; ffmpeg and ffprobe on the RTMP side.
 
+use control::client::ControlClient;
+use control::protocol::{Call, ClientInfo, Reply};
 use e2e::media_probe::{assert_monotonic, of_type, probe_packets, Packet};
 use e2e::publisher::publish_sample;
 use e2e::rtmfp_cli::RtmfpCli;
@@ -145,9 +147,43 @@ fn an_ffmpeg_publisher_is_played_over_rtmfp_into_a_valid_flv() {
         "live",
         &["play", "cam", out.to_str().expect("utf-8"), "8"],
     );
-    let (status, text) = player.finish(EXIT);
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+
+    // While it plays, operators see it: `stratactl clients` and the worker counters.
+    let socket = server
+        .control_socket()
+        .expect("a control socket")
+        .to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control socket");
+    let mut seen: Option<ClientInfo> = None;
+    for _ in 0..100 {
+        let Ok(Reply::Clients { clients }) = control.request(Call::Clients) else {
+            panic!("no client list");
+        };
+        seen = clients.into_iter().find(|c| {
+            c.protocol == "rtmfp"
+                && c.playing.iter().any(|p| p.ends_with("cam"))
+                && c.rtt_ms.is_some()
+        });
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = seen.unwrap_or_else(|| panic!("no RTMFP player listed\n{}", player.output()));
+    let Ok(Reply::Status(status)) = control.request(Call::Status) else {
+        panic!("no status");
+    };
+    assert_eq!(
+        status.workers.iter().map(|w| w.rtmfp_sessions).sum::<u64>(),
+        1,
+        "{status:?}"
+    );
+
+    let (exit, text) = player.finish(EXIT);
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{text}");
     assert!(text.contains("status NetStream.Play.Start"), "{text}");
+    let peer_id = text.lines().find_map(|l| l.strip_prefix("peer_id "));
+    assert_eq!(seen.peer_id.as_deref(), peer_id, "{seen:?}");
     assert_rate(video_rate(&out));
     server.assert_alive();
 }

@@ -160,7 +160,7 @@ fn with_cookie(plain: &[u8], cookie: &[u8]) -> Vec<u8> {
 pub fn rtmfp_reassembly(data: &[u8]) {
     use crate::proto::rtmfp::chunk::{Fragment, UserData};
     use crate::proto::rtmfp::flow_recv::RecvFlow;
-    let mut f = RecvFlow::new(1, Vec::new(), None, 4096);
+    let mut f = RecvFlow::new(1, 4096);
     let payload = [0x5a_u8; 256];
     let mut given = 0usize;
     let mut delivered = 0usize;

@@ -1095,6 +1095,9 @@ impl Worker {
                     // SAFETY: no operation of the ring refers to this descriptor any more.
                     unsafe { libc::close(c.fd) };
                 }
+                if c.rtmfp.is_some() {
+                    WorkerStats::sub(&self.shared.stats[self.id].rtmfp_sessions, 1);
+                }
                 WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
             }
         }

@@ -171,7 +171,12 @@ impl Worker {
                 ..EndpointConfig::default()
             });
             if self.id == 0 {
-                info!(%addr, "serving RTMFP");
+                let peer_id: String = endpoint
+                    .peer_id()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                info!(%addr, %peer_id, "serving RTMFP");
             }
             self.rtmfp.sockets.push(Some(RtmfpSocket {
                 socket,
@@ -272,7 +277,15 @@ impl Worker {
                 };
                 WorkerStats::add(&self.shared.stats[self.id].bytes_in, data.len() as u64);
                 match link.flows.on_message(flow, &data) {
-                    Ok(m) => self.rtmfp_message(r, m),
+                    Ok(m) => {
+                        if let Some(stream_id) = closed_stream(&m) {
+                            // Our flow of that NetStream ends with it (RFC 7425 §5.3.2).
+                            if let Some(s) = self.rtmfp.session_mut(e, sid) {
+                                link.flows.close_stream(s, stream_id);
+                            }
+                        }
+                        self.rtmfp_message(r, m)
+                    }
                     Err(err) => {
                         debug!(peer = %c.peer, flow, error = %err, "RTMFP message dropped")
                     }
@@ -314,6 +327,7 @@ impl Worker {
         if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
             s.sessions.insert(sid, r);
         }
+        WorkerStats::add(&self.stats().rtmfp_sessions, 1);
     }
 
     /// One RTMP message a flow delivered: as if the chunk stream had carried it.
@@ -479,5 +493,21 @@ impl Rtmfp {
             .as_mut()?
             .endpoint
             .session_mut(sid)
+    }
+}
+
+/// The NetStream a `deleteStream` or `closeStream` ends, if `m` is one.
+fn closed_stream(m: &Message) -> Option<u32> {
+    if !matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
+        return None;
+    }
+    let c = crate::proto::rtmfp::net_client::command_of(m)?;
+    match c.name.as_str() {
+        "deleteStream" => match c.arg(0) {
+            Some(Amf0Value::Number(n)) if *n >= 1.0 && *n <= f64::from(u32::MAX) => Some(*n as u32),
+            _ => None,
+        },
+        "closeStream" if m.stream_id != 0 => Some(m.stream_id),
+        _ => None,
     }
 }

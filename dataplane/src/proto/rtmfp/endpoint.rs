@@ -240,6 +240,7 @@ impl Endpoint {
         self.sessions.get_mut(&id)
     }
 
+    #[cfg(test)]
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
     }
@@ -567,7 +568,6 @@ impl Endpoint {
         self.startup_packet(now, from, isid, &c);
         let peer_id = keys::peer_id(cert);
         let mut s = Session::new(
-            id,
             isid,
             from,
             peer_id,
@@ -626,7 +626,6 @@ impl Endpoint {
         let peer_id = keys::peer_id(responder_cert);
         self.opening.remove(&sid);
         let s = Session::new(
-            sid,
             rsid,
             from,
             peer_id,

@@ -126,6 +126,7 @@ impl FlashControl {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn to_message(self) -> Message {
         let (event_type, a, b) = match self {
             FlashControl::FlowSync { id, count } => (EVENT_FLOW_SYNC, id, count),

@@ -21,7 +21,6 @@ pub(crate) mod epd_opt {
 
 /// Certificate options (§4.3.2).
 pub(crate) mod cert_opt {
-    pub const HOSTNAME: u64 = 0x00;
     pub const ACCEPTS_ANCILLARY: u64 = 0x0a;
     pub const EXTRA_RANDOMNESS: u64 = 0x0e;
     pub const SUPPORTED_GROUP: u64 = 0x15;
@@ -31,7 +30,6 @@ pub(crate) mod cert_opt {
 /// Session key component options (§4.6.2).
 pub(crate) mod key_opt {
     pub const DH_PUBLIC_KEY: u64 = 0x0d;
-    pub const EXTRA_RANDOMNESS: u64 = 0x0e;
     pub const HMAC: u64 = 0x1a;
     pub const DH_GROUP_SELECT: u64 = 0x1d;
     pub const SSEQ: u64 = 0x1e;
@@ -75,12 +73,14 @@ pub(crate) fn epd_url(url: &str) -> Vec<u8> {
     o
 }
 
+#[cfg(test)]
 pub(crate) fn epd_peer_id(id: &PeerId) -> Vec<u8> {
     let mut o = Vec::new();
     vlu::put_option(epd_opt::FINGERPRINT, id, &mut o);
     o
 }
 
+#[cfg(test)]
 pub(crate) fn epd_hostname(host: &str) -> Vec<u8> {
     let mut o = Vec::new();
     vlu::put_option(epd_opt::HOSTNAME, host.as_bytes(), &mut o);
@@ -157,6 +157,7 @@ pub(crate) fn cert_groups(cert: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+#[cfg(test)]
 pub(crate) fn cert_accepts_url(cert: &[u8]) -> bool {
     vlu::find_option(cert, cert_opt::ACCEPTS_ANCILLARY).is_some()
 }
