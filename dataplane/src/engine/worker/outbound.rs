@@ -96,10 +96,6 @@ impl Worker {
 
     /// Binds a UDP socket on `addr` for `owner` (every worker binds the same address:
     /// SO_REUSEPORT spreads peers over them) and starts receiving.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "RTMFP is the first caller; tests drive it now")
-    )]
     pub(crate) fn open_udp(&mut self, addr: SocketAddr, owner: Owner) -> io::Result<SlabRef> {
         self.udp.open(&mut self.io, addr, owner)
     }

@@ -137,54 +137,63 @@ impl Worker {
         if !self.config.server.rtmfp {
             return;
         }
-        let workers = self.shared.mailboxes.len() as u32;
         for i in 0..self.listeners.len() {
-            let Some(Some(l)) = self.listeners.get(i) else {
-                self.rtmfp.sockets.push(None);
-                continue;
-            };
-            let addr = l
-                .socket
-                .local_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-                .unwrap_or(l.addr);
-            let opened = self.udp.open(&mut self.io, addr, Owner::Rtmfp(i as u16));
-            let socket = match opened {
-                Ok(socket) => socket,
-                Err(e) => {
-                    if self.id == 0 {
-                        warn!(%addr, error = %e, "RTMFP (UDP) not served on this address");
-                    }
+            let addr = match self.listeners.get(i) {
+                Some(Some(l)) => l
+                    .socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .unwrap_or(l.addr),
+                _ => {
                     self.rtmfp.sockets.push(None);
                     continue;
                 }
             };
-            let endpoint = Endpoint::new(EndpointConfig {
-                accept: true,
-                max_sessions: self.config.server.max_connections,
-                seed: self.rng.next_u64(),
-                id_space: IdSpace {
-                    index: self.id as u32,
-                    count: workers,
-                },
-                ..EndpointConfig::default()
-            });
-            if self.id == 0 {
-                let peer_id: String = endpoint
-                    .peer_id()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                info!(%addr, %peer_id, "serving RTMFP");
-            }
-            self.rtmfp.sockets.push(Some(RtmfpSocket {
-                socket,
-                endpoint,
-                sessions: HashMap::new(),
-                active: false,
-            }));
+            self.open_rtmfp_on(addr);
         }
+    }
+
+    /// Binds the RTMFP socket of the next listen address (its index is the endpoint's);
+    /// its local address, or None (said once) if it cannot be bound.
+    fn open_rtmfp_on(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
+        let i = self.rtmfp.sockets.len() as u16;
+        let workers = self.shared.mailboxes.len() as u32;
+        let socket = match self.open_udp(addr, Owner::Rtmfp(i)) {
+            Ok(socket) => socket,
+            Err(e) => {
+                if self.id == 0 {
+                    warn!(%addr, error = %e, "RTMFP (UDP) not served on this address");
+                }
+                self.rtmfp.sockets.push(None);
+                return None;
+            }
+        };
+        let endpoint = Endpoint::new(EndpointConfig {
+            accept: true,
+            max_sessions: self.config.server.max_connections,
+            seed: self.rng.next_u64(),
+            id_space: IdSpace {
+                index: self.id as u32,
+                count: workers,
+            },
+            ..EndpointConfig::default()
+        });
+        if self.id == 0 {
+            let peer_id: String = endpoint
+                .peer_id()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            info!(%addr, %peer_id, "serving RTMFP");
+        }
+        self.rtmfp.sockets.push(Some(RtmfpSocket {
+            socket,
+            endpoint,
+            sessions: HashMap::new(),
+            active: false,
+        }));
+        self.udp.local_addr(socket)
     }
 
     /// A datagram another worker forwarded here.
@@ -509,5 +518,197 @@ fn closed_stream(m: &Message) -> Option<u32> {
         },
         "closeStream" if m.stream_id != 0 => Some(m.stream_id),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use super::*;
+    use crate::engine::worker::testing::{shared, worker_of};
+    use crate::proto::command::encode_values;
+    use crate::proto::rtmfp::crypto::PacketCrypto;
+    use crate::proto::rtmfp::net_client::{command_of, ClientState, RtmfpNetClient};
+    use crate::proto::rtmp::csid;
+
+    /// A client over a real UDP socket beside the worker, both driven from this thread.
+    struct Peer {
+        socket: UdpSocket,
+        client: RtmfpNetClient,
+        started: Instant,
+        buf: Vec<u8>,
+        statuses: Vec<String>,
+    }
+
+    impl Peer {
+        fn connect(server: SocketAddr) -> Peer {
+            let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            socket.set_nonblocking(true).expect("nonblocking");
+            let client = RtmfpNetClient::connect(0, server, "rtmfp://127.0.0.1/live", 7);
+            Peer {
+                socket,
+                client,
+                started: Instant::now(),
+                buf: vec![0; 2048],
+                statuses: Vec::new(),
+            }
+        }
+
+        fn pump(&mut self) {
+            let now = self.started.elapsed().as_millis() as u64;
+            let mut out = Vec::new();
+            while let Some(to) = self.client.poll_transmit(now, &mut out) {
+                self.socket.send_to(&out, to).expect("send");
+            }
+            for _ in 0..256 {
+                let Ok((n, from)) = self.socket.recv_from(&mut self.buf) else {
+                    break;
+                };
+                self.client.handle(now, from, &self.buf[..n]);
+            }
+            if self.client.poll_timeout().is_some_and(|t| t <= now) {
+                self.client.handle_timeout(now);
+            }
+            while let Some(m) = self.client.recv() {
+                if let Some(code) =
+                    command_of(&m).and_then(|c| c.info_str("code").map(String::from))
+                {
+                    self.statuses.push(code);
+                }
+            }
+        }
+
+        fn command(&mut self, values: &[Amf0Value]) {
+            let m = Message {
+                csid: csid::COMMAND,
+                timestamp: 0,
+                type_id: msg_type::COMMAND_AMF0,
+                stream_id: 0,
+                payload: encode_values(false, values).into(),
+            };
+            assert!(self.client.send(&m, None), "connected");
+        }
+    }
+
+    /// Loop turns as `Worker::run` takes them, the peer pumped between, until `done`.
+    fn run_until(w: &mut Worker, peer: &mut Peer, mut done: impl FnMut(&Worker, &Peer) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut completions = Vec::new();
+        while !done(w, peer) {
+            assert!(Instant::now() < deadline, "not there in time");
+            w.io.submit_and_wait(Some(Duration::from_millis(2)))
+                .expect("wait");
+            w.handle_completions(&mut completions);
+            w.run_timers();
+            w.rtmfp_turn();
+            w.flush_dirty();
+            w.rtmfp_transmit();
+            peer.pump();
+        }
+    }
+
+    fn rtmfp_clients(w: &Worker) -> usize {
+        w.conns
+            .refs()
+            .into_iter()
+            .filter(|r| w.conns.get(*r).is_some_and(|c| c.rtmfp.is_some()))
+            .count()
+    }
+
+    #[test]
+    fn an_rtmfp_session_is_a_client_that_connects_and_leaves_like_any_other() {
+        let (shared, mut rx, _control) = shared(1);
+        let mut w = worker_of(shared, rx.remove(0));
+        let addr = w
+            .open_rtmfp_on("127.0.0.1:0".parse().expect("addr"))
+            .expect("bound");
+
+        // Garbage first: no state, no panic, the socket keeps serving.
+        let junk = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        for i in 0..200u32 {
+            let mut d = vec![0u8; (i % 90) as usize + 1];
+            for (j, b) in d.iter_mut().enumerate() {
+                *b = (i.wrapping_mul(31) as usize ^ j.wrapping_mul(7)) as u8;
+            }
+            junk.send_to(&d, addr).expect("send");
+        }
+        let mut peer = Peer::connect(addr);
+        run_until(&mut w, &mut peer, |_, p| {
+            *p.client.state() == ClientState::Connected
+        });
+        assert_eq!(
+            rtmfp_clients(&w),
+            1,
+            "one session, one client; garbage made none"
+        );
+        assert_eq!(WorkerStats::get(&w.stats().rtmfp_sessions), 1);
+
+        peer.command(&[
+            Amf0Value::string("connect"),
+            Amf0Value::Number(1.0),
+            Amf0Value::object([
+                ("app", Amf0Value::string("live")),
+                ("tcUrl", Amf0Value::string("rtmfp://127.0.0.1/live")),
+            ]),
+        ]);
+        run_until(&mut w, &mut peer, |_, p| !p.statuses.is_empty());
+        assert_eq!(peer.statuses, ["NetConnection.Connect.Success"]);
+        let connected = w.conns.refs().into_iter().any(|r| {
+            w.conns
+                .get(r)
+                .is_some_and(|c| c.client.nc.is_connected() && c.client.nc.app == "live")
+        });
+        assert!(connected, "the NetConnection took the connect");
+
+        let now = peer.started.elapsed().as_millis() as u64;
+        peer.client.close(now);
+        run_until(&mut w, &mut peer, |w, _| rtmfp_clients(w) == 0);
+        assert_eq!(WorkerStats::get(&w.stats().rtmfp_sessions), 0);
+    }
+
+    #[test]
+    fn a_datagram_for_another_workers_session_is_forwarded_to_it_once() {
+        let (shared, rx, _control) = shared(2);
+        let mailboxes = &shared.mailboxes;
+        let mut wake = vec![false; 2];
+        let mut rtmfp = Rtmfp::default();
+        rtmfp.sockets.push(Some(RtmfpSocket {
+            socket: SlabRef {
+                slot: 0,
+                generation: 0,
+            },
+            endpoint: Endpoint::new(EndpointConfig {
+                accept: true,
+                ..EndpointConfig::default()
+            }),
+            sessions: HashMap::new(),
+            active: false,
+        }));
+        let from: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let mut datagram = Vec::new();
+        // Session id 7: odd, so worker 1 of 2 made it.
+        PacketCrypto::startup().seal(7, &[0u8; 16], &mut datagram);
+        rtmfp.on_datagram(0, 0, 0, from, &datagram, mailboxes, &mut wake);
+        assert_eq!(wake, [false, true]);
+        match rx[1].try_recv() {
+            Some(WorkerMsg::RtmfpDatagram {
+                endpoint: 0,
+                from: f,
+                payload,
+            }) => assert_eq!((f, &payload[..]), (from, &datagram[..])),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx[0].try_recv().is_none());
+        assert!(!rtmfp.changed, "worker 0 did not handle it");
+
+        // Session 0 (a startup packet) and our own ids are handled here.
+        datagram.clear();
+        PacketCrypto::startup().seal(8, &[0u8; 16], &mut datagram);
+        wake = vec![false; 2];
+        rtmfp.on_datagram(0, 0, 0, from, &datagram, mailboxes, &mut wake);
+        assert_eq!(wake, [false, false]);
+        assert!(rtmfp.changed);
+        assert!(rx[1].try_recv().is_none());
     }
 }
