@@ -236,6 +236,7 @@ impl Worker {
             warn_no_zerocopy();
         }
         let old = std::mem::replace(&mut self.config, config);
+        self.reload_rtmfp();
         self.reload_registrations(&old);
         self.reload_pulls();
     }

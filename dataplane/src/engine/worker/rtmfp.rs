@@ -138,34 +138,65 @@ impl Worker {
             return;
         }
         for i in 0..self.listeners.len() {
-            let addr = match self.listeners.get(i) {
-                Some(Some(l)) => l
-                    .socket
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .unwrap_or(l.addr),
-                _ => {
-                    self.rtmfp.sockets.push(None);
-                    continue;
-                }
-            };
-            self.open_rtmfp_on(addr);
+            if let Some(addr) = self.listener_addr(i) {
+                self.open_rtmfp_on(i, addr);
+            }
         }
     }
 
-    /// Binds the RTMFP socket of the next listen address (its index is the endpoint's);
-    /// its local address, or None (said once) if it cannot be bound.
-    fn open_rtmfp_on(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
-        let i = self.rtmfp.sockets.len() as u16;
+    /// Where listener `i` listens (its port, when configured as 0), if it still does.
+    fn listener_addr(&self, i: usize) -> Option<SocketAddr> {
+        let l = self.listeners.get(i)?.as_ref()?;
+        Some(
+            l.socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .unwrap_or(l.addr),
+        )
+    }
+
+    /// A reload: RTMFP follows the listeners and `server.rtmfp`. A listener that goes (or
+    /// RTMFP turned off) closes its socket and ends its sessions; a new one gets RTMFP.
+    pub(super) fn reload_rtmfp(&mut self) {
+        for i in 0..self.listeners.len().max(self.rtmfp.sockets.len()) {
+            let wanted = self.config.server.rtmfp && self.listener_addr(i).is_some();
+            let serving = matches!(self.rtmfp.sockets.get(i), Some(Some(_)));
+            if serving && !wanted {
+                let sessions: Vec<ConnRef> = self
+                    .rtmfp
+                    .sockets
+                    .get(i)
+                    .and_then(|s| s.as_ref())
+                    .map(|s| s.sessions.values().copied().collect())
+                    .unwrap_or_default();
+                for r in sessions {
+                    self.close(r, "RTMFP no longer served on this address", false);
+                }
+                if let Some(s) = self.rtmfp.sockets.get_mut(i).and_then(Option::take) {
+                    self.udp.close(&mut self.io, s.socket);
+                }
+            } else if wanted && !serving {
+                if let Some(addr) = self.listener_addr(i) {
+                    self.open_rtmfp_on(i, addr);
+                }
+            }
+        }
+    }
+
+    /// Binds the RTMFP socket of listen address `i` (the endpoint's index); its local
+    /// address, or None (said once) if it cannot be bound.
+    fn open_rtmfp_on(&mut self, i: usize, addr: SocketAddr) -> Option<SocketAddr> {
         let workers = self.shared.mailboxes.len() as u32;
-        let socket = match self.open_udp(addr, Owner::Rtmfp(i)) {
+        if self.rtmfp.sockets.len() <= i {
+            self.rtmfp.sockets.resize_with(i + 1, || None);
+        }
+        let socket = match self.open_udp(addr, Owner::Rtmfp(i as u16)) {
             Ok(socket) => socket,
             Err(e) => {
                 if self.id == 0 {
                     warn!(%addr, error = %e, "RTMFP (UDP) not served on this address");
                 }
-                self.rtmfp.sockets.push(None);
                 return None;
             }
         };
@@ -187,12 +218,14 @@ impl Worker {
                 .collect();
             info!(%addr, %peer_id, "serving RTMFP");
         }
-        self.rtmfp.sockets.push(Some(RtmfpSocket {
-            socket,
-            endpoint,
-            sessions: HashMap::new(),
-            active: false,
-        }));
+        if let Some(slot) = self.rtmfp.sockets.get_mut(i) {
+            *slot = Some(RtmfpSocket {
+                socket,
+                endpoint,
+                sessions: HashMap::new(),
+                active: false,
+            });
+        }
         self.udp.local_addr(socket)
     }
 
@@ -621,7 +654,7 @@ mod tests {
         let (shared, mut rx, _control) = shared(1);
         let mut w = worker_of(shared, rx.remove(0));
         let addr = w
-            .open_rtmfp_on("127.0.0.1:0".parse().expect("addr"))
+            .open_rtmfp_on(0, "127.0.0.1:0".parse().expect("addr"))
             .expect("bound");
 
         // Garbage first: no state, no panic, the socket keeps serving.

@@ -129,10 +129,10 @@ impl RtmfpNetClient {
                     self.state = ClientState::Failed("empty redirect".into())
                 }
                 Event::Closed { reason } => self.state = ClientState::Closed(reason.into()),
-                Event::FlowOpened { flow, metadata, .. } => {
-                    if self.flows.on_flow_opened(flow, &metadata).is_err() {
-                        self.dropped += 1;
-                    }
+                Event::FlowOpened { flow, metadata, .. }
+                    if self.flows.on_flow_opened(flow, &metadata).is_err() =>
+                {
+                    self.dropped += 1;
                 }
                 Event::Message { flow, data } => match self.flows.on_message(flow, &data) {
                     // RTMFP's own user control events (Flow Sync, Set Keepalive) are kept
