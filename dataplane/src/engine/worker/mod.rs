@@ -95,6 +95,10 @@ pub(crate) struct Shared {
     pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
     /// The script thread, when `[scripts] dir` is set (see `crate::scripts`).
     pub(crate) scripts: Option<crate::scripts::Scripts>,
+    /// Which worker holds the RTMFP session of each connected peer id, for introductions
+    /// across workers (`worker/rtmfp.rs`): locked when a session opens or ends and for an
+    /// IHello naming a peer id the receiving worker does not hold, never per media message.
+    pub(crate) rtmfp_peers: std::sync::Mutex<HashMap<crate::proto::rtmfp::keys::PeerId, usize>>,
 }
 
 /// How often stream rates are refreshed.

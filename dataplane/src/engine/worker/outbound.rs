@@ -102,10 +102,10 @@ impl Worker {
     pub(super) fn on_udp_recv(&mut self, token: Token, c: Completion) {
         let id = self.id;
         let now = self.clock_ms(std::time::Instant::now());
-        let (rtmfp, mailboxes, wake) = (&mut self.rtmfp, &self.shared.mailboxes, &mut self.wake);
+        let (rtmfp, shared, wake) = (&mut self.rtmfp, &self.shared, &mut self.wake);
         self.udp.on_recv(&mut self.io, token, c, |d| match d.owner {
             Owner::Rtmfp(e) => {
-                rtmfp.on_datagram(id, now, e, d.from, d.payload, mailboxes, wake);
+                rtmfp.on_datagram(id, now, e, d.from, d.payload, false, shared, wake);
             }
             owner => {
                 debug!(worker = id, ?owner, socket = d.socket.slot, from = %d.from,

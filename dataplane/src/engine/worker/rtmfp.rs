@@ -84,8 +84,10 @@ pub(super) struct Rtmfp {
 }
 
 impl Rtmfp {
-    /// One datagram received on listen address `e`'s socket (or forwarded by another
-    /// worker): handled here, or forwarded to the worker its session id names.
+    /// One datagram received on listen address `e`'s socket (or `forwarded` by another
+    /// worker): handled here, or forwarded once to the worker that holds its session — the
+    /// one its session id names, or for an IHello naming a connected peer id, the one that
+    /// holds that peer's session (so that its endpoint introduces them).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_datagram(
         &mut self,
@@ -94,7 +96,8 @@ impl Rtmfp {
         e: u16,
         from: SocketAddr,
         payload: &[u8],
-        mailboxes: &[Mailbox<WorkerMsg>],
+        forwarded: bool,
+        shared: &Shared,
         wake: &mut [bool],
     ) {
         let Some(Some(s)) = self.sockets.get_mut(usize::from(e)) else {
@@ -103,16 +106,29 @@ impl Rtmfp {
         let sid = crypto::session_id_of(payload).unwrap_or(0);
         let space = IdSpace {
             index: worker as u32,
-            count: mailboxes.len() as u32,
+            count: shared.mailboxes.len() as u32,
         };
-        let owner = space.owner_of(sid) as usize;
-        if sid != 0 && owner != worker {
+        // Startup packets (session id 0) are handled where they land.
+        let mut owner = if sid == 0 {
+            worker
+        } else {
+            space.owner_of(sid) as usize
+        };
+        if sid == 0 && !forwarded && shared.mailboxes.len() > 1 {
+            if let Some(id) = s.endpoint.foreign_peer_wanted(payload) {
+                let peers = shared.rtmfp_peers.lock();
+                if let Some(w) = peers.ok().and_then(|p| p.get(&id).copied()) {
+                    owner = w;
+                }
+            }
+        }
+        if owner != worker && !forwarded {
             let msg = WorkerMsg::RtmfpDatagram {
                 endpoint: e,
                 from,
                 payload: Bytes::copy_from_slice(payload),
             };
-            post_to(mailboxes, wake, owner, msg);
+            post_to(&shared.mailboxes, wake, owner, msg);
             return;
         }
         s.endpoint.handle(now_ms, from, payload);
@@ -232,9 +248,9 @@ impl Worker {
     /// A datagram another worker forwarded here.
     pub(super) fn rtmfp_forwarded(&mut self, e: u16, from: SocketAddr, payload: &[u8]) {
         let now = self.clock_ms(Instant::now());
-        let (id, mailboxes) = (self.id, &self.shared.mailboxes);
+        let (id, shared) = (self.id, &self.shared);
         self.rtmfp
-            .on_datagram(id, now, e, from, payload, mailboxes, &mut self.wake);
+            .on_datagram(id, now, e, from, payload, true, shared, &mut self.wake);
     }
 
     /// Once per loop turn, after the completions: the endpoints' due timers, then every
@@ -320,6 +336,15 @@ impl Worker {
                 WorkerStats::add(&self.shared.stats[self.id].bytes_in, data.len() as u64);
                 match link.flows.on_message(flow, &data) {
                     Ok(m) => {
+                        if let Some(addrs) = peer_info(&m) {
+                            // Flash's setPeerInfo: the addresses the client also has, given
+                            // out when another client asks for its peer id. Transport
+                            // business: the application does not see it.
+                            if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
+                                s.endpoint.set_announced(sid, addrs);
+                            }
+                            return;
+                        }
                         if let Some(stream_id) = closed_stream(&m) {
                             // Our flow of that NetStream ends with it (RFC 7425 §5.3.2).
                             if let Some(s) = self.rtmfp.session_mut(e, sid) {
@@ -368,6 +393,9 @@ impl Worker {
         }
         if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
             s.sessions.insert(sid, r);
+        }
+        if let Ok(mut peers) = self.shared.rtmfp_peers.lock() {
+            peers.insert(peer_id, self.id);
         }
         WorkerStats::add(&self.stats().rtmfp_sessions, 1);
     }
@@ -466,9 +494,14 @@ impl Worker {
         let Some(link) = self.conns.get(r).and_then(|c| c.rtmfp.as_deref()) else {
             return;
         };
-        let (e, sid) = (link.endpoint, link.session);
+        let (e, sid, peer_id) = (link.endpoint, link.session, link.peer_id);
         if let Some(s) = self.rtmfp.session_mut(e, sid) {
             s.close(now);
+        }
+        if let Ok(mut peers) = self.shared.rtmfp_peers.lock() {
+            if peers.get(&peer_id) == Some(&self.id) {
+                peers.remove(&peer_id);
+            }
         }
         if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
             s.sessions.remove(&sid);
@@ -536,6 +569,25 @@ impl Rtmfp {
             .endpoint
             .session_mut(sid)
     }
+}
+
+/// The addresses of a `setPeerInfo` command ("ip:port" or "[ipv6]:port" strings), if `m`
+/// is one; unreadable ones are skipped.
+fn peer_info(m: &Message) -> Option<Vec<SocketAddr>> {
+    if m.stream_id != 0 || !matches!(m.type_id, msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3) {
+        return None;
+    }
+    let c = crate::proto::rtmfp::net_client::command_of(m)?;
+    if c.name != "setPeerInfo" {
+        return None;
+    }
+    Some(
+        c.args
+            .iter()
+            .filter_map(|a| a.as_str()?.parse::<SocketAddr>().ok())
+            .take(8)
+            .collect(),
+    )
 }
 
 /// The NetStream a `deleteStream` or `closeStream` ends, if `m` is one.
@@ -703,7 +755,6 @@ mod tests {
     #[test]
     fn a_datagram_for_another_workers_session_is_forwarded_to_it_once() {
         let (shared, rx, _control) = shared(2);
-        let mailboxes = &shared.mailboxes;
         let mut wake = vec![false; 2];
         let mut rtmfp = Rtmfp::default();
         rtmfp.sockets.push(Some(RtmfpSocket {
@@ -722,7 +773,7 @@ mod tests {
         let mut datagram = Vec::new();
         // Session id 7: odd, so worker 1 of 2 made it.
         PacketCrypto::startup().seal(7, &[0u8; 16], &mut datagram);
-        rtmfp.on_datagram(0, 0, 0, from, &datagram, mailboxes, &mut wake);
+        rtmfp.on_datagram(0, 0, 0, from, &datagram, false, &shared, &mut wake);
         assert_eq!(wake, [false, true]);
         match rx[1].try_recv() {
             Some(WorkerMsg::RtmfpDatagram {
@@ -739,9 +790,191 @@ mod tests {
         datagram.clear();
         PacketCrypto::startup().seal(8, &[0u8; 16], &mut datagram);
         wake = vec![false; 2];
-        rtmfp.on_datagram(0, 0, 0, from, &datagram, mailboxes, &mut wake);
+        rtmfp.on_datagram(0, 0, 0, from, &datagram, false, &shared, &mut wake);
         assert_eq!(wake, [false, false]);
         assert!(rtmfp.changed);
         assert!(rx[1].try_recv().is_none());
+    }
+
+    /// An endpoint of our own beside the workers (a Flash client that accepts peers).
+    struct Node {
+        socket: UdpSocket,
+        endpoint: Endpoint,
+        events: Vec<(SessionId, Event)>,
+    }
+
+    impl Node {
+        fn new(seed: u64) -> Node {
+            let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            socket.set_nonblocking(true).expect("nonblocking");
+            let endpoint = Endpoint::new(EndpointConfig {
+                accept_peers: true,
+                seed,
+                ..EndpointConfig::default()
+            });
+            Node {
+                socket,
+                endpoint,
+                events: Vec::new(),
+            }
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.socket.local_addr().expect("addr")
+        }
+
+        fn pump(&mut self, now: u64) {
+            let mut out = Vec::new();
+            while let Some(to) = self.endpoint.poll_transmit_into(now, &mut out) {
+                // An announced address may be unreachable from loopback: lost, as on a net.
+                let _ = self.socket.send_to(&out, to);
+            }
+            let mut buf = [0u8; 2048];
+            for _ in 0..256 {
+                let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
+                    break;
+                };
+                self.endpoint.handle(now, from, &buf[..n]);
+            }
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            while let Some(e) = self.endpoint.poll_event() {
+                self.events.push(e);
+            }
+        }
+    }
+
+    /// Two workers and our endpoints, turn by turn, until `done`.
+    fn run_all(
+        workers: &mut [Worker],
+        nodes: &mut [&mut Node],
+        started: Instant,
+        mut done: impl FnMut(&[&mut Node]) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut completions = Vec::new();
+        while !done(nodes) {
+            assert!(Instant::now() < deadline, "not there in time");
+            for w in workers.iter_mut() {
+                w.io.submit_and_wait(Some(Duration::from_millis(1)))
+                    .expect("wait");
+                w.handle_completions(&mut completions);
+                w.run_timers();
+                w.rtmfp_turn();
+                w.flush_dirty();
+                w.rtmfp_transmit();
+                w.wake_peers();
+            }
+            let now = started.elapsed().as_millis() as u64;
+            for n in nodes.iter_mut() {
+                n.pump(now);
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_is_introduced_by_its_peer_id_across_workers_and_an_unknown_one_is_not() {
+        let (shared, rx, _control) = shared(2);
+        let mut workers: Vec<Worker> = rx
+            .into_iter()
+            .enumerate()
+            .map(|(id, rx)| {
+                let mut config = crate::config::Config::default();
+                config.server.listen = Vec::new();
+                Worker::new(id, Arc::clone(&shared), Arc::new(config), rx).expect("io_uring")
+            })
+            .collect();
+        let mut addrs = Vec::new();
+        // Distinct addresses: two reuseport sockets bound to port 0 may share one port.
+        for (w, ip) in workers.iter_mut().zip(["127.0.0.1", "127.0.0.2"]) {
+            w.arm_mailbox();
+            let a = w.open_rtmfp_on(0, SocketAddr::new(ip.parse().expect("ip"), 0));
+            addrs.push(a.expect("bound"));
+        }
+        let started = Instant::now();
+        let (mut a, mut b, mut c) = (Node::new(1), Node::new(2), Node::new(3));
+
+        // A connects to worker 1, then announces a second address (setPeerInfo).
+        a.endpoint.connect(
+            0,
+            addrs[1],
+            crate::proto::rtmfp::keys::epd_url("rtmfp://x/live"),
+        );
+        run_all(&mut workers, &mut [&mut a], started, |n| {
+            n[0].events
+                .iter()
+                .any(|e| matches!(e.1, Event::Connected { .. }))
+        });
+        let a_id = *a.endpoint.identity_id();
+        assert_eq!(
+            shared.rtmfp_peers.lock().expect("lock").get(&a_id),
+            Some(&1)
+        );
+        let to_server = a.events[0].0;
+        let announced: SocketAddr = "10.1.2.3:4567".parse().expect("addr");
+        let set_peer_info = Message {
+            csid: csid::COMMAND,
+            timestamp: 0,
+            type_id: msg_type::COMMAND_AMF0,
+            stream_id: 0,
+            payload: encode_values(
+                false,
+                &[
+                    Amf0Value::string("setPeerInfo"),
+                    Amf0Value::Number(0.0),
+                    Amf0Value::Null,
+                    Amf0Value::string(announced.to_string()),
+                    Amf0Value::string("not an address"),
+                ],
+            )
+            .into(),
+        };
+        let mut flows = StreamFlows::default();
+        let session = a.endpoint.session_mut(to_server).expect("session");
+        assert!(flows.send(session, &set_peer_info, None));
+        let mut turns = 0;
+        run_all(&mut workers, &mut [&mut a], started, |_| {
+            turns += 1;
+            turns > 100
+        });
+
+        // B asks worker 0 for A by peer id: worker 0 forwards the IHello to worker 1, whose
+        // endpoint redirects B to A and forwards B's IHello to A; A answers B directly.
+        let epd = crate::proto::rtmfp::keys::epd_peer_id(&a_id);
+        let to_a = b.endpoint.connect(0, addrs[0], epd);
+        let a_addr = a.addr();
+        run_all(&mut workers, &mut [&mut a, &mut b], started, |n| {
+            n[1].events
+                .iter()
+                .any(|e| e.0 == to_a && matches!(e.1, Event::Connected { .. }))
+        });
+        assert!(
+            b.events.iter().any(|e| matches!(&e.1,
+                Event::Redirected { to } if to[..] == [a_addr, announced])),
+            "B is sent to A's address and the one A announced: {:?}",
+            b.events
+        );
+        assert!(a
+            .events
+            .iter()
+            .any(|e| matches!(e.1, Event::Introduction { reply_to, .. } if reply_to == b.addr())));
+        assert_eq!(
+            b.endpoint.session(to_a).map(|s| (s.peer, s.peer_id)),
+            Some((a_addr, a_id)),
+            "B's session is with A itself, not with the server"
+        );
+
+        // An id no worker holds: an empty Redirect from the worker it reached.
+        let nobody = c.endpoint.connect(
+            0,
+            addrs[0],
+            crate::proto::rtmfp::keys::epd_peer_id(&[7; 32]),
+        );
+        run_all(&mut workers, &mut [&mut c], started, |n| {
+            n[0].events
+                .iter()
+                .any(|e| e.0 == nobody && matches!(&e.1, Event::Redirected { to } if to.is_empty()))
+        });
     }
 }

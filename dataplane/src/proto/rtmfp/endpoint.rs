@@ -284,6 +284,44 @@ impl Endpoint {
         }
     }
 
+    /// The peer id an IHello in this startup datagram asks for, when it is neither ours nor
+    /// one of our sessions' peers: the caller may know another endpoint that has it (the
+    /// engine's other workers). Costs one startup-key decryption; no state.
+    pub(crate) fn foreign_peer_wanted(&mut self, datagram: &[u8]) -> Option<keys::PeerId> {
+        if crypto::session_id_of(datagram).ok()? != 0 {
+            return None;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let wanted = self.ihello_peer_id(datagram, &mut scratch);
+        self.scratch = scratch;
+        wanted.filter(|id| *id != self.peer_id && !self.by_peer_id.contains_key(id))
+    }
+
+    fn ihello_peer_id(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) -> Option<keys::PeerId> {
+        let plain = self.startup.open(datagram, scratch).ok()?;
+        let (header, area) = Header::decode(plain).ok()?;
+        if header.mode != Mode::Startup {
+            return None;
+        }
+        let mut dec = ChunkDecoder::default();
+        for c in packet::chunks(area) {
+            let (k, v) = c.ok()?;
+            if let Ok(Chunk::IHello { epd, .. }) = dec.decode(k, v) {
+                let id = keys::parse_epd(epd).ok()?.peer_id?;
+                return id.try_into().ok();
+            }
+        }
+        None
+    }
+
+    /// The addresses a session's peer says it also has (Flash's `setPeerInfo`), given out
+    /// with the observed one when another endpoint asks for this peer. At most 8 kept.
+    pub(crate) fn set_announced(&mut self, id: SessionId, addrs: Vec<SocketAddr>) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.announced = addrs.into_iter().take(8).collect();
+        }
+    }
+
     /// One received datagram.
     pub(crate) fn handle(&mut self, now: u64, from: SocketAddr, datagram: &[u8]) {
         self.last_now = now;
