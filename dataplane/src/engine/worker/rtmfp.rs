@@ -977,4 +977,88 @@ mod tests {
                 .any(|e| e.0 == nobody && matches!(&e.1, Event::Redirected { to } if to.is_empty()))
         });
     }
+
+    #[test]
+    fn a_client_that_moves_keeps_its_session_even_when_it_lands_on_another_worker() {
+        let (shared, rx, _control) = shared(2);
+        let mut workers: Vec<Worker> = rx
+            .into_iter()
+            .enumerate()
+            .map(|(id, rx)| {
+                let mut config = crate::config::Config::default();
+                config.server.listen = Vec::new();
+                Worker::new(id, Arc::clone(&shared), Arc::new(config), rx).expect("io_uring")
+            })
+            .collect();
+        let mut addrs = Vec::new();
+        for (w, ip) in workers.iter_mut().zip(["127.0.0.1", "127.0.0.2"]) {
+            w.arm_mailbox();
+            let a = w.open_rtmfp_on(0, SocketAddr::new(ip.parse().expect("ip"), 0));
+            addrs.push(a.expect("bound"));
+        }
+        let started = Instant::now();
+        let mut c = Node::new(4);
+        let sid = c.endpoint.connect(
+            0,
+            addrs[1],
+            crate::proto::rtmfp::keys::epd_url("rtmfp://x/live"),
+        );
+        run_all(&mut workers, &mut [&mut c], started, |n| {
+            n[0].events
+                .iter()
+                .any(|e| matches!(e.1, Event::Connected { .. }))
+        });
+        let peer_of = |w: &Worker| {
+            w.conns
+                .refs()
+                .into_iter()
+                .find_map(|r| w.conns.get(r).filter(|c| c.rtmfp.is_some()).map(|c| c.peer))
+        };
+        let old = c.addr();
+        assert_eq!(peer_of(&workers[1]), Some(old));
+
+        // The client's address changes (a new socket), and its next packet reaches worker
+        // 0's socket: worker 0 forwards it to worker 1, whose session checks the new
+        // address with a ping before it moves there.
+        c.socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        c.socket.set_nonblocking(true).expect("nonblocking");
+        let new = c.addr();
+        let mut flows = StreamFlows::default();
+        let connect = Message {
+            csid: csid::COMMAND,
+            timestamp: 0,
+            type_id: msg_type::COMMAND_AMF0,
+            stream_id: 0,
+            payload: encode_values(
+                false,
+                &[
+                    Amf0Value::string("connect"),
+                    Amf0Value::Number(1.0),
+                    Amf0Value::object([("app", Amf0Value::string("live"))]),
+                ],
+            )
+            .into(),
+        };
+        let session = c.endpoint.session_mut(sid).expect("session");
+        assert!(flows.send(session, &connect, None));
+        let now = started.elapsed().as_millis() as u64;
+        let mut out = Vec::new();
+        while c.endpoint.poll_transmit_into(now, &mut out).is_some() {
+            c.socket.send_to(&out, addrs[0]).expect("send");
+        }
+        run_all(&mut workers, &mut [&mut c], started, |n| {
+            n[0].events.iter().any(|e| {
+                matches!(&e.1, Event::Message { data, .. }
+                    if data.windows(7).any(|w| w == b"Success"))
+            })
+        });
+        let mut turns = 0;
+        run_all(&mut workers, &mut [&mut c], started, |_| {
+            turns += 1;
+            turns > 20
+        });
+        assert_eq!(peer_of(&workers[1]), Some(new), "the session moved");
+        assert_eq!(peer_of(&workers[0]), None, "worker 0 made no session");
+        assert_eq!(WorkerStats::get(&shared.stats[1].rtmfp_sessions), 1);
+    }
 }
