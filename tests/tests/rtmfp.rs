@@ -187,3 +187,67 @@ fn an_ffmpeg_publisher_is_played_over_rtmfp_into_a_valid_flv() {
     assert_rate(video_rate(&out));
     server.assert_alive();
 }
+
+/// The server's byte counters (in + out), through its control socket.
+fn server_bytes(control: &mut ControlClient) -> u64 {
+    let Ok(Reply::Status(status)) = control.request(Call::Status) else {
+        panic!("no status");
+    };
+    status.bytes_in + status.bytes_out
+}
+
+#[test]
+fn two_clients_introduced_by_peer_id_talk_directly_and_the_server_carries_none_of_it() {
+    const MESSAGES: u32 = 200;
+    const BYTES: usize = 4_000;
+    let mut server = Server::start();
+    let mut a = client(&server, "live", &["accept", "20"]);
+    let mut a_id = None;
+    for _ in 0..100 {
+        let out = a.output();
+        if out.contains("accepting") {
+            a_id = out
+                .lines()
+                .find_map(|l| l.strip_prefix("peer_id "))
+                .map(str::to_string);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let a_id = a_id.unwrap_or_else(|| panic!("A did not connect: {}", a.output()));
+    let socket = server
+        .control_socket()
+        .expect("a control socket")
+        .to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control socket");
+    let before = server_bytes(&mut control);
+
+    let mut b = client(
+        &server,
+        "live",
+        &["call", &a_id, &MESSAGES.to_string(), &BYTES.to_string()],
+    );
+    let (status, text) = b.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains(&format!("sent_direct {MESSAGES}")), "{text}");
+    let direct = text
+        .lines()
+        .find_map(|l| l.strip_prefix("direct "))
+        .expect("a direct session");
+    assert_ne!(
+        direct,
+        server.addr().to_string(),
+        "B's session is not with the server"
+    );
+    let through_server = server_bytes(&mut control) - before;
+    let sent = u64::from(MESSAGES) * BYTES as u64;
+    assert!(
+        through_server < sent / 10,
+        "the server moved {through_server} bytes while {sent} went directly"
+    );
+
+    a.kill();
+    let out = a.output();
+    assert!(out.contains("peer_session "), "{out}");
+    server.assert_alive();
+}

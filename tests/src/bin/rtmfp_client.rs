@@ -5,7 +5,14 @@
 //! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect
 //! rtmfp_client <server> <url> publish <name> <file.flv> <seconds>
 //! rtmfp_client <server> <url> play <name> <out.flv> <seconds>
+//! rtmfp_client <server> <url> accept <seconds>
+//! rtmfp_client <server> <url> call <peer id> <messages> <bytes each>
 //! ```
+//!
+//! `accept` stays connected and takes peer-to-peer sessions the server introduces
+//! (`peer_session <addr>`, `peer_messages <n>` at the end); `call` asks the server for the
+//! client with that peer id and, once the session with it is open (`direct <addr>`), sends
+//! it the messages directly (`sent_direct <n>` once all are acknowledged).
 //!
 //! It prints one line per fact: `peer_id <hex>`, `server_peer_id <hex>`, `status <code>`
 //! for every `_result`/`_error`/`onStatus` code, `frames <n>` (play: video frames written),
@@ -138,7 +145,9 @@ fn usage() -> ! {
     eprintln!(
         "usage: rtmfp_client <host:port> <rtmfp://host/app> connect\n\
          \x20      rtmfp_client <host:port> <url> publish <name> <file.flv> <seconds>\n\
-         \x20      rtmfp_client <host:port> <url> play <name> <out.flv> <seconds>"
+         \x20      rtmfp_client <host:port> <url> play <name> <out.flv> <seconds>\n\
+         \x20      rtmfp_client <host:port> <url> accept <seconds>\n\
+         \x20      rtmfp_client <host:port> <url> call <peer id> <messages> <bytes each>"
     );
     std::process::exit(1)
 }
@@ -225,6 +234,23 @@ fn run(args: &[String]) -> io::Result<i32> {
     }
     let code = match action.as_str() {
         "connect" => 0,
+        "accept" => {
+            let seconds: u64 = args
+                .get(3)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| usage());
+            accept(&mut d, seconds)?
+        }
+        "call" => {
+            let (Some(peer), Some(count), Some(size)) = (
+                args.get(3),
+                args.get(4).and_then(|s| s.parse().ok()),
+                args.get(5).and_then(|s| s.parse().ok()),
+            ) else {
+                usage()
+            };
+            call(&mut d, peer, count, size)?
+        }
         "publish" | "play" => {
             let (Some(name), Some(file), Some(seconds)) = (args.get(3), args.get(4), args.get(5))
             else {
@@ -263,6 +289,79 @@ fn run(args: &[String]) -> io::Result<i32> {
         d.pump(Duration::from_millis(10))?;
     }
     Ok(code)
+}
+
+/// Stays connected for `seconds`, taking the peer sessions the server introduces and
+/// counting what they send.
+fn accept(d: &mut Driver, seconds: u64) -> io::Result<i32> {
+    println!("accepting");
+    io::stdout().flush()?;
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut seen = Vec::new();
+    let mut messages = 0u64;
+    while Instant::now() < until {
+        d.pump(Duration::from_millis(10))?;
+        for (id, addr) in d.client.peer_sessions() {
+            if !seen.contains(&id) {
+                seen.push(id);
+                println!("peer_session {addr}");
+                io::stdout().flush()?;
+            }
+        }
+        while d.client.recv_from_peer().is_some() {
+            messages += 1;
+        }
+    }
+    println!("peer_messages {messages}");
+    Ok(0)
+}
+
+/// Opens a session to the client with `peer` (hex peer id) through the server's
+/// introduction and sends it `count` data messages of `size` bytes directly.
+fn call(d: &mut Driver, peer: &str, count: u32, size: usize) -> io::Result<i32> {
+    let now = d.now();
+    let sid = d
+        .client
+        .open_peer(now, peer)
+        .ok_or_else(|| io::Error::other("the peer id is 64 hex digits"))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let addr = loop {
+        if let Some((_, addr)) = d.client.peer_sessions().into_iter().find(|p| p.0 == sid) {
+            break addr;
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no peer session"));
+        }
+        d.pump(Duration::from_millis(10))?;
+    };
+    println!("direct {addr}");
+    let body = vec![0x42u8; size];
+    for i in 0..count {
+        let mut payload = encode_values(false, &[Amf0Value::string("onPeerData")]);
+        payload.extend_from_slice(&body);
+        let m = Message {
+            csid: csid::DATA,
+            timestamp: i,
+            type_id: msg_type::DATA_AMF0,
+            stream_id: 0,
+            payload: payload.into(),
+        };
+        while d.client.peer_queued_bytes(sid) > PUBLISH_WINDOW {
+            d.pump(Duration::from_millis(5))?;
+        }
+        if !d.client.send_to_peer(sid, &m) {
+            return Err(io::Error::other("peer session gone"));
+        }
+    }
+    let drain = Instant::now() + Duration::from_secs(10);
+    while d.client.peer_queued_bytes(sid) > 0 {
+        if Instant::now() >= drain {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "not acknowledged"));
+        }
+        d.pump(Duration::from_millis(5))?;
+    }
+    println!("sent_direct {count}");
+    Ok(0)
 }
 
 fn status_code(c: &Command) -> &str {

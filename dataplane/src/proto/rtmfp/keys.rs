@@ -73,7 +73,6 @@ pub(crate) fn epd_url(url: &str) -> Vec<u8> {
     o
 }
 
-#[cfg(test)]
 pub(crate) fn epd_peer_id(id: &PeerId) -> Vec<u8> {
     let mut o = Vec::new();
     vlu::put_option(epd_opt::FINGERPRINT, id, &mut o);

@@ -1,9 +1,10 @@
-//! A NetConnection over RTMFP in the client role, sans-IO: the endpoint, its one session to
-//! a server and the Flash flows, with RTMP messages in and out. What our tests' RTMFP
-//! client (`tests/src/bin/rtmfp_client.rs`) and tools drive; the caller owns the socket and
-//! the clock.
+//! A NetConnection over RTMFP in the client role, sans-IO: the endpoint, its session to a
+//! server and the Flash flows, with RTMP messages in and out; and peer-to-peer sessions,
+//! opened by peer id through the server's introduction or accepted from other clients.
+//! What our tests' RTMFP client (`tests/src/bin/rtmfp_client.rs`) and tools drive; the
+//! caller owns the socket and the clock.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use super::endpoint::{Endpoint, EndpointConfig};
@@ -24,10 +25,14 @@ pub enum ClientState {
 
 pub struct RtmfpNetClient {
     endpoint: Endpoint,
+    server: SocketAddr,
     session: SessionId,
     state: ClientState,
     flows: StreamFlows,
     inbox: VecDeque<Message>,
+    /// Peer-to-peer sessions (ours or accepted), open ones, and what they received.
+    peers: HashMap<SessionId, StreamFlows>,
+    peer_inbox: VecDeque<(u32, Message)>,
     /// Datagrams the server refused or that made no sense (counted, never fatal).
     pub dropped: u64,
 }
@@ -38,11 +43,16 @@ impl RtmfpNetClient {
     pub fn connect(now_ms: u64, server: SocketAddr, url: &str, seed: u64) -> Self {
         let mut endpoint = Endpoint::new(EndpointConfig {
             seed,
+            // Other clients the server introduces may open sessions to us.
+            accept_peers: true,
             ..EndpointConfig::default()
         });
         let session = endpoint.connect(now_ms, server, keys::epd_url(url));
         RtmfpNetClient {
             endpoint,
+            server,
+            peers: HashMap::new(),
+            peer_inbox: VecDeque::new(),
             session,
             state: ClientState::Connecting,
             flows: StreamFlows::default(),
@@ -110,6 +120,47 @@ impl RtmfpNetClient {
         self.inbox.pop_front()
     }
 
+    /// Asks the server for the client with this peer id (hex): the server redirects us to
+    /// it and introduces us, and the session opens directly with that client. Its id names
+    /// it in `peer_sessions` and `send_to_peer`; None for an id that is not hex.
+    pub fn open_peer(&mut self, now_ms: u64, peer_id_hex: &str) -> Option<u32> {
+        let id = unhex(peer_id_hex)?;
+        let sid = self
+            .endpoint
+            .connect(now_ms, self.server, keys::epd_peer_id(&id));
+        self.peers.insert(sid, StreamFlows::default());
+        Some(sid)
+    }
+
+    /// Open peer-to-peer sessions: id and the peer's address.
+    pub fn peer_sessions(&self) -> Vec<(u32, SocketAddr)> {
+        let mut v: Vec<(u32, SocketAddr)> = self
+            .peers
+            .keys()
+            .filter_map(|id| self.endpoint.session(*id).map(|s| (*id, s.peer)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Sends an RTMP message to a peer session (reliable). False if it is not open.
+    pub fn send_to_peer(&mut self, peer: u32, m: &Message) -> bool {
+        match (self.peers.get_mut(&peer), self.endpoint.session_mut(peer)) {
+            (Some(flows), Some(s)) => flows.send(s, m, None),
+            _ => false,
+        }
+    }
+
+    /// Unacknowledged bytes on a peer session's flows.
+    pub fn peer_queued_bytes(&self, peer: u32) -> usize {
+        self.endpoint.session(peer).map_or(0, |s| s.queued_bytes())
+    }
+
+    /// The next message a peer sent, with its session.
+    pub fn recv_from_peer(&mut self) -> Option<(u32, Message)> {
+        self.peer_inbox.pop_front()
+    }
+
     pub fn close(&mut self, now_ms: u64) {
         if let Some(s) = self.endpoint.session_mut(self.session) {
             s.close(now_ms);
@@ -120,6 +171,7 @@ impl RtmfpNetClient {
         // Bounded: the endpoint's queue holds what the last input made.
         while let Some((id, e)) = self.endpoint.poll_event() {
             if id != self.session {
+                self.peer_event(id, e);
                 continue;
             }
             match e {
@@ -158,6 +210,46 @@ pub(crate) fn carried_on_flows(type_id: u8) -> bool {
             | msg_type::SET_PEER_BANDWIDTH
             | msg_type::AGGREGATE
     )
+}
+
+impl RtmfpNetClient {
+    fn peer_event(&mut self, id: SessionId, e: Event) {
+        match e {
+            Event::Accepted { .. } => {
+                self.peers.insert(id, StreamFlows::default());
+            }
+            Event::FlowOpened { flow, metadata, .. } => {
+                if let Some(f) = self.peers.get_mut(&id) {
+                    if f.on_flow_opened(flow, &metadata).is_err() {
+                        self.dropped += 1;
+                    }
+                }
+            }
+            Event::Message { flow, data } => {
+                match self.peers.get(&id).map(|f| f.on_message(flow, &data)) {
+                    Some(Ok(m)) => self.peer_inbox.push_back((id, m)),
+                    _ => self.dropped += 1,
+                }
+            }
+            Event::Closed { .. } | Event::ConnectFailed { .. } => {
+                self.peers.remove(&id);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn unhex(s: &str) -> Option<keys::PeerId> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    for (i, pair) in b.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        id[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(id)
 }
 
 fn hex(id: &[u8]) -> String {
