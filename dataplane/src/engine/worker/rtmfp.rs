@@ -443,6 +443,10 @@ impl Worker {
             .and_then(|s| s.as_mut())
             .and_then(|s| s.endpoint.session_mut(link.session))
         else {
+            // The session ended (the peer closed it, or it timed out): nothing more can go.
+            if c.closing == Closing::Flushing {
+                self.shutdown(r);
+            }
             return;
         };
         let (batch, messages) = (&mut self.rtmfp.batch, &mut self.rtmfp.messages);
@@ -478,7 +482,6 @@ impl Worker {
         c.send_due = false;
         let flushed =
             c.closing == Closing::Flushing && c.queue.is_empty() && session.queued_bytes() == 0;
-        WorkerStats::add(&self.shared.stats[self.id].sends, 1);
         self.rtmfp.changed = true;
         if let Some(reason) = failure {
             self.close(r, &reason, true);
@@ -524,7 +527,9 @@ impl Worker {
             // sent stays in the sessions (their congestion control sees it as loss).
             while let Some(to) = s.endpoint.poll_transmit_into(now, &mut buf) {
                 let payload = Bytes::copy_from_slice(&buf);
-                WorkerStats::add(&self.shared.stats[self.id].bytes_out, payload.len() as u64);
+                let stats = &self.shared.stats[self.id];
+                WorkerStats::add(&stats.bytes_out, payload.len() as u64);
+                WorkerStats::add(&stats.sends, 1);
                 if self.udp.send(&mut self.io, s.socket, to, payload).is_err() {
                     break;
                 }
