@@ -53,15 +53,19 @@ fn assert_rate(rate: f64) {
 }
 
 #[test]
-fn rtmfp_connect_gets_connect_success_and_the_auth_default_applies() {
+fn rtmfp_connect_gets_connect_success_calls_fail_without_a_manager_and_auth_applies() {
     let mut server = Server::start();
-    let mut ok = client(&server, "live", &["connect"]);
+    // Then an application call (RPC): with no manager registered it fails at once, as
+    // over RTMP.
+    let mut ok = client(&server, "live", &["connect", "someMethod"]);
     let (status, out) = ok.finish(EXIT);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
     assert!(
         out.contains("status NetConnection.Connect.Success"),
         "{out}"
     );
+    assert!(out.contains("answer _error"), "{out}");
+    assert!(out.contains("status NetConnection.Call.Failed"), "{out}");
     let peer_id = out
         .lines()
         .find_map(|l| l.strip_prefix("peer_id "))

@@ -2,7 +2,7 @@
 //! socket, run as a separate process by the e2e tests (and usable by hand).
 //!
 //! ```text
-//! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect
+//! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect [method]
 //! rtmfp_client <server> <url> publish <name> <file.flv> <seconds>
 //! rtmfp_client <server> <url> play <name> <out.flv> <seconds>
 //! rtmfp_client <server> <url> accept <seconds>
@@ -233,7 +233,29 @@ fn run(args: &[String]) -> io::Result<i32> {
         println!("rtt_ms {rtt}");
     }
     let code = match action.as_str() {
-        "connect" => 0,
+        "connect" => match args.get(3) {
+            // `connect <method>`: then calls an application method (RPC), printing the
+            // answer's status code.
+            Some(method) => {
+                d.send_command(
+                    0,
+                    &[
+                        Amf0Value::string(method.as_str()),
+                        Amf0Value::Number(3.0),
+                        Amf0Value::Null,
+                        Amf0Value::string("arg"),
+                    ],
+                );
+                let answer = d.wait_command(ANSWER_TIMEOUT, |s, c| {
+                    s == 0
+                        && c.transaction_id == 3.0
+                        && matches!(c.name.as_str(), "_result" | "_error")
+                })?;
+                println!("answer {}", answer.name);
+                0
+            }
+            None => 0,
+        },
         "accept" => {
             let seconds: u64 = args
                 .get(3)
