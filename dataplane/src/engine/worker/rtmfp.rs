@@ -123,6 +123,11 @@ impl Rtmfp {
             }
         }
         if owner != worker && !forwarded {
+            // Only what could be a packet crosses (a session id, then whole AES blocks):
+            // most garbage costs no other worker anything.
+            if payload.len() < 4 + 16 || (payload.len() - 4) % 16 != 0 {
+                return;
+            }
             let msg = WorkerMsg::RtmfpDatagram {
                 endpoint: e,
                 from,
@@ -790,6 +795,12 @@ mod tests {
         }
         assert!(rx[0].try_recv().is_none());
         assert!(!rtmfp.changed, "worker 0 did not handle it");
+
+        // Not a packet's length (a session id, then whole AES blocks): not forwarded.
+        wake = vec![false; 2];
+        rtmfp.on_datagram(0, 0, 0, from, &datagram[..21], false, &shared, &mut wake);
+        assert_eq!(wake, [false, false]);
+        assert!(rx[1].try_recv().is_none());
 
         // Session 0 (a startup packet) and our own ids are handled here.
         datagram.clear();
