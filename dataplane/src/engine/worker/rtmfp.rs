@@ -288,7 +288,9 @@ impl Worker {
                 self.rtmfp_event(e as u16, sid, ev, now);
             }
         }
-        for r in std::mem::take(&mut self.rtmfp.touched) {
+        // Reused, not reallocated each turn.
+        let mut touched = std::mem::take(&mut self.rtmfp.touched);
+        for r in touched.drain(..) {
             let waiting = self
                 .conns
                 .get(r)
@@ -297,6 +299,7 @@ impl Worker {
                 self.rtmfp_send(r);
             }
         }
+        self.rtmfp.touched = touched;
     }
 
     fn rtmfp_conn(&self, e: u16, sid: SessionId) -> Option<ConnRef> {
