@@ -125,7 +125,7 @@ impl Rtmfp {
         if owner != worker && !forwarded {
             // Only what could be a packet crosses (a session id, then whole AES blocks):
             // most garbage costs no other worker anything.
-            if payload.len() < 4 + 16 || (payload.len() - 4) % 16 != 0 {
+            if payload.len() < 4 + 16 || !(payload.len() - 4).is_multiple_of(16) {
                 return;
             }
             let msg = WorkerMsg::RtmfpDatagram {
