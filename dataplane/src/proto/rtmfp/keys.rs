@@ -272,9 +272,28 @@ impl Policy {
         c
     }
 
+    /// A responder's component: the negotiated outcome (no "on request" offers, which are
+    /// moot once the initiator has spoken; no HMAC length when we send none), then its
+    /// public key. With neither HMAC nor sequence numbers it begins `03 1A 00 00 02 1E 00`,
+    /// as AMS's does and as librtmfp insists on.
     pub(crate) fn responder_component(&self, key: &DhKey) -> Vec<u8> {
         let mut c = Vec::new();
-        self.put_negotiation(&mut c);
+        let negotiated = |send: bool, recv: bool| {
+            (if send { NEG_SEND_ALWAYS } else { 0 }) | if recv { NEG_REQUEST } else { 0 }
+        };
+        let mut h = vec![negotiated(self.hmac_send_always, self.hmac_recv_required)];
+        let len = if self.hmac_send_always || self.hmac_recv_required {
+            self.hmac_len as u64
+        } else {
+            0
+        };
+        vlu::put(len, &mut h);
+        vlu::put_option(key_opt::HMAC, &h, &mut c);
+        vlu::put_option(
+            key_opt::SSEQ,
+            &[negotiated(self.sseq_send_always, self.sseq_recv_required)],
+            &mut c,
+        );
         put_public_key(key, &mut c);
         c
     }
@@ -421,6 +440,11 @@ mod tests {
         vlu::put_option(key_opt::SSEQ, &[0], &mut flash_like);
         assert!(strict.negotiate(&flash_like).is_err());
         assert!(off.negotiate(&flash_like).is_ok());
+        // A responder that does neither says so as AMS does (librtmfp checks these bytes).
+        let (quiet, _) = off.negotiate(&flash_like).expect("ok");
+        assert!(quiet
+            .responder_component(&key)
+            .starts_with(b"\x03\x1a\x00\x00\x02\x1e\x00"));
     }
 
     #[test]
