@@ -255,3 +255,52 @@ fn two_clients_introduced_by_peer_id_talk_directly_and_the_server_carries_none_o
     assert!(out.contains("peer_session "), "{out}");
     server.assert_alive();
 }
+
+#[test]
+fn an_rtmfp_player_whose_address_changes_mid_stream_keeps_playing() {
+    let mut server = Server::start();
+    let _publisher = publish_sample(&server.url("live/cam"));
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    let dir = ScratchDir::new("rtmfp-move");
+    let out = dir.join("played.flv");
+    let mut player = client(
+        &server,
+        "live",
+        &["play", "cam", out.to_str().expect("utf-8"), "8", "move"],
+    );
+    let (status, text) = player.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    let moved = text
+        .lines()
+        .find_map(|l| l.strip_prefix("moved "))
+        .unwrap_or_else(|| panic!("the client did not move: {text}"));
+    let port = moved.rsplit(':').next().expect("a port");
+    assert!(
+        server
+            .wait_log_line(&["RTMFP client moved", port], Duration::from_secs(5))
+            .is_some(),
+        "the server did not follow the client to port {port}:\n{}",
+        server.log()
+    );
+    // One session throughout: no close at the old address (the client's own close at the
+    // end, if the server heard it before the client exited, names the new one).
+    let closes: Vec<String> = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("RTMFP session closed"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        closes.iter().all(|l| l.contains(&format!(":{port} "))),
+        "{closes:?}"
+    );
+    // Frames kept coming after the move: the whole file is at the frame rate.
+    assert_rate(video_rate(&out));
+    server.assert_alive();
+}

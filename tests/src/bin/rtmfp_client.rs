@@ -4,7 +4,7 @@
 //! ```text
 //! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect [method]
 //! rtmfp_client <server> <url> publish <name> <file.flv> <seconds>
-//! rtmfp_client <server> <url> play <name> <out.flv> <seconds>
+//! rtmfp_client <server> <url> play <name> <out.flv> <seconds> [move]
 //! rtmfp_client <server> <url> accept <seconds>
 //! rtmfp_client <server> <url> call <peer id> <messages> <bytes each>
 //! ```
@@ -12,7 +12,8 @@
 //! `accept` stays connected and takes peer-to-peer sessions the server introduces
 //! (`peer_session <addr>`, `peer_messages <n>` at the end); `call` asks the server for the
 //! client with that peer id and, once the session with it is open (`direct <addr>`), sends
-//! it the messages directly (`sent_direct <n>` once all are acknowledged).
+//! it the messages directly (`sent_direct <n>` once all are acknowledged). `play ... move`
+//! changes the client's address (a new socket) halfway through (`moved <addr>`).
 //!
 //! It prints one line per fact: `peer_id <hex>`, `server_peer_id <hex>`, `status <code>`
 //! for every `_result`/`_error`/`onStatus` code, `frames <n>` (play: video frames written),
@@ -300,14 +301,19 @@ fn run(args: &[String]) -> io::Result<i32> {
             if action == "publish" {
                 publish(&mut d, stream_id, name, Path::new(file), seconds)?
             } else {
-                play(&mut d, stream_id, name, Path::new(file), seconds)?
+                let moving = args.get(6).is_some_and(|a| a == "move");
+                play(&mut d, stream_id, name, Path::new(file), seconds, moving)?
             }
         }
         _ => usage(),
     };
     let now = d.now();
     d.client.close(now);
-    for _ in 0..10 {
+    // Until the server acknowledges the close (bounded: half a second).
+    for _ in 0..50 {
+        if matches!(d.client.state(), ClientState::Closed(_)) {
+            break;
+        }
         d.pump(Duration::from_millis(10))?;
     }
     Ok(code)
@@ -472,7 +478,14 @@ fn publish(
 }
 
 /// Plays `name` for `seconds`, writing audio, video and metadata to an FLV file.
-fn play(d: &mut Driver, stream_id: u32, name: &str, out: &Path, seconds: u64) -> io::Result<i32> {
+fn play(
+    d: &mut Driver,
+    stream_id: u32,
+    name: &str,
+    out: &Path,
+    seconds: u64,
+    moving: bool,
+) -> io::Result<i32> {
     d.send_command(
         stream_id,
         &[
@@ -491,9 +504,35 @@ fn play(d: &mut Driver, stream_id: u32, name: &str, out: &Path, seconds: u64) ->
     let mut flv = Vec::with_capacity(1 << 20);
     flv.extend_from_slice(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
     let until = Instant::now() + Duration::from_secs(seconds);
+    let mut move_at = moving.then(|| Instant::now() + Duration::from_secs(seconds) / 2);
     let mut frames = 0u64;
     let mut base: Option<u32> = None;
     while Instant::now() < until {
+        if move_at.is_some_and(|t| Instant::now() >= t) {
+            // A new socket: a new source port, as after a NAT rebinding or a network
+            // change. The session goes on once the server has checked the new address.
+            move_at = None;
+            let bind = if d.socket.local_addr()?.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
+            d.socket = UdpSocket::bind(bind)?;
+            println!("moved {}", d.socket.local_addr()?);
+            // Say something from the new address at once (as Flash does after a network
+            // change), here the buffer length: the server hears it and checks the address.
+            let mut body = 3u16.to_be_bytes().to_vec();
+            body.extend_from_slice(&stream_id.to_be_bytes());
+            body.extend_from_slice(&3000u32.to_be_bytes());
+            let buffer = Message {
+                csid: csid::PROTOCOL_CONTROL,
+                timestamp: 0,
+                type_id: msg_type::USER_CONTROL,
+                stream_id: 0,
+                payload: body.into(),
+            };
+            d.client.send(&buffer, None);
+        }
         d.pump(Duration::from_millis(20))?;
         while let Some(m) = d.media.pop_front() {
             let keep = match m.type_id {
