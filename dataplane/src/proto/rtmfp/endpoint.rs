@@ -136,6 +136,8 @@ pub(crate) struct Endpoint {
     events: VecDeque<(SessionId, Event)>,
     plain: Vec<u8>,
     scratch: Vec<u8>,
+    /// Session ids, for `poll_event`'s sweep (kept to reuse its allocation).
+    scan: Vec<SessionId>,
     /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
     pub(crate) dropped: u64,
     /// The time of the last input, for answers made while draining events.
@@ -180,6 +182,7 @@ impl Endpoint {
             events: VecDeque::new(),
             plain: Vec::with_capacity(MAX_PLAIN),
             scratch: Vec::with_capacity(packet::MAX_PACKET),
+            scan: Vec::new(),
             dropped: 0,
             last_now: 0,
         }
@@ -700,10 +703,14 @@ impl Endpoint {
 
     pub(crate) fn poll_event(&mut self) -> Option<(SessionId, Event)> {
         if self.events.is_empty() {
-            let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-            for id in ids {
+            // A reused list: the engine polls every turn with input.
+            let mut ids = std::mem::take(&mut self.scan);
+            ids.clear();
+            ids.extend(self.sessions.keys().copied());
+            for &id in &ids {
                 self.drain_session_events(id);
             }
+            self.scan = ids;
         }
         self.events.pop_front()
     }
