@@ -232,6 +232,18 @@ pub fn render(
                 w.sample(name, &[("worker", &wk.id.to_string())], value(wk) as f64);
             }
         }
+        w.family(
+            "strata_worker_rtmfp_sessions",
+            "gauge",
+            "RTMFP clients open per worker (counted among the connections)",
+        );
+        for wk in &s.workers {
+            w.sample(
+                "strata_worker_rtmfp_sessions",
+                &[("worker", &wk.id.to_string())],
+                wk.rtmfp_sessions as f64,
+            );
+        }
 
         let labels = |st: &StreamInfo| {
             [
@@ -530,6 +542,7 @@ mod tests {
                 sends: 2,
                 so_messages_in: 5,
                 so_messages_out: 9,
+                rtmfp_sessions: 2,
                 load: 0.25,
             }],
             connections: 3,

@@ -277,13 +277,18 @@ pub fn clients(clients: &[ClientInfo], now: f64) -> String {
                 bytes(c.bytes_in),
                 bytes(c.bytes_out),
                 format!("{}ms", c.lag_ms),
+                c.rtt_ms.map_or_else(|| "-".into(), |ms| format!("{ms}ms")),
+                c.peer_id
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |id| id.chars().take(16).collect()),
                 age(c.since, now),
             ]
         })
         .collect();
     render(
         &[
-            "ID", "ADDR", "PROTO", "APP", "WORKER", "STREAMS", "IN", "OUT", "LAG", "SINCE",
+            "ID", "ADDR", "PROTO", "APP", "WORKER", "STREAMS", "IN", "OUT", "LAG", "RTT", "PEER",
+            "SINCE",
         ],
         &rows,
     )
@@ -299,6 +304,7 @@ pub fn event(e: &Event) -> String {
         ("app", &e.app),
         ("stream", &e.stream),
         ("reason", &e.reason),
+        ("protocol", &e.protocol),
     ] {
         if let Some(v) = v {
             let _ = write!(out, " {k}={v}");

@@ -54,6 +54,8 @@ pub(crate) struct ServerConfig {
     /// Clients served at once (all workers); stratad raises RLIMIT_NOFILE to its hard limit
     /// and warns at start when that is below this.
     pub(crate) max_connections: usize,
+    /// Serve RTMFP on UDP at every `listen` address and port too (as AMS does on 1935).
+    pub(crate) rtmfp: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -264,6 +266,7 @@ impl Default for ServerConfig {
             connect_timeout_ms: 10_000,
             tcp_notsent_lowat: 0,
             max_connections: 100_000,
+            rtmfp: true,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook),
 //! [`pyrtmp`] (python-librtmp and stratactl binaries), [`tiers`] (origins, edges and a viewer
 //! timed across a failover), [`netns`] (a network namespace for multicast tests),
-//! [`delay_proxy`] (a link with latency between two hosts).
+//! [`delay_proxy`] (a link with latency between two hosts), [`rtmfp_cli`] (our RTMFP client
+//! as a process).
 
 pub mod delay_proxy;
 pub mod flv_source;
@@ -22,6 +23,7 @@ pub mod publisher;
 pub mod pyrtmp;
 pub mod raw_chunk;
 pub mod recorder;
+pub mod rtmfp_cli;
 pub mod rtmp_client;
 pub mod sample_media;
 pub mod scratch_dir;

@@ -257,6 +257,9 @@ pub struct WorkerStatus {
     pub so_messages_in: u64,
     #[serde(default)]
     pub so_messages_out: u64,
+    /// RTMFP sessions open on the worker (absent from older servers).
+    #[serde(default)]
+    pub rtmfp_sessions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +315,12 @@ pub struct ClientInfo {
     /// Milliseconds the client's send queue is behind the live edge.
     pub lag_ms: u64,
     pub since: f64,
+    /// RTMFP clients: the peer id (hex SHA-256 of the client's certificate) and the
+    /// session's smoothed round-trip time. Absent for RTMP and from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -332,6 +341,10 @@ pub struct Event {
     pub stream: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A client's transport: "rtmp" or "rtmfp" (absent for events of no client, and from
+    /// older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

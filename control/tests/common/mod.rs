@@ -70,6 +70,7 @@ pub fn status() -> ServerStatus {
                 sends: 3,
                 so_messages_in: 0,
                 so_messages_out: 0,
+                rtmfp_sessions: 0,
                 load: 0.25,
             },
             WorkerStatus {
@@ -80,6 +81,7 @@ pub fn status() -> ServerStatus {
                 sends: 1,
                 so_messages_in: 0,
                 so_messages_out: 0,
+                rtmfp_sessions: 0,
                 load: 0.5,
             },
         ],
@@ -184,6 +186,8 @@ pub fn clients() -> Vec<ClientInfo> {
             bytes_out: 200,
             lag_ms: 5,
             since: 0.0,
+            peer_id: None,
+            rtt_ms: None,
         })
         .collect()
 }

@@ -61,6 +61,9 @@ pub(crate) struct Conn {
     /// to its target, a standing link to an upstream group): its session is in the client role and its events go to the link,
     /// not to `client`.
     pub(crate) upstream: Option<Box<LinkConn>>,
+    /// Set when the client came over RTMFP: it has no socket of its own, and what it is
+    /// sent goes to its RTMFP session's flows (see `worker/rtmfp.rs`).
+    pub(crate) rtmfp: Option<Box<super::worker::rtmfp::RtmfpLink>>,
 }
 
 /// A relay's conversation riding on a connection we opened.

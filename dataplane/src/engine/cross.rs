@@ -17,6 +17,14 @@ pub(crate) use crate::media::frame::MediaMessage;
 
 #[derive(Debug)]
 pub(crate) enum WorkerMsg {
+    /// An RTMFP datagram that reached another worker's socket for a session of this worker
+    /// (its id names this worker): forwarded one hop, then handled as if received here on
+    /// the socket of listen address `endpoint`.
+    RtmfpDatagram {
+        endpoint: u16,
+        from: std::net::SocketAddr,
+        payload: bytes::Bytes,
+    },
     /// To the publisher's worker: `worker` now has viewers of `key`.
     Subscribe {
         key: StreamKey,

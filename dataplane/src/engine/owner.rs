@@ -29,6 +29,8 @@ pub(crate) enum Owner {
     Worker,
     /// A file read for VOD (see `worker/vod.rs`).
     Vod(VodReader),
+    /// The RTMFP socket of listen address `n` (see `worker/rtmfp.rs`).
+    Rtmfp(u16),
 }
 
 /// Who a VOD file read is for.

@@ -26,6 +26,8 @@ pub(crate) struct WorkerStats {
     pub(crate) so_messages_in: AtomicU64,
     /// Shared-object messages written to this worker's clients (one per user per update).
     pub(crate) so_messages_out: AtomicU64,
+    /// RTMFP clients open on this worker (a subset of `connections`).
+    pub(crate) rtmfp_sessions: AtomicU64,
 }
 
 impl WorkerStats {

@@ -343,6 +343,11 @@ impl<O: Copy> UdpSockets<O> {
         self.sockets.is_empty()
     }
 
+    /// The address a socket is bound to (its port, when bound to port 0).
+    pub(crate) fn local_addr(&self, r: SlabRef) -> Option<SocketAddr> {
+        self.sockets.get(r).map(|s| s.local)
+    }
+
     #[cfg(test)]
     pub(crate) fn sends_in_flight(&self) -> usize {
         self.sends.len() - self.free_sends.len()

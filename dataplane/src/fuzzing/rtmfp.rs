@@ -110,6 +110,10 @@ pub fn rtmfp_handshake(data: &[u8]) {
     let fixed = with_cookie(data, &server.cookie_for(from, 0));
     let mut d = Vec::new();
     PacketCrypto::startup().seal(0, &fixed, &mut d);
+    // What the engine asks of every startup packet before the endpoint sees it (an IHello
+    // for a peer id another worker holds).
+    let _ = server.foreign_peer_wanted(&d);
+    let _ = server.foreign_peer_wanted(data);
     server.handle(1, from, &d);
     client.handle(1, to, &d);
     PacketCrypto::startup().seal(id, data, &mut d);
@@ -160,7 +164,7 @@ fn with_cookie(plain: &[u8], cookie: &[u8]) -> Vec<u8> {
 pub fn rtmfp_reassembly(data: &[u8]) {
     use crate::proto::rtmfp::chunk::{Fragment, UserData};
     use crate::proto::rtmfp::flow_recv::RecvFlow;
-    let mut f = RecvFlow::new(1, Vec::new(), None, 4096);
+    let mut f = RecvFlow::new(1, 4096);
     let payload = [0x5a_u8; 256];
     let mut given = 0usize;
     let mut delivered = 0usize;

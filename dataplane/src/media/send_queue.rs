@@ -214,9 +214,8 @@ impl SendQueue {
         })
     }
 
-    #[cfg(test)]
     /// [`next_batch`](Self::next_batch) for drivers that want `Bytes` handles rather than
-    /// iovecs (test clients, in-memory transports): the same batch, as sub-slices sharing
+    /// iovecs (RTMFP clients, test clients, in-memory transports): the same batch, as sub-slices sharing
     /// the queue's buffers.
     pub(crate) fn next_batch_bytes(
         &mut self,

@@ -10,5 +10,5 @@ pub use amf_error::AmfError;
 pub mod command;
 pub(crate) mod flv;
 pub(crate) mod mpegts;
-pub(crate) mod rtmfp;
+pub mod rtmfp;
 pub mod rtmp;

@@ -60,6 +60,7 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
         catalog: Default::default(),
+        rtmfp_peers: Default::default(),
         scripts: Some(crate::scripts::Scripts::new(scripts_tx)),
     });
     Ok((

@@ -24,6 +24,7 @@ impl Worker {
             app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
             stream: stream.map(str::to_string),
             reason: reason.map(str::to_string),
+            protocol: Some(if c.rtmfp.is_some() { "rtmfp" } else { "rtmp" }.into()),
         }));
         self.shared.control.wake();
     }
@@ -149,10 +150,11 @@ impl Worker {
             .refs()
             .into_iter()
             .filter_map(|r| self.conns.get(r).map(|c| (r, c)))
-            .map(|(r, c)| ClientInfo {
+            .map(|(r, c)| (r, c, self.rtmfp_info(c)))
+            .map(|(r, c, rtmfp)| ClientInfo {
                 id: c.client.id,
                 addr: c.peer.to_string(),
-                protocol: "rtmp".into(),
+                protocol: if rtmfp.is_some() { "rtmfp" } else { "rtmp" }.into(),
                 app: (!c.client.nc.app.is_empty()).then(|| c.client.nc.app.clone()),
                 worker: self.id,
                 publishing: c
@@ -177,6 +179,8 @@ impl Worker {
                 bytes_out: c.bytes_out,
                 lag_ms: u64::from(c.queue.lag_ms()),
                 since: c.since,
+                peer_id: rtmfp.as_ref().map(|(id, _)| id.clone()),
+                rtt_ms: rtmfp.and_then(|(_, rtt)| rtt),
             })
             .collect()
     }
@@ -232,6 +236,7 @@ impl Worker {
             warn_no_zerocopy();
         }
         let old = std::mem::replace(&mut self.config, config);
+        self.reload_rtmfp();
         self.reload_registrations(&old);
         self.reload_pulls();
         self.reload_pushes();

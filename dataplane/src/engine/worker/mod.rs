@@ -24,6 +24,7 @@ mod recordings;
 mod registrations;
 mod resolve;
 mod rpc;
+pub(super) mod rtmfp;
 mod script_connections;
 mod scripts;
 mod server_streams;
@@ -95,6 +96,10 @@ pub(crate) struct Shared {
     pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
     /// The script thread, when `[scripts] dir` is set (see `crate::scripts`).
     pub(crate) scripts: Option<crate::scripts::Scripts>,
+    /// Which worker holds the RTMFP session of each connected peer id, for introductions
+    /// across workers (`worker/rtmfp.rs`): locked when a session opens or ends and for an
+    /// IHello naming a peer id the receiving worker does not hold, never per media message.
+    pub(crate) rtmfp_peers: std::sync::Mutex<HashMap<crate::proto::rtmfp::keys::PeerId, usize>>,
 }
 
 /// How often stream rates are refreshed.
@@ -166,6 +171,8 @@ pub(crate) struct Worker {
     /// Files played on this worker: their indexes and the NetStreams playing them.
     vod: vod::VodState,
     server_streams: server_streams::ServerStreams,
+    /// RTMFP on the listen addresses (see `rtmfp.rs`).
+    rtmfp: rtmfp::Rtmfp,
     /// Connections with something new to send this turn (replies, control, catch-up).
     dirty: Vec<ConnRef>,
     /// Viewers with new media and when it goes (see `live.send_batch_ms`).
@@ -242,6 +249,7 @@ impl Worker {
             file_reads: FileReads::default(),
             vod: vod::VodState::default(),
             server_streams: server_streams::ServerStreams::default(),
+            rtmfp: rtmfp::Rtmfp::default(),
             dirty: Vec::new(),
             media: MediaFlush::default(),
             pending_streams: Vec::new(),
@@ -263,6 +271,7 @@ impl Worker {
         for i in 0..self.listeners.len() {
             self.arm_accept(i);
         }
+        self.open_rtmfp();
         self.arm_mailbox();
         self.timers
             .arm_for(Owner::Worker, Instant::now() + TICK, TimerKind::Tick);
@@ -278,6 +287,9 @@ impl Worker {
                 wait = wait.min(due);
             }
             if let Some(due) = self.multicast_wait() {
+                wait = wait.min(due);
+            }
+            if let Some(due) = self.rtmfp_wait() {
                 wait = wait.min(due);
             }
             if let Some(at) = self.media.at {
@@ -296,10 +308,12 @@ impl Worker {
             let busy_since = Instant::now();
             self.handle_completions(&mut completions);
             self.run_timers();
+            self.rtmfp_turn();
             self.pump_recordings();
             self.pump_multicast();
             self.rearm_receives();
             self.flush_dirty();
+            self.rtmfp_transmit();
             self.wake_peers();
             WorkerStats::add(
                 &self.stats().busy_ns,
@@ -323,8 +337,10 @@ impl Worker {
                     // from them: reset first, so that no closing socket sends reused memory.
                     abort_socket(c.fd);
                 }
-                // SAFETY: closing a descriptor this worker owns; the ring is dropped next.
-                unsafe { libc::close(c.fd) };
+                if c.fd >= 0 {
+                    // SAFETY: closing a descriptor this worker owns; the ring is dropped next.
+                    unsafe { libc::close(c.fd) };
+                }
             }
         }
         self.log_zerocopy();
@@ -398,6 +414,9 @@ impl Worker {
         };
         if c.send_in_flight || c.queue.is_empty() || c.closing == Closing::ShutDown {
             return;
+        }
+        if c.rtmfp.is_some() {
+            return self.rtmfp_send(r);
         }
         let n = c.queue.next_batch(&mut c.iov, MAX_IOV, MAX_SEND_BYTES);
         if n == 0 {
@@ -511,6 +530,15 @@ impl Worker {
         if self.config.server.tcp_notsent_lowat > 0 {
             set_notsent_lowat(fd, self.config.server.tcp_notsent_lowat);
         }
+        let r = self.new_conn(fd, peer);
+        debug!(worker = self.id, %peer, "connection accepted");
+        self.arm_recv(r);
+        r
+    }
+
+    /// A client's connection slot (an accepted socket, or an RTMFP session with `fd` -1):
+    /// its RTMP session in the server role, its `Client`, send queue and connect timer.
+    fn new_conn(&mut self, fd: RawFd, peer: SocketAddr) -> ConnRef {
         let session_config = self.session_config();
         let cfg = &self.config;
         let epoch = self.started.elapsed().as_millis() as u32;
@@ -539,17 +567,16 @@ impl Worker {
             amf3: false,
             bytes_out: 0,
             upstream: None,
+            rtmfp: None,
         };
         let r = self.conns.insert(conn);
         WorkerStats::add(&self.stats().connections, 1);
-        debug!(worker = self.id, %peer, "connection accepted");
         self.timers.arm(Timer {
             at: Instant::now() + Duration::from_millis(self.config.server.connect_timeout_ms),
             slot: r.slot,
             generation: r.generation,
             kind: TimerKind::Connect,
         });
-        self.arm_recv(r);
         r
     }
 
@@ -777,6 +804,11 @@ impl Worker {
             WorkerMsg::MulticastAdd(spec) => self.add_multicast(spec),
             WorkerMsg::MulticastRemove { stream, group } => self.remove_multicast(&stream, group),
             WorkerMsg::Script(msg) => self.on_script(msg),
+            WorkerMsg::RtmfpDatagram {
+                endpoint,
+                from,
+                payload,
+            } => self.rtmfp_forwarded(endpoint, from, &payload),
             WorkerMsg::Shutdown => self.begin_shutdown(),
         }
     }
@@ -833,7 +865,7 @@ impl Worker {
                     self.server_stream_pump(id);
                     continue;
                 }
-                Owner::Vod(_) => continue,
+                Owner::Vod(_) | Owner::Rtmfp(_) => continue,
             };
             let Some(c) = self.conns.get(r) else { continue };
             match kind {
@@ -996,10 +1028,18 @@ impl Worker {
             Some(Owner::ScriptNc(nc)) => self.script_nc_closed(r, nc, reason),
             _ => {}
         }
+        if self.conns.get(r).is_some_and(|c| c.rtmfp.is_some()) {
+            // Its queue goes to its flows now; it shuts down once they are acknowledged
+            // (`rtmfp_send`), or at the flush timer.
+            self.rtmfp_send(r);
+        }
         let Some(c) = self.conns.get_mut(r) else {
             return;
         };
-        if c.queue.is_empty() && !c.send_in_flight {
+        if c.closing == Closing::ShutDown {
+            return;
+        }
+        if c.queue.is_empty() && !c.send_in_flight && c.rtmfp.is_none() {
             self.shutdown(r);
         } else {
             self.timers.arm(Timer {
@@ -1026,6 +1066,10 @@ impl Worker {
             return;
         };
         c.closing = Closing::ShutDown;
+        if c.rtmfp.is_some() {
+            self.rtmfp_end(r);
+            return self.maybe_free(r);
+        }
         // SAFETY: shutting down a socket this connection owns; it wakes any operation the
         // ring has in progress on it, which then completes and is handed back.
         unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
@@ -1059,8 +1103,13 @@ impl Worker {
             && !c.zc.outstanding()
         {
             if let Some(c) = self.conns.remove(r) {
-                // SAFETY: no operation of the ring refers to this descriptor any more.
-                unsafe { libc::close(c.fd) };
+                if c.fd >= 0 {
+                    // SAFETY: no operation of the ring refers to this descriptor any more.
+                    unsafe { libc::close(c.fd) };
+                }
+                if c.rtmfp.is_some() {
+                    WorkerStats::sub(&self.shared.stats[self.id].rtmfp_sessions, 1);
+                }
                 WorkerStats::sub(&self.shared.stats[self.id].connections, 1);
             }
         }

@@ -534,6 +534,7 @@ impl Worker {
             app: Some(key.app().to_string()),
             stream: Some(key.name().to_string()),
             reason,
+            protocol: None,
         }));
         self.shared.control.wake();
     }

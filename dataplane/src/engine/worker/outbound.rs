@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::time::Duration;
 
-use bytes::Bytes;
 use socket2::Socket;
 use tracing::debug;
 
@@ -25,7 +24,6 @@ use crate::engine::io::Completion;
 use crate::engine::owner::Owner;
 use crate::engine::slab::SlabRef;
 use crate::engine::token::Token;
-use crate::engine::udp::UdpSendError;
 use crate::proto::rtmp::handshake::HandshakeKind;
 use crate::proto::rtmp::session::Session;
 
@@ -97,34 +95,23 @@ impl Worker {
 
     /// Binds a UDP socket on `addr` for `owner` (every worker binds the same address:
     /// SO_REUSEPORT spreads peers over them) and starts receiving.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "RTMFP is the first caller; tests drive it now")
-    )]
     pub(crate) fn open_udp(&mut self, addr: SocketAddr, owner: Owner) -> io::Result<SlabRef> {
         self.udp.open(&mut self.io, addr, owner)
-    }
-
-    /// Sends one datagram from a socket of this worker (with the turn's other submissions).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "RTMFP is the first caller; tests drive it now")
-    )]
-    pub(crate) fn send_datagram(
-        &mut self,
-        socket: SlabRef,
-        to: SocketAddr,
-        payload: Bytes,
-    ) -> Result<(), UdpSendError> {
-        self.udp.send(&mut self.io, socket, to, payload)
     }
 
     /// Routes each received datagram to its socket's owner.
     pub(super) fn on_udp_recv(&mut self, token: Token, c: Completion) {
         let id = self.id;
-        self.udp.on_recv(&mut self.io, token, c, |d| {
-            debug!(worker = id, owner = ?d.owner, socket = d.socket.slot, from = %d.from,
-                bytes = d.payload.len(), "datagram, but no owner takes datagrams yet; dropped");
+        let now = self.clock_ms(std::time::Instant::now());
+        let (rtmfp, shared, wake) = (&mut self.rtmfp, &self.shared, &mut self.wake);
+        self.udp.on_recv(&mut self.io, token, c, |d| match d.owner {
+            Owner::Rtmfp(e) => {
+                rtmfp.on_datagram(id, now, e, d.from, d.payload, false, shared, wake);
+            }
+            owner => {
+                debug!(worker = id, ?owner, socket = d.socket.slot, from = %d.from,
+                    bytes = d.payload.len(), "datagram for an owner that takes none; dropped");
+            }
         });
     }
 
@@ -159,7 +146,9 @@ mod tests {
 
     use super::*;
     use crate::engine::connect::tests::unanswered_listener;
+    use crate::engine::udp::UdpSendError;
     use crate::engine::worker::testing::{turn_until, worker};
+    use bytes::Bytes;
 
     #[test]
     fn the_loop_routes_connects_and_datagrams_and_lets_go_of_them() {
@@ -187,7 +176,8 @@ mod tests {
         peer.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let peer_addr = peer.local_addr().expect("peer addr");
-        w.send_datagram(socket, peer_addr, Bytes::from_static(b"ping"))
+        w.udp
+            .send(&mut w.io, socket, peer_addr, Bytes::from_static(b"ping"))
             .expect("queued");
         turn_until(&mut w, |w| w.udp.sends_in_flight() == 0);
         let mut buf = [0u8; 8];
@@ -204,7 +194,8 @@ mod tests {
         w.begin_shutdown();
         turn_until(&mut w, |w| w.outbound_idle());
         assert_eq!(
-            w.send_datagram(socket, peer_addr, Bytes::from_static(b"late")),
+            w.udp
+                .send(&mut w.io, socket, peer_addr, Bytes::from_static(b"late")),
             Err(UdpSendError::Closed)
         );
     }

@@ -39,6 +39,7 @@ pub(crate) fn shared(
         auth_manager: AtomicBool::new(false),
         rpc_manager: AtomicBool::new(false),
         catalog: Default::default(),
+        rtmfp_peers: Default::default(),
         scripts: None,
     });
     (shared, receivers, control_rx)

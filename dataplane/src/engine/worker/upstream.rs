@@ -1007,6 +1007,7 @@ impl Worker {
             app: Some(key.app().to_string()),
             stream: Some(key.name().to_string()),
             reason: Some(detail),
+            protocol: None,
         }));
         self.shared.control.wake();
     }

@@ -27,7 +27,6 @@ pub(crate) mod kind {
     pub const REDIRECT: u8 = 0x71;
     pub const RIKEYING: u8 = 0x78;
     pub const COOKIE_CHANGE: u8 = 0x79;
-    pub const PACKET_FRAGMENT: u8 = 0x7f;
 }
 
 /// User Data flags (RFC 7016 §2.3.11).

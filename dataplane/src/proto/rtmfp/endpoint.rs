@@ -49,6 +49,26 @@ pub(crate) struct EndpointConfig {
     /// Seeds keys, tags, session ids and the cookie secret: tests pass a constant, the
     /// engine a random one.
     pub seed: u64,
+    /// Our session ids are `index` modulo `count` (count ≥ 1): the engine gives each worker
+    /// its index, so a datagram that reaches another worker's socket names the worker that
+    /// holds its session (see `session_owner`).
+    pub id_space: IdSpace,
+}
+
+/// Which session ids an endpoint hands out: those equal to `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdSpace {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl IdSpace {
+    pub(crate) const ALL: IdSpace = IdSpace { index: 0, count: 1 };
+
+    /// The index (worker) whose endpoint handed out session id `id`.
+    pub(crate) fn owner_of(self, id: u32) -> u32 {
+        id % self.count.max(1)
+    }
 }
 
 impl Default for EndpointConfig {
@@ -62,6 +82,7 @@ impl Default for EndpointConfig {
             max_sessions: 10_000,
             max_sessions_per_ip: 256,
             seed: 0,
+            id_space: IdSpace::ALL,
         }
     }
 }
@@ -115,6 +136,8 @@ pub(crate) struct Endpoint {
     events: VecDeque<(SessionId, Event)>,
     plain: Vec<u8>,
     scratch: Vec<u8>,
+    /// Session ids, for `poll_event`'s sweep (kept to reuse its allocation).
+    scan: Vec<SessionId>,
     /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
     pub(crate) dropped: u64,
     /// The time of the last input, for answers made while draining events.
@@ -141,7 +164,7 @@ impl Endpoint {
             identity,
             identity_cert,
             identity_id,
-            next_id: 1 + rng.next_u32() % 0x1000,
+            next_id: rng.next_u32() % 0x1000,
             config,
             rng,
             cookies: CookieJar::new(secret),
@@ -159,6 +182,7 @@ impl Endpoint {
             events: VecDeque::new(),
             plain: Vec::with_capacity(MAX_PLAIN),
             scratch: Vec::with_capacity(packet::MAX_PACKET),
+            scan: Vec::new(),
             dropped: 0,
             last_now: 0,
         }
@@ -191,11 +215,16 @@ impl Endpoint {
         self.cookies.make(addr, now_s)
     }
 
+    /// A free session id of our id space (never 0, which names startup packets). Bounded:
+    /// the sessions and openings are capped far below the ids a space holds.
     fn alloc_id(&mut self) -> SessionId {
+        let IdSpace { index, count } = self.config.id_space;
+        let count = count.max(1);
         loop {
-            let id = self.next_id;
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            if !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
+            let base = self.next_id.wrapping_mul(count);
+            self.next_id = self.next_id.wrapping_add(1) % (u32::MAX / count);
+            let id = base.wrapping_add(index % count);
+            if id != 0 && !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
                 return id;
             }
         }
@@ -214,6 +243,7 @@ impl Endpoint {
         self.sessions.get_mut(&id)
     }
 
+    #[cfg(test)]
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
     }
@@ -254,6 +284,44 @@ impl Endpoint {
         encode::ihello(&mut c, &i.epd, &i.tag);
         for &t in &i.targets {
             self.startup_packet(now, t, 0, &c);
+        }
+    }
+
+    /// The peer id an IHello in this startup datagram asks for, when it is neither ours nor
+    /// one of our sessions' peers: the caller may know another endpoint that has it (the
+    /// engine's other workers). Costs one startup-key decryption; no state.
+    pub(crate) fn foreign_peer_wanted(&mut self, datagram: &[u8]) -> Option<keys::PeerId> {
+        if crypto::session_id_of(datagram).ok()? != 0 {
+            return None;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let wanted = self.ihello_peer_id(datagram, &mut scratch);
+        self.scratch = scratch;
+        wanted.filter(|id| *id != self.peer_id && !self.by_peer_id.contains_key(id))
+    }
+
+    fn ihello_peer_id(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) -> Option<keys::PeerId> {
+        let plain = self.startup.open(datagram, scratch).ok()?;
+        let (header, area) = Header::decode(plain).ok()?;
+        if header.mode != Mode::Startup {
+            return None;
+        }
+        let mut dec = ChunkDecoder::default();
+        for c in packet::chunks(area) {
+            let (k, v) = c.ok()?;
+            if let Ok(Chunk::IHello { epd, .. }) = dec.decode(k, v) {
+                let id = keys::parse_epd(epd).ok()?.peer_id?;
+                return id.try_into().ok();
+            }
+        }
+        None
+    }
+
+    /// The addresses a session's peer says it also has (Flash's `setPeerInfo`), given out
+    /// with the observed one when another endpoint asks for this peer. At most 8 kept.
+    pub(crate) fn set_announced(&mut self, id: SessionId, addrs: Vec<SocketAddr>) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.announced = addrs.into_iter().take(8).collect();
         }
     }
 
@@ -541,7 +609,6 @@ impl Endpoint {
         self.startup_packet(now, from, isid, &c);
         let peer_id = keys::peer_id(cert);
         let mut s = Session::new(
-            id,
             isid,
             from,
             peer_id,
@@ -600,7 +667,6 @@ impl Endpoint {
         let peer_id = keys::peer_id(responder_cert);
         self.opening.remove(&sid);
         let s = Session::new(
-            sid,
             rsid,
             from,
             peer_id,
@@ -637,10 +703,14 @@ impl Endpoint {
 
     pub(crate) fn poll_event(&mut self) -> Option<(SessionId, Event)> {
         if self.events.is_empty() {
-            let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-            for id in ids {
+            // A reused list: the engine polls every turn with input.
+            let mut ids = std::mem::take(&mut self.scan);
+            ids.clear();
+            ids.extend(self.sessions.keys().copied());
+            for &id in &ids {
                 self.drain_session_events(id);
             }
+            self.scan = ids;
         }
         self.events.pop_front()
     }

@@ -126,6 +126,7 @@ impl FlashControl {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn to_message(self) -> Message {
         let (event_type, a, b) = match self {
             FlashControl::FlowSync { id, count } => (EVENT_FLOW_SYNC, id, count),
@@ -140,8 +141,8 @@ impl FlashControl {
 }
 
 /// Which flows carry which RTMP message streams on one session: received flows by their
-/// metadata, our sending flows opened on first use (associated with the peer's flow of the
-/// same stream, as Flash answers a NetStream on the flow that names it).
+/// metadata, our sending flows opened on first use, in return association with the peer's
+/// control flow (stream 0).
 #[derive(Debug, Default)]
 pub(crate) struct StreamFlows {
     recv: HashMap<u64, u32>,
@@ -184,7 +185,14 @@ impl StreamFlows {
                     network_order: false,
                 }
                 .encode();
-                let assoc = self.peer_flow_of_stream.get(&m.stream_id).copied();
+                // Every flow of a NetConnection answers the peer's control flow (stream 0),
+                // as RFC 7425 §5.3 has it and rtmfp-cpp's TCConnection requires: a flow
+                // associated with one of the peer's NetStream flows is not accepted there.
+                let assoc = self
+                    .peer_flow_of_stream
+                    .get(&0)
+                    .or_else(|| self.peer_flow_of_stream.get(&m.stream_id))
+                    .copied();
                 let f = session.open_flow(&meta, assoc);
                 self.send.insert(m.stream_id, f);
                 f

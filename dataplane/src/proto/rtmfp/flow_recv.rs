@@ -20,8 +20,6 @@ struct RecvFrag {
 #[derive(Debug)]
 pub(crate) struct RecvFlow {
     pub id: u64,
-    pub metadata: Vec<u8>,
-    pub return_association: Option<u64>,
     frags: BTreeMap<u64, RecvFrag>,
     /// Every sequence number at or below it is received, abandoned or delivered.
     cumulative: u64,
@@ -47,16 +45,9 @@ pub(crate) struct Received {
 }
 
 impl RecvFlow {
-    pub(crate) fn new(
-        id: u64,
-        metadata: Vec<u8>,
-        return_association: Option<u64>,
-        limit: usize,
-    ) -> Self {
+    pub(crate) fn new(id: u64, limit: usize) -> Self {
         RecvFlow {
             id,
-            metadata,
-            return_association,
             frags: BTreeMap::new(),
             cumulative: 0,
             next_deliver: 1,
@@ -253,7 +244,7 @@ mod tests {
 
     #[test]
     fn reassembles_in_order_whatever_the_arrival_order() {
-        let mut f = RecvFlow::new(1, vec![], None, 64 * 1024);
+        let mut f = RecvFlow::new(1, 64 * 1024);
         assert!(f
             .on_data(&ud(3, 3, Fragment::End, b"c"))
             .messages
@@ -278,7 +269,7 @@ mod tests {
 
     #[test]
     fn forward_sequence_number_skips_abandoned_messages() {
-        let mut f = RecvFlow::new(1, vec![], None, 1 << 20);
+        let mut f = RecvFlow::new(1, 1 << 20);
         f.on_data(&ud(1, 1, Fragment::Whole, b"a"));
         // 2 (Begin) and 3 (Middle) never arrive; 4 (End) does; then 5 says fsn = 3.
         assert!(f
@@ -292,7 +283,7 @@ mod tests {
 
     #[test]
     fn fin_completes_and_window_limits() {
-        let mut f = RecvFlow::new(1, vec![], None, 2048);
+        let mut f = RecvFlow::new(1, 2048);
         assert_eq!(f.buffer_blocks(), 2);
         // Out of order so it stays buffered.
         f.on_data(&ud(2, 2, Fragment::Whole, &[0; 2000]));
@@ -339,7 +330,7 @@ mod tests {
             // Arrival: the shuffled indices, then everything (retransmissions).
             let mut arrivals: Vec<usize> = order.iter().map(|&o| o as usize % frags.len()).collect();
             arrivals.extend(0..frags.len());
-            let mut f = RecvFlow::new(1, vec![], None, 1 << 20);
+            let mut f = RecvFlow::new(1, 1 << 20);
             let mut got = Vec::new();
             for i in arrivals {
                 let (s, fr, d) = &frags[i];
@@ -353,7 +344,7 @@ mod tests {
         fn arbitrary_fragments_never_panic(
             frags in proptest::collection::vec((1u64..40, 0u64..40, 0u8..4, any::<bool>(), any::<bool>(), 0usize..300), 0..60),
         ) {
-            let mut f = RecvFlow::new(1, vec![], None, 4096);
+            let mut f = RecvFlow::new(1, 4096);
             let data = [7u8; 300];
             for (seq, off, fr, abandon, fin, len) in frags {
                 let fragment = [Fragment::Whole, Fragment::Begin, Fragment::Middle, Fragment::End][fr as usize];

@@ -187,6 +187,7 @@ impl SendFlow {
     }
 
     /// Whether a fragment is waiting to be (re)sent and the receiver has room for it.
+    #[cfg(test)]
     pub(crate) fn has_sendable(&self) -> bool {
         self.queue.iter().any(|f| !f.in_flight && self.fits(f))
     }

@@ -21,7 +21,6 @@ pub(crate) mod epd_opt {
 
 /// Certificate options (§4.3.2).
 pub(crate) mod cert_opt {
-    pub const HOSTNAME: u64 = 0x00;
     pub const ACCEPTS_ANCILLARY: u64 = 0x0a;
     pub const EXTRA_RANDOMNESS: u64 = 0x0e;
     pub const SUPPORTED_GROUP: u64 = 0x15;
@@ -31,7 +30,6 @@ pub(crate) mod cert_opt {
 /// Session key component options (§4.6.2).
 pub(crate) mod key_opt {
     pub const DH_PUBLIC_KEY: u64 = 0x0d;
-    pub const EXTRA_RANDOMNESS: u64 = 0x0e;
     pub const HMAC: u64 = 0x1a;
     pub const DH_GROUP_SELECT: u64 = 0x1d;
     pub const SSEQ: u64 = 0x1e;
@@ -81,6 +79,7 @@ pub(crate) fn epd_peer_id(id: &PeerId) -> Vec<u8> {
     o
 }
 
+#[cfg(test)]
 pub(crate) fn epd_hostname(host: &str) -> Vec<u8> {
     let mut o = Vec::new();
     vlu::put_option(epd_opt::HOSTNAME, host.as_bytes(), &mut o);
@@ -157,6 +156,7 @@ pub(crate) fn cert_groups(cert: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+#[cfg(test)]
 pub(crate) fn cert_accepts_url(cert: &[u8]) -> bool {
     vlu::find_option(cert, cert_opt::ACCEPTS_ANCILLARY).is_some()
 }
@@ -272,9 +272,28 @@ impl Policy {
         c
     }
 
+    /// A responder's component: the negotiated outcome (no "on request" offers, which are
+    /// moot once the initiator has spoken; no HMAC length when we send none), then its
+    /// public key. With neither HMAC nor sequence numbers it begins `03 1A 00 00 02 1E 00`,
+    /// as AMS's does and as librtmfp insists on.
     pub(crate) fn responder_component(&self, key: &DhKey) -> Vec<u8> {
         let mut c = Vec::new();
-        self.put_negotiation(&mut c);
+        let negotiated = |send: bool, recv: bool| {
+            (if send { NEG_SEND_ALWAYS } else { 0 }) | if recv { NEG_REQUEST } else { 0 }
+        };
+        let mut h = vec![negotiated(self.hmac_send_always, self.hmac_recv_required)];
+        let len = if self.hmac_send_always || self.hmac_recv_required {
+            self.hmac_len as u64
+        } else {
+            0
+        };
+        vlu::put(len, &mut h);
+        vlu::put_option(key_opt::HMAC, &h, &mut c);
+        vlu::put_option(
+            key_opt::SSEQ,
+            &[negotiated(self.sseq_send_always, self.sseq_recv_required)],
+            &mut c,
+        );
         put_public_key(key, &mut c);
         c
     }
@@ -421,6 +440,11 @@ mod tests {
         vlu::put_option(key_opt::SSEQ, &[0], &mut flash_like);
         assert!(strict.negotiate(&flash_like).is_err());
         assert!(off.negotiate(&flash_like).is_ok());
+        // A responder that does neither says so as AMS does (librtmfp checks these bytes).
+        let (quiet, _) = off.negotiate(&flash_like).expect("ok");
+        assert!(quiet
+            .responder_component(&key)
+            .starts_with(b"\x03\x1a\x00\x00\x02\x1e\x00"));
     }
 
     #[test]

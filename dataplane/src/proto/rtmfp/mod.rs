@@ -9,10 +9,6 @@
 //! Use: one `Endpoint` per UDP socket; feed it `handle(now, from, datagram)` and
 //! `handle_timeout(now)` at `poll_timeout()`, drain `poll_transmit_into` and `poll_event`.
 
-// The engine does not carry RTMFP yet (UDP ports on the workers come next): until then
-// only the tests and the fuzz targets drive this module.
-#![allow(dead_code)]
-
 pub(crate) mod address;
 pub(crate) mod checksum;
 pub(crate) mod chunk;
@@ -26,6 +22,7 @@ pub(crate) mod flash;
 pub(crate) mod flow_recv;
 pub(crate) mod flow_send;
 pub(crate) mod keys;
+pub mod net_client;
 pub(crate) mod packet;
 pub(crate) mod session;
 pub(crate) mod vlu;

@@ -122,7 +122,6 @@ enum State {
 }
 
 pub(crate) struct Session {
-    pub(crate) id: SessionId,
     pub(crate) peer_session_id: u32,
     pub(crate) peer: SocketAddr,
     pub(crate) peer_id: PeerId,
@@ -158,9 +157,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        id: SessionId,
         peer_session_id: u32,
         peer: SocketAddr,
         peer_id: PeerId,
@@ -170,7 +167,6 @@ impl Session {
         now: u64,
     ) -> Self {
         Session {
-            id,
             peer_session_id,
             peer,
             peer_id,
@@ -210,10 +206,6 @@ impl Session {
 
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    pub(crate) fn push_event(&mut self, e: Event) {
-        self.events.push_back(e);
     }
 
     /// Opens a sending flow; `metadata` names it to the peer (RFC 7425: "TC" + stream).
@@ -407,8 +399,7 @@ impl Session {
             Chunk::UserData(u) => {
                 if !self.recv_flows.contains_key(&u.flow_id) {
                     let (metadata, assoc) = flow_options(u.options);
-                    let mut f =
-                        RecvFlow::new(u.flow_id, metadata.clone(), assoc, self.config.recv_window);
+                    let mut f = RecvFlow::new(u.flow_id, self.config.recv_window);
                     if self.recv_flows.len() >= self.config.max_recv_flows
                         || self.state != State::Open
                     {

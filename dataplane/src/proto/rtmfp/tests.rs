@@ -837,3 +837,34 @@ fn acknowledgements_cover_two_packets_or_wait_for_the_delayed_ack_time() {
         net.now - t0
     );
 }
+
+#[test]
+fn the_engine_is_told_of_an_ihello_for_a_peer_id_this_endpoint_does_not_hold() {
+    let mut server = Endpoint::new(EndpointConfig {
+        accept: true,
+        ..EndpointConfig::default()
+    });
+    let to = addr("127.0.0.1:1935");
+    let ihello = |epd: Vec<u8>| {
+        let mut c = Endpoint::new(EndpointConfig::default());
+        c.connect(0, to, epd);
+        c.poll_transmit(0).expect("an IHello").data
+    };
+    let foreign = ihello(keys::epd_peer_id(&[9; 32]));
+    assert_eq!(server.foreign_peer_wanted(&foreign), Some([9; 32]));
+    let own = *server.peer_id();
+    assert_eq!(
+        server.foreign_peer_wanted(&ihello(keys::epd_peer_id(&own))),
+        None
+    );
+    assert_eq!(
+        server.foreign_peer_wanted(&ihello(keys::epd_url("rtmfp://x/live"))),
+        None
+    );
+    assert_eq!(
+        server.foreign_peer_wanted(&foreign[..foreign.len() - 3]),
+        None
+    );
+    assert_eq!(server.foreign_peer_wanted(b"garbage"), None);
+    assert_eq!(server.session_count(), 0, "asking keeps no state");
+}

@@ -73,6 +73,7 @@ impl Sampler {
                 sends: WorkerStats::get(&s.sends),
                 so_messages_in: WorkerStats::get(&s.so_messages_in),
                 so_messages_out: WorkerStats::get(&s.so_messages_out),
+                rtmfp_sessions: WorkerStats::get(&s.rtmfp_sessions),
                 load: self.load.get(id).copied().unwrap_or(0.0),
             })
             .collect();
