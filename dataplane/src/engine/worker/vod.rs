@@ -1,8 +1,11 @@
 //! Files as streams on this worker: a `play` the content root can serve becomes a
 //! `FilePlay` (`media/vod/file_play.rs`) driven here. A file's index is built once (per
 //! worker) from io_uring reads where the sans-IO indexer asks, and shared by every
-//! NetStream playing it; each NetStream then reads its samples through the ring, a bounded
-//! block ahead at a time, and the worker's timers pace what is not yet due.
+//! NetStream playing it. Its samples are read in blocks shared by all its viewers
+//! (`media/vod/block_cache.rs`, each block read once through the ring), each sample is
+//! made into a frame once for all of them (`media/vod/sample_frames.rs`), and the worker's
+//! timers pace what is not yet due on a shared tick, the lead growing from a play's start
+//! (`media/vod/pacing.rs`) so a start storm sends everyone's first frames first.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::port::port;
@@ -21,17 +25,21 @@ use crate::engine::file_read::FileReadError;
 use crate::engine::owner::{Owner, VodReader};
 use crate::engine::timers::TimerKind;
 use crate::media::port::Urgency;
+use crate::media::vod::block_cache::{BlockCache, FileId, Lookup, BLOCK_BYTES};
 use crate::media::vod::content_path::ContentPath;
 use crate::media::vod::file_play::{FilePlay, Item, Turn};
 use crate::media::vod::index::{Feed, MediaIndex};
 use crate::media::vod::indexer::Indexer;
+use crate::media::vod::pacing::Pacing;
 use crate::media::vod::play_status;
 use crate::media::vod::playback::Length;
+use crate::media::vod::sample_frames::SampleFrames;
 use crate::media::StreamKey;
 
-/// Bytes a playing NetStream reads ahead of the sample it needs: samples lie in file order,
-/// so one read serves many, and a viewer holds at most this (or one larger sample).
+/// Bytes an index build reads at least at a time: an FLV file's tags are walked in order.
 const READ_AHEAD_BYTES: usize = 256 * 1024;
+/// How fast a play's lead grows (see `Pacing::ramp`): a 3 s buffer is full 750 ms in.
+const LEAD_RAMP: u32 = 4;
 
 #[derive(Default)]
 pub(crate) struct VodState {
@@ -40,7 +48,15 @@ pub(crate) struct VodState {
     /// Indexes being built, by the id their reads carry.
     building: HashMap<u32, PathBuf>,
     next_id: u32,
+    /// The id the next file indexed gets.
+    next_file: FileId,
     plays: HashMap<(ConnRef, u32), Play>,
+    /// Read blocks shared by the files' viewers, and those being read with the plays
+    /// waiting for them.
+    blocks: BlockCache,
+    block_reads: HashMap<(FileId, u64), Vec<(ConnRef, u32)>>,
+    /// Frames made of the files' samples, shared by their viewers.
+    frames: SampleFrames,
 }
 
 impl VodState {
@@ -67,6 +83,7 @@ enum FileEntry {
     Ready {
         file: Arc<File>,
         index: Arc<MediaIndex>,
+        id: FileId,
     },
 }
 
@@ -101,11 +118,12 @@ pub(super) struct PlayWait {
 struct Play {
     play: FilePlay,
     /// The files of the playlist's items, by index.
-    files: Vec<(Arc<MediaIndex>, Arc<File>)>,
-    /// Bytes read ahead: (file index, offset, bytes).
-    ahead: Option<(Arc<MediaIndex>, u64, Vec<u8>)>,
-    /// A read in flight for this sample.
-    reading: Option<(Arc<MediaIndex>, usize)>,
+    files: Vec<(Arc<MediaIndex>, Arc<File>, FileId)>,
+    /// A sample larger than a block, read for this play alone: (file, offset, bytes; empty
+    /// while the read is in flight).
+    alone: Option<(FileId, u64, Bytes)>,
+    /// Waiting for a read (a shared block or its own).
+    reading: bool,
     /// The pacing timer armed (clock ms), so one is armed per wake-up.
     wake_at: Option<u64>,
 }
@@ -179,7 +197,7 @@ impl Worker {
         peer: &str,
     ) {
         match self.vod.files.get_mut(&real) {
-            Some(FileEntry::Ready { file, index }) => {
+            Some(FileEntry::Ready { file, index, .. }) => {
                 let (file, index) = (Arc::clone(file), Arc::clone(index));
                 self.vod_indexed(waiting, Ok((file, index)));
             }
@@ -310,20 +328,23 @@ impl Worker {
         &mut self,
         reader: VodReader,
         at: u64,
-        result: Result<Vec<u8>, FileReadError>,
+        result: Result<Bytes, FileReadError>,
     ) {
         match reader {
             VodReader::Index(id) => self.vod_index_read(id, at, result),
             VodReader::Server(id) => self.server_stream_read(id, at, result),
+            VodReader::Block(file) => self.vod_block_read(file, at, result),
             VodReader::Viewer(r, stream_id) => {
                 let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
                     return;
                 };
-                let Some((index, _)) = play.reading.take() else {
-                    return;
-                };
+                play.reading = false;
                 match result {
-                    Ok(bytes) => play.ahead = Some((index, at, bytes)),
+                    Ok(bytes) => {
+                        if let Some(alone) = play.alone.as_mut().filter(|a| a.1 == at) {
+                            alone.2 = bytes;
+                        }
+                    }
                     Err(e) => {
                         warn!(worker = self.id, error = %e, "file read failed; play stopped");
                         self.vod_end(r, stream_id);
@@ -335,7 +356,31 @@ impl Worker {
         }
     }
 
-    fn vod_index_read(&mut self, id: u32, at: u64, result: Result<Vec<u8>, FileReadError>) {
+    /// A shared block arrived: kept, and the plays waiting for it go on.
+    fn vod_block_read(&mut self, file: FileId, at: u64, result: Result<Bytes, FileReadError>) {
+        let waiting = self.vod.block_reads.remove(&(file, at)).unwrap_or_default();
+        let failed = match result {
+            Ok(bytes) => {
+                self.vod.blocks.insert(file, at, bytes);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        for (r, stream_id) in waiting {
+            let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+                continue;
+            };
+            play.reading = false;
+            if let Some(e) = failed {
+                warn!(worker = self.id, error = %e, "file read failed; play stopped");
+                self.vod_end(r, stream_id);
+            } else {
+                self.vod_pump(r, stream_id);
+            }
+        }
+    }
+
+    fn vod_index_read(&mut self, id: u32, at: u64, result: Result<Bytes, FileReadError>) {
         let Some(path) = self.vod.building.get(&id).cloned() else {
             return;
         };
@@ -377,11 +422,13 @@ impl Worker {
             Ok(index) => {
                 info!(worker = self.id, file = %path.display(), samples = index.samples.len(),
                     duration_ms = index.duration_ms, "file indexed");
+                self.vod.next_file += 1;
                 self.vod.files.insert(
                     path,
                     FileEntry::Ready {
                         file: Arc::clone(&file),
                         index: Arc::clone(&index),
+                        id: self.vod.next_file,
                     },
                 );
                 for w in waiting {
@@ -414,39 +461,60 @@ impl Worker {
             .conns
             .get(w.r)
             .and_then(|c| c.client.nc.buffer_length(w.stream_id));
+        // Its id for the shared caches (the entry is there: it holds the index).
+        let id = self
+            .vod
+            .files
+            .values()
+            .find_map(|f| match f {
+                FileEntry::Ready { index: i, id, .. } if Arc::ptr_eq(i, &index) => Some(*id),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let pacing = Pacing {
+            tick_ms: self.config.live.send_batch_ms,
+            ramp: LEAD_RAMP,
+        };
         let play = self.vod.plays.entry(key).or_insert_with(|| {
             let mut play = FilePlay::new(w.r, w.stream_id);
             if let Some(ms) = buffer {
                 play.set_buffer(ms);
             }
+            play.set_pacing(pacing);
             Play {
                 play,
                 files: Vec::new(),
-                ahead: None,
-                reading: None,
+                alone: None,
+                reading: false,
                 wake_at: None,
             }
         });
         if w.reset {
             play.files.clear();
-            play.ahead = None;
+            play.alone = None;
         }
-        play.files.push((index, file));
+        play.files.push((index, file, id));
         let mut port = port!(self);
         play.play.play(item, w.reset, now, &mut port);
         self.vod_pump(w.r, w.stream_id);
     }
 
-    /// Sends what is due for a NetStream playing a file, reading ahead as it goes, and arms
-    /// its timer for the next sample.
+    /// Sends what is due for a NetStream playing a file, reading blocks as it goes, and
+    /// arms its timer for the next tick with something due.
     pub(super) fn vod_pump(&mut self, r: ConnRef, stream_id: u32) {
-        let now_instant = Instant::now();
-        let now = self.clock_ms(now_instant);
+        let now = self.clock_ms(Instant::now());
         let mut port = port!(self);
-        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+        let VodState {
+            plays,
+            blocks,
+            block_reads,
+            frames,
+            ..
+        } = &mut self.vod;
+        let Some(play) = plays.get_mut(&(r, stream_id)) else {
             return;
         };
-        if play.reading.is_some() {
+        if play.reading {
             return;
         }
         // Bounded by the samples of the file (each round sends one or returns).
@@ -456,16 +524,15 @@ impl Worker {
                     let Some(sample) = index.samples.get(i).copied() else {
                         continue;
                     };
-                    let start = sample.offset;
-                    let end = start + u64::from(sample.size);
-                    let cached = play.ahead.as_ref().and_then(|(ai, at, bytes)| {
-                        let from = usize::try_from(start.checked_sub(*at)?).ok()?;
-                        let to = usize::try_from(end - *at).ok()?;
-                        (Arc::ptr_eq(ai, &index) && to <= bytes.len()).then_some((from, to))
-                    });
-                    if let Some((from, to)) = cached {
-                        let bytes = &play.ahead.as_ref().map(|a| &a.2[from..to]).unwrap_or(&[]);
-                        let frame = play_status::sample_frame(&index, &sample, bytes);
+                    let Some((file, id)) = play
+                        .files
+                        .iter()
+                        .find(|(x, ..)| Arc::ptr_eq(x, &index))
+                        .map(|(_, f, id)| (Arc::clone(f), *id))
+                    else {
+                        return;
+                    };
+                    if let Some(frame) = frames.get(id, i) {
                         crate::media::port::Port::frame(
                             &mut port,
                             r,
@@ -475,27 +542,51 @@ impl Worker {
                         );
                         continue;
                     }
-                    let Some(file) = play
-                        .files
-                        .iter()
-                        .find(|(i, _)| Arc::ptr_eq(i, &index))
-                        .map(|(_, f)| Arc::clone(f))
-                    else {
-                        return;
+                    let bytes = match blocks.get(id, sample.offset, sample.size) {
+                        Lookup::Found(bytes) => bytes,
+                        Lookup::Missing(at) => {
+                            // Read first, then send: step back so poll returns it again.
+                            play.play.unsend(i);
+                            play.reading = true;
+                            let waiting = block_reads.entry((id, at)).or_default();
+                            if waiting.is_empty() {
+                                self.file_reads.start(
+                                    &mut self.io,
+                                    file,
+                                    at,
+                                    BLOCK_BYTES as usize,
+                                    Owner::Vod(VodReader::Block(id)),
+                                );
+                            }
+                            waiting.push((r, stream_id));
+                            return;
+                        }
+                        Lookup::TooLarge => match play.alone.take() {
+                            Some((of, at, bytes)) if of == id && at == sample.offset => {
+                                match bytes.get(..sample.size as usize) {
+                                    Some(_) => bytes.slice(..sample.size as usize),
+                                    None => break Err("the file is shorter than its index"),
+                                }
+                            }
+                            _ => {
+                                play.play.unsend(i);
+                                play.reading = true;
+                                play.alone = Some((id, sample.offset, Bytes::new()));
+                                self.file_reads.start(
+                                    &mut self.io,
+                                    file,
+                                    sample.offset,
+                                    sample.size as usize,
+                                    Owner::Vod(VodReader::Viewer(r, stream_id)),
+                                );
+                                return;
+                            }
+                        },
+                        Lookup::Short => break Err("the file is shorter than its index"),
                     };
-                    let left = index.file_len.saturating_sub(start) as usize;
-                    let len = (sample.size as usize).max(READ_AHEAD_BYTES.min(left));
-                    // The sample is read first, then sent: step back so poll returns it again.
-                    play.reading = Some((Arc::clone(&index), i));
-                    play.play.unsend(i);
-                    self.file_reads.start(
-                        &mut self.io,
-                        file,
-                        start,
-                        len,
-                        Owner::Vod(VodReader::Viewer(r, stream_id)),
-                    );
-                    return;
+                    let frame = play_status::sample_frame(&index, &sample, bytes);
+                    frames.put(id, i, &frame);
+                    crate::media::port::Port::frame(&mut port, r, stream_id, &frame, Urgency::Now);
                 }
                 Turn::WaitUntil(t) => {
                     if play.wake_at != Some(t) {
@@ -506,11 +597,16 @@ impl Worker {
                     }
                     return;
                 }
-                Turn::Idle => break !play.play.is_playing(),
+                Turn::Idle => break Ok(!play.play.is_playing()),
             }
         };
-        if ended {
-            self.vod_end(r, stream_id);
+        match ended {
+            Ok(false) => {}
+            Ok(true) => self.vod_end(r, stream_id),
+            Err(reason) => {
+                warn!(worker = self.id, reason, "file play stopped");
+                self.vod_end(r, stream_id);
+            }
         }
     }
 
@@ -575,7 +671,7 @@ impl Worker {
         };
         play.play
             .seek(ms.clamp(0.0, f64::from(u32::MAX)) as u32, now, &mut port);
-        play.ahead = None;
+        play.alone = None;
         play.wake_at = None;
         self.vod_pump(r, stream_id);
     }
@@ -629,9 +725,20 @@ impl Worker {
 
     /// Indexes nobody plays any more are let go (a later play builds them again).
     pub(super) fn vod_forget_unused(&mut self) {
+        let mut gone = Vec::new();
         self.vod.files.retain(|_, f| match f {
-            FileEntry::Ready { index, .. } => Arc::strong_count(index) > 1,
+            FileEntry::Ready { index, id, .. } => {
+                let used = Arc::strong_count(index) > 1;
+                if !used {
+                    gone.push(*id);
+                }
+                used
+            }
             FileEntry::Building { .. } => true,
         });
+        for id in gone {
+            self.vod.blocks.forget(id);
+            self.vod.frames.forget(id);
+        }
     }
 }
