@@ -10,8 +10,9 @@ use bytes::{Bytes, BytesMut};
 /// Bytes of a block: samples lie in file order, so one read serves many (about a second
 /// of a 2 Mbit/s file).
 pub(crate) const BLOCK_BYTES: u64 = 256 * 1024;
-/// Blocks kept per worker (16 MiB).
-pub(crate) const MAX_BLOCKS: usize = 64;
+/// Blocks kept per worker (4 MiB: about 15 s of a 2 Mbit/s file; the frames made of a
+/// block's samples keep it alive while they are kept: `sample_frames`).
+pub(crate) const MAX_BLOCKS: usize = 16;
 
 /// A file as the caches know it: a number the worker gives each file it opens, never
 /// reused (a pointer could be, by the next file's index).
@@ -56,7 +57,11 @@ impl BlockCache {
         if u64::from(size) > BLOCK_BYTES {
             return Lookup::TooLarge;
         }
-        let end = at + u64::from(size);
+        // Offsets come from the file's index (checked to lie in the file when it was built),
+        // but the arithmetic does not rely on it.
+        let Some(end) = at.checked_add(u64::from(size)) else {
+            return Lookup::Short;
+        };
         let first = Self::block_of(at);
         let last = Self::block_of(end.saturating_sub(1).max(at));
         let Some(a) = self.find(file, first) else {
@@ -188,6 +193,44 @@ mod tests {
         assert_eq!(c.get(1, BLOCK_BYTES - 1, 2), Lookup::Short);
         assert_eq!(c.get(1, 0, BLOCK_BYTES as u32 + 1), Lookup::TooLarge);
         assert_eq!(c.get(1, 0, 0), Lookup::Found(Bytes::new()));
+    }
+
+    proptest::proptest! {
+        /// Whatever is asked of a file of any length, read block by block as the cache
+        /// says: the bytes found are exactly the file's, and a sample in the file is always
+        /// found after at most two reads.
+        #[test]
+        fn lookups_give_the_file_s_bytes_or_say_what_to_read(
+            file_len in 0u64..3 * BLOCK_BYTES,
+            asks in proptest::collection::vec((0u64..4 * BLOCK_BYTES, 0u32..BLOCK_BYTES as u32 + 10), 1..40),
+        ) {
+            let mut c = BlockCache::default();
+            for (at, size) in asks {
+                let mut reads = 0;
+                let found = loop {
+                    match c.get(7, at, size) {
+                        Lookup::Missing(block) => {
+                            proptest::prop_assert!(block % BLOCK_BYTES == 0 && reads < 2);
+                            let len = BLOCK_BYTES.min(file_len.saturating_sub(block));
+                            c.insert(7, block, super::tests::block(block, len));
+                            reads += 1;
+                        }
+                        other => break other,
+                    }
+                };
+                let inside = at + u64::from(size) <= file_len;
+                match found {
+                    Lookup::Found(bytes) => {
+                        proptest::prop_assert!(inside);
+                        proptest::prop_assert_eq!(bytes, expect(at, size));
+                    }
+                    Lookup::TooLarge => proptest::prop_assert!(u64::from(size) > BLOCK_BYTES),
+                    Lookup::Short => proptest::prop_assert!(!inside),
+                    Lookup::Missing(_) => unreachable!(),
+                }
+            }
+            proptest::prop_assert_eq!(c.get(7, u64::MAX - 1, 10), Lookup::Short);
+        }
     }
 
     #[test]
