@@ -61,6 +61,7 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         rpc_manager: AtomicBool::new(false),
         catalog: Default::default(),
         scripts: Some(crate::scripts::Scripts::new(scripts_tx)),
+        indexes: Default::default(),
     });
     Ok((
         shared,

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub(crate) catalog: std::sync::Mutex<crate::relay::catalog::Catalog>,
     /// The script thread, when `[scripts] dir` is set (see `crate::scripts`).
     pub(crate) scripts: Option<crate::scripts::Scripts>,
+    /// The VOD file indexes the workers hold, so a file is indexed once per process.
+    pub(crate) indexes: crate::engine::shared_indexes::SharedIndexes,
 }
 
 /// How often stream rates are refreshed.

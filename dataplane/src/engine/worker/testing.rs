@@ -40,6 +40,7 @@ pub(crate) fn shared(
         rpc_manager: AtomicBool::new(false),
         catalog: Default::default(),
         scripts: None,
+        indexes: Default::default(),
     });
     (shared, receivers, control_rx)
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use crate::engine::conn::ConnRef;
 use crate::engine::content_root::ContentRoot;
 use crate::engine::file_read::FileReadError;
 use crate::engine::owner::{Owner, VodReader};
+use crate::engine::shared_indexes::FileKey;
 use crate::engine::timers::TimerKind;
 use crate::media::port::Urgency;
 use crate::media::vod::block_cache::{BlockCache, FileId, Lookup, BLOCK_BYTES};
@@ -65,7 +66,9 @@ impl VodState {
         self.files
             .iter()
             .filter_map(|(path, f)| match f {
-                FileEntry::Ready { index, .. } => Some((path.clone(), index.duration_ms)),
+                FileEntry::Ready { index, .. } => {
+                    Some((path.clone(), index.upgrade()?.duration_ms))
+                }
                 FileEntry::Building { .. } => None,
             })
             .collect()
@@ -75,14 +78,18 @@ impl VodState {
 enum FileEntry {
     Building {
         file: Arc<File>,
+        key: FileKey,
         indexer: Box<Indexer>,
         /// The last read asked for: asked again with nothing new, the file changed.
         asked: (u64, usize),
         waiting: Vec<Waiting>,
     },
+    /// Indexed. The entry does not keep the index alive: what plays the file (or waits
+    /// on it) does, here or on another worker (`shared_indexes`); once nothing does, the
+    /// entry goes (`vod_forget_unused`).
     Ready {
         file: Arc<File>,
-        index: Arc<MediaIndex>,
+        index: Weak<MediaIndex>,
         id: FileId,
     },
 }
@@ -197,10 +204,16 @@ impl Worker {
         peer: &str,
     ) {
         match self.vod.files.get_mut(&real) {
-            Some(FileEntry::Ready { file, index, .. }) => {
-                let (file, index) = (Arc::clone(file), Arc::clone(index));
-                self.vod_indexed(waiting, Ok((file, index)));
-            }
+            Some(FileEntry::Ready { file, index, .. }) => match index.upgrade() {
+                Some(index) => {
+                    let file = Arc::clone(file);
+                    self.vod_indexed(waiting, Ok((file, index)));
+                }
+                None => {
+                    self.vod_forget_unused();
+                    self.vod_index(real, format, waiting, peer);
+                }
+            },
             Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
             None => self.vod_index(real, format, waiting, peer),
         }
@@ -280,7 +293,8 @@ impl Worker {
         play_status::not_found(&mut port!(self), r, stream_id, name);
     }
 
-    /// Opens `real` and starts building its index.
+    /// Opens `real` and starts building its index, unless another worker holds the index
+    /// of this version of the file.
     fn vod_index(
         &mut self,
         real: PathBuf,
@@ -288,8 +302,9 @@ impl Worker {
         waiting: Waiting,
         peer: &str,
     ) {
-        let opened = File::open(&real).and_then(|f| f.metadata().map(|m| (f, m.len())));
-        let (file, len) = match opened {
+        let opened =
+            File::open(&real).and_then(|f| f.metadata().map(|m| (f, FileKey::of(&m), m.len())));
+        let (file, key, len) = match opened {
             Ok(x) => x,
             Err(e) => {
                 warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
@@ -299,6 +314,12 @@ impl Worker {
             }
         };
         let file = Arc::new(file);
+        if let Some(index) = self.shared.indexes.get(&key) {
+            info!(worker = self.id, file = %real.display(), "file index shared by another worker");
+            self.vod_ready(real, &file, &index);
+            self.vod_indexed(waiting, Ok((file, index)));
+            return;
+        }
         let indexer = Indexer::new(format, len);
         let Feed::Read { at, len: want } = indexer.start() else {
             return;
@@ -317,6 +338,7 @@ impl Worker {
             real,
             FileEntry::Building {
                 file,
+                key,
                 indexer: Box::new(indexer),
                 asked: (at, want),
                 waiting: vec![waiting],
@@ -415,22 +437,18 @@ impl Worker {
             Err(e) => Err(e),
         };
         self.vod.building.remove(&id);
-        let Some(FileEntry::Building { file, waiting, .. }) = self.vod.files.remove(&path) else {
+        let Some(FileEntry::Building {
+            file, key, waiting, ..
+        }) = self.vod.files.remove(&path)
+        else {
             return;
         };
         match next {
             Ok(index) => {
                 info!(worker = self.id, file = %path.display(), samples = index.samples.len(),
                     duration_ms = index.duration_ms, "file indexed");
-                self.vod.next_file += 1;
-                self.vod.files.insert(
-                    path,
-                    FileEntry::Ready {
-                        file: Arc::clone(&file),
-                        index: Arc::clone(&index),
-                        id: self.vod.next_file,
-                    },
-                );
+                self.shared.indexes.insert(key, &index);
+                self.vod_ready(path, &file, &index);
                 for w in waiting {
                     self.vod_indexed(w, Ok((Arc::clone(&file), Arc::clone(&index))));
                 }
@@ -443,6 +461,19 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The file at `path` is indexed: an entry with its id for the shared caches.
+    fn vod_ready(&mut self, path: PathBuf, file: &Arc<File>, index: &Arc<MediaIndex>) {
+        self.vod.next_file += 1;
+        self.vod.files.insert(
+            path,
+            FileEntry::Ready {
+                file: Arc::clone(file),
+                index: Arc::downgrade(index),
+                id: self.vod.next_file,
+            },
+        );
     }
 
     /// A play's file is indexed: it starts (or joins the NetStream's playlist).
@@ -467,7 +498,9 @@ impl Worker {
             .files
             .values()
             .find_map(|f| match f {
-                FileEntry::Ready { index: i, id, .. } if Arc::ptr_eq(i, &index) => Some(*id),
+                FileEntry::Ready { index: i, id, .. } if i.as_ptr() == Arc::as_ptr(&index) => {
+                    Some(*id)
+                }
                 _ => None,
             })
             .unwrap_or_default();
@@ -728,7 +761,7 @@ impl Worker {
         let mut gone = Vec::new();
         self.vod.files.retain(|_, f| match f {
             FileEntry::Ready { index, id, .. } => {
-                let used = Arc::strong_count(index) > 1;
+                let used = index.strong_count() > 0;
                 if !used {
                     gone.push(*id);
                 }
