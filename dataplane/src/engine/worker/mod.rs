@@ -339,6 +339,8 @@ impl Worker {
         for s in self.streams.values_mut() {
             s.stats.tick(secs);
         }
+        // A file's index another worker kept alive longer than this one's plays.
+        self.vod_forget_unused();
     }
 
     fn arm_accept(&mut self, i: usize) {

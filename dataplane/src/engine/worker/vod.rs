@@ -775,3 +775,69 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::worker::testing::{shared, turn_until};
+    use crate::media::vod::content_path::FileFormat;
+
+    const FLV: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.flv");
+
+    /// A client that is not there: what it is told goes nowhere.
+    const VIEWER: ConnRef = ConnRef {
+        slot: 999,
+        generation: 1,
+    };
+
+    fn play(stream_id: u32) -> Waiting {
+        Waiting::Play(PlayWait {
+            r: VIEWER,
+            stream_id,
+            name: "clip".into(),
+            start_ms: 0,
+            len: Length::ToEnd,
+            reset: true,
+        })
+    }
+
+    fn played_index(w: &Worker) -> Arc<MediaIndex> {
+        let play = w.vod.plays.values().next().expect("a play");
+        Arc::clone(&play.files[0].0)
+    }
+
+    #[test]
+    fn a_second_worker_plays_the_index_the_first_built() {
+        let path =
+            std::env::temp_dir().join(format!("strata-vod-shared-{}.flv", std::process::id()));
+        std::fs::write(&path, FLV).expect("write");
+        let (shared, mut receivers, _control) = shared(2);
+        let worker = |id, rx| {
+            let mut config = Config::default();
+            config.server.listen = Vec::new();
+            Worker::new(id, Arc::clone(&shared), Arc::new(config), rx).expect("io_uring")
+        };
+        let mut a = worker(0, receivers.remove(0));
+        let mut b = worker(1, receivers.remove(0));
+
+        a.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        assert!(a.vod.plays.is_empty(), "the index is read first");
+        turn_until(&mut a, |a| !a.vod.plays.is_empty());
+        // The second worker starts at once, on the same index, without reading the file.
+        b.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        assert!(Arc::ptr_eq(&played_index(&a), &played_index(&b)));
+        assert!(b.vod.building.is_empty());
+
+        // Once nobody plays it, it is let go everywhere (the first worker's entry, which
+        // outlived its play while the second played, at its next tick).
+        let index = Arc::downgrade(&played_index(&a));
+        a.stop_vod(VIEWER, 1);
+        b.stop_vod(VIEWER, 1);
+        assert!(index.upgrade().is_none());
+        assert!(b.vod.files.is_empty());
+        a.tick(Instant::now());
+        assert!(a.vod.files.is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+}
