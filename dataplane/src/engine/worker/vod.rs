@@ -41,6 +41,10 @@ use crate::media::StreamKey;
 const READ_AHEAD_BYTES: usize = 256 * 1024;
 /// How fast a play's lead grows (see `Pacing::ramp`): a 3 s buffer is full 750 ms in.
 const LEAD_RAMP: u32 = 4;
+/// Most bytes a viewer may have queued and not yet taken: past it, its play sends nothing
+/// until the next tick finds it below (the play's clock goes on; what fell due then goes
+/// out at once). A player that stops reading holds this much, not the rest of the file.
+const MAX_UNSENT_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 pub(crate) struct VodState {
@@ -504,10 +508,7 @@ impl Worker {
                 _ => None,
             })
             .unwrap_or_default();
-        let pacing = Pacing {
-            tick_ms: self.config.live.send_batch_ms,
-            ramp: LEAD_RAMP,
-        };
+        let pacing = self.vod_pacing();
         let play = self.vod.plays.entry(key).or_insert_with(|| {
             let mut play = FilePlay::new(w.r, w.stream_id);
             if let Some(ms) = buffer {
@@ -536,6 +537,7 @@ impl Worker {
     /// arms its timer for the next tick with something due.
     pub(super) fn vod_pump(&mut self, r: ConnRef, stream_id: u32) {
         let now = self.clock_ms(Instant::now());
+        let pacing = self.vod_pacing();
         let mut port = port!(self);
         let VodState {
             plays,
@@ -554,6 +556,17 @@ impl Worker {
         let ended = loop {
             match play.play.poll(now, &mut port) {
                 Turn::Send(index, i) => {
+                    if crate::media::port::Port::unsent(&port, r) > MAX_UNSENT_BYTES {
+                        play.play.unsend(i);
+                        let t = pacing.next_tick(now);
+                        if play.wake_at != Some(t) {
+                            play.wake_at = Some(t);
+                            let at = self.started + Duration::from_millis(t);
+                            self.timers
+                                .arm_for(Owner::Conn(r), at, TimerKind::VodPace(stream_id));
+                        }
+                        return;
+                    }
                     let Some(sample) = index.samples.get(i).copied() else {
                         continue;
                     };
@@ -640,6 +653,14 @@ impl Worker {
                 warn!(worker = self.id, reason, "file play stopped");
                 self.vod_end(r, stream_id);
             }
+        }
+    }
+
+    /// How this worker paces its file plays: on the send tick, the lead growing.
+    fn vod_pacing(&self) -> Pacing {
+        Pacing {
+            tick_ms: self.config.live.send_batch_ms,
+            ramp: LEAD_RAMP,
         }
     }
 
@@ -800,6 +821,69 @@ mod tests {
             len: Length::ToEnd,
             reset: true,
         })
+    }
+
+    #[test]
+    fn a_viewer_that_does_not_read_holds_a_bounded_queue_then_gets_the_rest() {
+        use std::os::fd::IntoRawFd;
+        use std::os::unix::net::UnixStream;
+        // A key frame and 95 more frames of 128 KiB, a millisecond apart: 12 MiB due at once.
+        let mut flv = Vec::new();
+        crate::proto::flv::writer::file_header(&mut flv);
+        let mut body = vec![0u8; 128 * 1024];
+        for ms in 0..96 {
+            let frame_type = if ms == 0 { 0x17 } else { 0x27 };
+            body[..5].copy_from_slice(&[frame_type, 1, 0, 0, 0]);
+            crate::proto::flv::writer::tag(&mut flv, 9, ms, &body);
+        }
+        let path = std::env::temp_dir().join(format!("strata-vod-slow-{}.flv", std::process::id()));
+        std::fs::write(&path, &flv).expect("write");
+        let (mut w, _control) = crate::engine::worker::testing::worker();
+        // The peer's end stays open and unread; the connection never gets past its
+        // handshake, so the worker queues for it but sends nothing.
+        let (ours, _theirs) = UnixStream::pair().expect("socketpair");
+        let r = w.adopt(ours.into_raw_fd());
+        let waiting = Waiting::Play(PlayWait {
+            r,
+            stream_id: 1,
+            name: "slow".into(),
+            start_ms: 0,
+            len: Length::ToEnd,
+            reset: true,
+        });
+        w.vod_when_indexed(path.clone(), FileFormat::Flv, waiting, "test");
+        let unsent = |w: &mut Worker| crate::media::port::Port::unsent(&port!(w), r);
+        // Nobody reads: the queue fills up to the bound, and stays there for a few ticks.
+        turn_until(&mut w, |w| unsent(w) > MAX_UNSENT_BYTES - 256 * 1024);
+        let mut turns = 0;
+        turn_until(&mut w, |_| {
+            turns += 1;
+            turns > 30
+        });
+        let held = unsent(&mut w);
+        assert!(held <= MAX_UNSENT_BYTES + 256 * 1024, "{held} bytes queued");
+        assert!(!w.vod.plays.is_empty(), "held back, still playing");
+        let position = w.vod.plays.values().next().and_then(|p| p.play.position());
+        assert!(position.is_some_and(|ms| ms < 95), "{position:?}");
+        // The client takes what was queued (as the transport would once it sends): the play
+        // goes on from where it was held and completes.
+        let mut got = 0;
+        let mut batch = Vec::new();
+        turn_until(&mut w, |w| {
+            if let Some(c) = w.conns.get_mut(r) {
+                for _ in 0..1_000 {
+                    let n = c.queue.next_batch_bytes(&mut batch, 64, usize::MAX);
+                    if n == 0 {
+                        break;
+                    }
+                    c.queue.complete(n);
+                    got += n;
+                }
+            }
+            w.vod.plays.is_empty()
+        });
+        assert!(got > 12 << 20, "{got} bytes");
+        let _ = std::fs::remove_file(&path);
     }
 
     fn played_index(w: &Worker) -> Arc<MediaIndex> {

@@ -11,6 +11,10 @@
 
 use super::playback::MAX_LEAD_MS;
 
+/// Without a tick, how often a play whose lead is still growing looks again: a wake-up a
+/// millisecond would cost more than the lead is worth.
+const RAMP_STEP_MS: u32 = 10;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pacing {
     /// Wake-ups fall on multiples of this (ms of the clock), and a sample goes up to one
@@ -59,9 +63,13 @@ impl Pacing {
         Some(at)
     }
 
-    /// The first tick after `now`.
-    fn next_tick(self, now: u64) -> u64 {
-        let tick = u64::from(self.tick_ms.max(1));
+    /// The first tick after `now` (without a tick, the next `RAMP_STEP_MS`).
+    pub(crate) fn next_tick(self, now: u64) -> u64 {
+        let tick = u64::from(if self.tick_ms == 0 {
+            RAMP_STEP_MS
+        } else {
+            self.tick_ms
+        });
         (now / tick + 1) * tick
     }
 }
@@ -100,8 +108,15 @@ mod tests {
                 }
             }
         }
-        // While the lead grows, the next tick at the latest.
+        // While the lead grows, the next tick at the latest (without a tick, a step of
+        // RAMP_STEP_MS, not a wake-up a millisecond).
         assert_eq!(TICKED.wake(5_000, 1_030, true), Some(1_100));
+        let untimed = Pacing {
+            tick_ms: 0,
+            ramp: 4,
+        };
+        assert_eq!(untimed.wake(5_000, 1_003, true), Some(1_010));
+        assert_eq!(untimed.wake(1_005, 1_003, true), Some(1_005));
     }
 
     #[test]
