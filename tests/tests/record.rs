@@ -401,6 +401,34 @@ fn names_that_leave_the_content_root_are_not_recorded() {
     let _ = send_tags(&mut c, &sample(), 500, false).expect("the publish goes on");
 }
 
+/// A directory of the root that is a symbolic link out of it is not recorded through
+/// (Record.NoAccess, a log line) and nothing appears where the link points; the publish
+/// goes on live. (Recording places its files through the same check of the root as VOD.)
+#[test]
+fn a_link_out_of_the_content_root_is_not_recorded_through() {
+    let outer = ScratchDir::new("outer-link");
+    let root = outer.join("root");
+    let elsewhere = outer.join("elsewhere");
+    std::fs::create_dir_all(root.join("live")).expect("root");
+    std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, root.join("live").join("_definst_")).expect("link");
+    let server = server(&root, "");
+    let mut c = publisher(&server, "cam", "record");
+    let refused = c
+        .wait_status("NetStream.Record.NoAccess", bounds::MESSAGE)
+        .expect("Record.NoAccess");
+    assert!(
+        format!("{refused:?}").contains("leads out of the content root"),
+        "{refused:?}"
+    );
+    server
+        .wait_log_line(&["recording refused", "cam"], bounds::MESSAGE)
+        .expect("a log line");
+    let written = std::fs::read_dir(&elsewhere).expect("elsewhere").count();
+    assert_eq!(written, 0, "nothing written through the link");
+    let _ = send_tags(&mut c, &sample(), 500, false).expect("the publish goes on");
+}
+
 /// A content root that cannot hold directories (a regular file): Record.Failed with the
 /// path and errno in the log; a viewer of the stream still gets it live.
 #[test]

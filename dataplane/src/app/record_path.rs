@@ -1,14 +1,13 @@
 //! Where a recording of `app/instance/name` goes: `<root>/<app>/<instance>/` and the
-//! application's pattern (`{name}`, `{time}`), with every part checked, since the
-//! application, instance and stream names come from clients: no `..`, no absolute or empty
-//! parts, no NUL, nothing too long for a file system. A name that fails is not recorded.
+//! application's pattern (`{name}`, `{time}`). The application, instance and stream names
+//! come from clients, so the path is a `ContentPath` checked as a played name is (no `..`,
+//! no absolute or empty parts, no NUL, nothing too long for a file system); the engine then
+//! places it below the content root on disk (`ContentRoot::place_file`, which refuses
+//! symbolic links out of it). A name that fails is not recorded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Linux's NAME_MAX: the longest file or directory name.
-const MAX_PART: usize = 255;
-/// Well under PATH_MAX, for the part a client controls.
-const MAX_RELATIVE: usize = 1024;
+use crate::media::vod::content_path::ContentPath;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum PathRefused {
@@ -18,7 +17,7 @@ pub(crate) enum PathRefused {
     BadName(String),
 }
 
-/// The file for a recording started at Unix time `time`.
+/// The file (below `root`) for a recording started at Unix time `time`.
 pub(crate) fn record_path(
     root: Option<&Path>,
     app: &str,
@@ -26,39 +25,32 @@ pub(crate) fn record_path(
     name: &str,
     pattern: &str,
     time: u64,
-) -> Result<PathBuf, PathRefused> {
-    let root = root.ok_or(PathRefused::NoRoot)?;
+) -> Result<ContentPath, PathRefused> {
+    root.ok_or(PathRefused::NoRoot)?;
     let file = pattern
         .replace("{name}", name)
         .replace("{time}", &time.to_string());
-    let relative = format!("{app}/{instance}/{file}");
-    let bad = || PathRefused::BadName(relative.clone());
-    if relative.len() > MAX_RELATIVE || relative.contains('\0') || relative.contains('\\') {
+    let bad = || PathRefused::BadName(format!("{app}/{instance}/{file}"));
+    // A backslash is a plain character on Linux but a separator to whoever copies the
+    // recordings elsewhere.
+    if [app, instance, &file]
+        .iter()
+        .any(|part| part.contains('\\'))
+    {
         return Err(bad());
     }
-    let mut path = root.to_path_buf();
-    for part in relative.split('/') {
-        if part.is_empty() || part == "." || part == ".." || part.len() > MAX_PART {
-            return Err(bad());
-        }
-        path.push(part);
-    }
-    Ok(path)
+    ContentPath::recording(app, instance, &file).map_err(|_| bad())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn p(app: &str, instance: &str, name: &str, pattern: &str) -> Result<PathBuf, PathRefused> {
-        record_path(
-            Some(Path::new("/srv/media")),
-            app,
-            instance,
-            name,
-            pattern,
-            1_700_000_000,
-        )
+        let root = Path::new("/srv/media");
+        record_path(Some(root), app, instance, name, pattern, 1_700_000_000)
+            .map(|c| root.join(c.relative()))
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The content root on disk: the one place that turns a `ContentPath` (already checked
 //! name by name, `media/vod/content_path.rs`) into a path to open, refusing what only the
 //! filesystem can show: a symbolic link (anywhere on the way) that leads out of the root.
-//! Used by VOD to open files and meant for recording to place them.
+//! Used by VOD to open files and by recording to place them.
 //!
 //! The check canonicalises the path and requires the result to lie below the canonical
 //! root, then hands back that canonical path (symlink-free at the time of the check). An
@@ -67,10 +67,6 @@ impl ContentRoot {
 
     /// Where to write `path` (recording): its directories are created below the root; the
     /// file may not exist yet, but if it does (append) it must be a regular file in the root.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "recording (issue 12) writes here")
-    )]
     pub(crate) fn place_file(&self, path: &ContentPath) -> Result<PathBuf, RootError> {
         let joined = self.root.join(path.relative());
         let (Some(parent), Some(file_name)) = (joined.parent(), joined.file_name()) else {

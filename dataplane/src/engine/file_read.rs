@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use io_uring::{opcode, types};
 
 use super::io::{Completion, Io};
@@ -44,10 +45,12 @@ impl FileReadError {
 }
 
 /// A read in flight: the file stays open and the buffer stays put until its completion.
+/// The buffer is not zeroed first: the kernel writes it, and only the bytes it says it
+/// wrote are kept.
 struct Pending<O> {
     file: Arc<File>,
     at: u64,
-    buf: Vec<u8>,
+    buf: BytesMut,
     owner: O,
 }
 
@@ -55,7 +58,7 @@ struct Pending<O> {
 pub(crate) struct FileRead<O> {
     pub(crate) owner: O,
     pub(crate) at: u64,
-    pub(crate) result: Result<Vec<u8>, FileReadError>,
+    pub(crate) result: Result<Bytes, FileReadError>,
 }
 
 /// A worker's file reads in flight, by the slot their token names.
@@ -85,11 +88,11 @@ impl<O: Copy> FileReads<O> {
         let mut pending = Pending {
             file,
             at,
-            buf: vec![0; len],
+            buf: BytesMut::with_capacity(len),
             owner,
         };
         let fd = types::Fd(pending.file.as_raw_fd());
-        // The Vec's heap buffer does not move when the entry moves into the slab.
+        // The heap buffer does not move when the entry moves into the slab.
         let ptr = pending.buf.as_mut_ptr();
         let r = self.pending.insert(pending);
         let e = opcode::Read::new(fd, ptr, len as u32)
@@ -110,10 +113,13 @@ impl<O: Copy> FileReads<O> {
     pub(crate) fn complete(&mut self, token: Token, c: Completion) -> Option<FileRead<O>> {
         let mut p = self.pending.remove(SlabRef::of(token))?;
         let result = match usize::try_from(c.result) {
-            Ok(n) => {
-                p.buf.truncate(n);
-                Ok(p.buf)
+            Ok(n) if n <= p.buf.capacity() => {
+                // SAFETY: the read wrote these `n` bytes (at most the length it was given,
+                // the buffer's capacity), so they are initialised.
+                unsafe { p.buf.set_len(n) };
+                Ok(p.buf.freeze())
             }
+            Ok(_) => Err(FileReadError::Other(libc::EOVERFLOW)),
             Err(_) => Err(FileReadError::from_errno(-c.result)),
         };
         Some(FileRead {

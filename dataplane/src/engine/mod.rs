@@ -16,6 +16,7 @@ pub(crate) mod listener;
 pub(crate) mod mailbox;
 mod owner;
 pub(crate) mod registry;
+mod shared_indexes;
 mod slab;
 mod so_disk;
 pub(crate) mod stats;

@@ -38,8 +38,10 @@ pub(crate) enum Owner {
 pub(crate) enum VodReader {
     /// The index of a file being built (its id in the worker's VOD files).
     Index(u32),
-    /// A NetStream playing a file.
+    /// A NetStream playing a file: a sample larger than a shared block.
     Viewer(ConnRef, u32),
+    /// A block of a file shared by its viewers (the worker's id of the file).
+    Block(u64),
     /// A server-side stream's playlist (its id in the worker's `ServerStreams`); also the
     /// owner of its pacing timer.
     Server(u32),

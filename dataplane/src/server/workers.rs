@@ -62,6 +62,7 @@ pub(super) fn shared_state(workers: usize) -> Result<(Arc<Shared>, Receivers), S
         catalog: Default::default(),
         rtmfp_peers: Default::default(),
         scripts: Some(crate::scripts::Scripts::new(scripts_tx)),
+        indexes: Default::default(),
     });
     Ok((
         shared,

@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     /// across workers (`worker/rtmfp.rs`): locked when a session opens or ends and for an
     /// IHello naming a peer id the receiving worker does not hold, never per media message.
     pub(crate) rtmfp_peers: std::sync::Mutex<HashMap<crate::proto::rtmfp::keys::PeerId, usize>>,
+    /// The VOD file indexes the workers hold, so a file is indexed once per process.
+    pub(crate) indexes: crate::engine::shared_indexes::SharedIndexes,
 }
 
 /// How often stream rates are refreshed.
@@ -357,6 +359,8 @@ impl Worker {
         for s in self.streams.values_mut() {
             s.stats.tick(secs);
         }
+        // A file's index another worker kept alive longer than this one's plays.
+        self.vod_forget_unused();
     }
 
     fn arm_accept(&mut self, i: usize) {

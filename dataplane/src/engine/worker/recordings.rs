@@ -17,10 +17,12 @@ use super::*;
 use crate::app::net_stream::{self, RecordStatus};
 use crate::app::record_path::record_path;
 use crate::config::DEFAULT_RECORD_PATH;
+use crate::engine::content_root::{ContentRoot, RootError};
 use crate::engine::file::FileDone;
 use crate::engine::slab::{Slab, SlabRef};
 use crate::media::frame::Frame;
 use crate::media::recorder::{FileOp, RecordError, Recorder, RecorderLimits, RecorderRef, Start};
+use crate::media::vod::content_path::ContentPath;
 use crate::media::FrameKind;
 use crate::proto::flv::{self, recovery, writer};
 
@@ -119,13 +121,10 @@ impl Recordings {
 /// The tail an `append` reads first to find the last whole tag.
 const FIRST_TAIL_WINDOW: u64 = 1024 * 1024;
 
-/// Opens (creating its directories) the file of a recording: truncated for `record`; for
-/// `append`, its tail recovered (a torn last tag or zeros cut off) so that writing goes on
-/// after its last whole tag.
+/// Opens the file of a recording (placed below the content root, its directories made):
+/// truncated for `record`; for `append`, its tail recovered (a torn last tag or zeros cut
+/// off) so that writing goes on after its last whole tag.
 fn open_recording(path: &Path, append: bool) -> io::Result<(File, Start)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut options = OpenOptions::new();
     options
         .read(true)
@@ -251,7 +250,7 @@ impl Worker {
             return Ok(PathBuf::from(path));
         }
         let root = self.config.vod.root.clone();
-        let path = record_path(
+        let content = record_path(
             root.as_deref(),
             key.app(),
             key.instance(),
@@ -267,15 +266,17 @@ impl Worker {
             max_ms: 0,
             first: None,
         };
-        self.open_and_record(key, path.clone(), plan);
+        let relative = content.relative().to_path_buf();
+        self.open_and_record(key, content, plan);
         match self.recordings.path_of(key) {
-            Some(_) => Ok(path),
-            None => Err(format!("{} could not be opened", path.display())),
+            Some(path) => Ok(PathBuf::from(path)),
+            None => Err(format!("{} could not be opened", relative.display())),
         }
     }
 
-    /// Opens the file and joins the recording to its stream (headers first).
-    fn open_and_record(&mut self, key: &StreamKey, path: PathBuf, plan: Plan) {
+    /// Places the file below the content root, opens it and joins the recording to its
+    /// stream (headers first).
+    fn open_and_record(&mut self, key: &StreamKey, content: ContentPath, plan: Plan) {
         let Plan {
             append,
             asked_by,
@@ -283,9 +284,27 @@ impl Worker {
             max_ms,
             first,
         } = plan;
-        let (file, start) = match open_recording(&path, append) {
+        // `record_path` refused a recording without a root.
+        let root = self.config.vod.root.clone().unwrap_or_default();
+        let path = match ContentRoot::new(&root).and_then(|root| root.place_file(&content)) {
+            Ok(path) => Ok(path),
+            Err(RootError::Io { source, .. }) => Err(source),
+            Err(e) => {
+                // A link out of the root (or a directory in the file's place): refused as a
+                // bad name is.
+                warn!(worker = self.id, stream = key.name(), reason = %e, "recording refused");
+                if let Some((r, stream_id)) = asked_by {
+                    let status = RecordStatus::NoAccess(e.to_string());
+                    net_stream::record_status(&mut port!(self), r, stream_id, key, status);
+                }
+                return;
+            }
+        };
+        let opened = path.and_then(|path| open_recording(&path, append).map(|o| (path, o)));
+        let (path, (file, start)) = match opened {
             Ok(opened) => opened,
             Err(e) => {
+                let path = root.join(content.relative());
                 warn!(worker = self.id, stream = key.name(), path = %path.display(),
                     errno = e.raw_os_error().unwrap_or(0), error = %e, "recording could not start");
                 if let Some((r, stream_id)) = asked_by {

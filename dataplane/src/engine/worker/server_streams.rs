@@ -59,7 +59,7 @@ struct ServerStream {
     instance: InstanceKey,
     playlist: ServerPlaylist,
     files: Vec<(Arc<MediaIndex>, Arc<File>)>,
-    ahead: Option<(Arc<MediaIndex>, u64, Vec<u8>)>,
+    ahead: Option<(Arc<MediaIndex>, u64, bytes::Bytes)>,
     reading: bool,
     wake_at: Option<u64>,
     /// The registry claim while the stream is published.
@@ -487,7 +487,7 @@ impl Worker {
         &mut self,
         id: u32,
         at: u64,
-        result: Result<Vec<u8>, FileReadError>,
+        result: Result<bytes::Bytes, FileReadError>,
     ) {
         let Some(s) = self.server_streams.by_id.get_mut(&id) else {
             return;

@@ -41,6 +41,7 @@ pub(crate) fn shared(
         catalog: Default::default(),
         rtmfp_peers: Default::default(),
         scripts: None,
+        indexes: Default::default(),
     });
     (shared, receivers, control_rx)
 }

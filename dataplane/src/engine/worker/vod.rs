@@ -1,15 +1,19 @@
 //! Files as streams on this worker: a `play` the content root can serve becomes a
 //! `FilePlay` (`media/vod/file_play.rs`) driven here. A file's index is built once (per
 //! worker) from io_uring reads where the sans-IO indexer asks, and shared by every
-//! NetStream playing it; each NetStream then reads its samples through the ring, a bounded
-//! block ahead at a time, and the worker's timers pace what is not yet due.
+//! NetStream playing it. Its samples are read in blocks shared by all its viewers
+//! (`media/vod/block_cache.rs`, each block read once through the ring), each sample is
+//! made into a frame once for all of them (`media/vod/sample_frames.rs`), and the worker's
+//! timers pace what is not yet due on a shared tick, the lead growing from a play's start
+//! (`media/vod/pacing.rs`) so a start storm sends everyone's first frames first.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tracing::{info, warn};
 
 use super::port::port;
@@ -19,19 +23,28 @@ use crate::engine::conn::ConnRef;
 use crate::engine::content_root::ContentRoot;
 use crate::engine::file_read::FileReadError;
 use crate::engine::owner::{Owner, VodReader};
+use crate::engine::shared_indexes::FileKey;
 use crate::engine::timers::TimerKind;
 use crate::media::port::Urgency;
+use crate::media::vod::block_cache::{BlockCache, FileId, Lookup, BLOCK_BYTES};
 use crate::media::vod::content_path::ContentPath;
 use crate::media::vod::file_play::{FilePlay, Item, Turn};
 use crate::media::vod::index::{Feed, MediaIndex};
 use crate::media::vod::indexer::Indexer;
+use crate::media::vod::pacing::Pacing;
 use crate::media::vod::play_status;
 use crate::media::vod::playback::Length;
+use crate::media::vod::sample_frames::SampleFrames;
 use crate::media::StreamKey;
 
-/// Bytes a playing NetStream reads ahead of the sample it needs: samples lie in file order,
-/// so one read serves many, and a viewer holds at most this (or one larger sample).
+/// Bytes an index build reads at least at a time: an FLV file's tags are walked in order.
 const READ_AHEAD_BYTES: usize = 256 * 1024;
+/// How fast a play's lead grows (see `Pacing::ramp`): a 3 s buffer is full 750 ms in.
+const LEAD_RAMP: u32 = 4;
+/// Most bytes a viewer may have queued and not yet taken: past it, its play sends nothing
+/// until the next tick finds it below (the play's clock goes on; what fell due then goes
+/// out at once). A player that stops reading holds this much, not the rest of the file.
+const MAX_UNSENT_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 pub(crate) struct VodState {
@@ -40,7 +53,15 @@ pub(crate) struct VodState {
     /// Indexes being built, by the id their reads carry.
     building: HashMap<u32, PathBuf>,
     next_id: u32,
+    /// The id the next file indexed gets.
+    next_file: FileId,
     plays: HashMap<(ConnRef, u32), Play>,
+    /// Read blocks shared by the files' viewers, and those being read with the plays
+    /// waiting for them.
+    blocks: BlockCache,
+    block_reads: HashMap<(FileId, u64), Vec<(ConnRef, u32)>>,
+    /// Frames made of the files' samples, shared by their viewers.
+    frames: SampleFrames,
 }
 
 impl VodState {
@@ -49,7 +70,9 @@ impl VodState {
         self.files
             .iter()
             .filter_map(|(path, f)| match f {
-                FileEntry::Ready { index, .. } => Some((path.clone(), index.duration_ms)),
+                FileEntry::Ready { index, .. } => {
+                    Some((path.clone(), index.upgrade()?.duration_ms))
+                }
                 FileEntry::Building { .. } => None,
             })
             .collect()
@@ -59,14 +82,19 @@ impl VodState {
 enum FileEntry {
     Building {
         file: Arc<File>,
+        key: FileKey,
         indexer: Box<Indexer>,
         /// The last read asked for: asked again with nothing new, the file changed.
         asked: (u64, usize),
         waiting: Vec<Waiting>,
     },
+    /// Indexed. The entry does not keep the index alive: what plays the file (or waits
+    /// on it) does, here or on another worker (`shared_indexes`); once nothing does, the
+    /// entry goes (`vod_forget_unused`).
     Ready {
         file: Arc<File>,
-        index: Arc<MediaIndex>,
+        index: Weak<MediaIndex>,
+        id: FileId,
     },
 }
 
@@ -101,11 +129,12 @@ pub(super) struct PlayWait {
 struct Play {
     play: FilePlay,
     /// The files of the playlist's items, by index.
-    files: Vec<(Arc<MediaIndex>, Arc<File>)>,
-    /// Bytes read ahead: (file index, offset, bytes).
-    ahead: Option<(Arc<MediaIndex>, u64, Vec<u8>)>,
-    /// A read in flight for this sample.
-    reading: Option<(Arc<MediaIndex>, usize)>,
+    files: Vec<(Arc<MediaIndex>, Arc<File>, FileId)>,
+    /// A sample larger than a block, read for this play alone: (file, offset, bytes; empty
+    /// while the read is in flight).
+    alone: Option<(FileId, u64, Bytes)>,
+    /// Waiting for a read (a shared block or its own).
+    reading: bool,
     /// The pacing timer armed (clock ms), so one is armed per wake-up.
     wake_at: Option<u64>,
 }
@@ -179,10 +208,16 @@ impl Worker {
         peer: &str,
     ) {
         match self.vod.files.get_mut(&real) {
-            Some(FileEntry::Ready { file, index }) => {
-                let (file, index) = (Arc::clone(file), Arc::clone(index));
-                self.vod_indexed(waiting, Ok((file, index)));
-            }
+            Some(FileEntry::Ready { file, index, .. }) => match index.upgrade() {
+                Some(index) => {
+                    let file = Arc::clone(file);
+                    self.vod_indexed(waiting, Ok((file, index)));
+                }
+                None => {
+                    self.vod_forget_unused();
+                    self.vod_index(real, format, waiting, peer);
+                }
+            },
             Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
             None => self.vod_index(real, format, waiting, peer),
         }
@@ -262,7 +297,8 @@ impl Worker {
         play_status::not_found(&mut port!(self), r, stream_id, name);
     }
 
-    /// Opens `real` and starts building its index.
+    /// Opens `real` and starts building its index, unless another worker holds the index
+    /// of this version of the file.
     fn vod_index(
         &mut self,
         real: PathBuf,
@@ -270,8 +306,9 @@ impl Worker {
         waiting: Waiting,
         peer: &str,
     ) {
-        let opened = File::open(&real).and_then(|f| f.metadata().map(|m| (f, m.len())));
-        let (file, len) = match opened {
+        let opened =
+            File::open(&real).and_then(|f| f.metadata().map(|m| (f, FileKey::of(&m), m.len())));
+        let (file, key, len) = match opened {
             Ok(x) => x,
             Err(e) => {
                 warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
@@ -281,6 +318,12 @@ impl Worker {
             }
         };
         let file = Arc::new(file);
+        if let Some(index) = self.shared.indexes.get(&key) {
+            info!(worker = self.id, file = %real.display(), "file index shared by another worker");
+            self.vod_ready(real, &file, &index);
+            self.vod_indexed(waiting, Ok((file, index)));
+            return;
+        }
         let indexer = Indexer::new(format, len);
         let Feed::Read { at, len: want } = indexer.start() else {
             return;
@@ -299,6 +342,7 @@ impl Worker {
             real,
             FileEntry::Building {
                 file,
+                key,
                 indexer: Box::new(indexer),
                 asked: (at, want),
                 waiting: vec![waiting],
@@ -310,20 +354,23 @@ impl Worker {
         &mut self,
         reader: VodReader,
         at: u64,
-        result: Result<Vec<u8>, FileReadError>,
+        result: Result<Bytes, FileReadError>,
     ) {
         match reader {
             VodReader::Index(id) => self.vod_index_read(id, at, result),
             VodReader::Server(id) => self.server_stream_read(id, at, result),
+            VodReader::Block(file) => self.vod_block_read(file, at, result),
             VodReader::Viewer(r, stream_id) => {
                 let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
                     return;
                 };
-                let Some((index, _)) = play.reading.take() else {
-                    return;
-                };
+                play.reading = false;
                 match result {
-                    Ok(bytes) => play.ahead = Some((index, at, bytes)),
+                    Ok(bytes) => {
+                        if let Some(alone) = play.alone.as_mut().filter(|a| a.1 == at) {
+                            alone.2 = bytes;
+                        }
+                    }
                     Err(e) => {
                         warn!(worker = self.id, error = %e, "file read failed; play stopped");
                         self.vod_end(r, stream_id);
@@ -335,7 +382,31 @@ impl Worker {
         }
     }
 
-    fn vod_index_read(&mut self, id: u32, at: u64, result: Result<Vec<u8>, FileReadError>) {
+    /// A shared block arrived: kept, and the plays waiting for it go on.
+    fn vod_block_read(&mut self, file: FileId, at: u64, result: Result<Bytes, FileReadError>) {
+        let waiting = self.vod.block_reads.remove(&(file, at)).unwrap_or_default();
+        let failed = match result {
+            Ok(bytes) => {
+                self.vod.blocks.insert(file, at, bytes);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        for (r, stream_id) in waiting {
+            let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+                continue;
+            };
+            play.reading = false;
+            if let Some(e) = failed {
+                warn!(worker = self.id, error = %e, "file read failed; play stopped");
+                self.vod_end(r, stream_id);
+            } else {
+                self.vod_pump(r, stream_id);
+            }
+        }
+    }
+
+    fn vod_index_read(&mut self, id: u32, at: u64, result: Result<Bytes, FileReadError>) {
         let Some(path) = self.vod.building.get(&id).cloned() else {
             return;
         };
@@ -370,20 +441,18 @@ impl Worker {
             Err(e) => Err(e),
         };
         self.vod.building.remove(&id);
-        let Some(FileEntry::Building { file, waiting, .. }) = self.vod.files.remove(&path) else {
+        let Some(FileEntry::Building {
+            file, key, waiting, ..
+        }) = self.vod.files.remove(&path)
+        else {
             return;
         };
         match next {
             Ok(index) => {
                 info!(worker = self.id, file = %path.display(), samples = index.samples.len(),
                     duration_ms = index.duration_ms, "file indexed");
-                self.vod.files.insert(
-                    path,
-                    FileEntry::Ready {
-                        file: Arc::clone(&file),
-                        index: Arc::clone(&index),
-                    },
-                );
+                self.shared.indexes.insert(key, &index);
+                self.vod_ready(path, &file, &index);
                 for w in waiting {
                     self.vod_indexed(w, Ok((Arc::clone(&file), Arc::clone(&index))));
                 }
@@ -396,6 +465,19 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The file at `path` is indexed: an entry with its id for the shared caches.
+    fn vod_ready(&mut self, path: PathBuf, file: &Arc<File>, index: &Arc<MediaIndex>) {
+        self.vod.next_file += 1;
+        self.vod.files.insert(
+            path,
+            FileEntry::Ready {
+                file: Arc::clone(file),
+                index: Arc::downgrade(index),
+                id: self.vod.next_file,
+            },
+        );
     }
 
     /// A play's file is indexed: it starts (or joins the NetStream's playlist).
@@ -414,58 +496,89 @@ impl Worker {
             .conns
             .get(w.r)
             .and_then(|c| c.client.nc.buffer_length(w.stream_id));
+        // Its id for the shared caches (the entry is there: it holds the index).
+        let id = self
+            .vod
+            .files
+            .values()
+            .find_map(|f| match f {
+                FileEntry::Ready { index: i, id, .. } if i.as_ptr() == Arc::as_ptr(&index) => {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let pacing = self.vod_pacing();
         let play = self.vod.plays.entry(key).or_insert_with(|| {
             let mut play = FilePlay::new(w.r, w.stream_id);
             if let Some(ms) = buffer {
                 play.set_buffer(ms);
             }
+            play.set_pacing(pacing);
             Play {
                 play,
                 files: Vec::new(),
-                ahead: None,
-                reading: None,
+                alone: None,
+                reading: false,
                 wake_at: None,
             }
         });
         if w.reset {
             play.files.clear();
-            play.ahead = None;
+            play.alone = None;
         }
-        play.files.push((index, file));
+        play.files.push((index, file, id));
         let mut port = port!(self);
         play.play.play(item, w.reset, now, &mut port);
         self.vod_pump(w.r, w.stream_id);
     }
 
-    /// Sends what is due for a NetStream playing a file, reading ahead as it goes, and arms
-    /// its timer for the next sample.
+    /// Sends what is due for a NetStream playing a file, reading blocks as it goes, and
+    /// arms its timer for the next tick with something due.
     pub(super) fn vod_pump(&mut self, r: ConnRef, stream_id: u32) {
-        let now_instant = Instant::now();
-        let now = self.clock_ms(now_instant);
+        let now = self.clock_ms(Instant::now());
+        let pacing = self.vod_pacing();
         let mut port = port!(self);
-        let Some(play) = self.vod.plays.get_mut(&(r, stream_id)) else {
+        let VodState {
+            plays,
+            blocks,
+            block_reads,
+            frames,
+            ..
+        } = &mut self.vod;
+        let Some(play) = plays.get_mut(&(r, stream_id)) else {
             return;
         };
-        if play.reading.is_some() {
+        if play.reading {
             return;
         }
         // Bounded by the samples of the file (each round sends one or returns).
         let ended = loop {
             match play.play.poll(now, &mut port) {
                 Turn::Send(index, i) => {
+                    if crate::media::port::Port::unsent(&port, r) > MAX_UNSENT_BYTES {
+                        play.play.unsend(i);
+                        let t = pacing.next_tick(now);
+                        if play.wake_at != Some(t) {
+                            play.wake_at = Some(t);
+                            let at = self.started + Duration::from_millis(t);
+                            self.timers
+                                .arm_for(Owner::Conn(r), at, TimerKind::VodPace(stream_id));
+                        }
+                        return;
+                    }
                     let Some(sample) = index.samples.get(i).copied() else {
                         continue;
                     };
-                    let start = sample.offset;
-                    let end = start + u64::from(sample.size);
-                    let cached = play.ahead.as_ref().and_then(|(ai, at, bytes)| {
-                        let from = usize::try_from(start.checked_sub(*at)?).ok()?;
-                        let to = usize::try_from(end - *at).ok()?;
-                        (Arc::ptr_eq(ai, &index) && to <= bytes.len()).then_some((from, to))
-                    });
-                    if let Some((from, to)) = cached {
-                        let bytes = &play.ahead.as_ref().map(|a| &a.2[from..to]).unwrap_or(&[]);
-                        let frame = play_status::sample_frame(&index, &sample, bytes);
+                    let Some((file, id)) = play
+                        .files
+                        .iter()
+                        .find(|(x, ..)| Arc::ptr_eq(x, &index))
+                        .map(|(_, f, id)| (Arc::clone(f), *id))
+                    else {
+                        return;
+                    };
+                    if let Some(frame) = frames.get(id, i) {
                         crate::media::port::Port::frame(
                             &mut port,
                             r,
@@ -475,27 +588,51 @@ impl Worker {
                         );
                         continue;
                     }
-                    let Some(file) = play
-                        .files
-                        .iter()
-                        .find(|(i, _)| Arc::ptr_eq(i, &index))
-                        .map(|(_, f)| Arc::clone(f))
-                    else {
-                        return;
+                    let bytes = match blocks.get(id, sample.offset, sample.size) {
+                        Lookup::Found(bytes) => bytes,
+                        Lookup::Missing(at) => {
+                            // Read first, then send: step back so poll returns it again.
+                            play.play.unsend(i);
+                            play.reading = true;
+                            let waiting = block_reads.entry((id, at)).or_default();
+                            if waiting.is_empty() {
+                                self.file_reads.start(
+                                    &mut self.io,
+                                    file,
+                                    at,
+                                    BLOCK_BYTES as usize,
+                                    Owner::Vod(VodReader::Block(id)),
+                                );
+                            }
+                            waiting.push((r, stream_id));
+                            return;
+                        }
+                        Lookup::TooLarge => match play.alone.take() {
+                            Some((of, at, bytes)) if of == id && at == sample.offset => {
+                                match bytes.get(..sample.size as usize) {
+                                    Some(_) => bytes.slice(..sample.size as usize),
+                                    None => break Err("the file is shorter than its index"),
+                                }
+                            }
+                            _ => {
+                                play.play.unsend(i);
+                                play.reading = true;
+                                play.alone = Some((id, sample.offset, Bytes::new()));
+                                self.file_reads.start(
+                                    &mut self.io,
+                                    file,
+                                    sample.offset,
+                                    sample.size as usize,
+                                    Owner::Vod(VodReader::Viewer(r, stream_id)),
+                                );
+                                return;
+                            }
+                        },
+                        Lookup::Short => break Err("the file is shorter than its index"),
                     };
-                    let left = index.file_len.saturating_sub(start) as usize;
-                    let len = (sample.size as usize).max(READ_AHEAD_BYTES.min(left));
-                    // The sample is read first, then sent: step back so poll returns it again.
-                    play.reading = Some((Arc::clone(&index), i));
-                    play.play.unsend(i);
-                    self.file_reads.start(
-                        &mut self.io,
-                        file,
-                        start,
-                        len,
-                        Owner::Vod(VodReader::Viewer(r, stream_id)),
-                    );
-                    return;
+                    let frame = play_status::sample_frame(&index, &sample, bytes);
+                    frames.put(id, i, &frame);
+                    crate::media::port::Port::frame(&mut port, r, stream_id, &frame, Urgency::Now);
                 }
                 Turn::WaitUntil(t) => {
                     if play.wake_at != Some(t) {
@@ -506,11 +643,24 @@ impl Worker {
                     }
                     return;
                 }
-                Turn::Idle => break !play.play.is_playing(),
+                Turn::Idle => break Ok(!play.play.is_playing()),
             }
         };
-        if ended {
-            self.vod_end(r, stream_id);
+        match ended {
+            Ok(false) => {}
+            Ok(true) => self.vod_end(r, stream_id),
+            Err(reason) => {
+                warn!(worker = self.id, reason, "file play stopped");
+                self.vod_end(r, stream_id);
+            }
+        }
+    }
+
+    /// How this worker paces its file plays: on the send tick, the lead growing.
+    fn vod_pacing(&self) -> Pacing {
+        Pacing {
+            tick_ms: self.config.live.send_batch_ms,
+            ramp: LEAD_RAMP,
         }
     }
 
@@ -575,7 +725,7 @@ impl Worker {
         };
         play.play
             .seek(ms.clamp(0.0, f64::from(u32::MAX)) as u32, now, &mut port);
-        play.ahead = None;
+        play.alone = None;
         play.wake_at = None;
         self.vod_pump(r, stream_id);
     }
@@ -629,9 +779,149 @@ impl Worker {
 
     /// Indexes nobody plays any more are let go (a later play builds them again).
     pub(super) fn vod_forget_unused(&mut self) {
+        let mut gone = Vec::new();
         self.vod.files.retain(|_, f| match f {
-            FileEntry::Ready { index, .. } => Arc::strong_count(index) > 1,
+            FileEntry::Ready { index, id, .. } => {
+                let used = index.strong_count() > 0;
+                if !used {
+                    gone.push(*id);
+                }
+                used
+            }
             FileEntry::Building { .. } => true,
         });
+        for id in gone {
+            self.vod.blocks.forget(id);
+            self.vod.frames.forget(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::worker::testing::{shared, turn_until};
+    use crate::media::vod::content_path::FileFormat;
+
+    const FLV: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.flv");
+
+    /// A client that is not there: what it is told goes nowhere.
+    const VIEWER: ConnRef = ConnRef {
+        slot: 999,
+        generation: 1,
+    };
+
+    fn play(stream_id: u32) -> Waiting {
+        Waiting::Play(PlayWait {
+            r: VIEWER,
+            stream_id,
+            name: "clip".into(),
+            start_ms: 0,
+            len: Length::ToEnd,
+            reset: true,
+        })
+    }
+
+    #[test]
+    fn a_viewer_that_does_not_read_holds_a_bounded_queue_then_gets_the_rest() {
+        use std::os::fd::IntoRawFd;
+        use std::os::unix::net::UnixStream;
+        // A key frame and 95 more frames of 128 KiB, a millisecond apart: 12 MiB due at once.
+        let mut flv = Vec::new();
+        crate::proto::flv::writer::file_header(&mut flv);
+        let mut body = vec![0u8; 128 * 1024];
+        for ms in 0..96 {
+            let frame_type = if ms == 0 { 0x17 } else { 0x27 };
+            body[..5].copy_from_slice(&[frame_type, 1, 0, 0, 0]);
+            crate::proto::flv::writer::tag(&mut flv, 9, ms, &body);
+        }
+        let path = std::env::temp_dir().join(format!("strata-vod-slow-{}.flv", std::process::id()));
+        std::fs::write(&path, &flv).expect("write");
+        let (mut w, _control) = crate::engine::worker::testing::worker();
+        // The peer's end stays open and unread; the connection never gets past its
+        // handshake, so the worker queues for it but sends nothing.
+        let (ours, _theirs) = UnixStream::pair().expect("socketpair");
+        let r = w.adopt(ours.into_raw_fd());
+        let waiting = Waiting::Play(PlayWait {
+            r,
+            stream_id: 1,
+            name: "slow".into(),
+            start_ms: 0,
+            len: Length::ToEnd,
+            reset: true,
+        });
+        w.vod_when_indexed(path.clone(), FileFormat::Flv, waiting, "test");
+        let unsent = |w: &mut Worker| crate::media::port::Port::unsent(&port!(w), r);
+        // Nobody reads: the queue fills up to the bound, and stays there for a few ticks.
+        turn_until(&mut w, |w| unsent(w) > MAX_UNSENT_BYTES - 256 * 1024);
+        let mut turns = 0;
+        turn_until(&mut w, |_| {
+            turns += 1;
+            turns > 30
+        });
+        let held = unsent(&mut w);
+        assert!(held <= MAX_UNSENT_BYTES + 256 * 1024, "{held} bytes queued");
+        assert!(!w.vod.plays.is_empty(), "held back, still playing");
+        let position = w.vod.plays.values().next().and_then(|p| p.play.position());
+        assert!(position.is_some_and(|ms| ms < 95), "{position:?}");
+        // The client takes what was queued (as the transport would once it sends): the play
+        // goes on from where it was held and completes.
+        let mut got = 0;
+        let mut batch = Vec::new();
+        turn_until(&mut w, |w| {
+            if let Some(c) = w.conns.get_mut(r) {
+                for _ in 0..1_000 {
+                    let n = c.queue.next_batch_bytes(&mut batch, 64, usize::MAX);
+                    if n == 0 {
+                        break;
+                    }
+                    c.queue.complete(n);
+                    got += n;
+                }
+            }
+            w.vod.plays.is_empty()
+        });
+        assert!(got > 12 << 20, "{got} bytes");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    fn played_index(w: &Worker) -> Arc<MediaIndex> {
+        let play = w.vod.plays.values().next().expect("a play");
+        Arc::clone(&play.files[0].0)
+    }
+
+    #[test]
+    fn a_second_worker_plays_the_index_the_first_built() {
+        let path =
+            std::env::temp_dir().join(format!("strata-vod-shared-{}.flv", std::process::id()));
+        std::fs::write(&path, FLV).expect("write");
+        let (shared, mut receivers, _control) = shared(2);
+        let worker = |id, rx| {
+            let mut config = Config::default();
+            config.server.listen = Vec::new();
+            Worker::new(id, Arc::clone(&shared), Arc::new(config), rx).expect("io_uring")
+        };
+        let mut a = worker(0, receivers.remove(0));
+        let mut b = worker(1, receivers.remove(0));
+
+        a.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        assert!(a.vod.plays.is_empty(), "the index is read first");
+        turn_until(&mut a, |a| !a.vod.plays.is_empty());
+        // The second worker starts at once, on the same index, without reading the file.
+        b.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        assert!(Arc::ptr_eq(&played_index(&a), &played_index(&b)));
+        assert!(b.vod.building.is_empty());
+
+        // Once nobody plays it, it is let go everywhere (the first worker's entry, which
+        // outlived its play while the second played, at its next tick).
+        let index = Arc::downgrade(&played_index(&a));
+        a.stop_vod(VIEWER, 1);
+        b.stop_vod(VIEWER, 1);
+        assert!(index.upgrade().is_none());
+        assert!(b.vod.files.is_empty());
+        a.tick(Instant::now());
+        assert!(a.vod.files.is_empty());
+        let _ = std::fs::remove_file(&path);
     }
 }

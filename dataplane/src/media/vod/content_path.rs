@@ -75,20 +75,20 @@ impl ContentPath {
             FileFormat::Iso if !last_component(file).contains('.') => format!("{file}.mp4"),
             FileFormat::Iso => return Err(NameError::NotIsoExtension),
         };
-        let mut relative = PathBuf::new();
-        for part in [app, instance, file.as_str()] {
-            if part.starts_with('/') {
-                return Err(NameError::Absolute);
-            }
-            for component in part.split('/') {
-                check_component(component)?;
-                relative.push(component);
-            }
-        }
-        if relative.as_os_str().len() > MAX_RELATIVE_BYTES {
-            return Err(NameError::TooLong);
-        }
-        Ok(ContentPath { relative, format })
+        Ok(ContentPath {
+            relative: below_root(&[app, instance, &file])?,
+            format,
+        })
+    }
+
+    /// The file a recording of a stream of `app`'s `instance` writes: `file` (below the
+    /// instance's directory) comes from the application's pattern with the stream name in
+    /// it, so it is checked as a played name is. Recorded files are FLV.
+    pub(crate) fn recording(app: &str, instance: &str, file: &str) -> Result<Self, NameError> {
+        Ok(ContentPath {
+            relative: below_root(&[app, instance, file])?,
+            format: FileFormat::Flv,
+        })
     }
 
     /// The path below the content root: `<app>/<instance>/<dirs>/<file>`, every component a
@@ -169,6 +169,25 @@ fn has_extension(file: &str, extension: &str) -> bool {
     file.rsplit_once('.').is_some_and(|(stem, ext)| {
         !stem.is_empty() && !stem.ends_with('/') && ext.eq_ignore_ascii_case(extension)
     })
+}
+
+/// `parts` (each `/`-separated) joined into a path below the root, every component a plain
+/// name and the whole of a bounded length.
+fn below_root(parts: &[&str]) -> Result<PathBuf, NameError> {
+    let mut relative = PathBuf::new();
+    for part in parts {
+        if part.starts_with('/') {
+            return Err(NameError::Absolute);
+        }
+        for component in part.split('/') {
+            check_component(component)?;
+            relative.push(component);
+        }
+    }
+    if relative.as_os_str().len() > MAX_RELATIVE_BYTES {
+        return Err(NameError::TooLong);
+    }
+    Ok(relative)
 }
 
 fn check_component(component: &str) -> Result<(), NameError> {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::index::MediaIndex;
+use super::pacing::Pacing;
 use super::play_status;
 use super::playback::{Length, Next, Playback, DEFAULT_BUFFER_MS};
 use crate::media::port::{ClientRef, Port};
@@ -39,6 +40,7 @@ pub(crate) struct FilePlay {
     current: Option<(String, Playback)>,
     queued: VecDeque<Item>,
     buffer_ms: u32,
+    pacing: Pacing,
 }
 
 impl FilePlay {
@@ -49,6 +51,7 @@ impl FilePlay {
             current: None,
             queued: VecDeque::new(),
             buffer_ms: DEFAULT_BUFFER_MS,
+            pacing: Pacing::EXACT,
         }
     }
 
@@ -83,6 +86,14 @@ impl FilePlay {
         self.buffer_ms = ms;
         if let Some((_, p)) = &mut self.current {
             p.set_buffer(ms);
+        }
+    }
+
+    /// How this play's items are paced (`Pacing::EXACT` unless set).
+    pub(crate) fn set_pacing(&mut self, pacing: Pacing) {
+        self.pacing = pacing;
+        if let Some((_, p)) = &mut self.current {
+            p.set_pacing(pacing);
         }
     }
 
@@ -163,6 +174,7 @@ impl FilePlay {
     ) {
         let mut playback = Playback::new(item.index, item.start_ms, item.len, now);
         playback.set_buffer(self.buffer_ms);
+        playback.set_pacing(self.pacing);
         tell(
             port,
             self.client,
@@ -214,7 +226,7 @@ mod tests {
                 Turn::Send(index, i) => {
                     let s = index.samples[i];
                     let data = &FLV[s.offset as usize..][..s.size as usize];
-                    let frame = sample_frame(&index, &s, data);
+                    let frame = sample_frame(&index, &s, bytes::Bytes::copy_from_slice(data));
                     kinds.push(frame.kind);
                     crate::media::port::Port::frame(port, C, 1, &frame, Urgency::Media);
                     port.drain();

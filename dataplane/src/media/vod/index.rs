@@ -196,11 +196,25 @@ impl MediaIndex {
 
     /// The RTMP message (type and payload) for `sample`, given its bytes from the file.
     pub(crate) fn message(&self, sample: &Sample, data: &[u8]) -> (u8, Bytes) {
+        (sample.type_id(), self.with_prefix(sample, data))
+    }
+
+    /// The RTMP payload of `sample` from its bytes as read: those same bytes when the file
+    /// holds the payload whole (FLV), so viewers share the read; a copy behind the tag
+    /// prefix otherwise (ISO).
+    pub(crate) fn payload(&self, sample: &Sample, data: Bytes) -> Bytes {
+        if self.prefix(sample).1 == 0 {
+            return data;
+        }
+        self.with_prefix(sample, &data)
+    }
+
+    fn with_prefix(&self, sample: &Sample, data: &[u8]) -> Bytes {
         let (prefix, len) = self.prefix(sample);
         let mut payload = Vec::with_capacity(len + data.len());
         payload.extend_from_slice(&prefix[..len]);
         payload.extend_from_slice(data);
-        (sample.type_id(), payload.into())
+        payload.into()
     }
 
     /// Duration from the samples: the last decode time plus one frame's worth (the gap

@@ -4,6 +4,8 @@
 //! (onPlayStatus carries Switch and Complete), Pause/Unpause/Seek notifications, and
 //! StreamNotFound.
 
+use bytes::Bytes;
+
 use super::index::{MediaIndex, Sample};
 use crate::media::frame::{Frame, FrameRef, MediaMessage};
 use crate::media::play_statuses;
@@ -120,13 +122,13 @@ pub(crate) fn seek_failed<P: Port>(port: &mut P, client: ClientRef, stream_id: u
     port.flush(client);
 }
 
-/// One sample, given its bytes from the file, as a frame for the viewer's queue.
-pub(crate) fn sample_frame(index: &MediaIndex, sample: &Sample, data: &[u8]) -> FrameRef {
-    let (type_id, payload) = index.message(sample, data);
+/// One sample, given its bytes from the file, as a frame for viewers' queues (a file's
+/// viewers share it: `sample_frames`).
+pub(crate) fn sample_frame(index: &MediaIndex, sample: &Sample, data: Bytes) -> FrameRef {
     Frame::new(MediaMessage {
         timestamp: sample.timestamp,
-        type_id,
-        payload,
+        type_id: sample.type_id(),
+        payload: index.payload(sample, data),
     })
 }
 

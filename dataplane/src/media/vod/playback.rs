@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::index::MediaIndex;
+use super::pacing::Pacing;
 use crate::media::tag::FrameKind;
 
 /// The buffer assumed until the client says (SetBufferLength): Flash's NetStream default is
@@ -64,6 +65,7 @@ pub(crate) struct Playback {
     origin_clock: u64,
     origin_ts: u32,
     buffer_ms: u32,
+    pacing: Pacing,
     paused_at: Option<u64>,
     /// Media time of the last sample sent (where a pause or a stop leaves the viewer).
     position: u32,
@@ -82,6 +84,7 @@ impl Playback {
             origin_clock: now,
             origin_ts: 0,
             buffer_ms: DEFAULT_BUFFER_MS,
+            pacing: Pacing::EXACT,
             paused_at: None,
             position: start_ms,
         };
@@ -96,6 +99,11 @@ impl Playback {
     /// The client's buffer length (SetBufferLength).
     pub(crate) fn set_buffer(&mut self, ms: u32) {
         self.buffer_ms = ms;
+    }
+
+    /// How wake-ups and the lead are paced (`Pacing::EXACT` unless set).
+    pub(crate) fn set_pacing(&mut self, pacing: Pacing) {
+        self.pacing = pacing;
     }
 
     /// Media time of the last sample sent.
@@ -149,11 +157,14 @@ impl Playback {
         if self.single_frame && self.next > self.index.start_at(self.position) {
             return Next::Complete;
         }
-        let lead = u64::from(self.buffer_ms.min(MAX_LEAD_MS));
+        let full = u64::from(self.buffer_ms.min(MAX_LEAD_MS));
+        let lead = self
+            .pacing
+            .lead(self.buffer_ms, now.saturating_sub(self.origin_clock));
         let due = self.origin_clock + u64::from(sample.timestamp.saturating_sub(self.origin_ts));
         let due = due.saturating_sub(lead);
-        if due > now {
-            return Next::WaitUntil(due);
+        if let Some(at) = self.pacing.wake(due, now, lead < full) {
+            return Next::WaitUntil(at);
         }
         let i = self.next;
         self.next += 1;
@@ -175,6 +186,7 @@ impl Playback {
 mod tests {
     use super::*;
     use crate::media::vod::index::Sample;
+    use crate::media::vod::pacing::Pacing;
 
     /// 10 s at 25 fps with a key frame every second and audio every 20 ms.
     fn file() -> Arc<MediaIndex> {
@@ -288,6 +300,48 @@ mod tests {
             (FrameKind::VideoKey, 9_000)
         );
         assert_eq!(next, Next::Complete);
+    }
+
+    #[test]
+    fn ticked_pacing_sends_first_frames_first_then_the_buffer_in_rounds() {
+        let mut p = Playback::new(file(), 0, Length::ToEnd, 1_000);
+        p.set_buffer(3_000);
+        p.set_pacing(Pacing {
+            tick_ms: 100,
+            ramp: 4,
+        });
+        // The first round: the key frame and what falls due within the coming tick.
+        let (sent, next) = run(&mut p, 1_000);
+        assert_eq!(sent[0].kind, FrameKind::VideoKey);
+        assert_eq!(sent.last().map(|s| s.timestamp), Some(100));
+        assert_eq!(next, Next::WaitUntil(1_100));
+        // A round a tick, the lead four times the time played: 100 ms played, 400 ms lead.
+        let (sent, next) = run(&mut p, 1_100);
+        assert_eq!(sent.first().map(|s| s.timestamp), Some(120));
+        assert_eq!(sent.last().map(|s| s.timestamp), Some(600));
+        assert_eq!(next, Next::WaitUntil(1_200));
+        // Woken only on ticks, every sample sent once and in order; the lead is full from
+        // 750 ms played on.
+        let mut now = 1_200;
+        let mut last = 600;
+        let mut wakes = 0;
+        while now < 3_000 {
+            let (sent, next) = run(&mut p, now);
+            for s in &sent {
+                assert!(s.timestamp >= last, "in order");
+                last = s.timestamp;
+            }
+            wakes += 1;
+            let Next::WaitUntil(at) = next else {
+                panic!("{next:?}");
+            };
+            assert!(at > now && at % 100 == 0, "woken on a tick: {at}");
+            now = at;
+        }
+        assert_eq!(wakes, 18, "one wake-up a tick");
+        let (sent, _) = run(&mut p, 3_000);
+        // 2 s played, 3 s lead, one tick early.
+        assert_eq!(sent.last().map(|s| s.timestamp), Some(5_100));
     }
 
     #[test]
