@@ -19,8 +19,17 @@
 //! puts that many ms of latency each way between the edge and each origin (a delaying
 //! relay, `e2e::delay_proxy`; this kernel has no netem); a third sets the edge's
 //! `send_batch_ms` (0: every message sent at once, so the viewer's gaps are not rounded up
-//! to the default 150 ms bursts). `jitter N [latency_ms [send_batch_ms]]`: the same edge
-//! and viewer with no kill, the floor under the gaps.
+//! to the default 150 ms bursts); a fourth, 2, adds a second stream published to the edge
+//! itself and watched there (see `jitter`). `TIERS_MODES=hot` runs hot standby only. Per
+//! kill a third figure, the largest gap "across the
+//! switch" (from the old source's last picture to 500 ms after the new source's header),
+//! leaves out the source's jitter later in the 3 s. With `TIERS_TRACE=1` in the
+//! environment each kill also prints what the viewer received around it, one line per
+//! burst (arrival after the kill, messages, timestamps). `jitter N [latency_ms
+//! [send_batch_ms [streams]]]`: the same edge and viewer with no kill, the floor under the
+//! gaps; with `streams` 2 a second stream, published to the edge itself (application
+//! `local`), is watched there meanwhile, so that the edge's send batching no longer keeps
+//! to the pulled stream's rhythm alone.
 //!
 //! `origin-cost N`: one origin with one publisher; its CPU over 15 s with N direct viewers,
 //! then with N edges pulling the stream (one edge stratad with N edge applications, one
@@ -30,7 +39,10 @@ use e2e::delay_proxy::DelayProxy;
 use e2e::publisher::publish_sample;
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{free_addr_on, Server, ServerOptions};
-use e2e::tiers::{failover_gap, host, origin_at, switch_gap, tier_with, watch, Seen};
+use e2e::tiers::{
+    failover_gap, gap_across_switch, host, origin_at, switch_gap, tier_with, watch, watch_name,
+    Seen,
+};
 use e2e::tools::ChildGuard;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -43,8 +55,12 @@ fn main() {
         Some("failover") => {
             let latency = Duration::from_millis(n(2, 0) as u64);
             let batch = args.get(3).and_then(|s| s.parse().ok());
+            let local = n(4, 1) > 1;
+            let only_hot = std::env::var("TIERS_MODES").is_ok_and(|m| m == "hot");
             for hot in [false, true] {
-                failover(n(1, 20), hot, latency, batch);
+                if hot || !only_hot {
+                    failover(n(1, 20), hot, latency, batch, local);
+                }
             }
         }
         Some("origin-cost") => origin_cost(n(1, 50)),
@@ -52,10 +68,11 @@ fn main() {
             n(1, 20),
             Duration::from_millis(n(2, 0) as u64),
             args.get(3).and_then(|s| s.parse().ok()),
+            n(4, 1),
         ),
         _ => eprintln!(
-            "usage: tiers failover [kills [latency_ms [send_batch_ms]]] | tiers origin-cost \
-             [viewers] | tiers jitter [windows [latency_ms [send_batch_ms]]]"
+            "usage: tiers failover [kills [latency_ms [send_batch_ms [streams]]]] | tiers origin-cost \
+             [viewers] | tiers jitter [windows [latency_ms [send_batch_ms [streams]]]]"
         ),
     }
 }
@@ -113,7 +130,35 @@ fn edge_extra(hot: bool, batch: Option<u32>) -> String {
     extra
 }
 
-fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
+type Viewers = Vec<JoinHandle<Result<Seen, String>>>;
+
+/// The edge's configuration beyond its tier application: hot standby, batching, and with
+/// `local` a plain application a second stream is published to.
+fn edge_config(hot: bool, batch: Option<u32>, local: bool) -> String {
+    let mut extra = edge_extra(hot, batch);
+    if local {
+        extra.push_str("[[application]]\nname = \"local\"\n");
+    }
+    extra
+}
+
+/// With `local`: a second stream published to the edge itself and watched there by three
+/// viewers until `until` (the edge has two workers: both likely carry it). Its frames
+/// arrive one by one, on their own rhythm, and arm the edge's send batching as often as
+/// the pulled stream's do, as other streams would on a busy edge.
+fn local_stream(edge: &Server, local: bool, until: Instant) -> Option<(ChildGuard, Viewers)> {
+    if !local {
+        return None;
+    }
+    let publisher = publish_sample(&edge.url("local/cam"));
+    std::thread::sleep(Duration::from_millis(500));
+    let viewers = (0..3)
+        .map(|_| watch_name(edge.addr(), "local", "cam", until))
+        .collect();
+    Some((publisher, viewers))
+}
+
+fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>, local: bool) {
     let dir = ScratchDir::new("bench-tiers-failover");
     let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
     let (via, _proxies) = links(addrs, latency);
@@ -133,7 +178,12 @@ fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
             ("server2", via[1], via[1], "lsc_origin"),
         ],
         1000,
-        &edge_extra(hot, batch),
+        &edge_config(hot, batch, local),
+    );
+    let _local = local_stream(
+        &edge,
+        local,
+        Instant::now() + Duration::from_secs(20 * kills as u64 + 60),
     );
     // A viewer that stays all along keeps the pull up between the measuring ones.
     let keep = watch(
@@ -153,7 +203,8 @@ fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
         Duration::from_secs(15)
     ));
     assert!(wait_count(&edge, rejoined, 0, Duration::from_secs(15)));
-    let (mut switches, mut gaps) = (Vec::new(), Vec::new());
+    let (mut switches, mut gaps, mut across) = (Vec::new(), Vec::new(), Vec::new());
+    let trace = std::env::var_os("TIERS_TRACE").is_some();
     for k in 0..kills {
         let log = edge.log();
         // The group streaming now: the last "plays"/"switched" line names it.
@@ -182,15 +233,24 @@ fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
         };
         let switch = switch_gap(&seen, killed);
         let gap = failover_gap(&seen, killed);
+        let at_switch = gap_across_switch(&seen, killed, Duration::from_millis(500));
         println!(
-            "{} kill {k}: group server{} killed; switch {}; largest gap in 3 s {}",
+            "{} kill {k}: group server{} killed; switch {}; largest gap across the switch {}; \
+             largest gap in 3 s {}",
             if hot { "hot standby" } else { "default" },
             current + 1,
             switch.map_or("none".into(), ms),
+            at_switch.map_or("none".into(), ms),
             ms(gap)
         );
+        if trace {
+            print_bursts(&seen, killed);
+        }
         if let Some(s) = switch {
             switches.push(s);
+        }
+        if let Some(g) = at_switch {
+            across.push(g);
         }
         gaps.push(gap);
         origins[current] = Some(start(addrs[current]));
@@ -201,16 +261,20 @@ fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
     drop(keep);
     switches.sort();
     gaps.sort();
+    across.sort();
     println!(
-        "== {}, links {} each way, send_batch_ms {}: {} kills; switch p50 {} max {} ({} seen); \
-         largest gap p50 {} max {}",
+        "== {}, links {} each way, send_batch_ms {}{}: {} kills; switch p50 {} max {} ({} seen); \
+         across the switch p50 {} max {}; largest gap p50 {} max {}",
         if hot { "hot standby" } else { "default rule" },
         ms(latency),
         batch.map_or("default".into(), |b| b.to_string()),
+        if local { ", a local stream too" } else { "" },
         kills,
         ms(percentile(&switches, 0.5)),
         ms(switches.last().copied().unwrap_or_default()),
         switches.len(),
+        ms(percentile(&across, 0.5)),
+        ms(across.last().copied().unwrap_or_default()),
         ms(percentile(&gaps, 0.5)),
         ms(gaps.last().copied().unwrap_or_default()),
     );
@@ -218,7 +282,7 @@ fn failover(kills: usize, hot: bool, latency: Duration, batch: Option<u32>) {
 
 /// The floor under the failover figures: the same edge and viewer with no kill, the
 /// largest gap between pictures in each of N windows of 3 s (the source's own jitter).
-fn jitter(windows: usize, latency: Duration, batch: Option<u32>) {
+fn jitter(windows: usize, latency: Duration, batch: Option<u32>, streams: usize) {
     let dir = ScratchDir::new("bench-tiers-jitter");
     let addrs: [SocketAddr; 2] = [free_addr_on(host(2)), free_addr_on(host(3))];
     let _origins = addrs.map(|a| {
@@ -226,6 +290,7 @@ fn jitter(windows: usize, latency: Duration, batch: Option<u32>) {
         let p = publish_sample(&format!("rtmp://{a}/lsc_origin/cam"));
         (o, p)
     });
+
     let (via, _proxies) = links(addrs, latency);
     let edge = tier_with(
         &dir,
@@ -237,9 +302,10 @@ fn jitter(windows: usize, latency: Duration, batch: Option<u32>) {
             ("server2", via[1], via[1], "lsc_origin"),
         ],
         1000,
-        &edge_extra(false, batch),
+        &edge_config(false, batch, streams > 1),
     );
     let until = Instant::now() + Duration::from_secs(3 * windows as u64 + 4);
+    let _local = local_stream(&edge, streams > 1, until);
     let viewer = watch(edge.addr(), "lsc_edge", until);
     let seen = match viewer.join() {
         Ok(Ok(seen)) => seen,
@@ -254,13 +320,49 @@ fn jitter(windows: usize, latency: Duration, batch: Option<u32>) {
         .collect();
     gaps.sort();
     println!(
-        "== no kill, links {} each way, send_batch_ms {}: largest gap between pictures per 3 s \
-         window over {windows}: p50 {} max {}",
+        "== no kill, links {} each way, send_batch_ms {}, {streams} stream(s) on the edge: \
+         largest gap between pictures per 3 s window over {windows}: p50 {} max {}",
         ms(latency),
         batch.map_or("default".into(), |b| b.to_string()),
         ms(percentile(&gaps, 0.5)),
         ms(gaps.last().copied().unwrap_or_default())
     );
+}
+
+/// What the viewer received from 600 ms before `killed` to 1.2 s after, one line per burst
+/// (messages arriving within 2 ms of each other): arrival after the kill, how many, the
+/// timestamps of the first and last, how many were pictures.
+fn print_bursts(seen: &Seen, killed: Instant) {
+    let near: Vec<_> = seen
+        .iter()
+        .filter(|s| {
+            s.0 + Duration::from_millis(600) > killed && s.0 < killed + Duration::from_millis(1200)
+        })
+        .collect();
+    let at = |t: Instant| {
+        if t >= killed {
+            t.duration_since(killed).as_secs_f64() * 1e3
+        } else {
+            -killed.duration_since(t).as_secs_f64() * 1e3
+        }
+    };
+    let mut i = 0;
+    while i < near.len() {
+        let mut j = i + 1;
+        while j < near.len() && near[j].0.duration_since(near[j - 1].0) < Duration::from_millis(2) {
+            j += 1;
+        }
+        let burst = &near[i..j];
+        println!(
+            "    {:8.1} ms: {:3} messages, ts {}..{}, {} pictures",
+            at(burst[0].0),
+            burst.len(),
+            burst[0].2,
+            burst[burst.len() - 1].2,
+            burst.iter().filter(|s| s.3).count()
+        );
+        i = j;
+    }
 }
 
 /// N viewers of ours playing `app`/cam on `addr` for `secs`.

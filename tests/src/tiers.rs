@@ -83,6 +83,16 @@ pub fn watch(
     watch_via(addr, app, None, until)
 }
 
+/// `watch` of another stream name than `cam` (plain play).
+pub fn watch_name(
+    addr: SocketAddr,
+    app: &'static str,
+    name: &'static str,
+    until: Instant,
+) -> JoinHandle<Result<Seen, String>> {
+    play_and_record(addr, app, name, None, until)
+}
+
 /// `watch`, as the seed's subscriber does when `subscribe` names its call (`FCSubscribe` or
 /// `FMSubscribe`): the call first, its onFMSubscribe must say NetStream.Play.Start, then the
 /// play. `None`: a plain `NetStream.play`.
@@ -92,11 +102,21 @@ pub fn watch_via(
     subscribe: Option<&'static str>,
     until: Instant,
 ) -> JoinHandle<Result<Seen, String>> {
+    play_and_record(addr, app, "cam", subscribe, until)
+}
+
+fn play_and_record(
+    addr: SocketAddr,
+    app: &'static str,
+    name: &'static str,
+    subscribe: Option<&'static str>,
+    until: Instant,
+) -> JoinHandle<Result<Seen, String>> {
     std::thread::spawn(move || {
         let mut client = RtmpClient::connected(addr, app).map_err(|e| e.to_string())?;
         if let Some(method) = subscribe {
             client
-                .send_command(0, method, Amf0Value::Null, &[Amf0Value::string("cam")])
+                .send_command(0, method, Amf0Value::Null, &[Amf0Value::string(name)])
                 .map_err(|e| e.to_string())?;
             let answer = client
                 .wait_command(Duration::from_secs(5), "onFMSubscribe", |c| {
@@ -108,7 +128,7 @@ pub fn watch_via(
                 return Err(format!("{method} on {addr} answered {code}"));
             }
         }
-        client.play("cam").map_err(|e| e.to_string())?;
+        client.play(name).map_err(|e| e.to_string())?;
         let mut seen = Vec::new();
         while Instant::now() < until {
             let wait = until
@@ -207,4 +227,22 @@ pub fn failover_gap(seen: &Seen, killed: Instant) -> Duration {
         .map(|w| w[1].duration_since(w[0]))
         .max()
         .unwrap_or_default()
+}
+
+/// The gap a failover itself leaves at a viewer, apart from the source's jitter later in
+/// the window: the largest gap between pictures from the last picture before the new
+/// source's codec header (see `switch_gap`) to `after` past that header (the new source's
+/// first pictures, and the batches that follow while the edge's send batching settles on
+/// the new source's rhythm). None if no new source started after `killed`.
+pub fn gap_across_switch(seen: &Seen, killed: Instant, after: Duration) -> Option<Duration> {
+    let video: Vec<_> = seen.iter().filter(|s| s.1 == VIDEO).collect();
+    let header = video.iter().position(|s| !s.3 && s.0 > killed)?;
+    let last_picture = video[..header].iter().rev().find(|s| s.3)?.0;
+    let until = video[header].0 + after;
+    let pictures: Vec<Instant> = video
+        .iter()
+        .filter(|s| s.3 && s.0 >= last_picture && s.0 <= until)
+        .map(|s| s.0)
+        .collect();
+    pictures.windows(2).map(|w| w[1].duration_since(w[0])).max()
 }
