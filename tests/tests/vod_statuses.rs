@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use dataplane::proto::amf0::{self, Amf0Value};
+use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::rtmp::msg_type;
 use dataplane::proto::rtmp::session::SessionEvent;
 use e2e::rtmp_client::{info_code, is_avc_key_frame, is_avc_sequence_header, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::Server;
-use e2e::vod_fixture::{make_clip, vod_server};
+use e2e::vod_fixture::{make_clip, play, play_status, vod_server};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -27,30 +27,6 @@ fn player(server: &Server) -> (RtmpClient, u32) {
     let mut c = RtmpClient::connected(server.addr(), "vod").expect("connect");
     let sid = c.create_stream().expect("createStream");
     (c, sid)
-}
-
-fn play(c: &mut RtmpClient, sid: u32, name: &str, start_ms: f64, len_ms: f64, reset: bool) {
-    c.send_command(
-        sid,
-        "play",
-        Amf0Value::Null,
-        &[
-            Amf0Value::string(name),
-            Amf0Value::Number(start_ms),
-            Amf0Value::Number(len_ms),
-            Amf0Value::Boolean(reset),
-        ],
-    )
-    .expect("play");
-}
-
-/// The code of an onPlayStatus data message.
-fn play_status(payload: &[u8]) -> Option<String> {
-    let values = amf0::decode_all(payload).ok()?;
-    if values.first()?.as_str()? != "onPlayStatus" {
-        return None;
-    }
-    values.get(1)?.get("code")?.as_str().map(str::to_string)
 }
 
 #[test]
