@@ -341,6 +341,18 @@ mod tests {
     /// ffmpeg: 0.5 s of 64x48 at 25 fps, x264 with GOP 5, MP3 (libmp3lame) 44.1 kHz.
     const AVC_MP3: &[u8] = include_bytes!("testdata/avc_mp3.mp4");
 
+    /// `videocodecid` and `audiocodecid` of the onMetaData a play of `index` starts with.
+    fn metadata_codec_ids(index: &MediaIndex) -> (Option<f64>, Option<f64>) {
+        let headers = crate::media::vod::play_status::header_messages(index, 0);
+        let values = crate::proto::amf0::decode_all(&headers[0].payload).expect("AMF0");
+        assert_eq!(values[0].as_str(), Some("onMetaData"));
+        let id = |key| match values[1].get(key) {
+            Some(crate::proto::amf0::Amf0Value::Number(n)) => Some(*n),
+            _ => None,
+        };
+        (id("videocodecid"), id("audiocodecid"))
+    }
+
     fn count(index: &MediaIndex, kinds: &[FrameKind]) -> usize {
         index
             .samples
@@ -415,6 +427,14 @@ mod tests {
         assert_eq!(&audio[5..13], b"OpusHead");
         assert_eq!(count(&i, &[FrameKind::VideoKey, FrameKind::VideoInter]), 13);
         assert!(i.key_frames.len() >= 3);
+        // onMetaData names them by FourCC, read as a number.
+        assert_eq!(
+            metadata_codec_ids(&i),
+            (
+                Some(f64::from(u32::from_be_bytes(*b"hvc1"))),
+                Some(f64::from(u32::from_be_bytes(*b"Opus")))
+            )
+        );
         crate::fuzzing::iso_index(HEVC_OPUS);
     }
 
@@ -433,6 +453,7 @@ mod tests {
         );
         assert_eq!(count(&i, &[FrameKind::VideoKey, FrameKind::VideoInter]), 13);
         assert_eq!(count(&i, &[FrameKind::Audio]), 21);
+        assert_eq!(metadata_codec_ids(&i), (Some(7.0), Some(2.0)));
         let audio = i.samples.iter().find(|s| s.kind == FrameKind::Audio);
         let (prefix, len) = i.prefix(audio.expect("an MP3 sample"));
         assert_eq!(audio_codec(&prefix[..len]), Some(AudioCodec::Mp3));
