@@ -201,3 +201,35 @@ fn a_buffer_length_sent_right_after_play_sends_that_far_ahead() {
     );
     server.assert_alive();
 }
+
+/// A -2 play learns whether its file is there when the file's open completes (off the
+/// worker's thread): a name with a file plays the file; a name without one waits for the
+/// live stream, and gets it once it is published.
+#[test]
+fn a_minus_two_play_plays_the_file_if_there_else_waits_for_the_live_stream() {
+    let dir = ScratchDir::new("vod-minus-two");
+    let server = server(&dir);
+    let (mut file_viewer, _) = player(&server);
+    file_viewer.play("clip").expect("play -2");
+    file_viewer
+        .wait_status("NetStream.Play.Start", WAIT)
+        .expect("the file's Play.Start");
+    let (first, _) = file_viewer
+        .wait_first_video(WAIT)
+        .expect("the file's video");
+    assert!(is_avc_sequence_header(&first.payload));
+
+    let (mut live_viewer, _) = player(&server);
+    live_viewer.play("later").expect("play -2");
+    // Nothing is published yet: no StreamNotFound, the viewer waits.
+    let early = live_viewer.wait_command(Duration::from_secs(1), "StreamNotFound", |c| {
+        info_code(c).as_deref() == Some("NetStream.Play.StreamNotFound")
+    });
+    assert!(early.is_err(), "a -2 play without a file was refused");
+    let _publisher = e2e::publisher::publish_sample(&server.url("vod/later"));
+    let (first, _) = live_viewer.wait_first_video(WAIT).expect("live video");
+    assert!(
+        is_avc_sequence_header(&first.payload) || is_avc_key_frame(&first.payload),
+        "the live stream starts on its headers or a key frame"
+    );
+}

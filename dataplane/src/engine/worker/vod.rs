@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -20,11 +21,14 @@ use super::port::port;
 use super::Worker;
 use crate::app::request::PlayParams;
 use crate::engine::conn::ConnRef;
-use crate::engine::content_root::ContentRoot;
+use crate::engine::content_root::{ContentRoot, RootError};
+use crate::engine::file_open::{open_dir, FileOpens};
 use crate::engine::file_read::FileReadError;
+use crate::engine::io::Completion;
 use crate::engine::owner::{Owner, VodReader};
 use crate::engine::shared_indexes::FileKey;
 use crate::engine::timers::TimerKind;
+use crate::engine::token::Token;
 use crate::media::port::Urgency;
 use crate::media::vod::block_cache::{BlockCache, FileId, Lookup, BLOCK_BYTES};
 use crate::media::vod::content_path::ContentPath;
@@ -32,6 +36,7 @@ use crate::media::vod::file_play::{FilePlay, Item, Turn};
 use crate::media::vod::index::{Feed, MediaIndex};
 use crate::media::vod::indexer::Indexer;
 use crate::media::vod::pacing::Pacing;
+use crate::media::vod::play_order::PlayOrder;
 use crate::media::vod::play_status;
 use crate::media::vod::playback::Length;
 use crate::media::vod::sample_frames::SampleFrames;
@@ -62,9 +67,40 @@ pub(crate) struct VodState {
     block_reads: HashMap<(FileId, u64), Vec<(ConnRef, u32)>>,
     /// Frames made of the files' samples, shared by their viewers.
     frames: SampleFrames,
+    /// The content root as configured, its canonical path and its directory, the base
+    /// of every open.
+    root: Option<(PathBuf, PathBuf, Arc<OwnedFd>)>,
+    /// Opens in flight through the ring, and what waits for each, by the id they carry.
+    opens: FileOpens<u32>,
+    opening: HashMap<u32, Opening>,
+    /// A NetStream's plays take effect in the order they were made.
+    order: PlayOrder<(ConnRef, u32), PlayOutcome>,
+}
+
+/// What a play turned into once its file was opened and indexed (or was not).
+enum PlayOutcome {
+    Begin(PlayWait, Arc<File>, Arc<MediaIndex>),
+    NotFound(PlayWait),
+    /// A -2 play with no file: the live stream.
+    Live(PlayWait, StreamKey, PlayParams),
+}
+
+/// What waits for a file's open: the play (or length call) and, for a -2 play, the live
+/// play it becomes if there is no such file.
+struct Opening {
+    real: PathBuf,
+    format: crate::media::vod::content_path::FileFormat,
+    waiting: Waiting,
+    live: Option<(StreamKey, PlayParams)>,
+    peer: String,
 }
 
 impl VodState {
+    /// No open in flight (the kernel may read an open's path until it completes).
+    pub(super) fn opens_idle(&self) -> bool {
+        self.opens.is_empty()
+    }
+
     /// The files whose index is built, by canonical path, with their durations.
     pub(super) fn durations(&self) -> Vec<(PathBuf, u32)> {
         self.files
@@ -120,6 +156,8 @@ impl Waiting {
 pub(super) struct PlayWait {
     r: ConnRef,
     stream_id: u32,
+    /// Its place among the NetStream's plays (`PlayOrder`).
+    ticket: u64,
     name: String,
     start_ms: u32,
     len: Length,
@@ -149,9 +187,9 @@ impl Worker {
         key: &StreamKey,
         params: &PlayParams,
     ) -> bool {
-        let Some(root) = self.config.vod.root.clone() else {
+        if self.config.vod.root.is_none() {
             return false;
-        };
+        }
         // -1: live only; -2 (and other negatives): live if published, else the file.
         if params.start == -1.0 || (params.start < 0.0 && self.shared.registry.is_published(key)) {
             return false;
@@ -171,32 +209,188 @@ impl Worker {
                 return true;
             }
         };
-        let real = ContentRoot::new(&root).and_then(|root| root.existing_file(&path));
-        let real = match real {
-            Ok(p) => p,
-            Err(e) => {
-                if !wants_file && matches!(e, crate::engine::content_root::RootError::Io { .. }) {
-                    // No such file: a live play that waits for its publisher.
-                    return false;
-                }
-                warn!(worker = self.id, peer = %peer, name = %params.name, reason = %e,
-                    "play refused: stream not found");
-                self.vod_not_found(r, stream_id, key.name());
-                return true;
-            }
+        let Some(ticket) = self.vod.order.ticket((r, stream_id)) else {
+            warn!(worker = self.id, peer = %peer, name = %params.name,
+                "play refused: too many plays waiting on this NetStream");
+            self.vod_not_found(r, stream_id, key.name());
+            return true;
         };
         let waiting = Waiting::Play(PlayWait {
             r,
             stream_id,
+            ticket,
             name: key.name().to_string(),
             start_ms: params.start.clamp(0.0, f64::from(u32::MAX)) as u32,
             len: Length::from_wire(Some(params.duration)),
             reset: params.reset,
         });
-        info!(worker = self.id, peer = %peer, file = %real.display(), start = params.start,
-            "file play");
-        self.vod_when_indexed(real, path.format(), waiting, &peer);
+        // -2: whether the file is there is known once it is opened; if not, the play
+        // goes live then.
+        let live = (!wants_file).then(|| (key.clone(), params.clone()));
+        self.vod_open(&path, waiting, live, peer);
         true
+    }
+
+    /// Runs `waiting` once the file `path` names is indexed: now if it is, when it is if
+    /// it is being indexed, else once it is opened (through the ring, beneath the content
+    /// root's directory) and indexed. A `live` play falls back to the live stream if the
+    /// file cannot be opened (but not if its name leads out of the root).
+    fn vod_open(
+        &mut self,
+        path: &ContentPath,
+        waiting: Waiting,
+        live: Option<(StreamKey, PlayParams)>,
+        peer: String,
+    ) {
+        let Some((real, dir)) = self
+            .vod_root()
+            .map(|(root, dir)| (root.join(path.relative()), dir))
+        else {
+            self.vod_open_failed(waiting, live, &peer, "the content root cannot be opened");
+            return;
+        };
+        let known = match self.vod.files.get(&real) {
+            Some(FileEntry::Building { .. }) => true,
+            Some(FileEntry::Ready { index, .. }) => index.strong_count() > 0,
+            None => false,
+        };
+        if known {
+            self.log_file_play(&waiting, &real, &peer);
+            self.vod_when_indexed(real, path.format(), waiting, &peer);
+            return;
+        }
+        let Some(relative) = path
+            .relative()
+            .to_str()
+            .and_then(|p| std::ffi::CString::new(p).ok())
+        else {
+            self.vod_open_failed(waiting, live, &peer, "the name is not a path");
+            return;
+        };
+        let opening = Opening {
+            real,
+            format: path.format(),
+            waiting,
+            live,
+            peer,
+        };
+        self.vod.next_id = self.vod.next_id.wrapping_add(1);
+        let id = self.vod.next_id;
+        self.vod.opening.insert(id, opening);
+        self.vod.opens.start(&mut self.io, &dir, relative, id);
+    }
+
+    /// The content root's directory (canonical path and descriptor), opened on first use
+    /// and again when the configured root changes.
+    fn vod_root(&mut self) -> Option<(PathBuf, Arc<OwnedFd>)> {
+        let configured = self.config.vod.root.as_ref()?;
+        if let Some((path, canonical, dir)) = &self.vod.root {
+            if path == configured {
+                return Some((canonical.clone(), Arc::clone(dir)));
+            }
+        }
+        let opened = ContentRoot::new(configured).and_then(|root| {
+            let dir = open_dir(root.root()).map_err(|source| RootError::Io {
+                path: root.root().to_path_buf(),
+                source,
+            })?;
+            Ok((root.root().to_path_buf(), Arc::new(dir)))
+        });
+        match opened {
+            Ok((canonical, dir)) => {
+                self.vod.root = Some((configured.clone(), canonical.clone(), Arc::clone(&dir)));
+                Some((canonical, dir))
+            }
+            Err(e) => {
+                warn!(worker = self.id, reason = %e, "the content root cannot be opened");
+                None
+            }
+        }
+    }
+
+    /// An open through the ring ended.
+    pub(super) fn on_vod_open(&mut self, token: Token, c: Completion) {
+        let Some(done) = self.vod.opens.complete(token, c) else {
+            return;
+        };
+        let Some(o) = self.vod.opening.remove(&done.owner) else {
+            return;
+        };
+        let opened = done.result.map_err(|errno| match errno {
+            libc::EXDEV | libc::ELOOP => RootError::Escapes {
+                path: o.real.clone(),
+            },
+            errno => RootError::Io {
+                path: o.real.clone(),
+                source: std::io::Error::from_raw_os_error(errno),
+            },
+        });
+        let opened = opened.and_then(|file| {
+            let meta = file.metadata().map_err(|source| RootError::Io {
+                path: o.real.clone(),
+                source,
+            })?;
+            if meta.is_file() {
+                Ok((file, meta))
+            } else {
+                Err(RootError::NotAFile {
+                    path: o.real.clone(),
+                })
+            }
+        });
+        match opened {
+            Ok((file, meta)) => {
+                if let Some(FileEntry::Ready { index, .. }) = self.vod.files.get(&o.real) {
+                    if index.strong_count() == 0 {
+                        self.vod_forget_unused();
+                    }
+                }
+                if self.vod.files.contains_key(&o.real) {
+                    // Another open of the same name finished first.
+                    self.log_file_play(&o.waiting, &o.real, &o.peer);
+                    self.vod_when_indexed(o.real, o.format, o.waiting, &o.peer);
+                } else {
+                    self.log_file_play(&o.waiting, &o.real, &o.peer);
+                    self.vod_index_opened(o.real, o.format, o.waiting, file, &meta);
+                }
+            }
+            Err(RootError::Io { .. }) if o.live.is_some() => {
+                // -2 and no such file: the live stream.
+                if let (Waiting::Play(w), Some((key, params))) = (o.waiting, o.live) {
+                    self.vod_play_outcome(PlayOutcome::Live(w, key, params));
+                }
+            }
+            Err(e) => self.vod_open_failed(o.waiting, None, &o.peer, &e.to_string()),
+        }
+    }
+
+    fn log_file_play(&self, waiting: &Waiting, real: &std::path::Path, peer: &str) {
+        if let Waiting::Play(w) = waiting {
+            info!(worker = self.id, peer = %peer, file = %real.display(), start = w.start_ms,
+                "file play");
+        }
+    }
+
+    /// What waited for an open learns the file cannot be served (a `live` play goes live).
+    fn vod_open_failed(
+        &mut self,
+        waiting: Waiting,
+        live: Option<(StreamKey, PlayParams)>,
+        peer: &str,
+        reason: &str,
+    ) {
+        let waiting = match (waiting, live) {
+            (Waiting::Play(w), Some((key, params))) => {
+                self.vod_play_outcome(PlayOutcome::Live(w, key, params));
+                return;
+            }
+            (waiting, _) => waiting,
+        };
+        if let Waiting::Play(w) = &waiting {
+            warn!(worker = self.id, peer = %peer, name = %w.name, reason = %reason,
+                "play refused: stream not found");
+        }
+        self.vod_indexed(waiting, Err(()));
     }
 
     /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
@@ -226,8 +420,10 @@ impl Worker {
     /// What waited for an index gets it (or learns the file cannot be served).
     fn vod_indexed(&mut self, waiting: Waiting, indexed: Result<(Arc<File>, Arc<MediaIndex>), ()>) {
         match (waiting, indexed) {
-            (Waiting::Play(w), Ok((file, index))) => self.vod_begin(w, file, index),
-            (Waiting::Play(w), Err(())) => self.vod_not_found(w.r, w.stream_id, &w.name),
+            (Waiting::Play(w), Ok((file, index))) => {
+                self.vod_play_outcome(PlayOutcome::Begin(w, file, index))
+            }
+            (Waiting::Play(w), Err(())) => self.vod_play_outcome(PlayOutcome::NotFound(w)),
             (Waiting::Server(w), indexed) => self.server_stream_indexed(w, indexed),
             (
                 Waiting::Length {
@@ -255,6 +451,24 @@ impl Worker {
         }
     }
 
+    /// A play's outcome takes effect in its turn: after those of the NetStream's plays
+    /// made before it.
+    fn vod_play_outcome(&mut self, outcome: PlayOutcome) {
+        let w = match &outcome {
+            PlayOutcome::Begin(w, ..) | PlayOutcome::NotFound(w) | PlayOutcome::Live(w, ..) => w,
+        };
+        let (key, ticket) = ((w.r, w.stream_id), w.ticket);
+        for outcome in self.vod.order.arrive(key, ticket, outcome) {
+            match outcome {
+                PlayOutcome::Begin(w, file, index) => self.vod_begin(w, file, index),
+                PlayOutcome::NotFound(w) => self.vod_not_found(w.r, w.stream_id, &w.name),
+                PlayOutcome::Live(w, key, params) => {
+                    self.start_live_play(w.r, w.stream_id, key, params)
+                }
+            }
+        }
+    }
+
     /// `getStreamLength(name)`: a file's duration in seconds (its index built if need be),
     /// 0 for anything that is not a file under the content root.
     pub(super) fn vod_length(
@@ -270,23 +484,14 @@ impl Worker {
             stream_id,
             transaction,
         };
-        let found = self.config.vod.root.as_ref().and_then(|root| {
-            let path = ContentPath::resolve(key.app(), key.instance(), name).ok()?;
-            let real = ContentRoot::new(root)
-                .and_then(|root| root.existing_file(&path))
-                .ok()?;
-            Some((real, path.format()))
-        });
-        match found {
-            Some((real, format)) => {
-                let peer = self
-                    .conns
-                    .get(r)
-                    .map(|c| c.peer.to_string())
-                    .unwrap_or_default();
-                self.vod_when_indexed(real, format, waiting, &peer);
-            }
-            None => self.vod_indexed(waiting, Err(())),
+        let peer = self
+            .conns
+            .get(r)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        match ContentPath::resolve(key.app(), key.instance(), name) {
+            Ok(path) if self.config.vod.root.is_some() => self.vod_open(&path, waiting, None, peer),
+            _ => self.vod_indexed(waiting, Err(())),
         }
     }
 
@@ -297,8 +502,8 @@ impl Worker {
         play_status::not_found(&mut port!(self), r, stream_id, name);
     }
 
-    /// Opens `real` and starts building its index, unless another worker holds the index
-    /// of this version of the file.
+    /// Opens `real` (a server stream's file, checked by its canonical path) and starts
+    /// building its index.
     fn vod_index(
         &mut self,
         real: PathBuf,
@@ -306,17 +511,28 @@ impl Worker {
         waiting: Waiting,
         peer: &str,
     ) {
-        let opened =
-            File::open(&real).and_then(|f| f.metadata().map(|m| (f, FileKey::of(&m), m.len())));
-        let (file, key, len) = match opened {
-            Ok(x) => x,
+        let opened = File::open(&real).and_then(|f| f.metadata().map(|m| (f, m)));
+        match opened {
+            Ok((file, meta)) => self.vod_index_opened(real, format, waiting, file, &meta),
             Err(e) => {
                 warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
                     "play refused: cannot open");
                 self.vod_indexed(waiting, Err(()));
-                return;
             }
-        };
+        }
+    }
+
+    /// Starts building the index of `file`, open as `real`, unless another worker holds
+    /// the index of this version of the file.
+    fn vod_index_opened(
+        &mut self,
+        real: PathBuf,
+        format: crate::media::vod::content_path::FileFormat,
+        waiting: Waiting,
+        file: File,
+        meta: &std::fs::Metadata,
+    ) {
+        let (key, len) = (FileKey::of(meta), meta.len());
         let file = Arc::new(file);
         if let Some(index) = self.shared.indexes.get(&key) {
             info!(worker = self.id, file = %real.display(), "file index shared by another worker");
@@ -677,6 +893,14 @@ impl Worker {
     /// was a file play.
     pub(super) fn stop_vod(&mut self, r: ConnRef, stream_id: u32) -> bool {
         let mut was = self.vod.plays.remove(&(r, stream_id)).is_some();
+        // Plays waiting for their files' opens are dropped (the opens' files close when
+        // they complete), and so is what waited for its turn.
+        let opening = self.vod.opening.len();
+        self.vod
+            .opening
+            .retain(|_, o| !o.waiting.is_play_of(r, stream_id));
+        was |= self.vod.opening.len() != opening;
+        self.vod.order.forget((r, stream_id));
         for f in self.vod.files.values_mut() {
             if let FileEntry::Building { waiting, .. } = f {
                 let before = waiting.len();
@@ -693,6 +917,11 @@ impl Worker {
     /// Whether `stream_id` plays a file (or waits for one's index).
     pub(super) fn vod_plays(&self, r: ConnRef, stream_id: u32) -> bool {
         self.vod.plays.contains_key(&(r, stream_id))
+            || self
+                .vod
+                .opening
+                .values()
+                .any(|o| o.waiting.is_play_of(r, stream_id))
             || self.vod.files.values().any(|f| match f {
                 FileEntry::Building { waiting, .. } => {
                     waiting.iter().any(|w| w.is_play_of(r, stream_id))
@@ -816,6 +1045,7 @@ mod tests {
         Waiting::Play(PlayWait {
             r: VIEWER,
             stream_id,
+            ticket: 0,
             name: "clip".into(),
             start_ms: 0,
             len: Length::ToEnd,
@@ -846,6 +1076,7 @@ mod tests {
         let waiting = Waiting::Play(PlayWait {
             r,
             stream_id: 1,
+            ticket: 0,
             name: "slow".into(),
             start_ms: 0,
             len: Length::ToEnd,
