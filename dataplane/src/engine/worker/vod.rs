@@ -1034,6 +1034,7 @@ mod tests {
     use crate::media::vod::content_path::FileFormat;
 
     const FLV: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.flv");
+    const MP4: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.mp4");
 
     /// A client that is not there: what it is told goes nowhere.
     const VIEWER: ConnRef = ConnRef {
@@ -1115,6 +1116,90 @@ mod tests {
         });
         assert!(got > 12 << 20, "{got} bytes");
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// A worker whose content root holds `vod/_definst_/clip.flv` and `clip.mp4`, and a
+    /// link out of it as `out.flv`.
+    fn worker_with_root(tag: &str) -> (Worker, PathBuf) {
+        let base = std::env::temp_dir().join(format!("strata-vod-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("root/vod/_definst_");
+        std::fs::create_dir_all(&dir).expect("content dir");
+        std::fs::write(dir.join("clip.flv"), FLV).expect("write");
+        std::fs::write(dir.join("clip.mp4"), MP4).expect("write");
+        std::fs::write(dir.join("other.flv"), FLV).expect("write");
+        std::fs::write(base.join("secret.flv"), FLV).expect("write");
+        std::os::unix::fs::symlink(base.join("secret.flv"), dir.join("out.flv")).expect("link");
+        let (shared, mut receivers, _control) = shared(1);
+        let mut config = Config::default();
+        config.server.listen = Vec::new();
+        config.vod.root = Some(base.join("root"));
+        let w = Worker::new(0, shared, Arc::new(config), receivers.remove(0)).expect("io_uring");
+        (w, base)
+    }
+
+    fn params(name: &str, start: f64, reset: bool) -> PlayParams {
+        PlayParams {
+            name: name.into(),
+            start,
+            duration: -1.0,
+            reset,
+        }
+    }
+
+    #[test]
+    fn plays_open_off_the_thread_and_take_effect_in_the_order_made() {
+        let (mut w, base) = worker_with_root("order");
+        let key = |name: &str| StreamKey::new("vod", "_definst_", name);
+        // A playlist: the FLV, the MP4, the FLV again. The FLV's second play finds its
+        // file indexing (or indexed) and the MP4 indexes on its own: whichever is ready
+        // first, the items join in the order played.
+        for (name, reset) in [("clip", true), ("mp4:clip.mp4", false), ("clip", false)] {
+            assert!(w.start_vod(VIEWER, 1, &key(name), &params(name, 0.0, reset)));
+        }
+        assert!(w.vod.plays.is_empty(), "nothing plays before its open");
+        assert!(w.vod_plays(VIEWER, 1), "but the NetStream is taken");
+        turn_until(&mut w, |w| {
+            w.vod
+                .plays
+                .values()
+                .next()
+                .is_some_and(|p| p.files.len() == 3)
+        });
+        let play = w.vod.plays.values().next().expect("the play");
+        let containers: Vec<_> = play.files.iter().map(|f| f.0.container).collect();
+        assert_eq!(
+            containers,
+            [
+                crate::media::vod::index::Container::Flv,
+                crate::media::vod::index::Container::Iso,
+                crate::media::vod::index::Container::Flv
+            ]
+        );
+        assert!(w.vod.opening.is_empty());
+
+        // -2 of a name with no file, and a link out of the root: no file play; the open
+        // refuses the link (EXDEV) without reading what it points to.
+        assert!(w.start_vod(VIEWER, 2, &key("none"), &params("none", -2.0, true)));
+        assert!(w.start_vod(VIEWER, 3, &key("out"), &params("out", 0.0, true)));
+        turn_until(&mut w, |w| w.vod.opening.is_empty());
+        assert!(!w.vod_plays(VIEWER, 2) && !w.vod_plays(VIEWER, 3));
+        assert_eq!(
+            w.vod.files.len(),
+            2,
+            "only the two files in the root were opened"
+        );
+        // A stop while the open is in flight drops the play; the open's file closes.
+        assert!(w.start_vod(VIEWER, 5, &key("other"), &params("other", 0.0, true)));
+        assert!(w.vod_plays(VIEWER, 5));
+        assert!(w.stop_vod(VIEWER, 5));
+        assert!(!w.vod_plays(VIEWER, 5));
+        turn_until(&mut w, |w| w.vod.opens_idle());
+        assert!(
+            w.vod.plays.len() == 1 && w.vod.files.len() == 2,
+            "nothing began"
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     fn played_index(w: &Worker) -> Arc<MediaIndex> {
