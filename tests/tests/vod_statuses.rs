@@ -233,3 +233,51 @@ fn a_minus_two_play_plays_the_file_if_there_else_waits_for_the_live_stream() {
         "the live stream starts on its headers or a key frame"
     );
 }
+
+/// A server-side stream's -2 items (a script's `Stream.play(name, -2)`) are decided when
+/// their files' opens complete too: `clip` has a file and plays it, `studio` has none and
+/// plays the live stream published under that name once the file is over.
+#[test]
+fn a_server_stream_plays_a_file_then_a_live_stream_both_asked_with_minus_two() {
+    let dir = ScratchDir::new("vod-server-minus-two");
+    let root = dir.join("root");
+    make_clip(&root.join("ch/_definst_/clip.flv"));
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(scripts.join("ch")).expect("script dir");
+    std::fs::write(
+        scripts.join("ch/main.asc"),
+        "application.onAppStart = function () {\n\
+         var s = Stream.get(\"channel\");\n\
+         s.play(\"clip\", -2, -1, true);\n\
+         s.play(\"studio\", -2, -1, false);\n\
+         };\n",
+    )
+    .expect("script");
+    let mut server = Server::start_with(e2e::server::ServerOptions {
+        config: Some(format!(
+            "[vod]\nroot = {:?}\n[scripts]\ndir = {:?}\nload_on_startup = [\"ch\"]\n",
+            root.display().to_string(),
+            scripts.display().to_string()
+        )),
+        ..e2e::server::ServerOptions::default()
+    });
+    let _publisher = e2e::publisher::publish_sample(&server.url("ch/studio"));
+    let mut c = RtmpClient::connected(server.addr(), "ch").expect("connect");
+    c.play("channel").expect("play");
+    // The 4 s clip, then the live stream: video goes on well past the clip's end.
+    let start = Instant::now();
+    let mut last_video = None;
+    while start.elapsed() < Duration::from_secs(9) {
+        match c.read_message(Duration::from_secs(2)) {
+            Ok(m) if m.type_id == msg_type::VIDEO => last_video = Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) => panic!("the channel stopped: {e}\n{}", server.log()),
+        }
+    }
+    assert!(
+        last_video.is_some_and(|t| t > Duration::from_secs(7)),
+        "no live video after the file: {last_video:?}\n{}",
+        server.log()
+    );
+    server.assert_alive();
+}

@@ -8,9 +8,9 @@
 //! operator who lets untrusted users create links inside the root between the check and
 //! the open could still race it. Plays and `getStreamLength` do not use this check: they
 //! open through the ring beneath the root's directory with RESOLVE_BENEATH
-//! (`engine/file_open.rs`, `worker/vod.rs`), check and open in one step; the listing,
-//! recording and server-side streams still check here, on their own thread or at a
-//! stream's creation.
+//! (`engine/file_open.rs`, `worker/vod.rs`), check and open in one step, and so do
+//! server-side streams' items; the listing (on the control thread) and recording still
+//! check here.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -92,6 +92,8 @@ struct Opening {
     format: crate::media::vod::content_path::FileFormat,
     waiting: Waiting,
     live: Option<(StreamKey, PlayParams)>,
+    /// A server stream's -2 item: the live stream if there is no file.
+    server_live: bool,
     peer: String,
 }
 
@@ -242,11 +244,34 @@ impl Worker {
         live: Option<(StreamKey, PlayParams)>,
         peer: String,
     ) {
+        self.vod_open_with(path, waiting, live, false, peer);
+    }
+
+    /// A server stream's item, opened as a play's file is; `live`: a -2 item, which plays
+    /// the live stream if there is no file.
+    pub(super) fn vod_open_for_server(
+        &mut self,
+        path: &ContentPath,
+        item: super::server_streams::ServerItem,
+        live: bool,
+    ) {
+        self.vod_open_with(path, Waiting::Server(item), None, live, "script".into());
+    }
+
+    fn vod_open_with(
+        &mut self,
+        path: &ContentPath,
+        waiting: Waiting,
+        live: Option<(StreamKey, PlayParams)>,
+        server_live: bool,
+        peer: String,
+    ) {
         let Some((real, dir)) = self
             .vod_root()
             .map(|(root, dir)| (root.join(path.relative()), dir))
         else {
-            self.vod_open_failed(waiting, live, &peer, "the content root cannot be opened");
+            let reason = "the content root cannot be opened";
+            self.vod_open_failed(waiting, live, server_live, &peer, reason);
             return;
         };
         let known = match self.vod.files.get(&real) {
@@ -264,7 +289,7 @@ impl Worker {
             .to_str()
             .and_then(|p| std::ffi::CString::new(p).ok())
         else {
-            self.vod_open_failed(waiting, live, &peer, "the name is not a path");
+            self.vod_open_failed(waiting, live, server_live, &peer, "the name is not a path");
             return;
         };
         let opening = Opening {
@@ -272,6 +297,7 @@ impl Worker {
             format: path.format(),
             waiting,
             live,
+            server_live,
             peer,
         };
         self.vod.next_id = self.vod.next_id.wrapping_add(1);
@@ -354,13 +380,12 @@ impl Worker {
                     self.vod_index_opened(o.real, o.format, o.waiting, file, &meta);
                 }
             }
-            Err(RootError::Io { .. }) if o.live.is_some() => {
-                // -2 and no such file: the live stream.
-                if let (Waiting::Play(w), Some((key, params))) = (o.waiting, o.live) {
-                    self.vod_play_outcome(PlayOutcome::Live(w, key, params));
-                }
+            // No such file (a -2 play or item goes live).
+            Err(e @ RootError::Io { .. }) => {
+                let reason = e.to_string();
+                self.vod_open_failed(o.waiting, o.live, o.server_live, &o.peer, &reason);
             }
-            Err(e) => self.vod_open_failed(o.waiting, None, &o.peer, &e.to_string()),
+            Err(e) => self.vod_open_failed(o.waiting, None, false, &o.peer, &e.to_string()),
         }
     }
 
@@ -376,6 +401,7 @@ impl Worker {
         &mut self,
         waiting: Waiting,
         live: Option<(StreamKey, PlayParams)>,
+        server_live: bool,
         peer: &str,
         reason: &str,
     ) {
@@ -384,11 +410,18 @@ impl Worker {
                 self.vod_play_outcome(PlayOutcome::Live(w, key, params));
                 return;
             }
+            (Waiting::Server(item), _) if server_live => {
+                self.server_stream_missing(item);
+                return;
+            }
             (waiting, _) => waiting,
         };
-        if let Waiting::Play(w) = &waiting {
-            warn!(worker = self.id, peer = %peer, name = %w.name, reason = %reason,
-                "play refused: stream not found");
+        match &waiting {
+            Waiting::Play(w) => warn!(worker = self.id, peer = %peer, name = %w.name,
+                reason = %reason, "play refused: stream not found"),
+            Waiting::Server(_) => warn!(worker = self.id, reason = %reason,
+                "server stream: no such file under the content root"),
+            Waiting::Length { .. } => {}
         }
         self.vod_indexed(waiting, Err(()));
     }
