@@ -274,16 +274,9 @@ impl Worker {
             self.vod_open_failed(waiting, live, server_live, &peer, reason);
             return;
         };
-        let known = match self.vod.files.get(&real) {
-            Some(FileEntry::Building { .. }) => true,
-            Some(FileEntry::Ready { index, .. }) => index.strong_count() > 0,
-            None => false,
-        };
-        if known {
-            self.log_file_play(&waiting, &real, &peer);
-            self.vod_when_indexed(real, path.format(), waiting, &peer);
+        let Err(waiting) = self.vod_join(&real, waiting) else {
             return;
-        }
+        };
         let Some(relative) = path
             .relative()
             .to_str()
@@ -366,18 +359,9 @@ impl Worker {
         });
         match opened {
             Ok((file, meta)) => {
-                if let Some(FileEntry::Ready { index, .. }) = self.vod.files.get(&o.real) {
-                    if index.strong_count() == 0 {
-                        self.vod_forget_unused();
-                    }
-                }
-                if self.vod.files.contains_key(&o.real) {
-                    // Another open of the same name finished first.
-                    self.log_file_play(&o.waiting, &o.real, &o.peer);
-                    self.vod_when_indexed(o.real, o.format, o.waiting, &o.peer);
-                } else {
-                    self.log_file_play(&o.waiting, &o.real, &o.peer);
-                    self.vod_index_opened(o.real, o.format, o.waiting, file, &meta);
+                // Another open of the same name may have finished first.
+                if let Err(waiting) = self.vod_join(&o.real, o.waiting) {
+                    self.vod_index_opened(o.real, o.format, waiting, file, &meta);
                 }
             }
             // No such file (a -2 play or item goes live).
@@ -386,13 +370,6 @@ impl Worker {
                 self.vod_open_failed(o.waiting, o.live, o.server_live, &o.peer, &reason);
             }
             Err(e) => self.vod_open_failed(o.waiting, None, false, &o.peer, &e.to_string()),
-        }
-    }
-
-    fn log_file_play(&self, waiting: &Waiting, real: &std::path::Path, peer: &str) {
-        if let Waiting::Play(w) = waiting {
-            info!(worker = self.id, peer = %peer, file = %real.display(), start = w.start_ms,
-                "file play");
         }
     }
 
@@ -426,27 +403,27 @@ impl Worker {
         self.vod_indexed(waiting, Err(()));
     }
 
-    /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
-    pub(super) fn vod_when_indexed(
-        &mut self,
-        real: PathBuf,
-        format: crate::media::vod::content_path::FileFormat,
-        waiting: Waiting,
-        peer: &str,
-    ) {
-        match self.vod.files.get_mut(&real) {
+    /// Runs `waiting` once the file at `real` is indexed, if this worker has its entry:
+    /// now if it is indexed, or when it is. Without a live entry `waiting` comes back (to
+    /// wait for an open of the file).
+    fn vod_join(&mut self, real: &std::path::Path, waiting: Waiting) -> Result<(), Waiting> {
+        match self.vod.files.get_mut(real) {
             Some(FileEntry::Ready { file, index, .. }) => match index.upgrade() {
                 Some(index) => {
                     let file = Arc::clone(file);
                     self.vod_indexed(waiting, Ok((file, index)));
+                    Ok(())
                 }
                 None => {
                     self.vod_forget_unused();
-                    self.vod_index(real, format, waiting, peer);
+                    Err(waiting)
                 }
             },
-            Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
-            None => self.vod_index(real, format, waiting, peer),
+            Some(FileEntry::Building { waiting: w, .. }) => {
+                w.push(waiting);
+                Ok(())
+            }
+            None => Err(waiting),
         }
     }
 
@@ -533,26 +510,6 @@ impl Worker {
             c.client.nc.stream_idle(stream_id);
         }
         play_status::not_found(&mut port!(self), r, stream_id, name);
-    }
-
-    /// Opens `real` (a server stream's file, checked by its canonical path) and starts
-    /// building its index.
-    fn vod_index(
-        &mut self,
-        real: PathBuf,
-        format: crate::media::vod::content_path::FileFormat,
-        waiting: Waiting,
-        peer: &str,
-    ) {
-        let opened = File::open(&real).and_then(|f| f.metadata().map(|m| (f, m)));
-        match opened {
-            Ok((file, meta)) => self.vod_index_opened(real, format, waiting, file, &meta),
-            Err(e) => {
-                warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
-                    "play refused: cannot open");
-                self.vod_indexed(waiting, Err(()));
-            }
-        }
     }
 
     /// Starts building the index of `file`, open as `real`, unless another worker holds
@@ -731,6 +688,10 @@ impl Worker {
 
     /// A play's file is indexed: it starts (or joins the NetStream's playlist).
     fn vod_begin(&mut self, w: PlayWait, file: Arc<File>, index: Arc<MediaIndex>) {
+        if let Some(c) = self.conns.get(w.r) {
+            info!(worker = self.id, peer = %c.peer, stream = %w.name, start = w.start_ms,
+                "file play");
+        }
         let now = self.clock_ms(Instant::now());
         let item = Item {
             name: w.name,
@@ -1075,6 +1036,13 @@ mod tests {
         generation: 1,
     };
 
+    /// What an open of the FLV file `path` completing does (without a content root).
+    fn index_file(w: &mut Worker, path: &std::path::Path, waiting: Waiting) {
+        let file = File::open(path).expect("open");
+        let meta = file.metadata().expect("metadata");
+        w.vod_index_opened(path.to_path_buf(), FileFormat::Flv, waiting, file, &meta);
+    }
+
     fn play(stream_id: u32) -> Waiting {
         Waiting::Play(PlayWait {
             r: VIEWER,
@@ -1116,7 +1084,7 @@ mod tests {
             len: Length::ToEnd,
             reset: true,
         });
-        w.vod_when_indexed(path.clone(), FileFormat::Flv, waiting, "test");
+        index_file(&mut w, &path, waiting);
         let unsent = |w: &mut Worker| crate::media::port::Port::unsent(&port!(w), r);
         // Nobody reads: the queue fills up to the bound, and stays there for a few ticks.
         turn_until(&mut w, |w| unsent(w) > MAX_UNSENT_BYTES - 256 * 1024);
@@ -1254,11 +1222,11 @@ mod tests {
         let mut a = worker(0, receivers.remove(0));
         let mut b = worker(1, receivers.remove(0));
 
-        a.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        index_file(&mut a, &path, play(1));
         assert!(a.vod.plays.is_empty(), "the index is read first");
         turn_until(&mut a, |a| !a.vod.plays.is_empty());
         // The second worker starts at once, on the same index, without reading the file.
-        b.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        index_file(&mut b, &path, play(1));
         assert!(Arc::ptr_eq(&played_index(&a), &played_index(&b)));
         assert!(b.vod.building.is_empty());
 
