@@ -4,7 +4,7 @@
 //! the tag headers (legacy FLV for H.264, AAC and MP3; Enhanced RTMP FourCCs `hvc1`, `av01`
 //! and `Opus`), the sequence start before the coded frames, a key frame first, the counts
 //! within one frame and timestamps that never go back. ffmpeg plays what its version (5.1,
-//! no Enhanced RTMP in its FLV demuxer) reads: H.264 with MP3.
+//! no Enhanced RTMP in its FLV demuxer) reads: H.264 with MP3, and the H.264 of H.264 + Opus.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -387,4 +387,27 @@ fn played_audio_is_mp3(out: &Path, name: &str) {
     decode.expect_success(Duration::from_secs(30));
     let errors = decode.stderr();
     assert!(errors.trim().is_empty(), "{name}: decoding: {errors}");
+}
+
+/// A player without Enhanced RTMP still gets the legacy track of a mixed file: ffmpeg 5.1
+/// skips the Opus messages (sound format 9, unknown to it) and copies every H.264 frame.
+#[test]
+fn ffmpeg_without_enhanced_rtmp_plays_the_h264_of_an_h264_and_opus_file() {
+    let dir = ScratchDir::new("vod-opus-ffmpeg");
+    let root = dir.join("root");
+    let codecs = with(&X264, &["-c:a", "libopus", "-b:a", "32k"]);
+    make_clip_with(&root.join("vod/_definst_/opus.mp4"), SECONDS, &codecs);
+    let mut server = vod_server(&root);
+    let out = dir.join("video.flv");
+    let out_str = out.to_str().expect("utf-8 path");
+    let url = server.url("vod/mp4:opus.mp4");
+    ffmpeg(&[
+        "-v", "error", "-i", &url, "-map", "0:v", "-c", "copy", "-f", "flv", "-y", out_str,
+    ])
+    .expect_success(Duration::from_secs(30));
+    let packets = probe_packets(&out);
+    let video = of_type(&packets, "video");
+    assert_eq!(video.len(), 50, "every H.264 frame");
+    assert!(video[0].key, "first video is a key frame");
+    server.assert_alive();
 }
