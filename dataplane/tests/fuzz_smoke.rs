@@ -506,6 +506,7 @@ fn iso_index_survives_mutations() {
         &[
             include_bytes!("../src/media/vod/testdata/avc_aac.mp4").to_vec(),
             include_bytes!("../src/media/vod/testdata/hevc_opus.mp4").to_vec(),
+            include_bytes!("../src/media/vod/testdata/avc_mp3.mp4").to_vec(),
         ],
         10,
     );

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use dataplane::proto::amf0::{self, Amf0Value};
+use dataplane::proto::amf0::Amf0Value;
 use dataplane::proto::rtmp::msg_type;
 use dataplane::proto::rtmp::session::SessionEvent;
 use e2e::rtmp_client::{info_code, is_avc_key_frame, is_avc_sequence_header, RtmpClient};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::Server;
-use e2e::vod_fixture::{make_clip, vod_server};
+use e2e::vod_fixture::{make_clip, play, play_status, vod_server};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -27,30 +27,6 @@ fn player(server: &Server) -> (RtmpClient, u32) {
     let mut c = RtmpClient::connected(server.addr(), "vod").expect("connect");
     let sid = c.create_stream().expect("createStream");
     (c, sid)
-}
-
-fn play(c: &mut RtmpClient, sid: u32, name: &str, start_ms: f64, len_ms: f64, reset: bool) {
-    c.send_command(
-        sid,
-        "play",
-        Amf0Value::Null,
-        &[
-            Amf0Value::string(name),
-            Amf0Value::Number(start_ms),
-            Amf0Value::Number(len_ms),
-            Amf0Value::Boolean(reset),
-        ],
-    )
-    .expect("play");
-}
-
-/// The code of an onPlayStatus data message.
-fn play_status(payload: &[u8]) -> Option<String> {
-    let values = amf0::decode_all(payload).ok()?;
-    if values.first()?.as_str()? != "onPlayStatus" {
-        return None;
-    }
-    values.get(1)?.get("code")?.as_str().map(str::to_string)
 }
 
 #[test]
@@ -221,6 +197,86 @@ fn a_buffer_length_sent_right_after_play_sends_that_far_ahead() {
         frames >= 95,
         "{frames} of the clip's 100 video frames within {window:?} of play: the 10 s buffer \
          was not applied\n{}",
+        server.log()
+    );
+    server.assert_alive();
+}
+
+/// A -2 play learns whether its file is there when the file's open completes (off the
+/// worker's thread): a name with a file plays the file; a name without one waits for the
+/// live stream, and gets it once it is published.
+#[test]
+fn a_minus_two_play_plays_the_file_if_there_else_waits_for_the_live_stream() {
+    let dir = ScratchDir::new("vod-minus-two");
+    let server = server(&dir);
+    let (mut file_viewer, _) = player(&server);
+    file_viewer.play("clip").expect("play -2");
+    file_viewer
+        .wait_status("NetStream.Play.Start", WAIT)
+        .expect("the file's Play.Start");
+    let (first, _) = file_viewer
+        .wait_first_video(WAIT)
+        .expect("the file's video");
+    assert!(is_avc_sequence_header(&first.payload));
+
+    let (mut live_viewer, _) = player(&server);
+    live_viewer.play("later").expect("play -2");
+    // Nothing is published yet: no StreamNotFound, the viewer waits.
+    let early = live_viewer.wait_command(Duration::from_secs(1), "StreamNotFound", |c| {
+        info_code(c).as_deref() == Some("NetStream.Play.StreamNotFound")
+    });
+    assert!(early.is_err(), "a -2 play without a file was refused");
+    let _publisher = e2e::publisher::publish_sample(&server.url("vod/later"));
+    let (first, _) = live_viewer.wait_first_video(WAIT).expect("live video");
+    assert!(
+        is_avc_sequence_header(&first.payload) || is_avc_key_frame(&first.payload),
+        "the live stream starts on its headers or a key frame"
+    );
+}
+
+/// A server-side stream's -2 items (a script's `Stream.play(name, -2)`) are decided when
+/// their files' opens complete too: `clip` has a file and plays it, `studio` has none and
+/// plays the live stream published under that name once the file is over.
+#[test]
+fn a_server_stream_plays_a_file_then_a_live_stream_both_asked_with_minus_two() {
+    let dir = ScratchDir::new("vod-server-minus-two");
+    let root = dir.join("root");
+    make_clip(&root.join("ch/_definst_/clip.flv"));
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(scripts.join("ch")).expect("script dir");
+    std::fs::write(
+        scripts.join("ch/main.asc"),
+        "application.onAppStart = function () {\n\
+         var s = Stream.get(\"channel\");\n\
+         s.play(\"clip\", -2, -1, true);\n\
+         s.play(\"studio\", -2, -1, false);\n\
+         };\n",
+    )
+    .expect("script");
+    let mut server = Server::start_with(e2e::server::ServerOptions {
+        config: Some(format!(
+            "[vod]\nroot = {:?}\n[scripts]\ndir = {:?}\nload_on_startup = [\"ch\"]\n",
+            root.display().to_string(),
+            scripts.display().to_string()
+        )),
+        ..e2e::server::ServerOptions::default()
+    });
+    let _publisher = e2e::publisher::publish_sample(&server.url("ch/studio"));
+    let mut c = RtmpClient::connected(server.addr(), "ch").expect("connect");
+    c.play("channel").expect("play");
+    // The 4 s clip, then the live stream: video goes on well past the clip's end.
+    let start = Instant::now();
+    let mut last_video = None;
+    while start.elapsed() < Duration::from_secs(9) {
+        match c.read_message(Duration::from_secs(2)) {
+            Ok(m) if m.type_id == msg_type::VIDEO => last_video = Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) => panic!("the channel stopped: {e}\n{}", server.log()),
+        }
+    }
+    assert!(
+        last_video.is_some_and(|t| t > Duration::from_secs(7)),
+        "no live video after the file: {last_video:?}\n{}",
         server.log()
     );
     server.assert_alive();

@@ -6,7 +6,11 @@
 //! The check canonicalises the path and requires the result to lie below the canonical
 //! root, then hands back that canonical path (symlink-free at the time of the check). An
 //! operator who lets untrusted users create links inside the root between the check and
-//! the open could still race it; openat2(RESOLVE_BENEATH) would close that gap.
+//! the open could still race it. Plays and `getStreamLength` do not use this check: they
+//! open through the ring beneath the root's directory with RESOLVE_BENEATH
+//! (`engine/file_open.rs`, `worker/vod.rs`), check and open in one step, and so do
+//! server-side streams' items; the listing (on the control thread) and recording still
+//! check here.
 
 use std::io;
 use std::path::{Path, PathBuf};

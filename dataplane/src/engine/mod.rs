@@ -10,6 +10,7 @@ pub(crate) mod content_listing;
 pub(crate) mod content_root;
 pub(crate) mod cross;
 mod file;
+mod file_open;
 mod file_read;
 pub(crate) mod io;
 pub(crate) mod listener;

@@ -25,6 +25,8 @@ pub(crate) enum OpKind {
     FileRead = 10,
     /// A multicast output's batched send (slot: the output in the worker's `Multicasts`).
     MulticastSend = 11,
+    /// A file open beneath a directory (slot: its entry in `FileOpens`).
+    FileOpen = 12,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,7 @@ impl Token {
             9 => OpKind::File,
             10 => OpKind::FileRead,
             11 => OpKind::MulticastSend,
+            12 => OpKind::FileOpen,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;
@@ -92,6 +95,7 @@ mod tests {
             OpKind::File,
             OpKind::FileRead,
             OpKind::MulticastSend,
+            OpKind::FileOpen,
         ] {
             let t = Token::new(kind, 7, 9);
             assert_eq!(Token::from_user_data(t.to_user_data()), Some(t));

@@ -325,7 +325,8 @@ impl Worker {
                 if (self.conns.is_empty()
                     && self.outbound_idle()
                     && self.recordings.is_empty()
-                    && self.files.is_empty())
+                    && self.files.is_empty()
+                    && self.vod.opens_idle())
                     || since.elapsed() > CLOSE_FLUSH + Duration::from_millis(300)
                 {
                     break;
@@ -499,6 +500,7 @@ impl Worker {
             OpKind::UdpSend => self.on_udp_sent(token, c),
             OpKind::File => self.on_file(token, c),
             OpKind::FileRead => self.on_file_read(token, c),
+            OpKind::FileOpen => self.on_vod_open(token, c),
             OpKind::MulticastSend => self.on_multicast_sent(token, c),
             OpKind::Cancel => {}
         }

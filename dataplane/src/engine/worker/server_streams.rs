@@ -19,7 +19,6 @@ use tracing::{info, warn};
 
 use super::*;
 use crate::app::instance::InstanceKey;
-use crate::engine::content_root::ContentRoot;
 use crate::engine::file_read::FileReadError;
 use crate::engine::owner::VodReader;
 use crate::media::tag::{self as frame_tag, FrameKind};
@@ -230,39 +229,27 @@ impl Worker {
         reset: bool,
     ) {
         let len = Length::from_wire(Some(len));
-        let found = (start != -1.0)
-            .then(|| {
-                let root = self.config.vod.root.as_ref()?;
-                let path = ContentPath::resolve(&instance.app, &instance.instance, source).ok()?;
-                let real = ContentRoot::new(root)
-                    .and_then(|root| root.existing_file(&path))
-                    .ok()?;
-                Some((real, path.format()))
-            })
+        // Whether the file is there is known once it is opened (off the worker's thread):
+        // a -2 item without one plays the live stream then (`server_stream_missing`).
+        let path = (start != -1.0 && self.config.vod.root.is_some())
+            .then(|| ContentPath::resolve(&instance.app, &instance.instance, source).ok())
             .flatten();
         let Some(s) = self.server_streams.by_id.get_mut(&id) else {
             return;
         };
         let seq = s.next_seq;
         s.next_seq += 1;
-        match found {
+        match path {
             None if start >= 0.0 => {
                 warn!(worker = self.id, app = %instance, source,
                     "server stream: no such file under the content root");
                 self.server_stream_status(id, "NetStream.Play.StreamNotFound", source);
             }
-            None if source == s.key.name() => {
-                self.server_stream_status(id, "NetStream.Play.Failed", source);
-            }
             None => {
-                let live = Entry::Live {
-                    name: source.to_string(),
-                    len,
-                };
-                s.order.push_back((seq, reset, Some((live, None))));
-                self.server_stream_drain(id);
+                s.order.push_back((seq, reset, None));
+                self.server_stream_live(id, seq, source, len);
             }
-            Some((real, format)) => {
+            Some(path) => {
                 s.order.push_back((seq, reset, None));
                 let item = ServerItem {
                     id,
@@ -271,9 +258,35 @@ impl Worker {
                     start_ms: start.clamp(0.0, f64::from(u32::MAX)) as u32,
                     len,
                 };
-                self.vod_when_indexed(real, format, vod::Waiting::Server(item), "script");
+                self.vod_open_for_server(&path, item, start < 0.0);
             }
         }
+    }
+
+    /// A -2 item has no file: the live stream of its name, in its turn (a server stream
+    /// cannot play its own name live: Play.Failed).
+    pub(super) fn server_stream_missing(&mut self, w: ServerItem) {
+        self.server_stream_live(w.id, w.seq, &w.name, w.len);
+    }
+
+    fn server_stream_live(&mut self, id: u32, seq: u64, name: &str, len: Length) {
+        let Some(s) = self.server_streams.by_id.get_mut(&id) else {
+            return;
+        };
+        let Some(at) = s.order.iter().position(|(sq, ..)| *sq == seq) else {
+            return;
+        };
+        if name == s.key.name() {
+            s.order.remove(at);
+            self.server_stream_status(id, "NetStream.Play.Failed", name);
+        } else {
+            let live = Entry::Live {
+                name: name.to_string(),
+                len,
+            };
+            s.order[at].2 = Some((live, None));
+        }
+        self.server_stream_drain(id);
     }
 
     /// An item's file is indexed (or cannot be served).

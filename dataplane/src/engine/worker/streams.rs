@@ -192,6 +192,21 @@ impl Worker {
         if self.start_vod(r, stream_id, &key, &params) {
             return;
         }
+        self.start_live_play(r, stream_id, key, params);
+    }
+
+    /// A play of the live stream `key` (also a -2 play whose file turned out not to be
+    /// there, once its open says so).
+    pub(super) fn start_live_play(
+        &mut self,
+        r: ConnRef,
+        stream_id: u32,
+        key: StreamKey,
+        params: PlayParams,
+    ) {
+        if self.conns.get(r).is_none() {
+            return;
+        }
         // A live play after a file's (a playlist's next item): the file play ends.
         self.stop_vod(r, stream_id);
         let joined = self.shared.registry.join(&key, self.id);

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -20,11 +21,14 @@ use super::port::port;
 use super::Worker;
 use crate::app::request::PlayParams;
 use crate::engine::conn::ConnRef;
-use crate::engine::content_root::ContentRoot;
+use crate::engine::content_root::{ContentRoot, RootError};
+use crate::engine::file_open::{open_dir, FileOpens};
 use crate::engine::file_read::FileReadError;
+use crate::engine::io::Completion;
 use crate::engine::owner::{Owner, VodReader};
 use crate::engine::shared_indexes::FileKey;
 use crate::engine::timers::TimerKind;
+use crate::engine::token::Token;
 use crate::media::port::Urgency;
 use crate::media::vod::block_cache::{BlockCache, FileId, Lookup, BLOCK_BYTES};
 use crate::media::vod::content_path::ContentPath;
@@ -32,6 +36,7 @@ use crate::media::vod::file_play::{FilePlay, Item, Turn};
 use crate::media::vod::index::{Feed, MediaIndex};
 use crate::media::vod::indexer::Indexer;
 use crate::media::vod::pacing::Pacing;
+use crate::media::vod::play_order::PlayOrder;
 use crate::media::vod::play_status;
 use crate::media::vod::playback::Length;
 use crate::media::vod::sample_frames::SampleFrames;
@@ -62,9 +67,42 @@ pub(crate) struct VodState {
     block_reads: HashMap<(FileId, u64), Vec<(ConnRef, u32)>>,
     /// Frames made of the files' samples, shared by their viewers.
     frames: SampleFrames,
+    /// The content root as configured, its canonical path and its directory, the base
+    /// of every open.
+    root: Option<(PathBuf, PathBuf, Arc<OwnedFd>)>,
+    /// Opens in flight through the ring, and what waits for each, by the id they carry.
+    opens: FileOpens<u32>,
+    opening: HashMap<u32, Opening>,
+    /// A NetStream's plays take effect in the order they were made.
+    order: PlayOrder<(ConnRef, u32), PlayOutcome>,
+}
+
+/// What a play turned into once its file was opened and indexed (or was not).
+enum PlayOutcome {
+    Begin(PlayWait, Arc<File>, Arc<MediaIndex>),
+    NotFound(PlayWait),
+    /// A -2 play with no file: the live stream.
+    Live(PlayWait, StreamKey, PlayParams),
+}
+
+/// What waits for a file's open: the play (or length call) and, for a -2 play, the live
+/// play it becomes if there is no such file.
+struct Opening {
+    real: PathBuf,
+    format: crate::media::vod::content_path::FileFormat,
+    waiting: Waiting,
+    live: Option<(StreamKey, PlayParams)>,
+    /// A server stream's -2 item: the live stream if there is no file.
+    server_live: bool,
+    peer: String,
 }
 
 impl VodState {
+    /// No open in flight (the kernel may read an open's path until it completes).
+    pub(super) fn opens_idle(&self) -> bool {
+        self.opens.is_empty()
+    }
+
     /// The files whose index is built, by canonical path, with their durations.
     pub(super) fn durations(&self) -> Vec<(PathBuf, u32)> {
         self.files
@@ -120,6 +158,8 @@ impl Waiting {
 pub(super) struct PlayWait {
     r: ConnRef,
     stream_id: u32,
+    /// Its place among the NetStream's plays (`PlayOrder`).
+    ticket: u64,
     name: String,
     start_ms: u32,
     len: Length,
@@ -149,9 +189,9 @@ impl Worker {
         key: &StreamKey,
         params: &PlayParams,
     ) -> bool {
-        let Some(root) = self.config.vod.root.clone() else {
+        if self.config.vod.root.is_none() {
             return false;
-        };
+        }
         // -1: live only; -2 (and other negatives): live if published, else the file.
         if params.start == -1.0 || (params.start < 0.0 && self.shared.registry.is_published(key)) {
             return false;
@@ -171,63 +211,229 @@ impl Worker {
                 return true;
             }
         };
-        let real = ContentRoot::new(&root).and_then(|root| root.existing_file(&path));
-        let real = match real {
-            Ok(p) => p,
-            Err(e) => {
-                if !wants_file && matches!(e, crate::engine::content_root::RootError::Io { .. }) {
-                    // No such file: a live play that waits for its publisher.
-                    return false;
-                }
-                warn!(worker = self.id, peer = %peer, name = %params.name, reason = %e,
-                    "play refused: stream not found");
-                self.vod_not_found(r, stream_id, key.name());
-                return true;
-            }
+        let Some(ticket) = self.vod.order.ticket((r, stream_id)) else {
+            warn!(worker = self.id, peer = %peer, name = %params.name,
+                "play refused: too many plays waiting on this NetStream");
+            self.vod_not_found(r, stream_id, key.name());
+            return true;
         };
         let waiting = Waiting::Play(PlayWait {
             r,
             stream_id,
+            ticket,
             name: key.name().to_string(),
             start_ms: params.start.clamp(0.0, f64::from(u32::MAX)) as u32,
             len: Length::from_wire(Some(params.duration)),
             reset: params.reset,
         });
-        info!(worker = self.id, peer = %peer, file = %real.display(), start = params.start,
-            "file play");
-        self.vod_when_indexed(real, path.format(), waiting, &peer);
+        // -2: whether the file is there is known once it is opened; if not, the play
+        // goes live then.
+        let live = (!wants_file).then(|| (key.clone(), params.clone()));
+        self.vod_open(&path, waiting, live, peer);
         true
     }
 
-    /// Runs `waiting` once the file at `real` is indexed: now if it is, or when it is.
-    pub(super) fn vod_when_indexed(
+    /// Runs `waiting` once the file `path` names is indexed: now if it is, when it is if
+    /// it is being indexed, else once it is opened (through the ring, beneath the content
+    /// root's directory) and indexed. A `live` play falls back to the live stream if the
+    /// file cannot be opened (but not if its name leads out of the root).
+    fn vod_open(
         &mut self,
-        real: PathBuf,
-        format: crate::media::vod::content_path::FileFormat,
+        path: &ContentPath,
         waiting: Waiting,
-        peer: &str,
+        live: Option<(StreamKey, PlayParams)>,
+        peer: String,
     ) {
-        match self.vod.files.get_mut(&real) {
+        self.vod_open_with(path, waiting, live, false, peer);
+    }
+
+    /// A server stream's item, opened as a play's file is; `live`: a -2 item, which plays
+    /// the live stream if there is no file.
+    pub(super) fn vod_open_for_server(
+        &mut self,
+        path: &ContentPath,
+        item: super::server_streams::ServerItem,
+        live: bool,
+    ) {
+        self.vod_open_with(path, Waiting::Server(item), None, live, "script".into());
+    }
+
+    fn vod_open_with(
+        &mut self,
+        path: &ContentPath,
+        waiting: Waiting,
+        live: Option<(StreamKey, PlayParams)>,
+        server_live: bool,
+        peer: String,
+    ) {
+        let Some((real, dir)) = self
+            .vod_root()
+            .map(|(root, dir)| (root.join(path.relative()), dir))
+        else {
+            let reason = "the content root cannot be opened";
+            self.vod_open_failed(waiting, live, server_live, &peer, reason);
+            return;
+        };
+        let Err(waiting) = self.vod_join(&real, waiting) else {
+            return;
+        };
+        let Some(relative) = path
+            .relative()
+            .to_str()
+            .and_then(|p| std::ffi::CString::new(p).ok())
+        else {
+            self.vod_open_failed(waiting, live, server_live, &peer, "the name is not a path");
+            return;
+        };
+        let opening = Opening {
+            real,
+            format: path.format(),
+            waiting,
+            live,
+            server_live,
+            peer,
+        };
+        self.vod.next_id = self.vod.next_id.wrapping_add(1);
+        let id = self.vod.next_id;
+        self.vod.opening.insert(id, opening);
+        self.vod.opens.start(&mut self.io, &dir, relative, id);
+    }
+
+    /// The content root's directory (canonical path and descriptor), opened on first use
+    /// and again when the configured root changes.
+    fn vod_root(&mut self) -> Option<(PathBuf, Arc<OwnedFd>)> {
+        let configured = self.config.vod.root.as_ref()?;
+        if let Some((path, canonical, dir)) = &self.vod.root {
+            if path == configured {
+                return Some((canonical.clone(), Arc::clone(dir)));
+            }
+        }
+        let opened = ContentRoot::new(configured).and_then(|root| {
+            let dir = open_dir(root.root()).map_err(|source| RootError::Io {
+                path: root.root().to_path_buf(),
+                source,
+            })?;
+            Ok((root.root().to_path_buf(), Arc::new(dir)))
+        });
+        match opened {
+            Ok((canonical, dir)) => {
+                self.vod.root = Some((configured.clone(), canonical.clone(), Arc::clone(&dir)));
+                Some((canonical, dir))
+            }
+            Err(e) => {
+                warn!(worker = self.id, reason = %e, "the content root cannot be opened");
+                None
+            }
+        }
+    }
+
+    /// An open through the ring ended.
+    pub(super) fn on_vod_open(&mut self, token: Token, c: Completion) {
+        let Some(done) = self.vod.opens.complete(token, c) else {
+            return;
+        };
+        let Some(o) = self.vod.opening.remove(&done.owner) else {
+            return;
+        };
+        let opened = done.result.map_err(|errno| match errno {
+            libc::EXDEV | libc::ELOOP => RootError::Escapes {
+                path: o.real.clone(),
+            },
+            errno => RootError::Io {
+                path: o.real.clone(),
+                source: std::io::Error::from_raw_os_error(errno),
+            },
+        });
+        let opened = opened.and_then(|file| {
+            let meta = file.metadata().map_err(|source| RootError::Io {
+                path: o.real.clone(),
+                source,
+            })?;
+            if meta.is_file() {
+                Ok((file, meta))
+            } else {
+                Err(RootError::NotAFile {
+                    path: o.real.clone(),
+                })
+            }
+        });
+        match opened {
+            Ok((file, meta)) => {
+                // Another open of the same name may have finished first.
+                if let Err(waiting) = self.vod_join(&o.real, o.waiting) {
+                    self.vod_index_opened(o.real, o.format, waiting, file, &meta);
+                }
+            }
+            // No such file (a -2 play or item goes live).
+            Err(e @ RootError::Io { .. }) => {
+                let reason = e.to_string();
+                self.vod_open_failed(o.waiting, o.live, o.server_live, &o.peer, &reason);
+            }
+            Err(e) => self.vod_open_failed(o.waiting, None, false, &o.peer, &e.to_string()),
+        }
+    }
+
+    /// What waited for an open learns the file cannot be served (a `live` play goes live).
+    fn vod_open_failed(
+        &mut self,
+        waiting: Waiting,
+        live: Option<(StreamKey, PlayParams)>,
+        server_live: bool,
+        peer: &str,
+        reason: &str,
+    ) {
+        let waiting = match (waiting, live) {
+            (Waiting::Play(w), Some((key, params))) => {
+                self.vod_play_outcome(PlayOutcome::Live(w, key, params));
+                return;
+            }
+            (Waiting::Server(item), _) if server_live => {
+                self.server_stream_missing(item);
+                return;
+            }
+            (waiting, _) => waiting,
+        };
+        match &waiting {
+            Waiting::Play(w) => warn!(worker = self.id, peer = %peer, name = %w.name,
+                reason = %reason, "play refused: stream not found"),
+            Waiting::Server(_) => warn!(worker = self.id, reason = %reason,
+                "server stream: no such file under the content root"),
+            Waiting::Length { .. } => {}
+        }
+        self.vod_indexed(waiting, Err(()));
+    }
+
+    /// Runs `waiting` once the file at `real` is indexed, if this worker has its entry:
+    /// now if it is indexed, or when it is. Without a live entry `waiting` comes back (to
+    /// wait for an open of the file).
+    fn vod_join(&mut self, real: &std::path::Path, waiting: Waiting) -> Result<(), Waiting> {
+        match self.vod.files.get_mut(real) {
             Some(FileEntry::Ready { file, index, .. }) => match index.upgrade() {
                 Some(index) => {
                     let file = Arc::clone(file);
                     self.vod_indexed(waiting, Ok((file, index)));
+                    Ok(())
                 }
                 None => {
                     self.vod_forget_unused();
-                    self.vod_index(real, format, waiting, peer);
+                    Err(waiting)
                 }
             },
-            Some(FileEntry::Building { waiting: w, .. }) => w.push(waiting),
-            None => self.vod_index(real, format, waiting, peer),
+            Some(FileEntry::Building { waiting: w, .. }) => {
+                w.push(waiting);
+                Ok(())
+            }
+            None => Err(waiting),
         }
     }
 
     /// What waited for an index gets it (or learns the file cannot be served).
     fn vod_indexed(&mut self, waiting: Waiting, indexed: Result<(Arc<File>, Arc<MediaIndex>), ()>) {
         match (waiting, indexed) {
-            (Waiting::Play(w), Ok((file, index))) => self.vod_begin(w, file, index),
-            (Waiting::Play(w), Err(())) => self.vod_not_found(w.r, w.stream_id, &w.name),
+            (Waiting::Play(w), Ok((file, index))) => {
+                self.vod_play_outcome(PlayOutcome::Begin(w, file, index))
+            }
+            (Waiting::Play(w), Err(())) => self.vod_play_outcome(PlayOutcome::NotFound(w)),
             (Waiting::Server(w), indexed) => self.server_stream_indexed(w, indexed),
             (
                 Waiting::Length {
@@ -255,6 +461,24 @@ impl Worker {
         }
     }
 
+    /// A play's outcome takes effect in its turn: after those of the NetStream's plays
+    /// made before it.
+    fn vod_play_outcome(&mut self, outcome: PlayOutcome) {
+        let w = match &outcome {
+            PlayOutcome::Begin(w, ..) | PlayOutcome::NotFound(w) | PlayOutcome::Live(w, ..) => w,
+        };
+        let (key, ticket) = ((w.r, w.stream_id), w.ticket);
+        for outcome in self.vod.order.arrive(key, ticket, outcome) {
+            match outcome {
+                PlayOutcome::Begin(w, file, index) => self.vod_begin(w, file, index),
+                PlayOutcome::NotFound(w) => self.vod_not_found(w.r, w.stream_id, &w.name),
+                PlayOutcome::Live(w, key, params) => {
+                    self.start_live_play(w.r, w.stream_id, key, params)
+                }
+            }
+        }
+    }
+
     /// `getStreamLength(name)`: a file's duration in seconds (its index built if need be),
     /// 0 for anything that is not a file under the content root.
     pub(super) fn vod_length(
@@ -270,23 +494,14 @@ impl Worker {
             stream_id,
             transaction,
         };
-        let found = self.config.vod.root.as_ref().and_then(|root| {
-            let path = ContentPath::resolve(key.app(), key.instance(), name).ok()?;
-            let real = ContentRoot::new(root)
-                .and_then(|root| root.existing_file(&path))
-                .ok()?;
-            Some((real, path.format()))
-        });
-        match found {
-            Some((real, format)) => {
-                let peer = self
-                    .conns
-                    .get(r)
-                    .map(|c| c.peer.to_string())
-                    .unwrap_or_default();
-                self.vod_when_indexed(real, format, waiting, &peer);
-            }
-            None => self.vod_indexed(waiting, Err(())),
+        let peer = self
+            .conns
+            .get(r)
+            .map(|c| c.peer.to_string())
+            .unwrap_or_default();
+        match ContentPath::resolve(key.app(), key.instance(), name) {
+            Ok(path) if self.config.vod.root.is_some() => self.vod_open(&path, waiting, None, peer),
+            _ => self.vod_indexed(waiting, Err(())),
         }
     }
 
@@ -297,26 +512,17 @@ impl Worker {
         play_status::not_found(&mut port!(self), r, stream_id, name);
     }
 
-    /// Opens `real` and starts building its index, unless another worker holds the index
-    /// of this version of the file.
-    fn vod_index(
+    /// Starts building the index of `file`, open as `real`, unless another worker holds
+    /// the index of this version of the file.
+    fn vod_index_opened(
         &mut self,
         real: PathBuf,
         format: crate::media::vod::content_path::FileFormat,
         waiting: Waiting,
-        peer: &str,
+        file: File,
+        meta: &std::fs::Metadata,
     ) {
-        let opened =
-            File::open(&real).and_then(|f| f.metadata().map(|m| (f, FileKey::of(&m), m.len())));
-        let (file, key, len) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(worker = self.id, peer = %peer, file = %real.display(), error = %e,
-                    "play refused: cannot open");
-                self.vod_indexed(waiting, Err(()));
-                return;
-            }
-        };
+        let (key, len) = (FileKey::of(meta), meta.len());
         let file = Arc::new(file);
         if let Some(index) = self.shared.indexes.get(&key) {
             info!(worker = self.id, file = %real.display(), "file index shared by another worker");
@@ -482,6 +688,10 @@ impl Worker {
 
     /// A play's file is indexed: it starts (or joins the NetStream's playlist).
     fn vod_begin(&mut self, w: PlayWait, file: Arc<File>, index: Arc<MediaIndex>) {
+        if let Some(c) = self.conns.get(w.r) {
+            info!(worker = self.id, peer = %c.peer, stream = %w.name, start = w.start_ms,
+                "file play");
+        }
         let now = self.clock_ms(Instant::now());
         let item = Item {
             name: w.name,
@@ -677,6 +887,14 @@ impl Worker {
     /// was a file play.
     pub(super) fn stop_vod(&mut self, r: ConnRef, stream_id: u32) -> bool {
         let mut was = self.vod.plays.remove(&(r, stream_id)).is_some();
+        // Plays waiting for their files' opens are dropped (the opens' files close when
+        // they complete), and so is what waited for its turn.
+        let opening = self.vod.opening.len();
+        self.vod
+            .opening
+            .retain(|_, o| !o.waiting.is_play_of(r, stream_id));
+        was |= self.vod.opening.len() != opening;
+        self.vod.order.forget((r, stream_id));
         for f in self.vod.files.values_mut() {
             if let FileEntry::Building { waiting, .. } = f {
                 let before = waiting.len();
@@ -693,6 +911,11 @@ impl Worker {
     /// Whether `stream_id` plays a file (or waits for one's index).
     pub(super) fn vod_plays(&self, r: ConnRef, stream_id: u32) -> bool {
         self.vod.plays.contains_key(&(r, stream_id))
+            || self
+                .vod
+                .opening
+                .values()
+                .any(|o| o.waiting.is_play_of(r, stream_id))
             || self.vod.files.values().any(|f| match f {
                 FileEntry::Building { waiting, .. } => {
                     waiting.iter().any(|w| w.is_play_of(r, stream_id))
@@ -805,6 +1028,7 @@ mod tests {
     use crate::media::vod::content_path::FileFormat;
 
     const FLV: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.flv");
+    const MP4: &[u8] = include_bytes!("../../media/vod/testdata/avc_aac.mp4");
 
     /// A client that is not there: what it is told goes nowhere.
     const VIEWER: ConnRef = ConnRef {
@@ -812,10 +1036,18 @@ mod tests {
         generation: 1,
     };
 
+    /// What an open of the FLV file `path` completing does (without a content root).
+    fn index_file(w: &mut Worker, path: &std::path::Path, waiting: Waiting) {
+        let file = File::open(path).expect("open");
+        let meta = file.metadata().expect("metadata");
+        w.vod_index_opened(path.to_path_buf(), FileFormat::Flv, waiting, file, &meta);
+    }
+
     fn play(stream_id: u32) -> Waiting {
         Waiting::Play(PlayWait {
             r: VIEWER,
             stream_id,
+            ticket: 0,
             name: "clip".into(),
             start_ms: 0,
             len: Length::ToEnd,
@@ -846,12 +1078,13 @@ mod tests {
         let waiting = Waiting::Play(PlayWait {
             r,
             stream_id: 1,
+            ticket: 0,
             name: "slow".into(),
             start_ms: 0,
             len: Length::ToEnd,
             reset: true,
         });
-        w.vod_when_indexed(path.clone(), FileFormat::Flv, waiting, "test");
+        index_file(&mut w, &path, waiting);
         let unsent = |w: &mut Worker| crate::media::port::Port::unsent(&port!(w), r);
         // Nobody reads: the queue fills up to the bound, and stays there for a few ticks.
         turn_until(&mut w, |w| unsent(w) > MAX_UNSENT_BYTES - 256 * 1024);
@@ -886,6 +1119,90 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// A worker whose content root holds `vod/_definst_/clip.flv` and `clip.mp4`, and a
+    /// link out of it as `out.flv`.
+    fn worker_with_root(tag: &str) -> (Worker, PathBuf) {
+        let base = std::env::temp_dir().join(format!("strata-vod-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("root/vod/_definst_");
+        std::fs::create_dir_all(&dir).expect("content dir");
+        std::fs::write(dir.join("clip.flv"), FLV).expect("write");
+        std::fs::write(dir.join("clip.mp4"), MP4).expect("write");
+        std::fs::write(dir.join("other.flv"), FLV).expect("write");
+        std::fs::write(base.join("secret.flv"), FLV).expect("write");
+        std::os::unix::fs::symlink(base.join("secret.flv"), dir.join("out.flv")).expect("link");
+        let (shared, mut receivers, _control) = shared(1);
+        let mut config = Config::default();
+        config.server.listen = Vec::new();
+        config.vod.root = Some(base.join("root"));
+        let w = Worker::new(0, shared, Arc::new(config), receivers.remove(0)).expect("io_uring");
+        (w, base)
+    }
+
+    fn params(name: &str, start: f64, reset: bool) -> PlayParams {
+        PlayParams {
+            name: name.into(),
+            start,
+            duration: -1.0,
+            reset,
+        }
+    }
+
+    #[test]
+    fn plays_open_off_the_thread_and_take_effect_in_the_order_made() {
+        let (mut w, base) = worker_with_root("order");
+        let key = |name: &str| StreamKey::new("vod", "_definst_", name);
+        // A playlist: the FLV, the MP4, the FLV again. The FLV's second play finds its
+        // file indexing (or indexed) and the MP4 indexes on its own: whichever is ready
+        // first, the items join in the order played.
+        for (name, reset) in [("clip", true), ("mp4:clip.mp4", false), ("clip", false)] {
+            assert!(w.start_vod(VIEWER, 1, &key(name), &params(name, 0.0, reset)));
+        }
+        assert!(w.vod.plays.is_empty(), "nothing plays before its open");
+        assert!(w.vod_plays(VIEWER, 1), "but the NetStream is taken");
+        turn_until(&mut w, |w| {
+            w.vod
+                .plays
+                .values()
+                .next()
+                .is_some_and(|p| p.files.len() == 3)
+        });
+        let play = w.vod.plays.values().next().expect("the play");
+        let containers: Vec<_> = play.files.iter().map(|f| f.0.container).collect();
+        assert_eq!(
+            containers,
+            [
+                crate::media::vod::index::Container::Flv,
+                crate::media::vod::index::Container::Iso,
+                crate::media::vod::index::Container::Flv
+            ]
+        );
+        assert!(w.vod.opening.is_empty());
+
+        // -2 of a name with no file, and a link out of the root: no file play; the open
+        // refuses the link (EXDEV) without reading what it points to.
+        assert!(w.start_vod(VIEWER, 2, &key("none"), &params("none", -2.0, true)));
+        assert!(w.start_vod(VIEWER, 3, &key("out"), &params("out", 0.0, true)));
+        turn_until(&mut w, |w| w.vod.opening.is_empty());
+        assert!(!w.vod_plays(VIEWER, 2) && !w.vod_plays(VIEWER, 3));
+        assert_eq!(
+            w.vod.files.len(),
+            2,
+            "only the two files in the root were opened"
+        );
+        // A stop while the open is in flight drops the play; the open's file closes.
+        assert!(w.start_vod(VIEWER, 5, &key("other"), &params("other", 0.0, true)));
+        assert!(w.vod_plays(VIEWER, 5));
+        assert!(w.stop_vod(VIEWER, 5));
+        assert!(!w.vod_plays(VIEWER, 5));
+        turn_until(&mut w, |w| w.vod.opens_idle());
+        assert!(
+            w.vod.plays.len() == 1 && w.vod.files.len() == 2,
+            "nothing began"
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
     fn played_index(w: &Worker) -> Arc<MediaIndex> {
         let play = w.vod.plays.values().next().expect("a play");
         Arc::clone(&play.files[0].0)
@@ -905,11 +1222,11 @@ mod tests {
         let mut a = worker(0, receivers.remove(0));
         let mut b = worker(1, receivers.remove(0));
 
-        a.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        index_file(&mut a, &path, play(1));
         assert!(a.vod.plays.is_empty(), "the index is read first");
         turn_until(&mut a, |a| !a.vod.plays.is_empty());
         // The second worker starts at once, on the same index, without reading the file.
-        b.vod_when_indexed(path.clone(), FileFormat::Flv, play(1), "test");
+        index_file(&mut b, &path, play(1));
         assert!(Arc::ptr_eq(&played_index(&a), &played_index(&b)));
         assert!(b.vod.building.is_empty());
 

@@ -94,6 +94,25 @@ pub(crate) enum Track {
 pub(crate) const MAX_PREFIX: usize = 8;
 
 impl Track {
+    /// Whether the track is video.
+    pub(crate) fn is_video(self) -> bool {
+        matches!(self, Track::Avc | Track::Hevc | Track::Av1)
+    }
+
+    /// The track's codec as onMetaData's `videocodecid` / `audiocodecid` say it: the legacy
+    /// FLV codec id, or for Enhanced RTMP codecs their FourCC read as a big-endian number
+    /// (Enhanced RTMP v2, "Metadata Frame").
+    pub(crate) fn metadata_codec_id(self) -> u32 {
+        match self {
+            Track::Avc => 7,
+            Track::Hevc => u32::from_be_bytes(*b"hvc1"),
+            Track::Av1 => u32::from_be_bytes(*b"av01"),
+            Track::Aac => 10,
+            Track::Mp3 => 2,
+            Track::Opus => u32::from_be_bytes(*b"Opus"),
+        }
+    }
+
     /// The FLV tag body bytes that go in front of `sample`'s data.
     pub(crate) fn prefix(self, sample: &Sample) -> ([u8; MAX_PREFIX], usize) {
         let mut p = [0u8; MAX_PREFIX];

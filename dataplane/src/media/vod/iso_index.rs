@@ -102,6 +102,7 @@ fn index_moov(moov: &[u8], file_len: u64) -> Result<MediaIndex, IndexError> {
         height: 0,
     };
     let mut samples = Vec::new();
+    let (mut video_seen, mut audio_seen) = (false, false);
     for trak in &moov.trak {
         let Some(codec) = trak.mdia.minf.stbl.stsd.codecs.first() else {
             continue;
@@ -109,15 +110,16 @@ fn index_moov(moov: &[u8], file_len: u64) -> Result<MediaIndex, IndexError> {
         let Some((track, header, video)) = describe(codec) else {
             continue;
         };
-        let slot = if video {
-            &mut index.video_header
+        let (seen, slot) = if video {
+            (&mut video_seen, &mut index.video_header)
         } else {
-            &mut index.audio_header
+            (&mut audio_seen, &mut index.audio_header)
         };
-        if slot.is_some() {
+        if *seen {
             continue; // one track of each kind
         }
-        *slot = Some(header);
+        *seen = true;
+        *slot = header;
         if let Some(v) = codec.visual() {
             index.width = u32::from(v.width);
             index.height = u32::from(v.height);
@@ -144,9 +146,13 @@ fn index_moov(moov: &[u8], file_len: u64) -> Result<MediaIndex, IndexError> {
 }
 
 /// How a sample entry travels over RTMP: the track kind, its sequence header as an RTMP
-/// payload, and whether it is video. `None` for codecs RTMP does not carry.
-fn describe(codec: &Codec) -> Option<(Track, Bytes, bool)> {
-    let with = |prefix: &[u8], record: Vec<u8>| -> Bytes { [prefix, &record[..]].concat().into() };
+/// payload (none for MP3, whose frames configure themselves: an empty audio message in its
+/// place is a malformed tag to players), and whether it is video. `None` for codecs RTMP
+/// does not carry.
+fn describe(codec: &Codec) -> Option<(Track, Option<Bytes>, bool)> {
+    let with = |prefix: &[u8], record: Vec<u8>| -> Option<Bytes> {
+        Some([prefix, &record[..]].concat().into())
+    };
     Some(match codec {
         Codec::Avc1(c) => (
             Track::Avc,
@@ -165,7 +171,7 @@ fn describe(codec: &Codec) -> Option<(Track, Bytes, bool)> {
             let config = &c.esds.es_desc.dec_config;
             // Object types 0x69 and 0x6B are MPEG-1/2 audio layer 3 in an mp4a entry.
             if matches!(config.object_type_indication, 0x69 | 0x6b) {
-                (Track::Mp3, Bytes::new(), false)
+                (Track::Mp3, None, false)
             } else {
                 let specific = config.dec_specific.as_ref()?;
                 let asc = if specific.raw.is_empty() {
@@ -177,7 +183,7 @@ fn describe(codec: &Codec) -> Option<(Track, Bytes, bool)> {
                 (Track::Aac, with(&[0xaf, 0], asc), false)
             }
         }
-        Codec::Mp3(_) => (Track::Mp3, Bytes::new(), false),
+        Codec::Mp3(_) => (Track::Mp3, None, false),
         Codec::Opus(c) => (Track::Opus, with(b"\x90Opus", opus_head(&c.dops)), false),
         _ => return None,
     })
@@ -332,6 +338,20 @@ mod tests {
     const AVC_AAC_FLV: &[u8] = include_bytes!("testdata/avc_aac.flv");
     /// ffmpeg: 0.5 s, x265 (hvc1) with GOP 5, Opus 48 kHz.
     const HEVC_OPUS: &[u8] = include_bytes!("testdata/hevc_opus.mp4");
+    /// ffmpeg: 0.5 s of 64x48 at 25 fps, x264 with GOP 5, MP3 (libmp3lame) 44.1 kHz.
+    const AVC_MP3: &[u8] = include_bytes!("testdata/avc_mp3.mp4");
+
+    /// `videocodecid` and `audiocodecid` of the onMetaData a play of `index` starts with.
+    fn metadata_codec_ids(index: &MediaIndex) -> (Option<f64>, Option<f64>) {
+        let headers = crate::media::vod::play_status::header_messages(index, 0);
+        let values = crate::proto::amf0::decode_all(&headers[0].payload).expect("AMF0");
+        assert_eq!(values[0].as_str(), Some("onMetaData"));
+        let id = |key| match values[1].get(key) {
+            Some(crate::proto::amf0::Amf0Value::Number(n)) => Some(*n),
+            _ => None,
+        };
+        (id("videocodecid"), id("audiocodecid"))
+    }
 
     fn count(index: &MediaIndex, kinds: &[FrameKind]) -> usize {
         index
@@ -407,7 +427,37 @@ mod tests {
         assert_eq!(&audio[5..13], b"OpusHead");
         assert_eq!(count(&i, &[FrameKind::VideoKey, FrameKind::VideoInter]), 13);
         assert!(i.key_frames.len() >= 3);
+        // onMetaData names them by FourCC, read as a number.
+        assert_eq!(
+            metadata_codec_ids(&i),
+            (
+                Some(f64::from(u32::from_be_bytes(*b"hvc1"))),
+                Some(f64::from(u32::from_be_bytes(*b"Opus")))
+            )
+        );
         crate::fuzzing::iso_index(HEVC_OPUS);
+    }
+
+    #[test]
+    fn mp3_is_legacy_flv_audio_with_no_sequence_header() {
+        let i = index_bytes(FileFormat::Iso, AVC_MP3).expect("indexed");
+        assert_eq!(i.tracks, vec![Track::Avc, Track::Mp3]);
+        // MP3 frames carry their own configuration: no header message at all (an empty
+        // audio message would be a malformed tag).
+        assert_eq!(i.audio_header, None);
+        let headers = crate::media::vod::play_status::header_messages(&i, 0);
+        assert_eq!(
+            headers.iter().map(|m| m.type_id).collect::<Vec<_>>(),
+            [18, 9],
+            "onMetaData and the AVC header only"
+        );
+        assert_eq!(count(&i, &[FrameKind::VideoKey, FrameKind::VideoInter]), 13);
+        assert_eq!(count(&i, &[FrameKind::Audio]), 21);
+        assert_eq!(metadata_codec_ids(&i), (Some(7.0), Some(2.0)));
+        let audio = i.samples.iter().find(|s| s.kind == FrameKind::Audio);
+        let (prefix, len) = i.prefix(audio.expect("an MP3 sample"));
+        assert_eq!(audio_codec(&prefix[..len]), Some(AudioCodec::Mp3));
+        crate::fuzzing::iso_index(AVC_MP3);
     }
 
     #[test]

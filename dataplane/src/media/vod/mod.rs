@@ -10,6 +10,7 @@ pub(crate) mod index;
 pub(crate) mod indexer;
 pub(crate) mod iso_index;
 pub(crate) mod pacing;
+pub(crate) mod play_order;
 pub(crate) mod play_status;
 pub(crate) mod playback;
 pub(crate) mod sample_frames;

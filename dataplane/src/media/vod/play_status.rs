@@ -176,6 +176,17 @@ fn made_metadata(index: &MediaIndex) -> Vec<u8> {
         props.push(("width".into(), Amf0Value::Number(f64::from(index.width))));
         props.push(("height".into(), Amf0Value::Number(f64::from(index.height))));
     }
+    // Players set up their decoders from these before the first frame (ffmpeg creates its
+    // streams from them); an FLV file's own onMetaData has them already.
+    for track in &index.tracks {
+        let key = if track.is_video() {
+            "videocodecid"
+        } else {
+            "audiocodecid"
+        };
+        let id = f64::from(track.metadata_codec_id());
+        props.push((key.into(), Amf0Value::Number(id)));
+    }
     let mut out = Vec::new();
     amf0::encode_all(
         &[Amf0Value::string("onMetaData"), Amf0Value::EcmaArray(props)],
