@@ -12,11 +12,12 @@ use bytes::Bytes;
 
 use super::adts::{self, AdtsConfig};
 use super::annex_b::{write_access_unit, NalSyntax, ParameterSets};
+use super::av1::{self, Av1Config};
 use super::packet::{write_unit, UnitFlags};
-use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_VIDEO};
+use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_PRIVATE_1, STREAM_ID_VIDEO};
 use super::psi::{self, stream_type, Elementary};
 use super::source::{self, AudioCodec, Unit, VideoCodec};
-use super::{avc_config, hevc_config, MuxError, CLOCK_HZ, TIME_MASK, TS_PACKET_SIZE};
+use super::{avc_config, hevc_config, opus, MuxError, CLOCK_HZ, TIME_MASK, TS_PACKET_SIZE};
 use crate::proto::rtmp::msg_type;
 
 pub(crate) const VIDEO_PID: u16 = 0x100;
@@ -33,7 +34,15 @@ const AUDIO_ONLY_TABLES_MS: u32 = 500;
 #[derive(Clone)]
 struct VideoTrack {
     codec: VideoCodec,
-    sets: ParameterSets,
+    config: VideoConfig,
+}
+
+/// What a key frame needs of the sequence header, per codec family.
+#[derive(Clone)]
+enum VideoConfig {
+    /// H.264 and HEVC: the parameter sets.
+    Nal(ParameterSets),
+    Av1(Av1Config),
 }
 
 #[derive(Clone)]
@@ -41,6 +50,8 @@ struct AudioTrack {
     codec: AudioCodec,
     /// AAC only: from the sequence header.
     adts: Option<AdtsConfig>,
+    /// The PMT's descriptors for the stream (Opus: registration and channels).
+    descriptors: Vec<u8>,
 }
 
 /// One frame's TS packets.
@@ -169,19 +180,32 @@ impl TsMuxer {
         };
         match unit {
             Unit::VideoConfig { codec, record } => {
-                let sets = match codec {
-                    VideoCodec::H264 => avc_config::parse(record)?,
-                    VideoCodec::Hevc => hevc_config::parse(record)?,
+                let config = match codec {
+                    VideoCodec::H264 => VideoConfig::Nal(avc_config::parse(record)?),
+                    VideoCodec::Hevc => VideoConfig::Nal(hevc_config::parse(record)?),
+                    VideoCodec::Av1 => VideoConfig::Av1(av1::parse_config(record)?),
                 };
-                if self.video.as_ref().map(|v| v.codec) != Some(codec) {
+                let descriptors = |v: &VideoTrack| match &v.config {
+                    VideoConfig::Av1(c) => Some(c.descriptors.clone()),
+                    VideoConfig::Nal(_) => None,
+                };
+                let track = VideoTrack { codec, config };
+                if self.video.as_ref().map(|v| (v.codec, descriptors(v)))
+                    != Some((codec, descriptors(&track)))
+                {
                     self.pmt_changed = true;
                 }
-                self.video = Some(VideoTrack { codec, sets });
+                self.video = Some(track);
                 Ok(None)
             }
             Unit::AacConfig(config) => {
                 let adts = adts::parse(config)?;
-                self.set_audio(AudioCodec::Aac, Some(adts));
+                self.set_audio(AudioCodec::Aac, Some(adts), Vec::new());
+                Ok(None)
+            }
+            Unit::OpusConfig(head) => {
+                let descriptors = opus::descriptors(head)?;
+                self.set_audio(AudioCodec::Opus, None, descriptors);
                 Ok(None)
             }
             Unit::Video {
@@ -193,7 +217,7 @@ impl TsMuxer {
             Unit::Audio { codec, data } => {
                 // MP3 has no sequence header: its first frame declares the track.
                 if codec == AudioCodec::Mp3 && self.audio.as_ref().map(|a| a.codec) != Some(codec) {
-                    self.set_audio(codec, None);
+                    self.set_audio(codec, None, Vec::new());
                 }
                 self.audio_frame(codec, timestamp, data)
             }
@@ -201,11 +225,15 @@ impl TsMuxer {
         }
     }
 
-    fn set_audio(&mut self, codec: AudioCodec, adts: Option<AdtsConfig>) {
-        if self.audio.as_ref().map(|a| a.codec) != Some(codec) {
+    fn set_audio(&mut self, codec: AudioCodec, adts: Option<AdtsConfig>, descriptors: Vec<u8>) {
+        if self.audio.as_ref().map(|a| (a.codec, &a.descriptors)) != Some((codec, &descriptors)) {
             self.pmt_changed = true;
         }
-        self.audio = Some(AudioTrack { codec, adts });
+        self.audio = Some(AudioTrack {
+            codec,
+            adts,
+            descriptors,
+        });
     }
 
     fn video_frame(
@@ -223,13 +251,22 @@ impl TsMuxer {
         let Some(track) = self.video.as_ref() else {
             return Ok(None);
         };
-        let syntax = match codec {
-            VideoCodec::H264 => NalSyntax::H264,
-            VideoCodec::Hevc => NalSyntax::Hevc,
-        };
         self.pes.clear();
         self.pes.resize(pes::MAX_HEADER_LEN, 0);
-        write_access_unit(&mut self.pes, syntax, &track.sets, key, data)?;
+        let stream_id = match (&track.config, codec) {
+            (VideoConfig::Nal(sets), VideoCodec::H264) => {
+                write_access_unit(&mut self.pes, NalSyntax::H264, sets, key, data)?;
+                STREAM_ID_VIDEO
+            }
+            (VideoConfig::Nal(sets), _) => {
+                write_access_unit(&mut self.pes, NalSyntax::Hevc, sets, key, data)?;
+                STREAM_ID_VIDEO
+            }
+            (VideoConfig::Av1(config), _) => {
+                av1::write_access_unit(&mut self.pes, config, key, data)?;
+                STREAM_ID_PRIVATE_1
+            }
+        };
         let dts = to_clock(timestamp);
         let pts = dts + (i64::from(cts.max(0)) as u64) * CLOCK_HZ / 1000;
         let mut out = self.start_frame(key, timestamp);
@@ -238,7 +275,7 @@ impl TsMuxer {
             discontinuity: std::mem::take(&mut self.video_discontinuity),
             random_access: key,
         };
-        let at = self.write_pes_header(STREAM_ID_VIDEO, pts, Some(dts));
+        let at = self.write_pes_header(stream_id, pts, Some(dts));
         write_unit(
             &mut out,
             VIDEO_PID,
@@ -264,11 +301,18 @@ impl TsMuxer {
         };
         self.pes.clear();
         self.pes.resize(pes::MAX_HEADER_LEN, 0);
-        match (track.codec, &track.adts) {
-            (AudioCodec::Aac, Some(c)) => adts::write_header(&mut self.pes, c, data.len())?,
+        let stream_id = match (track.codec, &track.adts) {
+            (AudioCodec::Aac, Some(c)) => {
+                adts::write_header(&mut self.pes, c, data.len())?;
+                STREAM_ID_AUDIO
+            }
             (AudioCodec::Aac, None) => return Ok(None),
-            (AudioCodec::Mp3, _) => {}
-        }
+            (AudioCodec::Mp3, _) => STREAM_ID_AUDIO,
+            (AudioCodec::Opus, _) => {
+                opus::write_control_header(&mut self.pes, data.len());
+                STREAM_ID_PRIVATE_1
+            }
+        };
         self.pes.extend_from_slice(data);
         let audio_only = self.video.is_none();
         // An audio-only stream: its tables every so often make a place to start.
@@ -288,7 +332,7 @@ impl TsMuxer {
             discontinuity: std::mem::take(&mut self.audio_discontinuity),
             random_access: key,
         };
-        let at = self.write_pes_header(STREAM_ID_AUDIO, pts, None);
+        let at = self.write_pes_header(stream_id, pts, None);
         write_unit(
             &mut out,
             AUDIO_PID,
@@ -326,15 +370,24 @@ impl TsMuxer {
             let mut streams = [Elementary {
                 stream_type: 0,
                 pid: 0,
+                descriptors: &[],
             }; 2];
             let mut n = 0;
             if let Some(v) = &self.video {
-                streams[n] = Elementary {
-                    stream_type: match v.codec {
-                        VideoCodec::H264 => stream_type::H264,
-                        VideoCodec::Hevc => stream_type::HEVC,
+                streams[n] = match &v.config {
+                    VideoConfig::Av1(c) => Elementary {
+                        stream_type: stream_type::PRIVATE_PES,
+                        pid: VIDEO_PID,
+                        descriptors: &c.descriptors,
                     },
-                    pid: VIDEO_PID,
+                    VideoConfig::Nal(_) => Elementary {
+                        stream_type: match v.codec {
+                            VideoCodec::Hevc => stream_type::HEVC,
+                            _ => stream_type::H264,
+                        },
+                        pid: VIDEO_PID,
+                        descriptors: &[],
+                    },
                 };
                 n += 1;
             }
@@ -343,8 +396,10 @@ impl TsMuxer {
                     stream_type: match a.codec {
                         AudioCodec::Aac => stream_type::AAC_ADTS,
                         AudioCodec::Mp3 => stream_type::MPEG1_AUDIO,
+                        AudioCodec::Opus => stream_type::PRIVATE_PES,
                     },
                     pid: AUDIO_PID,
+                    descriptors: &a.descriptors,
                 };
                 n += 1;
             }

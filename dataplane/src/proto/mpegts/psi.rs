@@ -13,6 +13,9 @@ const TRANSPORT_STREAM_ID: u16 = 1;
 /// Stream types of the PMT (ISO/IEC 13818-1 table 2-34 and its amendments).
 pub(crate) mod stream_type {
     pub(crate) const MPEG1_AUDIO: u8 = 0x03;
+    /// PES packets with private data: Opus and AV1, told apart by their registration
+    /// descriptors.
+    pub(crate) const PRIVATE_PES: u8 = 0x06;
     pub(crate) const AAC_ADTS: u8 = 0x0f;
     pub(crate) const H264: u8 = 0x1b;
     pub(crate) const HEVC: u8 = 0x24;
@@ -20,9 +23,11 @@ pub(crate) mod stream_type {
 
 /// One elementary stream as the PMT lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Elementary {
+pub(crate) struct Elementary<'a> {
     pub(crate) stream_type: u8,
     pub(crate) pid: u16,
+    /// The stream's descriptors, whole (tag, length, body), in order.
+    pub(crate) descriptors: &'a [u8],
 }
 
 /// Appends a section's long-form header, the body, and the CRC, behind a pointer field.
@@ -80,7 +85,10 @@ pub(crate) fn write_pmt(
     for s in streams {
         body.push(s.stream_type);
         body.extend_from_slice(&(0xe000 | s.pid).to_be_bytes());
-        body.extend_from_slice(&[0xf0, 0x00]); // no stream descriptors
+        // ES_info_length: 12 bits; ours are a dozen bytes.
+        let len = s.descriptors.len() as u16 & 0x3ff;
+        body.extend_from_slice(&(0xf000 | len).to_be_bytes());
+        body.extend_from_slice(&s.descriptors[..usize::from(len)]);
     }
     let s = section(0x02, PROGRAM_NUMBER, version, &body);
     write_table(out, PMT_PID, cc, discontinuity, &s);
@@ -115,10 +123,12 @@ mod tests {
             Elementary {
                 stream_type: stream_type::H264,
                 pid: 0x100,
+                descriptors: &[],
             },
             Elementary {
                 stream_type: stream_type::AAC_ADTS,
                 pid: 0x101,
+                descriptors: &[],
             },
         ];
         write_pmt(&mut out, &mut cc, false, 3, 0x100, &streams);
