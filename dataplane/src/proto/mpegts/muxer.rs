@@ -8,7 +8,7 @@
 //! zero. The PCR rides on the video PID (the audio PID of an audio-only stream), once per
 //! frame: well within the 100 ms the standard asks for at any usual frame rate.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::adts::{self, AdtsConfig};
 use super::annex_b::{write_access_unit, NalSyntax, ParameterSets};
@@ -30,6 +30,11 @@ const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
 /// An audio-only stream repeats its tables this often (in media milliseconds), so that a
 /// receiver joining finds them without a key frame to wait for.
 const AUDIO_ONLY_TABLES_MS: u32 = 500;
+/// Frames are written into one buffer of this size after another (each frame's bytes a
+/// slice of it), not each into an allocation of its own: a stream allocates once per
+/// ~256 KiB of TS (about a second of a 2 Mbit/s stream), and none at all once its outputs
+/// have let go of an earlier buffer, which is then written again.
+const ARENA_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct VideoTrack {
@@ -95,6 +100,8 @@ pub(crate) struct TsMuxer {
     /// Scratch for one PES (header room, then the elementary stream), kept between frames.
     pes: Vec<u8>,
     header: Vec<u8>,
+    /// Where frames' packets are written (see `ARENA_BYTES`).
+    arena: BytesMut,
 }
 
 impl TsMuxer {
@@ -162,6 +169,7 @@ impl TsMuxer {
             await_key: true,
             pes: Vec::new(),
             header: Vec::new(),
+            arena: BytesMut::new(),
         }
     }
 
@@ -269,7 +277,7 @@ impl TsMuxer {
         };
         let dts = to_clock(timestamp);
         let pts = dts + (i64::from(cts.max(0)) as u64) * CLOCK_HZ / 1000;
-        let mut out = self.start_frame(key, timestamp);
+        self.start_frame(key, timestamp);
         let flags = UnitFlags {
             pcr: Some(dts.saturating_sub(PCR_DELAY)),
             discontinuity: std::mem::take(&mut self.video_discontinuity),
@@ -277,14 +285,14 @@ impl TsMuxer {
         };
         let at = self.write_pes_header(stream_id, pts, Some(dts));
         write_unit(
-            &mut out,
+            &mut self.arena,
             VIDEO_PID,
             &mut self.cc.video,
             flags,
             &self.pes[at..],
         );
         Ok(Some(Muxed {
-            bytes: Bytes::from(out),
+            bytes: self.arena.split().freeze(),
             key,
             timestamp,
         }))
@@ -326,7 +334,7 @@ impl TsMuxer {
             return Ok(None);
         }
         let pts = to_clock(timestamp);
-        let mut out = self.start_frame(key, timestamp);
+        self.start_frame(key, timestamp);
         let flags = UnitFlags {
             pcr: audio_only.then(|| pts.saturating_sub(PCR_DELAY)),
             discontinuity: std::mem::take(&mut self.audio_discontinuity),
@@ -334,14 +342,14 @@ impl TsMuxer {
         };
         let at = self.write_pes_header(stream_id, pts, None);
         write_unit(
-            &mut out,
+            &mut self.arena,
             AUDIO_PID,
             &mut self.cc.audio,
             flags,
             &self.pes[at..],
         );
         Ok(Some(Muxed {
-            bytes: Bytes::from(out),
+            bytes: self.arena.split().freeze(),
             key,
             timestamp,
         }))
@@ -355,18 +363,24 @@ impl TsMuxer {
         !self.await_key
     }
 
-    /// A frame's output buffer, starting with the tables when it is a place to start or
-    /// the tracks changed.
-    fn start_frame(&mut self, key: bool, timestamp: u32) -> Vec<u8> {
+    /// Room in the arena for a frame's packets, and the tables first when it is a place
+    /// to start or the tracks changed.
+    fn start_frame(&mut self, key: bool, timestamp: u32) {
         let packets = 2 + (pes::MAX_HEADER_LEN + self.pes.len()) / (TS_PACKET_SIZE - 12) + 1;
-        let mut out = Vec::with_capacity(packets * TS_PACKET_SIZE);
+        let need = packets * TS_PACKET_SIZE;
+        if self.arena.capacity() < need {
+            // Reuses the last buffer when every frame written in it has been let go of,
+            // else takes a new one.
+            self.arena.reserve(need.max(ARENA_BYTES));
+        }
+        let out = &mut self.arena;
         if key || self.pmt_changed {
             if self.pmt_changed {
                 self.pmt_version = (self.pmt_version + 1) & 0x1f;
                 self.pmt_changed = false;
             }
             let discontinuity = std::mem::take(&mut self.tables_discontinuity);
-            psi::write_pat(&mut out, &mut self.cc.pat, discontinuity);
+            psi::write_pat(out, &mut self.cc.pat, discontinuity);
             let mut streams = [Elementary {
                 stream_type: 0,
                 pid: 0,
@@ -409,7 +423,7 @@ impl TsMuxer {
                 AUDIO_PID
             };
             psi::write_pmt(
-                &mut out,
+                out,
                 &mut self.cc.pmt,
                 discontinuity,
                 self.pmt_version,
@@ -418,7 +432,6 @@ impl TsMuxer {
             );
             self.tables_at = Some(timestamp);
         }
-        out
     }
 
     /// Writes the PES header into the room left at the front of `self.pes`; returns where

@@ -2,6 +2,8 @@
 //! adaptation field (discontinuity, random access, PCR, stuffing) and the splitting of one
 //! payload unit (a PES packet or a PSI section) into whole 188-byte packets.
 
+use bytes::{BufMut, BytesMut};
+
 use super::{SYNC_BYTE, TIME_MASK, TS_PACKET_SIZE};
 
 const HEADER_LEN: usize = 4;
@@ -27,7 +29,7 @@ impl UnitFlags {
 /// Appends `unit` to `out` as whole TS packets on `pid`, counting `cc` (4 bits) up once
 /// per packet. The first packet has payload_unit_start set and carries `flags`; the last
 /// is filled with adaptation-field stuffing.
-pub(crate) fn write_unit(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
+pub(crate) fn write_unit(out: &mut BytesMut, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
     let mut rest = unit;
     let mut first = true;
     loop {
@@ -45,11 +47,11 @@ pub(crate) fn write_unit(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: UnitFl
 /// A PSI section (behind its pointer field) as one packet, padded with 0xff after the
 /// section as PSI is (no adaptation field). Our sections are a few dozen bytes; a longer
 /// one is cut, which `debug_assert` catches in tests.
-pub(crate) fn write_section(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &[u8]) {
+pub(crate) fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8]) {
     debug_assert!(section.len() <= BODY_LEN);
     let start = out.len();
     out.extend_from_slice(&[SYNC_BYTE, 0x40 | ((pid >> 8) as u8 & 0x1f), pid as u8]);
-    out.push(0x10 | (*cc & 0x0f));
+    out.put_u8(0x10 | (*cc & 0x0f));
     *cc = (*cc + 1) & 0x0f;
     out.extend_from_slice(&section[..section.len().min(BODY_LEN)]);
     out.resize(start + TS_PACKET_SIZE, 0xff);
@@ -57,7 +59,7 @@ pub(crate) fn write_section(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &
 
 /// One packet with as much of `payload` as fits; returns how much it took.
 fn write_packet(
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     pid: u16,
     cc: u8,
     unit_start: bool,
@@ -83,14 +85,14 @@ fn write_packet(
         0
     };
     let start = out.len();
-    out.push(SYNC_BYTE);
-    out.push(if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f));
-    out.push(pid as u8);
+    out.put_u8(SYNC_BYTE);
+    out.put_u8(if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f));
+    out.put_u8(pid as u8);
     let control = if adaptation > 0 { 0x30 } else { 0x10 };
-    out.push(control | (cc & 0x0f));
+    out.put_u8(control | (cc & 0x0f));
     if adaptation > 0 {
         let length = adaptation - 1;
-        out.push(length as u8);
+        out.put_u8(length as u8);
         if length > 0 {
             let mut f = 0u8;
             if flags.discontinuity {
@@ -102,7 +104,7 @@ fn write_packet(
             if flags.pcr.is_some() {
                 f |= 0x10;
             }
-            out.push(f);
+            out.put_u8(f);
             if let Some(pcr) = flags.pcr {
                 let base = pcr & TIME_MASK;
                 // 33 bits of base, 6 reserved bits (ones), 9 bits of extension (0).
@@ -136,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_small_unit_is_one_stuffed_packet() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 15;
         write_unit(&mut out, 0x100, &mut cc, UnitFlags::default(), &[1, 2, 3]);
         assert_eq!(out.len(), 188);
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn one_byte_of_stuffing_is_the_length_byte_alone() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         write_unit(&mut out, 0x101, &mut cc, UnitFlags::default(), &[7; 183]);
         assert_eq!(out.len(), 188);
@@ -160,7 +162,7 @@ mod tests {
 
     #[test]
     fn pcr_and_flags_in_the_first_packet_only() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         let flags = UnitFlags {
             pcr: Some(0x1_2345_6789),
@@ -187,7 +189,7 @@ mod tests {
         #[test]
         fn any_unit_round_trips(len in 0usize..2000, pcr in proptest::option::of(any::<u64>()), d: bool, r: bool) {
             let unit: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut out = Vec::new();
+            let mut out = BytesMut::new();
             let mut cc = 5;
             write_unit(&mut out, 0x1fff, &mut cc, UnitFlags { pcr, discontinuity: d, random_access: r }, &unit);
             prop_assert_eq!(out.len() % 188, 0);

@@ -2,6 +2,8 @@
 //! elementary streams, their types and PIDs, and which PID carries the PCR). One program
 //! per transport stream, as every multicast receiver expects.
 
+use bytes::BytesMut;
+
 use super::crc::crc32_mpeg2;
 use super::packet::{write_section, write_unit, UnitFlags};
 
@@ -51,7 +53,7 @@ fn section(table_id: u8, id: u16, version: u8, body: &[u8]) -> Vec<u8> {
 /// A table's section as its one packet. With `discontinuity` the packet says (in an
 /// adaptation field) that its continuity counter may jump: the first tables of a new
 /// source, whose counters start afresh (a publisher back on another worker).
-fn write_table(out: &mut Vec<u8>, pid: u16, cc: &mut u8, discontinuity: bool, section: &[u8]) {
+fn write_table(out: &mut BytesMut, pid: u16, cc: &mut u8, discontinuity: bool, section: &[u8]) {
     if discontinuity {
         let flags = UnitFlags {
             discontinuity: true,
@@ -63,7 +65,7 @@ fn write_table(out: &mut Vec<u8>, pid: u16, cc: &mut u8, discontinuity: bool, se
     }
 }
 
-pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8, discontinuity: bool) {
+pub(crate) fn write_pat(out: &mut BytesMut, cc: &mut u8, discontinuity: bool) {
     let mut body = [0u8; 4];
     body[..2].copy_from_slice(&PROGRAM_NUMBER.to_be_bytes());
     body[2..].copy_from_slice(&(0xe000 | PMT_PID).to_be_bytes());
@@ -72,7 +74,7 @@ pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8, discontinuity: bool) {
 }
 
 pub(crate) fn write_pmt(
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     cc: &mut u8,
     discontinuity: bool,
     version: u8,
@@ -100,7 +102,7 @@ mod tests {
 
     #[test]
     fn pat_is_the_well_known_bytes() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         write_pat(&mut out, &mut cc, false);
         // The PAT every TS muxer with program 1 at PID 0x1000 writes (ffmpeg's too).
@@ -117,7 +119,7 @@ mod tests {
 
     #[test]
     fn pmt_lists_streams_and_checks() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         let streams = [
             Elementary {
