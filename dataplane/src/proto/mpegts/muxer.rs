@@ -11,9 +11,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::adts::{self, AdtsConfig};
-use super::annex_b::{write_access_unit, NalSyntax, ParameterSets};
+use super::annex_b::{self, NalSyntax, ParameterSets};
 use super::av1::{self, Av1Config};
-use super::packet::{write_unit, UnitFlags};
+use super::packet::{write_unit, write_unit_parts, UnitFlags};
 use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_PRIVATE_1, STREAM_ID_VIDEO};
 use super::psi::{self, stream_type, Elementary};
 use super::source::{self, AudioCodec, Unit, VideoCodec};
@@ -256,41 +256,60 @@ impl TsMuxer {
         if !configured || !self.may_start(key) {
             return Ok(None); // no configuration for this codec yet, or not a start
         }
-        let Some(track) = self.video.as_ref() else {
-            return Ok(None);
-        };
-        self.pes.clear();
-        self.pes.resize(pes::MAX_HEADER_LEN, 0);
-        let stream_id = match (&track.config, codec) {
-            (VideoConfig::Nal(sets), VideoCodec::H264) => {
-                write_access_unit(&mut self.pes, NalSyntax::H264, sets, key, data)?;
-                STREAM_ID_VIDEO
-            }
-            (VideoConfig::Nal(sets), _) => {
-                write_access_unit(&mut self.pes, NalSyntax::Hevc, sets, key, data)?;
-                STREAM_ID_VIDEO
-            }
-            (VideoConfig::Av1(config), _) => {
-                av1::write_access_unit(&mut self.pes, config, key, data)?;
-                STREAM_ID_PRIVATE_1
-            }
-        };
         let dts = to_clock(timestamp);
         let pts = dts + (i64::from(cts.max(0)) as u64) * CLOCK_HZ / 1000;
-        self.start_frame(key, timestamp);
-        let flags = UnitFlags {
+        let syntax = match codec {
+            VideoCodec::Hevc => NalSyntax::Hevc,
+            _ => NalSyntax::H264,
+        };
+        // H.264 and HEVC: packetised straight from the frame's NAL units (one copy); AV1
+        // is rewritten (emulation prevention), so gathered in the PES scratch first.
+        let scan = match self.video.as_ref().map(|v| &v.config) {
+            Some(VideoConfig::Nal(sets)) => Some(annex_b::scan(syntax, sets, key, data)?),
+            Some(VideoConfig::Av1(config)) => {
+                self.pes.clear();
+                self.pes.resize(pes::MAX_HEADER_LEN, 0);
+                av1::write_access_unit(&mut self.pes, config, key, data)?;
+                None
+            }
+            None => return Ok(None),
+        };
+        let flags = |discontinuity| UnitFlags {
             pcr: Some(dts.saturating_sub(PCR_DELAY)),
-            discontinuity: std::mem::take(&mut self.video_discontinuity),
+            discontinuity,
             random_access: key,
         };
-        let at = self.write_pes_header(stream_id, pts, Some(dts));
-        write_unit(
-            &mut self.arena,
-            VIDEO_PID,
-            &mut self.cc.video,
-            flags,
-            &self.pes[at..],
-        );
+        if let Some(scan) = scan {
+            self.header.clear();
+            pes::write_header(&mut self.header, STREAM_ID_VIDEO, pts, Some(dts), scan.len);
+            let len = self.header.len() + scan.len;
+            self.start_frame(key, timestamp, len);
+            let flags = flags(std::mem::take(&mut self.video_discontinuity));
+            let Some(VideoConfig::Nal(sets)) = self.video.as_ref().map(|v| &v.config) else {
+                return Ok(None);
+            };
+            let pieces = std::iter::once(&self.header[..])
+                .chain(annex_b::access_unit(syntax, sets, scan, data));
+            write_unit_parts(
+                &mut self.arena,
+                VIDEO_PID,
+                &mut self.cc.video,
+                flags,
+                len,
+                pieces,
+            );
+        } else {
+            self.start_frame(key, timestamp, self.pes.len());
+            let flags = flags(std::mem::take(&mut self.video_discontinuity));
+            let at = self.write_pes_header(STREAM_ID_PRIVATE_1, pts, Some(dts));
+            write_unit(
+                &mut self.arena,
+                VIDEO_PID,
+                &mut self.cc.video,
+                flags,
+                &self.pes[at..],
+            );
+        }
         Ok(Some(Muxed {
             bytes: self.arena.split().freeze(),
             key,
@@ -334,7 +353,7 @@ impl TsMuxer {
             return Ok(None);
         }
         let pts = to_clock(timestamp);
-        self.start_frame(key, timestamp);
+        self.start_frame(key, timestamp, self.pes.len());
         let flags = UnitFlags {
             pcr: audio_only.then(|| pts.saturating_sub(PCR_DELAY)),
             discontinuity: std::mem::take(&mut self.audio_discontinuity),
@@ -365,8 +384,9 @@ impl TsMuxer {
 
     /// Room in the arena for a frame's packets, and the tables first when it is a place
     /// to start or the tracks changed.
-    fn start_frame(&mut self, key: bool, timestamp: u32) {
-        let packets = 2 + (pes::MAX_HEADER_LEN + self.pes.len()) / (TS_PACKET_SIZE - 12) + 1;
+    /// `unit_len`: about the PES's length (a little over is fine).
+    fn start_frame(&mut self, key: bool, timestamp: u32, unit_len: usize) {
+        let packets = 2 + (pes::MAX_HEADER_LEN + unit_len) / (TS_PACKET_SIZE - 12) + 1;
         let need = packets * TS_PACKET_SIZE;
         if self.arena.capacity() < need {
             // Reuses the last buffer when every frame written in it has been let go of,

@@ -30,15 +30,47 @@ impl UnitFlags {
 /// per packet. The first packet has payload_unit_start set and carries `flags`; the last
 /// is filled with adaptation-field stuffing.
 pub(crate) fn write_unit(out: &mut BytesMut, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
-    let mut rest = unit;
+    write_unit_parts(out, pid, cc, flags, unit.len(), [unit]);
+}
+
+/// `write_unit` for a unit given as consecutive pieces, `len` bytes in all: packetised
+/// straight from them, so that a PES made of a header, start codes and the publisher's
+/// NAL units is copied once, into the packets, and never gathered first. Pieces that end
+/// short of `len` are padded with 0xff (a caller's bug, caught by `debug_assert`).
+pub(crate) fn write_unit_parts<'a>(
+    out: &mut BytesMut,
+    pid: u16,
+    cc: &mut u8,
+    flags: UnitFlags,
+    len: usize,
+    parts: impl IntoIterator<Item = &'a [u8]>,
+) {
+    let mut parts = parts.into_iter();
+    let mut piece: &[u8] = &[];
+    let mut rest = len;
     let mut first = true;
     loop {
         let flags = if first { flags } else { UnitFlags::default() };
-        let taken = write_packet(out, pid, *cc, first, flags, rest);
+        let mut take = write_packet_head(out, pid, *cc, first, flags, rest);
+        rest -= take;
+        while take > 0 {
+            if piece.is_empty() {
+                match parts.next() {
+                    Some(p) => piece = p,
+                    None => break,
+                }
+                continue;
+            }
+            let n = take.min(piece.len());
+            out.extend_from_slice(&piece[..n]);
+            piece = &piece[n..];
+            take -= n;
+        }
+        debug_assert_eq!(take, 0, "the pieces are shorter than the unit's length");
+        out.resize(out.len() + take, 0xff);
         *cc = (*cc + 1) & 0x0f;
-        rest = &rest[taken..];
         first = false;
-        if rest.is_empty() {
+        if rest == 0 {
             break;
         }
     }
@@ -57,14 +89,15 @@ pub(crate) fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: 
     out.resize(start + TS_PACKET_SIZE, 0xff);
 }
 
-/// One packet with as much of `payload` as fits; returns how much it took.
-fn write_packet(
+/// One packet's header and adaptation field, for as much of the `remaining` payload as
+/// fits; returns how much that is (the caller appends those bytes).
+fn write_packet_head(
     out: &mut BytesMut,
     pid: u16,
     cc: u8,
     unit_start: bool,
     flags: UnitFlags,
-    payload: &[u8],
+    remaining: usize,
 ) -> usize {
     // The adaptation field's fixed part after its length byte: flags, then the PCR.
     let fixed = if flags.needs_adaptation() {
@@ -77,7 +110,7 @@ fn write_packet(
     } else {
         BODY_LEN
     };
-    let take = payload.len().min(room);
+    let take = remaining.min(room);
     // Adaptation field bytes including its length byte; 0 when there is none.
     let adaptation = if take < room || fixed > 0 {
         BODY_LEN - take
@@ -120,8 +153,7 @@ fn write_packet(
             out.resize(start + HEADER_LEN + adaptation, 0xff);
         }
     }
-    out.extend_from_slice(&payload[..take]);
-    debug_assert_eq!(out.len() - start, TS_PACKET_SIZE);
+    debug_assert_eq!(out.len() - start + take, TS_PACKET_SIZE);
     take
 }
 
@@ -201,6 +233,28 @@ mod tests {
                 back.extend_from_slice(&p[body..]);
             }
             prop_assert_eq!(back, unit);
+        }
+
+        #[test]
+        fn a_unit_in_pieces_makes_the_same_packets(len in 0usize..2000, pcr in proptest::option::of(any::<u64>()), d: bool, cuts in proptest::collection::vec(0usize..400, 1..8)) {
+            let unit: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let flags = UnitFlags { pcr, discontinuity: d, random_access: d };
+            let mut whole = BytesMut::new();
+            let mut cc = 9;
+            write_unit(&mut whole, 0x100, &mut cc, flags, &unit);
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for cut in &cuts {
+                let end = (at + cut).min(unit.len());
+                pieces.push(&unit[at..end]);
+                at = end;
+            }
+            pieces.push(&unit[at..]);
+            let mut again = BytesMut::new();
+            let mut cc2 = 9;
+            write_unit_parts(&mut again, 0x100, &mut cc2, flags, unit.len(), pieces);
+            prop_assert_eq!(&again[..], &whole[..]);
+            prop_assert_eq!(cc2, cc);
         }
     }
 }
