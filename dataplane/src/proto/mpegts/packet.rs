@@ -117,15 +117,17 @@ fn write_packet_head(
     } else {
         0
     };
-    let start = out.len();
-    out.put_u8(SYNC_BYTE);
-    out.put_u8(if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f));
-    out.put_u8(pid as u8);
+    // Built on the stack and appended at once: one bounds check and copy per packet
+    // rather than one per byte.
+    let mut head = [0xffu8; TS_PACKET_SIZE];
+    head[0] = SYNC_BYTE;
+    head[1] = if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f);
+    head[2] = pid as u8;
     let control = if adaptation > 0 { 0x30 } else { 0x10 };
-    out.put_u8(control | (cc & 0x0f));
+    head[3] = control | (cc & 0x0f);
     if adaptation > 0 {
         let length = adaptation - 1;
-        out.put_u8(length as u8);
+        head[4] = length as u8;
         if length > 0 {
             let mut f = 0u8;
             if flags.discontinuity {
@@ -137,11 +139,11 @@ fn write_packet_head(
             if flags.pcr.is_some() {
                 f |= 0x10;
             }
-            out.put_u8(f);
+            head[5] = f;
             if let Some(pcr) = flags.pcr {
                 let base = pcr & TIME_MASK;
                 // 33 bits of base, 6 reserved bits (ones), 9 bits of extension (0).
-                out.extend_from_slice(&[
+                head[6..12].copy_from_slice(&[
                     (base >> 25) as u8,
                     (base >> 17) as u8,
                     (base >> 9) as u8,
@@ -150,10 +152,12 @@ fn write_packet_head(
                     0,
                 ]);
             }
-            out.resize(start + HEADER_LEN + adaptation, 0xff);
+            // The rest of the field is stuffing: the 0xff `head` was filled with.
         }
     }
-    debug_assert_eq!(out.len() - start + take, TS_PACKET_SIZE);
+    let head_len = HEADER_LEN + adaptation;
+    out.extend_from_slice(&head[..head_len]);
+    debug_assert_eq!(head_len + take, TS_PACKET_SIZE);
     take
 }
 
