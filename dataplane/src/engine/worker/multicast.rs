@@ -424,7 +424,10 @@ impl Worker {
     /// touches the outputs (completions, mailbox, timers).
     pub(super) fn pump_multicast(&mut self) {
         if self.multicasts.active.is_empty() {
+            // The last output may have closed on a completion that made them dirty: with
+            // none left nothing is due (else `multicast_wait` would keep the loop spinning).
             self.multicasts.due = None;
+            self.multicasts.dirty = false;
             return;
         }
         let now = self.clock_ms(Instant::now());
