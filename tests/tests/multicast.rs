@@ -629,3 +629,199 @@ fn a_receiver_across_a_publisher_restart_reads_no_continuity_error() {
         srv.log()
     );
 }
+
+/// Enhanced RTMP as a publisher sends it: stratad's own VOD plays `file` (a test file of
+/// dataplane's, HEVC or AV1 with Opus, 0.52 s) to our RTMP client, which keeps the audio
+/// and video messages (sequence headers, then frames), then publishes them to
+/// `live/<name>` over and over, in real time, until `stop` (bounded: 30 s at most).
+/// ffmpeg 5.1 cannot publish these codecs over RTMP; our client can.
+fn publish_enhanced(
+    srv: &Server,
+    file: &str,
+    name: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use e2e::flv_source::{send_tags, Tag};
+    use e2e::rtmp_client::RtmpClient;
+    let mut player = RtmpClient::connected(srv.addr(), "vod").expect("connect to vod");
+    player.create_stream().expect("createStream");
+    player.play(&format!("mp4:{file}")).expect("play");
+    let mut tags = Vec::new();
+    while let Ok(m) = player.read_message(Duration::from_secs(2)) {
+        if m.type_id == 8 || m.type_id == 9 {
+            tags.push(Tag {
+                type_id: m.type_id,
+                timestamp: m.timestamp,
+                body: m.payload,
+            });
+        }
+        if tags.len() > 500 {
+            break;
+        }
+    }
+    player.shutdown();
+    assert!(
+        tags.len() > 20,
+        "the VOD play of {file} gave {} messages",
+        tags.len()
+    );
+    let length = tags.iter().map(|t| t.timestamp).max().unwrap_or(0) + 40;
+    let mut publisher = RtmpClient::connected(srv.addr(), "live").expect("connect to live");
+    publisher.create_stream().expect("createStream");
+    publisher.publish(name).expect("publish");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        for round in 0u32..60 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || started.elapsed() > Duration::from_secs(30)
+            {
+                break;
+            }
+            let shifted: Vec<Tag> = tags
+                .iter()
+                .map(|t| Tag {
+                    timestamp: t.timestamp + round * length,
+                    ..t.clone()
+                })
+                .collect();
+            // Real time across rounds: wait for this round's start, then pace within it.
+            let due = started + Duration::from_millis(u64::from(round * length));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if send_tags(&mut publisher, &shifted, u32::MAX, false).is_err() {
+                break;
+            }
+        }
+        publisher.shutdown();
+    })
+}
+
+/// Where the dataplane's VOD test files are, as a content root's `vod/_definst_`.
+fn enhanced_content_root(dir: &ScratchDir) -> std::path::PathBuf {
+    let root = dir.join("root");
+    let app = root.join("vod/_definst_");
+    std::fs::create_dir_all(&app).expect("content dir");
+    let testdata = e2e::server::workspace_dir().join("dataplane/src/media/vod/testdata");
+    for f in ["hevc_opus.mp4", "av1_opus.mp4"] {
+        std::fs::copy(testdata.join(f), app.join(f)).expect("copy the test file");
+    }
+    root
+}
+
+/// HEVC and Opus published over Enhanced RTMP by our client: ffprobe reads hevc at the
+/// file's size and opus (mono, 48 kHz, as the file has it) from the group.
+#[test]
+fn hevc_and_opus_from_enhanced_rtmp_are_read_by_ffprobe_from_the_group() {
+    let _ns = NetNs::enter();
+    let dir = ScratchDir::new("multicast-ertmp");
+    let root = enhanced_content_root(&dir);
+    let group = "239.10.0.20:5000";
+    let config = format!("[vod]\nroot = {root:?}\n") + &output("live/ehevc", group, "");
+    let srv = server(&config);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = publish_enhanced(&srv, "hevc_opus.mp4", "ehevc", stop.clone());
+    let probe = ffprobe_json(
+        &[
+            "-show_entries",
+            "stream=codec_name,width,height,channels,sample_rate",
+            &udp_input(group),
+        ],
+        Duration::from_secs(30),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = publisher.join();
+    let streams = probe["streams"].as_array().expect("streams").clone();
+    let hevc = streams
+        .iter()
+        .find(|s| s["codec_name"] == "hevc")
+        .unwrap_or_else(|| panic!("no hevc in {streams:?}\n{}", srv.log()));
+    assert_eq!(
+        (hevc["width"].as_i64(), hevc["height"].as_i64()),
+        (Some(64), Some(48))
+    );
+    let opus = streams
+        .iter()
+        .find(|s| s["codec_name"] == "opus")
+        .unwrap_or_else(|| panic!("no opus in {streams:?}"));
+    assert_eq!(opus["channels"].as_i64(), Some(1), "{opus:?}");
+    assert_eq!(opus["sample_rate"].as_str(), Some("48000"), "{opus:?}");
+}
+
+/// AV1 and Opus published over Enhanced RTMP by our client: the group carries AV1 as the
+/// AOM spec lays it out (stream_type 6 with the 'AV01' registration and the AV1 video
+/// descriptor in the PMT, private_stream_1 PES starting with a start code and a temporal
+/// delimiter); ffprobe reads the opus and lists the AV1 stream (as private data: ffmpeg
+/// 5.1 does not know AV1 in TS).
+#[test]
+fn av1_and_opus_from_enhanced_rtmp_reach_the_group_as_the_specs_lay_them_out() {
+    let _ns = NetNs::enter();
+    let dir = ScratchDir::new("multicast-ertmp-av1");
+    let root = enhanced_content_root(&dir);
+    let group = "239.10.0.21:5000";
+    let config = format!("[vod]\nroot = {root:?}\n") + &output("live/eav1", group, "");
+    let srv = server(&config);
+    let mut raw = Raw::join(Ipv4Addr::new(239, 10, 0, 21), 5000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = publish_enhanced(&srv, "av1_opus.mp4", "eav1", stop.clone());
+    receive_for(&mut [&mut raw], Duration::from_secs(3));
+    let packets = raw.packets();
+    assert!(packets.len() > 50, "{} TS packets", packets.len());
+    let pmt = packets.iter().find(|p| pid(p) == 0x1000).expect("a PMT");
+    let pmt: &[u8] = pmt;
+    let needle = [0x05, 4, b'A', b'V', b'0', b'1', 0x80, 4, 0x81];
+    let at = pmt
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("no AV01 registration and AV1 descriptor in {pmt:x?}"));
+    assert_eq!(pmt[at - 5], 0x06, "stream_type 6 for AV1");
+    assert!(
+        pmt.windows(4).any(|w| w == b"Opus"),
+        "the Opus registration"
+    );
+    // The video PID's first PES: private_stream_1, then after its header a start code and
+    // a temporal delimiter OBU.
+    let first = packets
+        .iter()
+        .find(|p| pid(p) == 0x100 && p[1] & 0x40 != 0)
+        .expect("a video PES start");
+    let body = if first[3] & 0x20 != 0 {
+        &first[5 + usize::from(first[4])..]
+    } else {
+        &first[4..]
+    };
+    assert_eq!(&body[..4], &[0, 0, 1, 0xbd], "private_stream_1");
+    let es = &body[9 + usize::from(body[8])..];
+    assert_eq!(
+        &es[..5],
+        &[0, 0, 1, 0x12, 0],
+        "a start code and a temporal delimiter"
+    );
+    // ffprobe binds the group's port too: our socket goes first. The stream is small
+    // (64x48), and ffprobe would wait for 5 MB before giving up on the AV1 stream it
+    // cannot decode: 64 KiB (a few seconds) is its probe here.
+    drop(raw);
+    let probe = ffprobe_json(
+        &[
+            "-probesize",
+            "65536",
+            "-show_entries",
+            "stream=codec_name",
+            &udp_input(group),
+        ],
+        Duration::from_secs(30),
+    );
+    let codecs: Vec<String> = probe["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str().map(str::to_string))
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = publisher.join();
+    assert!(
+        codecs.iter().any(|c| c == "opus") && codecs.iter().any(|c| c == "av1" || c == "bin_data"),
+        "{codecs:?}\n{}",
+        srv.log()
+    );
+}

@@ -81,6 +81,10 @@ pub(crate) struct Output {
     rate: u64,
     /// Unsent bytes wait this long for more before a send (0: sent at the next poll).
     batch_ms: u64,
+    /// Batches end on the multiples of `batch_ms` of the clock rather than `batch_ms` after
+    /// their first byte: every aligned output of a worker (one clock) sends in the same
+    /// loop turn, so N outputs cost the worker one wake-up per batch, not N.
+    aligned: bool,
     /// When `poll_send` first saw the oldest unsent bytes.
     unsent_since: Option<u64>,
     state: State,
@@ -112,6 +116,7 @@ impl Output {
             rtp,
             rate,
             batch_ms,
+            aligned: false,
             unsent_since: None,
             state: State::WaitingForKey,
             queue: VecDeque::new(),
@@ -127,6 +132,22 @@ impl Output {
             credit_at: 0,
             failures: 0,
             stats: OutputStats::default(),
+        }
+    }
+
+    /// Batches aligned on the clock (see `aligned`): a frame still waits at most
+    /// `batch_ms`.
+    pub(crate) fn aligned(mut self) -> Self {
+        self.aligned = true;
+        self
+    }
+
+    /// When a batch whose first byte was seen at `since` is due.
+    fn batch_due(&self, since: u64) -> u64 {
+        if self.aligned && self.batch_ms > 0 {
+            (since / self.batch_ms + 1) * self.batch_ms
+        } else {
+            since + self.batch_ms
         }
     }
 
@@ -186,7 +207,7 @@ impl Output {
             State::BackingOff { retry_at, .. } => Some(retry_at),
             _ if self.unsent() == 0 => None,
             _ => {
-                let batched = self.unsent_since.map_or(now_ms, |s| s + self.batch_ms);
+                let batched = self.unsent_since.map_or(now_ms, |s| self.batch_due(s));
                 if self.rate == 0 {
                     return Some(batched);
                 }
@@ -231,7 +252,7 @@ impl Output {
             return None;
         }
         let since = *self.unsent_since.get_or_insert(now_ms);
-        if now_ms.saturating_sub(since) < self.batch_ms {
+        if now_ms < self.batch_due(since) {
             return None;
         }
         let payload = self.datagram_payload();
@@ -257,7 +278,9 @@ impl Output {
         send.datagrams = datagrams;
         send.bytes = bytes;
         self.headers.clear();
-        // Walk the queue from the unsent offset, cutting at datagram boundaries.
+        // Walk the queue from the unsent offset. RTP: cut at datagram boundaries, each
+        // datagram behind its header; plain UDP: one range per frame, the kernel cuts the
+        // datagrams wherever the ranges end (fewer iovecs and reference counts per send).
         let mut left = bytes;
         let mut in_datagram = 0;
         let mut offset = self.front_offset;
@@ -274,7 +297,12 @@ impl Output {
                     self.sequence = self.sequence.wrapping_add(1);
                     send.parts.push(Part::Header(self.headers.len() - 1));
                 }
-                let take = (frame.len() - at).min(payload - in_datagram).min(left);
+                let room = if self.rtp {
+                    payload - in_datagram
+                } else {
+                    usize::MAX
+                };
+                let take = (frame.len() - at).min(room).min(left);
                 send.parts.push(Part::Data(frame.slice(at..at + take)));
                 at += take;
                 left -= take;

@@ -60,8 +60,15 @@ struct StreamMux {
 pub(crate) struct Multicasts {
     streams: HashMap<StreamKey, StreamMux>,
     entries: Slab<Entry>,
-    /// Every output, pumped each loop turn (no allocation per turn).
+    /// Every output (no allocation per pump).
     active: Vec<SlabRef>,
+    /// Something changed since the last pump (a frame offered, a send completed, an
+    /// output added): the next pump walks the outputs. Otherwise it does only when
+    /// `due` has come, so that loop turns with nothing for multicast (most of them: every
+    /// publisher's reads) cost nothing per output.
+    dirty: bool,
+    /// The earliest time (worker clock, ms) an output has a send due, as of the last pump.
+    due: Option<u64>,
 }
 
 impl Multicasts {
@@ -87,6 +94,7 @@ impl Multicasts {
                 e.output.offer(&muxed);
             }
         }
+        self.dirty = true;
     }
 
     /// An output added to a stream whose muxer runs already: its own start from `gop`
@@ -99,6 +107,7 @@ impl Multicasts {
         for m in s.muxer.catch_up(frames) {
             e.output.offer(&m);
         }
+        self.dirty = true;
     }
 
     /// What `streams` shows of `key`'s outputs.
@@ -298,7 +307,8 @@ impl Worker {
                 spec.rate,
                 u64::from(self.config.live.send_batch_ms),
                 ssrc,
-            ),
+            )
+            .aligned(),
             slot: Box::new(SendSlot::new(spec.group)),
             spec: spec.clone(),
             in_flight: false,
@@ -306,6 +316,7 @@ impl Worker {
         });
         s.outputs.push(r);
         self.multicasts.active.push(r);
+        self.multicasts.dirty = true;
         // A stream already under way: every output starts on the GOP cache's key frame.
         // The first through the shared muxer (its bytes are every output's); a later one
         // gets the cache muxed for it alone, its continuity counters leading into the
@@ -408,12 +419,23 @@ impl Worker {
         }
     }
 
-    /// Each output with a send due gets one `sendmsg` on the ring.
+    /// Each output with a send due gets one `sendmsg` on the ring; the next time one is
+    /// due is kept for `multicast_wait`. Runs after everything else of the loop turn that
+    /// touches the outputs (completions, mailbox, timers).
     pub(super) fn pump_multicast(&mut self) {
         if self.multicasts.active.is_empty() {
+            // The last output may have closed on a completion that made them dirty: with
+            // none left nothing is due (else `multicast_wait` would keep the loop spinning).
+            self.multicasts.due = None;
+            self.multicasts.dirty = false;
             return;
         }
         let now = self.clock_ms(Instant::now());
+        let m = &mut self.multicasts;
+        if !std::mem::take(&mut m.dirty) && m.due.is_none_or(|due| due > now) {
+            return;
+        }
+        let mut next: Option<u64> = None;
         for i in 0..self.multicasts.active.len() {
             let r = self.multicasts.active[i];
             let Some(e) = self.multicasts.entries.get_mut(r) else {
@@ -423,6 +445,9 @@ impl Worker {
                 continue;
             }
             if e.output.poll_send(now).is_none() {
+                if let Some(due) = e.output.next_due(now) {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
                 continue;
             }
             let (send, headers) = e.output.in_flight();
@@ -473,27 +498,25 @@ impl Worker {
             // touched or freed until this send's completion (`in_flight`).
             unsafe { self.io.push(entry) };
         }
+        self.multicasts.due = next;
     }
 
-    /// How long until an output has a send due (pacing, back-off).
+    /// How long until an output has a send due (batching, pacing, back-off), as of the
+    /// last pump (an output in flight has none until its completion, which makes the
+    /// outputs dirty).
     pub(super) fn multicast_wait(&self) -> Option<Duration> {
-        if self.multicasts.active.is_empty() {
-            return None;
+        if self.multicasts.dirty {
+            return Some(Duration::ZERO);
         }
+        let due = self.multicasts.due?;
         let now = self.clock_ms(Instant::now());
-        self.multicasts
-            .active
-            .iter()
-            .filter_map(|r| self.multicasts.entries.get(*r))
-            .filter(|e| !e.in_flight && !e.closing)
-            .filter_map(|e| e.output.next_due(now))
-            .min()
-            .map(|due| Duration::from_millis(due.saturating_sub(now)))
+        Some(Duration::from_millis(due.saturating_sub(now)))
     }
 
     pub(super) fn on_multicast_sent(&mut self, token: Token, c: Completion) {
         let r = SlabRef::of(token);
         let now = self.clock_ms(Instant::now());
+        self.multicasts.dirty = true;
         let Some(e) = self.multicasts.entries.get_mut(r) else {
             return;
         };

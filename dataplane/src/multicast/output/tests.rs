@@ -182,3 +182,54 @@ fn frames_within_the_batch_window_share_one_send() {
     assert!(o.completed(Ok(1), 1150).is_ok());
     assert_eq!(o.next_due(1150), None);
 }
+
+#[test]
+fn aligned_batches_of_outputs_starting_apart_end_together() {
+    // Two outputs whose first frames come 40 ms apart: both send at the clock's next
+    // multiple of 150, the worker's one wake-up for both.
+    let mut a = Output::new(7, false, 0, 150, 1).aligned();
+    let mut b = Output::new(7, false, 0, 150, 2).aligned();
+    a.offer(&muxed(3, true, 0, 1));
+    assert!(a.poll_send(1010).is_none());
+    b.offer(&muxed(3, true, 0, 2));
+    assert!(b.poll_send(1050).is_none());
+    assert_eq!(a.next_due(1050), Some(1050));
+    assert_eq!(
+        b.next_due(1050),
+        Some(1200),
+        "seen at 1050 exactly: waits a whole batch"
+    );
+    assert!(a.poll_send(1049).is_none());
+    assert!(a.poll_send(1050).is_some());
+    assert!(b.poll_send(1199).is_none());
+    assert!(b.poll_send(1200).is_some());
+    // A frame never waits more than the batch.
+    let mut c = Output::new(7, false, 0, 150, 3).aligned();
+    c.offer(&muxed(1, true, 0, 3));
+    assert!(c.poll_send(1051).is_none());
+    assert_eq!(c.next_due(1051), Some(1200));
+}
+
+#[test]
+fn plain_udp_sends_one_range_per_frame() {
+    // 3 frames of 5 packets: 3 datagrams of 7, 7 and 1 packets, but only 3 iovecs (the
+    // kernel cuts the datagrams); with RTP each datagram needs its own header and ranges.
+    let mut o = Output::new(7, false, 0, 0, 1);
+    for (i, key) in [true, false, false].into_iter().enumerate() {
+        o.offer(&muxed(5, key, i as u32 * 40, i as u8 + 1));
+    }
+    let send = o.poll_send(0).expect("a send");
+    assert_eq!((send.datagrams, send.parts.len()), (3, 3));
+    let send = std::mem::take(&mut o.send);
+    let d = datagrams(&o, &send);
+    assert_eq!(d.len(), 3);
+    assert_eq!(
+        (d[0][0], d[0][5 * 188], d[1][3 * 188], d[2][0]),
+        (1, 2, 3, 3)
+    );
+    let mut r = Output::new(7, true, 0, 0, 1);
+    for (i, key) in [true, false, false].into_iter().enumerate() {
+        r.offer(&muxed(5, key, i as u32 * 40, i as u8 + 1));
+    }
+    assert_eq!(r.poll_send(0).expect("a send").parts.len(), 3 + 5);
+}

@@ -84,9 +84,70 @@ fn nal_units(data: &[u8], length_size: u8) -> impl Iterator<Item = Result<&[u8],
     })
 }
 
-/// Appends one access unit in Annex B form: an AUD (unless the frame has one), then, for a
-/// key frame without its own, the parameter sets, then the frame's NAL units. `out` is
-/// left as it was on error.
+/// What `access_unit` needs of a frame, from one walk of its NAL units (every length
+/// checked): whether it brings its own AUD and parameter sets, and the Annex B length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    has_aud: bool,
+    has_sets: bool,
+    key: bool,
+    pub(crate) len: usize,
+}
+
+pub(crate) fn scan(
+    syntax: NalSyntax,
+    sets: &ParameterSets,
+    key: bool,
+    data: &[u8],
+) -> Result<Scan, MuxError> {
+    let mut has_aud = false;
+    let mut has_sets = false;
+    let mut len = 0;
+    for nal in nal_units(data, sets.nal_length_size) {
+        let nal = nal?;
+        if let Some(&first) = nal.first() {
+            let t = syntax.nal_type(first);
+            has_aud |= syntax.is_aud(t);
+            has_sets |= syntax.is_parameter_set(t);
+            len += START_CODE.len() + nal.len();
+        }
+    }
+    if !has_aud {
+        len += START_CODE.len() + syntax.aud().len();
+    }
+    if key && !has_sets {
+        len += sets.annex_b.len();
+    }
+    Ok(Scan {
+        has_aud,
+        has_sets,
+        key,
+        len,
+    })
+}
+
+/// One access unit in Annex B form, as pieces to write one after the other (`scan.len`
+/// bytes in all): an AUD (unless the frame has one), then, for a key frame without its
+/// own, the parameter sets, then the frame's NAL units behind start codes. The frame's
+/// bytes are not copied here: the packetiser copies each piece once.
+pub(crate) fn access_unit<'a>(
+    syntax: NalSyntax,
+    sets: &'a ParameterSets,
+    scan: Scan,
+    data: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let aud = (!scan.has_aud).then_some([&START_CODE[..], syntax.aud()]);
+    let parameter_sets = (scan.key && !scan.has_sets).then_some(&sets.annex_b[..]);
+    let nals = nal_units(data, sets.nal_length_size)
+        .flatten()
+        .filter(|nal| !nal.is_empty())
+        .flat_map(|nal| [&START_CODE[..], nal]);
+    aud.into_iter().flatten().chain(parameter_sets).chain(nals)
+}
+
+/// Appends one access unit in Annex B form (see `access_unit`). `out` is left as it was
+/// on error.
+#[cfg(test)]
 pub(crate) fn write_access_unit(
     out: &mut Vec<u8>,
     syntax: NalSyntax,
@@ -94,37 +155,12 @@ pub(crate) fn write_access_unit(
     key: bool,
     data: &[u8],
 ) -> Result<(), MuxError> {
+    let scan = scan(syntax, sets, key, data)?;
     let start = out.len();
-    let mut has_aud = false;
-    let mut has_sets = false;
-    for nal in nal_units(data, sets.nal_length_size) {
-        let nal = match nal {
-            Ok(n) => n,
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
-            }
-        };
-        if let Some(&first) = nal.first() {
-            let t = syntax.nal_type(first);
-            has_aud |= syntax.is_aud(t);
-            has_sets |= syntax.is_parameter_set(t);
-        }
+    for piece in access_unit(syntax, sets, scan, data) {
+        out.extend_from_slice(piece);
     }
-    if !has_aud {
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(syntax.aud());
-    }
-    if key && !has_sets {
-        out.extend_from_slice(&sets.annex_b);
-    }
-    for nal in nal_units(data, sets.nal_length_size).flatten() {
-        if nal.is_empty() {
-            continue;
-        }
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(nal);
-    }
+    debug_assert_eq!(out.len() - start, scan.len);
     Ok(())
 }
 

@@ -6,8 +6,9 @@
 //! One concept per file: `crc` (the PSI checksum), `packet` (TS packets, adaptation field,
 //! PCR), `psi` (PAT and PMT), `pes` (PES headers with PTS/DTS), `avc_config` and
 //! `hevc_config` (decoder configuration records to Annex B parameter sets), `annex_b`
-//! (length-prefixed NAL units to start codes), `adts` (AAC AudioSpecificConfig to ADTS
-//! headers), `source` (what an RTMP message body holds, for the muxer), `muxer` (the
+//! (length-prefixed NAL units to start codes), `av1` (AOM's AV1 carriage: descriptors
+//! and OBUs in the start-code format), `opus` (the Opus mapping: descriptors and control
+//! headers), `adts` (AAC AudioSpecificConfig to ADTS headers), `source` (what an RTMP message body holds, for the muxer), `muxer` (the
 //! per-stream state: tracks, continuity counters, tables), `rtp` (RFC 2250 headers).
 //!
 //! Config records and frames come from publishers: every parser here is total (a bad
@@ -16,10 +17,12 @@
 
 pub(crate) mod adts;
 pub(crate) mod annex_b;
+pub(crate) mod av1;
 pub(crate) mod avc_config;
 pub(crate) mod crc;
 pub(crate) mod hevc_config;
 pub(crate) mod muxer;
+pub(crate) mod opus;
 pub(crate) mod packet;
 pub(crate) mod pes;
 pub(crate) mod psi;
@@ -49,4 +52,10 @@ pub(crate) enum MuxError {
     Truncated,
     #[error("an AAC frame too long for ADTS")]
     AacTooLong,
+    #[error("an AV1 OBU size runs past the end of the frame")]
+    BadObu,
+    #[error(
+        "an Opus channel layout TS cannot signal ({channels} channels, mapping family {family})"
+    )]
+    UnsupportedOpus { channels: u8, family: u8 },
 }

@@ -8,15 +8,16 @@
 //! zero. The PCR rides on the video PID (the audio PID of an audio-only stream), once per
 //! frame: well within the 100 ms the standard asks for at any usual frame rate.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::adts::{self, AdtsConfig};
-use super::annex_b::{write_access_unit, NalSyntax, ParameterSets};
-use super::packet::{write_unit, UnitFlags};
-use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_VIDEO};
+use super::annex_b::{self, NalSyntax, ParameterSets};
+use super::av1::{self, Av1Config};
+use super::packet::{write_unit, write_unit_parts, UnitFlags};
+use super::pes::{self, STREAM_ID_AUDIO, STREAM_ID_PRIVATE_1, STREAM_ID_VIDEO};
 use super::psi::{self, stream_type, Elementary};
 use super::source::{self, AudioCodec, Unit, VideoCodec};
-use super::{avc_config, hevc_config, MuxError, CLOCK_HZ, TIME_MASK, TS_PACKET_SIZE};
+use super::{avc_config, hevc_config, opus, MuxError, CLOCK_HZ, TIME_MASK, TS_PACKET_SIZE};
 use crate::proto::rtmp::msg_type;
 
 pub(crate) const VIDEO_PID: u16 = 0x100;
@@ -29,11 +30,24 @@ const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
 /// An audio-only stream repeats its tables this often (in media milliseconds), so that a
 /// receiver joining finds them without a key frame to wait for.
 const AUDIO_ONLY_TABLES_MS: u32 = 500;
+/// Frames are written into one buffer of this size after another (each frame's bytes a
+/// slice of it), not each into an allocation of its own: a stream allocates once per
+/// ~256 KiB of TS (about a second of a 2 Mbit/s stream), and none at all once its outputs
+/// have let go of an earlier buffer, which is then written again.
+const ARENA_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct VideoTrack {
     codec: VideoCodec,
-    sets: ParameterSets,
+    config: VideoConfig,
+}
+
+/// What a key frame needs of the sequence header, per codec family.
+#[derive(Clone)]
+enum VideoConfig {
+    /// H.264 and HEVC: the parameter sets.
+    Nal(ParameterSets),
+    Av1(Av1Config),
 }
 
 #[derive(Clone)]
@@ -41,6 +55,8 @@ struct AudioTrack {
     codec: AudioCodec,
     /// AAC only: from the sequence header.
     adts: Option<AdtsConfig>,
+    /// The PMT's descriptors for the stream (Opus: registration and channels).
+    descriptors: Vec<u8>,
 }
 
 /// One frame's TS packets.
@@ -84,6 +100,8 @@ pub(crate) struct TsMuxer {
     /// Scratch for one PES (header room, then the elementary stream), kept between frames.
     pes: Vec<u8>,
     header: Vec<u8>,
+    /// Where frames' packets are written (see `ARENA_BYTES`).
+    arena: BytesMut,
 }
 
 impl TsMuxer {
@@ -151,6 +169,7 @@ impl TsMuxer {
             await_key: true,
             pes: Vec::new(),
             header: Vec::new(),
+            arena: BytesMut::new(),
         }
     }
 
@@ -169,19 +188,32 @@ impl TsMuxer {
         };
         match unit {
             Unit::VideoConfig { codec, record } => {
-                let sets = match codec {
-                    VideoCodec::H264 => avc_config::parse(record)?,
-                    VideoCodec::Hevc => hevc_config::parse(record)?,
+                let config = match codec {
+                    VideoCodec::H264 => VideoConfig::Nal(avc_config::parse(record)?),
+                    VideoCodec::Hevc => VideoConfig::Nal(hevc_config::parse(record)?),
+                    VideoCodec::Av1 => VideoConfig::Av1(av1::parse_config(record)?),
                 };
-                if self.video.as_ref().map(|v| v.codec) != Some(codec) {
+                let descriptors = |v: &VideoTrack| match &v.config {
+                    VideoConfig::Av1(c) => Some(c.descriptors.clone()),
+                    VideoConfig::Nal(_) => None,
+                };
+                let track = VideoTrack { codec, config };
+                if self.video.as_ref().map(|v| (v.codec, descriptors(v)))
+                    != Some((codec, descriptors(&track)))
+                {
                     self.pmt_changed = true;
                 }
-                self.video = Some(VideoTrack { codec, sets });
+                self.video = Some(track);
                 Ok(None)
             }
             Unit::AacConfig(config) => {
                 let adts = adts::parse(config)?;
-                self.set_audio(AudioCodec::Aac, Some(adts));
+                self.set_audio(AudioCodec::Aac, Some(adts), Vec::new());
+                Ok(None)
+            }
+            Unit::OpusConfig(head) => {
+                let descriptors = opus::descriptors(head)?;
+                self.set_audio(AudioCodec::Opus, None, descriptors);
                 Ok(None)
             }
             Unit::Video {
@@ -193,7 +225,7 @@ impl TsMuxer {
             Unit::Audio { codec, data } => {
                 // MP3 has no sequence header: its first frame declares the track.
                 if codec == AudioCodec::Mp3 && self.audio.as_ref().map(|a| a.codec) != Some(codec) {
-                    self.set_audio(codec, None);
+                    self.set_audio(codec, None, Vec::new());
                 }
                 self.audio_frame(codec, timestamp, data)
             }
@@ -201,11 +233,15 @@ impl TsMuxer {
         }
     }
 
-    fn set_audio(&mut self, codec: AudioCodec, adts: Option<AdtsConfig>) {
-        if self.audio.as_ref().map(|a| a.codec) != Some(codec) {
+    fn set_audio(&mut self, codec: AudioCodec, adts: Option<AdtsConfig>, descriptors: Vec<u8>) {
+        if self.audio.as_ref().map(|a| (a.codec, &a.descriptors)) != Some((codec, &descriptors)) {
             self.pmt_changed = true;
         }
-        self.audio = Some(AudioTrack { codec, adts });
+        self.audio = Some(AudioTrack {
+            codec,
+            adts,
+            descriptors,
+        });
     }
 
     fn video_frame(
@@ -220,34 +256,62 @@ impl TsMuxer {
         if !configured || !self.may_start(key) {
             return Ok(None); // no configuration for this codec yet, or not a start
         }
-        let Some(track) = self.video.as_ref() else {
-            return Ok(None);
-        };
-        let syntax = match codec {
-            VideoCodec::H264 => NalSyntax::H264,
-            VideoCodec::Hevc => NalSyntax::Hevc,
-        };
-        self.pes.clear();
-        self.pes.resize(pes::MAX_HEADER_LEN, 0);
-        write_access_unit(&mut self.pes, syntax, &track.sets, key, data)?;
         let dts = to_clock(timestamp);
         let pts = dts + (i64::from(cts.max(0)) as u64) * CLOCK_HZ / 1000;
-        let mut out = self.start_frame(key, timestamp);
-        let flags = UnitFlags {
+        let syntax = match codec {
+            VideoCodec::Hevc => NalSyntax::Hevc,
+            _ => NalSyntax::H264,
+        };
+        // H.264 and HEVC: packetised straight from the frame's NAL units (one copy); AV1
+        // is rewritten (emulation prevention), so gathered in the PES scratch first.
+        let scan = match self.video.as_ref().map(|v| &v.config) {
+            Some(VideoConfig::Nal(sets)) => Some(annex_b::scan(syntax, sets, key, data)?),
+            Some(VideoConfig::Av1(config)) => {
+                self.pes.clear();
+                self.pes.resize(pes::MAX_HEADER_LEN, 0);
+                av1::write_access_unit(&mut self.pes, config, key, data)?;
+                None
+            }
+            None => return Ok(None),
+        };
+        let flags = |discontinuity| UnitFlags {
             pcr: Some(dts.saturating_sub(PCR_DELAY)),
-            discontinuity: std::mem::take(&mut self.video_discontinuity),
+            discontinuity,
             random_access: key,
         };
-        let at = self.write_pes_header(STREAM_ID_VIDEO, pts, Some(dts));
-        write_unit(
-            &mut out,
-            VIDEO_PID,
-            &mut self.cc.video,
-            flags,
-            &self.pes[at..],
-        );
+        if let Some(scan) = scan {
+            self.header.clear();
+            pes::write_header(&mut self.header, STREAM_ID_VIDEO, pts, Some(dts), scan.len);
+            let len = self.header.len() + scan.len;
+            self.start_frame(key, timestamp, len);
+            let flags = flags(std::mem::take(&mut self.video_discontinuity));
+            let Some(VideoConfig::Nal(sets)) = self.video.as_ref().map(|v| &v.config) else {
+                return Ok(None);
+            };
+            let pieces = std::iter::once(&self.header[..])
+                .chain(annex_b::access_unit(syntax, sets, scan, data));
+            write_unit_parts(
+                &mut self.arena,
+                VIDEO_PID,
+                &mut self.cc.video,
+                flags,
+                len,
+                pieces,
+            );
+        } else {
+            self.start_frame(key, timestamp, self.pes.len());
+            let flags = flags(std::mem::take(&mut self.video_discontinuity));
+            let at = self.write_pes_header(STREAM_ID_PRIVATE_1, pts, Some(dts));
+            write_unit(
+                &mut self.arena,
+                VIDEO_PID,
+                &mut self.cc.video,
+                flags,
+                &self.pes[at..],
+            );
+        }
         Ok(Some(Muxed {
-            bytes: Bytes::from(out),
+            bytes: self.arena.split().freeze(),
             key,
             timestamp,
         }))
@@ -264,11 +328,18 @@ impl TsMuxer {
         };
         self.pes.clear();
         self.pes.resize(pes::MAX_HEADER_LEN, 0);
-        match (track.codec, &track.adts) {
-            (AudioCodec::Aac, Some(c)) => adts::write_header(&mut self.pes, c, data.len())?,
+        let stream_id = match (track.codec, &track.adts) {
+            (AudioCodec::Aac, Some(c)) => {
+                adts::write_header(&mut self.pes, c, data.len())?;
+                STREAM_ID_AUDIO
+            }
             (AudioCodec::Aac, None) => return Ok(None),
-            (AudioCodec::Mp3, _) => {}
-        }
+            (AudioCodec::Mp3, _) => STREAM_ID_AUDIO,
+            (AudioCodec::Opus, _) => {
+                opus::write_control_header(&mut self.pes, data.len());
+                STREAM_ID_PRIVATE_1
+            }
+        };
         self.pes.extend_from_slice(data);
         let audio_only = self.video.is_none();
         // An audio-only stream: its tables every so often make a place to start.
@@ -282,22 +353,22 @@ impl TsMuxer {
             return Ok(None);
         }
         let pts = to_clock(timestamp);
-        let mut out = self.start_frame(key, timestamp);
+        self.start_frame(key, timestamp, self.pes.len());
         let flags = UnitFlags {
             pcr: audio_only.then(|| pts.saturating_sub(PCR_DELAY)),
             discontinuity: std::mem::take(&mut self.audio_discontinuity),
             random_access: key,
         };
-        let at = self.write_pes_header(STREAM_ID_AUDIO, pts, None);
+        let at = self.write_pes_header(stream_id, pts, None);
         write_unit(
-            &mut out,
+            &mut self.arena,
             AUDIO_PID,
             &mut self.cc.audio,
             flags,
             &self.pes[at..],
         );
         Ok(Some(Muxed {
-            bytes: Bytes::from(out),
+            bytes: self.arena.split().freeze(),
             key,
             timestamp,
         }))
@@ -311,30 +382,46 @@ impl TsMuxer {
         !self.await_key
     }
 
-    /// A frame's output buffer, starting with the tables when it is a place to start or
-    /// the tracks changed.
-    fn start_frame(&mut self, key: bool, timestamp: u32) -> Vec<u8> {
-        let packets = 2 + (pes::MAX_HEADER_LEN + self.pes.len()) / (TS_PACKET_SIZE - 12) + 1;
-        let mut out = Vec::with_capacity(packets * TS_PACKET_SIZE);
+    /// Room in the arena for a frame's packets, and the tables first when it is a place
+    /// to start or the tracks changed.
+    /// `unit_len`: about the PES's length (a little over is fine).
+    fn start_frame(&mut self, key: bool, timestamp: u32, unit_len: usize) {
+        let packets = 2 + (pes::MAX_HEADER_LEN + unit_len) / (TS_PACKET_SIZE - 12) + 1;
+        let need = packets * TS_PACKET_SIZE;
+        if self.arena.capacity() < need {
+            // Reuses the last buffer when every frame written in it has been let go of,
+            // else takes a new one.
+            self.arena.reserve(need.max(ARENA_BYTES));
+        }
+        let out = &mut self.arena;
         if key || self.pmt_changed {
             if self.pmt_changed {
                 self.pmt_version = (self.pmt_version + 1) & 0x1f;
                 self.pmt_changed = false;
             }
             let discontinuity = std::mem::take(&mut self.tables_discontinuity);
-            psi::write_pat(&mut out, &mut self.cc.pat, discontinuity);
+            psi::write_pat(out, &mut self.cc.pat, discontinuity);
             let mut streams = [Elementary {
                 stream_type: 0,
                 pid: 0,
+                descriptors: &[],
             }; 2];
             let mut n = 0;
             if let Some(v) = &self.video {
-                streams[n] = Elementary {
-                    stream_type: match v.codec {
-                        VideoCodec::H264 => stream_type::H264,
-                        VideoCodec::Hevc => stream_type::HEVC,
+                streams[n] = match &v.config {
+                    VideoConfig::Av1(c) => Elementary {
+                        stream_type: stream_type::PRIVATE_PES,
+                        pid: VIDEO_PID,
+                        descriptors: &c.descriptors,
                     },
-                    pid: VIDEO_PID,
+                    VideoConfig::Nal(_) => Elementary {
+                        stream_type: match v.codec {
+                            VideoCodec::Hevc => stream_type::HEVC,
+                            _ => stream_type::H264,
+                        },
+                        pid: VIDEO_PID,
+                        descriptors: &[],
+                    },
                 };
                 n += 1;
             }
@@ -343,8 +430,10 @@ impl TsMuxer {
                     stream_type: match a.codec {
                         AudioCodec::Aac => stream_type::AAC_ADTS,
                         AudioCodec::Mp3 => stream_type::MPEG1_AUDIO,
+                        AudioCodec::Opus => stream_type::PRIVATE_PES,
                     },
                     pid: AUDIO_PID,
+                    descriptors: &a.descriptors,
                 };
                 n += 1;
             }
@@ -354,7 +443,7 @@ impl TsMuxer {
                 AUDIO_PID
             };
             psi::write_pmt(
-                &mut out,
+                out,
                 &mut self.cc.pmt,
                 discontinuity,
                 self.pmt_version,
@@ -363,7 +452,6 @@ impl TsMuxer {
             );
             self.tables_at = Some(timestamp);
         }
-        out
     }
 
     /// Writes the PES header into the room left at the front of `self.pes`; returns where

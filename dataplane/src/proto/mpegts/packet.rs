@@ -2,6 +2,8 @@
 //! adaptation field (discontinuity, random access, PCR, stuffing) and the splitting of one
 //! payload unit (a PES packet or a PSI section) into whole 188-byte packets.
 
+use bytes::{BufMut, BytesMut};
+
 use super::{SYNC_BYTE, TIME_MASK, TS_PACKET_SIZE};
 
 const HEADER_LEN: usize = 4;
@@ -27,16 +29,48 @@ impl UnitFlags {
 /// Appends `unit` to `out` as whole TS packets on `pid`, counting `cc` (4 bits) up once
 /// per packet. The first packet has payload_unit_start set and carries `flags`; the last
 /// is filled with adaptation-field stuffing.
-pub(crate) fn write_unit(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
-    let mut rest = unit;
+pub(crate) fn write_unit(out: &mut BytesMut, pid: u16, cc: &mut u8, flags: UnitFlags, unit: &[u8]) {
+    write_unit_parts(out, pid, cc, flags, unit.len(), [unit]);
+}
+
+/// `write_unit` for a unit given as consecutive pieces, `len` bytes in all: packetised
+/// straight from them, so that a PES made of a header, start codes and the publisher's
+/// NAL units is copied once, into the packets, and never gathered first. Pieces that end
+/// short of `len` are padded with 0xff (a caller's bug, caught by `debug_assert`).
+pub(crate) fn write_unit_parts<'a>(
+    out: &mut BytesMut,
+    pid: u16,
+    cc: &mut u8,
+    flags: UnitFlags,
+    len: usize,
+    parts: impl IntoIterator<Item = &'a [u8]>,
+) {
+    let mut parts = parts.into_iter();
+    let mut piece: &[u8] = &[];
+    let mut rest = len;
     let mut first = true;
     loop {
         let flags = if first { flags } else { UnitFlags::default() };
-        let taken = write_packet(out, pid, *cc, first, flags, rest);
+        let mut take = write_packet_head(out, pid, *cc, first, flags, rest);
+        rest -= take;
+        while take > 0 {
+            if piece.is_empty() {
+                match parts.next() {
+                    Some(p) => piece = p,
+                    None => break,
+                }
+                continue;
+            }
+            let n = take.min(piece.len());
+            out.extend_from_slice(&piece[..n]);
+            piece = &piece[n..];
+            take -= n;
+        }
+        debug_assert_eq!(take, 0, "the pieces are shorter than the unit's length");
+        out.resize(out.len() + take, 0xff);
         *cc = (*cc + 1) & 0x0f;
-        rest = &rest[taken..];
         first = false;
-        if rest.is_empty() {
+        if rest == 0 {
             break;
         }
     }
@@ -45,24 +79,25 @@ pub(crate) fn write_unit(out: &mut Vec<u8>, pid: u16, cc: &mut u8, flags: UnitFl
 /// A PSI section (behind its pointer field) as one packet, padded with 0xff after the
 /// section as PSI is (no adaptation field). Our sections are a few dozen bytes; a longer
 /// one is cut, which `debug_assert` catches in tests.
-pub(crate) fn write_section(out: &mut Vec<u8>, pid: u16, cc: &mut u8, section: &[u8]) {
+pub(crate) fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8]) {
     debug_assert!(section.len() <= BODY_LEN);
     let start = out.len();
     out.extend_from_slice(&[SYNC_BYTE, 0x40 | ((pid >> 8) as u8 & 0x1f), pid as u8]);
-    out.push(0x10 | (*cc & 0x0f));
+    out.put_u8(0x10 | (*cc & 0x0f));
     *cc = (*cc + 1) & 0x0f;
     out.extend_from_slice(&section[..section.len().min(BODY_LEN)]);
     out.resize(start + TS_PACKET_SIZE, 0xff);
 }
 
-/// One packet with as much of `payload` as fits; returns how much it took.
-fn write_packet(
-    out: &mut Vec<u8>,
+/// One packet's header and adaptation field, for as much of the `remaining` payload as
+/// fits; returns how much that is (the caller appends those bytes).
+fn write_packet_head(
+    out: &mut BytesMut,
     pid: u16,
     cc: u8,
     unit_start: bool,
     flags: UnitFlags,
-    payload: &[u8],
+    remaining: usize,
 ) -> usize {
     // The adaptation field's fixed part after its length byte: flags, then the PCR.
     let fixed = if flags.needs_adaptation() {
@@ -75,22 +110,24 @@ fn write_packet(
     } else {
         BODY_LEN
     };
-    let take = payload.len().min(room);
+    let take = remaining.min(room);
     // Adaptation field bytes including its length byte; 0 when there is none.
     let adaptation = if take < room || fixed > 0 {
         BODY_LEN - take
     } else {
         0
     };
-    let start = out.len();
-    out.push(SYNC_BYTE);
-    out.push(if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f));
-    out.push(pid as u8);
+    // Built on the stack and appended at once: one bounds check and copy per packet
+    // rather than one per byte.
+    let mut head = [0xffu8; TS_PACKET_SIZE];
+    head[0] = SYNC_BYTE;
+    head[1] = if unit_start { 0x40 } else { 0 } | ((pid >> 8) as u8 & 0x1f);
+    head[2] = pid as u8;
     let control = if adaptation > 0 { 0x30 } else { 0x10 };
-    out.push(control | (cc & 0x0f));
+    head[3] = control | (cc & 0x0f);
     if adaptation > 0 {
         let length = adaptation - 1;
-        out.push(length as u8);
+        head[4] = length as u8;
         if length > 0 {
             let mut f = 0u8;
             if flags.discontinuity {
@@ -102,11 +139,11 @@ fn write_packet(
             if flags.pcr.is_some() {
                 f |= 0x10;
             }
-            out.push(f);
+            head[5] = f;
             if let Some(pcr) = flags.pcr {
                 let base = pcr & TIME_MASK;
                 // 33 bits of base, 6 reserved bits (ones), 9 bits of extension (0).
-                out.extend_from_slice(&[
+                head[6..12].copy_from_slice(&[
                     (base >> 25) as u8,
                     (base >> 17) as u8,
                     (base >> 9) as u8,
@@ -115,11 +152,12 @@ fn write_packet(
                     0,
                 ]);
             }
-            out.resize(start + HEADER_LEN + adaptation, 0xff);
+            // The rest of the field is stuffing: the 0xff `head` was filled with.
         }
     }
-    out.extend_from_slice(&payload[..take]);
-    debug_assert_eq!(out.len() - start, TS_PACKET_SIZE);
+    let head_len = HEADER_LEN + adaptation;
+    out.extend_from_slice(&head[..head_len]);
+    debug_assert_eq!(head_len + take, TS_PACKET_SIZE);
     take
 }
 
@@ -136,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_small_unit_is_one_stuffed_packet() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 15;
         write_unit(&mut out, 0x100, &mut cc, UnitFlags::default(), &[1, 2, 3]);
         assert_eq!(out.len(), 188);
@@ -149,7 +187,7 @@ mod tests {
 
     #[test]
     fn one_byte_of_stuffing_is_the_length_byte_alone() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         write_unit(&mut out, 0x101, &mut cc, UnitFlags::default(), &[7; 183]);
         assert_eq!(out.len(), 188);
@@ -160,7 +198,7 @@ mod tests {
 
     #[test]
     fn pcr_and_flags_in_the_first_packet_only() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         let flags = UnitFlags {
             pcr: Some(0x1_2345_6789),
@@ -187,7 +225,7 @@ mod tests {
         #[test]
         fn any_unit_round_trips(len in 0usize..2000, pcr in proptest::option::of(any::<u64>()), d: bool, r: bool) {
             let unit: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let mut out = Vec::new();
+            let mut out = BytesMut::new();
             let mut cc = 5;
             write_unit(&mut out, 0x1fff, &mut cc, UnitFlags { pcr, discontinuity: d, random_access: r }, &unit);
             prop_assert_eq!(out.len() % 188, 0);
@@ -199,6 +237,28 @@ mod tests {
                 back.extend_from_slice(&p[body..]);
             }
             prop_assert_eq!(back, unit);
+        }
+
+        #[test]
+        fn a_unit_in_pieces_makes_the_same_packets(len in 0usize..2000, pcr in proptest::option::of(any::<u64>()), d: bool, cuts in proptest::collection::vec(0usize..400, 1..8)) {
+            let unit: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let flags = UnitFlags { pcr, discontinuity: d, random_access: d };
+            let mut whole = BytesMut::new();
+            let mut cc = 9;
+            write_unit(&mut whole, 0x100, &mut cc, flags, &unit);
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for cut in &cuts {
+                let end = (at + cut).min(unit.len());
+                pieces.push(&unit[at..end]);
+                at = end;
+            }
+            pieces.push(&unit[at..]);
+            let mut again = BytesMut::new();
+            let mut cc2 = 9;
+            write_unit_parts(&mut again, 0x100, &mut cc2, flags, unit.len(), pieces);
+            prop_assert_eq!(&again[..], &whole[..]);
+            prop_assert_eq!(cc2, cc);
         }
     }
 }

@@ -4,6 +4,8 @@ use super::TIME_MASK;
 
 pub(crate) const STREAM_ID_VIDEO: u8 = 0xe0;
 pub(crate) const STREAM_ID_AUDIO: u8 = 0xc0;
+/// private_stream_1: Opus and AV1.
+pub(crate) const STREAM_ID_PRIVATE_1: u8 = 0xbd;
 
 /// The longest PES header we write: 9 bytes, PTS (5) and DTS (5).
 pub(crate) const MAX_HEADER_LEN: usize = 19;

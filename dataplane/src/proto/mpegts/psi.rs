@@ -2,6 +2,8 @@
 //! elementary streams, their types and PIDs, and which PID carries the PCR). One program
 //! per transport stream, as every multicast receiver expects.
 
+use bytes::BytesMut;
+
 use super::crc::crc32_mpeg2;
 use super::packet::{write_section, write_unit, UnitFlags};
 
@@ -13,6 +15,9 @@ const TRANSPORT_STREAM_ID: u16 = 1;
 /// Stream types of the PMT (ISO/IEC 13818-1 table 2-34 and its amendments).
 pub(crate) mod stream_type {
     pub(crate) const MPEG1_AUDIO: u8 = 0x03;
+    /// PES packets with private data: Opus and AV1, told apart by their registration
+    /// descriptors.
+    pub(crate) const PRIVATE_PES: u8 = 0x06;
     pub(crate) const AAC_ADTS: u8 = 0x0f;
     pub(crate) const H264: u8 = 0x1b;
     pub(crate) const HEVC: u8 = 0x24;
@@ -20,9 +25,11 @@ pub(crate) mod stream_type {
 
 /// One elementary stream as the PMT lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Elementary {
+pub(crate) struct Elementary<'a> {
     pub(crate) stream_type: u8,
     pub(crate) pid: u16,
+    /// The stream's descriptors, whole (tag, length, body), in order.
+    pub(crate) descriptors: &'a [u8],
 }
 
 /// Appends a section's long-form header, the body, and the CRC, behind a pointer field.
@@ -46,7 +53,7 @@ fn section(table_id: u8, id: u16, version: u8, body: &[u8]) -> Vec<u8> {
 /// A table's section as its one packet. With `discontinuity` the packet says (in an
 /// adaptation field) that its continuity counter may jump: the first tables of a new
 /// source, whose counters start afresh (a publisher back on another worker).
-fn write_table(out: &mut Vec<u8>, pid: u16, cc: &mut u8, discontinuity: bool, section: &[u8]) {
+fn write_table(out: &mut BytesMut, pid: u16, cc: &mut u8, discontinuity: bool, section: &[u8]) {
     if discontinuity {
         let flags = UnitFlags {
             discontinuity: true,
@@ -58,7 +65,7 @@ fn write_table(out: &mut Vec<u8>, pid: u16, cc: &mut u8, discontinuity: bool, se
     }
 }
 
-pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8, discontinuity: bool) {
+pub(crate) fn write_pat(out: &mut BytesMut, cc: &mut u8, discontinuity: bool) {
     let mut body = [0u8; 4];
     body[..2].copy_from_slice(&PROGRAM_NUMBER.to_be_bytes());
     body[2..].copy_from_slice(&(0xe000 | PMT_PID).to_be_bytes());
@@ -67,7 +74,7 @@ pub(crate) fn write_pat(out: &mut Vec<u8>, cc: &mut u8, discontinuity: bool) {
 }
 
 pub(crate) fn write_pmt(
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
     cc: &mut u8,
     discontinuity: bool,
     version: u8,
@@ -80,7 +87,10 @@ pub(crate) fn write_pmt(
     for s in streams {
         body.push(s.stream_type);
         body.extend_from_slice(&(0xe000 | s.pid).to_be_bytes());
-        body.extend_from_slice(&[0xf0, 0x00]); // no stream descriptors
+        // ES_info_length: 12 bits; ours are a dozen bytes.
+        let len = s.descriptors.len() as u16 & 0x3ff;
+        body.extend_from_slice(&(0xf000 | len).to_be_bytes());
+        body.extend_from_slice(&s.descriptors[..usize::from(len)]);
     }
     let s = section(0x02, PROGRAM_NUMBER, version, &body);
     write_table(out, PMT_PID, cc, discontinuity, &s);
@@ -92,7 +102,7 @@ mod tests {
 
     #[test]
     fn pat_is_the_well_known_bytes() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         write_pat(&mut out, &mut cc, false);
         // The PAT every TS muxer with program 1 at PID 0x1000 writes (ffmpeg's too).
@@ -109,16 +119,18 @@ mod tests {
 
     #[test]
     fn pmt_lists_streams_and_checks() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut cc = 0;
         let streams = [
             Elementary {
                 stream_type: stream_type::H264,
                 pid: 0x100,
+                descriptors: &[],
             },
             Elementary {
                 stream_type: stream_type::AAC_ADTS,
                 pid: 0x101,
+                descriptors: &[],
             },
         ];
         write_pmt(&mut out, &mut cc, false, 3, 0x100, &streams);

@@ -13,12 +13,14 @@ use super::MuxError;
 pub(crate) enum VideoCodec {
     H264,
     Hevc,
+    Av1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AudioCodec {
     Aac,
     Mp3,
+    Opus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub(crate) enum Unit<'a> {
         data: &'a [u8],
     },
     AacConfig(&'a [u8]),
+    /// Enhanced RTMP `Opus` sequence start: the `OpusHead`.
+    OpusConfig(&'a [u8]),
     Audio {
         codec: AudioCodec,
         data: &'a [u8],
@@ -84,12 +88,20 @@ pub(crate) fn video(payload: &[u8]) -> Result<Unit<'_>, MuxError> {
     let codec = match fourcc {
         b"avc1" => VideoCodec::H264,
         b"hvc1" => VideoCodec::Hevc,
+        b"av01" => VideoCodec::Av1,
         _ => return Ok(Unit::Skip),
     };
     Ok(match packet_type {
         0 => Unit::VideoConfig {
             codec,
             record: &payload[5..],
+        },
+        // AV1's CodedFrames carry no composition time (its frames are not reordered).
+        1 if codec == VideoCodec::Av1 => Unit::Video {
+            codec,
+            key: is_key(frame_type),
+            cts: 0,
+            data: &payload[5..],
         },
         1 => {
             let cts = payload.get(5..8).ok_or(MuxError::Truncated)?;
@@ -141,6 +153,11 @@ pub(crate) fn audio(payload: &[u8]) -> Result<Unit<'_>, MuxError> {
                 },
                 (b".mp3", 1) => Unit::Audio {
                     codec: AudioCodec::Mp3,
+                    data,
+                },
+                (b"Opus", 0) => Unit::OpusConfig(data),
+                (b"Opus", 1) => Unit::Audio {
+                    codec: AudioCodec::Opus,
                     data,
                 },
                 _ => Unit::Skip,
@@ -238,6 +255,42 @@ mod tests {
         assert_eq!(audio(&[]), Ok(Unit::Skip));
         assert_eq!(audio(&[0xaf]), Err(MuxError::Truncated));
         assert_eq!(audio(&[0x6f, 1]), Ok(Unit::Skip));
+    }
+
+    #[test]
+    fn enhanced_av1_and_opus() {
+        let mut v = vec![0x80 | 1 << 4 | 1];
+        v.extend_from_slice(b"av01");
+        v.extend_from_slice(&[0x12, 0]);
+        assert_eq!(
+            video(&v),
+            Ok(Unit::Video {
+                codec: VideoCodec::Av1,
+                key: true,
+                cts: 0,
+                data: &[0x12, 0]
+            })
+        );
+        v[0] = 0x80 | 1 << 4;
+        assert_eq!(
+            video(&v),
+            Ok(Unit::VideoConfig {
+                codec: VideoCodec::Av1,
+                record: &[0x12, 0]
+            })
+        );
+        let mut a = vec![0x90];
+        a.extend_from_slice(b"Opus");
+        a.push(7);
+        assert_eq!(audio(&a), Ok(Unit::OpusConfig(&[7])));
+        a[0] = 0x91;
+        assert_eq!(
+            audio(&a),
+            Ok(Unit::Audio {
+                codec: AudioCodec::Opus,
+                data: &[7]
+            })
+        );
     }
 
     proptest! {

@@ -1,0 +1,58 @@
+//! The MPEG-TS muxer of multicast outputs: what muxing one stream costs, per second of the
+//! 2.15 Mbit/s benchmark stream's shape (30 fps H.264 with a 2 s GOP: a ~60 KB key frame
+//! and ~8 KB frames; AAC every 21 ms, ~400 B). Every stream with multicast outputs is
+//! muxed once, whatever its number of outputs, so this is the per-stream part of
+//! `benches/multicast many-to-one`.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dataplane::fuzzing::mpegts_mux_messages;
+use dataplane::proto::rtmp::msg_type;
+
+/// Two seconds of the stream: its sequence headers, then the frames in send order.
+fn stream() -> Vec<(u8, u32, Vec<u8>)> {
+    let mut msgs = vec![
+        (
+            msg_type::VIDEO,
+            0,
+            vec![
+                0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x1f, 1, 0, 4,
+                0x68, 0xee, 0x3c, 0x80,
+            ],
+        ),
+        (msg_type::AUDIO, 0, vec![0xaf, 0, 0x12, 0x10]),
+    ];
+    let mut audio_ts = 0u32;
+    for frame in 0..60u32 {
+        let ts = frame * 1000 / 30;
+        let len: usize = if frame == 0 { 60_000 } else { 8_000 };
+        let key = frame == 0;
+        let mut v = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0x42];
+        v.extend_from_slice(&(len as u32).to_be_bytes());
+        v.push(if key { 0x65 } else { 0x41 });
+        v.extend((1..len).map(|i| (i * 7 + frame as usize) as u8 | 1));
+        while audio_ts <= ts {
+            let mut a = vec![0xaf, 1];
+            a.extend((0..400).map(|i| i as u8));
+            msgs.push((msg_type::AUDIO, audio_ts, a));
+            audio_ts += 21;
+        }
+        msgs.push((msg_type::VIDEO, ts, v));
+    }
+    msgs
+}
+
+fn mux(c: &mut Criterion) {
+    let msgs = stream();
+    let bytes: usize = msgs.iter().map(|m| m.2.len()).sum();
+    let mut g = c.benchmark_group("mpegts");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    // One iteration: 2 s of the stream, so time per iteration / 2 is the CPU one stream
+    // of multicast costs per second for its muxing.
+    g.bench_function("mux_2s_of_2.15_mbps", |b| {
+        b.iter(|| mpegts_mux_messages(msgs.iter().map(|(t, ts, p)| (*t, *ts, &p[..]))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mux);
+criterion_main!(benches);
