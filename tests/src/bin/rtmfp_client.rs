@@ -108,14 +108,7 @@ impl Driver {
     }
 
     fn send_command(&mut self, stream_id: u32, values: &[Amf0Value]) -> bool {
-        let m = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id,
-            payload: encode_values(false, values).into(),
-        };
-        self.client.send(&m, None)
+        self.client.send_command(stream_id, values)
     }
 
     /// Waits for a command that `pick` takes.
