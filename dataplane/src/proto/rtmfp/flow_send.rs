@@ -220,7 +220,12 @@ impl SendFlow {
                 i += 1;
                 continue;
             }
-            let next = prev_seq.is_some_and(|p| p + 1 == f.seq);
+            // A Next User Data chunk only once the options are acknowledged: until then every
+            // chunk is a whole User Data chunk carrying them. RFC 7016 allows either, and
+            // librtmfp reads options only in User Data chunks (in a Next one it takes them
+            // for the message: "Unpacking type '05' unknown", 5 being the metadata option's
+            // length).
+            let next = self.options_acked && prev_seq.is_some_and(|p| p + 1 == f.seq);
             let opts = (!self.options_acked).then_some(&self.options[..]);
             let d = UserData {
                 flow_id: self.id,
@@ -401,6 +406,35 @@ mod tests {
         f.write_fragments(&mut out, 1000, 20, &mut tsn);
         f.on_ack(65536, 5, std::iter::empty());
         assert!(f.is_done());
+    }
+
+    #[test]
+    fn next_user_data_chunks_only_once_the_options_are_acknowledged() {
+        let kinds = |out: &[u8]| -> Vec<u8> {
+            chunks(out)
+                .map(|c| c.expect("chunk").0)
+                .collect::<Vec<u8>>()
+        };
+        let mut f = SendFlow::new(3, b"TC\x04\x00", Some(2));
+        f.send(Bytes::from_static(b"0123456789"), 4, None);
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 0, &mut tsn);
+        assert_eq!(kinds(&out), vec![chunk::kind::USER_DATA; 3]);
+        assert!(sent(&out).iter().all(|s| s.3), "each carries the options");
+        f.on_ack(65536, 3, std::iter::empty());
+        f.send(Bytes::from_static(b"abcdefghij"), 4, None);
+        out.clear();
+        f.write_fragments(&mut out, 1000, 10, &mut tsn);
+        assert_eq!(
+            kinds(&out),
+            vec![
+                chunk::kind::USER_DATA,
+                chunk::kind::NEXT_USER_DATA,
+                chunk::kind::NEXT_USER_DATA
+            ]
+        );
+        assert!(sent(&out).iter().all(|s| !s.3));
     }
 
     #[test]
