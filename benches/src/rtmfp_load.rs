@@ -90,12 +90,7 @@ pub fn run_thread(
         }
         while next < mine.len() && t0 + cfg.start_offset(mine[next]) <= now {
             counters.started.fetch_add(1, Ordering::Relaxed);
-            let bind = if server.is_ipv6() {
-                "[::]:0"
-            } else {
-                "0.0.0.0:0"
-            };
-            let opened = UdpSocket::bind(bind).and_then(|s| {
+            let opened = UdpSocket::bind(source_addr(server, mine[next])).and_then(|s| {
                 s.set_nonblocking(true)?;
                 ep.ctl(
                     libc::EPOLL_CTL_ADD,
@@ -173,10 +168,30 @@ pub fn run_thread(
         if p.phase != Phase::Ended {
             p.stats.close_at(end);
             p.stats.phase = p.phase.name();
+            // Say goodbye (once, unacknowledged), so the server frees the session now
+            // rather than at its idle timeout, before the next run.
+            p.client.close(ms(end));
+            flush(&mut p, ms(end), &mut out);
         }
         result.players.push(p.stats);
     }
     Ok(result)
+}
+
+/// Players per source address: stratad admits at most 256 RTMFP sessions per IP address
+/// (a protection), so against a loopback server the players come from 127.1.x.y, one
+/// address per `PLAYERS_PER_ADDRESS` players, as from distinct hosts.
+const PLAYERS_PER_ADDRESS: usize = 100;
+
+fn source_addr(server: SocketAddr, player: usize) -> SocketAddr {
+    match server {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let k = player / PLAYERS_PER_ADDRESS + 1;
+            SocketAddr::from(([127, 1, (k >> 8) as u8, (k & 0xff) as u8], 0))
+        }
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
 }
 
 /// Sends what the client has due (a full socket buffer drops the datagram: RTMFP repairs
