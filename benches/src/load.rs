@@ -42,7 +42,8 @@ pub struct LoadConfig {
     /// Pin thread `i` to core `cpus[i % len]` (empty: no pinning).
     pub cpus: Vec<usize>,
     /// RTMFP players over UDP at the URL's host and port instead of RTMP ones
-    /// (`rtmfp_load`); `handshake`, `rcvbuf` and `rcvlowat` do not apply.
+    /// (`rtmfp_load`); `handshake` and `rcvlowat` do not apply, `rcvbuf` is each player's
+    /// UDP socket's.
     pub rtmfp: bool,
 }
 

@@ -92,6 +92,9 @@ pub fn run_thread(
             counters.started.fetch_add(1, Ordering::Relaxed);
             let opened = UdpSocket::bind(source_addr(server, mine[next])).and_then(|s| {
                 s.set_nonblocking(true)?;
+                if cfg.rcvbuf > 0 {
+                    socket2::SockRef::from(&s).set_recv_buffer_size(cfg.rcvbuf)?;
+                }
                 ep.ctl(
                     libc::EPOLL_CTL_ADD,
                     s.as_raw_fd(),
