@@ -7,7 +7,8 @@
 //! benchmark stream, made with ffmpeg). [`ceiling`] measures what the simplest possible
 //! server (the same bytes written to N sockets) costs on this machine; [`epoll`] is the
 //! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
-//! objects: N users of one object, one changing it at a fixed rate. [`udp_ceiling`] is the
+//! objects: N users of one object, one changing it at a fixed rate. `rtmfp_load` runs RTMFP
+//! players (`--rtmfp`) in place of [`load`]'s RTMP ones. [`udp_ceiling`] is the
 //! ceiling of multicast outputs: the same datagrams, batched as stratad batches them.
 
 pub mod ceiling;
@@ -21,6 +22,7 @@ pub mod player;
 pub mod procstat;
 pub mod publisher;
 pub mod report;
+mod rtmfp_load;
 pub mod run;
 pub mod skim;
 pub mod so_bench;

@@ -41,6 +41,10 @@ pub struct LoadConfig {
     pub rcvlowat: usize,
     /// Pin thread `i` to core `cpus[i % len]` (empty: no pinning).
     pub cpus: Vec<usize>,
+    /// RTMFP players over UDP at the URL's host and port instead of RTMP ones
+    /// (`rtmfp_load`); `handshake` and `rcvlowat` do not apply, `rcvbuf` is each player's
+    /// UDP socket's.
+    pub rtmfp: bool,
 }
 
 impl LoadConfig {
@@ -89,7 +93,7 @@ impl Shared {
             .sum()
     }
 
-    fn note_error(&self, e: String) {
+    pub(crate) fn note_error(&self, e: String) {
         if let Ok(mut v) = self.errors.lock() {
             if v.len() < MAX_ERROR_SAMPLES {
                 v.push(e);

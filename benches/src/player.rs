@@ -87,6 +87,38 @@ impl PlayerStats {
         Some(self.first_media?.saturating_duration_since(self.started?))
     }
 
+    /// A media message arrived at `now` (`head`: its first bytes): counts it, and a gap
+    /// since the last one longer than `STALL_GAP` as a stall (both for any media and for
+    /// video pictures). Players of every protocol share it.
+    pub fn on_media(&mut self, type_id: u8, head: &[u8], now: Instant) {
+        let s = self;
+        if let Some(last) = s.last_media {
+            let gap = now.saturating_duration_since(last);
+            if gap > STALL_GAP {
+                s.stalls += 1;
+            }
+            s.max_gap = s.max_gap.max(gap);
+        }
+        s.last_media = Some(now);
+        s.media_messages += 1;
+        s.first_media.get_or_insert(now);
+        if matches!(
+            classify(type_id, head),
+            FrameKind::VideoKey | FrameKind::VideoInter
+        ) {
+            s.first_video.get_or_insert(now);
+            s.video_pictures += 1;
+            if let Some(last) = s.last_video {
+                let gap = now.saturating_duration_since(last);
+                if gap > STALL_GAP {
+                    s.video_stalls += 1;
+                }
+                s.max_video_gap = s.max_video_gap.max(gap);
+            }
+            s.last_video = Some(now);
+        }
+    }
+
     /// At the end of a run: a player silent for longer than a stall at `now` has one more.
     pub fn close_at(&mut self, now: Instant) {
         if let Some(last) = self.last_media {
@@ -341,32 +373,7 @@ impl State {
     }
 
     fn on_media(&mut self, type_id: u8, head: &[u8], now: Instant) {
-        let s = &mut self.stats;
-        if let Some(last) = s.last_media {
-            let gap = now.saturating_duration_since(last);
-            if gap > STALL_GAP {
-                s.stalls += 1;
-            }
-            s.max_gap = s.max_gap.max(gap);
-        }
-        s.last_media = Some(now);
-        s.media_messages += 1;
-        s.first_media.get_or_insert(now);
-        if matches!(
-            classify(type_id, head),
-            FrameKind::VideoKey | FrameKind::VideoInter
-        ) {
-            s.first_video.get_or_insert(now);
-            s.video_pictures += 1;
-            if let Some(last) = s.last_video {
-                let gap = now.saturating_duration_since(last);
-                if gap > STALL_GAP {
-                    s.video_stalls += 1;
-                }
-                s.max_video_gap = s.max_video_gap.max(gap);
-            }
-            s.last_video = Some(now);
-        }
+        self.stats.on_media(type_id, head, now);
         if self.phase == Phase::PlayRequested {
             // Some servers send media before (or without) NetStream.Play.Start.
             self.phase = Phase::Playing;

@@ -72,7 +72,13 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
             .map(|t| {
                 let shared = &shared;
                 let load = &cfg.load;
-                s.spawn(move || run_thread(load, t, t0, deadline, shared))
+                s.spawn(move || {
+                    if load.rtmfp {
+                        crate::rtmfp_load::run_thread(load, t, t0, deadline, shared)
+                    } else {
+                        run_thread(load, t, t0, deadline, shared)
+                    }
+                })
             })
             .collect();
         monitor(cfg, &shared, t0, deadline, &mut report);

@@ -9,14 +9,15 @@
 //! [`vod_fixture`] (files to play and a server for them), [`json_hook`] (a JSON webhook),
 //! [`pyrtmp`] (python-librtmp and stratactl binaries), [`tiers`] (origins, edges and a viewer
 //! timed across a failover), [`netns`] (a network namespace for multicast tests),
-//! [`delay_proxy`] (a link with latency between two hosts), [`rtmfp_cli`] (our RTMFP client
-//! as a process).
+//! [`delay_proxy`] (a link with latency between two hosts), [`lossy_udp_relay`] (a UDP link
+//! that drops datagrams), [`rtmfp_cli`] (our RTMFP client as a process).
 
 pub mod delay_proxy;
 pub mod flv_source;
 pub mod flv_tags;
 pub mod json_hook;
 pub mod live_fixture;
+pub mod lossy_udp_relay;
 pub mod media_probe;
 pub mod netns;
 pub mod publisher;

@@ -4,6 +4,7 @@
 
 use control::client::ControlClient;
 use control::protocol::{Call, ClientInfo, Reply};
+use e2e::lossy_udp_relay::LossyUdpRelay;
 use e2e::media_probe::{assert_monotonic, of_type, probe_packets, Packet};
 use e2e::publisher::publish_sample;
 use e2e::rtmfp_cli::RtmfpCli;
@@ -11,6 +12,7 @@ use e2e::sample_media::{sample_flv, FPS};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{Server, ServerOptions};
 use e2e::tools::ffmpeg;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,7 +22,12 @@ const RATE_TOLERANCE: f64 = 0.10;
 const EXIT: Duration = Duration::from_secs(30);
 
 fn client(server: &Server, app: &str, action: &[&str]) -> RtmfpCli {
-    let addr = server.addr().to_string();
+    client_via(server.addr(), app, action)
+}
+
+/// A client that sends its datagrams to `addr` (the server, or a relay in front of it).
+fn client_via(addr: SocketAddr, app: &str, action: &[&str]) -> RtmfpCli {
+    let addr = addr.to_string();
     let url = format!("rtmfp://{addr}/{app}");
     let mut args = vec![addr.as_str(), url.as_str()];
     args.extend_from_slice(action);
@@ -302,5 +309,126 @@ fn an_rtmfp_player_whose_address_changes_mid_stream_keeps_playing() {
     );
     // Frames kept coming after the move: the whole file is at the frame rate.
     assert_rate(video_rate(&out));
+    server.assert_alive();
+}
+
+/// Share of datagrams the lossy relay drops, each way (issue 10: "5 % random loss").
+const LOSS_PERCENT: u64 = 5;
+
+fn lossy_relay(server: &Server, seed: u64) -> LossyUdpRelay {
+    LossyUdpRelay::start(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        server.addr(),
+        LOSS_PERCENT,
+        seed,
+    )
+}
+
+#[test]
+fn through_5_percent_loss_every_rpc_call_is_answered_in_order() {
+    const CALLS: u32 = 300;
+    // Larger than a datagram: every call and its fragments must be reassembled.
+    const ARG_BYTES: &str = "3000";
+    let mut server = Server::start();
+    let relay = lossy_relay(&server, 0x1055_0001);
+    let mut c = client_via(
+        relay.addr(),
+        "live",
+        &["connect", "someMethod", &CALLS.to_string(), ARG_BYTES],
+    );
+    let (status, out) = c.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.contains("status NetConnection.Connect.Success"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("answers {CALLS}\n")), "{out}");
+    assert!(out.contains("in_order true"), "{out}");
+    // Over RTMP the same calls fail without a manager; every answer says so.
+    assert_eq!(
+        out.matches("status NetConnection.Call.Failed").count(),
+        CALLS as usize,
+        "{out}"
+    );
+    assert!(
+        relay.dropped() * 100 >= (relay.dropped() + relay.forwarded()) * 2,
+        "the relay dropped {} of {} datagrams",
+        relay.dropped(),
+        relay.dropped() + relay.forwarded()
+    );
+    server.assert_alive();
+}
+
+#[test]
+fn through_5_percent_loss_an_rtmfp_player_writes_a_valid_flv_at_the_frame_rate() {
+    let mut server = Server::start();
+    let _publisher = publish_sample(&server.url("live/cam"));
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    let relay = lossy_relay(&server, 0x1055_0002);
+    let dir = ScratchDir::new("rtmfp-loss-play");
+    let out = dir.join("played.flv");
+    let mut player = client_via(
+        relay.addr(),
+        "live",
+        &["play", "cam", out.to_str().expect("utf-8"), "8"],
+    );
+    let (status, text) = player.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(text.contains("status NetStream.Play.Start"), "{text}");
+    assert_rate(video_rate(&out));
+    assert!(
+        relay.dropped() > 20,
+        "the relay dropped {}",
+        relay.dropped()
+    );
+    server.assert_alive();
+}
+
+#[test]
+fn through_5_percent_loss_an_rtmfp_publisher_is_played_by_ffmpeg() {
+    let mut server = Server::start();
+    let relay = lossy_relay(&server, 0x1055_0003);
+    let sample = sample_flv();
+    let mut publisher = client_via(
+        relay.addr(),
+        "live",
+        &["publish", "cam", sample.to_str().expect("utf-8"), "14"],
+    );
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        publisher.output()
+    );
+    let dir = ScratchDir::new("rtmfp-loss-publish");
+    let out = dir.join("played.flv");
+    let mut viewer = ffmpeg(&[
+        "-rw_timeout",
+        "10000000",
+        "-i",
+        &server.url("live/cam"),
+        "-t",
+        "6",
+        "-c",
+        "copy",
+        "-y",
+        out.to_str().expect("utf-8"),
+    ]);
+    viewer.expect_success(EXIT);
+    assert_rate(video_rate(&out));
+    let (status, text) = publisher.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    assert!(
+        relay.dropped() > 20,
+        "the relay dropped {}",
+        relay.dropped()
+    );
     server.assert_alive();
 }

@@ -3,6 +3,7 @@
 //!
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 2000 --server-pid PID
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 0 --publish bench.flv --duration 600
+//!   strata-load rtmp://127.0.0.1:1935/app/stream -n 500 --rtmfp --server-pid PID
 //!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
 //!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--json]
@@ -72,6 +73,10 @@ struct Args {
     /// Allow a host other than 127.0.0.1/localhost (traffic leaves the machine).
     #[arg(long)]
     allow_remote: bool,
+    /// RTMFP players: the URL's host and port over UDP (rtmfp://HOST:PORT/APP), one UDP
+    /// socket each; the publisher (--publish) stays RTMP.
+    #[arg(long)]
+    rtmfp: bool,
 }
 
 #[derive(Subcommand)]
@@ -408,6 +413,7 @@ fn main() {
             rcvbuf: args.rcvbuf,
             rcvlowat: args.rcvlowat,
             cpus: args.cpus,
+            rtmfp: args.rtmfp,
         },
         duration: Duration::from_secs_f64(args.duration),
         publish: args.publish,

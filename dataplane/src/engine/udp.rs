@@ -30,6 +30,10 @@ use super::token::{OpKind, Token};
 /// worker queueing without bound.
 const MAX_SENDS_IN_FLIGHT: usize = 4096;
 
+/// SO_RCVBUF asked for each UDP socket (the kernel doubles it for its bookkeeping and caps
+/// it at net.core.rmem_max).
+const RECV_BUFFER: usize = 4 << 20;
+
 /// Blocking, like every socket on the ring (see `engine::connect`): the ring never blocks
 /// the worker, and a send the kernel hands to io-wq then waits for room instead of failing
 /// with EAGAIN.
@@ -41,6 +45,13 @@ fn bind(addr: SocketAddr) -> io::Result<Socket> {
     )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    // Room for the bursts of acknowledgements hundreds of RTMFP viewers send (the default
+    // 208 KiB overflowed at 500 viewers on one worker: 39,000 drops in 20 s, each a
+    // spurious loss to the sender). The kernel caps it at net.core.rmem_max; failing to
+    // raise it is not fatal.
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        debug!(%addr, error = %e, "SO_RCVBUF not raised");
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(false)?;
     }

@@ -2,7 +2,7 @@
 //! socket, run as a separate process by the e2e tests (and usable by hand).
 //!
 //! ```text
-//! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect [method]
+//! rtmfp_client <server host:port> <rtmfp://host/app[/instance]> connect [method [n [bytes]]]
 //! rtmfp_client <server> <url> publish <name> <file.flv> <seconds>
 //! rtmfp_client <server> <url> play <name> <out.flv> <seconds> [move]
 //! rtmfp_client <server> <url> accept <seconds>
@@ -108,14 +108,7 @@ impl Driver {
     }
 
     fn send_command(&mut self, stream_id: u32, values: &[Amf0Value]) -> bool {
-        let m = Message {
-            csid: csid::COMMAND,
-            timestamp: 0,
-            type_id: msg_type::COMMAND_AMF0,
-            stream_id,
-            payload: encode_values(false, values).into(),
-        };
-        self.client.send(&m, None)
+        self.client.send_command(stream_id, values)
     }
 
     /// Waits for a command that `pick` takes.
@@ -235,25 +228,13 @@ fn run(args: &[String]) -> io::Result<i32> {
     }
     let code = match action.as_str() {
         "connect" => match args.get(3) {
-            // `connect <method>`: then calls an application method (RPC), printing the
-            // answer's status code.
+            // `connect <method> [count] [bytes]`: then calls an application method (RPC)
+            // `count` times (1 by default) with an argument of `bytes` bytes, all at once,
+            // and waits for every answer.
             Some(method) => {
-                d.send_command(
-                    0,
-                    &[
-                        Amf0Value::string(method.as_str()),
-                        Amf0Value::Number(3.0),
-                        Amf0Value::Null,
-                        Amf0Value::string("arg"),
-                    ],
-                );
-                let answer = d.wait_command(ANSWER_TIMEOUT, |s, c| {
-                    s == 0
-                        && c.transaction_id == 3.0
-                        && matches!(c.name.as_str(), "_result" | "_error")
-                })?;
-                println!("answer {}", answer.name);
-                0
+                let count: u32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1);
+                let bytes: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(3);
+                calls(&mut d, method, count, bytes)?
             }
             None => 0,
         },
@@ -317,6 +298,42 @@ fn run(args: &[String]) -> io::Result<i32> {
         d.pump(Duration::from_millis(10))?;
     }
     Ok(code)
+}
+
+/// Calls `method` `count` times at once (transaction ids 3, 4, ...), each with a string
+/// argument of `bytes` bytes, then waits for every answer: prints `answer <name>` for the
+/// first, `answers <n>` and `in_order <true|false>` (the transaction ids came back in the
+/// order they were sent, none missing).
+fn calls(d: &mut Driver, method: &str, count: u32, bytes: usize) -> io::Result<i32> {
+    let arg = "x".repeat(bytes);
+    for i in 0..count {
+        let sent = d.send_command(
+            0,
+            &[
+                Amf0Value::string(method),
+                Amf0Value::Number(f64::from(3 + i)),
+                Amf0Value::Null,
+                Amf0Value::string(arg.as_str()),
+            ],
+        );
+        if !sent {
+            return Err(io::Error::other("session gone while calling"));
+        }
+    }
+    let mut seen = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let answer = d.wait_command(ANSWER_TIMEOUT, |s, c| {
+            s == 0 && c.transaction_id >= 3.0 && matches!(c.name.as_str(), "_result" | "_error")
+        })?;
+        if seen.is_empty() {
+            println!("answer {}", answer.name);
+        }
+        seen.push(answer.transaction_id as u32);
+    }
+    let in_order = seen.iter().copied().eq(3..3 + count);
+    println!("answers {}", seen.len());
+    println!("in_order {in_order}");
+    Ok(0)
 }
 
 /// Stays connected for `seconds`, taking the peer sessions the server introduces and

@@ -55,6 +55,13 @@ pub(crate) struct SendFlow {
     pub outstanding: u64,
     /// The newest transmission number ever acknowledged.
     max_acked_tsn: u64,
+    /// Lower bounds of `oldest_in_flight` and `next_expiry`, lowered as fragments are sent
+    /// and queued and made exact by `refresh_timers` when the session's timers run: the
+    /// session's deadline, asked for after every busy worker turn, then costs no scan of
+    /// the fragments (it was the worker's largest cost at 300 viewers). A stale bound only
+    /// makes the session's timers run early once, which refreshes it.
+    sent_floor: Option<u64>,
+    expiry_floor: Option<u64>,
 }
 
 /// What an acknowledgement did.
@@ -85,6 +92,8 @@ impl SendFlow {
             exception: None,
             outstanding: 0,
             max_acked_tsn: 0,
+            sent_floor: None,
+            expiry_floor: None,
         }
     }
 
@@ -95,6 +104,9 @@ impl SendFlow {
             return;
         }
         let n = message.len().div_ceil(max_frag).max(1);
+        if let Some(d) = deadline {
+            self.expiry_floor = Some(self.expiry_floor.map_or(d, |e| e.min(d)));
+        }
         for i in 0..n {
             let fragment = match (n, i) {
                 (1, _) => Fragment::Whole,
@@ -220,7 +232,12 @@ impl SendFlow {
                 i += 1;
                 continue;
             }
-            let next = prev_seq.is_some_and(|p| p + 1 == f.seq);
+            // A Next User Data chunk only once the options are acknowledged: until then every
+            // chunk is a whole User Data chunk carrying them. RFC 7016 allows either, and
+            // librtmfp reads options only in User Data chunks (in a Next one it takes them
+            // for the message: "Unpacking type '05' unknown", 5 being the metadata option's
+            // length).
+            let next = self.options_acked && prev_seq.is_some_and(|p| p + 1 == f.seq);
             let opts = (!self.options_acked).then_some(&self.options[..]);
             let d = UserData {
                 flow_id: self.id,
@@ -246,6 +263,7 @@ impl SendFlow {
             f.ever_sent = true;
             f.naks = 0;
             f.sent_at = now;
+            self.sent_floor = Some(self.sent_floor.map_or(now, |o| o.min(now)));
             *tsn += 1;
             f.tsn = *tsn;
             f.wire_len = used as u64;
@@ -319,7 +337,19 @@ impl SendFlow {
         self.outstanding = 0;
     }
 
-    pub(crate) fn oldest_in_flight(&self) -> Option<u64> {
+    /// Makes the timer bounds exact (a scan of the queue: when the session's timers run).
+    pub(crate) fn refresh_timers(&mut self) {
+        self.sent_floor = self.oldest_in_flight();
+        self.expiry_floor = self.next_expiry();
+    }
+
+    /// When the oldest fragment in flight was sent, and the next deadline of a fragment:
+    /// lower bounds, exact after `refresh_timers`.
+    pub(crate) fn timer_floors(&self) -> (Option<u64>, Option<u64>) {
+        (self.sent_floor, self.expiry_floor)
+    }
+
+    fn oldest_in_flight(&self) -> Option<u64> {
         self.queue
             .iter()
             .filter(|f| f.in_flight)
@@ -327,7 +357,7 @@ impl SendFlow {
             .min()
     }
 
-    pub(crate) fn next_expiry(&self) -> Option<u64> {
+    fn next_expiry(&self) -> Option<u64> {
         self.queue
             .iter()
             .filter(|f| !f.abandoned)
@@ -401,6 +431,62 @@ mod tests {
         f.write_fragments(&mut out, 1000, 20, &mut tsn);
         f.on_ack(65536, 5, std::iter::empty());
         assert!(f.is_done());
+    }
+
+    #[test]
+    fn next_user_data_chunks_only_once_the_options_are_acknowledged() {
+        let kinds = |out: &[u8]| -> Vec<u8> {
+            chunks(out)
+                .map(|c| c.expect("chunk").0)
+                .collect::<Vec<u8>>()
+        };
+        let mut f = SendFlow::new(3, b"TC\x04\x00", Some(2));
+        f.send(Bytes::from_static(b"0123456789"), 4, None);
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 0, &mut tsn);
+        assert_eq!(kinds(&out), vec![chunk::kind::USER_DATA; 3]);
+        assert!(sent(&out).iter().all(|s| s.3), "each carries the options");
+        f.on_ack(65536, 3, std::iter::empty());
+        f.send(Bytes::from_static(b"abcdefghij"), 4, None);
+        out.clear();
+        f.write_fragments(&mut out, 1000, 10, &mut tsn);
+        assert_eq!(
+            kinds(&out),
+            vec![
+                chunk::kind::USER_DATA,
+                chunk::kind::NEXT_USER_DATA,
+                chunk::kind::NEXT_USER_DATA
+            ]
+        );
+        assert!(sent(&out).iter().all(|s| !s.3));
+    }
+
+    #[test]
+    fn timer_floors_are_lower_bounds_that_a_refresh_makes_exact() {
+        let mut f = SendFlow::new(1, b"", None);
+        assert_eq!(f.timer_floors(), (None, None));
+        f.send(Bytes::from_static(b"a"), 100, Some(500));
+        f.send(Bytes::from_static(b"b"), 100, Some(600));
+        assert_eq!(f.timer_floors(), (None, Some(500)));
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 10, &mut tsn);
+        assert_eq!(f.timer_floors(), (Some(10), Some(500)));
+        // The first is acknowledged: the bounds stay until refreshed, never too late.
+        f.on_ack(65536, 1, std::iter::empty());
+        assert_eq!(f.timer_floors(), (Some(10), Some(500)));
+        f.refresh_timers();
+        assert_eq!(f.timer_floors(), (Some(10), Some(600)));
+        f.on_timeout();
+        f.refresh_timers();
+        assert_eq!(f.timer_floors(), (None, Some(600)));
+        out.clear();
+        f.write_fragments(&mut out, 1000, 40, &mut tsn);
+        assert_eq!(f.timer_floors(), (Some(40), Some(600)));
+        f.expire(600);
+        f.refresh_timers();
+        assert_eq!(f.timer_floors(), (None, None));
     }
 
     #[test]

@@ -108,6 +108,23 @@ impl RtmfpNetClient {
         }
     }
 
+    /// Sends an AMF0 command (`values`: name, transaction id, command object, arguments) on
+    /// message stream `stream_id`. False when not connected.
+    pub fn send_command(
+        &mut self,
+        stream_id: u32,
+        values: &[crate::proto::amf0::Amf0Value],
+    ) -> bool {
+        let m = Message {
+            csid: crate::proto::rtmp::csid::COMMAND,
+            timestamp: 0,
+            type_id: msg_type::COMMAND_AMF0,
+            stream_id,
+            payload: crate::proto::command::encode_values(false, values).into(),
+        };
+        self.send(&m, None)
+    }
+
     /// Bytes queued on our flows and not yet acknowledged (for pacing a publisher).
     pub fn queued_bytes(&self) -> usize {
         self.endpoint

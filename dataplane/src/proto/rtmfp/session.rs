@@ -576,10 +576,11 @@ impl Session {
         }
         let rto = self.rtt.rto();
         for f in self.send_flows.values() {
-            if let Some(o) = f.oldest_in_flight() {
+            let (oldest, expiry) = f.timer_floors();
+            if let Some(o) = oldest {
                 t = t.min(o + rto);
             }
-            if let Some(e) = f.next_expiry() {
+            if let Some(e) = expiry {
                 t = t.min(e);
             }
         }
@@ -625,7 +626,8 @@ impl Session {
         let mut timed_out = false;
         for f in self.send_flows.values_mut() {
             f.expire(now);
-            if f.oldest_in_flight().is_some_and(|o| now >= o + rto) {
+            f.refresh_timers();
+            if f.timer_floors().0.is_some_and(|o| now >= o + rto) {
                 timed_out = true;
             }
         }
@@ -634,6 +636,7 @@ impl Session {
                 // Nothing acknowledged within the timeout: a window of zero is probed by
                 // the resent fragment itself.
                 f.on_timeout();
+                f.refresh_timers();
                 if f.peer_buffer == 0 {
                     chunk::encode::flow_vlus(&mut self.control, kind::BUFFER_PROBE, &[f.id]);
                 }
