@@ -342,6 +342,7 @@ impl Worker {
                     return;
                 };
                 WorkerStats::add(&self.shared.stats[self.id].bytes_in, data.len() as u64);
+                c.session.received_elsewhere(data.len());
                 match link.flows.on_message(flow, &data) {
                     Ok(m) => {
                         if let Some(addrs) = peer_info(&m) {
@@ -758,6 +759,15 @@ mod tests {
                 .is_some_and(|c| c.client.nc.is_connected() && c.client.nc.app == "live")
         });
         assert!(connected, "the NetConnection took the connect");
+        let counted = w.conns.refs().into_iter().any(|r| {
+            w.conns
+                .get(r)
+                .is_some_and(|c| c.rtmfp.is_some() && c.session.bytes_in() > 0)
+        });
+        assert!(
+            counted,
+            "the connect's bytes count as the client's bytes in"
+        );
 
         let now = peer.started.elapsed().as_millis() as u64;
         peer.client.close(now);

@@ -301,6 +301,14 @@ impl Session {
         }
     }
 
+    /// Ends the session at once with an unasked Session Close Acknowledgement, as
+    /// rtmfp-cpp and librtmfp close theirs (the tests' stand-in for those clients).
+    #[cfg(test)]
+    pub(crate) fn abort(&mut self) {
+        chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE_ACK, &[]);
+        self.closed("closed abruptly");
+    }
+
     fn closed(&mut self, reason: &'static str) {
         if self.state != State::Closed {
             self.state = State::Closed;
@@ -477,11 +485,14 @@ impl Session {
                 chunk::encode::bytes(&mut self.control, kind::SESSION_CLOSE_ACK, &[]);
                 self.closed("peer closed the session");
             }
-            Chunk::SessionCloseAck => {
-                if matches!(self.state, State::NearClose { .. }) {
-                    self.closed("closed");
-                }
-            }
+            Chunk::SessionCloseAck => match self.state {
+                State::NearClose { .. } => self.closed("closed"),
+                // Unasked, it is the peer's abrupt close (RFC 7016 §3.5.5.6): rtmfp-cpp and
+                // librtmfp end their sessions this way, which left ours open until the idle
+                // timeout (a publisher held its stream name for two minutes).
+                State::Open => self.closed("peer closed the session abruptly"),
+                State::Closed => {}
+            },
             _ => {}
         }
     }

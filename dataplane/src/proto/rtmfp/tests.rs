@@ -445,6 +445,20 @@ fn close_and_idle_timeout() {
 }
 
 #[test]
+fn an_unasked_close_acknowledgement_ends_the_session_at_once() {
+    let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
+    let (c, _) = net.connect();
+    net.client.session_mut(c).expect("s").abort();
+    // Well inside the idle timeout and the close handshake's retransmissions.
+    assert!(net.run(500, |n| n.server_events.iter().any(|e| e.1
+        == Event::Closed {
+            reason: "peer closed the session abruptly"
+        })));
+    net.run(1_000, |_| false);
+    assert_eq!(net.server.session_count(), 0);
+}
+
+#[test]
 fn a_session_follows_its_peer_to_a_new_address() {
     let mut net = Net::new(EndpointConfig::default(), EndpointConfig::default());
     let (c, s) = net.connect();

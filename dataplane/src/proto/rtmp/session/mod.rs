@@ -289,6 +289,13 @@ impl Session {
         self.acknowledge(out);
     }
 
+    /// Counts `n` bytes of messages that reached the session by another transport (an
+    /// RTMFP flow's), so a client's bytes in mean the same for both; nothing is
+    /// acknowledged: that transport acknowledges its own.
+    pub(crate) fn received_elsewhere(&mut self, n: usize) {
+        self.bytes_in += n as u64;
+    }
+
     fn acknowledge(&mut self, out: &mut impl BufMut) {
         if self.peer_window > 0 && self.bytes_in - self.acked_at >= u64::from(self.peer_window) {
             self.acked_at = self.bytes_in;
