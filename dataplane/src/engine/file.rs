@@ -97,33 +97,12 @@ impl<O: Copy> FileOps<O> {
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;
-    use std::time::{Duration, Instant};
 
     use super::*;
 
     /// Submits and reaps until the operation in flight completes.
     fn wait_done(io: &mut Io, ops: &mut FileOps<u32>) -> FileDone<u32> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut completions = Vec::new();
-        loop {
-            io.submit_and_wait(Some(Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut completions);
-            for c in completions.drain(..) {
-                let Some(token) = Token::from_user_data(c.user_data) else {
-                    continue;
-                };
-                if token.kind == OpKind::File {
-                    if let Some(done) = ops.complete(token, c) {
-                        return done;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the file operation never completed"
-            );
-        }
+        io.wait_for(OpKind::File, |token, c| ops.complete(token, c))
     }
 
     #[test]

@@ -106,24 +106,9 @@ pub(crate) fn open_dir(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::time::Duration;
 
-    fn wait_open(io: &mut Io, opens: &mut FileOpens<u32>) -> FileOpened<u32> {
-        let mut completions = Vec::new();
-        for _ in 0..100 {
-            io.submit_and_wait(Some(Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut completions);
-            for c in completions.drain(..) {
-                let token = Token::from_user_data(c.user_data).expect("token");
-                if token.kind == OpKind::FileOpen {
-                    if let Some(done) = opens.complete(token, c) {
-                        return done;
-                    }
-                }
-            }
-        }
-        panic!("the open did not complete");
+    fn wait_open(io: &mut Io, ops: &mut FileOpens<u32>) -> FileOpened<u32> {
+        io.wait_for(OpKind::FileOpen, |token, c| ops.complete(token, c))
     }
 
     #[test]

@@ -133,24 +133,9 @@ impl<O: Copy> FileReads<O> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn wait_read(io: &mut Io, reads: &mut FileReads<u32>) -> FileRead<u32> {
-        let mut completions = Vec::new();
-        for _ in 0..100 {
-            io.submit_and_wait(Some(Duration::from_millis(50)))
-                .expect("wait");
-            io.drain(&mut completions);
-            for c in completions.drain(..) {
-                let token = Token::from_user_data(c.user_data).expect("token");
-                if token.kind == OpKind::FileRead {
-                    if let Some(done) = reads.complete(token, c) {
-                        return done;
-                    }
-                }
-            }
-        }
-        panic!("the read did not complete");
+    fn wait_read(io: &mut Io, ops: &mut FileReads<u32>) -> FileRead<u32> {
+        io.wait_for(OpKind::FileRead, |token, c| ops.complete(token, c))
     }
 
     #[test]

@@ -176,6 +176,32 @@ impl Io {
         }
     }
 
+    /// Submits and reaps, for at most 5 s, until `take` makes something of a completion of
+    /// `kind` (the tests of one ring operation: a file's open, read or other operation).
+    #[cfg(test)]
+    pub(crate) fn wait_for<T>(
+        &mut self,
+        kind: super::token::OpKind,
+        mut take: impl FnMut(super::token::Token, Completion) -> Option<T>,
+    ) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut completions = Vec::new();
+        while std::time::Instant::now() < deadline {
+            self.submit_and_wait(Some(Duration::from_millis(50)))
+                .expect("wait");
+            self.drain(&mut completions);
+            for c in completions.drain(..) {
+                let token = super::token::Token::from_user_data(c.user_data);
+                if let Some(token) = token.filter(|t| t.kind == kind) {
+                    if let Some(done) = take(token, c) {
+                        return done;
+                    }
+                }
+            }
+        }
+        panic!("no {kind:?} completed within 5 s");
+    }
+
     /// Moves every available completion into `out` (reaped first, handled after, so
     /// handlers never run inside the ring's borrow).
     pub(crate) fn drain(&mut self, out: &mut Vec<Completion>) {

@@ -373,6 +373,11 @@ impl Worker {
                     c.peer = addr;
                 }
             }
+            Event::Introduced { initiator } => {
+                if let Some(c) = self.conns.get(r) {
+                    debug!(peer = %c.peer, %initiator, "RTMFP introduction: an IHello for this client's peer id forwarded to it");
+                }
+            }
             Event::Closed { reason } => {
                 if let Some(Some(s)) = self.rtmfp.sockets.get_mut(usize::from(e)) {
                     s.sessions.remove(&sid);

@@ -457,6 +457,8 @@ impl Endpoint {
         }
         if let (true, Some(sid)) = (forwarded, sid) {
             self.mark(sid);
+            self.events
+                .push_back((sid, Event::Introduced { initiator: from }));
         }
         let mut c = Vec::new();
         encode::redirect(&mut c, tag, &to);

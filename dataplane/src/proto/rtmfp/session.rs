@@ -75,6 +75,11 @@ pub(crate) enum Event {
         reply_to: SocketAddr,
         tag: Vec<u8>,
     },
+    /// Server side of an introduction: an IHello for this session's peer id, from
+    /// `initiator`, was forwarded to this session's peer (so operators can see it).
+    Introduced {
+        initiator: SocketAddr,
+    },
     Closed {
         reason: &'static str,
     },

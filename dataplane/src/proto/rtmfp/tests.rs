@@ -625,6 +625,11 @@ fn the_server_introduces_a_peer_by_its_peer_id() {
         _ => None,
     });
     assert_eq!(intro, Some((c, b_addr, keys::epd_peer_id(&a_id))));
+    // The server's side says whom it introduced to whom (the engine logs it).
+    assert!(net
+        .server_events
+        .iter()
+        .any(|e| e.0 == s && e.1 == Event::Introduced { initiator: b_addr }));
     // An IHello for nobody's peer id changes nothing at A.
     let before = net.client_events.len();
     let mut b2 = Endpoint::new(EndpointConfig {
