@@ -296,10 +296,15 @@ impl ScriptContext {
             // __dispatch catches what the script throws; what escapes it is the engine's.
             Err(Entry::Thrown(e)) => return Err(Fatal::Engine(e.message)),
         };
-        if let Some(e) = &out.error {
-            if is_out_of_memory(&e.message) || self.over_memory.get() {
-                return Err(Fatal::Memory(self.budget.memory));
-            }
+        // A heap that refused an allocation is at its budget, whether or not the script
+        // caught the error: an instance that hoards and catches would otherwise go on
+        // refusing every later allocation, its own and the server's events' alike.
+        let thrown_oom = out
+            .error
+            .as_ref()
+            .is_some_and(|e| is_out_of_memory(&e.message));
+        if thrown_oom || self.over_memory.get() {
+            return Err(Fatal::Memory(self.budget.memory));
         }
         Ok(out)
     }

@@ -150,6 +150,34 @@ fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
 }
 
 #[test]
+fn a_budget_overrun_the_script_catches_still_unloads_it() {
+    let d = app(
+        "hoard-catch",
+        &[(
+            "main.asc",
+            "var a = [];\n\
+             application.onConnect = function () {\n\
+               try { while (true) { a.push(new Array(10000).join('x') + a.length); } }\n\
+               catch (e) { a = []; }\n\
+               return true;\n\
+             };\n",
+        )],
+    );
+    let generous = Budget {
+        time: Duration::from_secs(30),
+        ..budget()
+    };
+    let (mut s, _) =
+        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
+    let caught = s.dispatch(&connect(1, json!([])));
+    assert!(
+        matches!(caught, Err(Fatal::Memory(_))),
+        "{:?}",
+        caught.map(|o| o.ops)
+    );
+}
+
+#[test]
 fn memory_used_is_what_the_heap_holds() {
     let (mut s, _) = load(
         "heap",
