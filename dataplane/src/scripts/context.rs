@@ -153,6 +153,8 @@ pub enum Fatal {
 pub struct ScriptContext {
     // Field order: the context goes before its runtime.
     ctx: Context,
+    /// Held, not read: the runtime lives (and its heap with it) as long as the context.
+    #[allow(dead_code)]
     rt: Runtime,
     budget: Budget,
     /// Nanoseconds after `base` when the running entry must stop; 0 when none runs.
@@ -160,6 +162,8 @@ pub struct ScriptContext {
     interrupted: Arc<AtomicBool>,
     /// The heap refused an allocation for the budget during the running entry.
     over_memory: Rc<std::cell::Cell<bool>>,
+    /// Bytes the heap holds, as its allocator counts them.
+    heap_used: Rc<std::cell::Cell<usize>>,
     base: Instant,
     /// Every file loaded, with a hash of its text, so a reload can tell what changed.
     files: Rc<RefCell<Vec<(PathBuf, u64)>>>,
@@ -203,7 +207,12 @@ impl ScriptContext {
         let engine = |e: rquickjs::Error| Fatal::Engine(e.to_string());
         // The heap keeps the memory budget itself (see heap.rs), not QuickJS's limit.
         let over_memory = Rc::new(std::cell::Cell::new(false));
-        let heap = super::heap::BudgetedHeap::new(budget.memory, Rc::clone(&over_memory));
+        let heap_used = Rc::new(std::cell::Cell::new(0));
+        let heap = super::heap::BudgetedHeap::new(
+            budget.memory,
+            Rc::clone(&heap_used),
+            Rc::clone(&over_memory),
+        );
         let rt = Runtime::new_with_alloc(heap).map_err(engine)?;
         let deadline = Arc::new(AtomicU64::new(0));
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -227,6 +236,7 @@ impl ScriptContext {
             deadline,
             interrupted,
             over_memory,
+            heap_used,
             base,
             files: Rc::new(RefCell::new(Vec::new())),
         };
@@ -286,10 +296,15 @@ impl ScriptContext {
             // __dispatch catches what the script throws; what escapes it is the engine's.
             Err(Entry::Thrown(e)) => return Err(Fatal::Engine(e.message)),
         };
-        if let Some(e) = &out.error {
-            if is_out_of_memory(&e.message) || self.over_memory.get() {
-                return Err(Fatal::Memory(self.budget.memory));
-            }
+        // A heap that refused an allocation is at its budget, whether or not the script
+        // caught the error: an instance that hoards and catches would otherwise go on
+        // refusing every later allocation, its own and the server's events' alike.
+        let thrown_oom = out
+            .error
+            .as_ref()
+            .is_some_and(|e| is_out_of_memory(&e.message));
+        if thrown_oom || self.over_memory.get() {
+            return Err(Fatal::Memory(self.budget.memory));
         }
         Ok(out)
     }
@@ -326,9 +341,10 @@ impl ScriptContext {
         }
     }
 
-    /// Bytes the instance's heap holds now.
+    /// Bytes the instance's heap holds now: the allocator's count, read after every entry,
+    /// so O(1) (QuickJS's `memory_usage` walks every object of the heap).
     pub(crate) fn memory_used(&self) -> usize {
-        usize::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0)
+        self.heap_used.get()
     }
 }
 

@@ -2,6 +2,10 @@
 //! limit refuses an allocation over the budget, but then the error it throws may itself
 //! not fit, and the script sees a bare `null` it cannot tell from `throw null`; this
 //! allocator refuses instead and remembers it did, so an overrun is always known as one.
+//!
+//! Its count of bytes held is shared with the context, which reads it after every entry:
+//! QuickJS's own figure (`JS_ComputeMemoryUsage`) walks every object of the heap, and
+//! after each connect that walk was most of the script thread's time.
 
 use std::cell::Cell;
 use std::ptr;
@@ -11,28 +15,41 @@ use rquickjs::allocator::{Allocator, RustAllocator};
 
 pub(super) struct BudgetedHeap {
     inner: RustAllocator,
-    used: usize,
+    /// Bytes held (usable sizes of what `inner` handed out and has not taken back).
+    used: Rc<Cell<usize>>,
     limit: usize,
     /// Set when an allocation was refused for the budget (the host reads and clears it).
     refused: Rc<Cell<bool>>,
 }
 
 impl BudgetedHeap {
-    pub(super) fn new(limit: usize, refused: Rc<Cell<bool>>) -> Self {
+    pub(super) fn new(limit: usize, used: Rc<Cell<usize>>, refused: Rc<Cell<bool>>) -> Self {
         BudgetedHeap {
             inner: RustAllocator,
-            used: 0,
+            used,
             limit,
             refused,
         }
     }
 
     fn admits(&mut self, more: usize) -> bool {
-        let ok = self.used.checked_add(more).is_some_and(|n| n <= self.limit);
+        let ok = self
+            .used
+            .get()
+            .checked_add(more)
+            .is_some_and(|n| n <= self.limit);
         if !ok {
             self.refused.set(true);
         }
         ok
+    }
+
+    fn add(&self, n: usize) {
+        self.used.set(self.used.get().saturating_add(n));
+    }
+
+    fn sub(&self, n: usize) {
+        self.used.set(self.used.get().saturating_sub(n));
     }
 }
 
@@ -46,7 +63,7 @@ unsafe impl Allocator for BudgetedHeap {
         let p = self.inner.alloc(size);
         if !p.is_null() {
             // SAFETY: `p` was just allocated by `inner`.
-            self.used += unsafe { RustAllocator::usable_size(p) };
+            self.add(unsafe { RustAllocator::usable_size(p) });
         }
         p
     }
@@ -61,7 +78,7 @@ unsafe impl Allocator for BudgetedHeap {
         let p = self.inner.calloc(count, size);
         if !p.is_null() {
             // SAFETY: `p` was just allocated by `inner`.
-            self.used += unsafe { RustAllocator::usable_size(p) };
+            self.add(unsafe { RustAllocator::usable_size(p) });
         }
         p
     }
@@ -69,7 +86,7 @@ unsafe impl Allocator for BudgetedHeap {
     unsafe fn dealloc(&mut self, ptr: *mut u8) {
         // SAFETY: the caller passes a pointer of ours, that is of `inner`.
         unsafe {
-            self.used = self.used.saturating_sub(RustAllocator::usable_size(ptr));
+            self.sub(RustAllocator::usable_size(ptr));
             self.inner.dealloc(ptr);
         }
     }
@@ -86,7 +103,8 @@ unsafe impl Allocator for BudgetedHeap {
             }
             let p = self.inner.realloc(ptr, new_size);
             if !p.is_null() {
-                self.used = self.used.saturating_sub(old) + RustAllocator::usable_size(p);
+                self.sub(old);
+                self.add(RustAllocator::usable_size(p));
             }
             p
         }

@@ -6,6 +6,7 @@
 //! by the time budget, so one runaway instance delays the others by at most that budget
 //! before it is unloaded. Workers never wait for this thread: they post and go on.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ use crate::engine::Shared;
 
 /// The longest the thread sleeps with no timer due (it wakes on every message anyway).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// The most messages taken in one loop turn (what queued while the last ran): the workers
+/// are woken once per turn, and timers wait for at most this many entries.
+const BATCH: usize = 64;
 
 struct Instance {
     /// Tells this load apart from an earlier one of the same key (timers of an unloaded
@@ -59,6 +64,10 @@ struct Host {
     last_idle_check: Instant,
     /// `[vod] root`, for `Stream.length` in contexts loaded from now on.
     content_root: Option<PathBuf>,
+    /// Workers posted to in this loop turn, woken once at its end: in a connect storm a
+    /// turn decides many connects, and a wake-up (an eventfd write, and a worker loop
+    /// turn) per answer cost as much as the answers.
+    to_wake: Vec<Cell<bool>>,
 }
 
 /// How often instances are checked for idleness.
@@ -77,6 +86,9 @@ pub(crate) fn start(
         .name("strata-scripts".into())
         .spawn(move || {
             // Built here: contexts are not Send, they live and die on this thread.
+            let to_wake = (0..shared.mailboxes.len())
+                .map(|_| Cell::new(false))
+                .collect();
             let host = Host {
                 shared,
                 config: scripts,
@@ -89,6 +101,7 @@ pub(crate) fn start(
                 deadlines: HashMap::new(),
                 last_idle_check: Instant::now(),
                 content_root,
+                to_wake,
             };
             host.run(rx)
         })
@@ -99,18 +112,38 @@ pub(crate) fn start(
 impl Host {
     fn run(mut self, rx: Receiver<ToScripts>) {
         self.load_on_startup();
+        self.wake_workers();
         loop {
             let now = Instant::now();
             let wait = self.timers.peek().map_or(IDLE_WAIT, |Reverse((at, _))| {
                 at.saturating_duration_since(now).min(IDLE_WAIT)
             });
             match rx.recv_timeout(wait) {
-                Ok(msg) => self.on_message(msg),
+                Ok(msg) => {
+                    self.on_message(msg);
+                    // What queued meanwhile, in the same turn (50 clients connecting at
+                    // once queue as many connects): one wake-up per worker for all.
+                    for msg in rx.try_iter().take(BATCH - 1) {
+                        self.on_message(msg);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.run_timers();
             self.unload_idle();
+            self.wake_workers();
+        }
+    }
+
+    /// Wakes the workers posted to since the last call.
+    fn wake_workers(&self) {
+        for (w, posted) in self.to_wake.iter().enumerate() {
+            if posted.replace(false) {
+                if let Some(m) = self.shared.mailboxes.get(w) {
+                    m.wake();
+                }
+            }
         }
     }
 
@@ -175,10 +208,17 @@ impl Host {
         }
     }
 
+    /// Queues `msg` for `worker`, woken at the end of the loop turn (`wake_workers`).
     fn post(&self, worker: usize, msg: FromScripts) {
-        if let Some(m) = self.shared.mailboxes.get(worker) {
-            m.post(WorkerMsg::Script(msg));
-            m.wake();
+        self.post_msg(worker, WorkerMsg::Script(msg));
+    }
+
+    fn post_msg(&self, worker: usize, msg: WorkerMsg) {
+        if let (Some(m), Some(posted)) =
+            (self.shared.mailboxes.get(worker), self.to_wake.get(worker))
+        {
+            m.post(msg);
+            posted.set(true);
         }
     }
 
@@ -221,10 +261,7 @@ impl Host {
                 args,
             } => {
                 let outcome = self.call(&instance, client, &method, args);
-                if let Some(m) = self.shared.mailboxes.get(worker) {
-                    m.post(WorkerMsg::RpcAnswer { request, outcome });
-                    m.wake();
-                }
+                self.post_msg(worker, WorkerMsg::RpcAnswer { request, outcome });
             }
             ToScripts::CallResult {
                 instance,
@@ -336,6 +373,8 @@ impl Host {
             }
             ToScripts::Stop { done } => {
                 self.stop_all();
+                // What the onAppStop handlers sent goes before the server goes on stopping.
+                self.wake_workers();
                 let _ = done.send(());
             }
             ToScripts::ReloadApp(app) => self.reload_app(&app),

@@ -150,6 +150,83 @@ fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
 }
 
 #[test]
+fn a_budget_overrun_the_script_catches_still_unloads_it() {
+    let d = app(
+        "hoard-catch",
+        &[(
+            "main.asc",
+            "var a = [];\n\
+             application.onConnect = function () {\n\
+               try { while (true) { a.push(new Array(10000).join('x') + a.length); } }\n\
+               catch (e) { a = []; }\n\
+               return true;\n\
+             };\n",
+        )],
+    );
+    let generous = Budget {
+        time: Duration::from_secs(30),
+        ..budget()
+    };
+    let (mut s, _) =
+        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
+    let caught = s.dispatch(&connect(1, json!([])));
+    assert!(
+        matches!(caught, Err(Fatal::Memory(_))),
+        "{:?}",
+        caught.map(|o| o.ops)
+    );
+}
+
+#[test]
+fn memory_used_is_what_the_heap_holds() {
+    let (mut s, _) = load(
+        "heap",
+        "var kept = [];\n\
+         application.onConnect = function () { return true; };\n\
+         Client.prototype.grow = function () {\n\
+           for (var i = 0; i < 1000; i++) kept.push(new Array(100).join('x') + i);\n\
+           return kept.length;\n\
+         };\n",
+    );
+    let loaded = s.memory_used();
+    assert!(loaded > 0, "the prelude's heap is counted");
+    s.dispatch(&connect(1, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 1, "method": "grow", "args": []}))
+        .expect("runs");
+    assert_eq!(out.result, Some(json!(1000)));
+    // 1000 strings of 100 bytes and more: the count follows what the script keeps.
+    assert!(
+        s.memory_used() > loaded + 100_000,
+        "{loaded} then {}",
+        s.memory_used()
+    );
+}
+
+#[test]
+fn application_clients_keep_their_order_through_disconnects() {
+    let (mut s, _) = load(
+        "clients",
+        "application.onConnect = function () { return true; };\n\
+         Client.prototype.ids = function () {\n\
+           return application.clients.map(function (c) { return c.id; });\n\
+         };\n",
+    );
+    for id in 1..=6 {
+        s.dispatch(&connect(id, json!([]))).expect("runs");
+    }
+    for id in [1, 4, 6] {
+        s.dispatch(&json!({"type": "disconnect", "client": id}))
+            .expect("runs");
+    }
+    s.dispatch(&connect(7, json!([]))).expect("runs");
+    let out = s
+        .dispatch(&json!({"type": "call", "client": 2, "method": "ids", "args": []}))
+        .expect("runs");
+    assert_eq!(out.result, Some(json!([2, 3, 5, 7])));
+}
+
+#[test]
 fn load_reads_files_of_the_application_only() {
     let d = app(
         "load",
