@@ -4,17 +4,19 @@
 
 use control::client::ControlClient;
 use control::protocol::{Call, ClientInfo, Reply};
+use dataplane::proto::rtmfp::net_client::RtmfpNetClient;
 use e2e::lossy_udp_relay::LossyUdpRelay;
 use e2e::media_probe::{assert_monotonic, of_type, probe_packets, Packet};
 use e2e::publisher::publish_sample;
 use e2e::rtmfp_cli::RtmfpCli;
+use e2e::rtmp_client::RtmpClient;
 use e2e::sample_media::{sample_flv, FPS};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{Server, ServerOptions};
 use e2e::tools::ffmpeg;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_rtmfp_client");
 /// Allowed deviation of the frame rate read from a file from the stream's.
@@ -429,6 +431,264 @@ fn through_5_percent_loss_an_rtmfp_publisher_is_played_by_ffmpeg() {
         relay.dropped() > 20,
         "the relay dropped {}",
         relay.dropped()
+    );
+    server.assert_alive();
+}
+
+/// UDP sockets the IHello flood comes from, each its own source port: every one a new
+/// peer to the server, and spread by the kernel's reuseport hash over both workers.
+const FLOOD_SOCKETS: usize = 200;
+/// Loopback source addresses the flood sockets are spread over (127.0.0.1 ..= .9), so the
+/// flood is not one address the server could single out.
+const FLOOD_HOSTS: u8 = 9;
+/// The flood lasts this long at most, while both viewers play...
+const FLOOD_TIME: Duration = Duration::from_secs(5);
+/// ... and sends at most this many datagrams (far more than 5 s allows on loopback).
+const FLOOD_MAX: u64 = 20_000_000;
+/// What each viewer plays (the RTMP one: `-t`, in media time; the RTMFP one: wall time
+/// from `NetStream.Play.Start`).
+const PLAY_SECONDS: u64 = 10;
+/// RHellos read back per flood socket at most (its receive buffer holds a few hundred).
+const DRAIN_PER_SOCKET: usize = 10_000;
+
+/// A real IHello startup datagram to `server`: the first datagram of our client role's
+/// handshake (`RtmfpNetClient::connect`), encrypted with the startup key, with its own
+/// random tag from `seed`. The server answers each with an RHello (a stateless cookie).
+fn ihello(server: SocketAddr, seed: u64) -> Vec<u8> {
+    let url = format!("rtmfp://{server}/live");
+    let mut client = RtmfpNetClient::connect(0, server, &url, seed);
+    let mut datagram = Vec::new();
+    let to = client
+        .poll_transmit(0, &mut datagram)
+        .expect("a connecting client sends its IHello first");
+    assert_eq!(to, server, "the IHello goes to the server");
+    datagram
+}
+
+/// The resident memory of a process, in KiB (None if /proc does not say).
+fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// RTMFP sessions open on the server and its socket sends so far (UDP datagrams and TCP
+/// writes), through its control socket.
+fn sessions_and_sends(control: &mut ControlClient) -> (u64, u64) {
+    let Ok(Reply::Status(status)) = control.request(Call::Status) else {
+        panic!("no status");
+    };
+    let sessions = status.workers.iter().map(|w| w.rtmfp_sessions).sum();
+    (sessions, status.workers.iter().map(|w| w.sends).sum())
+}
+
+/// Datagrams the kernel dropped at the IPv4 UDP sockets bound to `port` (the workers'
+/// RTMFP sockets) because their receive queues were full: the part of a flood the server
+/// never saw (the last column of /proc/net/udp).
+fn udp_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            (u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| fields.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// Issue 10: an IHello flood from many source ports leaves RTMP and RTMFP viewers playing.
+/// Every IHello is a valid one and the server must answer it (an RHello with a stateless
+/// cookie), so the flood costs it work per datagram but no state; what it must not cost
+/// is the viewers' frames.
+#[test]
+fn an_ihello_flood_from_many_source_ports_leaves_rtmp_and_rtmfp_viewers_playing() {
+    let mut server = Server::start();
+    let _publisher = publish_sample(&server.url("live/cam"));
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    // The flood is made before the viewers start, so making it takes none of their time:
+    // a distinct IHello (its own tag) for each socket.
+    let hellos: Vec<Vec<u8>> = (0..FLOOD_SOCKETS as u64)
+        .map(|i| ihello(server.addr(), 0xf100_d000 + i))
+        .collect();
+    let sockets: Vec<UdpSocket> = (0..FLOOD_SOCKETS)
+        .map(|i| {
+            let host = Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(FLOOD_HOSTS)) as u8);
+            let socket = UdpSocket::bind((host, 0)).expect("bind a loopback flood socket");
+            // Never waits: a send the kernel refuses is counted, not retried.
+            socket.set_nonblocking(true).expect("non-blocking");
+            socket
+        })
+        .collect();
+
+    let dir = ScratchDir::new("rtmfp-flood");
+    let rtmp_out = dir.join("rtmp.flv");
+    let rtmfp_out = dir.join("rtmfp.flv");
+    let seconds = PLAY_SECONDS.to_string();
+    let rtmp_started = Instant::now();
+    let mut rtmp_viewer = ffmpeg(&[
+        "-rw_timeout",
+        "10000000",
+        "-i",
+        &server.url("live/cam"),
+        "-t",
+        &seconds,
+        "-c",
+        "copy",
+        "-y",
+        rtmp_out.to_str().expect("utf-8"),
+    ]);
+    let mut rtmfp_viewer = client(
+        &server,
+        "live",
+        &["play", "cam", rtmfp_out.to_str().expect("utf-8"), &seconds],
+    );
+    // Both are playing before the flood starts: the RTMFP one has its Play.Start, the RTMP
+    // one has written its file's first bytes.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(rtmfp_viewer
+        .output()
+        .contains("status NetStream.Play.Start")
+        && std::fs::metadata(&rtmp_out).is_ok_and(|m| m.len() > 0))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the viewers did not start: RTMFP:\n{}\nRTMP:\n{}",
+            rtmfp_viewer.output(),
+            rtmp_viewer.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let socket = server
+        .control_socket()
+        .expect("a control socket")
+        .to_path_buf();
+    let mut control = ControlClient::connect(&socket).expect("control socket");
+    let (sessions, sends_before) = sessions_and_sends(&mut control);
+    assert_eq!(sessions, 1, "the RTMFP viewer's session");
+    let rss_before = rss_kib(server.pid());
+    let drops_before = udp_drops(server.port());
+
+    // The flood: round after round over the sockets, as fast as the loop goes, bounded by
+    // time and by count.
+    let (mut sent, mut refused) = (0u64, 0u64);
+    let flood_started = Instant::now();
+    'flood: while flood_started.elapsed() < FLOOD_TIME {
+        for (socket, hello) in sockets.iter().zip(&hellos) {
+            if sent + refused >= FLOOD_MAX {
+                break 'flood;
+            }
+            match socket.send_to(hello, server.addr()) {
+                Ok(_) => sent += 1,
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    let flooded_for = flood_started.elapsed();
+    // RHellos that came back (a lower bound: each socket's receive buffer held only the
+    // last few hundred), proof that these were IHellos the server took for real ones.
+    let mut answered = 0u64;
+    let mut buf = [0u8; 2048];
+    for socket in &sockets {
+        for _ in 0..DRAIN_PER_SOCKET {
+            match socket.recv_from(&mut buf) {
+                Ok((_, from)) if from == server.addr() => answered += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    // No state per IHello: still the viewer's session alone (its memory is printed too).
+    let (sessions_after, sends_after) = sessions_and_sends(&mut control);
+    let rss_after = rss_kib(server.pid());
+    let dropped = udp_drops(server.port()).saturating_sub(drops_before);
+    eprintln!(
+        "IHello flood: {sent} sent ({refused} refused by our kernel) from {FLOOD_SOCKETS} \
+         sockets on {FLOOD_HOSTS} addresses in {flooded_for:.2?} ({:.0}/s); {dropped} \
+         dropped by the kernel at the server's full sockets; the server made {} socket sends \
+         meanwhile (RHellos and the viewers' media); at least {answered} RHellos read \
+         back; server RSS {rss_before:?} KiB before, {rss_after:?} KiB after",
+        sent as f64 / flooded_for.as_secs_f64(),
+        sends_after - sends_before
+    );
+    assert!(sent > 0, "no IHello sent");
+    assert!(answered > 0, "the server answered none of {sent} IHellos");
+    assert_eq!(sessions_after, 1, "the flood left RTMFP sessions behind");
+
+    // Both viewers played on: their whole files at the frame rate, and as many frames as
+    // the time they played.
+    rtmp_viewer.expect_success(EXIT);
+    let rtmp_took = rtmp_started.elapsed();
+    let (status, text) = rtmfp_viewer.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{text}");
+    let rtmp_rate = video_rate(&rtmp_out);
+    let rtmfp_rate = video_rate(&rtmfp_out);
+    let rtmp_frames = of_type(&probe_packets(&rtmp_out), "video").len();
+    let rtmfp_frames: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("frames "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count: {text}"));
+    eprintln!(
+        "RTMP viewer: {rtmp_frames} frames at {rtmp_rate:.2}/s, {rtmp_took:.2?} for \
+         {PLAY_SECONDS} s; RTMFP viewer: {rtmfp_frames} frames at {rtmfp_rate:.2}/s in \
+         {PLAY_SECONDS} s"
+    );
+    assert_rate(rtmp_rate);
+    assert_rate(rtmfp_rate);
+    // `-t` ends the RTMP viewer after PLAY_SECONDS of media: its frame count is that at the
+    // frame rate, and a stall shows as time taken beyond it (the GOP cache's burst at the
+    // start makes it a little less; ffmpeg's start a little more).
+    let want = (PLAY_SECONDS * u64::from(FPS)) as f64;
+    assert!(
+        (rtmp_frames as f64 - want).abs() <= want * RATE_TOLERANCE,
+        "the RTMP viewer wrote {rtmp_frames} frames in {PLAY_SECONDS} s"
+    );
+    assert!(
+        rtmp_took < Duration::from_secs(PLAY_SECONDS + 5),
+        "the RTMP viewer took {rtmp_took:?} to play {PLAY_SECONDS} s"
+    );
+    // The RTMFP viewer plays PLAY_SECONDS of wall time: at least that many seconds of
+    // frames (a stall would leave fewer), at most that and the cached GOP (2 s) it starts
+    // with.
+    let most = (PLAY_SECONDS + 2) as f64 * f64::from(FPS) * (1.0 + RATE_TOLERANCE);
+    assert!(
+        rtmfp_frames as f64 >= want * (1.0 - RATE_TOLERANCE) && rtmfp_frames as f64 <= most,
+        "the RTMFP viewer got {rtmfp_frames} frames in {PLAY_SECONDS} s"
+    );
+
+    // The server is unharmed: alive, nothing panicked, and it takes new clients of both
+    // kinds.
+    server.assert_alive();
+    assert!(
+        !server.log().contains("panicked"),
+        "the server panicked:\n{}",
+        server.log()
+    );
+    let mut late = RtmpClient::connected(server.addr(), "live").expect("a new RTMP client");
+    late.play("cam").expect("play");
+    late.wait_first_video(Duration::from_secs(10))
+        .expect("a new RTMP viewer gets video");
+    let mut again = client(&server, "live", &["connect"]);
+    let (status, out) = again.finish(EXIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.contains("status NetConnection.Connect.Success"),
+        "{out}"
     );
     server.assert_alive();
 }
