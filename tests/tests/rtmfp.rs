@@ -13,7 +13,7 @@ use e2e::rtmp_client::RtmpClient;
 use e2e::sample_media::{sample_flv, FPS};
 use e2e::scratch_dir::ScratchDir;
 use e2e::server::{Server, ServerOptions};
-use e2e::tools::ffmpeg;
+use e2e::tools::{ffmpeg, ChildGuard};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -50,6 +50,20 @@ fn video_rate(file: &Path) -> f64 {
     assert_monotonic(&video, "video");
     let span = video[video.len() - 1].dts - video[0].dts;
     (video.len() - 1) as f64 / span
+}
+
+/// A stratad with ffmpeg publishing the sample stream to `live/cam`, once it is live.
+fn server_publishing_cam() -> (Server, ChildGuard) {
+    let server = Server::start();
+    let publisher = publish_sample(&server.url("live/cam"));
+    assert!(
+        server
+            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
+            .is_some(),
+        "{}",
+        server.log()
+    );
+    (server, publisher)
 }
 
 fn assert_rate(rate: f64) {
@@ -144,15 +158,7 @@ fn an_rtmfp_publisher_is_played_by_ffmpeg_over_rtmp() {
 
 #[test]
 fn an_ffmpeg_publisher_is_played_over_rtmfp_into_a_valid_flv() {
-    let mut server = Server::start();
-    let _publisher = publish_sample(&server.url("live/cam"));
-    assert!(
-        server
-            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        server.log()
-    );
+    let (mut server, _publisher) = server_publishing_cam();
     let dir = ScratchDir::new("rtmfp-play");
     let out = dir.join("played.flv");
     let mut player = client(
@@ -267,15 +273,7 @@ fn two_clients_introduced_by_peer_id_talk_directly_and_the_server_carries_none_o
 
 #[test]
 fn an_rtmfp_player_whose_address_changes_mid_stream_keeps_playing() {
-    let mut server = Server::start();
-    let _publisher = publish_sample(&server.url("live/cam"));
-    assert!(
-        server
-            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        server.log()
-    );
+    let (mut server, _publisher) = server_publishing_cam();
     let dir = ScratchDir::new("rtmfp-move");
     let out = dir.join("played.flv");
     let mut player = client(
@@ -363,15 +361,7 @@ fn through_5_percent_loss_every_rpc_call_is_answered_in_order() {
 
 #[test]
 fn through_5_percent_loss_an_rtmfp_player_writes_a_valid_flv_at_the_frame_rate() {
-    let mut server = Server::start();
-    let _publisher = publish_sample(&server.url("live/cam"));
-    assert!(
-        server
-            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        server.log()
-    );
+    let (mut server, _publisher) = server_publishing_cam();
     let relay = lossy_relay(&server, 0x1055_0002);
     let dir = ScratchDir::new("rtmfp-loss-play");
     let out = dir.join("played.flv");
@@ -511,15 +501,7 @@ fn udp_drops(port: u16) -> u64 {
 /// is the viewers' frames.
 #[test]
 fn an_ihello_flood_from_many_source_ports_leaves_rtmp_and_rtmfp_viewers_playing() {
-    let mut server = Server::start();
-    let _publisher = publish_sample(&server.url("live/cam"));
-    assert!(
-        server
-            .wait_log_line(&["publish started", "cam"], Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        server.log()
-    );
+    let (mut server, _publisher) = server_publishing_cam();
     // The flood is made before the viewers start, so making it takes none of their time:
     // a distinct IHello (its own tag) for each socket.
     let hellos: Vec<Vec<u8>> = (0..FLOOD_SOCKETS as u64)

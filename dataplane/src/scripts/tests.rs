@@ -124,56 +124,42 @@ fn a_script_that_loops_or_hoards_is_stopped_by_its_budget() {
         Some(Fatal::Time(200))
     );
     assert!(started.elapsed() < Duration::from_secs(2));
-    // The memory budget alone (time enough that a busy machine cannot hit the time
-    // budget first).
-    let d = app(
+    assert_unloaded_for_memory(
         "hoard",
-        &[(
-            "main.asc",
-            "application.onConnect = function () {\n\
-               var a = []; while (true) { a.push(new Array(10000).join('x') + a.length); }\n\
-             };\n",
-        )],
+        "application.onConnect = function () {\n\
+           var a = []; while (true) { a.push(new Array(10000).join('x') + a.length); }\n\
+         };\n",
     );
+}
+
+/// A connect into `main` under the memory budget alone (time enough that a busy machine
+/// cannot hit the time budget first) ends the instance for its memory.
+fn assert_unloaded_for_memory(tag: &str, main: &str) {
+    let d = app(tag, &[("main.asc", main)]);
     let generous = Budget {
         time: Duration::from_secs(30),
         ..budget()
     };
     let (mut s, _) =
         ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
-    let hoarded = s.dispatch(&connect(2, json!([])));
+    let out = s.dispatch(&connect(1, json!([])));
     assert!(
-        matches!(hoarded, Err(Fatal::Memory(_))),
+        matches!(out, Err(Fatal::Memory(_))),
         "{:?}",
-        hoarded.map(|o| o.error)
+        out.map(|o| o.ops)
     );
 }
 
 #[test]
 fn a_budget_overrun_the_script_catches_still_unloads_it() {
-    let d = app(
+    assert_unloaded_for_memory(
         "hoard-catch",
-        &[(
-            "main.asc",
-            "var a = [];\n\
-             application.onConnect = function () {\n\
-               try { while (true) { a.push(new Array(10000).join('x') + a.length); } }\n\
-               catch (e) { a = []; }\n\
-               return true;\n\
-             };\n",
-        )],
-    );
-    let generous = Budget {
-        time: Duration::from_secs(30),
-        ..budget()
-    };
-    let (mut s, _) =
-        ScriptContext::load("chat", "_definst_", &d, &d.join("main.asc"), generous).expect("ok");
-    let caught = s.dispatch(&connect(1, json!([])));
-    assert!(
-        matches!(caught, Err(Fatal::Memory(_))),
-        "{:?}",
-        caught.map(|o| o.ops)
+        "var a = [];\n\
+         application.onConnect = function () {\n\
+           try { while (true) { a.push(new Array(10000).join('x') + a.length); } }\n\
+           catch (e) { a = []; }\n\
+           return true;\n\
+         };\n",
     );
 }
 
