@@ -20,6 +20,8 @@ use crate::url::RtmpUrl;
 const READ_BUF: usize = 256 << 10;
 /// epoll events taken per wait.
 const EVENTS: usize = 1024;
+/// How long one loop turn may spend opening due players before it reads again.
+const START_BUDGET: Duration = Duration::from_millis(5);
 /// Error messages kept for the report.
 const MAX_ERROR_SAMPLES: usize = 8;
 
@@ -68,6 +70,9 @@ pub struct Counters {
     pub failed: AtomicU64,
     pub bytes: AtomicU64,
     pub stalls: AtomicU64,
+    /// The longest time between two returns of this thread's epoll wait since the monitor
+    /// last read it (µs): a thread late to read reports its own stalls, not the server's.
+    pub longest_turn_us: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -148,14 +153,23 @@ pub fn run_thread(
     let mut rng = rand::rngs::StdRng::from_entropy();
     let mut out = Vec::with_capacity(4096);
     let mut bytes = 0u64;
+    let mut last_turn = Instant::now();
 
     loop {
         let now = Instant::now();
         if now >= deadline || shared.stop.load(Ordering::Relaxed) {
             break;
         }
-        // Start the players that are due.
+        // Start the players that are due, for at most `START_BUDGET` per turn: 10,000
+        // players due at once would otherwise be opened in one turn of over half a second
+        // (a loopback connect runs the handshake in the caller), and every player already
+        // connected would read that much late, which it would report as the server's delay.
+        let mut started_here = 0usize;
         while next < mine.len() && t0 + cfg.start_offset(mine[next]) <= now {
+            if started_here % 16 == 15 && now.elapsed() >= START_BUDGET {
+                break;
+            }
+            started_here += 1;
             let token = conns.len() as u64;
             let player = Player::new(&cfg.url, Instant::now());
             counters.started.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +202,16 @@ pub fn run_thread(
             .min(deadline.saturating_duration_since(now));
         let n = ep.wait(&mut events, wait.as_millis() as i32);
         let now = Instant::now();
+        counters.longest_turn_us.fetch_max(
+            now.duration_since(last_turn).as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        last_turn = now;
         for ev in &events[..n] {
+            // Each player's time is read when it is served, not when the wait returned: a
+            // turn of a thousand busy sockets takes tens of milliseconds, which would
+            // otherwise be counted as arrivals earlier than the reads that saw them.
+            let now = Instant::now();
             let flags = ev.events;
             let token = ev.u64 as usize;
             let Some(c) = conns.get_mut(token) else {

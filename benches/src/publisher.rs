@@ -6,6 +6,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -155,8 +157,15 @@ fn failure(event: &SessionEvent) -> Option<String> {
 }
 
 /// Connects, publishes `url`'s stream, and sends `tags` in real time, looping, until
-/// `deadline`.
-pub fn publish(url: &RtmpUrl, tags: &[Tag], deadline: Instant) -> std::io::Result<PublishStats> {
+/// `deadline`. `late_us` is raised (fetch_max) to how far behind its schedule a tag went
+/// out, for the run's per-second lines to read and reset: a stall that every player sees
+/// at once is the source's when this shows it.
+pub fn publish(
+    url: &RtmpUrl,
+    tags: &[Tag],
+    deadline: Instant,
+    late_us: Arc<AtomicU64>,
+) -> std::io::Result<PublishStats> {
     if tags.is_empty() {
         return Err(std::io::Error::other("the FLV file has no tags"));
     }
@@ -220,7 +229,7 @@ pub fn publish(url: &RtmpUrl, tags: &[Tag], deadline: Instant) -> std::io::Resul
         matches!(e, SessionEvent::Status { command, .. }
             if command.info_str("code") == Some("NetStream.Publish.Start"))
     })?;
-    send_tags(&mut c, sid, tags, deadline)
+    send_tags(&mut c, sid, tags, deadline, &late_us)
 }
 
 fn send_tags(
@@ -228,6 +237,7 @@ fn send_tags(
     sid: u32,
     tags: &[Tag],
     deadline: Instant,
+    late_us: &AtomicU64,
 ) -> std::io::Result<PublishStats> {
     let mut stats = PublishStats::default();
     let first_ts = tags.iter().map(|t| t.timestamp).min().unwrap_or(0);
@@ -256,6 +266,7 @@ fn send_tags(
                 std::thread::sleep(due - now);
             } else {
                 stats.max_late = stats.max_late.max(now - due);
+                late_us.fetch_max((now - due).as_micros() as u64, Ordering::Relaxed);
             }
             let msg = tag_message(tag, sid, ts);
             c.send(&msg)?;

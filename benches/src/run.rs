@@ -3,7 +3,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load::{run_thread, LoadConfig, Shared};
@@ -41,14 +42,16 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     )?;
     let t_start = Instant::now();
     let deadline = t_start + cfg.duration;
+    let publisher_late_us = Arc::new(AtomicU64::new(0));
     let publisher = match &cfg.publish {
         Some(path) => {
             let tags =
                 crate::flv::read_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let url = cfg.load.url.clone();
+            let late = publisher_late_us.clone();
             let h = std::thread::Builder::new()
                 .name("publisher".into())
-                .spawn(move || crate::publisher::publish(&url, &tags, deadline))
+                .spawn(move || crate::publisher::publish(&url, &tags, deadline, late))
                 .map_err(|e| e.to_string())?;
             if cfg.load.players > 0 {
                 std::thread::sleep(PUBLISH_LEAD);
@@ -81,7 +84,8 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
                 })
             })
             .collect();
-        monitor(cfg, &shared, t0, deadline, &mut report);
+        let late = cfg.publish.is_some().then_some(&*publisher_late_us);
+        monitor(cfg, &shared, late, t0, deadline, &mut report);
         shared.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::with_capacity(n);
         for h in handles {
@@ -108,8 +112,18 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Prints a line a second, and takes the steady-window samples.
-fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, report: &mut Report) {
+/// Prints a line a second, and takes the steady-window samples. Each line ends with the
+/// worst lateness of the publisher (when this run publishes) and the longest turn of the
+/// player threads in that second, so a burst of stalls can be told from a source or a load
+/// tool that paused.
+fn monitor(
+    cfg: &RunConfig,
+    shared: &Shared,
+    publisher_late_us: Option<&AtomicU64>,
+    t0: Instant,
+    deadline: Instant,
+    report: &mut Report,
+) {
     let pid = cfg.server_pid;
     let n = cfg.load.players as u64;
     let mut last = CpuSample::take(pid);
@@ -157,6 +171,22 @@ fn monitor(cfg: &RunConfig, shared: &Shared, t0: Instant, deadline: Instant, rep
         }
         let load_cpu = (sample.load - last.load) / secs * 100.0;
         line += &format!(" | load {load_cpu:>5.1}% cpu");
+        // (RTMFP players' threads do not measure their turns.)
+        if n > 0 && !cfg.load.rtmfp {
+            let turn_us = shared
+                .counters
+                .iter()
+                .map(|c| c.longest_turn_us.swap(0, Ordering::Relaxed))
+                .max()
+                .unwrap_or(0);
+            line += &format!(" turn {:>4} ms", turn_us / 1000);
+        }
+        if let Some(late) = publisher_late_us {
+            line += &format!(
+                " | publisher late {:>4} ms",
+                late.swap(0, Ordering::Relaxed) / 1000
+            );
+        }
         if window_start.is_some() {
             line += " [steady]";
         }
