@@ -9,7 +9,8 @@
 //! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
 //! objects: N users of one object, one changing it at a fixed rate. `rtmfp_load` runs RTMFP
 //! players (`--rtmfp`) in place of [`load`]'s RTMP ones. [`udp_ceiling`] is the
-//! ceiling of multicast outputs: the same datagrams, batched as stratad batches them.
+//! ceiling of multicast outputs: the same datagrams, batched as stratad batches them;
+//! [`udp_unicast`] the floor of RTMFP viewers (`ceiling --udp --unicast`).
 
 pub mod ceiling;
 pub mod connect_bench;
@@ -28,4 +29,5 @@ pub mod skim;
 pub mod so_bench;
 pub mod table;
 pub mod udp_ceiling;
+pub mod udp_unicast;
 pub mod url;

@@ -7,6 +7,7 @@
 //!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
 //!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--json]
+//!   strata-load ceiling --udp --unicast [-n 500] [--interval-ms 150] [--gso] [--json]
 //!   strata-load multicast-config --streams 1 --groups 500 >> strata.toml
 
 use std::path::PathBuf;
@@ -183,6 +184,18 @@ enum Cmd {
         /// namespace whose 224.0.0.0/4 routes through lo (the tool checks).
         #[arg(long)]
         udp: bool,
+        /// UDP mode, unicast: -n viewers' RTMFP-sized datagrams (--rate-mbps each) from one
+        /// socket to -n receiving sockets on 127.1.x.y, batched as stratad's RTMFP sends
+        /// (every --interval-ms, all of it in sendmmsg calls): the floor stratad's RTMFP
+        /// viewers are compared with. No namespace needed.
+        #[arg(long)]
+        unicast: bool,
+        /// UDP unicast mode: one sendmsg with UDP_SEGMENT per viewer instead of sendmmsg.
+        #[arg(long)]
+        gso: bool,
+        /// UDP unicast mode: bytes per datagram (stratad's RTMFP packets are 1,200).
+        #[arg(long, default_value_t = benches::udp_unicast::DATAGRAM)]
+        datagram: usize,
         /// UDP mode: an RTP header per datagram, as its own iovec.
         #[arg(long)]
         rtp: bool,
@@ -250,11 +263,37 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             rtp,
             group,
             port,
+            unicast,
+            gso,
+            datagram,
         } => {
             let secs = |v: f64, name: &str| {
                 Duration::try_from_secs_f64(v)
                     .map_err(|_| format!("--{name} must be a number of seconds"))
             };
+            if udp && unicast {
+                let cfg = benches::udp_unicast::UnicastConfig {
+                    viewers: sockets,
+                    rate_mbps,
+                    interval: Duration::from_millis(interval_ms.unwrap_or(150)),
+                    datagram,
+                    gso,
+                    duration: secs(duration, "duration")?,
+                    warmup: secs(warmup, "warmup")?,
+                    cpu: Some(cpu),
+                    sink_cpu: Some(sink_cpu),
+                };
+                let report = benches::udp_unicast::run(&cfg)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&report).map_err(|e| e.to_string())?
+                    );
+                } else {
+                    print!("{}", report.human());
+                }
+                return Ok(());
+            }
             if udp {
                 let cfg = benches::udp_ceiling::UdpCeilingConfig {
                     outputs: sockets,

@@ -258,6 +258,13 @@ impl<O: Copy> UdpSockets<O> {
         Ok(())
     }
 
+    /// Whether `send` has a slot for one more datagram: a sender asks before it makes a
+    /// datagram it could not send (RTMFP's are counted in flight once made, so one refused
+    /// was a silent loss, and at a burst's tail one only a retransmission timeout repairs).
+    pub(crate) fn has_room(&self) -> bool {
+        !self.free_sends.is_empty() || self.sends.len() < MAX_SENDS_IN_FLIGHT
+    }
+
     /// Handles a `UdpRecv` completion: each datagram goes to `deliver`, for the owner.
     pub(crate) fn on_recv(
         &mut self,

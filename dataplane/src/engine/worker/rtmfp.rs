@@ -41,6 +41,11 @@ use crate::proto::rtmp::Message;
 const MAX_BUFFERED: usize = 256 * 1024;
 /// Queue batches moved to flows per call: bounds one client's turn.
 const MAX_ROUNDS: usize = 16;
+/// The chunk size of the stream the engine writes for an RTMFP client (the largest RTMP
+/// allows): every message is one chunk, so `unchunk` hands out slices of the frames'
+/// shared bytes instead of a copy per viewer (RTMFP viewers' memory was mostly those
+/// copies, up to `MAX_BUFFERED` each). The client never sees it: chunking stays inside.
+const UNCHUNKED: u32 = 0x7FFF_FFFF;
 
 /// What an RTMFP client's `Conn` carries besides the RTMP session.
 pub(crate) struct RtmfpLink {
@@ -392,7 +397,14 @@ impl Worker {
     /// A new RTMFP session: a client like an accepted TCP connection, with no socket.
     fn rtmfp_accept(&mut self, e: u16, sid: SessionId, peer_id: PeerId, addr: SocketAddr) {
         let r = self.new_conn(-1, addr);
+        let config = crate::proto::rtmp::session::SessionConfig {
+            chunk_size: UNCHUNKED,
+            ..self.session_config()
+        };
+        let epoch = self.started.elapsed().as_millis() as u32;
+        let session = Session::server(config, &mut self.rng, epoch);
         if let Some(c) = self.conns.get_mut(r) {
+            c.session = session;
             c.rtmfp = Some(Box::new(RtmfpLink {
                 endpoint: e,
                 session: sid,
@@ -474,7 +486,7 @@ impl Worker {
                 break;
             }
             for b in batch.iter() {
-                if let Err(e) = link.unchunk.feed(b, messages) {
+                if let Err(e) = link.unchunk.feed_shared(b, messages) {
                     failure = Some(format!("our own chunk stream unreadable: {e}"));
                     break;
                 }
@@ -536,16 +548,26 @@ impl Worker {
         let now = self.clock_ms(Instant::now());
         let mut buf = std::mem::take(&mut self.rtmfp.buf);
         let mut deadline: Option<u64> = None;
+        let mut full = false;
         for s in self.rtmfp.sockets.iter_mut().flatten() {
-            // Bounded: the udp layer refuses past its send slots (`Full`), and what is not
-            // sent stays in the sessions (their congestion control sees it as loss).
-            while let Some(to) = s.endpoint.poll_transmit_into(now, &mut buf) {
+            // Bounded by the udp layer's send slots. A datagram is made only when a slot is
+            // free: once made, its fragments count as in flight, so a refused one would be
+            // lost without a trace. What waits stays in the sessions (still due), and the
+            // next turn, when completions have freed slots, sends it.
+            while !full {
+                if !self.udp.has_room() {
+                    full = true;
+                    break;
+                }
+                let Some(to) = s.endpoint.poll_transmit_into(now, &mut buf) else {
+                    break;
+                };
                 let payload = Bytes::copy_from_slice(&buf);
                 let stats = &self.shared.stats[self.id];
                 WorkerStats::add(&stats.bytes_out, payload.len() as u64);
                 WorkerStats::add(&stats.sends, 1);
                 if self.udp.send(&mut self.io, s.socket, to, payload).is_err() {
-                    break;
+                    full = true;
                 }
             }
             if let Some(t) = s.endpoint.poll_timeout() {
@@ -554,6 +576,10 @@ impl Worker {
         }
         self.rtmfp.buf = buf;
         self.rtmfp.deadline = deadline;
+        if full {
+            // Sessions still have datagrams due: the next turn goes on with them.
+            self.rtmfp.changed = true;
+        }
     }
 
     /// How long the loop may sleep for RTMFP.

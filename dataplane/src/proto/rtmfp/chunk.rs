@@ -401,6 +401,12 @@ pub(crate) mod encode {
     /// A User Data chunk, or Next User Data when `next` (the previous chunk in this packet
     /// was this flow's fragment `seq - 1`).
     pub(crate) fn user_data(out: &mut Vec<u8>, d: &UserData<'_>, next: bool) {
+        user_data_after(out, d, next, &[])
+    }
+
+    /// `user_data` whose payload is `head` then `d.data` (so a sender can keep a shared
+    /// payload and a header of its own apart).
+    pub(crate) fn user_data_after(out: &mut Vec<u8>, d: &UserData<'_>, next: bool, head: &[u8]) {
         let s = begin_chunk(
             out,
             if next {
@@ -429,6 +435,7 @@ pub(crate) mod encode {
             out.extend_from_slice(o);
             out.push(0);
         }
+        out.extend_from_slice(head);
         out.extend_from_slice(d.data);
         end_chunk(out, s);
     }

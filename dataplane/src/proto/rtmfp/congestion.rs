@@ -74,7 +74,15 @@ impl Default for Congestion {
 }
 
 impl Congestion {
-    pub(crate) fn on_ack(&mut self, bytes: u64) {
+    /// `bytes` acknowledged, of `in_flight` (what was in flight before this ack). The
+    /// window grows only while the sender uses at least half of it (RFC 7661's validated
+    /// window): a live stream is application-limited, and a window grown by every ack
+    /// without bound (megabytes after a few seconds) let a whole key frame or fast-start
+    /// burst leave at once, overflowing the receiver's socket buffer at every key frame.
+    pub(crate) fn on_ack(&mut self, bytes: u64, in_flight: u64) {
+        if in_flight.saturating_mul(2) < self.cwnd {
+            return;
+        }
         if self.cwnd < self.ssthresh {
             self.cwnd += bytes;
         } else {
@@ -122,16 +130,34 @@ mod tests {
     fn window_grows_and_halves() {
         let mut c = Congestion::default();
         let r = Rtt::default();
-        c.on_ack(MSS);
+        c.on_ack(MSS, c.cwnd);
         assert_eq!(c.cwnd, 5 * MSS);
         c.on_loss(1000, &r);
         assert_eq!(c.cwnd, (5 * MSS) / 2);
         c.on_loss(1050, &r); // same window: no second halving
         assert_eq!(c.cwnd, (5 * MSS) / 2);
         let before = c.cwnd;
-        c.on_ack(MSS);
+        c.on_ack(MSS, c.cwnd);
         assert!(c.cwnd > before && c.cwnd < before + MSS);
         c.on_timeout();
         assert_eq!(c.cwnd, 2 * MSS);
+    }
+
+    #[test]
+    fn an_application_limited_sender_does_not_grow_its_window() {
+        let mut c = Congestion::default();
+        let start = c.cwnd;
+        // A live stream's trickle: far less in flight than the window, ack after ack.
+        for _ in 0..1000 {
+            c.on_ack(MSS, MSS);
+        }
+        assert_eq!(c.cwnd, start, "unused window is not grown");
+        // Using the window grows it (slow start).
+        c.on_ack(MSS, c.cwnd);
+        assert_eq!(c.cwnd, start + MSS);
+        // Half used still counts as using it.
+        let w = c.cwnd;
+        c.on_ack(MSS, w.div_ceil(2));
+        assert_eq!(c.cwnd, w + MSS);
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::error::{Result, RtmfpError};
+use super::flow_send::Head;
 use super::session::Session;
 use super::vlu;
 use crate::proto::rtmp::control::{ControlMessage, UserControl};
@@ -61,11 +62,16 @@ impl FlowMetadata {
     }
 }
 
-/// One RTMP message as a flow message.
+/// One RTMP message as a flow message: its head (type and timestamp), then its payload.
 pub(crate) fn encode_message(m: &Message, out: &mut Vec<u8>) {
-    out.push(m.type_id);
-    out.extend_from_slice(&m.timestamp.to_be_bytes());
+    out.extend_from_slice(message_head(m).as_slice());
     out.extend_from_slice(&m.payload);
+}
+
+/// A flow message's head: the RTMP message type and timestamp.
+pub(crate) fn message_head(m: &Message) -> Head {
+    let t = m.timestamp.to_be_bytes();
+    Head::new(&[m.type_id, t[0], t[1], t[2], t[3]])
 }
 
 /// A flow message of the flow carrying `stream_id`, as an RTMP message. The RTMP chunking
@@ -148,7 +154,6 @@ pub(crate) struct StreamFlows {
     recv: HashMap<u64, u32>,
     peer_flow_of_stream: HashMap<u32, u64>,
     send: HashMap<u32, u64>,
-    scratch: Vec<u8>,
 }
 
 impl StreamFlows {
@@ -198,9 +203,8 @@ impl StreamFlows {
                 f
             }
         };
-        self.scratch.clear();
-        encode_message(m, &mut self.scratch);
-        session.send(flow, Bytes::copy_from_slice(&self.scratch), deadline)
+        // The payload goes as it is (a slice shared with other viewers), behind its head.
+        session.send_parts(flow, message_head(m), m.payload.clone(), deadline)
     }
 
     /// Ends our flow of a stream (deleteStream, closeStream).

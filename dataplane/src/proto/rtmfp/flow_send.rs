@@ -20,10 +20,40 @@ const INITIAL_PEER_BUFFER: u64 = 64 * 1024;
 pub(crate) const OPT_METADATA: u64 = 0x00;
 pub(crate) const OPT_RETURN_ASSOCIATION: u64 = 0x0a;
 
+/// Most bytes a message may carry before its shared payload (a Flash flow message's type
+/// and timestamp: `flash::MESSAGE_HEAD`).
+pub(crate) const MAX_HEAD: usize = 5;
+
+/// Bytes a message carries before its payload, kept inline so that the payload can stay a
+/// slice of bytes every viewer shares (a copy per viewer was most of an RTMFP viewer's
+/// memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Head {
+    len: u8,
+    bytes: [u8; MAX_HEAD],
+}
+
+impl Head {
+    /// `bytes` beyond `MAX_HEAD` are not kept (callers pass a fixed-size header).
+    pub(crate) fn new(bytes: &[u8]) -> Head {
+        let mut h = Head::default();
+        let n = bytes.len().min(MAX_HEAD);
+        h.bytes[..n].copy_from_slice(&bytes[..n]);
+        h.len = n as u8;
+        h
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct SendFrag {
     pub seq: u64,
     pub fragment: Fragment,
+    /// Sent before `data` (only a message's first fragment has one).
+    pub head: Head,
     pub data: Bytes,
     pub abandoned: bool,
     pub fin: bool,
@@ -64,6 +94,13 @@ pub(crate) struct SendFlow {
     expiry_floor: Option<u64>,
 }
 
+impl SendFrag {
+    /// Payload bytes (head and data).
+    pub(crate) fn len(&self) -> usize {
+        self.head.as_slice().len() + self.data.len()
+    }
+}
+
 /// What an acknowledgement did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct AckOutcome {
@@ -99,11 +136,28 @@ impl SendFlow {
 
     /// Queues one message, cut into fragments of at most `max_frag` bytes (`Bytes` slices:
     /// no copy). `deadline`: abandon what is still unacknowledged at that time.
+    #[cfg(test)]
     pub(crate) fn send(&mut self, message: Bytes, max_frag: usize, deadline: Option<u64>) {
+        self.send_parts(Head::default(), message, max_frag, deadline)
+    }
+
+    /// Queues one message of `head` then `body`, cut into fragments of at most `max_frag`
+    /// bytes: the first carries the head, and every fragment's payload is a slice of
+    /// `body` (no copy).
+    pub(crate) fn send_parts(
+        &mut self,
+        head: Head,
+        body: Bytes,
+        max_frag: usize,
+        deadline: Option<u64>,
+    ) {
         if self.closing || self.exception.is_some() {
             return;
         }
-        let n = message.len().div_ceil(max_frag).max(1);
+        let h = head.as_slice().len();
+        let max_frag = max_frag.max(h + 1);
+        let total = h + body.len();
+        let n = total.div_ceil(max_frag).max(1);
         if let Some(d) = deadline {
             self.expiry_floor = Some(self.expiry_floor.map_or(d, |e| e.min(d)));
         }
@@ -114,12 +168,14 @@ impl SendFlow {
                 (_, i) if i + 1 == n => Fragment::End,
                 _ => Fragment::Middle,
             };
+            // Offsets in the message (head then body), then in the body.
             let from = i * max_frag;
-            let to = (from + max_frag).min(message.len());
+            let to = (from + max_frag).min(total);
             self.queue.push_back(SendFrag {
                 seq: self.next_seq,
                 fragment,
-                data: message.slice(from..to),
+                head: if i == 0 { head } else { Head::default() },
+                data: body.slice(from.saturating_sub(h)..to - h),
                 abandoned: false,
                 fin: false,
                 in_flight: false,
@@ -146,6 +202,7 @@ impl SendFlow {
                 self.queue.push_back(SendFrag {
                     seq: self.next_seq,
                     fragment: Fragment::Whole,
+                    head: Head::default(),
                     data: Bytes::new(),
                     abandoned: false,
                     fin: true,
@@ -187,6 +244,7 @@ impl SendFlow {
         for f in self.queue.iter_mut() {
             if !f.abandoned && f.expires_at.is_some_and(|d| d <= now) {
                 f.abandoned = true;
+                f.head = Head::default();
                 f.data = Bytes::new();
                 if f.in_flight {
                     f.in_flight = false;
@@ -208,9 +266,9 @@ impl SendFlow {
         // Abandoned fragments and FIN take no buffer; else the receiver must have room for
         // what is in flight plus this (one fragment always goes, as a window probe would).
         f.abandoned
-            || f.data.is_empty()
+            || f.len() == 0
             || self.outstanding == 0
-            || self.outstanding + f.data.len() as u64 <= self.peer_buffer
+            || self.outstanding + f.len() as u64 <= self.peer_buffer
     }
 
     /// Writes the next sendable fragments as chunks into `out` until `room` bytes are used;
@@ -251,7 +309,7 @@ impl SendFlow {
                 data: if f.abandoned { &[] } else { &f.data },
             };
             let before = out.len();
-            chunk::encode::user_data(out, &d, next);
+            chunk::encode::user_data_after(out, &d, next, f.head.as_slice());
             let used = out.len() - before;
             if used > room {
                 out.truncate(before);
@@ -506,6 +564,36 @@ mod tests {
         // The abandoned fragment goes again without data; the fresh one says fsn = 1.
         assert_eq!(s[0].4, b"");
         assert_eq!((s[1].0, s[1].1), (2, 1));
+    }
+
+    #[test]
+    fn a_head_goes_before_a_shared_body_that_is_not_copied() {
+        let mut f = SendFlow::new(1, b"", None);
+        let body = Bytes::from(vec![3u8; 10]);
+        f.send_parts(Head::new(b"\x09abcd"), body.clone(), 6, None);
+        // 15 bytes in fragments of 6: the head and 1 body byte, then 6, then 3.
+        let lens: Vec<usize> = f.queue.iter().map(|q| q.len()).collect();
+        assert_eq!(lens, [6, 6, 3]);
+        let (a, b) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+        for q in &f.queue {
+            let p = q.data.as_ptr() as usize;
+            assert!(
+                q.data.is_empty() || (p >= a && p + q.data.len() <= b),
+                "a slice"
+            );
+        }
+        let mut out = Vec::new();
+        let mut tsn = 0;
+        f.write_fragments(&mut out, 1000, 0, &mut tsn);
+        let wire: Vec<u8> = sent(&out).into_iter().flat_map(|s| s.4).collect();
+        let mut want = b"\x09abcd".to_vec();
+        want.extend_from_slice(&body);
+        assert_eq!(wire, want, "the receiver reassembles head then body");
+        // A head longer than a fragment still makes progress (one byte of body at least).
+        let mut g = SendFlow::new(2, b"", None);
+        g.send_parts(Head::new(b"12345"), Bytes::from_static(b"xy"), 3, None);
+        let total: usize = g.queue.iter().map(|q| q.len()).sum();
+        assert_eq!(total, 7);
     }
 
     #[test]

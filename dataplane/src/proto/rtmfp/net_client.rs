@@ -41,24 +41,40 @@ impl RtmfpNetClient {
     /// Starts the handshake with the server at `server` for `url` (`rtmfp://host/app`);
     /// `seed` seeds our keys (any random value).
     pub fn connect(now_ms: u64, server: SocketAddr, url: &str, seed: u64) -> Self {
-        let mut endpoint = Endpoint::new(EndpointConfig {
+        let mut c = RtmfpNetClient::new(server, seed);
+        c.start(now_ms, url);
+        c
+    }
+
+    /// A client for the server at `server` that has not started its handshake yet (`start`
+    /// does): its keys are made here, which costs milliseconds (Diffie-Hellman), so a load
+    /// tool makes its clients before its clock starts, as real clients make theirs each
+    /// on its own machine.
+    pub fn new(server: SocketAddr, seed: u64) -> Self {
+        let endpoint = Endpoint::new(EndpointConfig {
             seed,
             // Other clients the server introduces may open sessions to us.
             accept_peers: true,
             ..EndpointConfig::default()
         });
-        let session = endpoint.connect(now_ms, server, keys::epd_url(url));
         RtmfpNetClient {
             endpoint,
             server,
             peers: HashMap::new(),
             peer_inbox: VecDeque::new(),
-            session,
+            session: 0,
             state: ClientState::Connecting,
             flows: StreamFlows::default(),
             inbox: VecDeque::new(),
             dropped: 0,
         }
+    }
+
+    /// Starts the handshake for `url` (`rtmfp://host/app`).
+    pub fn start(&mut self, now_ms: u64, url: &str) {
+        self.session = self
+            .endpoint
+            .connect(now_ms, self.server, keys::epd_url(url));
     }
 
     pub fn state(&self) -> &ClientState {

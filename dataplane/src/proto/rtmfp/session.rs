@@ -14,7 +14,7 @@ use super::congestion::{Congestion, Rtt};
 use super::crypto::PacketCrypto;
 use super::error::Result;
 use super::flow_recv::RecvFlow;
-use super::flow_send::{SendFlow, OPT_METADATA, OPT_RETURN_ASSOCIATION};
+use super::flow_send::{Head, SendFlow, OPT_METADATA, OPT_RETURN_ASSOCIATION};
 use super::keys::PeerId;
 use super::packet::{self, Header, Mode, MAX_PLAIN, TICK_MS};
 use super::vlu;
@@ -223,10 +223,22 @@ impl Session {
     }
 
     /// Queues a message on a flow; `deadline`: abandon what is unacknowledged by then.
+    #[cfg(test)]
     pub(crate) fn send(&mut self, flow: u64, message: Bytes, deadline: Option<u64>) -> bool {
+        self.send_parts(flow, Head::default(), message, deadline)
+    }
+
+    /// Queues a message of `head` then `body` on a flow (`body` is not copied).
+    pub(crate) fn send_parts(
+        &mut self,
+        flow: u64,
+        head: Head,
+        body: Bytes,
+        deadline: Option<u64>,
+    ) -> bool {
         match self.send_flows.get_mut(&flow) {
             Some(f) if self.state == State::Open => {
-                f.send(message, MAX_FRAGMENT, deadline);
+                f.send_parts(head, body, MAX_FRAGMENT, deadline);
                 true
             }
             _ => false,
@@ -251,7 +263,7 @@ impl Session {
         self.send_flows
             .values()
             .flat_map(|f| f.queue.iter())
-            .map(|q| q.data.len())
+            .map(|q| q.len())
             .sum()
     }
 
@@ -447,6 +459,7 @@ impl Session {
                 ranges,
                 rest,
             } => {
+                let in_flight: u64 = self.send_flows.values().map(|f| f.outstanding).sum();
                 if let Some(f) = self.send_flows.get_mut(&flow_id) {
                     let o = f.on_ack(
                         buffer_blocks.saturating_mul(1024),
@@ -454,7 +467,7 @@ impl Session {
                         chunk::ack_ranges(cumulative, ranges, rest).take(1024),
                     );
                     if o.acked_bytes > 0 {
-                        self.cc.on_ack(o.acked_bytes);
+                        self.cc.on_ack(o.acked_bytes, in_flight);
                     }
                     if o.newly_lost {
                         self.cc.on_loss(now, &self.rtt);

@@ -106,6 +106,28 @@ impl ChunkDecoder {
     /// Size and Abort take effect at the byte where they complete (and are pushed too). After
     /// an error the connection is to be closed.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<Message>) -> Result<(), ChunkError> {
+        self.feed_inner(input, None, out)
+    }
+
+    /// `feed` for input held in `Bytes`: a message whose whole payload is in one chunk of
+    /// `input` is handed out as a slice of it, not copied. Our RTMFP viewers read back
+    /// the chunk stream the engine wrote for them this way (with a chunk size that keeps
+    /// every message in one chunk), so their flows share the frames' bytes with every
+    /// other viewer instead of holding a copy each.
+    pub(crate) fn feed_shared(
+        &mut self,
+        input: &bytes::Bytes,
+        out: &mut Vec<Message>,
+    ) -> Result<(), ChunkError> {
+        self.feed_inner(input, Some(input), out)
+    }
+
+    fn feed_inner(
+        &mut self,
+        input: &[u8],
+        shared: Option<&bytes::Bytes>,
+        out: &mut Vec<Message>,
+    ) -> Result<(), ChunkError> {
         let mut pos = 0;
         loop {
             let (n, step) = self.framer.next(&input[pos..])?;
@@ -124,11 +146,22 @@ impl ChunkDecoder {
                     last,
                     ..
                 }) => {
+                    let mut whole = None;
                     if let Some(p) = self.partial.get_mut(slot).and_then(Option::as_mut) {
-                        p.extend_from_slice(bytes);
+                        match shared {
+                            // The whole payload in this one chunk: a slice of the input.
+                            Some(s) if last && p.is_empty() => whole = Some(s.slice_ref(bytes)),
+                            _ => {
+                                // The one allocation per message, at the announced size.
+                                if p.capacity() == 0 {
+                                    p.reserve(message.length as usize);
+                                }
+                                p.extend_from_slice(bytes);
+                            }
+                        }
                     }
                     if last {
-                        self.complete(slot, message, out)?;
+                        self.complete(slot, message, whole, out)?;
                     }
                 }
             }
@@ -162,8 +195,9 @@ impl ChunkDecoder {
             });
         }
         self.pending = pending;
-        // The one allocation per message: sized from the header, never grown.
-        self.partial[slot] = Some(BytesMut::with_capacity(message.length as usize));
+        // Allocated at the first payload bytes that must be copied, at the size the header
+        // announces, never grown (`feed_shared` may need no buffer at all).
+        self.partial[slot] = Some(BytesMut::new());
         Ok(())
     }
 
@@ -172,14 +206,15 @@ impl ChunkDecoder {
         &mut self,
         slot: usize,
         info: MessageInfo,
+        whole: Option<bytes::Bytes>,
         out: &mut Vec<Message>,
     ) -> Result<(), ChunkError> {
-        let payload = self
+        let partial = self
             .partial
             .get_mut(slot)
             .and_then(Option::take)
-            .unwrap_or_default()
-            .freeze();
+            .unwrap_or_default();
+        let payload = whole.unwrap_or_else(|| partial.freeze());
         self.pending = self.pending.saturating_sub(u64::from(info.length));
         let msg = Message {
             csid: info.csid,

@@ -449,3 +449,52 @@ fn full_header_mid_message_starts_over() {
     b.extend_from_slice(&[0x04, 0, 0, 9, 0, 0, 2, 8, 1, 0, 0, 0, 0xAA, 0xBB]);
     assert_eq!(decode_all(&b), vec![msg(4, 9, 8, 1, &[0xAA, 0xBB])]);
 }
+
+#[test]
+fn feed_shared_hands_out_single_chunk_payloads_without_a_copy() {
+    let big = msg(6, 40, msg_type::VIDEO, 1, &[7u8; 3000]);
+    let small = msg(4, 41, msg_type::AUDIO, 1, b"audio");
+    let mut enc = BytesMut::new();
+    // A chunk size above every message (announced first, as the engine's session does):
+    // each is one chunk.
+    let size = msg(
+        2,
+        0,
+        msg_type::SET_CHUNK_SIZE,
+        0,
+        &0x7FFF_FFFFu32.to_be_bytes(),
+    );
+    encode_message(&size, 128, &mut enc);
+    encode_message(&big, 0x7FFF_FFFF, &mut enc);
+    encode_message(&small, 0x7FFF_FFFF, &mut enc);
+    let input = enc.freeze();
+    let mut d = ChunkDecoder::default();
+    let mut out = Vec::new();
+    d.feed_shared(&input, &mut out).unwrap();
+    assert_eq!(out, vec![size.clone(), big.clone(), small.clone()]);
+    let within = |p: &Bytes| {
+        let (a, b) = (input.as_ptr() as usize, p.as_ptr() as usize);
+        b >= a && b + p.len() <= a + input.len()
+    };
+    assert!(
+        out.iter().all(|m| within(&m.payload)),
+        "slices of the input"
+    );
+
+    // Split across two feeds (or cut into chunks), a message is copied, and still whole.
+    let mut d = ChunkDecoder::default();
+    let mut out = Vec::new();
+    let cut = 1500;
+    d.feed_shared(&input.slice(..cut), &mut out).unwrap();
+    d.feed_shared(&input.slice(cut..), &mut out).unwrap();
+    assert_eq!(out, vec![size, big.clone(), small]);
+    assert!(!within(&out[1].payload));
+    let mut chunked = BytesMut::new();
+    encode_message(&big, 128, &mut chunked);
+    let chunked = chunked.freeze();
+    let mut out = Vec::new();
+    ChunkDecoder::default()
+        .feed_shared(&chunked, &mut out)
+        .unwrap();
+    assert_eq!(out, vec![big]);
+}
