@@ -9,7 +9,8 @@
 //! epoll wrapper the players and the ceiling share. [`so_bench`] measures remote shared
 //! objects: N users of one object, one changing it at a fixed rate. `rtmfp_load` runs RTMFP
 //! players (`--rtmfp`) in place of [`load`]'s RTMP ones. [`udp_ceiling`] is the
-//! ceiling of multicast outputs: the same datagrams, batched as stratad batches them.
+//! ceiling of multicast outputs: the same datagrams, batched as stratad batches them;
+//! [`multicast_ab`] measures outputs against it inside one stratad run.
 
 pub mod ceiling;
 pub mod connect_bench;
@@ -18,6 +19,7 @@ pub mod flv;
 mod limits;
 pub mod load;
 pub mod media;
+pub mod multicast_ab;
 pub mod player;
 pub mod procstat;
 pub mod publisher;
