@@ -5,6 +5,11 @@
 //! `benches/multicast many-to-one`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// stratad's allocator (see `dataplane/src/bin/stratad.rs`): the held-frames bench measures
+/// how the muxer's blocks come back from it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use dataplane::fuzzing::{mpegts_mux_held, mpegts_mux_messages};
 use dataplane::proto::rtmp::msg_type;
 
