@@ -30,15 +30,14 @@ const PCR_DELAY: u64 = 7 * CLOCK_HZ / 10;
 /// An audio-only stream repeats its tables this often (in media milliseconds), so that a
 /// receiver joining finds them without a key frame to wait for.
 const AUDIO_ONLY_TABLES_MS: u32 = 500;
-/// Frames are written into one block of this size after another (each frame's bytes a
-/// slice of it; a larger frame gets a block of its own size), not each into an allocation
-/// of its own. Small on purpose: a block is freed when the send of its last frame
-/// completes, and the allocator hands the most recently freed block out again, so the
-/// muxer writes into memory the kernel has just read (in cache). 256 KiB blocks, one a
-/// second per stream, were each new memory to fault in and write to cold: with 100 streams
-/// held for a batch, criterion's `mpegts_100_streams_held_150ms` took 218 ms per 6 s of
-/// stream with 256 KiB, 149 with 64 KiB, 99 with 32 KiB and 83 with 16 KiB (one run).
-const ARENA_BYTES: usize = 16 * 1024;
+/// Frames are written into one buffer of this size after another (each frame's bytes a
+/// slice of it), not each into an allocation of its own: a stream allocates once per
+/// ~256 KiB of TS (about a second of a 2 Mbit/s stream), and none at all once its outputs
+/// have let go of an earlier buffer, which is then written again. Smaller blocks muxed
+/// faster in criterion (`mpegts_100_streams_held_150ms`, mimalloc: 16 KiB 24 % under
+/// 256 KiB) but showed nothing in stratad (`benches/multicast many-to-one-ab`), and its
+/// profile had the muxer faulting in fresh pages for them: kept until that is measured.
+const ARENA_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct VideoTrack {
