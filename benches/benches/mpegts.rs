@@ -5,7 +5,12 @@
 //! `benches/multicast many-to-one`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::fuzzing::mpegts_mux_messages;
+
+/// stratad's allocator (see `dataplane/src/bin/stratad.rs`): the held-frames bench measures
+/// how the muxer's blocks come back from it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use dataplane::fuzzing::{mpegts_mux_held, mpegts_mux_messages};
 use dataplane::proto::rtmp::msg_type;
 
 /// Two seconds of the stream: its sequence headers, then the frames in send order.
@@ -54,5 +59,35 @@ fn mux(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mux);
+/// 100 streams muxed in turn, each frame held 150 ms of stream time (an output's batch)
+/// before it is dropped, over 6 s of stream (the 2 s three times): the TS of 100 streams
+/// does not stay in a cache, so what writing it costs depends on how soon the muxers
+/// write again into memory written recently, which the arena's block size decides. One
+/// iteration is 6 s of 100 streams: time per iteration / 600 is one stream's second.
+fn mux_held(c: &mut Criterion) {
+    let two = stream();
+    let msgs: Vec<(u8, u32, Vec<u8>)> = (0..3u32)
+        .flat_map(|k| {
+            two.iter()
+                .map(move |(t, ts, p)| (*t, ts + k * 2000, p.clone()))
+        })
+        .collect();
+    let mut g = c.benchmark_group("mpegts_100_streams_held_150ms");
+    g.sample_size(10);
+    for arena in [256 * 1024, 64 * 1024, 32 * 1024, 16 * 1024] {
+        g.bench_function(format!("arena_{}k", arena / 1024), |b| {
+            b.iter(|| {
+                mpegts_mux_held(
+                    100,
+                    arena,
+                    150,
+                    msgs.iter().map(|(t, ts, p)| (*t, *ts, &p[..])),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, mux, mux_held);
 criterion_main!(benches);

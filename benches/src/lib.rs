@@ -10,7 +10,8 @@
 //! objects: N users of one object, one changing it at a fixed rate. `rtmfp_load` runs RTMFP
 //! players (`--rtmfp`) in place of [`load`]'s RTMP ones. [`udp_ceiling`] is the
 //! ceiling of multicast outputs: the same datagrams, batched as stratad batches them;
-//! [`udp_unicast`] the floor of RTMFP viewers (`ceiling --udp --unicast`).
+//! [`multicast_ab`] measures outputs against it inside one stratad run; [`udp_unicast`] is
+//! the floor of RTMFP viewers (`ceiling --udp --unicast`).
 
 pub mod ceiling;
 pub mod connect_bench;
@@ -19,6 +20,7 @@ pub mod flv;
 mod limits;
 pub mod load;
 pub mod media;
+pub mod multicast_ab;
 pub mod player;
 pub mod procstat;
 pub mod publisher;

@@ -35,6 +35,23 @@ pub fn thread_cpu_seconds(tid: i32) -> Option<f64> {
     stat_cpu_seconds(&format!("/proc/self/task/{tid}/stat"))
 }
 
+/// Time on a CPU of thread `tid` of process `pid`, in seconds, from its schedstat (see
+/// [`run_seconds`]: nanoseconds, where stat counts 10 ms ticks).
+pub fn task_run_seconds(pid: u32, tid: u32) -> Option<f64> {
+    schedstat_seconds(&format!("/proc/{pid}/task/{tid}/schedstat"))
+}
+
+/// [`task_run_seconds`] of one of our threads.
+pub fn thread_run_seconds(tid: i32) -> Option<f64> {
+    schedstat_seconds(&format!("/proc/self/task/{tid}/schedstat"))
+}
+
+fn schedstat_seconds(path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// The calling thread's id, for [`thread_cpu_seconds`].
 pub fn current_tid() -> i32 {
     // SAFETY: gettid has no preconditions and cannot fail.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::procstat::{current_tid, thread_cpu_seconds};
+use crate::procstat::{current_tid, thread_run_seconds};
 
 /// 7 TS packets of 188 bytes: what stratad's outputs send by default.
 pub const DATAGRAM: usize = 7 * 188;
@@ -72,7 +72,8 @@ pub struct UdpCeilingReport {
     pub bytes: u64,
     pub send_errors: u64,
     pub gbps: f64,
-    /// The sender thread's CPU, in % of one core.
+    /// The sender thread's time on a CPU (schedstat's nanoseconds: stat's 10 ms ticks gave
+    /// 20 outputs' 0.1 % of a core a resolution of a third of itself), in % of one core.
     pub cpu_pct: f64,
     /// cpu_pct ÷ outputs.
     pub cpu_pct_per_output: f64,
@@ -163,7 +164,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
     let segment = DATAGRAM + if cfg.rtp { RTP_HEADER } else { 0 };
     while Instant::now() < end {
         if at_steady.is_none() && Instant::now() >= steady_from {
-            let cpu = thread_cpu_seconds(tid).unwrap_or(0.0);
+            let cpu = thread_run_seconds(tid).unwrap_or(0.0);
             at_steady = Some((Instant::now(), cpu, sends, datagrams, bytes, errors));
         }
         for (socket, to) in &sockets {
@@ -234,7 +235,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
         return Err("the run ended before its steady window".into());
     };
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = thread_cpu_seconds(tid).unwrap_or(0.0) - cpu0;
+    let cpu = thread_run_seconds(tid).unwrap_or(0.0) - cpu0;
     let gbps = (bytes - b0) as f64 * 8.0 / secs / 1e9;
     let cpu_pct = cpu / secs * 100.0;
     Ok(UdpCeilingReport {

@@ -9,6 +9,7 @@
 //!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--json]
 //!   strata-load ceiling --udp --unicast [-n 500] [--interval-ms 150] [--gso] [--json]
 //!   strata-load multicast-config --streams 1 --groups 500 >> strata.toml
+//!   ip netns exec NS strata-load multicast-ab --control SOCK --server-pid PID -n 100
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -221,6 +222,42 @@ enum Cmd {
         #[arg(long)]
         rtp: bool,
     },
+    /// Issue 14's many-to-one inside one stratad run: windows with an output per stream
+    /// (added through the control socket), without, and without but with the UDP floor's
+    /// sender pinned to stratad's core; stratad's worker thread's CPU in each (see
+    /// benches/multicast many-to-one-ab, which starts stratad and the publishers).
+    MulticastAb {
+        /// stratad's control socket.
+        #[arg(long)]
+        control: PathBuf,
+        #[arg(long, value_name = "PID")]
+        server_pid: u32,
+        /// Streams live/bench0 .. live/bench{N-1}, each to its own group.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        streams: usize,
+        #[arg(long, default_value_t = 6)]
+        rounds: usize,
+        /// Seconds measured per window.
+        #[arg(long, default_value_t = 10.0)]
+        window: f64,
+        /// Seconds after each change before its window.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        #[arg(long, default_value = "239.20.0.1")]
+        group: std::net::Ipv4Addr,
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        #[arg(long)]
+        rtp: bool,
+        /// The worker thread measured.
+        #[arg(long, default_value = "strata-w0")]
+        worker: String,
+        /// Core stratad's worker runs on (the floor's sender is pinned there).
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -394,6 +431,47 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                 calls,
             };
             print!("{}", benches::connect_bench::run(&cfg)?.to_table());
+        }
+        Cmd::MulticastAb {
+            control,
+            server_pid,
+            streams,
+            rounds,
+            window,
+            settle,
+            group,
+            port,
+            rtp,
+            worker,
+            cpu,
+            json,
+        } => {
+            let secs = |v: f64, name: &str| {
+                Duration::try_from_secs_f64(v)
+                    .map_err(|_| format!("--{name} must be a number of seconds"))
+            };
+            let cfg = benches::multicast_ab::MulticastAbConfig {
+                control,
+                server_pid,
+                worker,
+                streams,
+                first_group: group,
+                port,
+                rtp,
+                rounds,
+                window: secs(window, "window")?,
+                settle: secs(settle, "settle")?,
+                floor_cpu: cpu,
+            };
+            let report = benches::multicast_ab::run(&cfg)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", report.human());
+            }
         }
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;

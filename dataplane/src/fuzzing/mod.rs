@@ -17,7 +17,7 @@ pub use amf::*;
 pub use client_session::rtmp_client_session;
 pub use flv::{flv_recording_seed, flv_recovery};
 pub use host_ini::host_ini;
-pub use mpegts::{mpegts_mux, mpegts_mux_messages, mpegts_seed};
+pub use mpegts::{mpegts_mux, mpegts_mux_held, mpegts_mux_messages, mpegts_seed};
 pub use relay_links::relay_links;
 pub use rtmfp::{
     rtmfp_chunks, rtmfp_flash_message, rtmfp_handshake, rtmfp_packet, rtmfp_reassembly, rtmfp_seeds,

@@ -83,3 +83,36 @@ pub fn mpegts_mux_messages<'a>(msgs: impl Iterator<Item = (u8, u32, &'a [u8])>) 
         .map(|f| f.bytes.len())
         .sum()
 }
+
+/// `streams` muxers fed the same messages in turn, each muxed frame held for `hold_ms` of
+/// stream time before it is dropped (as an output holds it until its batch's send
+/// completes), arenas of `arena_bytes`: what muxing costs when N streams' TS does not fit
+/// a cache, unlike `mpegts_mux_messages`, whose one muxer rewrites the same hot buffer.
+/// Returns the TS bytes made.
+pub fn mpegts_mux_held<'a>(
+    streams: usize,
+    arena_bytes: usize,
+    hold_ms: u32,
+    msgs: impl Iterator<Item = (u8, u32, &'a [u8])>,
+) -> usize {
+    let mut muxers: Vec<TsMuxer> = (0..streams)
+        .map(|_| TsMuxer::with_arena(arena_bytes))
+        .collect();
+    let mut held = std::collections::VecDeque::new();
+    let mut total = 0;
+    for (type_id, ts, body) in msgs {
+        while held
+            .front()
+            .is_some_and(|(at, _)| ts.saturating_sub(*at) >= hold_ms)
+        {
+            held.pop_front();
+        }
+        for m in &mut muxers {
+            if let Ok(Some(f)) = m.push(type_id, ts, body) {
+                total += f.bytes.len();
+                held.push_back((ts, f.bytes));
+            }
+        }
+    }
+    total
+}

@@ -38,6 +38,8 @@ struct Entry {
     in_flight: bool,
     /// The stream stopped or the output was removed: freed once no send is in flight.
     closing: bool,
+    /// In `Multicasts::touched` (so it is there once).
+    touched: bool,
 }
 
 struct SendSlot {
@@ -62,10 +64,12 @@ pub(crate) struct Multicasts {
     entries: Slab<Entry>,
     /// Every output (no allocation per pump).
     active: Vec<SlabRef>,
-    /// Something changed since the last pump (a frame offered, a send completed, an
-    /// output added): the next pump walks the outputs. Otherwise it does only when
-    /// `due` has come, so that loop turns with nothing for multicast (most of them: every
-    /// publisher's reads) cost nothing per output.
+    /// Outputs offered a frame or whose send completed since the last pump: the next pump
+    /// looks at these alone unless `due` has come. A frame of one stream costs a look at
+    /// that stream's outputs, not at every output of the worker (with a stream per output,
+    /// a walk of all N per frame made N streams cost N² looks a second).
+    touched: Vec<SlabRef>,
+    /// An output was added or removed: the next pump walks them all.
     dirty: bool,
     /// The earliest time (worker clock, ms) an output has a send due, as of the last pump.
     due: Option<u64>,
@@ -92,9 +96,11 @@ impl Multicasts {
         for r in &s.outputs {
             if let Some(e) = self.entries.get_mut(*r) {
                 e.output.offer(&muxed);
+                if !std::mem::replace(&mut e.touched, true) {
+                    self.touched.push(*r);
+                }
             }
         }
-        self.dirty = true;
     }
 
     /// An output added to a stream whose muxer runs already: its own start from `gop`
@@ -313,6 +319,7 @@ impl Worker {
             spec: spec.clone(),
             in_flight: false,
             closing: false,
+            touched: false,
         });
         s.outputs.push(r);
         self.multicasts.active.push(r);
@@ -428,19 +435,34 @@ impl Worker {
             // none left nothing is due (else `multicast_wait` would keep the loop spinning).
             self.multicasts.due = None;
             self.multicasts.dirty = false;
+            self.multicasts.touched.clear();
             return;
         }
         let now = self.clock_ms(Instant::now());
         let m = &mut self.multicasts;
-        if !std::mem::take(&mut m.dirty) && m.due.is_none_or(|due| due > now) {
+        if !m.dirty && m.touched.is_empty() && m.due.is_none_or(|due| due > now) {
             return;
         }
-        let mut next: Option<u64> = None;
-        for i in 0..self.multicasts.active.len() {
-            let r = self.multicasts.active[i];
+        // Every output when one may be due (with batches aligned on the clock, they all
+        // are at once) or the set changed; else only those touched since the last pump,
+        // and the earliest due of the others stands.
+        let all = std::mem::take(&mut m.dirty) || m.due.is_some_and(|due| due <= now);
+        let walk = if all {
+            for r in m.touched.drain(..) {
+                if let Some(e) = m.entries.get_mut(r) {
+                    e.touched = false;
+                }
+            }
+            std::mem::take(&mut m.active)
+        } else {
+            std::mem::take(&mut m.touched)
+        };
+        let mut next: Option<u64> = if all { None } else { m.due };
+        for &r in &walk {
             let Some(e) = self.multicasts.entries.get_mut(r) else {
                 continue;
             };
+            e.touched = false;
             if e.in_flight || e.closing {
                 continue;
             }
@@ -498,14 +520,22 @@ impl Worker {
             // touched or freed until this send's completion (`in_flight`).
             unsafe { self.io.push(entry) };
         }
-        self.multicasts.due = next;
+        // The lists go back with their capacity: no allocation per pump.
+        let m = &mut self.multicasts;
+        if all {
+            m.active = walk;
+        } else {
+            m.touched = walk;
+            m.touched.clear();
+        }
+        m.due = next;
     }
 
     /// How long until an output has a send due (batching, pacing, back-off), as of the
     /// last pump (an output in flight has none until its completion, which makes the
     /// outputs dirty).
     pub(super) fn multicast_wait(&self) -> Option<Duration> {
-        if self.multicasts.dirty {
+        if self.multicasts.dirty || !self.multicasts.touched.is_empty() {
             return Some(Duration::ZERO);
         }
         let due = self.multicasts.due?;
@@ -516,11 +546,14 @@ impl Worker {
     pub(super) fn on_multicast_sent(&mut self, token: Token, c: Completion) {
         let r = SlabRef::of(token);
         let now = self.clock_ms(Instant::now());
-        self.multicasts.dirty = true;
         let Some(e) = self.multicasts.entries.get_mut(r) else {
             return;
         };
         e.in_flight = false;
+        // It may have more to send (a remainder, or frames that came meanwhile).
+        if !std::mem::replace(&mut e.touched, true) {
+            self.multicasts.touched.push(r);
+        }
         let result = usize::try_from(c.result).map_err(|_| c.result.saturating_neg());
         if let Err(errno) = e.output.completed(result, now) {
             let failures = e.output.failures();

@@ -33,7 +33,10 @@ const AUDIO_ONLY_TABLES_MS: u32 = 500;
 /// Frames are written into one buffer of this size after another (each frame's bytes a
 /// slice of it), not each into an allocation of its own: a stream allocates once per
 /// ~256 KiB of TS (about a second of a 2 Mbit/s stream), and none at all once its outputs
-/// have let go of an earlier buffer, which is then written again.
+/// have let go of an earlier buffer, which is then written again. Smaller blocks muxed
+/// faster in criterion (`mpegts_100_streams_held_150ms`, mimalloc: 16 KiB 24 % under
+/// 256 KiB) but showed nothing in stratad (`benches/multicast many-to-one-ab`), and its
+/// profile had the muxer faulting in fresh pages for them: kept until that is measured.
 const ARENA_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
@@ -102,11 +105,22 @@ pub(crate) struct TsMuxer {
     header: Vec<u8>,
     /// Where frames' packets are written (see `ARENA_BYTES`).
     arena: BytesMut,
+    /// Its block size (0: `ARENA_BYTES`); other sizes for the benchmark that compares them.
+    arena_bytes: usize,
 }
 
 impl TsMuxer {
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// A muxer whose arena takes blocks of `bytes` (for `fuzzing::mpegts_mux_held`, which
+    /// compares block sizes in one benchmark run).
+    pub(crate) fn with_arena(bytes: usize) -> Self {
+        TsMuxer {
+            arena_bytes: bytes,
+            ..Self::default()
+        }
     }
 
     /// The source switched (a new publisher, a relay failover): its time base starts
@@ -170,6 +184,7 @@ impl TsMuxer {
             pes: Vec::new(),
             header: Vec::new(),
             arena: BytesMut::new(),
+            arena_bytes: self.arena_bytes,
         }
     }
 
@@ -391,7 +406,11 @@ impl TsMuxer {
         if self.arena.capacity() < need {
             // Reuses the last buffer when every frame written in it has been let go of,
             // else takes a new one.
-            self.arena.reserve(need.max(ARENA_BYTES));
+            let block = match self.arena_bytes {
+                0 => ARENA_BYTES,
+                n => n,
+            };
+            self.arena.reserve(need.max(block));
         }
         let out = &mut self.arena;
         if key || self.pmt_changed {
