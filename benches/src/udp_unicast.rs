@@ -176,13 +176,17 @@ fn send(
     let steady_from = start + cfg.warmup;
     let end = start + cfg.duration;
     let mut next = start;
-    let (mut syscalls, mut datagrams, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut sent = Sent::default();
     let mut at_steady: Option<(Instant, f64, [u64; 5])> = None;
     while Instant::now() < end {
         if at_steady.is_none() && Instant::now() >= steady_from {
             let cpu = thread_cpu_seconds(tid).unwrap_or(0.0);
             let r = received.load(Ordering::Relaxed);
-            at_steady = Some((Instant::now(), cpu, [syscalls, datagrams, bytes, errors, r]));
+            at_steady = Some((
+                Instant::now(),
+                cpu,
+                [sent.syscalls, sent.datagrams, sent.bytes, sent.errors, r],
+            ));
         }
         for (to, owed) in targets.iter().zip(owed.iter_mut()) {
             *owed += per_interval;
@@ -219,12 +223,12 @@ fn send(
                     }
                     // SAFETY: every pointer in msg is valid for the call.
                     let rc = unsafe { libc::sendmsg(fd, &msg, 0) };
-                    syscalls += 1;
+                    sent.syscalls += 1;
                     if rc < 0 {
-                        errors += k as u64;
+                        sent.errors += k as u64;
                     } else {
-                        datagrams += k as u64;
-                        bytes += (k * cfg.datagram) as u64;
+                        sent.datagrams += k as u64;
+                        sent.bytes += (k * cfg.datagram) as u64;
                     }
                     left -= k;
                 }
@@ -242,22 +246,12 @@ fn send(
                 m.msg_hdr.msg_iovlen = 1;
                 msgs.push(m);
                 if msgs.len() == BATCH {
-                    let (sent, failed) = flush(fd, &mut iov, &mut msgs);
-                    iov.clear();
-                    syscalls += 1;
-                    datagrams += sent;
-                    bytes += sent * cfg.datagram as u64;
-                    errors += failed;
+                    sent.batch(fd, &mut iov, &mut msgs, cfg.datagram);
                 }
             }
         }
         if !msgs.is_empty() {
-            let (sent, failed) = flush(fd, &mut iov, &mut msgs);
-            iov.clear();
-            syscalls += 1;
-            datagrams += sent;
-            bytes += sent * cfg.datagram as u64;
-            errors += failed;
+            sent.batch(fd, &mut iov, &mut msgs, cfg.datagram);
         }
         next += cfg.interval;
         let now = Instant::now();
@@ -272,7 +266,7 @@ fn send(
     };
     let secs = t0.elapsed().as_secs_f64();
     let cpu = thread_cpu_seconds(tid).unwrap_or(0.0) - cpu0;
-    let gbps = (bytes - b0) as f64 * 8.0 / secs / 1e9;
+    let gbps = (sent.bytes - b0) as f64 * 8.0 / secs / 1e9;
     let cpu_pct = cpu / secs * 100.0;
     Ok(UnicastReport {
         viewers: targets.len(),
@@ -281,15 +275,42 @@ fn send(
         datagram: cfg.datagram,
         gso: cfg.gso,
         steady_secs: secs,
-        syscalls: syscalls - s0,
-        datagrams: datagrams - d0,
+        syscalls: sent.syscalls - s0,
+        datagrams: sent.datagrams - d0,
         received: received.load(Ordering::Relaxed) - r0,
-        send_errors: errors - e0,
+        send_errors: sent.errors - e0,
         gbps,
         cpu_pct,
         cpu_pct_per_viewer: cpu_pct / targets.len() as f64,
         cores_per_gbps: if gbps > 0.0 { cpu / secs / gbps } else { 0.0 },
     })
+}
+
+/// What the sending loop has done so far.
+#[derive(Debug, Default)]
+struct Sent {
+    syscalls: u64,
+    datagrams: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+impl Sent {
+    /// Sends the batch (one `sendmmsg`), counts it, and empties it.
+    fn batch(
+        &mut self,
+        fd: i32,
+        iov: &mut Vec<libc::iovec>,
+        msgs: &mut Vec<libc::mmsghdr>,
+        datagram: usize,
+    ) {
+        let (ok, failed) = flush(fd, iov, msgs);
+        iov.clear();
+        self.syscalls += 1;
+        self.datagrams += ok;
+        self.bytes += ok * datagram as u64;
+        self.errors += failed;
+    }
 }
 
 /// One `sendmmsg` of the batch; (sent, failed). Empties the batch.

@@ -321,15 +321,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                     sink_cpu: Some(sink_cpu),
                 };
                 let report = benches::udp_unicast::run(&cfg)?;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&report).map_err(|e| e.to_string())?
-                    );
-                } else {
-                    print!("{}", report.human());
-                }
-                return Ok(());
+                return print_report(&report, json, report.human());
             }
             if udp {
                 let cfg = benches::udp_ceiling::UdpCeilingConfig {
@@ -344,15 +336,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                     cpu: Some(cpu),
                 };
                 let report = benches::udp_ceiling::run(&cfg)?;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&report).map_err(|e| e.to_string())?
-                    );
-                } else {
-                    print!("{}", report.human());
-                }
-                return Ok(());
+                return print_report(&report, json, report.human());
             }
             let cfg = benches::ceiling::CeilingConfig {
                 sockets,
@@ -464,20 +448,26 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                 floor_cpu: cpu,
             };
             let report = benches::multicast_ab::run(&cfg)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&report).map_err(|e| e.to_string())?
-                );
-            } else {
-                print!("{}", report.human());
-            }
+            print_report(&report, json, report.human())?;
         }
         Cmd::FreePort => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             let port = l.local_addr().map_err(|e| e.to_string())?.port();
             println!("{port}");
         }
+    }
+    Ok(())
+}
+
+/// A benchmark's report as one JSON line, or as its human text.
+fn print_report(report: &impl serde::Serialize, json: bool, human: String) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{human}");
     }
     Ok(())
 }

@@ -908,7 +908,11 @@ fn a_live_stream_over_a_clean_link_arrives_without_gaps() {
         let mut seen = 0;
         while net.now < start + 10_000 {
             while next_video <= net.now {
-                let len = if frame.is_multiple_of(50) { 100_000 } else { 8_200 };
+                let len = if frame.is_multiple_of(50) {
+                    100_000
+                } else {
+                    8_200
+                };
                 pending.push_back(Bytes::from(vec![9u8; len]));
                 frame += 1;
                 next_video += 40;
