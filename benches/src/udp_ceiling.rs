@@ -23,8 +23,8 @@ use crate::procstat::{current_tid, thread_run_seconds};
 /// 7 TS packets of 188 bytes: what stratad's outputs send by default.
 pub const DATAGRAM: usize = 7 * 188;
 const RTP_HEADER: usize = 12;
-/// UDP GSO's limit per call.
-const MAX_SEGMENTS: usize = 64;
+/// UDP GSO's limit of segments per call (the unicast floor's too).
+pub(crate) const MAX_SEGMENTS: usize = 64;
 const MAX_GSO_BYTES: usize = 65_000;
 
 #[derive(Debug, Clone)]

@@ -22,13 +22,12 @@ use socket2::SockAddr;
 
 use crate::epoll::{Epoll, IN};
 use crate::procstat::{current_tid, thread_cpu_seconds};
+use crate::udp_ceiling::MAX_SEGMENTS;
 
 /// An RTMFP media packet on the wire: stratad fills packets to `MAX_PACKET` (1,200 bytes).
 pub const DATAGRAM: usize = 1200;
 /// Messages per `sendmmsg` call (the kernel's UIO_MAXIOV bound is 1,024).
 const BATCH: usize = 1024;
-/// UDP GSO's limit of segments per call.
-const MAX_SEGMENTS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct UnicastConfig {
