@@ -200,16 +200,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
                 msg.msg_iov = iov.as_mut_ptr();
                 msg.msg_iovlen = iov.len() as _;
                 if n_dgrams > 1 {
-                    // SAFETY: cmsg holds one cmsghdr and a u16 (24 of its 32 bytes).
-                    unsafe {
-                        msg.msg_control = cmsg.as_mut_ptr().cast();
-                        msg.msg_controllen = libc::CMSG_SPACE(2) as _;
-                        let c = libc::CMSG_FIRSTHDR(&msg);
-                        (*c).cmsg_level = libc::SOL_UDP;
-                        (*c).cmsg_type = libc::UDP_SEGMENT;
-                        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
-                        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment as u16);
-                    }
+                    set_gso_segment(&mut msg, &mut cmsg, segment as u16);
                 }
                 // SAFETY: every pointer in msg is valid for the call.
                 let rc = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
@@ -279,6 +270,22 @@ pub fn multicast_config(
         }
     }
     out
+}
+
+/// Asks the kernel to cut `msg`'s payload into `segment`-byte datagrams (`UDP_SEGMENT`),
+/// with `cmsg` as the control buffer; `msg` must be sent while `cmsg` lives.
+pub(crate) fn set_gso_segment(msg: &mut libc::msghdr, cmsg: &mut [u64; 4], segment: u16) {
+    // SAFETY: cmsg holds one cmsghdr and a u16 (24 of its 32 bytes, 8-aligned), and
+    // CMSG_FIRSTHDR of a msghdr whose control buffer is that large is non-null.
+    unsafe {
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(2) as _;
+        let c = libc::CMSG_FIRSTHDR(msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+    }
 }
 
 #[cfg(test)]

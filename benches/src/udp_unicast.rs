@@ -22,7 +22,7 @@ use socket2::SockAddr;
 
 use crate::epoll::{Epoll, IN};
 use crate::procstat::{current_tid, thread_cpu_seconds};
-use crate::udp_ceiling::MAX_SEGMENTS;
+use crate::udp_ceiling::{set_gso_segment, MAX_SEGMENTS};
 
 /// An RTMFP media packet on the wire: stratad fills packets to `MAX_PACKET` (1,200 bytes).
 pub const DATAGRAM: usize = 1200;
@@ -206,19 +206,7 @@ fn send(
                     msg.msg_iov = &mut v;
                     msg.msg_iovlen = 1;
                     if k > 1 {
-                        // SAFETY: cmsg holds one cmsghdr and a u16 (24 of its 32 bytes).
-                        unsafe {
-                            msg.msg_control = cmsg.as_mut_ptr().cast();
-                            msg.msg_controllen = libc::CMSG_SPACE(2) as _;
-                            let c = libc::CMSG_FIRSTHDR(&msg);
-                            (*c).cmsg_level = libc::SOL_UDP;
-                            (*c).cmsg_type = libc::UDP_SEGMENT;
-                            (*c).cmsg_len = libc::CMSG_LEN(2) as _;
-                            std::ptr::write_unaligned(
-                                libc::CMSG_DATA(c).cast::<u16>(),
-                                cfg.datagram as u16,
-                            );
-                        }
+                        set_gso_segment(&mut msg, &mut cmsg, cfg.datagram as u16);
                     }
                     // SAFETY: every pointer in msg is valid for the call.
                     let rc = unsafe { libc::sendmsg(fd, &msg, 0) };
