@@ -15,6 +15,8 @@ pub(crate) struct BufRing {
     buf_size: usize,
     bufs: Box<[u8]>,
     tail: u16,
+    /// `tail` as last published.
+    published: u16,
     pub(crate) bgid: u16,
 }
 
@@ -53,6 +55,7 @@ impl BufRing {
             buf_size,
             bufs,
             tail: 0,
+            published: 0,
             bgid,
         };
         // SAFETY: the ring memory lives as long as `this`, and `Io` unregisters it before
@@ -93,14 +96,18 @@ impl BufRing {
         self.tail = self.tail.wrapping_add(1);
     }
 
-    /// Makes recycled buffers visible to the kernel with one release store.
-    pub(crate) fn publish(&mut self) {
+    /// Makes recycled buffers visible to the kernel with one release store; returns how many
+    /// this made available.
+    pub(crate) fn publish(&mut self) -> u16 {
         // SAFETY: the tail field lives inside the first ring entry, which we own; the kernel
         // reads it concurrently, hence the atomic store.
         unsafe {
             let tail = BufRingEntry::tail(self.ring).cast::<AtomicU16>();
             (*tail).store(self.tail, Ordering::Release);
         }
+        let made = self.tail.wrapping_sub(self.published);
+        self.published = self.tail;
+        made
     }
 }
 

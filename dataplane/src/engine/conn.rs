@@ -42,6 +42,11 @@ pub(crate) struct Conn {
     /// Boxed: its address goes to the kernel and must not move with the slot vector.
     pub(crate) msghdr: Box<libc::msghdr>,
     pub(crate) recv_armed: bool,
+    /// The armed receive takes the ingest buffers (`Io::ingest`), not the clients'.
+    pub(crate) recv_ingest: bool,
+    /// Its receives should take the ingest buffers: it publishes. Set when a publish starts;
+    /// a receive armed before moves over when it is next armed (`start_publish` ends it).
+    pub(crate) ingest: bool,
     pub(crate) send_in_flight: bool,
     /// Zero-copy sends' notifications and the bytes they keep alive.
     pub(crate) zc: ZeroCopy,

@@ -10,12 +10,21 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use super::buf_ring::BufRing;
 
 const RING_ENTRIES: u32 = 4096;
-/// Receive buffers shared by all of a worker's connections. Viewers send a few bytes now and
-/// then (acknowledgements); publishers send a few KiB per receive: 512 × 16 KiB covers
-/// bursts with room to spare.
-const RECV_BUFFERS: u16 = 512;
-const RECV_BUFFER_SIZE: usize = 16 * 1024;
-const BUFFER_GROUP: u16 = 0;
+/// Receive buffers of clients' connections until they publish: handshakes (C0+C1 is 1,537
+/// bytes), commands and viewers' acknowledgements, all small. What counts in a join storm is
+/// how many there are: every connection whose data arrives takes one until the worker has
+/// handled its completion, and one that finds none must wait (see `Worker::starved`). So
+/// many small buffers: 2,048 × 2 KiB, 4 MiB, for 10,000 handshakes in a second.
+const CLIENT_BUFFERS: u16 = 2048;
+const CLIENT_BUFFER_SIZE: usize = 2 * 1024;
+const CLIENT_GROUP: u16 = 0;
+/// Receive buffers of ingest: publishing connections, upstream links and the UDP socket
+/// (RTMFP). A separate group, so that a storm of joining viewers cannot take the buffers the
+/// publisher's media needs (every viewer would stall); a publisher sends a few KiB per
+/// receive, a datagram fits one: 256 × 16 KiB, 4 MiB.
+const INGEST_BUFFERS: u16 = 256;
+const INGEST_BUFFER_SIZE: usize = 16 * 1024;
+const INGEST_GROUP: u16 = 1;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Completion {
@@ -35,7 +44,10 @@ enum Submission {
 pub(crate) struct Io {
     ring: IoUring,
     backlog: VecDeque<Submission>,
+    /// Clients' receive buffers (see `CLIENT_BUFFERS`).
     pub(crate) bufs: BufRing,
+    /// Ingest's receive buffers (see `INGEST_BUFFERS`).
+    pub(crate) ingest: BufRing,
     /// The kernel has IORING_OP_SENDMSG_ZC (6.1 and later); optional, unlike the rest.
     pub(crate) send_zc: bool,
     /// Zero-copy sends may ask whether the kernel copied after all (6.2 and later).
@@ -54,6 +66,12 @@ pub(crate) fn unavailable(err: &io::Error) -> String {
 
 impl Io {
     pub(crate) fn new() -> io::Result<Self> {
+        Self::with_buffers(CLIENT_BUFFERS, INGEST_BUFFERS)
+    }
+
+    /// A ring with `client` and `ingest` receive buffers (powers of two): tests make the
+    /// clients' few, to run out of them.
+    pub(crate) fn with_buffers(client: u16, ingest: u16) -> io::Result<Self> {
         let mut ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
@@ -82,11 +100,13 @@ impl Io {
         }
         let send_zc = probe.is_supported(opcode::SendMsgZc::CODE);
         let zc_usage = send_zc && probe_zc_usage(&mut ring);
-        let bufs = BufRing::new(&ring, RECV_BUFFERS, RECV_BUFFER_SIZE, BUFFER_GROUP)?;
+        let bufs = BufRing::new(&ring, client, CLIENT_BUFFER_SIZE, CLIENT_GROUP)?;
+        let ingest = BufRing::new(&ring, ingest, INGEST_BUFFER_SIZE, INGEST_GROUP)?;
         Ok(Io {
             ring,
             backlog: VecDeque::new(),
             bufs,
+            ingest,
             send_zc,
             zc_usage,
         })
@@ -288,6 +308,7 @@ impl Drop for Io {
     fn drop(&mut self) {
         // The buffer memory must outlive the kernel's use of it.
         let _ = self.ring.submitter().unregister_buf_ring(self.bufs.bgid);
+        let _ = self.ring.submitter().unregister_buf_ring(self.ingest.bgid);
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct WorkerStats {
     pub(crate) so_messages_out: AtomicU64,
     /// RTMFP clients open on this worker (a subset of `connections`).
     pub(crate) rtmfp_sessions: AtomicU64,
+    /// Receives that found no client buffer free (ENOBUFS) and waited for one: what a join
+    /// storm costs in wasted completions (see `Worker::starved`).
+    pub(crate) recv_no_buffer: AtomicU64,
 }
 
 impl WorkerStats {

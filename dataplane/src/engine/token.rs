@@ -7,6 +7,7 @@
 #[repr(u8)]
 pub(crate) enum OpKind {
     Accept = 1,
+    /// A connection's multishot receive into the clients' buffers (`Io::bufs`).
     Recv = 2,
     Send = 3,
     Mailbox = 4,
@@ -27,6 +28,9 @@ pub(crate) enum OpKind {
     MulticastSend = 11,
     /// A file open beneath a directory (slot: its entry in `FileOpens`).
     FileOpen = 12,
+    /// A connection's multishot receive into the ingest buffers (`Io::ingest`): a publisher's
+    /// or an upstream link's.
+    IngestRecv = 13,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,7 @@ impl Token {
             10 => OpKind::FileRead,
             11 => OpKind::MulticastSend,
             12 => OpKind::FileOpen,
+            13 => OpKind::IngestRecv,
             _ => return None,
         };
         let slot = ((data >> GENERATION_BITS) & 0xFFFF_FFFF) as u32;

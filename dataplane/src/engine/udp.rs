@@ -209,7 +209,7 @@ impl<O: Copy> UdpSockets<O> {
         let e = opcode::RecvMsgMulti::new(
             types::Fd(s.socket.as_raw_fd()),
             &*s.template.msghdr,
-            io.bufs.bgid,
+            io.ingest.bgid,
         )
         .build()
         .user_data(Token::new(OpKind::UdpRecv, r.slot, r.generation).to_user_data());
@@ -277,7 +277,7 @@ impl<O: Copy> UdpSockets<O> {
         let bid = Io::buffer_id(c.flags);
         let Some(s) = self.sockets.get_mut(r) else {
             if let Some(bid) = bid {
-                io.bufs.recycle(bid);
+                io.ingest.recycle(bid);
             }
             return;
         };
@@ -287,7 +287,7 @@ impl<O: Copy> UdpSockets<O> {
         }
         if let Some(bid) = bid {
             if c.result > 0 && !s.closing {
-                let buffer = io.bufs.buffer(bid, c.result as usize);
+                let buffer = io.ingest.buffer(bid, c.result as usize);
                 match s.template.parse(buffer) {
                     Ok((from, payload)) => deliver(Datagram {
                         owner: s.owner,
@@ -301,7 +301,7 @@ impl<O: Copy> UdpSockets<O> {
                     ),
                 }
             }
-            io.bufs.recycle(bid);
+            io.ingest.recycle(bid);
         } else if c.result < 0 && !matches!(-c.result, libc::ENOBUFS | libc::ECANCELED) {
             // ENOBUFS: every buffer was in use; armed again below, after this turn returns
             // them. ECANCELED: closing.
@@ -448,7 +448,7 @@ mod tests {
                 other => panic!("unexpected completion {other:?}"),
             }
         }
-        io.bufs.publish();
+        io.ingest.publish();
     }
 
     #[test]

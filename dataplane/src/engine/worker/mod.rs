@@ -2,7 +2,7 @@
 //! live streams. Completions are reaped first and handled afterwards; sends are started once
 //! per loop turn for every connection that has something new to send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +30,8 @@ mod scripts;
 mod server_streams;
 mod session;
 pub(super) mod shared_objects;
+#[cfg(test)]
+mod starved_tests;
 mod streams;
 #[cfg(test)]
 mod testing;
@@ -73,6 +75,10 @@ const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
 /// out. Bounded, the rest of the turn (rounds, media flushes, sends) runs between slices of
 /// them; what is left waits in the completion queue for the next turn, which starts at once.
 const MAX_COMPLETIONS_PER_TURN: usize = 1024;
+/// Starved receives armed again per turn even when no client buffer came back that turn
+/// (see `Worker::starved`): buffers held by completions not yet reaped come free without
+/// being counted.
+const MIN_STARVED_REARMS: usize = 4;
 /// iovecs and bytes per send: enough to drain a GOP burst in a few sends without one send
 /// holding the ring for long.
 const MAX_IOV: usize = 64;
@@ -192,6 +198,13 @@ pub(crate) struct Worker {
     catching_up: Vec<StreamKey>,
     /// Connections whose multishot receive ended and must be armed again.
     rearm: Vec<ConnRef>,
+    /// Connections whose receive found no client buffer free (ENOBUFS), in the order they
+    /// found none. Each turn arms again only as many as buffers came back: armed all at
+    /// once, they would fail again at once, and in a join storm thousands of such failures
+    /// a turn were most of the worker's work (a handshake step waited through ~20 of them).
+    starved: VecDeque<ConnRef>,
+    /// Client buffers the last reaping handed back to the kernel.
+    buffers_back: u16,
     /// Other workers posted to this turn (woken once at the end of the turn).
     wake: Vec<bool>,
     events: Vec<SessionEvent>,
@@ -263,6 +276,8 @@ impl Worker {
             pending_streams: Vec::new(),
             catching_up: Vec::new(),
             rearm: Vec::new(),
+            starved: VecDeque::new(),
+            buffers_back: 0,
             wake: vec![false; workers],
             events: Vec::new(),
             actions: Vec::new(),
@@ -401,8 +416,14 @@ impl Worker {
             return;
         }
         c.recv_armed = true;
-        let token = Token::new(OpKind::Recv, r.slot, r.generation);
-        let e = opcode::RecvMulti::new(types::Fd(c.fd), self.io.bufs.bgid)
+        c.recv_ingest = c.ingest;
+        let (kind, group) = if c.recv_ingest {
+            (OpKind::IngestRecv, self.io.ingest.bgid)
+        } else {
+            (OpKind::Recv, self.io.bufs.bgid)
+        };
+        let token = Token::new(kind, r.slot, r.generation);
+        let e = opcode::RecvMulti::new(types::Fd(c.fd), group)
             .build()
             .user_data(token.to_user_data());
         // SAFETY: the kernel writes into provided buffers owned by `Io`.
@@ -489,7 +510,8 @@ impl Worker {
         for c in completions.drain(..) {
             self.on_completion(c);
         }
-        self.io.bufs.publish();
+        self.buffers_back = self.io.bufs.publish();
+        self.io.ingest.publish();
     }
 
     fn on_completion(&mut self, c: Completion) {
@@ -498,7 +520,7 @@ impl Worker {
         };
         match token.kind {
             OpKind::Accept => self.on_accept(token, c),
-            OpKind::Recv => self.on_recv(token, c),
+            OpKind::Recv | OpKind::IngestRecv => self.on_recv(token, c),
             OpKind::Send => self.on_send(token, c),
             OpKind::Mailbox => self.on_mailbox(c),
             OpKind::Connect => self.on_connect(token, c),
@@ -531,18 +553,21 @@ impl Worker {
             unsafe { libc::close(fd) };
             return;
         }
-        self.adopt(fd);
+        self.adopt(fd, false);
     }
 
     /// Makes a connection of an accepted socket: its slot, client and connect timer, and
-    /// its first receive.
-    fn adopt(&mut self, fd: RawFd) -> ConnRef {
+    /// its first receive (into the ingest buffers if `ingest`: an upstream link's).
+    fn adopt(&mut self, fd: RawFd, ingest: bool) -> ConnRef {
         let peer = peer_addr(fd).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         set_nodelay(fd);
         if self.config.server.tcp_notsent_lowat > 0 {
             set_notsent_lowat(fd, self.config.server.tcp_notsent_lowat);
         }
         let r = self.new_conn(fd, peer);
+        if let Some(c) = self.conns.get_mut(r) {
+            c.ingest = ingest;
+        }
         debug!(worker = self.id, %peer, "connection accepted");
         self.arm_recv(r);
         r
@@ -570,6 +595,8 @@ impl Worker {
             // SAFETY: msghdr is plain old data; all-zero is its empty value.
             msghdr: Box::new(unsafe { std::mem::zeroed() }),
             recv_armed: false,
+            recv_ingest: false,
+            ingest: false,
             send_in_flight: false,
             zc: ZeroCopy::default(),
             send_due: false,
@@ -618,6 +645,7 @@ impl Worker {
         };
         let bid = Io::buffer_id(c.flags);
         let more = Io::more(c.flags);
+        let ingest = token.kind == OpKind::IngestRecv;
         let mut events = std::mem::take(&mut self.events);
         let mut failure: Option<(String, bool)> = None;
         match self.conns.get_mut(r) {
@@ -630,7 +658,12 @@ impl Worker {
                     WorkerStats::add(&self.shared.stats[self.id].bytes_in, c.result as u64);
                     if let Some(bid) = bid {
                         if conn.closing == Closing::Open {
-                            let data = self.io.bufs.buffer(bid, c.result as usize);
+                            let ring = if ingest {
+                                &self.io.ingest
+                            } else {
+                                &self.io.bufs
+                            };
+                            let data = ring.buffer(bid, c.result as usize);
                             if let Err(e) = conn.session.feed(data, &mut conn.out, &mut events) {
                                 failure = Some((e.to_string(), false));
                             }
@@ -638,19 +671,33 @@ impl Worker {
                     }
                 } else if c.result == 0 {
                     failure = Some(("client closed the connection".into(), true));
-                } else if -c.result == libc::ENOBUFS {
-                    // Every receive buffer was in use; armed again once this turn returns them.
-                } else if -c.result != libc::ECANCELED {
+                } else if -c.result == libc::ENOBUFS && !ingest {
+                    // Every client buffer was in use: it waits its turn for one (see
+                    // `starved`). Ingest's are armed again at once, below: few, and their
+                    // buffers come back every turn.
+                    WorkerStats::add(&self.shared.stats[self.id].recv_no_buffer, 1);
+                    if conn.closing == Closing::Open {
+                        self.starved.push_back(r);
+                    }
+                } else if -c.result != libc::ECANCELED && -c.result != libc::ENOBUFS {
                     let e = std::io::Error::from_raw_os_error(-c.result);
                     failure = Some((format!("receive failed: {e}"), true));
                 }
-                if !more && conn.closing == Closing::Open && failure.is_none() {
+                if !more
+                    && conn.closing == Closing::Open
+                    && failure.is_none()
+                    && (ingest || -c.result != libc::ENOBUFS)
+                {
                     self.rearm.push(r);
                 }
             }
         }
         if let Some(bid) = bid {
-            self.io.bufs.recycle(bid);
+            if ingest {
+                self.io.ingest.recycle(bid);
+            } else {
+                self.io.bufs.recycle(bid);
+            }
         }
         let link = self.conns.get(r).is_some_and(|c| c.upstream.is_some());
         for ev in events.drain(..) {
@@ -955,6 +1002,22 @@ impl Worker {
                 self.arm_recv(r);
             }
         }
+        // As many starved receives as client buffers came back this turn (a few more, in
+        // case buffers the kernel still held came free meanwhile): each takes at least one.
+        let mut budget = usize::from(self.buffers_back).max(MIN_STARVED_REARMS);
+        while budget > 0 {
+            let Some(r) = self.starved.pop_front() else {
+                break;
+            };
+            if self
+                .conns
+                .get(r)
+                .is_some_and(|c| c.closing == Closing::Open && !c.recv_armed)
+            {
+                self.arm_recv(r);
+                budget -= 1;
+            }
+        }
     }
 
     fn flush_dirty(&mut self) {
@@ -1085,7 +1148,7 @@ impl Worker {
         // SAFETY: shutting down a socket this connection owns; it wakes any operation the
         // ring has in progress on it, which then completes and is handed back.
         unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
-        let (recv, send) = (c.recv_armed, c.send_in_flight);
+        let (recv, send, ingest) = (c.recv_armed, c.send_in_flight, c.recv_ingest);
         if c.zc.outstanding() {
             // Notifications come when the peer acknowledges the data, which a peer that
             // stopped reading never does: give a live one the time a flush gets.
@@ -1097,7 +1160,12 @@ impl Worker {
             });
         }
         if recv {
-            self.cancel(r, OpKind::Recv);
+            let kind = if ingest {
+                OpKind::IngestRecv
+            } else {
+                OpKind::Recv
+            };
+            self.cancel(r, kind);
         }
         if send {
             self.cancel(r, OpKind::Send);

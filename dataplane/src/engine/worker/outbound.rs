@@ -76,7 +76,7 @@ impl Worker {
     /// accepted one (the ring does not care who opened a socket).
     pub(super) fn adopt_outbound(&mut self, socket: Socket, link: LinkConn) -> ConnRef {
         let session_config = self.session_config();
-        let r = self.adopt(socket.into_raw_fd());
+        let r = self.adopt(socket.into_raw_fd(), true);
         let epoch = self.started.elapsed().as_millis() as u32;
         if let Some(c) = self.conns.get_mut(r) {
             c.session = Session::client(

@@ -344,7 +344,7 @@ mod tests {
     /// A connected client of chat/room, and its peer's end (kept open by the caller).
     fn connected(w: &mut Worker) -> (ConnRef, UnixStream) {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        let r = w.adopt(ours.into_raw_fd());
+        let r = w.adopt(ours.into_raw_fd(), false);
         let connect = Command {
             name: "connect".into(),
             transaction_id: 1.0,

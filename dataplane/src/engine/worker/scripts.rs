@@ -370,7 +370,7 @@ mod tests {
         let mut client = |w: &mut Worker| {
             let (ours, theirs) = UnixStream::pair().expect("socketpair");
             peers.push(theirs);
-            w.adopt(ours.into_raw_fd())
+            w.adopt(ours.into_raw_fd(), false)
         };
 
         // An unscripted application is not asked about.
@@ -455,7 +455,7 @@ mod tests {
         Arc::get_mut(&mut shared).expect("not shared yet").scripts = Some(scripts);
         let mut w = worker_of(shared, receivers.remove(0));
         let (ours, _theirs) = UnixStream::pair().expect("socketpair");
-        let bob = w.adopt(ours.into_raw_fd());
+        let bob = w.adopt(ours.into_raw_fd(), false);
         w.on_session_event(bob, connect("chat", "bob"));
         let Ok(ToScripts::Connect { request, .. }) = rx.try_recv() else {
             panic!("the script is asked")

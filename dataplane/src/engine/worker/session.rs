@@ -262,7 +262,7 @@ mod tests {
     fn a_call_to_a_client_leaves_its_table_when_answered_or_at_its_deadline() {
         let (mut w, _control) = worker();
         let (ours, _theirs) = UnixStream::pair().expect("socketpair");
-        let r = w.adopt(ours.into_raw_fd());
+        let r = w.adopt(ours.into_raw_fd(), false);
 
         let answered = w
             .call_client(r, "ping", &[], Duration::from_secs(60))

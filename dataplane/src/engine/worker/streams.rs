@@ -60,6 +60,7 @@ impl Worker {
             }
             Ok((publish_id, remote_workers)) => {
                 info!(%peer, %app, stream = key.name(), "publish started");
+                self.move_to_ingest_buffers(r);
                 net_stream::publish_started(&mut port!(self), r, stream_id, &key);
                 let publisher = self.conns.get(r).map(|c| (c.client.id, c.peer.to_string()));
                 self.emit("publish_start", r, Some(key.name()), None);
@@ -81,6 +82,25 @@ impl Worker {
                 self.went_live(&key);
                 self.announce_to_children(&key, true);
             }
+        }
+    }
+
+    /// A publisher's media must not wait for a client buffer in a join storm: its receive
+    /// moves to the ingest buffers. The one armed now is cancelled; its end arms the next,
+    /// which takes them (see `arm_recv`).
+    pub(super) fn move_to_ingest_buffers(&mut self, r: ConnRef) {
+        let Some(c) = self.conns.get_mut(r) else {
+            return;
+        };
+        if c.ingest || c.rtmfp.is_some() {
+            return;
+        }
+        c.ingest = true;
+        if c.recv_armed && !c.recv_ingest {
+            self.cancel(r, OpKind::Recv);
+        } else if !c.recv_armed && c.closing == Closing::Open {
+            // Waiting for a client buffer (`starved`): it need not wait any more.
+            self.rearm.push(r);
         }
     }
 

@@ -1074,7 +1074,7 @@ mod tests {
         // The peer's end stays open and unread; the connection never gets past its
         // handshake, so the worker queues for it but sends nothing.
         let (ours, _theirs) = UnixStream::pair().expect("socketpair");
-        let r = w.adopt(ours.into_raw_fd());
+        let r = w.adopt(ours.into_raw_fd(), false);
         let waiting = Waiting::Play(PlayWait {
             r,
             stream_id: 1,
