@@ -14,9 +14,11 @@ const RING_ENTRIES: u32 = 4096;
 /// bytes), commands and viewers' acknowledgements, all small. What counts in a join storm is
 /// how many there are: every connection whose data arrives takes one until the worker has
 /// handled its completion, and one that finds none must wait (see `Worker::starved`). So
-/// many small buffers: 2,048 × 2 KiB, 4 MiB, for 10,000 handshakes in a second.
-const CLIENT_BUFFERS: u16 = 2048;
-const CLIENT_BUFFER_SIZE: usize = 2 * 1024;
+/// many small buffers: 4,096 × 1 KiB, 4 MiB, for 10,000 handshakes in a second (a C0+C1
+/// takes two; 2,048 × 2 KiB gave a 10,000-player storm's play → first video p99 of
+/// 463–535 ms, 4,096 × 1 KiB 371–483, BENCHMARKS.md "Issue 15, session 21").
+const CLIENT_BUFFERS: u16 = 4096;
+const CLIENT_BUFFER_SIZE: usize = 1024;
 const CLIENT_GROUP: u16 = 0;
 /// Receive buffers of ingest: publishing connections, upstream links and the UDP socket
 /// (RTMFP). A separate group, so that a storm of joining viewers cannot take the buffers the
