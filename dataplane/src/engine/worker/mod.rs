@@ -329,15 +329,7 @@ impl Worker {
                 break;
             }
             let busy_since = Instant::now();
-            self.handle_completions(&mut completions);
-            self.run_timers();
-            self.rtmfp_turn();
-            self.pump_recordings();
-            self.pump_multicast();
-            self.rearm_receives();
-            self.flush_dirty();
-            self.rtmfp_transmit();
-            self.wake_peers();
+            self.turn(&mut completions);
             WorkerStats::add(
                 &self.stats().busy_ns,
                 busy_since.elapsed().as_nanos() as u64,
@@ -369,6 +361,21 @@ impl Worker {
         }
         self.log_zerocopy();
         debug!(worker = self.id, "worker stopped");
+    }
+
+    /// A loop turn's work once the ring's wait returned: completions, timers, the
+    /// transports' and outputs' turns, receives armed again, sends, wake-ups (tests take
+    /// turns through it too).
+    fn turn(&mut self, completions: &mut Vec<Completion>) {
+        self.handle_completions(completions);
+        self.run_timers();
+        self.rtmfp_turn();
+        self.pump_recordings();
+        self.pump_multicast();
+        self.rearm_receives();
+        self.flush_dirty();
+        self.rtmfp_transmit();
+        self.wake_peers();
     }
 
     fn stats(&self) -> &WorkerStats {

@@ -42,13 +42,9 @@ fn a_handshake_storm_on_few_buffers_is_answered_whole_with_one_wait_per_starved_
             "answered {} of {CLIENTS} handshakes",
             peers.iter().filter(|(_, got)| *got >= ANSWER).count()
         );
-        // One loop turn, as `Worker::run` takes it.
         w.io.submit_and_wait(Some(Duration::from_millis(20)))
             .expect("wait");
-        w.handle_completions(&mut completions);
-        w.run_timers();
-        w.rearm_receives();
-        w.flush_dirty();
+        w.turn(&mut completions);
         for (peer, got) in &mut peers {
             while let Ok(n) = peer.read(&mut buf) {
                 if n == 0 {
@@ -78,9 +74,7 @@ fn a_publishers_receive_moves_to_the_ingest_buffers_and_keeps_its_data() {
     let mut turn = |w: &mut super::Worker| {
         w.io.submit_and_wait(Some(Duration::from_millis(20)))
             .expect("wait");
-        w.handle_completions(&mut completions);
-        w.rearm_receives();
-        w.flush_dirty();
+        w.turn(&mut completions);
     };
     turn(&mut w);
     assert!(w
