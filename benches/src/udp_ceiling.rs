@@ -39,6 +39,10 @@ pub struct UdpCeilingConfig {
     /// `live.send_batch_ms`, 150 ms by default, in one send).
     pub interval: Duration,
     pub rtp: bool,
+    /// Each datagram gathered from two iovecs per TS packet (its 4-byte header from one
+    /// buffer, its 184 bytes of payload from another), as a muxer that copies no payload
+    /// would send it: what the kernel's walk of ~14 iovecs per datagram costs.
+    pub scatter: bool,
     pub duration: Duration,
     pub warmup: Duration,
     pub cpu: Option<usize>,
@@ -53,6 +57,7 @@ impl Default for UdpCeilingConfig {
             rate_mbps: 2.15,
             interval: Duration::from_millis(150),
             rtp: false,
+            scatter: false,
             duration: Duration::from_secs(20),
             warmup: Duration::from_secs(3),
             cpu: Some(0),
@@ -66,6 +71,8 @@ pub struct UdpCeilingReport {
     pub rate_mbps: f64,
     pub interval_ms: f64,
     pub rtp: bool,
+    #[serde(default)]
+    pub scatter: bool,
     pub steady_secs: f64,
     pub sends: u64,
     pub datagrams: u64,
@@ -85,12 +92,17 @@ pub struct UdpCeilingReport {
 impl UdpCeilingReport {
     pub fn human(&self) -> String {
         format!(
-            "udp ceiling: {} outputs x {:.2} Mbit/s ({}; one sendmsg per output every {:.0} ms)\n\
+            "udp ceiling: {} outputs x {:.2} Mbit/s ({}{}; one sendmsg per output every {:.0} ms)\n\
              sent {:.3} Gbit/s in {:.1} s: {} sends, {} datagrams, {} errors\n\
              sender CPU {:.1} % of a core: {:.4} % per output, {:.3} cores per Gbit/s, {:.2} us per send\n",
             self.outputs,
             self.rate_mbps,
             if self.rtp { "RTP" } else { "UDP" },
+            if self.scatter {
+                ", an iovec per TS packet's header and payload"
+            } else {
+                ""
+            },
             self.interval_ms,
             self.gbps,
             self.steady_secs,
@@ -144,6 +156,8 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
     let per_send = (cfg.rate_mbps * 1e6 / 8.0 * cfg.interval.as_secs_f64()).round() as usize;
     let payload = vec![0x47u8; per_send.max(1)];
     let rtp_headers = vec![[0x80u8, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]; MAX_SEGMENTS];
+    // Scatter mode: the packets' headers, each datagram's 7 in a row.
+    let ts_heads = vec![[0x47u8, 0x01, 0x00, 0x10]; MAX_SEGMENTS * TS_PER_DATAGRAM];
     let mut sockets = Vec::with_capacity(cfg.outputs);
     for i in 0..cfg.outputs {
         let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
@@ -159,7 +173,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
     let mut next = start;
     let (mut sends, mut datagrams, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut at_steady: Option<(Instant, f64, u64, u64, u64, u64)> = None;
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(2 * MAX_SEGMENTS);
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity((1 + 2 * TS_PER_DATAGRAM) * MAX_SEGMENTS);
     let mut cmsg = [0u64; 4];
     let segment = DATAGRAM + if cfg.rtp { RTP_HEADER } else { 0 };
     while Instant::now() < end {
@@ -187,10 +201,18 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
                         });
                     }
                     let len = DATAGRAM.min(payload.len() - at).min(take - d * DATAGRAM);
-                    iov.push(libc::iovec {
-                        iov_base: payload[at..].as_ptr() as *mut libc::c_void,
-                        iov_len: len,
-                    });
+                    if cfg.scatter {
+                        gather_ts(
+                            &mut iov,
+                            &payload[at..at + len],
+                            &ts_heads[d * TS_PER_DATAGRAM..],
+                        );
+                    } else {
+                        iov.push(libc::iovec {
+                            iov_base: payload[at..].as_ptr() as *mut libc::c_void,
+                            iov_len: len,
+                        });
+                    }
                     at += len;
                 }
                 // SAFETY: msghdr is plain old data.
@@ -234,6 +256,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
         rate_mbps: cfg.rate_mbps,
         interval_ms: cfg.interval.as_secs_f64() * 1000.0,
         rtp: cfg.rtp,
+        scatter: cfg.scatter,
         steady_secs: secs,
         sends: sends - s0,
         datagrams: datagrams - d0,
@@ -249,6 +272,28 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
             0.0
         },
     })
+}
+
+const TS_PACKET: usize = 188;
+const TS_HEAD: usize = 4;
+const TS_PER_DATAGRAM: usize = DATAGRAM / TS_PACKET;
+
+/// Scatter mode: `datagram`'s bytes as iovecs, per 188-byte packet a 4-byte header from
+/// `heads` and the rest from `datagram` (the same number of bytes as the one slice).
+fn gather_ts(iov: &mut Vec<libc::iovec>, datagram: &[u8], heads: &[[u8; TS_HEAD]]) {
+    for (packet, head) in datagram.chunks(TS_PACKET).zip(heads) {
+        let h = TS_HEAD.min(packet.len());
+        iov.push(libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: h,
+        });
+        if packet.len() > h {
+            iov.push(libc::iovec {
+                iov_base: packet[h..].as_ptr() as *mut libc::c_void,
+                iov_len: packet.len() - h,
+            });
+        }
+    }
 }
 
 /// `[[multicast]]` entries for a stratad benchmark: `streams` streams (live/bench0, ...)

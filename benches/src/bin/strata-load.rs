@@ -200,6 +200,10 @@ enum Cmd {
         /// UDP mode: an RTP header per datagram, as its own iovec.
         #[arg(long)]
         rtp: bool,
+        /// UDP mode: each datagram gathered from two iovecs per TS packet (4-byte header,
+        /// 184-byte payload from another buffer), as a muxer copying no payload would send.
+        #[arg(long)]
+        scatter: bool,
         /// UDP mode: the first group (output i sends to it + i).
         #[arg(long, default_value = "239.20.0.1")]
         group: std::net::Ipv4Addr,
@@ -298,6 +302,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             json,
             udp,
             rtp,
+            scatter,
             group,
             port,
             unicast,
@@ -331,6 +336,7 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                     rate_mbps,
                     interval: Duration::from_millis(interval_ms.unwrap_or(150)),
                     rtp,
+                    scatter,
                     duration: secs(duration, "duration")?,
                     warmup: secs(warmup, "warmup")?,
                     cpu: Some(cpu),
