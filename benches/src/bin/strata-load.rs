@@ -6,7 +6,7 @@
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 500 --rtmfp --server-pid PID
 //!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
-//!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--json]
+//!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--scatter] [--json]
 //!   strata-load ceiling --udp --unicast [-n 500] [--interval-ms 150] [--gso] [--json]
 //!   strata-load multicast-config --streams 1 --groups 500 >> strata.toml
 //!   ip netns exec NS strata-load multicast-ab --control SOCK --server-pid PID -n 100
