@@ -345,6 +345,30 @@ mod tests {
     }
 
     #[test]
+    fn scatter_sends_as_many_bytes_in_two_iovecs_a_packet() {
+        let datagram: Vec<u8> = (0..DATAGRAM + 100).map(|i| i as u8).collect();
+        let heads = vec![[0x47u8, 1, 2, 3]; TS_PER_DATAGRAM];
+        for len in [DATAGRAM, 100, 2] {
+            let mut iov = Vec::new();
+            gather_ts(&mut iov, &datagram[..len], &heads);
+            let total: usize = iov.iter().map(|v| v.iov_len).sum();
+            assert_eq!(total, len);
+            assert_eq!(
+                iov.len(),
+                2 * len.div_ceil(TS_PACKET)
+                    - usize::from(len % TS_PACKET != 0 && len % TS_PACKET <= TS_HEAD)
+            );
+            // Every second iovec is the datagram's own bytes past a packet's header.
+            for (k, v) in iov.iter().skip(1).step_by(2).enumerate() {
+                assert_eq!(
+                    v.iov_base as *const u8,
+                    datagram[k * TS_PACKET + TS_HEAD..].as_ptr()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn refuses_groups_that_leave_the_machine() {
         let cfg = UdpCeilingConfig {
             first_group: Ipv4Addr::new(10, 0, 0, 1),
