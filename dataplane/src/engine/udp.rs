@@ -1,8 +1,8 @@
 //! UDP sockets in the worker's loop, for RTMFP (and later multicast output): one socket per
 //! worker and address (SO_REUSEPORT, so the kernel spreads peers over workers as it does
 //! TCP connections), received with a multishot `recvmsg` into the worker's provided
-//! buffers, sent with one `sendmsg` per datagram, each completion routed by its token to the
-//! socket's owner.
+//! buffers, sent with one `sendmsg` per run of datagrams to one peer (UDP GSO: the kernel
+//! cuts the run into datagrams), each completion routed by its token to the socket's owner.
 //!
 //! Why multishot `recvmsg` on the provided-buffer ring rather than one `recvmsg` re-armed
 //! per datagram: one submission serves every datagram until the buffers run short (no
@@ -10,12 +10,17 @@
 //! idle socket holds no memory of its own. The price: a datagram briefly takes a whole
 //! receive buffer (handed back in the same loop turn), and one larger than a buffer is
 //! dropped, which RTMFP, whose datagrams stay under the path MTU, never sends.
+//!
+//! Why GSO: at hundreds of RTMFP viewers the kernel's per-`sendmsg` work (the ring's
+//! submission, the header copy, routing, the UDP send path) was about a fifth of the
+//! worker's time, and each viewer gets its media in bursts of equal-size packets
+//! (`proto::rtmfp` pads full ones to one size). A kernel that refuses GSO (EIO where the
+//! device cannot checksum, EINVAL) turns it off for the worker at its first refusal.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
-use bytes::Bytes;
 use io_uring::{opcode, types};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tracing::{debug, warn};
@@ -29,6 +34,18 @@ use super::token::{OpKind, Token};
 /// `Full` (RTMFP treats that as loss and its congestion control slows down) rather than the
 /// worker queueing without bound.
 const MAX_SENDS_IN_FLIGHT: usize = 4096;
+
+/// Most datagrams one GSO send carries (the kernel's UDP_MAX_SEGMENTS).
+pub(crate) const MAX_SEGMENTS: usize = 64;
+/// Most bytes one GSO send carries: the IPv4 UDP payload limit (65,507) with room to spare.
+pub(crate) const MAX_RUN_BYTES: usize = 65_000;
+/// Bytes a worker may have in the ring's sends at once. Before GSO the send slots bounded
+/// it (4,096 datagrams, ~5 MB); a slot now carries up to `MAX_RUN_BYTES`, so the bytes are
+/// bounded themselves: a join storm's bursts must not pin hundreds of megabytes.
+const MAX_BYTES_IN_FLIGHT: usize = 4 << 20;
+/// Send buffers kept for reuse once their sends complete; more are freed, so a burst's
+/// buffers do not stay allocated (the bound is ~4 MiB with runs of `MAX_RUN_BYTES`).
+const MAX_SPARE_BUFFERS: usize = 64;
 
 /// SO_RCVBUF asked for each UDP socket (the kernel doubles it for its bookkeeping and caps
 /// it at net.core.rmem_max).
@@ -57,6 +74,23 @@ fn bind(addr: SocketAddr) -> io::Result<Socket> {
     }
     socket.bind(&addr.into())?;
     Ok(socket)
+}
+
+/// Whether the kernel knows UDP GSO (Linux 4.18 and later): setting the socket's default
+/// segment size to 0 (none) is accepted exactly when it does.
+fn knows_gso(socket: &Socket) -> bool {
+    let zero: libc::c_int = 0;
+    // SAFETY: a valid descriptor and an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            std::ptr::addr_of!(zero).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 /// The msghdr a multishot recvmsg is armed with: it only tells the kernel how much room the
@@ -120,14 +154,20 @@ struct UdpSocket<O> {
     sends_in_flight: u32,
 }
 
-/// One datagram on its way out, in a reusable send slot. Boxed: the kernel reads the
-/// header, the address and the payload in place until the send completes.
+/// One datagram or GSO run on its way out, in a reusable send slot. Boxed: the kernel
+/// reads the header, the address, the control message and the payload in place until the
+/// send completes.
 struct Outgoing {
     addr: SockAddr,
     iov: libc::iovec,
     msghdr: libc::msghdr,
-    /// Held until the send completes; `None` while the slot is free.
-    payload: Option<Bytes>,
+    /// Room for one `cmsghdr` with a `u16` (UDP_SEGMENT), aligned as cmsghdr is.
+    cmsg: [u64; 4],
+    /// The bytes the kernel reads, held until the send completes.
+    payload: Vec<u8>,
+    busy: bool,
+    /// Sent with UDP_SEGMENT.
+    gso: bool,
     socket: SlabRef,
 }
 
@@ -164,6 +204,12 @@ pub(crate) struct UdpSockets<O> {
     #[expect(clippy::vec_box, reason = "the kernel reads each slot in place")]
     sends: Vec<Box<Outgoing>>,
     free_sends: Vec<u32>,
+    /// Buffers of completed sends, for the next runs (at most `MAX_SPARE_BUFFERS`).
+    spare: Vec<Vec<u8>>,
+    /// UDP GSO is used: the kernel knows it and has not refused a send with it.
+    gso: bool,
+    /// Bytes of the sends in the ring.
+    bytes_in_flight: usize,
 }
 
 impl<O> Default for UdpSockets<O> {
@@ -172,6 +218,9 @@ impl<O> Default for UdpSockets<O> {
             sockets: Slab::default(),
             sends: Vec::new(),
             free_sends: Vec::new(),
+            spare: Vec::new(),
+            gso: true,
+            bytes_in_flight: 0,
         }
     }
 }
@@ -181,6 +230,10 @@ impl<O: Copy> UdpSockets<O> {
     /// receiving; datagrams come back through `on_recv` for `owner`.
     pub(crate) fn open(&mut self, io: &mut Io, addr: SocketAddr, owner: O) -> io::Result<SlabRef> {
         let socket = bind(addr)?;
+        if self.gso && !knows_gso(&socket) {
+            debug!(%addr, "no UDP GSO in this kernel: one sendmsg per datagram");
+            self.gso = false;
+        }
         let local = socket
             .local_addr()?
             .as_socket()
@@ -218,18 +271,29 @@ impl<O: Copy> UdpSockets<O> {
         unsafe { io.push(e) };
     }
 
-    /// Queues one datagram. It reaches the kernel with the loop turn's other submissions
-    /// (one `io_uring_enter` for all of them), which is the batching UDP gets today.
-    ///
-    /// UDP GSO would go here: datagrams of one size to one peer queued in the same turn
-    /// could share one `sendmsg` with a `UDP_SEGMENT` control message. It pays for runs of
-    /// full-size datagrams to one peer (RTMFP media to a viewer), so it waits for RTMFP.
-    pub(crate) fn send(
+    /// Datagrams one `send_run` may carry: `MAX_SEGMENTS`, or 1 without GSO.
+    pub(crate) fn max_segments(&self) -> usize {
+        if self.gso {
+            MAX_SEGMENTS
+        } else {
+            1
+        }
+    }
+
+    /// Queues `buf[..len]` to `to`: datagrams of `segment` bytes, the last one possibly
+    /// shorter (at most `max_segments()` of them, `MAX_RUN_BYTES` together), sent as one
+    /// `sendmsg` with UDP_SEGMENT when there are several. The bytes go to the send slot
+    /// without a copy: `buf` is swapped for a spare buffer, into which what followed `len`
+    /// is moved (the caller's next datagram, already made). It reaches the kernel with the
+    /// loop turn's other submissions (one `io_uring_enter` for all of them).
+    pub(crate) fn send_run(
         &mut self,
         io: &mut Io,
         r: SlabRef,
         to: SocketAddr,
-        payload: Bytes,
+        buf: &mut Vec<u8>,
+        len: usize,
+        segment: usize,
     ) -> Result<(), UdpSendError> {
         let s = match self.sockets.get_mut(r) {
             Some(s) if !s.closing => s,
@@ -246,7 +310,17 @@ impl<O: Copy> UdpSockets<O> {
         let Some(out) = self.sends.get_mut(index as usize) else {
             return Err(UdpSendError::Full);
         };
-        out.load(r, to, payload);
+        let mut next = self.spare.pop().unwrap_or_default();
+        next.extend_from_slice(buf.get(len..).unwrap_or_default());
+        buf.truncate(len);
+        let payload = std::mem::replace(buf, next);
+        self.bytes_in_flight += payload.len();
+        // Several segments only with GSO on; `segment` fits the kernel's u16.
+        let gso = match u16::try_from(segment) {
+            Ok(seg) if self.gso && seg > 0 && payload.len() > usize::from(seg) => Some(seg),
+            _ => None,
+        };
+        out.load(r, to, payload, gso);
         s.sends_in_flight += 1;
         let e = opcode::SendMsg::new(types::Fd(s.socket.as_raw_fd()), &out.msghdr)
             .build()
@@ -258,11 +332,13 @@ impl<O: Copy> UdpSockets<O> {
         Ok(())
     }
 
-    /// Whether `send` has a slot for one more datagram: a sender asks before it makes a
-    /// datagram it could not send (RTMFP's are counted in flight once made, so one refused
-    /// was a silent loss, and at a burst's tail one only a retransmission timeout repairs).
-    pub(crate) fn has_room(&self) -> bool {
-        !self.free_sends.is_empty() || self.sends.len() < MAX_SENDS_IN_FLIGHT
+    /// Whether `sends` more sends of `bytes` together fit in the ring: a sender asks before
+    /// it makes a datagram it could not send (RTMFP's are counted in flight once made, so
+    /// one refused was a silent loss, and at a burst's tail one only a retransmission
+    /// timeout repairs).
+    pub(crate) fn has_room(&self, sends: usize, bytes: usize) -> bool {
+        self.free_sends.len() + (MAX_SENDS_IN_FLIGHT - self.sends.len()) >= sends
+            && self.bytes_in_flight + bytes <= MAX_BYTES_IN_FLIGHT
     }
 
     /// Handles a `UdpRecv` completion: each datagram goes to `deliver`, for the owner.
@@ -317,10 +393,25 @@ impl<O: Copy> UdpSockets<O> {
     /// Handles a `UdpSend` completion: frees its send slot and says how it went.
     pub(crate) fn on_sent(&mut self, token: Token, c: Completion) -> Option<Sent<O>> {
         let out = self.sends.get_mut(token.slot as usize)?;
-        // Dropping the payload here releases the bytes the kernel no longer reads.
-        out.payload.take()?;
+        if !std::mem::replace(&mut out.busy, false) {
+            return None;
+        }
+        // The kernel no longer reads the bytes: the buffer is kept for a next run, or freed.
+        let mut payload = std::mem::take(&mut out.payload);
+        self.bytes_in_flight = self.bytes_in_flight.saturating_sub(payload.len());
+        if self.spare.len() < MAX_SPARE_BUFFERS {
+            payload.clear();
+            self.spare.push(payload);
+        }
         let r = out.socket;
         self.free_sends.push(token.slot);
+        if out.gso && matches!(-c.result, libc::EIO | libc::EINVAL) && self.gso {
+            // EIO: the device cannot checksum segments; EINVAL: a segment size or count
+            // this kernel does not take. Both mean no GSO here, for good.
+            warn!(error = %io::Error::from_raw_os_error(-c.result),
+                "UDP GSO refused by the kernel; sending one sendmsg per datagram from now on");
+            self.gso = false;
+        }
         let s = self.sockets.get_mut(r)?;
         s.sends_in_flight = s.sends_in_flight.saturating_sub(1);
         let sent = Sent {
@@ -393,7 +484,10 @@ impl Outgoing {
             },
             // SAFETY: msghdr is plain old data; all-zero is its empty value.
             msghdr: unsafe { std::mem::zeroed() },
-            payload: None,
+            cmsg: [0; 4],
+            payload: Vec::new(),
+            busy: false,
+            gso: false,
             socket: SlabRef {
                 slot: 0,
                 generation: 0,
@@ -406,14 +500,37 @@ impl Outgoing {
         out
     }
 
-    fn load(&mut self, socket: SlabRef, to: SocketAddr, payload: Bytes) {
+    fn load(&mut self, socket: SlabRef, to: SocketAddr, payload: Vec<u8>, gso: Option<u16>) {
         self.addr = SockAddr::from(to);
         self.msghdr.msg_name = self.addr.as_ptr() as *mut libc::c_void;
         self.msghdr.msg_namelen = self.addr.len();
         self.iov.iov_base = payload.as_ptr() as *mut libc::c_void;
         self.iov.iov_len = payload.len();
-        self.payload = Some(payload);
+        // Moving the Vec keeps its heap bytes where they are: the iovec stays valid.
+        self.payload = payload;
+        self.busy = true;
         self.socket = socket;
+        self.gso = gso.is_some();
+        match gso {
+            Some(segment) => {
+                // SAFETY: cmsg has room for one cmsghdr and a u16 (CMSG_SPACE(2) is 24
+                // bytes on 64-bit Linux, it holds 32), aligned as u64; the box does not move.
+                unsafe {
+                    let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+                    self.msghdr.msg_control = self.cmsg.as_mut_ptr().cast();
+                    self.msghdr.msg_controllen = space as _;
+                    let c = libc::CMSG_FIRSTHDR(&self.msghdr);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = libc::UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+                }
+            }
+            None => {
+                self.msghdr.msg_control = std::ptr::null_mut();
+                self.msghdr.msg_controllen = 0;
+            }
+        }
     }
 }
 
@@ -482,7 +599,8 @@ mod tests {
         for (_, from, data) in &got {
             let mut reply = b"echo ".to_vec();
             reply.extend_from_slice(data);
-            udp.send(&mut io, r, *from, Bytes::from(reply))
+            let len = reply.len();
+            udp.send_run(&mut io, r, *from, &mut reply, len, len)
                 .expect("queued");
         }
         while sent.len() < 3 && Instant::now() < deadline {
@@ -506,9 +624,53 @@ mod tests {
             turn(&mut io, &mut udp, &mut got, &mut sent);
         }
         assert!(udp.is_empty(), "the socket is freed once its receive ends");
+        let mut late = b"late".to_vec();
         assert_eq!(
-            udp.send(&mut io, r, peer_addr, Bytes::from_static(b"late")),
+            udp.send_run(&mut io, r, peer_addr, &mut late, 4, 4),
             Err(UdpSendError::Closed)
         );
+    }
+
+    #[test]
+    fn a_run_of_datagrams_goes_out_in_one_send_and_arrives_as_datagrams() {
+        let mut io = Io::new().expect("io_uring is required for the engine");
+        let mut udp = UdpSockets::default();
+        let r = udp
+            .open(&mut io, "127.0.0.1:0".parse().expect("addr"), 5)
+            .expect("open");
+        assert!(
+            udp.max_segments() > 1,
+            "this kernel has UDP GSO (Linux 4.18 and later)"
+        );
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer");
+        peer.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let to = peer.local_addr().expect("peer addr");
+
+        // Three datagrams of 100 bytes, a shorter last one, and after them the first
+        // datagram of the next run, which stays in the buffer.
+        let mut buf = Vec::new();
+        for i in 0..3u8 {
+            buf.extend_from_slice(&[i; 100]);
+        }
+        buf.extend_from_slice(&[3; 40]);
+        buf.extend_from_slice(b"next");
+        udp.send_run(&mut io, r, to, &mut buf, 340, 100)
+            .expect("queued");
+        assert_eq!(buf, b"next", "what followed the run stays for the caller");
+        let (mut got, mut sent) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sent.is_empty() && Instant::now() < deadline {
+            turn(&mut io, &mut udp, &mut got, &mut sent);
+        }
+        assert_eq!(sent, vec![(5, 340)], "one send for the run");
+        for (i, len) in [(0u8, 100), (1, 100), (2, 100), (3, 40)] {
+            let mut b = [0u8; 200];
+            let (n, _) = peer.recv_from(&mut b).expect("a datagram");
+            assert_eq!(&b[..n], &vec![i; len][..], "datagram {i}");
+        }
+        assert!(udp.max_segments() > 1, "the kernel took it: GSO stays on");
+        // The run's buffer is kept for the next one.
+        assert_eq!(udp.spare.len(), 1);
     }
 }

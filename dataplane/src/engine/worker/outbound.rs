@@ -148,7 +148,6 @@ mod tests {
     use crate::engine::connect::tests::unanswered_listener;
     use crate::engine::udp::UdpSendError;
     use crate::engine::worker::testing::{turn_until, worker};
-    use bytes::Bytes;
 
     #[test]
     fn the_loop_routes_connects_and_datagrams_and_lets_go_of_them() {
@@ -176,8 +175,9 @@ mod tests {
         peer.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let peer_addr = peer.local_addr().expect("peer addr");
+        let mut ping = b"ping".to_vec();
         w.udp
-            .send(&mut w.io, socket, peer_addr, Bytes::from_static(b"ping"))
+            .send_run(&mut w.io, socket, peer_addr, &mut ping, 4, 4)
             .expect("queued");
         turn_until(&mut w, |w| w.udp.sends_in_flight() == 0);
         let mut buf = [0u8; 8];
@@ -193,9 +193,10 @@ mod tests {
         assert!(!w.outbound_idle());
         w.begin_shutdown();
         turn_until(&mut w, |w| w.outbound_idle());
+        let mut late = b"late".to_vec();
         assert_eq!(
             w.udp
-                .send(&mut w.io, socket, peer_addr, Bytes::from_static(b"late")),
+                .send_run(&mut w.io, socket, peer_addr, &mut late, 4, 4),
             Err(UdpSendError::Closed)
         );
     }

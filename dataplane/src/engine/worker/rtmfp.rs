@@ -27,18 +27,21 @@ use rand::RngCore;
 
 use super::*;
 use crate::engine::slab::SlabRef;
-use crate::proto::rtmfp::crypto;
+use crate::engine::udp::MAX_RUN_BYTES;
 use crate::proto::rtmfp::endpoint::{Endpoint, EndpointConfig, IdSpace};
 use crate::proto::rtmfp::flash::StreamFlows;
 use crate::proto::rtmfp::keys::PeerId;
 use crate::proto::rtmfp::net_client::carried_on_flows;
 use crate::proto::rtmfp::session::{Event, SessionId, EXCEPTION_REFUSED};
+use crate::proto::rtmfp::{crypto, packet};
 use crate::proto::rtmp::chunk_decoder::ChunkDecoder;
 use crate::proto::rtmp::Message;
 
 /// Bytes a session may have on its flows unacknowledged before the rest waits in the
-/// client's send queue (about 1 s of a 2 Mbit/s stream).
-const MAX_BUFFERED: usize = 256 * 1024;
+/// client's send queue (about 0.5 s of a 2 Mbit/s stream; a window of 20 Mbit/s at a 50 ms
+/// round trip). On the flows each ~1,100-byte fragment costs a record of its own; in the
+/// send queue a backlog is a few shared batches, and the lag policy sees it there.
+const MAX_BUFFERED: usize = 128 * 1024;
 /// Queue batches moved to flows per call: bounds one client's turn.
 const MAX_ROUNDS: usize = 16;
 /// The chunk size of the stream the engine writes for an RTMFP client (the largest RTMP
@@ -46,6 +49,44 @@ const MAX_ROUNDS: usize = 16;
 /// shared bytes instead of a copy per viewer (RTMFP viewers' memory was mostly those
 /// copies, up to `MAX_BUFFERED` each). The client never sees it: chunking stays inside.
 const UNCHUNKED: u32 = 0x7FFF_FFFF;
+
+/// Packets a session builds and encrypts together per poll (see `PacketCrypto::encrypt`).
+const BURST: usize = crypto::LANES;
+
+/// Datagrams to one peer being gathered for one UDP GSO send: all of `segment` bytes but
+/// the last, which may be shorter (and then ends the run), as the kernel cuts them.
+struct Run {
+    to: SocketAddr,
+    segment: usize,
+    count: usize,
+    /// A shorter datagram ended it.
+    closed: bool,
+}
+
+impl Run {
+    fn new(to: SocketAddr, len: usize) -> Run {
+        Run {
+            to,
+            segment: len,
+            count: 1,
+            closed: false,
+        }
+    }
+
+    /// Whether a datagram of `len` bytes to `to` may join, making the run `total` bytes.
+    fn takes(&self, to: SocketAddr, len: usize, total: usize, max_segments: usize) -> bool {
+        !self.closed
+            && to == self.to
+            && len <= self.segment
+            && self.count < max_segments
+            && total <= MAX_RUN_BYTES
+    }
+
+    fn add(&mut self, len: usize) {
+        self.count += 1;
+        self.closed = len < self.segment;
+    }
+}
 
 /// What an RTMFP client's `Conn` carries besides the RTMP session.
 pub(crate) struct RtmfpLink {
@@ -540,6 +581,11 @@ impl Worker {
 
     /// Sends what the endpoints have (after the turn's flush, so this turn's messages go in
     /// this turn's submission), and works out the next deadline if anything changed.
+    ///
+    /// Datagrams are sealed straight into the buffer they are sent from, a session's
+    /// packets in bursts encrypted together, and a run of them to one peer goes out as one
+    /// UDP GSO send: a session hands out its datagrams one after another, full ones all of
+    /// one size (see `Run`).
     pub(super) fn rtmfp_transmit(&mut self) {
         if !self.rtmfp.changed {
             return;
@@ -547,28 +593,65 @@ impl Worker {
         self.rtmfp.changed = false;
         let now = self.clock_ms(Instant::now());
         let mut buf = std::mem::take(&mut self.rtmfp.buf);
+        buf.clear();
         let mut deadline: Option<u64> = None;
         let mut full = false;
+        let max_segments = self.udp.max_segments();
+        let stats = &self.shared.stats[self.id];
+        let mut lens = [0usize; BURST];
         for s in self.rtmfp.sockets.iter_mut().flatten() {
             // Bounded by the udp layer's send slots. A datagram is made only when a slot is
-            // free: once made, its fragments count as in flight, so a refused one would be
-            // lost without a trace. What waits stays in the sessions (still due), and the
-            // next turn, when completions have freed slots, sends it.
+            // sure for it: once made, its fragments count as in flight, so a refused one
+            // would be lost without a trace. Each datagram of a burst may end a run (a
+            // slot) and the last run holds one more; the pending run's bytes and a whole
+            // burst's count against the bytes in flight. What waits stays in the sessions
+            // (still due), and the next turn, when completions have freed slots, sends it.
+            let mut run: Option<Run> = None;
             while !full {
-                if !self.udp.has_room() {
+                if !self
+                    .udp
+                    .has_room(BURST + 1, buf.len() + BURST * packet::MAX_PACKET)
+                {
                     full = true;
                     break;
                 }
-                let Some(to) = s.endpoint.poll_transmit_into(now, &mut buf) else {
+                let mut at = buf.len();
+                let Some((to, n)) = s.endpoint.poll_transmit_burst(now, &mut buf, &mut lens) else {
                     break;
                 };
-                let payload = Bytes::copy_from_slice(&buf);
-                let stats = &self.shared.stats[self.id];
-                WorkerStats::add(&stats.bytes_out, payload.len() as u64);
-                WorkerStats::add(&stats.sends, 1);
-                if self.udp.send(&mut self.io, s.socket, to, payload).is_err() {
-                    full = true;
+                for &len in &lens[..n] {
+                    WorkerStats::add(&stats.bytes_out, len as u64);
+                    if let Some(r) = run
+                        .as_mut()
+                        .filter(|r| r.takes(to, len, at + len, max_segments))
+                    {
+                        r.add(len);
+                    } else {
+                        if let Some(r) = run.take() {
+                            WorkerStats::add(&stats.sends, 1);
+                            // Cannot fail: the socket is open and a slot was free. What
+                            // follows `at` moves to the front of the next buffer.
+                            let _ = self.udp.send_run(
+                                &mut self.io,
+                                s.socket,
+                                r.to,
+                                &mut buf,
+                                at,
+                                r.segment,
+                            );
+                            at = 0;
+                        }
+                        run = Some(Run::new(to, len));
+                    }
+                    at += len;
                 }
+            }
+            if let Some(r) = run.take() {
+                WorkerStats::add(&stats.sends, 1);
+                let len = buf.len();
+                let _ = self
+                    .udp
+                    .send_run(&mut self.io, s.socket, r.to, &mut buf, len, r.segment);
             }
             if let Some(t) = s.endpoint.poll_timeout() {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));

@@ -8,7 +8,7 @@
 //! once, and a packet costs no allocation (the caller's buffers are reused).
 
 use aes::cipher::block_padding::NoPadding;
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
+use aes::cipher::{BlockDecryptMut, BlockEncrypt, InnerIvInit, KeyInit};
 use aes::Aes128;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -24,6 +24,9 @@ pub(crate) const DEFAULT_KEY: [u8; 16] = *b"Adobe Systems 02";
 pub(crate) const MIN_HMAC_LEN: usize = 4;
 pub(crate) const MAX_HMAC_LEN: usize = 32;
 const BLOCK: usize = 16;
+/// Packets `encrypt` takes through AES together: AES-NI keeps about eight independent
+/// blocks in flight (the `aes` crate's parallel width).
+pub(crate) const LANES: usize = 8;
 /// Session sequence numbers further than this behind the highest one seen are refused
 /// (a sliding replay window, as IPsec does).
 const SEQ_WINDOW: u64 = 64;
@@ -131,35 +134,113 @@ impl PacketCrypto {
     /// the datagram to send.
     pub(crate) fn seal(&mut self, session_id: u32, plain: &[u8], out: &mut Vec<u8>) {
         out.clear();
+        self.seal_append(session_id, plain, out);
+    }
+
+    /// `seal`, the packet appended to `out`.
+    pub(crate) fn seal_append(&mut self, session_id: u32, plain: &[u8], out: &mut Vec<u8>) {
+        let start = self.begin(out);
+        out.extend_from_slice(plain);
+        self.end_plain(out, start);
+        self.encrypt(session_id, out, &[start]);
+    }
+
+    /// Begins a packet at the end of `out`: room for the scrambled session id, the session
+    /// sequence number, room for the checksum. The caller appends the plain packet (header
+    /// and chunks) and calls `end_plain`, or drops the packet by truncating `out` to the
+    /// returned start. Packets are built in place: no copy of the plain packet.
+    pub(crate) fn begin(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
         out.extend_from_slice(&[0; 4]);
-        if let Some(seq) = self.tx_seq.as_mut() {
-            vlu::put(*seq, out);
-            *seq += 1;
+        if let Some(seq) = self.tx_seq {
+            vlu::put(seq, out);
         }
-        let checksum_at = out.len();
         if self.tx_hmac.is_none() {
             out.extend_from_slice(&[0, 0]);
         }
-        let covered_from = out.len();
-        out.extend_from_slice(plain);
-        let enc_len = out.len() - 4;
+        start
+    }
+
+    /// Ends the plain packet begun at `start` (it runs to the end of `out`): pads it to
+    /// whole blocks, fills in its checksum and leaves room for its HMAC. `encrypt` then
+    /// protects it.
+    pub(crate) fn end_plain(&mut self, out: &mut Vec<u8>, start: usize) {
+        let mut covered_from = start + 4;
+        if let Some(seq) = self.tx_seq.as_mut() {
+            covered_from += vlu::len(*seq);
+            *seq += 1;
+        }
+        let enc_len = out.len() - start - 4;
         let padded = enc_len.div_ceil(BLOCK).max(1) * BLOCK;
-        out.resize(4 + padded, 0xff);
+        out.resize(start + 4 + padded, 0xff);
         if self.tx_hmac.is_none() {
-            let sum = internet_checksum(&out[covered_from..]);
-            out[checksum_at..checksum_at + 2].copy_from_slice(&sum.to_be_bytes());
+            let sum = internet_checksum(&out[covered_from + 2..]);
+            out[covered_from..covered_from + 2].copy_from_slice(&sum.to_be_bytes());
         }
-        let body = &mut out[4..];
-        let len = body.len();
-        let cbc = cbc::Encryptor::<Aes128>::inner_iv_init(self.enc.clone(), &[0u8; BLOCK].into());
-        // The length is a whole number of blocks: NoPadding cannot fail.
-        let _ = cbc.encrypt_padded_mut::<NoPadding>(body, len);
-        if let Some((mac, n)) = &self.tx_hmac {
-            let tag = mac.clone().chain_update(&out[4..]).finalize().into_bytes();
-            out.extend_from_slice(&tag[..*n]);
+        if let Some((_, n)) = &self.tx_hmac {
+            out.resize(out.len() + n, 0);
         }
-        let scrambled = session_id ^ word(&out[4..8]) ^ word(&out[8..12]);
-        out[..4].copy_from_slice(&scrambled.to_be_bytes());
+    }
+
+    /// Encrypts the packets that start at `starts` (in order, each ended by `end_plain`, the
+    /// last one running to the end of `out`), then writes each one's HMAC and scrambled
+    /// session id. Each packet is its own CBC chain (zero IV), so up to `LANES` of them are
+    /// encrypted together, a block of each per AES pass: the chains' serial latencies
+    /// overlap instead of adding up (AES-NI pipelines independent blocks; one CBC chain
+    /// waits for each block before the next).
+    pub(crate) fn encrypt(&self, session_id: u32, out: &mut [u8], starts: &[usize]) {
+        let tag = self.tx_hmac.as_ref().map_or(0, |(_, n)| *n);
+        let total = out.len();
+        let end_of = |k: usize| starts.get(k + 1).copied().unwrap_or(total);
+        for (g, group) in starts.chunks(LANES).enumerate() {
+            // Each lane: where its encrypted part starts, and its blocks.
+            let mut lanes = [(0usize, 0usize); LANES];
+            for (k, &start) in group.iter().enumerate() {
+                let end = end_of(g * LANES + k) - tag;
+                lanes[k] = (start + 4, (end - start - 4) / BLOCK);
+            }
+            let lanes = &lanes[..group.len()];
+            let most = lanes.iter().map(|l| l.1).max().unwrap_or(0);
+            let mut prev = [[0u8; BLOCK]; LANES];
+            let mut blocks = [aes::Block::default(); LANES];
+            let mut which = [0usize; LANES];
+            for b in 0..most {
+                let mut n = 0;
+                for (k, &(from, count)) in lanes.iter().enumerate() {
+                    if b < count {
+                        let at = from + b * BLOCK;
+                        for (x, (p, c)) in blocks[n]
+                            .iter_mut()
+                            .zip(prev[k].iter().zip(&out[at..at + BLOCK]))
+                        {
+                            *x = p ^ c;
+                        }
+                        which[n] = k;
+                        n += 1;
+                    }
+                }
+                self.enc.encrypt_blocks(&mut blocks[..n]);
+                for (block, &k) in blocks[..n].iter().zip(&which[..n]) {
+                    let at = lanes[k].0 + b * BLOCK;
+                    out[at..at + BLOCK].copy_from_slice(block);
+                    prev[k].copy_from_slice(block);
+                }
+            }
+        }
+        for (k, &start) in starts.iter().enumerate() {
+            let end = end_of(k);
+            if let Some((mac, n)) = &self.tx_hmac {
+                let t = mac
+                    .clone()
+                    .chain_update(&out[start + 4..end - n])
+                    .finalize()
+                    .into_bytes();
+                out[end - n..end].copy_from_slice(&t[..*n]);
+            }
+            let scrambled =
+                session_id ^ word(&out[start + 4..start + 8]) ^ word(&out[start + 8..start + 12]);
+            out[start..start + 4].copy_from_slice(&scrambled.to_be_bytes());
+        }
     }
 
     /// Opens a datagram already routed to this session: verifies the HMAC or checksum and
@@ -287,6 +368,52 @@ mod tests {
             .open(&out, &mut scratch)
             .expect("opens");
         assert_eq!(&plain[..6], &[0x0b, 0x00, 0x01, 0x30, 0, 0]);
+    }
+
+    #[test]
+    fn packets_encrypted_together_open_as_packets_sealed_one_by_one() {
+        for p in [
+            Protection::default(),
+            Protection {
+                tx_hmac: Some(10),
+                rx_hmac: Some(10),
+                tx_seq: true,
+                rx_seq: true,
+            },
+        ] {
+            let mut a = PacketCrypto::session(&keys(), p);
+            let mut b = PacketCrypto::session(&mirrored(), p);
+            // More packets than lanes, of lengths that end on and off block boundaries.
+            let plains: Vec<Vec<u8>> = (0..11u8)
+                .map(|i| {
+                    let len = [1, 14, 16, 100, 1137, 700, 30, 1137, 15, 17, 500][usize::from(i)];
+                    (0..len).map(|j| (j as u8).wrapping_mul(i) ^ 0x5a).collect()
+                })
+                .collect();
+            let mut out = b"earlier bytes".to_vec();
+            let mut starts = Vec::new();
+            for plain in &plains {
+                let start = a.begin(&mut out);
+                out.extend_from_slice(plain);
+                a.end_plain(&mut out, start);
+                starts.push(start);
+            }
+            a.encrypt(77, &mut out, &starts);
+            assert_eq!(
+                &out[..13],
+                b"earlier bytes",
+                "bytes before the packets untouched"
+            );
+            let mut scratch = Vec::new();
+            let ends = starts[1..].iter().copied().chain([out.len()]);
+            for ((plain, &start), end) in plains.iter().zip(&starts).zip(ends) {
+                let datagram = &out[start..end];
+                assert_eq!(session_id_of(datagram), Ok(77));
+                let opened = b.open(datagram, &mut scratch).expect("opens");
+                assert_eq!(&opened[..plain.len()], &plain[..]);
+                assert!(opened[plain.len()..].iter().all(|&x| x == 0xff));
+            }
+        }
     }
 
     #[test]

@@ -721,18 +721,34 @@ impl Endpoint {
     /// destination: handshake packets first, then the sessions that had input, timers or
     /// calls since they last had nothing to send (so a flush costs nothing for idle ones).
     pub(crate) fn poll_transmit_into(&mut self, now: u64, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        buf.clear();
+        self.poll_transmit_burst(now, buf, &mut [0])
+            .map(|(to, _)| to)
+    }
+
+    /// The next datagrams to one destination, appended to `buf` one after another, each
+    /// one's length in `lens` (up to `lens.len()` of them); returns the destination and how
+    /// many. A session's packets come in bursts, encrypted together, until it has nothing
+    /// more to send now: the engine seals them straight into the buffer of their UDP GSO
+    /// send.
+    pub(crate) fn poll_transmit_burst(
+        &mut self,
+        now: u64,
+        buf: &mut Vec<u8>,
+        lens: &mut [usize],
+    ) -> Option<(SocketAddr, usize)> {
         if let Some(t) = self.out.pop_front() {
-            buf.clear();
             buf.extend_from_slice(&t.data);
-            return Some(t.to);
+            *lens.first_mut()? = t.data.len();
+            return Some((t.to, 1));
         }
         while let Some(&id) = self.dirty.front() {
-            if let Some(to) = self
+            if let Some(sent) = self
                 .sessions
                 .get_mut(&id)
-                .and_then(|s| s.poll_transmit(now, buf))
+                .and_then(|s| s.poll_transmit_burst(now, buf, lens))
             {
-                return Some(to);
+                return Some(sent);
             }
             self.dirty.pop_front();
             self.is_dirty.remove(&id);

@@ -16,6 +16,9 @@ const NAKS_FOR_LOSS: u8 = 3;
 /// Until the first acknowledgement, assume the receiver can take this much.
 const INITIAL_PEER_BUFFER: u64 = 64 * 1024;
 
+/// Fragment records a flow's queue keeps room for when it shrinks.
+const MIN_QUEUE: usize = 16;
+
 /// User Data option types (RFC 7016 §2.3.11.1).
 pub(crate) const OPT_METADATA: u64 = 0x00;
 pub(crate) const OPT_RETURN_ASSOCIATION: u64 = 0x0a;
@@ -372,6 +375,11 @@ impl SendFlow {
         }
         self.outstanding -= out.acked_bytes.min(self.outstanding);
         self.max_acked_tsn = max_tsn;
+        // A burst (a joiner's catch-up, a key frame) grows the queue; once acknowledged, its
+        // room is given back rather than kept for every viewer.
+        if self.queue.capacity() > 4 * self.queue.len() + MIN_QUEUE {
+            self.queue.shrink_to(2 * self.queue.len() + MIN_QUEUE);
+        }
         // Fragments sent before the newest acknowledged one and still unacknowledged were
         // passed over: after three such acknowledgements they count as lost.
         for f in self.queue.iter_mut() {

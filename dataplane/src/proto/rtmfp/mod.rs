@@ -10,6 +10,7 @@
 //! `handle_timeout(now)` at `poll_timeout()`, drain `poll_transmit_into` and `poll_event`.
 
 pub(crate) mod address;
+pub mod bench;
 pub(crate) mod checksum;
 pub(crate) mod chunk;
 pub(crate) mod congestion;

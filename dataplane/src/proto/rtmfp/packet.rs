@@ -24,6 +24,8 @@ pub(crate) const MAX_PACKET: usize = 1200;
 /// Plain bytes per packet: MAX_PACKET less the session id, checksum or HMAC, sequence
 /// number and up to 15 bytes of padding.
 pub(crate) const MAX_PLAIN: usize = MAX_PACKET - 4 - 2 - 10 - 32 - 15;
+/// What fills a packet after its last chunk (RFC 7016 §2.2.4).
+pub(crate) const PADDING: u8 = 0xff;
 /// One timestamp tick is 4 ms.
 pub(crate) const TICK_MS: u64 = 4;
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::chunk::{self, kind, Chunk, ChunkDecoder};
 use super::congestion::{Congestion, Rtt};
-use super::crypto::PacketCrypto;
+use super::crypto::{PacketCrypto, LANES};
 use super::error::Result;
 use super::flow_recv::RecvFlow;
 use super::flow_send::{Head, SendFlow, OPT_METADATA, OPT_RETURN_ASSOCIATION};
@@ -114,6 +114,9 @@ pub(crate) const EXCEPTION_REFUSED: u64 = 1;
 /// Fragment payload so that one fragment and its chunk header fit a packet.
 pub(crate) const MAX_FRAGMENT: usize = MAX_PLAIN - 5 - 3 - 1 - 3 * 10;
 const CLOSE_RETRY_MS: u64 = 1_000;
+/// A data packet within this many bytes of `MAX_PLAIN` is padded to it (see
+/// `poll_transmit`): a full fragment and its chunk header leave less than this free.
+const PAD_TO_FULL: usize = 48;
 /// RFC 7016 §3.6.3.4.4: a lone packet of data is acknowledged within 200 ms.
 const DELAYED_ACK_MS: u64 = 200;
 const CLOSE_GIVE_UP_MS: u64 = 90_000;
@@ -146,7 +149,6 @@ pub(crate) struct Session {
     control: Vec<u8>,
     probe: Option<(SocketAddr, [u8; 8], bool)>,
     events: VecDeque<Event>,
-    plain: Vec<u8>,
     /// Packets with user data since our last acknowledgement, and when a lone one must be
     /// acknowledged at the latest.
     data_packets_unacked: u32,
@@ -191,7 +193,6 @@ impl Session {
             control: Vec::new(),
             probe: None,
             events: VecDeque::new(),
-            plain: Vec::with_capacity(MAX_PLAIN),
             data_packets_unacked: 0,
             delayed_ack_at: None,
             ack_now: false,
@@ -527,40 +528,87 @@ impl Session {
         h
     }
 
-    /// Builds the next packet the session has to send into `buf` (cleared first: the
-    /// caller reuses one buffer, so a datagram costs no allocation) and returns where it
-    /// goes; `None` when there is nothing to send now.
+    /// Builds the next packet the session has to send, appended to `buf` (the caller reuses
+    /// one buffer, so a datagram costs no allocation), and returns where it goes; `None`
+    /// when there is nothing to send now.
     pub(crate) fn poll_transmit(&mut self, now: u64, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let mut lens = [0; 1];
+        self.poll_transmit_burst(now, buf, &mut lens)
+            .map(|(to, _)| to)
+    }
+
+    /// Builds up to `lens.len()` packets (at most `crypto::LANES`), appended to `buf` one
+    /// after another, each one's length in `lens`; returns where they go and how many there
+    /// are. Packets are built in place and encrypted together (see `PacketCrypto::encrypt`),
+    /// and the engine sends a run of them to one peer as one UDP GSO send.
+    pub(crate) fn poll_transmit_burst(
+        &mut self,
+        now: u64,
+        buf: &mut Vec<u8>,
+        lens: &mut [usize],
+    ) -> Option<(SocketAddr, usize)> {
         if let Some((addr, nonce, sent)) = self.probe.as_mut() {
             if !*sent {
                 *sent = true;
                 let (addr, nonce) = (*addr, *nonce);
-                self.plain.clear();
-                self.header(now).encode(&mut self.plain);
+                let start = self.crypto.begin(buf);
+                self.header(now).encode(buf);
                 let mut m = [0u8; 9];
                 m[0] = MOBILITY_MARK;
                 m[1..].copy_from_slice(&nonce);
-                chunk::encode::bytes(&mut self.plain, kind::PING, &m);
-                self.crypto.seal(self.peer_session_id, &self.plain, buf);
-                return Some(addr);
+                chunk::encode::bytes(buf, kind::PING, &m);
+                self.crypto.end_plain(buf, start);
+                self.crypto.encrypt(self.peer_session_id, buf, &[start]);
+                *lens.first_mut()? = buf.len() - start;
+                return Some((addr, 1));
             }
         }
         if self.state == State::Closed && self.control.is_empty() {
             return None;
         }
-        self.plain.clear();
-        self.header(now).encode(&mut self.plain);
-        let body = self.plain.len();
+        let mut starts = [0usize; LANES];
+        let mut n = 0;
+        while n < lens.len().min(LANES) {
+            let start = self.crypto.begin(buf);
+            if !self.write_packet(now, buf) {
+                buf.truncate(start);
+                break;
+            }
+            self.crypto.end_plain(buf, start);
+            starts[n] = start;
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        self.crypto.encrypt(self.peer_session_id, buf, &starts[..n]);
+        let ends = starts[1..n]
+            .iter()
+            .copied()
+            .chain(std::iter::once(buf.len()));
+        for ((len, start), end) in lens.iter_mut().zip(&starts[..n]).zip(ends) {
+            *len = end - start;
+        }
+        Some((self.peer, n))
+    }
+
+    /// Writes the next plain packet (header, control chunks, acknowledgements, then data as
+    /// the congestion window allows) at the end of `out`; false when there is nothing to
+    /// send now.
+    fn write_packet(&mut self, now: u64, out: &mut Vec<u8>) -> bool {
+        let base = out.len();
+        self.header(now).encode(out);
+        let body = out.len();
         // Control chunks are small; whatever does not fit waits for the next packet.
-        let take = chunk_prefix(&self.control, MAX_PLAIN - body);
-        self.plain.extend_from_slice(&self.control[..take]);
+        let take = chunk_prefix(&self.control, MAX_PLAIN - (body - base));
+        out.extend_from_slice(&self.control[..take]);
         self.control.drain(..take);
         if self.ack_now {
             let mut all = true;
             for f in self.recv_flows.values_mut() {
                 if f.ack_due {
-                    if self.plain.len() + 64 + 20 * 8 < MAX_PLAIN {
-                        f.write_ack(&mut self.plain);
+                    if out.len() - base + 64 + 20 * 8 < MAX_PLAIN {
+                        f.write_ack(out);
                     } else {
                         all = false;
                     }
@@ -575,21 +623,24 @@ impl Session {
         if self.state == State::Open {
             let outstanding: u64 = self.send_flows.values().map(|f| f.outstanding).sum();
             if outstanding < self.cc.cwnd {
+                let mut data = 0;
                 for f in self.send_flows.values_mut() {
-                    let room = MAX_PLAIN - self.plain.len();
+                    let room = MAX_PLAIN - (out.len() - base);
                     if room < 32 {
                         break;
                     }
-                    f.write_fragments(&mut self.plain, room, now, &mut self.tsn);
+                    data += f.write_fragments(out, room, now, &mut self.tsn);
+                }
+                // A packet of data about full is padded to the full size, so that a burst's
+                // packets are all one size but the last: what one UDP GSO send carries
+                // (the kernel cuts equal segments). It costs at most `PAD_TO_FULL` bytes.
+                if data > 0 && out.len() - base + PAD_TO_FULL >= MAX_PLAIN {
+                    out.resize(base + MAX_PLAIN, packet::PADDING);
                 }
             }
         }
         self.send_flows.retain(|_, f| !f.is_done());
-        if self.plain.len() == body {
-            return None;
-        }
-        self.crypto.seal(self.peer_session_id, &self.plain, buf);
-        Some(self.peer)
+        out.len() != body
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
