@@ -372,15 +372,7 @@ mod tests {
 
     #[test]
     fn packets_encrypted_together_open_as_packets_sealed_one_by_one() {
-        for p in [
-            Protection::default(),
-            Protection {
-                tx_hmac: Some(10),
-                rx_hmac: Some(10),
-                tx_seq: true,
-                rx_seq: true,
-            },
-        ] {
+        for p in [Protection::default(), hmac_and_seq()] {
             let mut a = PacketCrypto::session(&keys(), p);
             let mut b = PacketCrypto::session(&mirrored(), p);
             // More packets than lanes, of lengths that end on and off block boundaries.
@@ -438,14 +430,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn hmac_and_sequence_numbers() {
-        let p = Protection {
+    /// Both options on, both ways (10-byte HMACs).
+    fn hmac_and_seq() -> Protection {
+        Protection {
             tx_hmac: Some(10),
             rx_hmac: Some(10),
             tx_seq: true,
             rx_seq: true,
-        };
+        }
+    }
+
+    #[test]
+    fn hmac_and_sequence_numbers() {
+        let p = hmac_and_seq();
         let mut a = PacketCrypto::session(&keys(), p);
         let mut b = PacketCrypto::session(&mirrored(), p);
         let mut scratch = Vec::new();
