@@ -114,6 +114,15 @@ impl Io {
         })
     }
 
+    /// The receive buffers of a receive's group: ingest's or clients'.
+    pub(crate) fn recv_bufs(&mut self, ingest: bool) -> &mut BufRing {
+        if ingest {
+            &mut self.ingest
+        } else {
+            &mut self.bufs
+        }
+    }
+
     /// Queues a submission; a full submission queue is a normal state: the entry waits in the
     /// backlog until the next `submit`.
     ///

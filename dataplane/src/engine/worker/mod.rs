@@ -76,8 +76,8 @@ const LISTENER_SLOT_BASE: u32 = 0xFFFF_0000;
 /// them; what is left waits in the completion queue for the next turn, which starts at once.
 const MAX_COMPLETIONS_PER_TURN: usize = 1024;
 /// Starved receives armed again per turn even when no client buffer came back that turn
-/// (see `Worker::starved`): buffers held by completions not yet reaped come free without
-/// being counted.
+/// (see `Worker::starved`), so that they never wait on a turn with no receive to reap: the
+/// buffers may all be free by then.
 const MIN_STARVED_REARMS: usize = 4;
 /// iovecs and bytes per send: enough to drain a GOP burst in a few sends without one send
 /// holding the ring for long.
@@ -653,6 +653,10 @@ impl Worker {
         let bid = Io::buffer_id(c.flags);
         let more = Io::more(c.flags);
         let ingest = token.kind == OpKind::IngestRecv;
+        // Every client buffer was in use: it waits its turn for one (see `starved`).
+        // Ingest's receives are armed again at once, below: few, and their buffers come
+        // back every turn.
+        let starved = -c.result == libc::ENOBUFS && !ingest;
         let mut events = std::mem::take(&mut self.events);
         let mut failure: Option<(String, bool)> = None;
         match self.conns.get_mut(r) {
@@ -665,12 +669,7 @@ impl Worker {
                     WorkerStats::add(&self.shared.stats[self.id].bytes_in, c.result as u64);
                     if let Some(bid) = bid {
                         if conn.closing == Closing::Open {
-                            let ring = if ingest {
-                                &self.io.ingest
-                            } else {
-                                &self.io.bufs
-                            };
-                            let data = ring.buffer(bid, c.result as usize);
+                            let data = self.io.recv_bufs(ingest).buffer(bid, c.result as usize);
                             if let Err(e) = conn.session.feed(data, &mut conn.out, &mut events) {
                                 failure = Some((e.to_string(), false));
                             }
@@ -678,33 +677,22 @@ impl Worker {
                     }
                 } else if c.result == 0 {
                     failure = Some(("client closed the connection".into(), true));
-                } else if -c.result == libc::ENOBUFS && !ingest {
-                    // Every client buffer was in use: it waits its turn for one (see
-                    // `starved`). Ingest's are armed again at once, below: few, and their
-                    // buffers come back every turn.
+                } else if starved {
                     WorkerStats::add(&self.shared.stats[self.id].recv_no_buffer, 1);
                     if conn.closing == Closing::Open {
                         self.starved.push_back(r);
                     }
-                } else if -c.result != libc::ECANCELED && -c.result != libc::ENOBUFS {
+                } else if !matches!(-c.result, libc::ECANCELED | libc::ENOBUFS) {
                     let e = std::io::Error::from_raw_os_error(-c.result);
                     failure = Some((format!("receive failed: {e}"), true));
                 }
-                if !more
-                    && conn.closing == Closing::Open
-                    && failure.is_none()
-                    && (ingest || -c.result != libc::ENOBUFS)
-                {
+                if !more && !starved && conn.closing == Closing::Open && failure.is_none() {
                     self.rearm.push(r);
                 }
             }
         }
         if let Some(bid) = bid {
-            if ingest {
-                self.io.ingest.recycle(bid);
-            } else {
-                self.io.bufs.recycle(bid);
-            }
+            self.io.recv_bufs(ingest).recycle(bid);
         }
         let link = self.conns.get(r).is_some_and(|c| c.upstream.is_some());
         for ev in events.drain(..) {
