@@ -1,6 +1,9 @@
 //! Fast start: what a live stream keeps so that a new viewer starts decoding at once instead
 //! of waiting for the publisher's next key frame: the last metadata, the codec sequence
 //! headers, and the current group of pictures (the last key frame and everything after it).
+//! While joiners still take a GOP in rounds when the next key frame comes, the GOP before
+//! is kept too, as far as they still need it (`keep_from`), so they go on through it into
+//! the new key frame instead of waiting a whole GOP for the one after.
 //!
 //! The cache holds the worker's frame handles (`F`, refcounted: cloning one never copies a
 //! payload), and knows frames only through [`CachedFrame`].
@@ -71,6 +74,11 @@ pub struct GopCache<F> {
     /// The GOP in arrival order (or, for audio-only streams, the newest audio window).
     gop: VecDeque<F>,
     gop_bytes: usize,
+    /// The GOP before `gop`, from the oldest frame a joiner still needs (`keep_from`) to
+    /// the frame before `gop`'s key frame; empty unless a key frame came while joiners
+    /// were taking rounds of the GOP it ended.
+    previous: VecDeque<F>,
+    previous_bytes: usize,
     /// Frames ever appended to `gop`: the position just past its back. A viewer that takes
     /// the GOP in rounds remembers a position; one before the front was dropped meanwhile.
     appended: u64,
@@ -89,6 +97,8 @@ impl<F: CachedFrame + Clone> GopCache<F> {
             audio_header: None,
             gop: VecDeque::new(),
             gop_bytes: 0,
+            previous: VecDeque::new(),
+            previous_bytes: 0,
             appended: 0,
             state: GopState::Waiting,
             seen_video: false,
@@ -117,7 +127,7 @@ impl<F: CachedFrame + Clone> GopCache<F> {
             }
             FrameKind::VideoKey => {
                 self.seen_video = true;
-                self.drop_gop();
+                self.retire_gop();
                 self.state = GopState::Open;
                 self.append(frame);
             }
@@ -143,7 +153,8 @@ impl<F: CachedFrame + Clone> GopCache<F> {
     }
 
     /// What a new viewer is sent before live messages: metadata, video header, audio header,
-    /// then the GOP in arrival order.
+    /// then the GOP in arrival order (never the previous one: a joiner starts on the last
+    /// key frame).
     pub fn snapshot(&self) -> impl Iterator<Item = &F> {
         self.headers().chain(self.gop.iter())
     }
@@ -161,13 +172,48 @@ impl<F: CachedFrame + Clone> GopCache<F> {
         self.appended
     }
 
-    /// The GOP from position `pos` on, with the position of its first frame: the GOP's
-    /// front if `pos` was dropped meanwhile (a new key frame, a new header, the audio
-    /// window moving on).
+    /// The current GOP's position and frames: where a joiner starts.
+    pub(crate) fn current(&self) -> (u64, impl Iterator<Item = &F>) {
+        (self.front(), self.gop.iter())
+    }
+
+    /// The cached frames from position `pos` on (what is kept of the previous GOP, then the
+    /// current one), with the position of the first: the oldest kept if `pos` was dropped
+    /// meanwhile (a second key frame, a new header, the audio window moving on).
     pub(crate) fn gop_from(&self, pos: u64) -> (u64, impl Iterator<Item = &F>) {
-        let front = self.appended - self.gop.len() as u64;
-        let start = pos.max(front);
-        (start, self.gop.iter().skip((start - front) as usize))
+        let front = self.front();
+        let oldest = front - self.previous.len() as u64;
+        let start = pos.max(oldest);
+        let in_previous = usize::try_from(front.saturating_sub(start)).unwrap_or(usize::MAX);
+        let skip_previous = self.previous.len() - in_previous.min(self.previous.len());
+        let skip_gop = usize::try_from(start.saturating_sub(front)).unwrap_or(usize::MAX);
+        let frames = self
+            .previous
+            .range(skip_previous..)
+            .chain(self.gop.range(skip_gop.min(self.gop.len())..));
+        (start, frames)
+    }
+
+    /// Joiners need nothing before position `pos` any more (`u64::MAX`: none catches up):
+    /// what is kept of the previous GOP before it goes.
+    pub(crate) fn keep_from(&mut self, pos: u64) {
+        let oldest = self.front() - self.previous.len() as u64;
+        let drop = usize::try_from(pos.saturating_sub(oldest))
+            .unwrap_or(usize::MAX)
+            .min(self.previous.len());
+        if drop == self.previous.len() {
+            self.previous.clear();
+            self.previous_bytes = 0;
+            return;
+        }
+        for f in self.previous.drain(..drop) {
+            self.previous_bytes = self.previous_bytes.saturating_sub(f.size());
+        }
+    }
+
+    /// Position of the current GOP's first frame.
+    fn front(&self) -> u64 {
+        self.appended - self.gop.len() as u64
     }
 
     /// `@clearDataFrame`: new viewers get no metadata until the publisher sends more.
@@ -190,15 +236,35 @@ impl<F: CachedFrame + Clone> GopCache<F> {
         self.seen_video
     }
 
-    /// Frames and bytes in the cached GOP (or audio window), for statistics.
+    /// Frames and bytes cached (the GOP or audio window, and what is kept of the previous
+    /// GOP), for statistics.
     pub(crate) fn gop_len(&self) -> (usize, usize) {
-        (self.gop.len(), self.gop_bytes)
+        (
+            self.gop.len() + self.previous.len(),
+            self.gop_bytes + self.previous_bytes,
+        )
     }
 
+    /// No usable GOP any more (a new configuration, a GOP past the limits): the previous
+    /// one goes too, since a joiner going on through it would then have nothing to go on to
+    /// but frames it may not decode.
     fn drop_gop(&mut self) {
         self.gop.clear();
         self.gop_bytes = 0;
+        self.previous.clear();
+        self.previous_bytes = 0;
         self.state = GopState::Waiting;
+    }
+
+    /// A key frame starts a new GOP: the current one becomes the previous (whatever was kept
+    /// of the one before goes: a joiner still in it is two GOPs behind, and lags).
+    fn retire_gop(&mut self) {
+        if self.state == GopState::Open {
+            self.previous = std::mem::take(&mut self.gop);
+            self.previous_bytes = std::mem::replace(&mut self.gop_bytes, 0);
+        } else {
+            self.drop_gop();
+        }
     }
 
     fn over_limits(&self) -> bool {
@@ -288,7 +354,41 @@ mod tests {
         }
         assert_eq!(ids(&c), [1, 2, 3, 8, 9, 10]);
         assert!(c.has_video());
+        // The GOP before is kept until the caller says no joiner needs it.
+        assert_eq!(c.gop_len(), (6, 11620));
+        c.keep_from(u64::MAX);
         assert_eq!(c.gop_len(), (3, 5810));
+    }
+
+    fn ids_from(c: &GopCache<Frame>, pos: u64) -> (u64, Vec<u32>) {
+        let (start, frames) = c.gop_from(pos);
+        (start, frames.map(|f| f.3).collect())
+    }
+
+    #[test]
+    fn joiners_go_on_through_the_previous_gop_as_far_as_kept() {
+        let mut c = cache();
+        c.push(&Frame(VideoHeader, 0, 40, 1));
+        c.push(&Frame(VideoKey, 0, 500, 2)); // position 0
+        c.push(&Frame(Audio, 10, 10, 3));
+        c.push(&Frame(VideoInter, 40, 80, 4));
+        c.push(&Frame(VideoKey, 1000, 500, 5)); // position 3
+        c.push(&Frame(VideoInter, 1040, 80, 6));
+        assert_eq!(c.current().0, 3);
+        assert_eq!(ids_from(&c, 1), (1, vec![3, 4, 5, 6]));
+        assert_eq!(ids_from(&c, 4), (4, vec![6]));
+        assert_eq!(ids_from(&c, 6), (6, vec![]));
+        c.keep_from(2);
+        assert_eq!(ids_from(&c, 0), (2, vec![4, 5, 6]));
+        assert_eq!(c.gop_len(), (3, 660));
+        // A second key frame: a joiner still before it is two GOPs behind.
+        c.push(&Frame(VideoKey, 2000, 500, 7)); // position 5
+        assert_eq!(ids_from(&c, 2), (3, vec![5, 6, 7]));
+        assert_eq!(ids(&c), [1, 7]);
+        // A new configuration drops both.
+        c.push(&Frame(VideoHeader, 2100, 40, 8));
+        assert_eq!(c.gop_len(), (0, 0));
+        assert_eq!(ids_from(&c, 0), (6, vec![]));
     }
 
     #[test]
@@ -439,6 +539,37 @@ mod tests {
                 } else {
                     prop_assert!(gop.iter().all(|f| f.0 == Audio));
                 }
+            }
+        }
+
+        /// A joiner at any position gets every kept frame from there to the end, each
+        /// once, in arrival order, and the kept previous GOP leads into the current key frame.
+        #[test]
+        fn gop_from_is_contiguous_to_the_end(
+            frames in proptest::collection::vec(
+                (kind(), 0usize..400, proptest::option::of(0u64..300)), 0..200)
+        ) {
+            let limits = GopCacheLimits { max_bytes: 2000, max_frames: 20 };
+            let mut c = GopCache::new(limits);
+            for (i, (k, size, keep)) in frames.into_iter().enumerate() {
+                c.push(&Frame(k, 0, size, i as u32));
+                if let Some(pos) = keep {
+                    c.keep_from(pos);
+                }
+                for pos in [0, c.current().0.saturating_sub(1), c.current().0, c.end()] {
+                    let (start, got) = c.gop_from(pos);
+                    let got: Vec<Frame> = got.copied().collect();
+                    prop_assert!(start >= pos.min(c.current().0));
+                    prop_assert_eq!(got.len() as u64, c.end() - start);
+                    prop_assert!(got.windows(2).all(|w| w[0].3 < w[1].3));
+                    if start <= c.current().0 {
+                        let current: Vec<Frame> = c.current().1.copied().collect();
+                        prop_assert!(got.ends_with(&current));
+                    }
+                }
+                let (frames, bytes) = c.gop_len();
+                prop_assert!(frames <= 2 * (limits.max_frames + 1));
+                prop_assert!(bytes <= 2 * (limits.max_bytes + 400));
             }
         }
     }

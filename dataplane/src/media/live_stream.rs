@@ -434,7 +434,7 @@ impl LiveStream {
     fn send_snapshot<P: Port>(&mut self, i: usize, port: &mut P, stopped: &mut Stopped) -> bool {
         // The snapshot holds every cached frame, the pending ones included.
         self.viewers[i].from_seq = self.next_seq;
-        let (start, gop) = self.gop.gop_from(0);
+        let (start, gop) = self.gop.current();
         let mut next = start;
         let mut outcome = Delivered::Sent;
         for f in self.gop.headers().chain(gop.take(1)) {
@@ -497,6 +497,10 @@ impl LiveStream {
         if cache && (gop_cache || !picture) {
             // Without a GOP cache, metadata and codec headers are still kept.
             self.gop.push(&frame);
+            if self.catching_up.is_empty() {
+                // No joiner is in the GOP a key frame may just have ended.
+                self.gop.keep_from(u64::MAX);
+            }
         }
         if frame.kind.is_droppable() {
             if self.viewers.is_empty() {

@@ -11,9 +11,13 @@
 //!
 //! While a viewer catches up, live frames do not reach it directly: they are in the GOP
 //! behind what it has been given (the pending ones too, see `LiveStream::pending`), so the
-//! order on the wire stays the stream's. If the GOP rolls over meanwhile (a new key frame or
-//! header drops it), the viewer goes on from the new GOP's start and waits for its key frame,
-//! like a lagging viewer whose queue drops to the next key frame.
+//! order on the wire stays the stream's. If a key frame comes meanwhile, the cache keeps the
+//! rest of the GOP the viewer is in (`GopCache::keep_from`), so it goes on through it into
+//! the new key frame: in a join storm the last joiners' rounds are still queued when the
+//! GOP ends, and dropping them to the next key frame would cost them a GOP of pictures. Only
+//! a viewer still in that GOP when the one after ends too (or after a new header, which
+//! drops the cache) starts again on a key frame, like a lagging viewer whose queue drops
+//! to the next one.
 
 use super::{LiveStream, Stopped};
 use crate::media::port::Port;
@@ -64,7 +68,7 @@ impl LiveStream {
                 // gets no more until that is out, so what is queued per joiner stays about a
                 // round and a later joiner's key frame waits behind rounds, not whole GOPs.
                 if self.gop.gop_from(c.next).0 != c.next {
-                    // So slow that its GOP rolled over meanwhile: it becomes a lagging viewer
+                    // So slow that the GOP after its own ended too: it becomes a lagging viewer
                     // waiting for the next key frame, under the usual policy (dropped
                     // media, closed past the lag limit).
                     let mut c = self.catching_up.swap_remove(i);
@@ -109,5 +113,7 @@ impl LiveStream {
                 i += 1;
             }
         }
+        let oldest_needed = self.catching_up.iter().map(|c| c.next).min();
+        self.gop.keep_from(oldest_needed.unwrap_or(u64::MAX));
     }
 }
