@@ -56,6 +56,9 @@ pub(crate) struct ServerConfig {
     pub(crate) max_connections: usize,
     /// Serve RTMFP on UDP at every `listen` address and port too (as AMS does on 1935).
     pub(crate) rtmfp: bool,
+    /// Let the kernel back stratad's memory with transparent huge pages (false: off for the
+    /// process, see `server::huge_pages` for the join-storm latency they cost).
+    pub(crate) transparent_huge_pages: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -267,6 +270,7 @@ impl Default for ServerConfig {
             tcp_notsent_lowat: 0,
             max_connections: 100_000,
             rtmfp: true,
+            transparent_huge_pages: false,
         }
     }
 }

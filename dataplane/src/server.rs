@@ -8,6 +8,7 @@
 //! every reload (SIGHUP reaches it through its mailbox).
 
 mod control_socket;
+mod huge_pages;
 mod limits;
 mod reload;
 mod signals;
@@ -54,6 +55,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             .map_err(|e| format!("vod.root (--content-root): {e}"))?;
         info!(root = %root.root().display(), "serving files as VOD");
     }
+    huge_pages::apply(config.server.transparent_huge_pages);
     limits::raise_nofile(config.server.max_connections);
     limits::note_backlog(config.server.listen_backlog);
 
