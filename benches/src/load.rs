@@ -47,6 +47,9 @@ pub struct LoadConfig {
     /// (`rtmfp_load`); `handshake` and `rcvlowat` do not apply, `rcvbuf` is each player's
     /// UDP socket's.
     pub rtmfp: bool,
+    /// RTMFP players offer only the 1,024-bit Diffie-Hellman key, as Flash Player does
+    /// (MonaServer2 answers nothing else).
+    pub rtmfp_flash_keys: bool,
 }
 
 impl LoadConfig {

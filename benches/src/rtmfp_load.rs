@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dataplane::proto::amf0::Amf0Value;
-use dataplane::proto::rtmfp::net_client::{command_of, ClientState, RtmfpNetClient};
+use dataplane::proto::rtmfp::net_client::{command_of, ClientState, KeyOffer, RtmfpNetClient};
 use dataplane::proto::rtmp::msg_type;
 
 use crate::epoll::{Epoll, ERR, IN};
@@ -79,9 +79,16 @@ pub fn run_thread(
     // Each client's keys (Diffie-Hellman, milliseconds each) are made before the clock
     // starts: made on the way, 500 joining at once waited for each other's keys in this
     // one thread (about 2 s), which read as the server's time to first video.
+    let keys = match cfg.rtmfp_flash_keys {
+        true => KeyOffer::FlashPlayer,
+        false => KeyOffer::Both,
+    };
     let mut prepared: Vec<RtmfpNetClient> = mine
         .iter()
-        .map(|&i| RtmfpNetClient::new(server, (i as u64) << 32 ^ u64::from(std::process::id())))
+        .map(|&i| {
+            let seed = (i as u64) << 32 ^ u64::from(std::process::id());
+            RtmfpNetClient::with_keys(server, seed, keys)
+        })
         .collect();
     prepared.reverse();
     let mut next = 0;
@@ -180,6 +187,23 @@ pub fn run_thread(
     }
     let end = Instant::now();
     let mut result = ThreadResult::default();
+    // Players stuck in the handshake while dropping the server's answers: say so, or the run
+    // reads as a server that never answered (a certificate it cannot use, see
+    // --rtmfp-flash-keys).
+    let stuck: Vec<u64> = players
+        .iter()
+        .filter(|p| p.phase == Phase::Session && p.client.dropped > 0)
+        .map(|p| p.client.dropped)
+        .collect();
+    if !stuck.is_empty() {
+        shared.note_error(format!(
+            "rtmfp: {} players still in the handshake dropped {} datagrams from the server \
+             (answers they could not use; a server that reads one key may need \
+             --rtmfp-flash-keys)",
+            stuck.len(),
+            stuck.iter().sum::<u64>()
+        ));
+    }
     for mut p in players {
         if p.phase != Phase::Ended {
             p.stats.close_at(end);

@@ -79,6 +79,11 @@ struct Args {
     /// socket each; the publisher (--publish) stays RTMP.
     #[arg(long)]
     rtmfp: bool,
+    /// With --rtmfp: each player's certificate offers only the 1,024-bit Diffie-Hellman key,
+    /// as Flash Player's does. MonaServer2 needs this: it reads only a certificate's first
+    /// key and answers in 1,024 bits, which players offering 2,048 bits first drop.
+    #[arg(long, requires = "rtmfp")]
+    rtmfp_flash_keys: bool,
 }
 
 #[derive(Subcommand)]
@@ -527,6 +532,7 @@ fn main() {
             rcvlowat: args.rcvlowat,
             cpus: args.cpus,
             rtmfp: args.rtmfp,
+            rtmfp_flash_keys: args.rtmfp_flash_keys,
         },
         duration: Duration::from_secs_f64(args.duration),
         publish: args.publish,

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use super::dh::DhGroup;
 use super::endpoint::{Endpoint, EndpointConfig};
 use super::flash::StreamFlows;
 use super::keys;
@@ -37,6 +38,18 @@ pub struct RtmfpNetClient {
     pub dropped: u64,
 }
 
+/// The Diffie-Hellman keys a client's certificate offers the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyOffer {
+    /// Groups 14 and 2 (2,048 and 1,024 bits); the server answers in the one it prefers.
+    #[default]
+    Both,
+    /// Group 2 alone, as Flash Player's certificate: MonaServer2 reads only the first key of
+    /// a certificate and answers in 1,024 bits whatever it was, which a client that offered
+    /// 2,048 bits first must drop.
+    FlashPlayer,
+}
+
 impl RtmfpNetClient {
     /// Starts the handshake with the server at `server` for `url` (`rtmfp://host/app`);
     /// `seed` seeds our keys (any random value).
@@ -51,10 +64,20 @@ impl RtmfpNetClient {
     /// tool makes its clients before its clock starts, as real clients make theirs each
     /// on its own machine.
     pub fn new(server: SocketAddr, seed: u64) -> Self {
+        Self::with_keys(server, seed, KeyOffer::default())
+    }
+
+    /// [`new`](Self::new) with the Diffie-Hellman keys its certificate offers.
+    pub fn with_keys(server: SocketAddr, seed: u64, keys: KeyOffer) -> Self {
+        let groups = match keys {
+            KeyOffer::Both => EndpointConfig::default().groups,
+            KeyOffer::FlashPlayer => vec![DhGroup::Modp1024],
+        };
         let endpoint = Endpoint::new(EndpointConfig {
             seed,
             // Other clients the server introduces may open sessions to us.
             accept_peers: true,
+            groups,
             ..EndpointConfig::default()
         });
         RtmfpNetClient {
