@@ -192,8 +192,9 @@ pub fn run_thread(
     // --rtmfp-flash-keys).
     let stuck: Vec<u64> = players
         .iter()
-        .filter(|p| p.phase == Phase::Session && p.client.dropped > 0)
-        .map(|p| p.client.dropped)
+        .filter(|p| p.phase == Phase::Session)
+        .map(|p| p.client.dropped_before_session())
+        .filter(|&n| n > 0)
         .collect();
     if !stuck.is_empty() {
         shared.note_error(format!(

@@ -6,9 +6,9 @@
 //! the time went: 17 % of the first seconds in `clear_page_erms` under
 //! `do_huge_pmd_anonymous_page`, with every joiner of the turn waiting behind it, and
 //! memory per viewer rounded up to huge pages. Measured (BENCHMARKS.md, issue 15, session
-//! 22): 10,000 players joining at once on 2 workers, play → first video p99 146–169 ms
-//! without, 396–528 ms with, 10–11 KiB per viewer against 13–15, the same Gbit/s per core
-//! once steady. PR_SET_THP_DISABLE turns huge pages off for the whole process (every thread,
+//! 22): 10,000 players joining at once on 2 workers, play → first video p99 141–291 ms
+//! without (median 202, 4 runs), 385–528 ms with (median 480, 10 runs), 10–12 KiB per
+//! viewer against 13–15, the same Gbit/s per core once steady. PR_SET_THP_DISABLE turns huge pages off for the whole process (every thread,
 //! every mapping, the allocator's and the kernel's buffer rings alike).
 
 use tracing::{info, warn};

@@ -100,6 +100,12 @@ impl RtmfpNetClient {
             .connect(now_ms, self.server, keys::epd_url(url));
     }
 
+    /// Datagrams dropped before they reached a session: handshake answers it could not use
+    /// (a key in a group it did not offer, a bad cookie echo), unknown session ids.
+    pub fn dropped_before_session(&self) -> u64 {
+        self.endpoint.dropped
+    }
+
     pub fn state(&self) -> &ClientState {
         &self.state
     }
