@@ -7,8 +7,14 @@
 //! the groups have no members, so the figure is the sender's.
 //!
 //! Only where groups stay on this machine: every group must route through `lo` (run it
-//! under `ip netns exec NS` with `ip route add 224.0.0.0/4 dev lo` in NS); the tool checks
-//! with `ip route get` and refuses otherwise. Bounded: it stops at its deadline.
+//! under `ip netns exec NS` with `ip route add 224.0.0.0/4 dev lo` in NS) or through a
+//! device that drops what it is given, `dummy` or `ifb` (an ifb drops all but what tc
+//! redirects to it): a NIC's send path with no wire, and no second delivery to this host's
+//! stack as `lo` makes. The tool checks with `ip route get` and refuses otherwise. Bounded: it stops at its deadline.
+//!
+//! `zerocopy`: the same sends with `MSG_ZEROCOPY` (pages pinned, not copied; completions
+//! read from each socket's error queue once per interval, which the sender's CPU includes),
+//! counting the sends the kernel reported it copied anyway.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
@@ -18,7 +24,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::msg_zerocopy::{self, Completions};
 use crate::procstat::{current_tid, thread_run_seconds};
+pub use crate::udp_uring::UringSend;
+use crate::udp_uring::{UringCounts, UringSender};
 
 /// 7 TS packets of 188 bytes: what stratad's outputs send by default.
 pub const DATAGRAM: usize = 7 * 188;
@@ -43,6 +52,23 @@ pub struct UdpCeilingConfig {
     /// buffer, its 184 bytes of payload from another), as a muxer that copies no payload
     /// would send it: what the kernel's walk of ~14 iovecs per datagram costs.
     pub scatter: bool,
+    /// Send with `MSG_ZEROCOPY` (see the module's comment).
+    pub zerocopy: bool,
+    /// Zero-copy mode: read the error queues every this many intervals (at least 1). Each
+    /// read is two `recvmsg` calls per socket (the notification, then EAGAIN), a cost an
+    /// io_uring sender does not pay (its notifications are completions); the kernel merges
+    /// consecutive sends' notifications into one, so reading less often shows the sends'
+    /// own cost.
+    pub drain_every: u32,
+    /// The payload in a transparent huge page (2 MiB, `MADV_HUGEPAGE`): a zero-copy send
+    /// pins one folio rather than ten 4 KiB pages.
+    pub hugepage: bool,
+    /// Send through io_uring (one submission for every output's send of an interval, as
+    /// stratad does) rather than a `sendmsg` per output; see `udp_uring`.
+    pub uring: Option<UringSend>,
+    /// `IP_MULTICAST_LOOP` off: no copy of each datagram looped back to this host's stack
+    /// (stratad leaves it on, the default).
+    pub no_loop: bool,
     pub duration: Duration,
     pub warmup: Duration,
     pub cpu: Option<usize>,
@@ -58,6 +84,11 @@ impl Default for UdpCeilingConfig {
             interval: Duration::from_millis(150),
             rtp: false,
             scatter: false,
+            zerocopy: false,
+            drain_every: 1,
+            hugepage: false,
+            uring: None,
+            no_loop: false,
             duration: Duration::from_secs(20),
             warmup: Duration::from_secs(3),
             cpu: Some(0),
@@ -73,6 +104,30 @@ pub struct UdpCeilingReport {
     pub rtp: bool,
     #[serde(default)]
     pub scatter: bool,
+    #[serde(default)]
+    pub zerocopy: bool,
+    #[serde(default)]
+    pub drain_every: u32,
+    #[serde(default)]
+    pub hugepage: bool,
+    /// "", or how io_uring sent: "send", "send_zc", "send_zc_fixed".
+    #[serde(default)]
+    pub uring: String,
+    /// The process's AnonHugePages (smaps_rollup) once the payload is written, in KiB:
+    /// whether `hugepage` got one.
+    #[serde(default)]
+    pub anon_huge_kb: u64,
+    #[serde(default)]
+    pub no_loop: bool,
+    /// The device the groups route through (`lo` or a dummy).
+    #[serde(default)]
+    pub dev: String,
+    /// Zero-copy mode: sends the kernel completed within the steady window, and how many
+    /// of them it reported copied anyway (a send is one `sendmsg`).
+    #[serde(default)]
+    pub zc_completed: u64,
+    #[serde(default)]
+    pub zc_copied: u64,
     pub steady_secs: f64,
     pub sends: u64,
     pub datagrams: u64,
@@ -92,8 +147,8 @@ pub struct UdpCeilingReport {
 impl UdpCeilingReport {
     pub fn human(&self) -> String {
         format!(
-            "udp ceiling: {} outputs x {:.2} Mbit/s ({}{}; one sendmsg per output every {:.0} ms)\n\
-             sent {:.3} Gbit/s in {:.1} s: {} sends, {} datagrams, {} errors\n\
+            "udp ceiling: {} outputs x {:.2} Mbit/s ({}{}{}{}{}{}; one sendmsg per output every {:.0} ms, dev {})\n\
+             {}sent {:.3} Gbit/s in {:.1} s: {} sends, {} datagrams, {} errors\n\
              sender CPU {:.1} % of a core: {:.4} % per output, {:.3} cores per Gbit/s, {:.2} us per send\n",
             self.outputs,
             self.rate_mbps,
@@ -103,7 +158,29 @@ impl UdpCeilingReport {
             } else {
                 ""
             },
+            if self.zerocopy && self.uring.is_empty() {
+                ", MSG_ZEROCOPY"
+            } else {
+                ""
+            },
+            if self.no_loop { ", no multicast loop" } else { "" },
+            if self.hugepage { ", payload in a huge page" } else { "" },
+            if self.uring.is_empty() {
+                String::new()
+            } else {
+                format!(", io_uring {}", self.uring)
+            },
             self.interval_ms,
+            self.dev,
+            if self.zerocopy {
+                format!(
+                    "zero-copy sends completed: {}, of which reported copied by the kernel: {} \
+                     (error queues read every {} intervals)\n",
+                    self.zc_completed, self.zc_copied, self.drain_every
+                )
+            } else {
+                String::new()
+            },
             self.gbps,
             self.steady_secs,
             self.sends,
@@ -121,22 +198,49 @@ fn group(cfg: &UdpCeilingConfig, i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(cfg.first_group).wrapping_add(i as u32))
 }
 
-/// Refuses unless `addr` routes through `lo` (a namespace made for it).
-fn check_route(addr: Ipv4Addr) -> Result<(), String> {
+/// The device `addr` routes through; refuses unless it is `lo` (a namespace made for it) or
+/// a device that drops everything.
+fn check_route(addr: Ipv4Addr) -> Result<String, String> {
     let out = Command::new("ip")
         .args(["route", "get", &addr.to_string()])
         .output()
         .map_err(|e| format!("cannot run `ip route get`: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !text.contains(" dev lo ") {
-        return Err(format!(
-            "{addr} does not route through lo ({}); run under `ip netns exec NS` in a \
-             namespace with `ip link set lo up`, `ip link set lo multicast on` and \
-             `ip route add 224.0.0.0/4 dev lo`",
+    let dev = route_dev(&text);
+    let ok = out.status.success()
+        && match dev {
+            Some("lo") => true,
+            Some(dev) => drops_everything(dev),
+            None => false,
+        };
+    match dev {
+        Some(dev) if ok => Ok(dev.to_string()),
+        _ => Err(format!(
+            "{addr} does not route through lo or a dummy or ifb device ({}); run under `ip netns \
+             exec NS` in a namespace with `ip link set lo up`, `ip link set lo multicast on` \
+             and `ip route add 224.0.0.0/4 dev lo`",
             text.trim()
-        ));
+        )),
     }
-    Ok(())
+}
+
+/// The word after ` dev ` in `ip route get`'s answer.
+fn route_dev(text: &str) -> Option<&str> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "dev")?;
+    words.next()
+}
+
+/// `dev` is a dummy or an ifb (`ip -d` names the kind after the link's flags).
+fn drops_everything(dev: &str) -> bool {
+    Command::new("ip")
+        .args(["-d", "-o", "link", "show", "dev", dev])
+        .output()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            o.status.success() && (text.contains(" dummy ") || text.contains(" ifb "))
+        })
+        .unwrap_or(false)
 }
 
 pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
@@ -146,15 +250,26 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
     if !group(cfg, 0).is_multicast() || !group(cfg, cfg.outputs - 1).is_multicast() {
         return Err("the groups must be multicast addresses".into());
     }
-    check_route(group(cfg, 0))?;
-    check_route(group(cfg, cfg.outputs - 1))?;
+    let dev = check_route(group(cfg, 0))?;
+    if check_route(group(cfg, cfg.outputs - 1))? != dev {
+        return Err("the first and last groups route through different devices".into());
+    }
     if let Some(id) = cfg.cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
             return Err(format!("cannot pin to core {id}"));
         }
     }
     let per_send = (cfg.rate_mbps * 1e6 / 8.0 * cfg.interval.as_secs_f64()).round() as usize;
-    let payload = vec![0x47u8; per_send.max(1)];
+    let (huge, plain);
+    let payload: &[u8] = if cfg.hugepage {
+        huge = Some(HugeBuffer::new(per_send.max(1))?);
+        huge.as_ref().map_or(&[], |h| h.bytes())
+    } else {
+        huge = None;
+        plain = vec![0x47u8; per_send.max(1)];
+        &plain
+    };
+    let anon_huge_kb = anon_huge_kb();
     let rtp_headers = vec![[0x80u8, 33, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]; MAX_SEGMENTS];
     // Scatter mode: the packets' headers, each datagram's 7 in a row.
     let ts_heads = vec![[0x47u8, 0x01, 0x00, 0x10]; MAX_SEGMENTS * TS_PER_DATAGRAM];
@@ -163,6 +278,12 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
         let s = Socket::new(Domain::IPV4, Type::DGRAM.cloexec(), Some(Protocol::UDP))
             .map_err(|e| e.to_string())?;
         s.set_multicast_ttl_v4(1).map_err(|e| e.to_string())?;
+        if cfg.no_loop {
+            s.set_multicast_loop_v4(false).map_err(|e| e.to_string())?;
+        }
+        if cfg.zerocopy && cfg.uring.is_none() {
+            msg_zerocopy::enable(s.as_raw_fd()).map_err(|e| format!("SO_ZEROCOPY: {e}"))?;
+        }
         let to: SockAddr = SocketAddr::V4(SocketAddrV4::new(group(cfg, i), cfg.port)).into();
         sockets.push((s, to));
     }
@@ -172,16 +293,52 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
     let end = start + cfg.duration;
     let mut next = start;
     let (mut sends, mut datagrams, mut bytes, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let mut at_steady: Option<(Instant, f64, u64, u64, u64, u64)> = None;
+    let mut at_steady: Option<(Instant, f64, u64, u64, u64, u64, Completions)> = None;
+    let mut zc = Completions::default();
+    let mut intervals = 0u64;
+    let segment = DATAGRAM + if cfg.rtp { RTP_HEADER } else { 0 };
+    let mut uring = match cfg.uring {
+        Some(kind) => {
+            if cfg.rtp || cfg.scatter || payload.len() > MAX_GSO_BYTES {
+                return Err(
+                    "io_uring mode: one plain send of at most 65,000 bytes per output \
+                            and interval (no --rtp, no --scatter)"
+                        .into(),
+                );
+            }
+            Some(UringSender::new(
+                kind,
+                cfg.outputs,
+                &sockets,
+                segment as u16,
+                payload,
+            )?)
+        }
+        None => None,
+    };
+    let mut ucounts = UringCounts::default();
+    let flags = if cfg.zerocopy { libc::MSG_ZEROCOPY } else { 0 };
     let mut iov: Vec<libc::iovec> = Vec::with_capacity((1 + 2 * TS_PER_DATAGRAM) * MAX_SEGMENTS);
     let mut cmsg = [0u64; 4];
-    let segment = DATAGRAM + if cfg.rtp { RTP_HEADER } else { 0 };
     while Instant::now() < end {
         if at_steady.is_none() && Instant::now() >= steady_from {
             let cpu = thread_run_seconds(tid).unwrap_or(0.0);
-            at_steady = Some((Instant::now(), cpu, sends, datagrams, bytes, errors));
+            at_steady = Some((Instant::now(), cpu, sends, datagrams, bytes, errors, zc));
         }
-        for (socket, to) in &sockets {
+        if let Some(sender) = uring.as_mut() {
+            let before = ucounts;
+            sender.send_all(&sockets, payload, &mut ucounts)?;
+            let sent = ucounts.sends - before.sends;
+            sends += sent;
+            datagrams += sent * payload.len().div_ceil(DATAGRAM) as u64;
+            bytes += ucounts.bytes - before.bytes;
+            errors += ucounts.errors - before.errors;
+            zc.add_counts(
+                ucounts.notified - before.notified,
+                ucounts.copied - before.copied,
+            );
+        }
+        for (socket, to) in sockets.iter().filter(|_| uring.is_none()) {
             // One send per output per interval: the interval's bytes, at most one GSO
             // call's worth (more calls if the rate asks for more).
             let mut left = payload.len();
@@ -225,7 +382,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
                     set_gso_segment(&mut msg, &mut cmsg, segment as u16);
                 }
                 // SAFETY: every pointer in msg is valid for the call.
-                let rc = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+                let rc = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, flags) };
                 if rc < 0 {
                     errors += 1;
                 } else {
@@ -236,6 +393,20 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
                 left -= take;
             }
         }
+        intervals += 1;
+        if cfg.zerocopy
+            && uring.is_none()
+            && intervals.is_multiple_of(u64::from(cfg.drain_every.max(1)))
+        {
+            // The payload is never written, so its pages may stay pinned for as long as the
+            // kernel likes; the notifications are read once per interval, as an io_uring
+            // sender would reap its notification CQEs once per batch.
+            for (socket, _) in &sockets {
+                if msg_zerocopy::drain(socket.as_raw_fd(), &mut zc).is_err() {
+                    errors += 1;
+                }
+            }
+        }
         next += cfg.interval;
         let now = Instant::now();
         if next > now {
@@ -244,7 +415,7 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
             next = now; // behind: no burst to catch up
         }
     }
-    let Some((t0, cpu0, s0, d0, b0, e0)) = at_steady else {
+    let Some((t0, cpu0, s0, d0, b0, e0, zc0)) = at_steady else {
         return Err("the run ended before its steady window".into());
     };
     let secs = t0.elapsed().as_secs_f64();
@@ -257,6 +428,21 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
         interval_ms: cfg.interval.as_secs_f64() * 1000.0,
         rtp: cfg.rtp,
         scatter: cfg.scatter,
+        zerocopy: cfg.zerocopy || matches!(cfg.uring, Some(k) if k != UringSend::Copy),
+        uring: match cfg.uring {
+            None => "",
+            Some(UringSend::Copy) => "send",
+            Some(UringSend::ZeroCopy) => "send_zc",
+            Some(UringSend::ZeroCopyFixed) => "send_zc_fixed",
+        }
+        .to_string(),
+        drain_every: cfg.drain_every.max(1),
+        hugepage: huge.is_some(),
+        anon_huge_kb,
+        no_loop: cfg.no_loop,
+        dev,
+        zc_completed: zc.done - zc0.done,
+        zc_copied: zc.copied - zc0.copied,
         steady_secs: secs,
         sends: sends - s0,
         datagrams: datagrams - d0,
@@ -272,6 +458,76 @@ pub fn run(cfg: &UdpCeilingConfig) -> Result<UdpCeilingReport, String> {
             0.0
         },
     })
+}
+
+/// A buffer in one 2 MiB-aligned transparent huge page, filled with 0x47.
+struct HugeBuffer {
+    base: *mut u8,
+    map_len: usize,
+    at: usize,
+    len: usize,
+}
+
+const HUGE: usize = 2 << 20;
+
+impl HugeBuffer {
+    fn new(len: usize) -> Result<Self, String> {
+        if len > HUGE {
+            return Err("--hugepage: a send larger than 2 MiB".into());
+        }
+        let map_len = 2 * HUGE;
+        // SAFETY: an anonymous private mapping of our own, unmapped on drop.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        let base = base.cast::<u8>();
+        let at = (HUGE - base as usize % HUGE) % HUGE;
+        // SAFETY: [at, at + HUGE) lies within the mapping (it is twice that long).
+        unsafe {
+            libc::madvise(base.add(at).cast(), HUGE, libc::MADV_HUGEPAGE);
+            std::ptr::write_bytes(base.add(at), 0x47, HUGE);
+        }
+        Ok(HugeBuffer {
+            base,
+            map_len,
+            at,
+            len,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: written in `new`, alive until drop.
+        unsafe { std::slice::from_raw_parts(self.base.add(self.at), self.len) }
+    }
+}
+
+impl Drop for HugeBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.base.cast(), self.map_len) };
+    }
+}
+
+fn anon_huge_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 const TS_PACKET: usize = 188;
@@ -366,6 +622,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn finds_the_route_device() {
+        let text = "239.20.0.1 dev lo table local src 127.0.0.1 uid 0 \n    cache <mc> \n";
+        assert_eq!(route_dev(text), Some("lo"));
+        assert_eq!(
+            route_dev("239.20.0.1 via 10.0.0.1 dev eth0 src 10.0.0.2"),
+            Some("eth0")
+        );
+        assert_eq!(route_dev("RTNETLINK answers: Network is unreachable"), None);
     }
 
     #[test]

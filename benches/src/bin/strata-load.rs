@@ -6,7 +6,8 @@
 //!   strata-load rtmp://127.0.0.1:1935/app/stream -n 500 --rtmfp --server-pid PID
 //!   strata-load gen-media [--out FILE] [--seconds 60] [--rendition full|500k]
 //!   strata-load ceiling [-n 2000] [--rate-mbps 2.16 | --rate-mbps 0 --write-size 65536] [--json]
-//!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--scatter] [--json]
+//!   ip netns exec NS strata-load ceiling --udp [-n 500] [--rate-mbps 2.15] [--rtp] [--scatter] [--zerocopy [--drain-every 8]] [--hugepage] [--no-loop] [--json]
+//!   ip netns exec NS strata-load ceiling --udp --uring [--zerocopy [--registered]] [-n 500] [--json]
 //!   strata-load ceiling --udp --unicast [-n 500] [--interval-ms 150] [--gso] [--json]
 //!   strata-load multicast-config --streams 1 --groups 500 >> strata.toml
 //!   ip netns exec NS strata-load multicast-ab --control SOCK --server-pid PID -n 100
@@ -209,6 +210,28 @@ enum Cmd {
         /// 184-byte payload from another buffer), as a muxer copying no payload would send.
         #[arg(long)]
         scatter: bool,
+        /// UDP mode: send with MSG_ZEROCOPY (completions read from the error queue once per
+        /// interval; the report counts sends the kernel copied anyway).
+        #[arg(long)]
+        zerocopy: bool,
+        /// UDP mode with --zerocopy: read the error queues every this many intervals (two
+        /// recvmsg calls per socket each time; the kernel merges notifications meanwhile).
+        #[arg(long, default_value_t = 1)]
+        drain_every: u32,
+        /// UDP mode: the payload in a transparent huge page.
+        #[arg(long)]
+        hugepage: bool,
+        /// UDP mode: every output's send of an interval submitted on one io_uring
+        /// (IORING_OP_SEND; with --zerocopy IORING_OP_SEND_ZC).
+        #[arg(long)]
+        uring: bool,
+        /// UDP mode with --uring --zerocopy: send from the payload registered as a fixed
+        /// buffer (pinned once, not per send).
+        #[arg(long)]
+        registered: bool,
+        /// UDP mode: IP_MULTICAST_LOOP off (no copy looped back to this host's stack).
+        #[arg(long)]
+        no_loop: bool,
         /// UDP mode: the first group (output i sends to it + i).
         #[arg(long, default_value = "239.20.0.1")]
         group: std::net::Ipv4Addr,
@@ -308,6 +331,12 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
             udp,
             rtp,
             scatter,
+            zerocopy,
+            drain_every,
+            hugepage,
+            uring,
+            registered,
+            no_loop,
             group,
             port,
             unicast,
@@ -342,6 +371,17 @@ fn subcommand(cmd: Cmd) -> Result<(), String> {
                     interval: Duration::from_millis(interval_ms.unwrap_or(150)),
                     rtp,
                     scatter,
+                    zerocopy,
+                    drain_every,
+                    hugepage,
+                    uring: match (uring, zerocopy, registered) {
+                        (false, _, false) => None,
+                        (true, false, false) => Some(benches::udp_ceiling::UringSend::Copy),
+                        (true, true, false) => Some(benches::udp_ceiling::UringSend::ZeroCopy),
+                        (true, true, true) => Some(benches::udp_ceiling::UringSend::ZeroCopyFixed),
+                        _ => return Err("--registered needs --uring --zerocopy".into()),
+                    },
+                    no_loop,
                     duration: secs(duration, "duration")?,
                     warmup: secs(warmup, "warmup")?,
                     cpu: Some(cpu),
