@@ -343,6 +343,13 @@ impl ScriptContext {
 
     /// Bytes the instance's heap holds now: the allocator's count, read after every entry,
     /// so O(1) (QuickJS's `memory_usage` walks every object of the heap).
+    /// A shorter time budget from now on: a test of the budget loads under a generous one,
+    /// so that a busy machine cannot make the load itself run out of time.
+    #[cfg(test)]
+    pub(crate) fn set_time_budget(&mut self, time: std::time::Duration) {
+        self.budget.time = time;
+    }
+
     pub(crate) fn memory_used(&self) -> usize {
         self.heap_used.get()
     }
