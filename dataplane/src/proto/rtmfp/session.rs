@@ -111,8 +111,9 @@ impl Default for SessionConfig {
 /// Flow Exception code for a flow refused for lack of resources (any nonzero code will do:
 /// the Flash profile gives codes no meaning).
 pub(crate) const EXCEPTION_REFUSED: u64 = 1;
-/// Fragment payload so that one fragment and its chunk header fit a packet.
-pub(crate) const MAX_FRAGMENT: usize = MAX_PLAIN - 5 - 3 - 1 - 3 * 10;
+/// No cap on a fragment but its packet's room: flows cut each fragment to what the packet
+/// has left (see `SendFlow::write_fragments`).
+const MAX_FRAGMENT: usize = MAX_PLAIN;
 const CLOSE_RETRY_MS: u64 = 1_000;
 /// A data packet within this many bytes of `MAX_PLAIN` is padded to it (see
 /// `poll_transmit`): a full fragment and its chunk header leave less than this free.
@@ -261,11 +262,7 @@ impl Session {
 
     /// Bytes queued or in flight on our flows.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.send_flows
-            .values()
-            .flat_map(|f| f.queue.iter())
-            .map(|q| q.len())
-            .sum()
+        self.send_flows.values().map(|f| f.queued_bytes()).sum()
     }
 
     #[cfg(test)]
