@@ -116,7 +116,9 @@ pub(crate) const EXCEPTION_REFUSED: u64 = 1;
 const MAX_FRAGMENT: usize = MAX_PLAIN;
 const CLOSE_RETRY_MS: u64 = 1_000;
 /// A data packet within this many bytes of `MAX_PLAIN` is padded to it (see
-/// `poll_transmit`): a full fragment and its chunk header leave less than this free.
+/// `poll_transmit`): a packet whose data goes on in the next one leaves less than this
+/// free (the flows cut fragments to the room left, down to `flow_send::MIN_CUT` bytes and a
+/// chunk header).
 const PAD_TO_FULL: usize = 48;
 /// RFC 7016 §3.6.3.4.4: a lone packet of data is acknowledged within 200 ms.
 const DELAYED_ACK_MS: u64 = 200;
