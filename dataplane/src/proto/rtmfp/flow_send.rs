@@ -356,7 +356,7 @@ impl SendFlow {
         let mut i = 0;
         while i < self.pending.len() {
             let p = &self.pending[i];
-            if !p.deadline.is_some_and(|d| d <= now) {
+            if p.deadline.is_none_or(|d| d > now) {
                 i += 1;
                 continue;
             }
