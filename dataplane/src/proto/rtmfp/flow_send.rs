@@ -464,7 +464,7 @@ impl SendFlow {
             let len = left.min(avail).min(p.max_frag).min(self.window());
             // An empty message is one empty fragment; else a fragment carries something,
             // and a cut that leaves part of the message carries at least `MIN_CUT`.
-            if left > 0 && (len == 0 || (len < left && len < MIN_CUT)) {
+            if left > 0 && (len == 0 || (len < left && len < MIN_CUT && len < p.max_frag)) {
                 break;
             }
             let Some(mut f) = self.cut(len) else {
