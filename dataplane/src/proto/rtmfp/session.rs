@@ -111,11 +111,14 @@ impl Default for SessionConfig {
 /// Flow Exception code for a flow refused for lack of resources (any nonzero code will do:
 /// the Flash profile gives codes no meaning).
 pub(crate) const EXCEPTION_REFUSED: u64 = 1;
-/// Fragment payload so that one fragment and its chunk header fit a packet.
-pub(crate) const MAX_FRAGMENT: usize = MAX_PLAIN - 5 - 3 - 1 - 3 * 10;
+/// No cap on a fragment but its packet's room: flows cut each fragment to what the packet
+/// has left (see `SendFlow::write_fragments`).
+const MAX_FRAGMENT: usize = MAX_PLAIN;
 const CLOSE_RETRY_MS: u64 = 1_000;
 /// A data packet within this many bytes of `MAX_PLAIN` is padded to it (see
-/// `poll_transmit`): a full fragment and its chunk header leave less than this free.
+/// `poll_transmit`): a packet whose data goes on in the next one leaves less than this
+/// free (the flows cut fragments to the room left, down to `flow_send::MIN_CUT` bytes and a
+/// chunk header).
 const PAD_TO_FULL: usize = 48;
 /// RFC 7016 §3.6.3.4.4: a lone packet of data is acknowledged within 200 ms.
 const DELAYED_ACK_MS: u64 = 200;
@@ -261,11 +264,7 @@ impl Session {
 
     /// Bytes queued or in flight on our flows.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.send_flows
-            .values()
-            .flat_map(|f| f.queue.iter())
-            .map(|q| q.len())
-            .sum()
+        self.send_flows.values().map(|f| f.queued_bytes()).sum()
     }
 
     #[cfg(test)]
