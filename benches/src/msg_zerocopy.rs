@@ -127,6 +127,18 @@ pub fn drain(fd: RawFd, into: &mut Completions) -> io::Result<()> {
     }
 }
 
+/// A UDP socket bound to an ephemeral port of 127.0.0.1, and its address: what the floor's
+/// tests send to.
+#[cfg(test)]
+pub(crate) fn local_receiver() -> (socket2::Socket, socket2::SockAddr) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let rx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("local socket");
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    rx.bind(&any.into()).expect("local socket");
+    let to = rx.local_addr().expect("local socket");
+    (rx, to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,15 +202,8 @@ mod tests {
     /// asserted; the timeout only bounds a broken kernel).
     #[test]
     fn local_delivery_is_reported_copied() {
-        let rx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("local socket");
-        rx.bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .expect("local socket")
-                .into(),
-        )
-        .expect("local socket");
-        let to = rx.local_addr().expect("local socket");
+        // Kept open to the end: a local receiver makes the kernel copy.
+        let (_rx, to) = local_receiver();
         let tx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("local socket");
         if enable(tx.as_raw_fd()).is_err() {
             return; // a kernel without MSG_ZEROCOPY for UDP (before 5.0): nothing to test

@@ -135,6 +135,32 @@ pub(crate) struct SendFlow {
 }
 
 impl SendFrag {
+    /// A fragment just cut, never sent.
+    fn unsent(
+        seq: u64,
+        fragment: Fragment,
+        head: Head,
+        data: Bytes,
+        fin: bool,
+        expires_at: Option<u64>,
+    ) -> Self {
+        SendFrag {
+            seq,
+            fragment,
+            head,
+            data,
+            abandoned: false,
+            fin,
+            in_flight: false,
+            ever_sent: false,
+            tsn: 0,
+            sent_at: 0,
+            naks: 0,
+            expires_at,
+            wire_len: 0,
+        }
+    }
+
     fn mark_sent(&mut self, now: u64, tsn: &mut u64, used: usize) {
         self.in_flight = true;
         self.ever_sent = true;
@@ -260,40 +286,19 @@ impl SendFlow {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        Some(SendFrag {
-            seq,
-            fragment,
-            head,
-            data,
-            abandoned: false,
-            fin,
-            in_flight: false,
-            ever_sent: false,
-            tsn: 0,
-            sent_at: 0,
-            naks: 0,
-            expires_at: deadline,
-            wire_len: 0,
-        })
+        Some(SendFrag::unsent(seq, fragment, head, data, fin, deadline))
     }
 
     /// A FIN fragment of its own (nothing left to carry it), queued.
     fn push_fin(&mut self) {
-        self.queue.push_back(SendFrag {
-            seq: self.next_seq,
-            fragment: Fragment::Whole,
-            head: Head::default(),
-            data: Bytes::new(),
-            abandoned: false,
-            fin: true,
-            in_flight: false,
-            ever_sent: false,
-            tsn: 0,
-            sent_at: 0,
-            naks: 0,
-            expires_at: None,
-            wire_len: 0,
-        });
+        self.queue.push_back(SendFrag::unsent(
+            self.next_seq,
+            Fragment::Whole,
+            Head::default(),
+            Bytes::new(),
+            true,
+            None,
+        ));
         self.next_seq += 1;
     }
 
@@ -368,20 +373,17 @@ impl SendFlow {
             }
             let fin = self.pending.is_empty() && self.fin_owed;
             self.fin_owed &= !fin;
-            self.queue.push_back(SendFrag {
-                seq: self.next_seq,
-                fragment: Fragment::End,
-                head: Head::default(),
-                data: Bytes::new(),
-                abandoned: true,
+            let end = SendFrag::unsent(
+                self.next_seq,
+                Fragment::End,
+                Head::default(),
+                Bytes::new(),
                 fin,
-                in_flight: false,
-                ever_sent: false,
-                tsn: 0,
-                sent_at: 0,
-                naks: 0,
-                expires_at: deadline,
-                wire_len: 0,
+                deadline,
+            );
+            self.queue.push_back(SendFrag {
+                abandoned: true,
+                ..end
             });
             self.next_seq += 1;
         }
