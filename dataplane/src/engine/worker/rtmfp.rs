@@ -50,6 +50,11 @@ const MAX_ROUNDS: usize = 16;
 /// copies, up to `MAX_BUFFERED` each). The client never sees it: chunking stays inside.
 const UNCHUNKED: u32 = 0x7FFF_FFFF;
 
+/// A loop turn's time for IIKeyings' Diffie-Hellman (at least one is answered per turn):
+/// the rest wait for the next turns, so the sessions already playing get their packets
+/// between handshakes instead of after a whole storm of them.
+const KEYING_BUDGET: Duration = Duration::from_millis(1);
+
 /// Packets a session builds and encrypts together per poll (see `PacketCrypto::encrypt`).
 const BURST: usize = crypto::LANES;
 
@@ -122,6 +127,8 @@ pub(super) struct Rtmfp {
     deadline: Option<u64>,
     /// Something happened since the deadline was computed.
     changed: bool,
+    /// IIKeyings wait for the next turn (the loop must not sleep).
+    keying: bool,
     /// Clients whose sessions had input: acknowledgements may let queued bytes go.
     touched: Vec<ConnRef>,
     buf: Vec<u8>,
@@ -192,6 +199,9 @@ impl Rtmfp {
 
     /// How long the loop may sleep for RTMFP's timers.
     pub(super) fn wait(&self, now_ms: u64) -> Option<Duration> {
+        if self.keying {
+            return Some(Duration::ZERO);
+        }
         self.deadline
             .map(|d| Duration::from_millis(d.saturating_sub(now_ms)))
     }
@@ -275,6 +285,7 @@ impl Worker {
                 index: self.id as u32,
                 count: workers,
             },
+            defer_keying: true,
             ..EndpointConfig::default()
         });
         if self.id == 0 {
@@ -315,6 +326,7 @@ impl Worker {
             }
             self.rtmfp.changed = true;
         }
+        self.rtmfp_keyings(now);
         for e in 0..self.rtmfp.sockets.len() {
             let active = match self.rtmfp.sockets.get_mut(e) {
                 Some(Some(s)) => std::mem::replace(&mut s.active, false),
@@ -582,6 +594,27 @@ impl Worker {
     /// Sends what the endpoints have (after the turn's flush, so this turn's messages go in
     /// this turn's submission), and works out the next deadline if anything changed.
     ///
+    /// Answers the IIKeyings waiting, for at most `KEYING_BUDGET` (at least one per
+    /// endpoint that has some).
+    fn rtmfp_keyings(&mut self, now: u64) {
+        let start = Instant::now();
+        let mut left = false;
+        for s in self.rtmfp.sockets.iter_mut().flatten() {
+            if s.endpoint.pending_keyings() == 0 {
+                continue;
+            }
+            s.active = true;
+            self.rtmfp.changed = true;
+            while s.endpoint.complete_keyings(now, 1) > 0 {
+                if start.elapsed() >= KEYING_BUDGET {
+                    left = true;
+                    break;
+                }
+            }
+        }
+        self.rtmfp.keying = left;
+    }
+
     /// Datagrams are sealed straight into the buffer they are sent from, a session's
     /// packets in bursts encrypted together, and a run of them to one peer goes out as one
     /// UDP GSO send: a session hands out its datagrams one after another, full ones all of

@@ -12,7 +12,8 @@
 //! Sans-IO: the caller passes the time (ms) in, takes datagrams and events out, and calls
 //! `handle_timeout` at `poll_timeout`.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use rand::rngs::StdRng;
@@ -31,6 +32,9 @@ use super::session::{Event, Session, SessionConfig, SessionId, Transmit};
 const TAG_LEN: usize = 16;
 const HELLO_RETRY_MS: u64 = 1_000;
 const CONNECT_GIVE_UP_MS: u64 = 20_000;
+/// IIKeyings waiting for their Diffie-Hellman (`EndpointConfig::defer_keying`) at most: past
+/// it a new one is dropped, and its initiator sends it again (RFC 7016 §3.5.1.2).
+const MAX_PENDING_KEYINGS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) struct EndpointConfig {
@@ -53,6 +57,11 @@ pub(crate) struct EndpointConfig {
     /// its index, so a datagram that reaches another worker's socket names the worker that
     /// holds its session (see `session_owner`).
     pub id_space: IdSpace,
+    /// Responder: an IIKeying whose cookie checks out waits for `complete_keyings` instead
+    /// of being answered at once. Each costs two modular exponentiations (about 1 ms for
+    /// group 14): the engine completes a few per loop turn, so that a storm of joins does
+    /// not hold up the sessions already playing for whole turns.
+    pub defer_keying: bool,
 }
 
 /// Which session ids an endpoint hands out: those equal to `index` modulo `count`.
@@ -83,6 +92,7 @@ impl Default for EndpointConfig {
             max_sessions_per_ip: 256,
             seed: 0,
             id_space: IdSpace::ALL,
+            defer_keying: false,
         }
     }
 }
@@ -96,6 +106,15 @@ enum Opening {
         responder_cert: Vec<u8>,
         to: SocketAddr,
     },
+}
+
+/// An IIKeying with a good cookie, waiting for its Diffie-Hellman (`defer_keying`).
+struct Keying {
+    from: SocketAddr,
+    isid: u32,
+    cert: Vec<u8>,
+    skic: Vec<u8>,
+    at: u64,
 }
 
 struct Initiator {
@@ -128,6 +147,16 @@ pub(crate) struct Endpoint {
     /// Open sessions by their peer's id, for introductions.
     by_peer_id: HashMap<keys::PeerId, SessionId>,
     opening: HashMap<SessionId, Initiator>,
+    /// Responder: IIKeyings waiting for `complete_keyings`, oldest first.
+    keying: VecDeque<Keying>,
+    /// Sessions' next deadlines, earliest first: at most one live entry per session (its
+    /// `armed`), plus superseded ones that are skipped when they come up. So finding what
+    /// is due costs nothing per idle session, where a scan of every session and flow per
+    /// loop turn was a tenth of a worker at 1,000 viewers.
+    timers: BinaryHeap<Reverse<(u64, SessionId)>>,
+    /// Sessions the engine acted on since events were last polled: the only ones, besides
+    /// those that had input or timers (whose events are taken there), that may hold events.
+    maybe_events: Vec<SessionId>,
     /// Sessions that may have something to send, in the order they got it.
     dirty: VecDeque<SessionId>,
     is_dirty: std::collections::HashSet<SessionId>,
@@ -137,7 +166,6 @@ pub(crate) struct Endpoint {
     plain: Vec<u8>,
     scratch: Vec<u8>,
     /// Session ids, for `poll_event`'s sweep (kept to reuse its allocation).
-    scan: Vec<SessionId>,
     /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
     pub(crate) dropped: u64,
     /// The time of the last input, for answers made while draining events.
@@ -176,13 +204,15 @@ impl Endpoint {
             by_peer_id: HashMap::new(),
             per_ip: HashMap::new(),
             opening: HashMap::new(),
+            keying: VecDeque::new(),
             dirty: VecDeque::new(),
             is_dirty: std::collections::HashSet::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             plain: Vec::with_capacity(MAX_PLAIN),
             scratch: Vec::with_capacity(packet::MAX_PACKET),
-            scan: Vec::new(),
+            timers: BinaryHeap::new(),
+            maybe_events: Vec::new(),
             dropped: 0,
             last_now: 0,
         }
@@ -239,6 +269,7 @@ impl Endpoint {
     pub(crate) fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
         if self.sessions.contains_key(&id) {
             self.mark(id);
+            self.maybe_events.push(id);
         }
         self.sessions.get_mut(&id)
     }
@@ -342,6 +373,8 @@ impl Endpoint {
             self.drain_session_events(sid);
             if closed {
                 self.reap(now, sid);
+            } else {
+                self.rearm(sid);
             }
             return r;
         }
@@ -578,6 +611,30 @@ impl Endpoint {
             }
             return Ok(());
         }
+        self.check_keying(from, cert, skic)?;
+        if !self.config.defer_keying {
+            return self.complete_keying(now, from, isid, cert, skic);
+        }
+        if self.keying.iter().any(|k| k.from == from && k.isid == isid) {
+            // Sent again while it waits: it will be answered once.
+            return Ok(());
+        }
+        if self.keying.len() >= MAX_PENDING_KEYINGS {
+            return Err(RtmfpError::Unsupported("handshakes waiting"));
+        }
+        self.keying.push_back(Keying {
+            from,
+            isid,
+            cert: cert.to_vec(),
+            skic: skic.to_vec(),
+            at: now,
+        });
+        Ok(())
+    }
+
+    /// What refuses an IIKeying before its Diffie-Hellman: the session limits, and a key
+    /// or an option we cannot take.
+    fn check_keying(&self, from: SocketAddr, cert: &[u8], skic: &[u8]) -> Result<()> {
         if self.sessions.len() >= self.config.max_sessions
             || self
                 .per_ip
@@ -586,10 +643,51 @@ impl Endpoint {
         {
             return Err(RtmfpError::Unsupported("session limit"));
         }
-        let (group, their_key) = keys::initiator_public_key(skic, cert)?;
+        let (group, _) = keys::initiator_public_key(skic, cert)?;
         if !self.config.groups.contains(&group) {
             return Err(RtmfpError::Unsupported("Diffie-Hellman group"));
         }
+        self.config.policy.negotiate(skic)?;
+        Ok(())
+    }
+
+    /// IIKeyings waiting (`defer_keying`).
+    pub(crate) fn pending_keyings(&self) -> usize {
+        self.keying.len()
+    }
+
+    /// Answers up to `max` of the IIKeyings waiting, oldest first, and returns how many
+    /// wait still. One whose initiator has given up by now (20 s) is dropped unanswered.
+    pub(crate) fn complete_keyings(&mut self, now: u64, max: usize) -> usize {
+        self.last_now = now;
+        for _ in 0..max {
+            let Some(k) = self.keying.pop_front() else {
+                break;
+            };
+            let stale = now.saturating_sub(k.at) >= CONNECT_GIVE_UP_MS;
+            if stale
+                || self
+                    .complete_keying(now, k.from, k.isid, &k.cert, &k.skic)
+                    .is_err()
+            {
+                self.dropped += 1;
+            }
+        }
+        self.keying.len()
+    }
+
+    /// An IIKeying's Diffie-Hellman, its session and the RIKeying.
+    fn complete_keying(
+        &mut self,
+        now: u64,
+        from: SocketAddr,
+        isid: u32,
+        cert: &[u8],
+        skic: &[u8],
+    ) -> Result<()> {
+        // Again for a deferred one: sessions may have opened while it waited.
+        self.check_keying(from, cert, skic)?;
+        let (group, their_key) = keys::initiator_public_key(skic, cert)?;
         let (policy, protection) = self.config.policy.negotiate(skic)?;
         // A server answers with a fresh key; a peer with its identity's static key, the one
         // its certificate (which the initiator may already have used) carries.
@@ -621,6 +719,7 @@ impl Endpoint {
         );
         s.rikeying = Some((isid, skic.to_vec(), c));
         self.sessions.insert(id, s);
+        self.rearm(id);
         self.by_initiator.insert((from, isid), id);
         self.by_peer_id.insert(peer_id, id);
         *self.per_ip.entry(from.ip()).or_default() += 1;
@@ -678,6 +777,7 @@ impl Endpoint {
             now,
         );
         self.sessions.insert(sid, s);
+        self.rearm(sid);
         self.events.push_back((sid, Event::Connected { peer_id }));
         Ok(())
     }
@@ -704,15 +804,17 @@ impl Endpoint {
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<(SessionId, Event)> {
-        if self.events.is_empty() {
-            // A reused list: the engine polls every turn with input.
-            let mut ids = std::mem::take(&mut self.scan);
-            ids.clear();
-            ids.extend(self.sessions.keys().copied());
+        if self.events.is_empty() && !self.maybe_events.is_empty() {
+            // A reused list: the engine acts on sessions every turn.
+            let mut ids = std::mem::take(&mut self.maybe_events);
             for &id in &ids {
                 self.drain_session_events(id);
+                if self.sessions.get(&id).is_some_and(|s| s.is_closed()) {
+                    self.reap(self.last_now, id);
+                }
             }
-            self.scan = ids;
+            ids.clear();
+            self.maybe_events = ids;
         }
         self.events.pop_front()
     }
@@ -743,12 +845,14 @@ impl Endpoint {
             return Some((t.to, 1));
         }
         while let Some(&id) = self.dirty.front() {
-            if let Some(sent) = self
+            let sent = self
                 .sessions
                 .get_mut(&id)
-                .and_then(|s| s.poll_transmit_burst(now, buf, lens))
-            {
-                return Some(sent);
+                .and_then(|s| s.poll_transmit_burst(now, buf, lens));
+            // Sending starts and moves its timers (retransmission, delayed ack, expiry).
+            self.rearm(id);
+            if sent.is_some() {
+                return sent;
             }
             self.dirty.pop_front();
             self.is_dirty.remove(&id);
@@ -769,10 +873,29 @@ impl Endpoint {
         }
     }
 
+    /// Puts a session's next deadline in the timer heap when it is earlier than the one
+    /// already there (a later one is found when the earlier entry comes up). Every change
+    /// of a session's state is followed by this: input, sending, timers, and its creation.
+    fn rearm(&mut self, id: SessionId) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let Some(t) = s.poll_timeout() else {
+            return;
+        };
+        if s.armed.is_none_or(|a| t < a) {
+            s.armed = Some(t);
+            self.timers.push(Reverse((t, id)));
+        }
+    }
+
+    /// The earliest deadline: an opening's retry, or the first timer entry (which may be
+    /// earlier than its session's deadline now; then `handle_timeout` finds nothing due
+    /// and files the real one).
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
         let opening = self.opening.values().map(|i| i.next_retry);
-        let sessions = self.sessions.values().filter_map(|s| s.poll_timeout());
-        opening.chain(sessions).min()
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        opening.chain(timer).min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now: u64) {
@@ -807,26 +930,29 @@ impl Endpoint {
             i.next_retry = now + i.retry_ms;
             self.opening.insert(id, i);
         }
-        let due: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.handle_timeout(now);
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
             }
-            self.mark(id);
-        }
-        let closed: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in closed {
-            self.reap(now, id);
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if s.armed != Some(t) {
+                // Superseded by an earlier entry, already handled.
+                continue;
+            }
+            s.armed = None;
+            if s.poll_timeout().is_some_and(|d| d <= now) {
+                s.handle_timeout(now);
+                self.mark(id);
+                self.drain_session_events(id);
+            }
+            if self.sessions.get(&id).is_some_and(|s| s.is_closed()) {
+                self.reap(now, id);
+            } else {
+                self.rearm(id);
+            }
         }
     }
 

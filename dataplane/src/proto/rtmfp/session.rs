@@ -133,6 +133,9 @@ enum State {
 }
 
 pub(crate) struct Session {
+    /// The deadline of this session's entry in its endpoint's timer heap, if one is there
+    /// (the endpoint's bookkeeping: see `Endpoint::rearm`).
+    pub(crate) armed: Option<u64>,
     pub(crate) peer_session_id: u32,
     pub(crate) peer: SocketAddr,
     pub(crate) peer_id: PeerId,
@@ -200,6 +203,7 @@ impl Session {
             delayed_ack_at: None,
             ack_now: false,
             rikeying: None,
+            armed: None,
             dropped: 0,
             announced: Vec::new(),
         }

@@ -977,3 +977,75 @@ fn a_live_stream_over_a_clean_link_arrives_without_gaps() {
         assert!(max.is_some_and(|m| m <= 100), "gap of {max:?} ms; {state}");
     }
 }
+
+#[test]
+fn a_deferred_iikeying_is_answered_once_when_the_engine_completes_it() {
+    let server = EndpointConfig {
+        defer_keying: true,
+        ..EndpointConfig::default()
+    };
+    let mut net = Net::new(EndpointConfig::default(), server);
+    let epd = keys::epd_url("rtmfp://127.0.0.1/live");
+    net.client.connect(net.now, net.saddr, epd);
+    assert!(net.run(5_000, |n| n.server.pending_keyings() == 1));
+    // The client sends its IIKeying again (at 1 and 2.5 s): it waits once, unanswered.
+    let sent = net.from_server;
+    net.run(3_000, |_| false);
+    assert_eq!(net.server.pending_keyings(), 1);
+    assert_eq!(net.server.session_count(), 0);
+    assert_eq!(net.from_server, sent, "nothing answered before completion");
+    assert!(!net
+        .client_events
+        .iter()
+        .any(|e| matches!(e.1, Event::Connected { .. })));
+    assert_eq!(net.server.complete_keyings(net.now, 8), 0);
+    assert_eq!(net.server.session_count(), 1);
+    assert!(net.run(5_000, |n| n
+        .client_events
+        .iter()
+        .any(|e| matches!(e.1, Event::Connected { .. }))));
+    assert_eq!(net.server.session_count(), 1);
+}
+
+/// IIKeyings from `n` ports of one address, each with a good cookie and the same key.
+fn iikeyings(net: &Net, n: u16) -> Vec<(SocketAddr, Vec<u8>)> {
+    let key = super::dh::DhKey::generate(DhGroup::Modp1024, &mut StdRng::seed_from_u64(5));
+    let cert = keys::initiator_cert(std::slice::from_ref(&key));
+    let skic = Policy::default().initiator_component(&key);
+    (0..n)
+        .map(|port| {
+            let from = SocketAddr::new(net.caddr.ip(), 10_000 + port);
+            let cookie = net.server.cookie_for(from, net.now / 1000);
+            let mut c = Vec::new();
+            super::chunk::encode::iikeying(&mut c, 7, &cookie, &cert, &skic, b"X");
+            let mut plain = vec![0x0b, 0, 0];
+            plain.extend_from_slice(&c);
+            let mut d = Vec::new();
+            PacketCrypto::startup().seal(0, &plain, &mut d);
+            (from, d)
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_iikeyings_are_bounded_and_stale_ones_are_dropped_unanswered() {
+    let server = EndpointConfig {
+        defer_keying: true,
+        max_sessions_per_ip: 2_000,
+        ..EndpointConfig::default()
+    };
+    let mut net = Net::new(EndpointConfig::default(), server);
+    let all = iikeyings(&net, 1_025);
+    for (from, d) in &all {
+        net.server.handle(net.now, *from, d);
+    }
+    assert_eq!(net.server.pending_keyings(), 1_024);
+    assert_eq!(net.server.dropped, 1, "the one past the bound");
+    assert!(net.server.poll_transmit(net.now).is_none());
+    // One answered now; the rest have waited past the initiators' patience.
+    assert_eq!(net.server.complete_keyings(net.now, 1), 1_023);
+    assert_eq!(net.server.session_count(), 1);
+    assert_eq!(net.server.complete_keyings(net.now + 20_000, 2_000), 0);
+    assert_eq!(net.server.session_count(), 1);
+    assert_eq!(net.server.dropped, 1_024);
+}
