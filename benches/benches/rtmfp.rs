@@ -4,11 +4,12 @@
 //! a client session over memory decrypts, parses, reassembles and acknowledges them. Two
 //! ways of polling the server, in the same run: one packet per poll, each encrypted on its
 //! own (one AES-CBC chain at a time, as before bursts), and bursts of up to 8 packets
-//! encrypted together (their CBC chains interleaved).
+//! encrypted together (their CBC chains interleaved). And the responder's Diffie-Hellman
+//! per handshake (`rtmfp_dh_group14`).
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::proto::rtmfp::bench::Pair;
+use dataplane::proto::rtmfp::bench::{DhWork, Pair};
 
 /// Two seconds of the stream's message payloads, in send order.
 fn stream() -> Vec<Bytes> {
@@ -52,5 +53,18 @@ fn send_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, send_path);
+/// A responder's two exponentiations per group-14 handshake: its fresh key, from the
+/// generator's table, and the shared secret, by square-and-multiply (what the fresh key
+/// cost before the table: the same 320-bit exponent, and num-bigint's `modpow` does not
+/// favour the base 2).
+fn handshake_dh(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rtmfp_dh_group14");
+    let mut w = DhWork::default();
+    g.bench_function("fresh_key_from_table", |b| b.iter(|| w.fresh_key()));
+    let w = DhWork::default();
+    g.bench_function("shared_secret_modpow", |b| b.iter(|| w.shared_secret()));
+    g.finish();
+}
+
+criterion_group!(benches, send_path, handshake_dh);
 criterion_main!(benches);

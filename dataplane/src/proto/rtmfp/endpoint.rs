@@ -845,15 +845,17 @@ impl Endpoint {
             return Some((t.to, 1));
         }
         while let Some(&id) = self.dirty.front() {
-            let sent = self
+            if let Some(sent) = self
                 .sessions
                 .get_mut(&id)
-                .and_then(|s| s.poll_transmit_burst(now, buf, lens));
-            // Sending starts and moves its timers (retransmission, delayed ack, expiry).
-            self.rearm(id);
-            if sent.is_some() {
-                return sent;
+                .and_then(|s| s.poll_transmit_burst(now, buf, lens))
+            {
+                return Some(sent);
             }
+            // Done for now: what it sent started and moved its timers (retransmission,
+            // delayed ack, expiry). Once per session and turn, not per burst; one left
+            // with more to send stays first in line and is filed when it is done.
+            self.rearm(id);
             self.dirty.pop_front();
             self.is_dirty.remove(&id);
         }
