@@ -97,6 +97,7 @@ pub fn run_thread(
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let mut bytes = 0u64;
     let ms = |at: Instant| at.saturating_duration_since(t0).as_millis() as u64;
+    let mut last_turn = Instant::now();
 
     loop {
         let now = Instant::now();
@@ -155,6 +156,13 @@ pub fn run_thread(
         let n = ep.wait(&mut events, wait.as_millis() as i32);
         let now = Instant::now();
         let now_ms = ms(now);
+        // From one wake to the next: a turn this long delays every player of the thread,
+        // and a gap counted then may be the tool's, not the server's.
+        counters.longest_turn_us.fetch_max(
+            now.duration_since(last_turn).as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        last_turn = now;
         for ev in &events[..n] {
             let Some(p) = players.get_mut(ev.u64 as usize) else {
                 continue;

@@ -171,8 +171,7 @@ fn monitor(
         }
         let load_cpu = (sample.load - last.load) / secs * 100.0;
         line += &format!(" | load {load_cpu:>5.1}% cpu");
-        // (RTMFP players' threads do not measure their turns.)
-        if n > 0 && !cfg.load.rtmfp {
+        if n > 0 {
             let turn_us = shared
                 .counters
                 .iter()
