@@ -591,9 +591,6 @@ impl Worker {
         self.rtmfp.changed = true;
     }
 
-    /// Sends what the endpoints have (after the turn's flush, so this turn's messages go in
-    /// this turn's submission), and works out the next deadline if anything changed.
-    ///
     /// Answers the IIKeyings waiting, for at most `KEYING_BUDGET` (at least one per
     /// endpoint that has some).
     fn rtmfp_keyings(&mut self, now: u64) {
@@ -615,6 +612,9 @@ impl Worker {
         self.rtmfp.keying = left;
     }
 
+    /// Sends what the endpoints have (after the turn's flush, so this turn's messages go in
+    /// this turn's submission), and works out the next deadline if anything changed.
+    ///
     /// Datagrams are sealed straight into the buffer they are sent from, a session's
     /// packets in bursts encrypted together, and a run of them to one peer goes out as one
     /// UDP GSO send: a session hands out its datagrams one after another, full ones all of

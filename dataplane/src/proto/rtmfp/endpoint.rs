@@ -4,7 +4,8 @@
 //! handshake (RFC 7016 §3.5.1, RFC 7425 §4):
 //!
 //! - responder: an IHello gets an RHello with a stateless cookie and our certificate (no
-//!   state kept); an IIKeying with a valid cookie makes the session and gets RIKeying;
+//!   state kept); an IIKeying with a valid cookie makes the session and gets RIKeying, at
+//!   once or, with `defer_keying`, when the caller completes it (`complete_keyings`);
 //! - initiator: `connect` sends IHello (retried with back-off), RHello gets IIKeying with our
 //!   certificate and key component, RIKeying completes the session; a Redirect sends the
 //!   IHello on to the addresses it names.
@@ -165,7 +166,6 @@ pub(crate) struct Endpoint {
     events: VecDeque<(SessionId, Event)>,
     plain: Vec<u8>,
     scratch: Vec<u8>,
-    /// Session ids, for `poll_event`'s sweep (kept to reuse its allocation).
     /// Datagrams dropped before reaching a session (unknown id, bad startup packet).
     pub(crate) dropped: u64,
     /// The time of the last input, for answers made while draining events.
