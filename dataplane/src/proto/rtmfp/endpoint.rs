@@ -611,10 +611,10 @@ impl Endpoint {
             }
             return Ok(());
         }
-        self.check_keying(from, cert, skic)?;
         if !self.config.defer_keying {
             return self.complete_keying(now, from, isid, cert, skic);
         }
+        self.check_keying(from, cert, skic)?;
         if self.keying.iter().any(|k| k.from == from && k.isid == isid) {
             // Sent again while it waits: it will be answered once.
             return Ok(());
@@ -685,7 +685,7 @@ impl Endpoint {
         cert: &[u8],
         skic: &[u8],
     ) -> Result<()> {
-        // Again for a deferred one: sessions may have opened while it waited.
+        // For a deferred one again: sessions may have opened while it waited.
         self.check_keying(from, cert, skic)?;
         let (group, their_key) = keys::initiator_public_key(skic, cert)?;
         let (policy, protection) = self.config.policy.negotiate(skic)?;
