@@ -33,7 +33,8 @@ pub struct LoadConfig {
     /// Players started per second; 0 starts them all at once.
     pub ramp: f64,
     pub handshake: HandshakeKind,
-    /// SO_RCVBUF for each player socket; 0 leaves the kernel's autotuning.
+    /// SO_RCVBUF for each player socket; 0 leaves the kernel's autotuning (RTMP) or takes
+    /// `rtmfp_load`'s default (RTMFP).
     pub rcvbuf: usize,
     /// SO_RCVLOWAT set on a player's socket once it has its first picture (0: never). Fewer,
     /// larger reads: a server that writes each message separately (nginx-rtmp) otherwise
@@ -76,6 +77,10 @@ pub struct Counters {
     /// The longest time between two returns of this thread's epoll wait since the monitor
     /// last read it (µs): a thread late to read reports its own stalls, not the server's.
     pub longest_turn_us: AtomicU64,
+    /// Datagrams the kernel dropped at this thread's player sockets because they were full
+    /// (RTMFP players, read a few times a second): a thread too late to read loses the
+    /// server's packets, and the repair reads as the server's stall.
+    pub socket_drops: AtomicU64,
 }
 
 #[derive(Debug, Default)]

@@ -121,6 +121,11 @@ pub struct Report {
     pub listen_drops: Option<u64>,
     /// The load tool's own CPU over the steady window (% of one core).
     pub load_cpu_pct: Option<f64>,
+    /// RTMFP players: datagrams the kernel dropped at their sockets over the whole run (the
+    /// tool read too late). The server repairs them as losses, so stalls in a run with
+    /// drops may be the tool's.
+    #[serde(default)]
+    pub player_socket_drops: Option<u64>,
     pub publisher: Option<PublisherReport>,
     pub publisher_error: Option<String>,
     pub errors: Vec<String>,
@@ -170,6 +175,7 @@ impl Report {
             listen_overflows: None,
             listen_drops: None,
             load_cpu_pct: None,
+            player_socket_drops: None,
             publisher: None,
             publisher_error: None,
             errors: Vec::new(),
@@ -293,6 +299,9 @@ impl Report {
             },
         ));
         rows.push(("load tool cpu", opt(self.load_cpu_pct, " % of a core", 1)));
+        if let Some(d) = self.player_socket_drops {
+            rows.push(("datagrams dropped at players", d.to_string()));
+        }
         if let Some(p) = &self.publisher {
             rows.push((
                 "publisher",

@@ -25,6 +25,19 @@ const EVENTS: usize = 1024;
 const TICK: Duration = Duration::from_millis(5);
 /// Datagrams read from one socket per wake-up, so one busy player cannot starve the rest.
 const READS_PER_WAKE: usize = 64;
+/// Each player's SO_RCVBUF unless `--rcvbuf` says otherwise (UDP has no autotuning: the
+/// kernel's default is 208 KiB, about 90 datagrams). A viewer drains its socket on a CPU
+/// of its own; here one thread drains a thousand, up to a turn late while a join keeps its
+/// core busy, and the server's datagrams land at once on loopback. With the default, the
+/// players' sockets dropped 15,000–25,000 datagrams in each 1,000-viewer join, whose
+/// repair (retransmission timeouts, halved windows) read as the server's stalls. 1 MiB
+/// is about 4 s of the 2.15 Mbit/s stream (the kernel caps it at `net.core.rmem_max`,
+/// which the tuning profiles raise); `Counters::socket_drops` says if it was not enough.
+const DEFAULT_RCVBUF: usize = 1 << 20;
+/// The least time a turn gives players in the handshake (see the turn's loop).
+const HANDSHAKE_MIN: Duration = Duration::from_millis(2);
+/// How often a thread sums its sockets' drops (`Counters::socket_drops`).
+const DROPS_EVERY: Duration = Duration::from_millis(250);
 /// The Flash Player version our connect announces.
 const FLASH_VER: &str = "WIN 11,2,202,235";
 
@@ -98,6 +111,7 @@ pub fn run_thread(
     let mut bytes = 0u64;
     let ms = |at: Instant| at.saturating_duration_since(t0).as_millis() as u64;
     let mut last_turn = Instant::now();
+    let mut drops_read = last_turn;
 
     loop {
         let now = Instant::now();
@@ -108,9 +122,11 @@ pub fn run_thread(
             counters.started.fetch_add(1, Ordering::Relaxed);
             let opened = UdpSocket::bind(source_addr(server, mine[next])).and_then(|s| {
                 s.set_nonblocking(true)?;
-                if cfg.rcvbuf > 0 {
-                    socket2::SockRef::from(&s).set_recv_buffer_size(cfg.rcvbuf)?;
-                }
+                let rcvbuf = match cfg.rcvbuf {
+                    0 => DEFAULT_RCVBUF,
+                    n => n,
+                };
+                socket2::SockRef::from(&s).set_recv_buffer_size(rcvbuf)?;
                 ep.ctl(
                     libc::EPOLL_CTL_ADD,
                     s.as_raw_fd(),
@@ -163,25 +179,43 @@ pub fn run_thread(
             Ordering::Relaxed,
         );
         last_turn = now;
-        for ev in &events[..n] {
-            let Some(p) = players.get_mut(ev.u64 as usize) else {
-                continue;
-            };
-            if p.phase == Phase::Ended {
-                continue;
-            }
-            for _ in 0..READS_PER_WAKE {
-                match p.sock.recv_from(&mut buf) {
-                    Ok((len, from)) => {
-                        bytes += len as u64;
-                        p.stats.bytes_in += len as u64;
-                        p.client.handle(now_ms, from, &buf[..len]);
-                    }
-                    Err(_) => break,
+        // Players past the handshake first; then those in it, for no longer than the
+        // first took (at least `HANDSHAKE_MIN`). A handshake's Diffie-Hellman costs about
+        // a millisecond, and a join's hundreds of them in one turn held every playing
+        // player's reading and acknowledgements for hundreds of milliseconds: the
+        // server's retransmission timeouts fired and its congestion windows collapsed, and
+        // the gaps that followed read as the server's stalls. A real viewer has its own
+        // CPU for its one handshake. Those left wait in the socket (the epoll is
+        // level-triggered, so the next wait returns at once).
+        let mut handshakes_from = None;
+        for handshaking in [false, true] {
+            for ev in &events[..n] {
+                let Some(p) = players.get_mut(ev.u64 as usize) else {
+                    continue;
+                };
+                if p.phase == Phase::Ended || (p.phase == Phase::Session) != handshaking {
+                    continue;
                 }
+                if handshaking {
+                    let from = *handshakes_from.get_or_insert_with(Instant::now);
+                    let budget = from.duration_since(now).max(HANDSHAKE_MIN);
+                    if from.elapsed() >= budget {
+                        break;
+                    }
+                }
+                for _ in 0..READS_PER_WAKE {
+                    match p.sock.recv_from(&mut buf) {
+                        Ok((len, from)) => {
+                            bytes += len as u64;
+                            p.stats.bytes_in += len as u64;
+                            p.client.handle(now_ms, from, &buf[..len]);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                advance(p, &tc_url, &cfg.url, now, counters, shared);
+                flush(p, now_ms, &mut out);
             }
-            advance(p, &tc_url, &cfg.url, now, counters, shared);
-            flush(p, now_ms, &mut out);
         }
         // Timers: acknowledgements, retransmissions, keepalives.
         for p in players.iter_mut().filter(|p| p.phase != Phase::Ended) {
@@ -192,7 +226,16 @@ pub fn run_thread(
             }
         }
         counters.bytes.store(bytes, Ordering::Relaxed);
+        if now.duration_since(drops_read) >= DROPS_EVERY {
+            drops_read = now;
+            counters
+                .socket_drops
+                .store(socket_drops(&players), Ordering::Relaxed);
+        }
     }
+    counters
+        .socket_drops
+        .store(socket_drops(&players), Ordering::Relaxed);
     let end = Instant::now();
     let mut result = ThreadResult::default();
     // Players stuck in the handshake while dropping the server's answers: say so, or the run
@@ -225,6 +268,38 @@ pub fn run_thread(
         result.players.push(p.stats);
     }
     Ok(result)
+}
+
+/// `SO_MEMINFO` (asm-generic/socket.h; the libc crate does not define it).
+const SO_MEMINFO: libc::c_int = 55;
+/// The length of `SO_MEMINFO`'s array (`SK_MEMINFO_VARS`).
+const MEMINFO_VARS: usize = 9;
+
+/// Datagrams the kernel dropped at the players' sockets, summed (`SK_MEMINFO_DROPS`: the
+/// receive buffer was full, or memory was short).
+fn socket_drops(players: &[RtmfpPlayer]) -> u64 {
+    players.iter().map(|p| dropped_at(&p.sock)).sum()
+}
+
+/// Datagrams the kernel dropped at `sock` (0 if it cannot tell).
+fn dropped_at(sock: &UdpSocket) -> u64 {
+    let mut info = [0u32; MEMINFO_VARS];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes, and the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    match rc == 0 && len as usize > drops * 4 {
+        true => u64::from(info[drops]),
+        false => 0,
+    }
 }
 
 /// Players per source address: stratad admits at most 256 RTMFP sessions per IP address
@@ -367,5 +442,34 @@ fn advance(
         p.phase = Phase::Ended;
         counters.failed.fetch_add(1, Ordering::Relaxed);
         shared.note_error(format!("rtmfp: {why}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket sent more than its receive buffer holds, unread, counts the datagrams the
+    /// kernel dropped (and one that was never full counts none).
+    #[test]
+    fn a_full_socket_counts_its_drops() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let quiet = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket2::SockRef::from(&rx)
+            .set_recv_buffer_size(4096)
+            .expect("rcvbuf");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = rx.local_addr().expect("addr");
+        let datagram = [7u8; 1200];
+        for _ in 0..200 {
+            tx.send_to(&datagram, to).expect("send");
+        }
+        tx.send_to(&datagram, quiet.local_addr().expect("addr"))
+            .expect("send");
+        let dropped = dropped_at(&rx);
+        // Loopback delivers at once: the buffer (a few KiB) held a handful at most.
+        assert!(dropped >= 150, "dropped {dropped}");
+        assert!(dropped < 200, "dropped {dropped}");
+        assert_eq!(dropped_at(&quiet), 0);
     }
 }

@@ -98,6 +98,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, String> {
         Ok(all)
     })?;
     report.finish(&results, &shared, Instant::now().min(deadline));
+    if cfg.load.rtmfp {
+        report.player_socket_drops = Some(shared.sum(|c| &c.socket_drops));
+    }
     if let (Some(a), Some(b)) = (listen_before, listen_counters(pid)) {
         report.listen_overflows = Some(b.overflows.saturating_sub(a.overflows));
         report.listen_drops = Some(b.drops.saturating_sub(a.drops));
@@ -179,6 +182,9 @@ fn monitor(
                 .max()
                 .unwrap_or(0);
             line += &format!(" turn {:>4} ms", turn_us / 1000);
+            if cfg.load.rtmfp {
+                line += &format!(" drops {:>5}", shared.sum(|c| &c.socket_drops));
+            }
         }
         if let Some(late) = publisher_late_us {
             line += &format!(

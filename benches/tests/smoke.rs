@@ -83,13 +83,15 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[test]
-fn players_get_video_from_stratad() {
+/// Runs stratad (two workers) and strata-load against it with `extra` arguments: 20
+/// players for 5 s, the tool's own publisher sending the synthetic stream. The JSON
+/// report, or None when no stratad binary is built.
+fn load_report(name: &str, extra: &[&str]) -> Option<(serde_json::Value, String)> {
     let Some(stratad) = stratad() else {
         eprintln!("skipped: no target/*/stratad (cargo build -p dataplane --bin stratad)");
-        return;
+        return None;
     };
-    let dir = std::env::temp_dir().join(format!("strata-load-smoke-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("strata-load-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let flv = dir.join("synthetic.flv");
     std::fs::write(&flv, synthetic_flv()).expect("write flv");
@@ -121,13 +123,14 @@ fn players_get_video_from_stratad() {
             "--warmup",
             "0.5",
         ])
+        .args(extra)
         .arg("--publish")
         .arg(&flv)
         .args(["--server-pid", &server.0.id().to_string(), "--json"])
         .output()
         .expect("run strata-load");
     let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "strata-load failed: {stdout}\n{}",
@@ -139,6 +142,15 @@ fn players_get_video_from_stratad() {
     assert_eq!(r["got_video"], 20, "{stdout}");
     assert_eq!(r["failed"], 0, "{stdout}");
     assert!(r["first_video_ms"]["p99"].as_f64().is_some(), "{stdout}");
+    Some((r, stdout))
+}
+
+#[test]
+fn players_get_video_from_stratad() {
+    let Some((r, stdout)) = load_report("smoke", &[]) else {
+        return;
+    };
+    assert!(r["player_socket_drops"].is_null(), "{stdout}");
     assert!(r["server_cpu_pct"].as_f64().is_some(), "{stdout}");
     assert!(
         r["delivered_mbps"].as_f64().is_some_and(|m| m > 1.0),
@@ -163,6 +175,20 @@ fn players_get_video_from_stratad() {
         r["publisher"]["tags_sent"]
             .as_u64()
             .is_some_and(|n| n > 100),
+        "{stdout}"
+    );
+}
+
+/// The RTMFP players (`--rtmfp`) against stratad's UDP side: every one plays, and the
+/// datagrams dropped at their sockets are counted (RTMP players report none).
+#[test]
+fn rtmfp_players_get_video_from_stratad() {
+    let Some((r, stdout)) = load_report("smoke-rtmfp", &["--rtmfp"]) else {
+        return;
+    };
+    assert!(r["player_socket_drops"].as_u64().is_some(), "{stdout}");
+    assert!(
+        r["delivered_mbps"].as_f64().is_some_and(|m| m > 1.0),
         "{stdout}"
     );
 }

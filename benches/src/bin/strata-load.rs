@@ -63,7 +63,8 @@ struct Args {
     /// Handshake the players use.
     #[arg(long, value_enum, default_value_t = Hs::Simple)]
     handshake: Hs,
-    /// SO_RCVBUF of each player socket in bytes (0: kernel autotuning).
+    /// SO_RCVBUF of each player socket in bytes (0: kernel autotuning for RTMP players, 1 MiB
+    /// for RTMFP ones).
     #[arg(long, default_value_t = 0)]
     rcvbuf: usize,
     /// SO_RCVLOWAT in bytes once a player has its first picture (0: off); fewer wake-ups
