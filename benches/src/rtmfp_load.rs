@@ -24,7 +24,10 @@ const EVENTS: usize = 1024;
 /// players are looked at at least this often.
 const TICK: Duration = Duration::from_millis(5);
 /// Datagrams read from one socket per wake-up, so one busy player cannot starve the rest.
-const READS_PER_WAKE: usize = 64;
+/// A player acknowledges after its reads, so this also bounds how late its acks are: with
+/// 64, a join's catch-up bursts made turns of up to 235 ms at 1,000 players, late enough
+/// for the server's retransmission timer; with 16 the longest were 40–112 ms.
+const READS_PER_WAKE: usize = 16;
 /// Each player's SO_RCVBUF unless `--rcvbuf` says otherwise (UDP has no autotuning: the
 /// kernel's default is 208 KiB, about 90 datagrams). A viewer drains its socket on a CPU
 /// of its own; here one thread drains a thousand, up to a turn late while a join keeps its
