@@ -32,7 +32,7 @@ const READS_PER_WAKE: usize = 16;
 /// kernel's default is 208 KiB, about 90 datagrams). A viewer drains its socket on a CPU
 /// of its own; here one thread drains a thousand, up to a turn late while a join keeps its
 /// core busy, and the server's datagrams land at once on loopback. With the default, the
-/// players' sockets dropped 15,000–25,000 datagrams in each 1,000-viewer join, whose
+/// players' sockets dropped 16,000–58,000 datagrams in each 1,000-viewer join, whose
 /// repair (retransmission timeouts, halved windows) read as the server's stalls. 1 MiB
 /// is about 4 s of the 2.15 Mbit/s stream (the kernel caps it at `net.core.rmem_max`,
 /// which the tuning profiles raise); `Counters::socket_drops` says if it was not enough.
